@@ -1,0 +1,285 @@
+//! The front door: one datagram in, records out. Tells the protocol from the bytes (never the
+//! port), keeps per-exporter counters and sequence state, and owns the template cache.
+//!
+//! Pure and deterministic: time is passed in, nothing here does I/O.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::template::TemplateDecoder;
+use crate::{netflow_v5, sflow, DecodeError, ExporterCounters, FlowRecord};
+
+/// Telemetry protocols, told apart by the first bytes of a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    SflowV5,
+    NetflowV5,
+    NetflowV9,
+    Ipfix,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 4] = [
+        Protocol::SflowV5,
+        Protocol::NetflowV5,
+        Protocol::NetflowV9,
+        Protocol::Ipfix,
+    ];
+
+    /// Identifies the protocol of a datagram from its version field.
+    ///
+    /// sFlow's version is a 32-bit 5 (`00 00 00 05`); NetFlow/IPFIX carry a 16-bit version, and a
+    /// NetFlow v5 header with a zero record count is not a valid datagram, so the two never collide.
+    pub fn detect(datagram: &[u8]) -> Option<Protocol> {
+        match datagram {
+            [0, 0, 0, 5, ..] => Some(Protocol::SflowV5),
+            [0, 5, ..] => Some(Protocol::NetflowV5),
+            [0, 9, ..] => Some(Protocol::NetflowV9),
+            [0, 10, ..] => Some(Protocol::Ipfix),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::SflowV5 => "sflow5",
+            Protocol::NetflowV5 => "netflow5",
+            Protocol::NetflowV9 => "netflow9",
+            Protocol::Ipfix => "ipfix",
+        }
+    }
+}
+
+/// Where and when a datagram was received: the inputs every protocol decoder needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    /// Source address of the datagram (the exporter, unless the protocol names its own agent).
+    pub source: IpAddr,
+    /// Receive time, milliseconds since the Unix epoch; used where the protocol carries no time of
+    /// its own (sFlow) and to expire templates and pending data.
+    pub now_ms: u64,
+}
+
+/// The sequence number a datagram carried, for loss accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequence {
+    /// The stream the number belongs to: sFlow sub-agent id, NetFlow v9 source id, IPFIX
+    /// observation domain, NetFlow v5 engine type/id.
+    pub domain: u32,
+    /// The number in this datagram.
+    pub number: u32,
+    /// How far this datagram advances the sequence (1 for datagram-counted protocols, the record
+    /// count for record-counted ones); `None` when it cannot be known (records held for a template).
+    pub advance: Option<u32>,
+}
+
+/// What a protocol decoder reports about one datagram, besides the records it appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub sequence: Option<Sequence>,
+}
+
+/// Memory bounds of the decoder state. Every cache is capped; what does not fit is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Exporters tracked with their own counters and templates.
+    pub max_exporters: usize,
+    /// Templates (data + options) kept per (exporter, source id / observation domain).
+    pub max_templates_per_domain: usize,
+    /// Templates kept in total.
+    pub max_templates: usize,
+    /// Fields allowed in one template.
+    pub max_template_fields: usize,
+    /// Bytes of data sets held while waiting for their template, in total.
+    pub pending_max_bytes: usize,
+    /// How long a data set waits for its template before it is dropped.
+    pub pending_max_age_ms: u64,
+    /// Templates not refreshed for this long are forgotten (0 = never).
+    pub template_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_exporters: 4096,
+            max_templates_per_domain: 256,
+            max_templates: 65536,
+            max_template_fields: 128,
+            pending_max_bytes: 4 << 20,
+            pending_max_age_ms: 5_000,
+            template_timeout_ms: 3_600_000,
+        }
+    }
+}
+
+/// Sequence streams tracked per exporter; a hostile exporter cycling domains cannot grow this.
+const MAX_SEQUENCE_STREAMS: usize = 32;
+/// A forward jump larger than this is a restart, not loss.
+const MAX_PLAUSIBLE_LOSS: u32 = 1 << 20;
+
+#[derive(Debug, Default)]
+struct ExporterState {
+    counters: ExporterCounters,
+    /// (protocol, domain) → next expected sequence number, if known.
+    sequences: Vec<(Protocol, u32, Option<u32>)>,
+}
+
+impl ExporterState {
+    fn track_sequence(&mut self, protocol: Protocol, seq: Sequence) {
+        let slot = self
+            .sequences
+            .iter()
+            .position(|&(p, d, _)| p == protocol && d == seq.domain);
+        let next = seq.advance.map(|n| seq.number.wrapping_add(n));
+        match slot {
+            Some(i) => {
+                if let Some(expected) = self.sequences[i].2 {
+                    let ahead = seq.number.wrapping_sub(expected);
+                    if ahead != 0 {
+                        if ahead < MAX_PLAUSIBLE_LOSS {
+                            self.counters.sequence_lost += u64::from(ahead);
+                        } else {
+                            self.counters.sequence_resets += 1;
+                        }
+                    }
+                }
+                self.sequences[i].2 = next;
+            }
+            None => {
+                if self.sequences.len() >= MAX_SEQUENCE_STREAMS {
+                    self.sequences.remove(0);
+                }
+                self.sequences.push((protocol, seq.domain, next));
+            }
+        }
+    }
+}
+
+/// Decodes datagrams of any supported protocol from any number of exporters.
+pub struct Decoder {
+    limits: Limits,
+    exporters: HashMap<IpAddr, ExporterState, foldhash::fast::RandomState>,
+    /// Counters of datagrams from exporters beyond `max_exporters`.
+    overflow: ExporterCounters,
+    templates: TemplateDecoder,
+    last_expiry_ms: u64,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            limits,
+            exporters: HashMap::default(),
+            overflow: ExporterCounters::default(),
+            templates: TemplateDecoder::new(limits),
+            last_expiry_ms: 0,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Decodes one datagram received from `source` at `now_ms`, appending its records to `out`.
+    ///
+    /// Records decoded before an error stay in `out`; the error is counted for the exporter and
+    /// returned. Never panics and never grows state beyond `Limits`.
+    pub fn decode(
+        &mut self,
+        source: IpAddr,
+        now_ms: u64,
+        datagram: &[u8],
+        out: &mut Vec<FlowRecord>,
+    ) -> Result<Protocol, DecodeError> {
+        self.expire(now_ms);
+        let ctx = Context { source, now_ms };
+        if !self.exporters.contains_key(&source) && self.exporters.len() >= self.limits.max_exporters
+        {
+            self.overflow.datagrams += 1;
+            self.overflow.count_error(DecodeError::TooManyExporters);
+            return Err(DecodeError::TooManyExporters);
+        }
+        let state = self.exporters.entry(source).or_default();
+        state.counters.datagrams += 1;
+        let before = out.len();
+        let protocol = Protocol::detect(datagram);
+        let result = match protocol {
+            Some(Protocol::SflowV5) => sflow::decode(&ctx, datagram, out, &mut state.counters),
+            Some(Protocol::NetflowV5) => {
+                netflow_v5::decode(&ctx, datagram, out, &mut state.counters)
+            }
+            Some(Protocol::NetflowV9) => {
+                self.templates
+                    .decode_v9(&ctx, datagram, out, &mut state.counters)
+            }
+            Some(Protocol::Ipfix) => {
+                self.templates
+                    .decode_ipfix(&ctx, datagram, out, &mut state.counters)
+            }
+            None => Err(DecodeError::UnknownVersion),
+        };
+        state.counters.records += (out.len() - before) as u64;
+        match (protocol, result) {
+            (Some(protocol), Ok(summary)) => {
+                if let Some(seq) = summary.sequence {
+                    state.track_sequence(protocol, seq);
+                }
+                Ok(protocol)
+            }
+            (_, Err(error)) => {
+                state.counters.count_error(error);
+                Err(error)
+            }
+            (None, Ok(_)) => Err(DecodeError::UnknownVersion),
+        }
+    }
+
+    /// Drops pending data sets that waited too long, at most once per second of `now_ms`.
+    fn expire(&mut self, now_ms: u64) {
+        if now_ms < self.last_expiry_ms + 1000 {
+            return;
+        }
+        self.last_expiry_ms = now_ms;
+        let exporters = &mut self.exporters;
+        self.templates.expire(now_ms, &mut |exporter, dropped| {
+            if let Some(state) = exporters.get_mut(&exporter) {
+                state.counters.pending_dropped += dropped;
+            }
+        });
+    }
+
+    /// Counters of one exporter.
+    pub fn exporter(&self, source: IpAddr) -> Option<&ExporterCounters> {
+        self.exporters.get(&source).map(|s| &s.counters)
+    }
+
+    /// Counters of every tracked exporter (in no particular order).
+    pub fn exporters(&self) -> impl Iterator<Item = (IpAddr, &ExporterCounters)> {
+        self.exporters.iter().map(|(ip, s)| (*ip, &s.counters))
+    }
+
+    /// Counters of datagrams from exporters that did not fit in the table.
+    pub fn overflow(&self) -> &ExporterCounters {
+        &self.overflow
+    }
+
+    /// Totals over every exporter, including the overflow.
+    pub fn totals(&self) -> ExporterCounters {
+        let mut total = self.overflow.clone();
+        for state in self.exporters.values() {
+            total.accumulate(&state.counters);
+        }
+        total
+    }
+
+    /// Templates currently cached, and bytes of data held waiting for templates.
+    pub fn template_usage(&self) -> (usize, usize) {
+        (self.templates.template_count(), self.templates.pending_bytes())
+    }
+}

@@ -1,0 +1,27 @@
+//! Floodwall's wire codecs: flow telemetry datagrams ⇄ normalised [`FlowRecord`]s.
+//!
+//! Zero-copy views over the datagram bytes in the style of smoltcp's `wire` module: a checked
+//! view per header, plain `Repr` structs with `parse`/`emit` for tests and the simulator. No I/O,
+//! no async, no allocation per record (records are appended to a caller-owned `Vec`), and no
+//! panic on any input: malformed data becomes a [`DecodeError`] and a counter.
+//!
+//! - [`packet`]: Ethernet / 802.1Q / QinQ / IPv4 / IPv6 (+ extension headers) / TCP / UDP / ICMP / GRE
+//!   headers, decoded as far as they go (sFlow samples and raw captures are often truncated).
+//! - [`sflow`]: sFlow v5 datagrams.
+//! - [`netflow_v5`]: NetFlow v5.
+//! - [`template`]: NetFlow v9 and IPFIX, sharing one bounded template cache.
+//! - [`decoder`]: the front door that tells the protocol from the bytes and keeps per-exporter state.
+
+pub mod decoder;
+pub mod error;
+pub mod netflow_v5;
+pub mod packet;
+pub mod record;
+pub mod sflow;
+pub mod stats;
+pub mod template;
+
+pub use decoder::{Context, Decoder, Limits, Protocol, Sequence, Summary};
+pub use error::DecodeError;
+pub use record::{proto, tcp_flags, FlowRecord};
+pub use stats::ExporterCounters;
