@@ -1,0 +1,135 @@
+//! `floodwall flows`: decode telemetry and print records — the collector's view, for checking an
+//! exporter's configuration or a capture.
+
+use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use floodwall::output::{write_json_lines, write_table, CountersJson, TABLE_HEADER};
+use floodwall::sources::pcap::read_capture;
+use floodwall::sources::udp::{default_listen_addrs, UdpSource, UdpSourceConfig};
+use floodwall_wire::{Decoder, ExporterCounters, FlowRecord};
+
+use super::{FlowsArgs, ListenArgs};
+
+pub fn run(args: FlowsArgs) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if !args.json && !args.quiet {
+        writeln!(out, "{TABLE_HEADER}")?;
+    }
+    let mut print = |records: &mut Vec<FlowRecord>| -> Result<()> {
+        if !args.quiet {
+            if args.json {
+                write_json_lines(&mut out, records)?;
+            } else {
+                write_table(&mut out, records)?;
+            }
+        }
+        records.clear();
+        Ok(())
+    };
+    if !args.files.is_empty() {
+        let mut decoder = Decoder::default();
+        let mut records = Vec::with_capacity(8192);
+        for path in &args.files {
+            let stats = read_capture(path, args.capture_mode, &mut decoder, &mut records, 4096, &mut print)?;
+            if args.stats {
+                eprintln!("{}: {stats:?}", path.display());
+            }
+        }
+        out.flush()?;
+        if args.stats {
+            print_counters(args.json, decoder.exporters().map(|(ip, c)| (ip.to_string(), c.clone())));
+        }
+        return Ok(());
+    }
+
+    let config = udp_config(&args.listen);
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(64);
+    let source = UdpSource::start(&config, tx, recycle_rx)?;
+    eprintln!(
+        "floodwall: listening on {}",
+        source.local_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let started = Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
+    let idle = args.idle_timeout.map(Duration::from_secs_f64);
+    let mut last_data: Option<Instant> = None;
+    let mut seen = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if let (Some(idle), Some(last)) = (idle, last_data) {
+            if last.elapsed() >= idle {
+                break;
+            }
+        }
+        let Ok(mut batch) = rx.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        last_data = Some(Instant::now());
+        if let Some(limit) = args.count {
+            batch.truncate(usize::try_from(limit - seen).unwrap_or(usize::MAX));
+        }
+        seen += batch.len() as u64;
+        print(&mut batch)?;
+        let _ = recycle_tx.try_send(batch);
+        if args.count.is_some_and(|limit| seen >= limit) {
+            break;
+        }
+    }
+    let stats = source.stop();
+    // Records the receivers flushed while stopping.
+    while let Ok(mut batch) = rx.try_recv() {
+        if let Some(limit) = args.count {
+            batch.truncate(usize::try_from(limit.saturating_sub(seen)).unwrap_or(usize::MAX));
+        }
+        seen += batch.len() as u64;
+        print(&mut batch)?;
+    }
+    out.flush()?;
+    if args.stats {
+        for l in &stats.listeners {
+            eprintln!(
+                "listener {}: datagrams {} not_allowed {} truncated {} kernel_drops {} rcvbuf {}",
+                l.local.map_or("?".into(), |a| a.to_string()),
+                l.datagrams,
+                l.not_allowed,
+                l.truncated,
+                l.kernel_drops,
+                l.recv_buffer_bytes
+            );
+        }
+        print_counters(args.json, stats.exporters.iter().map(|(ip, c)| (ip.to_string(), c.clone())));
+    }
+    Ok(())
+}
+
+pub fn udp_config(args: &ListenArgs) -> UdpSourceConfig {
+    UdpSourceConfig {
+        listen: if args.listen.is_empty() { default_listen_addrs() } else { args.listen.clone() },
+        recv_buffer_bytes: args.recv_buffer_mib << 20,
+        allowed_exporters: args.allow_exporter.clone(),
+        ..Default::default()
+    }
+}
+
+fn print_counters(json: bool, exporters: impl Iterator<Item = (String, ExporterCounters)>) {
+    for (exporter, counters) in exporters {
+        if json {
+            let line = serde_json::json!({"exporter": exporter, "counters": CountersJson(&counters)});
+            eprintln!("{line}");
+        } else {
+            eprintln!("exporter {exporter}: {counters:?}");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Command-line definitions. The CLI is a public interface: scripts depend on it, keep it stable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use floodwall::sources::pcap::CaptureMode;
+use ipnet::IpNet;
+
+mod bench;
+mod flows;
+
+#[derive(Parser, Debug)]
+#[command(name = "floodwall", version, about = "DDoS detection and mitigation from sFlow, NetFlow and IPFIX telemetry")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode telemetry (live from UDP, or from pcap/pcapng captures) and print the flow records.
+    Flows(FlowsArgs),
+    /// Measure ingest speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Where live telemetry is received.
+#[derive(Args, Debug, Clone)]
+pub struct ListenArgs {
+    /// UDP address to listen on; repeat for several. Default: 0.0.0.0 and [::] on 6343 (sFlow),
+    /// 2055 (NetFlow) and 4739 (IPFIX). Any port accepts any protocol.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// Accept telemetry only from these exporter prefixes; repeat for several. Others are counted and dropped.
+    #[arg(long = "allow-exporter", value_name = "CIDR")]
+    pub allow_exporter: Vec<IpNet>,
+    /// Socket receive buffer to ask the kernel for, in MiB.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub recv_buffer_mib: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    /// Capture files to read instead of listening.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// How to read captures: telemetry datagrams, raw packets, or decide per packet.
+    #[arg(long, value_enum, default_value_t = CaptureMode::Auto)]
+    pub capture_mode: CaptureMode,
+    /// Print one JSON object per record.
+    #[arg(long)]
+    pub json: bool,
+    /// Print no records, only the counters at the end.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Stop listening after this many records.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop listening after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Stop listening after this many seconds without a datagram (once one has arrived).
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
+    /// Print per-exporter counters to stderr at the end (JSON with --json).
+    #[arg(long)]
+    pub stats: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Decode speed per protocol, and end-to-end UDP ingest on loopback from a separate sender process.
+    Ingest(bench::IngestArgs),
+    /// (used by `bench ingest`) send synthetic telemetry to a collector at a fixed rate, for a bounded time.
+    #[command(hide = true)]
+    Send(bench::SendArgs),
+}
+
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Flows(args) => flows::run(args),
+        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
+        Command::Bench(BenchCommand::Send(args)) => bench::send(args),
+    }
+}

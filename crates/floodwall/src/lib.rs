@@ -1,0 +1,7 @@
+//! Floodwall: DDoS detection and mitigation from the flow telemetry routers already export.
+//!
+//! This crate holds the I/O edges of the pipeline — sources (UDP collectors, capture files) — and
+//! the command-line front end. Decoding lives in `floodwall-wire`, which does no I/O.
+
+pub mod output;
+pub mod sources;

@@ -1,0 +1,221 @@
+//! Capture files (pcap and pcapng, read in pure Rust): either captured telemetry datagrams, decoded
+//! by the same [`Decoder`] as live traffic, or raw packet captures, where each packet becomes a
+//! 1:1 record. Time comes from the capture, so replays are deterministic.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use anyhow::{anyhow, Context as _, Result};
+use floodwall_wire::packet::{self, Headers};
+use floodwall_wire::{proto, Decoder, FlowRecord, Protocol};
+use pcap_parser::data::{get_packetdata, PacketData};
+use pcap_parser::pcapng::Block;
+use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
+
+/// What the packets of a capture are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CaptureMode {
+    /// Per packet: a UDP payload that is a well-formed telemetry datagram is decoded as
+    /// telemetry, anything else counts as a raw packet.
+    #[default]
+    Auto,
+    /// Only telemetry datagrams; other packets are counted and skipped.
+    Telemetry,
+    /// Only raw packets, each one a 1:1 record (even UDP packets that look like telemetry).
+    Packets,
+}
+
+/// Counters of one capture read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub packets: u64,
+    pub telemetry_datagrams: u64,
+    pub raw_packets: u64,
+    /// Packets that were neither (non-IP, unsupported link type, or non-telemetry in telemetry mode).
+    pub skipped: u64,
+    pub records: u64,
+    /// Bytes of the file that could not be parsed (a cut-off last block).
+    pub truncated_tail: bool,
+}
+
+/// Exporter address given to records made from raw packets: there was no exporter.
+pub const RAW_CAPTURE_EXPORTER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+const READ_BUFFER: usize = 1 << 20;
+
+/// Reads a whole capture file. Records are appended to `records`; `on_records` is called whenever
+/// at least `flush_at` are buffered (and once at the end), and should drain the vector.
+pub fn read_capture(
+    path: &Path,
+    mode: CaptureMode,
+    decoder: &mut Decoder,
+    records: &mut Vec<FlowRecord>,
+    flush_at: usize,
+    mut on_records: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
+) -> Result<CaptureStats> {
+    let file = File::open(path).with_context(|| format!("cannot open capture {}", path.display()))?;
+    let mut reader = pcap_parser::create_reader(READ_BUFFER, BufReader::new(file)).map_err(|e| {
+        anyhow!(
+            "{} is not a pcap or pcapng capture ({e:?}); floodwall reads captures written by tcpdump, tshark or dumpcap",
+            path.display()
+        )
+    })?;
+    let mut stats = CaptureStats::default();
+    // pcapng: link type and time resolution per interface, in order of description blocks.
+    let mut interfaces: Vec<(Linktype, u64, i64)> = Vec::new();
+    let mut legacy: (Linktype, u64) = (Linktype::ETHERNET, 1_000_000);
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(header) => {
+                        let nanos = matches!(header.magic_number, 0xa1b2_3c4d | 0x4d3c_b2a1);
+                        legacy = (header.network, if nanos { 1_000_000_000 } else { 1_000_000 });
+                    }
+                    PcapBlockOwned::Legacy(frame) => {
+                        let ts_ms = u64::from(frame.ts_sec) * 1000
+                            + u64::from(frame.ts_usec) * 1000 / legacy.1;
+                        let data = &frame.data[..(frame.caplen as usize).min(frame.data.len())];
+                        handle_packet(data, frame.origlen, legacy.0, ts_ms, mode, decoder, records, &mut stats);
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let resolution = idb.ts_resolution().unwrap_or(1_000_000).max(1);
+                        interfaces.push((idb.linktype, resolution, idb.ts_offset()));
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let (linktype, resolution, ts_offset) = interfaces
+                            .get(epb.if_id as usize)
+                            .copied()
+                            .unwrap_or((Linktype::ETHERNET, 1_000_000, 0));
+                        let (secs, frac) = epb.decode_ts(ts_offset as u64, resolution);
+                        let ts_ms = u64::from(secs) * 1000 + u64::from(frac) * 1000 / resolution;
+                        let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
+                        handle_packet(data, epb.origlen, linktype, ts_ms, mode, decoder, records, &mut stats);
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        let linktype = interfaces.first().map_or(Linktype::ETHERNET, |i| i.0);
+                        handle_packet(spb.data, spb.origlen, linktype, 0, mode, decoder, records, &mut stats);
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                reader.consume(offset);
+                if records.len() >= flush_at {
+                    on_records(records)?;
+                }
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                if reader.refill().is_err() {
+                    stats.truncated_tail = true;
+                    break;
+                }
+                if reader.reader_exhausted() && reader.data().is_empty() {
+                    break;
+                }
+                if reader.reader_exhausted() {
+                    // Data left that can never complete: a cut-off last block.
+                    stats.truncated_tail = true;
+                    break;
+                }
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "{}: malformed capture after {} packets: {e:?}",
+                    path.display(),
+                    stats.packets
+                ))
+            }
+        }
+    }
+    on_records(records)?;
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_packet(
+    data: &[u8],
+    orig_len: u32,
+    linktype: Linktype,
+    ts_ms: u64,
+    mode: CaptureMode,
+    decoder: &mut Decoder,
+    records: &mut Vec<FlowRecord>,
+    stats: &mut CaptureStats,
+) {
+    stats.packets += 1;
+    let parsed = match get_packetdata(data, linktype, data.len()) {
+        Some(PacketData::L2(frame)) => packet::parse_ethernet(frame).map(|h| (h, frame)),
+        Some(PacketData::L3(ethertype, l3)) => packet::parse_ethertype(ethertype, l3, 0).map(|h| (h, l3)),
+        _ => {
+            stats.skipped += 1;
+            return;
+        }
+    };
+    let Ok((headers, bytes)) = parsed else {
+        stats.skipped += 1;
+        return;
+    };
+    if mode != CaptureMode::Packets {
+        if let Some(datagram) = telemetry_payload(&headers, bytes) {
+            let before = records.len();
+            // Decode errors are counted per exporter inside the decoder.
+            let _ = decoder.decode(headers.src, ts_ms, datagram, records);
+            stats.telemetry_datagrams += 1;
+            stats.records += (records.len() - before) as u64;
+            return;
+        }
+    }
+    if mode == CaptureMode::Telemetry {
+        stats.skipped += 1;
+        return;
+    }
+    let mut record = FlowRecord::empty(RAW_CAPTURE_EXPORTER);
+    headers.apply(&mut record);
+    record.time_ms = ts_ms;
+    record.packets = 1;
+    record.bytes = u64::from(orig_len.max(data.len() as u32));
+    records.push(record);
+    stats.raw_packets += 1;
+    stats.records += 1;
+}
+
+/// The UDP payload of a packet when it is a plausible telemetry datagram.
+fn telemetry_payload<'a>(headers: &Headers, bytes: &'a [u8]) -> Option<&'a [u8]> {
+    if headers.protocol != proto::UDP || headers.fragment {
+        return None;
+    }
+    let payload = bytes.get(headers.payload_offset?..)?;
+    looks_like_telemetry(payload).then_some(payload)
+}
+
+/// A cheap structural check, stricter than [`Protocol::detect`], so that an attack capture of
+/// random UDP payloads is not mistaken for telemetry.
+pub fn looks_like_telemetry(payload: &[u8]) -> bool {
+    let u16_at = |i: usize| payload.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| {
+        payload
+            .get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match Protocol::detect(payload) {
+        // version 5, agent address type IPv4 or IPv6, a sample count that fits.
+        Some(Protocol::SflowV5) => {
+            matches!(u32_at(4), Some(1 | 2)) && payload.len() >= 28
+        }
+        Some(Protocol::NetflowV5) => {
+            matches!(u16_at(2), Some(count) if (1..=30).contains(&count) && payload.len() == 24 + 48 * count as usize)
+        }
+        // v9 header is 20 bytes, then flowsets of id 0/1 (templates) or >= 256 (data).
+        Some(Protocol::NetflowV9) => {
+            payload.len() >= 24
+                && matches!(u16_at(20), Some(id) if id <= 1 || id >= 256)
+                && matches!(u16_at(22), Some(len) if len >= 4 && len as usize <= payload.len() - 20)
+        }
+        // IPFIX carries its own message length.
+        Some(Protocol::Ipfix) => u16_at(2) == Some(payload.len() as u16) && payload.len() >= 16,
+        None => false,
+    }
+}

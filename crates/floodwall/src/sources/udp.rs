@@ -1,0 +1,371 @@
+//! UDP collectors: one thread per listening socket receives datagrams in batches, decodes them
+//! with its own [`Decoder`] and hands record batches to the pipeline over a bounded channel.
+//!
+//! A full channel blocks the receiver, so overload shows up as kernel drops (counted from
+//! `SO_RXQ_OVFL`), never as unbounded queues in Floodwall.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use crossbeam_channel::{Receiver, Sender};
+use floodwall_wire::{Decoder, ExporterCounters, FlowRecord, Limits};
+use ipnet::IpNet;
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+
+use super::recvmmsg::{enable_drop_counter, RecvBatch};
+
+/// Default ports; the protocol is told from each datagram, so any port takes any protocol.
+pub const DEFAULT_SFLOW_PORT: u16 = 6343;
+pub const DEFAULT_NETFLOW_PORT: u16 = 2055;
+pub const DEFAULT_IPFIX_PORT: u16 = 4739;
+
+/// How the collectors listen.
+#[derive(Debug, Clone)]
+pub struct UdpSourceConfig {
+    pub listen: Vec<SocketAddr>,
+    /// SO_RCVBUF asked of the kernel (it may cap it at net.core.rmem_max; SO_RCVBUFFORCE is
+    /// tried first when running with CAP_NET_ADMIN).
+    pub recv_buffer_bytes: usize,
+    /// Exporters allowed to send; empty allows every address.
+    pub allowed_exporters: Vec<IpNet>,
+    pub limits: Limits,
+}
+
+impl Default for UdpSourceConfig {
+    fn default() -> Self {
+        UdpSourceConfig {
+            listen: default_listen_addrs(),
+            recv_buffer_bytes: 32 << 20,
+            allowed_exporters: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// sFlow, NetFlow and IPFIX default ports on both IPv4 and IPv6 wildcard addresses.
+pub fn default_listen_addrs() -> Vec<SocketAddr> {
+    [DEFAULT_SFLOW_PORT, DEFAULT_NETFLOW_PORT, DEFAULT_IPFIX_PORT]
+        .into_iter()
+        .flat_map(|port| {
+            [
+                SocketAddr::from(([0, 0, 0, 0], port)),
+                SocketAddr::from(([0u16; 8], port)),
+            ]
+        })
+        .collect()
+}
+
+/// Counters of one listening socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    pub local: Option<SocketAddr>,
+    pub datagrams: u64,
+    /// Datagrams from addresses outside the allow-list, dropped before decoding.
+    pub not_allowed: u64,
+    /// Datagrams longer than a receive slot, cut short (then usually a decode error).
+    pub truncated: u64,
+    /// Datagrams the kernel dropped because the socket buffer was full.
+    pub kernel_drops: u64,
+    /// Receive buffer the kernel actually granted.
+    pub recv_buffer_bytes: usize,
+}
+
+/// Everything the collectors have counted, merged across sockets.
+#[derive(Debug, Clone, Default)]
+pub struct CollectorStats {
+    pub listeners: Vec<ListenerStats>,
+    pub exporters: BTreeMap<IpAddr, ExporterCounters>,
+}
+
+impl CollectorStats {
+    pub fn totals(&self) -> ExporterCounters {
+        let mut total = ExporterCounters::default();
+        for counters in self.exporters.values() {
+            total.accumulate(counters);
+        }
+        total
+    }
+
+    pub fn kernel_drops(&self) -> u64 {
+        self.listeners.iter().map(|l| l.kernel_drops).sum()
+    }
+
+    pub fn not_allowed(&self) -> u64 {
+        self.listeners.iter().map(|l| l.not_allowed).sum()
+    }
+}
+
+#[derive(Default)]
+struct SharedStats {
+    listeners: Vec<ListenerStats>,
+    exporters: Vec<BTreeMap<IpAddr, ExporterCounters>>,
+}
+
+/// Running collectors. Dropping it (or calling [`UdpSource::stop`]) stops the threads.
+pub struct UdpSource {
+    local_addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Arc<Mutex<SharedStats>>,
+}
+
+/// How often a receiver wakes up with nothing to do, to notice shutdown.
+const RECV_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often a receiver publishes its counters.
+const STATS_INTERVAL: Duration = Duration::from_millis(250);
+/// Records per batch handed downstream (about one recvmmsg batch of sFlow).
+pub const RECORDS_PER_BATCH: usize = 1024;
+
+impl UdpSource {
+    /// Binds every address and starts one receiver thread per socket. Record batches go to
+    /// `output`; empty vectors coming back on `recycle` are reused, so steady state allocates nothing.
+    pub fn start(
+        config: &UdpSourceConfig,
+        output: Sender<Vec<FlowRecord>>,
+        recycle: Receiver<Vec<FlowRecord>>,
+    ) -> Result<UdpSource> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Mutex::new(SharedStats::default()));
+        let mut sockets = Vec::new();
+        for addr in &config.listen {
+            sockets.push(bind(*addr, config.recv_buffer_bytes)?);
+        }
+        let mut local_addrs = Vec::new();
+        let mut threads = Vec::new();
+        for (index, (socket, granted)) in sockets.into_iter().enumerate() {
+            let local = socket.local_addr().ok();
+            local_addrs.extend(local);
+            {
+                let mut shared = stats.lock().expect("stats lock");
+                shared.listeners.push(ListenerStats {
+                    local,
+                    recv_buffer_bytes: granted,
+                    ..Default::default()
+                });
+                shared.exporters.push(BTreeMap::new());
+            }
+            let receiver = Listener {
+                index,
+                socket,
+                decoder: Decoder::new(config.limits),
+                allowed: config.allowed_exporters.clone(),
+                output: output.clone(),
+                recycle: recycle.clone(),
+                stop: stop.clone(),
+                stats: stats.clone(),
+            };
+            let name = format!("collector-{}", local.map_or(index.to_string(), |a| a.to_string()));
+            threads.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || receiver.run())
+                    .context("spawning a collector thread")?,
+            );
+        }
+        Ok(UdpSource {
+            local_addrs,
+            stop,
+            threads,
+            stats,
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// A snapshot of the counters, at most `STATS_INTERVAL` old.
+    pub fn stats(&self) -> CollectorStats {
+        let shared = self.stats.lock().expect("stats lock");
+        let mut exporters = BTreeMap::<IpAddr, ExporterCounters>::new();
+        for map in &shared.exporters {
+            for (ip, counters) in map {
+                exporters.entry(*ip).or_default().accumulate(counters);
+            }
+        }
+        CollectorStats {
+            listeners: shared.listeners.clone(),
+            exporters,
+        }
+    }
+
+    /// Stops the receivers and waits for them; their last counters are published first.
+    pub fn stop(mut self) -> CollectorStats {
+        self.shutdown();
+        self.stats()
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for UdpSource {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn bind(addr: SocketAddr, recv_buffer: usize) -> Result<(UdpSocket, usize)> {
+    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let socket = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))
+        .with_context(|| format!("creating a UDP socket for {addr}"))?;
+    if addr.is_ipv6() {
+        // Separate IPv4 and IPv6 sockets may share a port number.
+        socket.set_only_v6(true)?;
+    }
+    if force_recv_buffer(&socket, recv_buffer).is_err() {
+        // Without CAP_NET_ADMIN the kernel caps this at net.core.rmem_max.
+        let _ = socket.set_recv_buffer_size(recv_buffer);
+    }
+    socket.set_read_timeout(Some(RECV_TIMEOUT))?;
+    socket.bind(&addr.into()).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::AddrInUse {
+            " (the port is in use: is another collector, or another Floodwall, running? pick another port with --listen)"
+        } else if e.kind() == io::ErrorKind::PermissionDenied {
+            " (ports below 1024 need CAP_NET_BIND_SERVICE)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on UDP {addr}: {e}{hint}")
+    })?;
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    let socket: UdpSocket = socket.into();
+    enable_drop_counter(&socket).with_context(|| format!("enabling SO_RXQ_OVFL on {addr}"))?;
+    Ok((socket, granted))
+}
+
+/// SO_RCVBUFFORCE: a receive buffer above net.core.rmem_max, allowed with CAP_NET_ADMIN.
+fn force_recv_buffer(socket: &Socket, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a plain setsockopt with a pointer to a c_int of the stated size. The kernel doubles
+    // the value for its bookkeeping, hence the halving.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+// One socket's receive loop.
+struct Listener {
+    index: usize,
+    socket: UdpSocket,
+    decoder: Decoder,
+    allowed: Vec<IpNet>,
+    output: Sender<Vec<FlowRecord>>,
+    recycle: Receiver<Vec<FlowRecord>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<SharedStats>>,
+}
+
+impl Listener {
+    fn run(mut self) {
+        let mut batch = RecvBatch::new();
+        let mut records = self.fresh_buffer();
+        let mut local = ListenerStats::default();
+        let mut last_publish = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            match batch.recv(&self.socket) {
+                Ok(n) => {
+                    let now_ms = unix_ms();
+                    for i in 0..n {
+                        let Some((source, datagram, truncated)) = batch.datagram(i) else {
+                            continue;
+                        };
+                        local.datagrams += 1;
+                        local.truncated += u64::from(truncated);
+                        let exporter = source.ip();
+                        if !self.allowed.is_empty() && !self.allowed.iter().any(|net| net.contains(&exporter)) {
+                            local.not_allowed += 1;
+                            continue;
+                        }
+                        // Errors are counted per exporter inside the decoder.
+                        let _ = self.decoder.decode(exporter, now_ms, datagram, &mut records);
+                    }
+                    local.kernel_drops = u64::from(batch.kernel_drops);
+                    if records.len() >= RECORDS_PER_BATCH && !self.flush(&mut records) {
+                        break;
+                    }
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                    // Idle: hand over what we have so quiet periods are not delayed.
+                    if !records.is_empty() && !self.flush(&mut records) {
+                        break;
+                    }
+                }
+                Err(_) => std::thread::sleep(RECV_TIMEOUT),
+            }
+            if last_publish.elapsed() >= STATS_INTERVAL {
+                if !records.is_empty() && !self.flush(&mut records) {
+                    break;
+                }
+                self.publish(&local);
+                last_publish = Instant::now();
+            }
+        }
+        if !records.is_empty() {
+            let _ = self.output.send(records);
+        }
+        self.publish(&local);
+    }
+
+    /// Sends the batch downstream and takes a recycled buffer. False when the pipeline is gone.
+    fn flush(&mut self, records: &mut Vec<FlowRecord>) -> bool {
+        let full = std::mem::replace(records, self.fresh_buffer());
+        self.output.send(full).is_ok()
+    }
+
+    fn fresh_buffer(&self) -> Vec<FlowRecord> {
+        match self.recycle.try_recv() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                buffer
+            }
+            Err(_) => Vec::with_capacity(RECORDS_PER_BATCH * 2),
+        }
+    }
+
+    fn publish(&self, local: &ListenerStats) {
+        let mut shared = self.stats.lock().expect("stats lock");
+        let listener = &mut shared.listeners[self.index];
+        listener.datagrams = local.datagrams;
+        listener.not_allowed = local.not_allowed;
+        listener.truncated = local.truncated;
+        listener.kernel_drops = local.kernel_drops;
+        let exporters = &mut shared.exporters[self.index];
+        for (ip, counters) in self.decoder.exporters() {
+            exporters.insert(ip, counters.clone());
+        }
+        if self.decoder.overflow().datagrams > 0 {
+            exporters.insert(IpAddr::from([0u8; 4]), self.decoder.overflow().clone());
+        }
+    }
+}
+
+/// Wall-clock time in Unix milliseconds: the receive time of live datagrams.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
