@@ -391,8 +391,10 @@ fn truncation_at_every_length_degrades_monotonically() {
 #[test]
 fn apply_copies_header_fields() {
     let h = parse_ethernet(&tcp_v6().to_vec()).unwrap();
-    let mut rec = FlowRecord::default();
-    rec.packets = 9;
+    let mut rec = FlowRecord {
+        packets: 9,
+        ..FlowRecord::default()
+    };
     h.apply(&mut rec);
     assert_eq!((rec.src, rec.dst, rec.protocol), (h.src, h.dst, proto::TCP));
     assert_eq!(
