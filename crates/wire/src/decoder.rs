@@ -199,7 +199,8 @@ impl Decoder {
     ) -> Result<Protocol, DecodeError> {
         self.expire(now_ms);
         let ctx = Context { source, now_ms };
-        if !self.exporters.contains_key(&source) && self.exporters.len() >= self.limits.max_exporters
+        if !self.exporters.contains_key(&source)
+            && self.exporters.len() >= self.limits.max_exporters
         {
             self.overflow.datagrams += 1;
             self.overflow.count_error(DecodeError::TooManyExporters);
@@ -280,6 +281,9 @@ impl Decoder {
 
     /// Templates currently cached, and bytes of data held waiting for templates.
     pub fn template_usage(&self) -> (usize, usize) {
-        (self.templates.template_count(), self.templates.pending_bytes())
+        (
+            self.templates.template_count(),
+            self.templates.pending_bytes(),
+        )
     }
 }

@@ -31,6 +31,10 @@ pub fn parse_ip(_packet: &[u8]) -> Result<Headers, HeaderError> {
     Err(HeaderError::NotIp)
 }
 
-pub fn parse_ethertype(_ethertype: u16, _payload: &[u8], _base: usize) -> Result<Headers, HeaderError> {
+pub fn parse_ethertype(
+    _ethertype: u16,
+    _payload: &[u8],
+    _base: usize,
+) -> Result<Headers, HeaderError> {
     Err(HeaderError::NotIp)
 }
