@@ -9,12 +9,18 @@
 //!   headers, decoded as far as they go (sFlow samples and raw captures are often truncated).
 //! - [`sflow`]: sFlow v5 datagrams.
 //! - [`netflow_v5`]: NetFlow v5.
-//! - [`template`]: NetFlow v9 and IPFIX, sharing one bounded template cache.
+//! - [`template`]: NetFlow v9 and IPFIX, sharing one bounded template cache ([`netflow_v9`] and
+//!   [`ipfix`] hold their headers).
+//! - [`export`]: the exporter side of NetFlow v9 / IPFIX, for golden tests and the simulator.
 //! - [`decoder`]: the front door that tells the protocol from the bytes and keeps per-exporter state.
 
+mod be;
 pub mod decoder;
 pub mod error;
+pub mod export;
+pub mod ipfix;
 pub mod netflow_v5;
+pub mod netflow_v9;
 pub mod packet;
 pub mod record;
 pub mod sflow;
