@@ -198,20 +198,27 @@ impl MessageWriter {
         }
     }
 
-    /// Writes a template set (or options template set) holding `templates`, all of one kind.
+    /// Writes `templates`: data templates in a template set, options templates in an options
+    /// template set (each set only if it has members).
     pub fn templates(&mut self, templates: &[&TemplateRepr]) -> &mut Self {
-        let options = templates.first().is_some_and(|t| t.is_options());
-        let set_id = if options {
-            self.flavor.options_template_set_id()
-        } else {
-            self.flavor.template_set_id()
-        };
-        let start = self.begin_set(set_id);
-        for template in templates {
-            template.emit(self.flavor, &mut self.buf);
-            self.records = self.records.saturating_add(1);
+        for (options, set_id) in [
+            (false, self.flavor.template_set_id()),
+            (true, self.flavor.options_template_set_id()),
+        ] {
+            let mut members = templates
+                .iter()
+                .filter(|t| t.is_options() == options)
+                .peekable();
+            if members.peek().is_none() {
+                continue;
+            }
+            let start = self.begin_set(set_id);
+            for template in members {
+                template.emit(self.flavor, &mut self.buf);
+                self.records = self.records.saturating_add(1);
+            }
+            self.end_set(start);
         }
-        self.end_set(start);
         self
     }
 

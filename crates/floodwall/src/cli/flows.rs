@@ -35,14 +35,26 @@ pub fn run(args: FlowsArgs) -> Result<()> {
         let mut decoder = Decoder::default();
         let mut records = Vec::with_capacity(8192);
         for path in &args.files {
-            let stats = read_capture(path, args.capture_mode, &mut decoder, &mut records, 4096, &mut print)?;
+            let stats = read_capture(
+                path,
+                args.capture_mode,
+                &mut decoder,
+                &mut records,
+                4096,
+                &mut print,
+            )?;
             if args.stats {
                 eprintln!("{}: {stats:?}", path.display());
             }
         }
         out.flush()?;
         if args.stats {
-            print_counters(args.json, decoder.exporters().map(|(ip, c)| (ip.to_string(), c.clone())));
+            print_counters(
+                args.json,
+                decoder
+                    .exporters()
+                    .map(|(ip, c)| (ip.to_string(), c.clone())),
+            );
         }
         return Ok(());
     }
@@ -53,7 +65,12 @@ pub fn run(args: FlowsArgs) -> Result<()> {
     let source = UdpSource::start(&config, tx, recycle_rx)?;
     eprintln!(
         "floodwall: listening on {}",
-        source.local_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        source
+            .local_addrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -109,14 +126,24 @@ pub fn run(args: FlowsArgs) -> Result<()> {
                 l.recv_buffer_bytes
             );
         }
-        print_counters(args.json, stats.exporters.iter().map(|(ip, c)| (ip.to_string(), c.clone())));
+        print_counters(
+            args.json,
+            stats
+                .exporters
+                .iter()
+                .map(|(ip, c)| (ip.to_string(), c.clone())),
+        );
     }
     Ok(())
 }
 
 pub fn udp_config(args: &ListenArgs) -> UdpSourceConfig {
     UdpSourceConfig {
-        listen: if args.listen.is_empty() { default_listen_addrs() } else { args.listen.clone() },
+        listen: if args.listen.is_empty() {
+            default_listen_addrs()
+        } else {
+            args.listen.clone()
+        },
         recv_buffer_bytes: args.recv_buffer_mib << 20,
         allowed_exporters: args.allow_exporter.clone(),
         ..Default::default()
@@ -126,7 +153,8 @@ pub fn udp_config(args: &ListenArgs) -> UdpSourceConfig {
 fn print_counters(json: bool, exporters: impl Iterator<Item = (String, ExporterCounters)>) {
     for (exporter, counters) in exporters {
         if json {
-            let line = serde_json::json!({"exporter": exporter, "counters": CountersJson(&counters)});
+            let line =
+                serde_json::json!({"exporter": exporter, "counters": CountersJson(&counters)});
             eprintln!("{line}");
         } else {
             eprintln!("exporter {exporter}: {counters:?}");

@@ -12,7 +12,11 @@ mod bench;
 mod flows;
 
 #[derive(Parser, Debug)]
-#[command(name = "floodwall", version, about = "DDoS detection and mitigation from sFlow, NetFlow and IPFIX telemetry")]
+#[command(
+    name = "floodwall",
+    version,
+    about = "DDoS detection and mitigation from sFlow, NetFlow and IPFIX telemetry"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

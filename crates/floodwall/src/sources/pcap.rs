@@ -55,7 +55,8 @@ pub fn read_capture(
     flush_at: usize,
     mut on_records: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
 ) -> Result<CaptureStats> {
-    let file = File::open(path).with_context(|| format!("cannot open capture {}", path.display()))?;
+    let file =
+        File::open(path).with_context(|| format!("cannot open capture {}", path.display()))?;
     let mut reader = pcap_parser::create_reader(READ_BUFFER, BufReader::new(file)).map_err(|e| {
         anyhow!(
             "{} is not a pcap or pcapng capture ({e:?}); floodwall reads captures written by tcpdump, tshark or dumpcap",
@@ -72,13 +73,25 @@ pub fn read_capture(
                 match block {
                     PcapBlockOwned::LegacyHeader(header) => {
                         let nanos = matches!(header.magic_number, 0xa1b2_3c4d | 0x4d3c_b2a1);
-                        legacy = (header.network, if nanos { 1_000_000_000 } else { 1_000_000 });
+                        legacy = (
+                            header.network,
+                            if nanos { 1_000_000_000 } else { 1_000_000 },
+                        );
                     }
                     PcapBlockOwned::Legacy(frame) => {
                         let ts_ms = u64::from(frame.ts_sec) * 1000
                             + u64::from(frame.ts_usec) * 1000 / legacy.1;
                         let data = &frame.data[..(frame.caplen as usize).min(frame.data.len())];
-                        handle_packet(data, frame.origlen, legacy.0, ts_ms, mode, decoder, records, &mut stats);
+                        handle_packet(
+                            data,
+                            frame.origlen,
+                            legacy.0,
+                            ts_ms,
+                            mode,
+                            decoder,
+                            records,
+                            &mut stats,
+                        );
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
@@ -93,11 +106,29 @@ pub fn read_capture(
                         let (secs, frac) = epb.decode_ts(ts_offset as u64, resolution);
                         let ts_ms = u64::from(secs) * 1000 + u64::from(frac) * 1000 / resolution;
                         let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                        handle_packet(data, epb.origlen, linktype, ts_ms, mode, decoder, records, &mut stats);
+                        handle_packet(
+                            data,
+                            epb.origlen,
+                            linktype,
+                            ts_ms,
+                            mode,
+                            decoder,
+                            records,
+                            &mut stats,
+                        );
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         let linktype = interfaces.first().map_or(Linktype::ETHERNET, |i| i.0);
-                        handle_packet(spb.data, spb.origlen, linktype, 0, mode, decoder, records, &mut stats);
+                        handle_packet(
+                            spb.data,
+                            spb.origlen,
+                            linktype,
+                            0,
+                            mode,
+                            decoder,
+                            records,
+                            &mut stats,
+                        );
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
@@ -148,7 +179,9 @@ fn handle_packet(
     stats.packets += 1;
     let parsed = match get_packetdata(data, linktype, data.len()) {
         Some(PacketData::L2(frame)) => packet::parse_ethernet(frame).map(|h| (h, frame)),
-        Some(PacketData::L3(ethertype, l3)) => packet::parse_ethertype(ethertype, l3, 0).map(|h| (h, l3)),
+        Some(PacketData::L3(ethertype, l3)) => {
+            packet::parse_ethertype(ethertype, l3, 0).map(|h| (h, l3))
+        }
         _ => {
             stats.skipped += 1;
             return;
@@ -194,7 +227,11 @@ fn telemetry_payload<'a>(headers: &Headers, bytes: &'a [u8]) -> Option<&'a [u8]>
 /// A cheap structural check, stricter than [`Protocol::detect`], so that an attack capture of
 /// random UDP payloads is not mistaken for telemetry.
 pub fn looks_like_telemetry(payload: &[u8]) -> bool {
-    let u16_at = |i: usize| payload.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let u16_at = |i: usize| {
+        payload
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
     let u32_at = |i: usize| {
         payload
             .get(i..i + 4)
@@ -202,9 +239,7 @@ pub fn looks_like_telemetry(payload: &[u8]) -> bool {
     };
     match Protocol::detect(payload) {
         // version 5, agent address type IPv4 or IPv6, a sample count that fits.
-        Some(Protocol::SflowV5) => {
-            matches!(u32_at(4), Some(1 | 2)) && payload.len() >= 28
-        }
+        Some(Protocol::SflowV5) => matches!(u32_at(4), Some(1 | 2)) && payload.len() >= 28,
         Some(Protocol::NetflowV5) => {
             matches!(u16_at(2), Some(count) if (1..=30).contains(&count) && payload.len() == 24 + 48 * count as usize)
         }

@@ -123,7 +123,8 @@ fn sockaddr_to_std(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match addr.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says this storage holds a sockaddr_in.
-            let sin = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
             Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
         }
@@ -133,7 +134,10 @@ fn sockaddr_to_std(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
                 unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             // A dual-stack socket reports IPv4 exporters as ::ffff:a.b.c.d; name them as IPv4.
-            Some(SocketAddr::new(ip.to_canonical(), u16::from_be(sin6.sin6_port)))
+            Some(SocketAddr::new(
+                ip.to_canonical(),
+                u16::from_be(sin6.sin6_port),
+            ))
         }
         _ => None,
     }

@@ -160,7 +160,10 @@ impl UdpSource {
                 stop: stop.clone(),
                 stats: stats.clone(),
             };
-            let name = format!("collector-{}", local.map_or(index.to_string(), |a| a.to_string()));
+            let name = format!(
+                "collector-{}",
+                local.map_or(index.to_string(), |a| a.to_string())
+            );
             threads.push(
                 std::thread::Builder::new()
                     .name(name)
@@ -217,7 +220,11 @@ impl Drop for UdpSource {
 }
 
 fn bind(addr: SocketAddr, recv_buffer: usize) -> Result<(UdpSocket, usize)> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let socket = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))
         .with_context(|| format!("creating a UDP socket for {addr}"))?;
     if addr.is_ipv6() {
@@ -296,19 +303,30 @@ impl Listener {
                         local.datagrams += 1;
                         local.truncated += u64::from(truncated);
                         let exporter = source.ip();
-                        if !self.allowed.is_empty() && !self.allowed.iter().any(|net| net.contains(&exporter)) {
+                        if !self.allowed.is_empty()
+                            && !self.allowed.iter().any(|net| net.contains(&exporter))
+                        {
                             local.not_allowed += 1;
                             continue;
                         }
                         // Errors are counted per exporter inside the decoder.
-                        let _ = self.decoder.decode(exporter, now_ms, datagram, &mut records);
+                        let _ = self
+                            .decoder
+                            .decode(exporter, now_ms, datagram, &mut records);
                     }
                     local.kernel_drops = u64::from(batch.kernel_drops);
                     if records.len() >= RECORDS_PER_BATCH && !self.flush(&mut records) {
                         break;
                     }
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
                     // Idle: hand over what we have so quiet periods are not delayed.
                     if !records.is_empty() && !self.flush(&mut records) {
                         break;
