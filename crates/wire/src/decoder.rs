@@ -3,6 +3,7 @@
 //!
 //! Pure and deterministic: time is passed in, nothing here does I/O.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -199,14 +200,17 @@ impl Decoder {
     ) -> Result<Protocol, DecodeError> {
         self.expire(now_ms);
         let ctx = Context { source, now_ms };
-        if !self.exporters.contains_key(&source)
-            && self.exporters.len() >= self.limits.max_exporters
-        {
-            self.overflow.datagrams += 1;
-            self.overflow.count_error(DecodeError::TooManyExporters);
-            return Err(DecodeError::TooManyExporters);
-        }
-        let state = self.exporters.entry(source).or_default();
+        // One hash lookup per datagram; the table's cap is checked only for new exporters.
+        let tracked = self.exporters.len();
+        let state = match self.exporters.entry(source) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(_) if tracked >= self.limits.max_exporters => {
+                self.overflow.datagrams += 1;
+                self.overflow.count_error(DecodeError::TooManyExporters);
+                return Err(DecodeError::TooManyExporters);
+            }
+            Entry::Vacant(entry) => entry.insert(ExporterState::default()),
+        };
         state.counters.datagrams += 1;
         let before = out.len();
         let protocol = Protocol::detect(datagram);
@@ -285,5 +289,121 @@ impl Decoder {
             self.templates.template_count(),
             self.templates.pending_bytes(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn v5_datagram(sequence: u32, count: u16) -> Vec<u8> {
+        let header = crate::netflow_v5::HeaderRepr {
+            sys_uptime: 10_000,
+            unix_secs: 1_700_000_000,
+            unix_nsecs: 0,
+            flow_sequence: sequence,
+            engine_type: 1,
+            engine_id: 2,
+            sampling: 0,
+        };
+        let record = crate::netflow_v5::RecordRepr {
+            src_addr: Ipv4Addr::new(198, 51, 100, 1),
+            dst_addr: Ipv4Addr::new(203, 0, 113, 1),
+            next_hop: Ipv4Addr::UNSPECIFIED,
+            input: 1,
+            output: 2,
+            packets: 1,
+            octets: 100,
+            first: 9_000,
+            last: 9_500,
+            src_port: 1,
+            dst_port: 2,
+            tcp_flags: 0,
+            protocol: 17,
+            tos: 0,
+            src_as: 0,
+            dst_as: 0,
+            src_mask: 0,
+            dst_mask: 0,
+        };
+        crate::netflow_v5::emit(&header, &vec![record; count as usize])
+    }
+
+    #[test]
+    fn protocol_is_told_from_the_bytes() {
+        assert_eq!(
+            Protocol::detect(&[0, 0, 0, 5, 0, 0, 0, 1]),
+            Some(Protocol::SflowV5)
+        );
+        assert_eq!(Protocol::detect(&[0, 5, 0, 1]), Some(Protocol::NetflowV5));
+        assert_eq!(Protocol::detect(&[0, 9]), Some(Protocol::NetflowV9));
+        assert_eq!(Protocol::detect(&[0, 10]), Some(Protocol::Ipfix));
+        assert_eq!(Protocol::detect(&[0, 7]), None);
+        assert_eq!(Protocol::detect(&[]), None);
+    }
+
+    #[test]
+    fn sequence_loss_and_resets_are_counted_per_exporter() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        // v5 sequences count flows: 0 (+3) → 3 (+3) → 10 means 4 flows lost.
+        for sequence in [0, 3, 10] {
+            decoder
+                .decode(source, 0, &v5_datagram(sequence, 3), &mut out)
+                .unwrap();
+        }
+        assert_eq!(decoder.exporter(source).unwrap().sequence_lost, 4);
+        // A jump backwards is a restart, not loss.
+        decoder
+            .decode(source, 0, &v5_datagram(1, 3), &mut out)
+            .unwrap();
+        let counters = decoder.exporter(source).unwrap();
+        assert_eq!((counters.sequence_lost, counters.sequence_resets), (4, 1));
+        assert_eq!((counters.datagrams, counters.records), (4, 12));
+        assert_eq!(out.len(), 12);
+    }
+
+    #[test]
+    fn exporter_table_is_bounded_and_overflow_is_counted() {
+        let limits = Limits {
+            max_exporters: 2,
+            ..Limits::default()
+        };
+        let mut decoder = Decoder::new(limits);
+        let mut out = Vec::new();
+        for last in 1..=5u8 {
+            let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
+            let result = decoder.decode(source, 0, &v5_datagram(0, 1), &mut out);
+            assert_eq!(result.is_ok(), last <= 2);
+        }
+        assert_eq!(decoder.exporters().count(), 2);
+        assert_eq!(decoder.overflow().error(DecodeError::TooManyExporters), 3);
+        // Known exporters keep working when the table is full.
+        let known = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert!(decoder
+            .decode(known, 0, &v5_datagram(1, 1), &mut out)
+            .is_ok());
+        assert_eq!(decoder.totals().datagrams, 6);
+    }
+
+    #[test]
+    fn unknown_versions_are_counted_as_errors() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+        assert_eq!(
+            decoder.decode(source, 0, b"\x00\x07junk", &mut out),
+            Err(DecodeError::UnknownVersion)
+        );
+        assert_eq!(
+            decoder
+                .exporter(source)
+                .unwrap()
+                .error(DecodeError::UnknownVersion),
+            1
+        );
+        assert!(out.is_empty());
     }
 }
