@@ -1,7 +1,9 @@
 //! Floodwall: DDoS detection and mitigation from the flow telemetry routers already export.
 //!
-//! This crate holds the I/O edges of the pipeline — sources (UDP collectors, capture files) — and
-//! the command-line front end. Decoding lives in `floodwall-wire`, which does no I/O.
+//! This crate holds the I/O edges of the pipeline — sources (UDP collectors, capture files) — the
+//! ingest benchmarks and the command-line front end. Decoding lives in `floodwall-wire`, which
+//! does no I/O.
 
+pub mod bench;
 pub mod output;
 pub mod sources;
