@@ -1,0 +1,1 @@
+//! What is counted per target and direction in each 1-second bucket (STUB).

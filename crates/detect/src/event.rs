@@ -1,0 +1,142 @@
+//! Attack events: the public interface of the engine (`floodwall replay --json`, the daemon's
+//! event log, and every action of later stages). Field names and vocabulary are stable.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Serialize, Serializer};
+
+use crate::fingerprint::Fingerprint;
+use crate::time::rfc3339_ms;
+
+/// Where an attack is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    AttackStarted,
+    AttackUpdated,
+    AttackEnded,
+}
+
+/// Incoming: traffic to a monitored address (it is the victim). Outgoing: traffic from a
+/// monitored address (a customer's device is attacking someone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+}
+
+/// Attack vectors, a fixed vocabulary. An attack may carry several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vector {
+    UdpFlood,
+    SynFlood,
+    AckFlood,
+    RstFlood,
+    /// TCP with other flag mixes (e.g. ACK/PSH with random flags).
+    TcpFlood,
+    IcmpFlood,
+    GreFlood,
+    FragmentFlood,
+    DnsAmplification,
+    NtpAmplification,
+    SsdpAmplification,
+    MemcachedAmplification,
+    CldapAmplification,
+    ChargenAmplification,
+    SnmpAmplification,
+    WsdAmplification,
+}
+
+impl Vector {
+    /// Amplification vectors and the UDP source port their reflected traffic comes from.
+    pub const AMPLIFICATION: [(u16, Vector); 8] = [
+        (53, Vector::DnsAmplification),
+        (123, Vector::NtpAmplification),
+        (1900, Vector::SsdpAmplification),
+        (11211, Vector::MemcachedAmplification),
+        (389, Vector::CldapAmplification),
+        (19, Vector::ChargenAmplification),
+        (161, Vector::SnmpAmplification),
+        (3702, Vector::WsdAmplification),
+    ];
+
+    /// The amplification vector of reflected UDP traffic from `port`, if it is a known reflector port.
+    pub fn amplification_from_port(port: u16) -> Option<Vector> {
+        Self::AMPLIFICATION
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, v)| *v)
+    }
+
+    pub fn is_amplification(self) -> bool {
+        Self::AMPLIFICATION.iter().any(|(_, v)| *v == self)
+    }
+}
+
+/// What made the engine declare (or keep) an attack.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trigger {
+    /// `threshold`, `baseline` or `carpet_bombing`.
+    pub kind: &'static str,
+    /// The counter that crossed, e.g. `pps`, `mbps`, `syn_pps`.
+    pub metric: &'static str,
+    /// Its value in the bucket that crossed, and the limit it crossed.
+    pub value: f64,
+    pub limit: f64,
+}
+
+/// One attack event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttackEvent {
+    pub event: EventKind,
+    /// Stable for the life of the attack, and the same in a replay of the same input.
+    pub attack_id: String,
+    /// Telemetry time of the event: the end of the bucket that produced it.
+    #[serde(serialize_with = "ser_time")]
+    pub ts: u64,
+    pub direction: Direction,
+    /// The attacked (incoming) or attacking (outgoing) host as /32 or /128, or the prefix for
+    /// carpet bombing.
+    pub target: IpNet,
+    pub carpet_bombing: bool,
+    /// The hostgroup whose thresholds apply to the target.
+    pub hostgroup: String,
+    pub vectors: Vec<Vector>,
+    /// Rates of the last complete bucket, already scaled by sampling.
+    pub bps: u64,
+    pub pps: u64,
+    pub peak_bps: u64,
+    pub peak_pps: u64,
+    /// Estimated distinct remote addresses (sources for incoming, destinations for outgoing).
+    pub sources: u64,
+    #[serde(serialize_with = "ser_time")]
+    pub started_at: u64,
+    #[serde(
+        serialize_with = "ser_opt_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ended_at: Option<u64>,
+    pub trigger: Trigger,
+    pub fingerprint: Fingerprint,
+}
+
+impl AttackEvent {
+    /// The target as a single address when it is a host (/32, /128).
+    pub fn host(&self) -> Option<IpAddr> {
+        (self.target.prefix_len() == self.target.max_prefix_len()).then(|| self.target.addr())
+    }
+}
+
+fn ser_time<S: Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_ms(*ms))
+}
+
+fn ser_opt_time<S: Serializer>(ms: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&rfc3339_ms(*ms)),
+        None => s.serialize_none(),
+    }
+}

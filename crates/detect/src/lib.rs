@@ -1,0 +1,21 @@
+//! Floodwall's detection engine: normalised flow records and telemetry time in, attack events out.
+//!
+//! Pure and deterministic — no I/O, no clocks: time is the telemetry's own, so a live run and a
+//! replay of the same records produce the same events.
+//!
+//! - [`config`]: monitored networks, hostgroups, thresholds, baseline and carpet-bombing settings.
+//! - [`counters`]: what is counted per target per 1-second bucket.
+//! - [`fingerprint`]: bounded per-attack sketches (distinct sources, top talkers, ports, sizes).
+//! - [`event`]: the attack events, the public JSON interface.
+//! - [`engine`]: accounting, detection, classification and the attack lifecycle.
+
+pub mod config;
+pub mod counters;
+pub mod engine;
+pub mod event;
+pub mod fingerprint;
+pub mod time;
+
+pub use config::DetectConfig;
+pub use engine::Engine;
+pub use event::{AttackEvent, Direction, EventKind, Vector};
