@@ -42,7 +42,7 @@ impl Serialize for CountersJson<'_> {
             .iter()
             .map(|kind| (kind.name().to_string(), c.error(*kind).into()))
             .collect();
-        let mut s = serializer.serialize_struct("ExporterCounters", 15)?;
+        let mut s = serializer.serialize_struct("ExporterCounters", 16)?;
         s.serialize_field("datagrams", &c.datagrams)?;
         s.serialize_field("records", &c.records)?;
         s.serialize_field("errors", &errors)?;
@@ -57,6 +57,7 @@ impl Serialize for CountersJson<'_> {
         s.serialize_field("unknown_template_sets", &c.unknown_template_sets)?;
         s.serialize_field("pending_decoded", &c.pending_decoded)?;
         s.serialize_field("pending_dropped", &c.pending_dropped)?;
+        s.serialize_field("future_timestamps", &c.future_timestamps)?;
         s.end()
     }
 }

@@ -113,6 +113,8 @@ impl Default for Limits {
     }
 }
 
+/// How far ahead of the receive time a record's own timestamp may be (clock skew, rounding).
+pub const MAX_CLOCK_AHEAD_MS: u64 = 2_000;
 /// Sequence streams tracked per exporter; a hostile exporter cycling domains cannot grow this.
 const MAX_SEQUENCE_STREAMS: usize = 32;
 /// A forward jump larger than this is a restart, not loss.
@@ -230,6 +232,15 @@ impl Decoder {
             None => Err(DecodeError::UnknownVersion),
         };
         state.counters.records += (out.len() - before) as u64;
+        // An exporter clock running ahead must not drag telemetry time into the future: records
+        // stamped later than their arrival count as arriving now.
+        let latest = now_ms.saturating_add(MAX_CLOCK_AHEAD_MS);
+        for record in &mut out[before..] {
+            if record.time_ms > latest {
+                record.time_ms = now_ms;
+                state.counters.future_timestamps += 1;
+            }
+        }
         match (protocol, result) {
             (Some(protocol), Ok(summary)) => {
                 if let Some(seq) = summary.sequence {
@@ -386,6 +397,26 @@ mod tests {
             .decode(known, 0, &v5_datagram(1, 1), &mut out)
             .is_ok());
         assert_eq!(decoder.totals().datagrams, 6);
+    }
+
+    #[test]
+    fn records_from_a_clock_running_ahead_are_stamped_with_arrival() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        // The datagram's flows end at 1_700_000_000 s minus 0.5 s; it arrives an hour earlier.
+        let arrival_ms = 1_700_000_000_000 - 3_600_000;
+        decoder
+            .decode(source, arrival_ms, &v5_datagram(0, 2), &mut out)
+            .unwrap();
+        assert!(out.iter().all(|r| r.time_ms == arrival_ms));
+        assert_eq!(decoder.exporter(source).unwrap().future_timestamps, 2);
+        // On time: kept as the exporter stamped it.
+        out.clear();
+        decoder
+            .decode(source, 1_700_000_000_000, &v5_datagram(2, 1), &mut out)
+            .unwrap();
+        assert_eq!(out[0].time_ms, 1_699_999_999_500);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct ExporterCounters {
     pub pending_decoded: u64,
     /// Data sets dropped because their template never arrived in time or the pending buffer was full.
     pub pending_dropped: u64,
+    /// Records stamped in the future by the exporter's clock, re-stamped with the receive time.
+    pub future_timestamps: u64,
 }
 
 impl ExporterCounters {
@@ -67,5 +69,6 @@ impl ExporterCounters {
         self.unknown_template_sets += other.unknown_template_sets;
         self.pending_decoded += other.pending_decoded;
         self.pending_dropped += other.pending_dropped;
+        self.future_timestamps += other.future_timestamps;
     }
 }
