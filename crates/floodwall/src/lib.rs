@@ -5,5 +5,7 @@
 //! does no I/O.
 
 pub mod bench;
+pub mod config;
+pub mod events;
 pub mod output;
 pub mod sources;

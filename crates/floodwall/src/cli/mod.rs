@@ -10,6 +10,8 @@ use ipnet::IpNet;
 
 mod bench;
 mod flows;
+mod replay;
+mod run;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,6 +26,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run captures (pcap/pcapng of sFlow/NetFlow/IPFIX datagrams, or raw packets) through the
+    /// detection engine as fast as the CPU allows and print the attack events.
+    Replay(ReplayArgs),
+    /// The daemon: collect telemetry over UDP, detect attacks, write events to the log and to a
+    /// JSON-lines file. SIGTERM stops it cleanly.
+    Run(RunArgs),
     /// Decode telemetry (live from UDP, or from pcap/pcapng captures) and print the flow records.
     Flows(FlowsArgs),
     /// Measure ingest speed.
@@ -76,6 +84,35 @@ pub struct FlowsArgs {
     pub stats: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Configuration file (floodwall.toml); without it, the embedded defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A monitored network, added to the configuration's; repeat for several.
+    #[arg(long = "network", value_name = "CIDR")]
+    pub network: Vec<IpNet>,
+    /// One JSON object per event on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// How to read captures: telemetry datagrams, raw packets, or decide per packet.
+    #[arg(long, value_enum, default_value_t = CaptureMode::Auto)]
+    pub capture_mode: CaptureMode,
+    /// Capture files, read in order as one stream.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Configuration file (floodwall.toml); without it, the embedded defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A monitored network, added to the configuration's; repeat for several.
+    #[arg(long = "network", value_name = "CIDR")]
+    pub network: Vec<IpNet>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Decode speed per protocol, and end-to-end UDP ingest on loopback from a separate sender process.
@@ -88,6 +125,8 @@ pub enum BenchCommand {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Replay(args) => replay::run(args),
+        Command::Run(args) => run::run(args),
         Command::Flows(args) => flows::run(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),

@@ -3,7 +3,7 @@
 //! 1:1 record. Time comes from the capture, so replays are deterministic.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
@@ -53,14 +53,34 @@ pub fn read_capture(
     decoder: &mut Decoder,
     records: &mut Vec<FlowRecord>,
     flush_at: usize,
-    mut on_records: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
+    on_records: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
 ) -> Result<CaptureStats> {
     let file =
         File::open(path).with_context(|| format!("cannot open capture {}", path.display()))?;
-    let mut reader = pcap_parser::create_reader(READ_BUFFER, BufReader::new(file)).map_err(|e| {
+    read_capture_from(
+        file,
+        &path.display().to_string(),
+        mode,
+        decoder,
+        records,
+        flush_at,
+        on_records,
+    )
+}
+
+/// [`read_capture`] from any reader (a progress-reporting wrapper, say); `name` is for errors.
+pub fn read_capture_from(
+    input: impl Read + Send,
+    name: &str,
+    mode: CaptureMode,
+    decoder: &mut Decoder,
+    records: &mut Vec<FlowRecord>,
+    flush_at: usize,
+    mut on_records: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
+) -> Result<CaptureStats> {
+    let mut reader = pcap_parser::create_reader(READ_BUFFER, BufReader::new(input)).map_err(|e| {
         anyhow!(
-            "{} is not a pcap or pcapng capture ({e:?}); floodwall reads captures written by tcpdump, tshark or dumpcap",
-            path.display()
+            "{name} is not a pcap or pcapng capture ({e:?}); floodwall reads captures written by tcpdump, tshark or dumpcap"
         )
     })?;
     let mut stats = CaptureStats::default();
@@ -154,8 +174,7 @@ pub fn read_capture(
             }
             Err(e) => {
                 return Err(anyhow!(
-                    "{}: malformed capture after {} packets: {e:?}",
-                    path.display(),
+                    "{name}: malformed capture after {} packets: {e:?}",
                     stats.packets
                 ))
             }

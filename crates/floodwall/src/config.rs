@@ -1,0 +1,190 @@
+//! floodwall.toml: what the daemon listens on, what it watches, where events go. Every section
+//! and field is optional; the defaults are documented on each field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use floodwall_detect::DetectConfig;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::sources::udp::{default_listen_addrs, UdpSourceConfig};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Monitored networks, IPv4 and IPv6: traffic to them is incoming, traffic from them
+    /// outgoing. Default: none (replay and run refuse to start without any).
+    pub networks: Vec<IpNet>,
+    pub collector: CollectorConfig,
+    pub detection: DetectConfig,
+    pub events: EventsConfig,
+}
+
+/// `[collector]`: UDP listeners for sFlow, NetFlow and IPFIX.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// Addresses to listen on. Default: 0.0.0.0 and [::] on 6343, 2055 and 4739. Any port takes
+    /// any protocol.
+    pub listen: Vec<SocketAddr>,
+    /// Exporters allowed to send; others are counted and dropped. Default: empty, allow all.
+    pub allow_exporters: Vec<IpNet>,
+    /// Socket receive buffer to ask for, MiB. Default 32.
+    pub recv_buffer_mib: usize,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            listen: default_listen_addrs(),
+            allow_exporters: Vec::new(),
+            recv_buffer_mib: 32,
+        }
+    }
+}
+
+impl CollectorConfig {
+    pub fn udp_source(&self) -> UdpSourceConfig {
+        UdpSourceConfig {
+            listen: self.listen.clone(),
+            recv_buffer_bytes: self.recv_buffer_mib << 20,
+            allowed_exporters: self.allow_exporters.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `[events]`: where the daemon writes attack events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// JSON-lines file the daemon appends every event to. Default `floodwall-events.jsonl` in the
+    /// working directory.
+    pub file: PathBuf,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            file: PathBuf::from("floodwall-events.jsonl"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file. Errors name the file, the line and what is wrong.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("cannot read configuration {}: {e}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|span| {
+                    let (line, column) = line_column(text, span.start);
+                    format!(":{line}:{column}")
+                })
+                .unwrap_or_default();
+            anyhow!("{origin}{location}: {}", e.message().trim())
+        })?;
+        config
+            .detection_config()
+            .validate()
+            .map_err(|message| anyhow!("{origin}: {message}"))?;
+        Ok(config)
+    }
+
+    /// The detection settings with the top-level networks (and any given on the command line)
+    /// merged in.
+    pub fn detection_config(&self) -> DetectConfig {
+        let mut detection = self.detection.clone();
+        for net in &self.networks {
+            if !detection.networks.contains(net) {
+                detection.networks.push(*net);
+            }
+        }
+        detection
+    }
+
+    /// Adds `--network` arguments to the monitored networks.
+    pub fn add_networks(&mut self, networks: &[IpNet]) {
+        for net in networks {
+            if !self.networks.contains(net) {
+                self.networks.push(*net);
+            }
+        }
+    }
+
+    /// Refuses to run with nothing to watch.
+    pub fn require_networks(&self) -> Result<()> {
+        if self.detection_config().networks.is_empty() {
+            return Err(anyhow!(
+                "no networks configured: Floodwall needs to know which addresses are yours. \
+                 Add `networks = [\"203.0.113.0/24\", \"2001:db8::/32\"]` to the configuration, \
+                 or pass --network CIDR"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = Config::parse("", "x.toml").unwrap();
+        assert!(config.networks.is_empty());
+        assert_eq!(config.collector.listen.len(), 6);
+        assert!(config.require_networks().is_err());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let text = "networks = [\"203.0.113.0/24\"]\n\n[collector]\nrecv_buffer_mib = \"big\"\n";
+        let error = Config::parse(text, "floodwall.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("floodwall.toml:4:"), "{error}");
+        assert!(error.contains("invalid type"), "{error}");
+
+        let error = Config::parse("networks = [\"203.0.113.0/33\"]\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("f.toml:1:"), "{error}");
+
+        let error = Config::parse("[collector]\nlisen = []\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("f.toml:2:") && error.contains("lisen"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn networks_merge_from_file_and_command_line() {
+        let mut config = Config::parse("networks = [\"203.0.113.0/24\"]\n", "f.toml").unwrap();
+        config.add_networks(&[
+            "2001:db8::/32".parse().unwrap(),
+            "203.0.113.0/24".parse().unwrap(),
+        ]);
+        assert_eq!(config.detection_config().networks.len(), 2);
+        assert!(config.require_networks().is_ok());
+    }
+}

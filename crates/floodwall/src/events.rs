@@ -1,0 +1,94 @@
+//! Where attack events go: JSON lines (stdout or a file, one object per event) and a readable
+//! table for people.
+
+use std::io::{self, Write};
+
+use floodwall_detect::time::rfc3339_ms;
+use floodwall_detect::{AttackEvent, EventKind};
+
+/// Writes one event as a JSON line.
+pub fn write_json(out: &mut impl Write, event: &AttackEvent) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, event)?;
+    out.write_all(b"\n")
+}
+
+pub const TABLE_HEADER: &str = "time                      event     dir  target                  rate                     peak                 sources  vectors";
+
+/// Writes one event as a table row.
+pub fn write_row(out: &mut impl Write, event: &AttackEvent) -> io::Result<()> {
+    let kind = match event.event {
+        EventKind::AttackStarted => "started",
+        EventKind::AttackUpdated => "updated",
+        EventKind::AttackEnded => "ended",
+    };
+    let direction = match event.direction {
+        floodwall_detect::Direction::Incoming => "in",
+        floodwall_detect::Direction::Outgoing => "out",
+    };
+    let target = if event.carpet_bombing {
+        format!("{} (carpet)", event.target)
+    } else {
+        event.target.to_string()
+    };
+    let vectors: Vec<String> = event
+        .vectors
+        .iter()
+        .map(|v| {
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    writeln!(
+        out,
+        "{:<25} {:<9} {:<4} {:<23} {:>10} {:>12}  {:>10} {:>10} {:>8}  {}",
+        rfc3339_ms(event.ts),
+        kind,
+        direction,
+        target,
+        human_bps(event.bps),
+        human_pps(event.pps),
+        human_bps(event.peak_bps),
+        human_pps(event.peak_pps),
+        event.sources,
+        vectors.join(",")
+    )
+}
+
+/// One line for a log: what happened, to whom, how big.
+pub fn log_line(event: &AttackEvent) -> String {
+    let mut row = Vec::new();
+    let _ = write_row(&mut row, event);
+    String::from_utf8_lossy(&row).trim_end().to_string()
+}
+
+pub fn human_bps(bps: u64) -> String {
+    human(bps as f64, "bps")
+}
+
+pub fn human_pps(pps: u64) -> String {
+    human(pps as f64, "pps")
+}
+
+fn human(value: f64, unit: &str) -> String {
+    const PREFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")];
+    let (scale, prefix) = PREFIXES
+        .iter()
+        .find(|(s, _)| value >= *s)
+        .copied()
+        .unwrap_or((1.0, ""));
+    format!("{:.2} {prefix}{unit}", value / scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_like_an_operator_writes_them() {
+        assert_eq!(human_bps(31_400_000_000_000), "31.40 Tbps");
+        assert_eq!(human_pps(120_000), "120.00 kpps");
+        assert_eq!(human_pps(0), "0.00 pps");
+    }
+}
