@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use etherparse::PacketBuilder;
 use floodwall::sources::udp::{UdpSource, UdpSourceConfig};
 use floodwall_wire::export::{ExportClock, Flow, MessageWriter, TemplateRepr};
 use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
@@ -145,16 +144,6 @@ fn raw_packet_capture_is_one_record_per_packet_and_matches_tshark() {
         .unwrap();
     assert!(status.success());
     assert_eq!(flows_json(&[pcapng.to_str().unwrap()]), records);
-}
-
-/// One Ethernet/IPv4/UDP frame carrying a telemetry datagram from `exporter`.
-fn udp_frame(exporter: [u8; 4], port: u16, datagram: &[u8], ts_us: u64) -> Frame {
-    let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 10])
-        .ipv4(exporter, [192, 0, 2, 200], 64)
-        .udp(50000, port);
-    let mut bytes = Vec::new();
-    builder.write(&mut bytes, datagram).unwrap();
-    Frame { ts_us, bytes }
 }
 
 fn sflow_datagram(agent: Ipv4Addr, sequence: u32) -> Vec<u8> {

@@ -14,6 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
+
+pub mod telemetry;
 use floodwall::sources::udp::{CollectorStats, UdpSource, UdpSourceConfig};
 use floodwall_wire::FlowRecord;
 
@@ -434,4 +436,14 @@ pub fn spawn_pmacctd(
         .process_group(0)
         .spawn()
         .expect("starting pmacctd")
+}
+
+/// One Ethernet/IPv4/UDP frame carrying a telemetry datagram from `exporter`.
+pub fn udp_frame(exporter: [u8; 4], port: u16, datagram: &[u8], ts_us: u64) -> Frame {
+    let builder = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 10])
+        .ipv4(exporter, [192, 0, 2, 200], 64)
+        .udp(50000, port);
+    let mut bytes = Vec::new();
+    builder.write(&mut bytes, datagram).unwrap();
+    Frame { ts_us, bytes }
 }
