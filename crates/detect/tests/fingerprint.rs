@@ -392,6 +392,12 @@ fn empty_snapshot_is_all_zero() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
     #[test]
     fn snapshot_invariants(seed in any::<u64>(), n in 0usize..3000) {
         let s = build(&flood(seed | 1, n)).snapshot();
