@@ -59,14 +59,14 @@ fn observe(c: &mut Criterion) {
         });
         black_box(fp.snapshot());
     }
-    g.bench_function("snapshot", |b| {
+    g.finish();
+    c.bench_function("fingerprint/snapshot", |b| {
         let mut fp = FingerprintBuilder::new();
         for r in &flood(false) {
             fp.observe(r, r.src);
         }
         b.iter(|| black_box(fp.snapshot()))
     });
-    g.finish();
 }
 
 criterion_group!(benches, observe);

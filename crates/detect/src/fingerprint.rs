@@ -115,6 +115,17 @@ struct PathKey {
     out_if: u32,
 }
 
+impl PathKey {
+    /// A cheap tag for the top-K match; collisions are resolved by comparing the key.
+    #[inline]
+    fn tag(&self) -> u32 {
+        let a = self.exporter as u64 ^ (self.exporter >> 64) as u64;
+        let x = (a ^ u64::from(self.in_if) << 32 ^ u64::from(self.out_if))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (x >> 32) as u32
+    }
+}
+
 /// Bounded sketches of one target's traffic.
 ///
 /// The sketches live behind one box so the builder itself is a pointer: the engine can keep an
@@ -231,14 +242,15 @@ impl FingerprintBuilder {
     pub fn observe(&mut self, record: &FlowRecord, remote: IpAddr) {
         let s = &mut *self.s;
         let remote = addr_bits(remote);
-        s.remotes.insert(hll::hash_addr(remote));
+        let hash = hll::hash_addr(remote);
+        s.remotes.insert(hash);
         s.bytes = s.bytes.saturating_add(record.bytes);
         let w = record.packets;
         if w == 0 {
             return;
         }
         s.packets = s.packets.saturating_add(w);
-        s.sources.add(remote, w);
+        s.sources.add(remote, hash as u32, w);
         let p = match record.protocol {
             proto::TCP => P_TCP,
             proto::UDP => P_UDP,
@@ -249,11 +261,14 @@ impl FingerprintBuilder {
         s.protocols[p] = s.protocols[p].saturating_add(w);
         // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
         if p == P_TCP || p == P_UDP {
-            s.src_ports.add(record.src_port, w);
-            s.dst_ports.add(record.dst_port, w);
+            s.src_ports
+                .add(record.src_port, u32::from(record.src_port), w);
+            s.dst_ports
+                .add(record.dst_port, u32::from(record.dst_port), w);
         }
         if p == P_TCP {
-            s.tcp_flags.add(record.tcp_flags, w);
+            s.tcp_flags
+                .add(record.tcp_flags, u32::from(record.tcp_flags), w);
         }
         if p == P_UDP {
             for (i, (port, _)) in Vector::AMPLIFICATION.iter().enumerate() {
@@ -273,14 +288,12 @@ impl FingerprintBuilder {
             let b = bucket(&TTL_BOUNDS, u16::from(record.ttl));
             s.ttls[b] = s.ttls[b].saturating_add(w);
         }
-        s.exporters.add(
-            PathKey {
-                exporter: addr_bits(record.exporter),
-                in_if: record.in_if,
-                out_if: record.out_if,
-            },
-            w,
-        );
+        let path = PathKey {
+            exporter: addr_bits(record.exporter),
+            in_if: record.in_if,
+            out_if: record.out_if,
+        };
+        s.exporters.add(path, path.tag(), w);
     }
 
     /// Records the rates of a completed bucket, for the peaks.
