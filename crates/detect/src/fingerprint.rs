@@ -1,13 +1,27 @@
-//! Per-attack fingerprints (STUB: interface only; to be implemented).
+//! Per-attack fingerprints.
 //!
 //! A `FingerprintBuilder` exists only for watched targets (those above the cheap watch level),
-//! and its memory is bounded whatever the traffic: distinct sources by a HyperLogLog-class
-//! sketch, top talkers and ports by heavy-hitter sketches of fixed capacity.
+//! and its memory is bounded whatever the traffic (~6.6 KiB, one allocation at `new`): distinct
+//! remotes by a HyperLogLog, top talkers, ports, TCP flag combinations and exporters by
+//! Space-Saving heavy-hitter sketches of fixed capacity, everything else by fixed counters.
+//! `observe` never allocates and uses no hashing with a random seed, so a replay of the same
+//! records gives the same fingerprint.
+//!
+//! Addresses are kept in their 128-bit form with IPv4 as IPv4-mapped IPv6, so an IPv4-mapped
+//! IPv6 remote (which must not appear on the wire, RFC 4291 §2.5.5.2) is reported as IPv4.
 
-use std::net::IpAddr;
+mod hll;
+mod topk;
 
+use std::net::{IpAddr, Ipv6Addr};
+
+use floodwall_wire::record::proto;
 use floodwall_wire::FlowRecord;
 use serde::Serialize;
+
+use crate::event::Vector;
+use hll::Hll;
+use topk::TopK;
 
 /// One of the heaviest values of a field, with its share of the target's packets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,6 +57,8 @@ pub struct ExporterShare {
     pub in_if: u32,
     pub out_if: u32,
     pub share: f64,
+    /// Packets (scaled by sampling) carried by this exporter and interface pair.
+    pub packets: u64,
 }
 
 /// What an attack looks like.
@@ -53,7 +69,7 @@ pub struct Fingerprint {
     pub top_sources: Vec<Share<IpAddr>>,
     pub top_source_ports: Vec<Share<u16>>,
     pub top_destination_ports: Vec<Share<u16>>,
-    /// Most common TCP flag combinations (of TCP packets).
+    /// Most common TCP flag combinations; `share` is of TCP packets (not of all packets).
     pub top_tcp_flags: Vec<Share<u8>>,
     pub protocols: ProtocolMix,
     /// Share of packets that were IP fragments.
@@ -72,26 +88,290 @@ pub struct Fingerprint {
     pub bytes: u64,
 }
 
+/// How many heaviest values the snapshot reports per field.
+const TOP_N: usize = 10;
+/// Space-Saving capacity per field: 3x the reported top, so the reported ten are stable.
+const TOP_CAPACITY: usize = 32;
+/// Exporter/interface combinations kept; more are merged Space-Saving style.
+const EXPORTERS: usize = 8;
+
+/// Packet-size histogram bucket upper bounds (IP length, inclusive).
+const SIZE_BOUNDS: [u16; 7] = [64, 128, 256, 512, 1024, 1500, 65535];
+/// TTL / hop-limit histogram bucket upper bounds (inclusive): the common initial TTLs.
+const TTL_BOUNDS: [u16; 4] = [32, 64, 128, 255];
+
+/// Index into the protocol counters.
+const P_TCP: usize = 0;
+const P_UDP: usize = 1;
+const P_ICMP: usize = 2;
+const P_GRE: usize = 3;
+const P_OTHER: usize = 4;
+
+/// Exporter, input and output interface: which path carried the traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct PathKey {
+    exporter: u128,
+    in_if: u32,
+    out_if: u32,
+}
+
+impl PathKey {
+    /// A cheap tag for the top-K match; collisions are resolved by comparing the key.
+    #[inline]
+    fn tag(&self) -> u32 {
+        let a = self.exporter as u64 ^ (self.exporter >> 64) as u64;
+        let x = (a ^ u64::from(self.in_if) << 32 ^ u64::from(self.out_if))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (x >> 32) as u32
+    }
+}
+
 /// Bounded sketches of one target's traffic.
-#[derive(Debug, Clone, Default)]
-pub struct FingerprintBuilder {}
+///
+/// The sketches live behind one box so the builder itself is a pointer: the engine can keep an
+/// `Option<FingerprintBuilder>` per target cheaply and move builders without copying kilobytes.
+#[derive(Clone, Default)]
+pub struct FingerprintBuilder {
+    s: Box<Sketches>,
+}
+
+#[derive(Clone)]
+struct Sketches {
+    remotes: Hll,
+    sources: TopK<u128, TOP_CAPACITY>,
+    src_ports: TopK<u16, TOP_CAPACITY>,
+    dst_ports: TopK<u16, TOP_CAPACITY>,
+    tcp_flags: TopK<u8, TOP_CAPACITY>,
+    exporters: TopK<PathKey, EXPORTERS>,
+    /// UDP packets per source port of `Vector::AMPLIFICATION`, same order. Exact.
+    amplification: [u64; 8],
+    protocols: [u64; 5],
+    fragments: u64,
+    sizes: [u64; SIZE_BOUNDS.len()],
+    ttls: [u64; TTL_BOUNDS.len()],
+    packets: u64,
+    bytes: u64,
+    peak_bps: u64,
+    peak_pps: u64,
+}
+
+impl Default for Sketches {
+    fn default() -> Self {
+        Sketches {
+            remotes: Hll::new(),
+            sources: TopK::new(),
+            src_ports: TopK::new(),
+            dst_ports: TopK::new(),
+            tcp_flags: TopK::new(),
+            exporters: TopK::new(),
+            amplification: [0; 8],
+            protocols: [0; 5],
+            fragments: 0,
+            sizes: [0; SIZE_BOUNDS.len()],
+            ttls: [0; TTL_BOUNDS.len()],
+            packets: 0,
+            bytes: 0,
+            peak_bps: 0,
+            peak_pps: 0,
+        }
+    }
+}
+
+/// The 128-bit form of an address, IPv4 as IPv4-mapped IPv6 (one key space, one hash).
+#[inline]
+fn addr_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+#[inline]
+fn bits_addr(bits: u128) -> IpAddr {
+    Ipv6Addr::from(bits).to_canonical()
+}
+
+/// Index of the first bucket whose upper bound is at least `v`.
+#[inline]
+fn bucket(bounds: &[u16], v: u16) -> usize {
+    bounds.iter().filter(|&&b| b < v).count()
+}
+
+/// `part / whole`, 0 when nothing was observed (never NaN in the JSON).
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+fn histogram(bounds: &[u16], counts: &[u64]) -> Option<Histogram> {
+    let total = counts.iter().fold(0u64, |a, &c| a.saturating_add(c));
+    (total > 0).then(|| Histogram {
+        upper_bounds: bounds.to_vec(),
+        shares: counts.iter().map(|&c| ratio(c, total)).collect(),
+    })
+}
+
+fn shares<K: Copy + Eq + Ord + Default, T, const N: usize>(
+    top: &TopK<K, N>,
+    whole: u64,
+    f: impl Fn(K) -> T,
+) -> Vec<Share<T>> {
+    top.top(TOP_N)
+        .into_iter()
+        .map(|(k, packets)| Share {
+            value: f(k),
+            share: ratio(packets, whole),
+            packets,
+        })
+        .collect()
+}
 
 impl FingerprintBuilder {
     pub fn new() -> Self {
-        FingerprintBuilder {}
+        Self::default()
     }
 
     /// Adds a record; `remote` is the far end (source for incoming, destination for outgoing).
-    pub fn observe(&mut self, _record: &FlowRecord, _remote: IpAddr) {}
+    ///
+    /// Everything but the distinct-remote count is weighted by the record's scaled packets, so a
+    /// 1:1000 sample counts a thousand times an unsampled packet.
+    #[inline]
+    pub fn observe(&mut self, record: &FlowRecord, remote: IpAddr) {
+        let s = &mut *self.s;
+        let remote = addr_bits(remote);
+        let hash = hll::hash_addr(remote);
+        s.remotes.insert(hash);
+        s.bytes = s.bytes.saturating_add(record.bytes);
+        let w = record.packets;
+        if w == 0 {
+            return;
+        }
+        s.packets = s.packets.saturating_add(w);
+        s.sources.add(remote, hash as u32, w);
+        let p = match record.protocol {
+            proto::TCP => P_TCP,
+            proto::UDP => P_UDP,
+            proto::ICMP | proto::ICMPV6 => P_ICMP,
+            proto::GRE => P_GRE,
+            _ => P_OTHER,
+        };
+        s.protocols[p] = s.protocols[p].saturating_add(w);
+        // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
+        if p == P_TCP || p == P_UDP {
+            s.src_ports
+                .add(record.src_port, u32::from(record.src_port), w);
+            s.dst_ports
+                .add(record.dst_port, u32::from(record.dst_port), w);
+        }
+        if p == P_TCP {
+            s.tcp_flags
+                .add(record.tcp_flags, u32::from(record.tcp_flags), w);
+        }
+        if p == P_UDP {
+            for (i, (port, _)) in Vector::AMPLIFICATION.iter().enumerate() {
+                if record.src_port == *port {
+                    s.amplification[i] = s.amplification[i].saturating_add(w);
+                }
+            }
+        }
+        if record.fragment {
+            s.fragments = s.fragments.saturating_add(w);
+        }
+        if record.packet_len > 0 {
+            let b = bucket(&SIZE_BOUNDS, record.packet_len);
+            s.sizes[b] = s.sizes[b].saturating_add(w);
+        }
+        if record.ttl > 0 {
+            let b = bucket(&TTL_BOUNDS, u16::from(record.ttl));
+            s.ttls[b] = s.ttls[b].saturating_add(w);
+        }
+        let path = PathKey {
+            exporter: addr_bits(record.exporter),
+            in_if: record.in_if,
+            out_if: record.out_if,
+        };
+        s.exporters.add(path, path.tag(), w);
+    }
 
     /// Records the rates of a completed bucket, for the peaks.
-    pub fn bucket_rates(&mut self, _bps: u64, _pps: u64) {}
+    pub fn bucket_rates(&mut self, bps: u64, pps: u64) {
+        self.s.peak_bps = self.s.peak_bps.max(bps);
+        self.s.peak_pps = self.s.peak_pps.max(pps);
+    }
 
+    /// Estimated distinct remotes (HyperLogLog, ~1.6 % standard error; O(64) to compute).
     pub fn distinct_remotes(&self) -> u64 {
-        0
+        self.s.remotes.estimate()
+    }
+
+    /// Exact scaled UDP packets from each source port of `Vector::AMPLIFICATION`, same order,
+    /// so the engine can name amplification vectors without a sketch's error.
+    pub fn amplification_packets(&self) -> [u64; 8] {
+        self.s.amplification
+    }
+
+    /// Scaled packets observed since the builder started (the denominator of every share).
+    pub fn remote_packets_total(&self) -> u64 {
+        self.s.packets
+    }
+
+    /// Heap bytes owned by the builder; constant for its whole life.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Sketches>()
     }
 
     pub fn snapshot(&self) -> Fingerprint {
-        Fingerprint::default()
+        let s = &*self.s;
+        let total = s.packets;
+        let tcp = s.protocols[P_TCP];
+        Fingerprint {
+            sources_estimate: s.remotes.estimate(),
+            top_sources: shares(&s.sources, total, bits_addr),
+            top_source_ports: shares(&s.src_ports, total, |p| p),
+            top_destination_ports: shares(&s.dst_ports, total, |p| p),
+            top_tcp_flags: shares(&s.tcp_flags, tcp, |f| f),
+            protocols: ProtocolMix {
+                tcp: ratio(tcp, total),
+                udp: ratio(s.protocols[P_UDP], total),
+                icmp: ratio(s.protocols[P_ICMP], total),
+                gre: ratio(s.protocols[P_GRE], total),
+                other: ratio(s.protocols[P_OTHER], total),
+            },
+            fragments: ratio(s.fragments, total),
+            packet_sizes: histogram(&SIZE_BOUNDS, &s.sizes),
+            ttls: histogram(&TTL_BOUNDS, &s.ttls),
+            exporters: s
+                .exporters
+                .top(EXPORTERS)
+                .into_iter()
+                .map(|(k, packets)| ExporterShare {
+                    exporter: bits_addr(k.exporter),
+                    in_if: k.in_if,
+                    out_if: k.out_if,
+                    share: ratio(packets, total),
+                    packets,
+                })
+                .collect(),
+            peak_bps: s.peak_bps,
+            peak_pps: s.peak_pps,
+            packets: total,
+            bytes: s.bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for FingerprintBuilder {
+    /// A summary: the registers and counters themselves are kilobytes of noise.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FingerprintBuilder")
+            .field("distinct_remotes", &self.distinct_remotes())
+            .field("packets", &self.s.packets)
+            .field("bytes", &self.s.bytes)
+            .field("peak_bps", &self.s.peak_bps)
+            .field("peak_pps", &self.s.peak_pps)
+            .finish_non_exhaustive()
     }
 }
