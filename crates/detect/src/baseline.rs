@@ -35,11 +35,6 @@ impl BaselineParams {
             min_bps: c.min_mbps * 1e6,
         }
     }
-
-    /// The floor packets/s alarm level of a host with no usable history.
-    pub fn floor_pps(&self) -> f64 {
-        self.min_pps
-    }
 }
 
 /// 24 bytes per host and direction.

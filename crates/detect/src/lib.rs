@@ -9,13 +9,17 @@
 //! - [`event`]: the attack events, the public JSON interface.
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
 
+mod attack;
+mod baseline;
+mod classify;
 pub mod config;
 pub mod counters;
 pub mod engine;
 pub mod event;
 pub mod fingerprint;
+mod networks;
 pub mod time;
 
 pub use config::DetectConfig;
-pub use engine::Engine;
+pub use engine::{Engine, EngineStats, HostgroupRates};
 pub use event::{AttackEvent, Direction, EventKind, Vector};
