@@ -149,7 +149,8 @@ impl Baseline {
             let (m, d) = (f64::from(mean), f64::from(dev));
             m + p.deviations * d < floor && p.min_ratio * m < floor
         };
-        below(self.mean_pps, self.dev_pps, p.min_pps) && below(self.mean_bps, self.dev_bps, p.min_bps)
+        below(self.mean_pps, self.dev_pps, p.min_pps)
+            && below(self.mean_bps, self.dev_bps, p.min_bps)
     }
 }
 
@@ -199,7 +200,11 @@ mod tests {
         b.catch_up(4, &p);
         b.learn(4, 20_000.0, 2e8, &p);
         let l = b.levels(&p).unwrap();
-        assert!((l.pps - 80_000.0).abs() < 1.0, "min_ratio × mean: {}", l.pps);
+        assert!(
+            (l.pps - 80_000.0).abs() < 1.0,
+            "min_ratio × mean: {}",
+            l.pps
+        );
         assert!(!b.negligible(&p));
     }
 }

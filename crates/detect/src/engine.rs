@@ -228,16 +228,8 @@ fn resolve_group(
     carpet: Option<&crate::config::CarpetThresholds>,
 ) -> Group {
     let limits = [
-        resolve_limits(
-            &Thresholds::builtin_incoming(),
-            &config.incoming,
-            incoming,
-        ),
-        resolve_limits(
-            &Thresholds::builtin_outgoing(),
-            &config.outgoing,
-            outgoing,
-        ),
+        resolve_limits(&Thresholds::builtin_incoming(), &config.incoming, incoming),
+        resolve_limits(&Thresholds::builtin_outgoing(), &config.outgoing, outgoing),
     ];
     let r = config.watch_ratio;
     let watch = |l: &[f64; METRICS], packets: bool| {
@@ -311,8 +303,11 @@ fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64
 impl Engine {
     pub fn new(config: DetectConfig) -> Result<Engine, String> {
         config.validate()?;
-        let group_nets: Vec<Vec<IpNet>> =
-            config.hostgroups.iter().map(|g| g.networks.clone()).collect();
+        let group_nets: Vec<Vec<IpNet>> = config
+            .hostgroups
+            .iter()
+            .map(|g| g.networks.clone())
+            .collect();
         let networks = NetworkMap::new(&config.networks, &group_nets);
         let mut groups = vec![resolve_group(&config, "default", None, None, None)];
         for g in &config.hostgroups {
@@ -324,9 +319,8 @@ impl Engine {
                 g.carpet.as_ref(),
             ));
         }
-        let watch_min_samples = ((f64::from(config.min_samples) * config.watch_ratio).ceil()
-            as u32)
-            .max(1);
+        let watch_min_samples =
+            ((f64::from(config.min_samples) * config.watch_ratio).ceil() as u32).max(1);
         Ok(Engine {
             networks,
             groups,
@@ -782,20 +776,27 @@ impl Engine {
             if tally_at(&pd.ring, b).is_none() && pd.detail == NONE {
                 continue;
             }
-            let classes = (pd.detail != NONE)
-                .then(|| &self.details[pd.detail as usize].as_ref().expect("live").ring);
+            let classes = (pd.detail != NONE).then(|| {
+                &self.details[pd.detail as usize]
+                    .as_ref()
+                    .expect("live")
+                    .ring
+            });
             let rates = Rates::compute(&pd.ring, classes, b, window, self.config.min_samples);
             let c = &self.groups[prefix.group as usize].carpet;
             let mut crossing = None;
             if d == IN && c.enabled && rates.confident {
-                let hosts = if pd.stat_bucket == b { pd.hosts_active } else { 0 };
+                let hosts = if pd.stat_bucket == b {
+                    pd.hosts_active
+                } else {
+                    0
+                };
                 let packets = tally_at(&pd.ring, b).map_or(0, |t| t.packets);
                 let spread = packets > 0
                     && (pd.top_host_packets as f64) <= c.max_host_share * packets as f64;
                 if hosts >= c.min_hosts && spread {
                     let (pps, mbps) = (rates.pps(), rates.values[Metric::Mbps as usize]);
-                    crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps)
-                    {
+                    crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps) {
                         Some((Metric::Pps, pps, c.pps, "carpet_bombing"))
                     } else if mbps >= c.mbps {
                         Some((Metric::Mbps, mbps, c.mbps, "carpet_bombing"))
@@ -830,8 +831,12 @@ impl Engine {
                 continue;
             }
             dir.baseline.catch_up(b, &self.baseline);
-            let classes = (dir.detail != NONE)
-                .then(|| &self.details[dir.detail as usize].as_ref().expect("live").ring);
+            let classes = (dir.detail != NONE).then(|| {
+                &self.details[dir.detail as usize]
+                    .as_ref()
+                    .expect("live")
+                    .ring
+            });
             let rates = Rates::compute(&dir.ring, classes, b, window, self.config.min_samples);
             let mut crossing = static_trigger(&self.groups[group].limits[d], &rates)
                 .map(|(m, v, l)| (m, v, l, "threshold"));
@@ -914,7 +919,12 @@ impl Engine {
             }
             Owner::Prefix(p) => {
                 let prefix = &self.prefixes[p as usize];
-                (prefix.dirs[d].detail, prefix.group as usize, prefix.net, true)
+                (
+                    prefix.dirs[d].detail,
+                    prefix.group as usize,
+                    prefix.net,
+                    true,
+                )
             }
         };
         let (bucket_bps, bucket_pps) = (rates.bucket_bps as u64, rates.bucket_pps as u64);
@@ -993,8 +1003,8 @@ impl Engine {
             _ => {
                 if det != NONE {
                     let detail = self.details[det as usize].as_mut().expect("live detail");
-                    let below = rates.bucket_pps < watch_packets
-                        && rates.bucket_bps / 8.0 < watch_bytes;
+                    let below =
+                        rates.bucket_pps < watch_packets && rates.bucket_bps / 8.0 < watch_bytes;
                     detail.idle = if below { detail.idle + 1 } else { 0 };
                     if detail.idle >= self.config.quiet_period_s {
                         self.free_detail(det);
