@@ -10,10 +10,12 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+
 use floodwall_wire::FlowRecord;
 use foldhash::fast::RandomState;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use crate::addrmap::{AddrMap, Key};
 use crate::attack::{Attack, Lifecycle, Start, Step};
 use crate::baseline::{Baseline, BaselineParams};
 use crate::config::{CarpetConfig, Thresholds};
@@ -24,6 +26,7 @@ use crate::counters::{
 use crate::event::{Direction, EventKind, Trigger};
 use crate::fingerprint::FingerprintBuilder;
 use crate::networks::NetworkMap;
+use crate::prefetch::prefetch;
 use crate::{AttackEvent, DetectConfig};
 
 /// Counters about the engine itself.
@@ -56,6 +59,8 @@ pub struct HostgroupRates {
 }
 
 const NONE: u32 = u32::MAX;
+/// How many records ahead ingest prefetches host entries (map slots twice as far).
+const PREFETCH_AHEAD: usize = 8;
 const IN: usize = 0;
 const OUT: usize = 1;
 const DIRECTIONS: [Direction; 2] = [Direction::Incoming, Direction::Outgoing];
@@ -177,7 +182,7 @@ pub struct Engine {
     lifecycle: Lifecycle,
     watch_min_samples: u32,
 
-    host_index: HashMap<IpAddr, u32, RandomState>,
+    host_index: AddrMap,
     hosts: Vec<Host>,
     free_hosts: Vec<u32>,
     prefix_index: HashMap<IpNet, u32, RandomState>,
@@ -285,6 +290,23 @@ fn resolve_group(
     }
 }
 
+/// Running-bucket packets and bytes at which a host direction is watched: `watch_ratio` × its
+/// lowest static limit or its baseline alarm level, whichever is lower.
+fn watch_levels(
+    g: &Group,
+    d: usize,
+    baseline: &Baseline,
+    params: &BaselineParams,
+    config: &DetectConfig,
+) -> (f64, f64) {
+    let (mut wp, mut wb) = (g.watch_packets[d], g.watch_bytes[d]);
+    if let Some(levels) = baseline.levels(params) {
+        wp = wp.min(levels.pps * config.watch_ratio);
+        wb = wb.min(levels.bps / 8.0 * config.watch_ratio);
+    }
+    (wp, wb)
+}
+
 /// The limit crossed furthest (by value / limit), if any. Class metrics count only when known.
 fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64, f64)> {
     let mut best: Option<(Metric, f64, f64)> = None;
@@ -331,7 +353,7 @@ impl Engine {
                 update_interval: config.update_interval_s,
             },
             watch_min_samples,
-            host_index: HashMap::with_hasher(RandomState::default()),
+            host_index: AddrMap::default(),
             hosts: Vec::new(),
             free_hosts: Vec::new(),
             prefix_index: HashMap::with_hasher(RandomState::default()),
@@ -366,7 +388,14 @@ impl Engine {
     /// boundary closes the bucket and runs detection, appending events. Records older than the
     /// open bucket (late flows) are counted in the open bucket.
     pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
-        for r in records {
+        for (i, r) in records.iter().enumerate() {
+            // Memory-latency bound on many hosts: fetch map slots, then host entries, ahead.
+            if let Some(ahead) = records.get(i + 2 * PREFETCH_AHEAD) {
+                self.prefetch_slots(ahead);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+                self.prefetch_hosts(ahead);
+            }
             self.stats.records += 1;
             self.advance(r.time_ms, events);
             self.account(r);
@@ -434,6 +463,30 @@ impl Engine {
             }
         }
         out
+    }
+
+    #[inline]
+    fn prefetch_slots(&self, r: &FlowRecord) {
+        for addr in [r.dst, r.src] {
+            if self.networks.lookup(addr).is_some() {
+                self.host_index.prefetch(Key::of(addr));
+            }
+        }
+    }
+
+    #[inline]
+    fn prefetch_hosts(&self, r: &FlowRecord) {
+        for (d, addr) in [(IN, r.dst), (OUT, r.src)] {
+            if self.networks.lookup(addr).is_some() {
+                if let Some(h) = self.host_index.get(Key::of(addr)) {
+                    let host = &self.hosts[h as usize];
+                    let dir = &host.dirs[d];
+                    prefetch(&host.touched);
+                    prefetch(&dir.ring[self.open as usize % SLOTS]);
+                    prefetch(&dir.detail);
+                }
+            }
+        }
     }
 
     fn group_of(&self, owner: Owner) -> usize {
@@ -508,8 +561,8 @@ impl Engine {
             };
         }
         totals.classes.add(r, class, incoming);
-        let host = match self.host_index.get(&addr) {
-            Some(&h) => Some(h),
+        let host = match self.host_index.get(Key::of(addr)) {
+            Some(h) => Some(h),
             None => self.new_host(addr, group),
         };
         let prefix = match host {
@@ -617,7 +670,7 @@ impl Engine {
                 (self.hosts.len() - 1) as u32
             }
         };
-        self.host_index.insert(addr, idx);
+        self.host_index.insert(Key::of(addr), idx);
         Some(idx)
     }
 
@@ -831,6 +884,24 @@ impl Engine {
                 continue;
             }
             dir.baseline.catch_up(b, &self.baseline);
+            let g = &self.groups[group];
+            if dir.detail == NONE {
+                // Fast path for the many quiet hosts: below every watch level nothing can cross
+                // (each limit is at least watch level / watch_ratio), so only learn.
+                let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
+                let t = tally_at(&dir.ring, b).copied().unwrap_or_default();
+                if (t.packets as f64) < wp
+                    && (t.bytes as f64) < wb
+                    && t.samples < g.watch_samples[d]
+                {
+                    let (pps, bps) = (t.packets as f64, t.bytes as f64 * 8.0);
+                    dir.baseline.learn(b, pps, bps, &self.baseline);
+                    let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
+                    dir.watch_packets = wp as f32;
+                    dir.watch_bytes = wb as f32;
+                    continue;
+                }
+            }
             let classes = (dir.detail != NONE).then(|| {
                 &self.details[dir.detail as usize]
                     .as_ref()
@@ -881,11 +952,7 @@ impl Engine {
                     .learn(b, rates.bucket_pps, rates.bucket_bps, &self.baseline);
             }
             let g = &self.groups[group];
-            let (mut wp, mut wb) = (g.watch_packets[d], g.watch_bytes[d]);
-            if let Some(levels) = dir.baseline.levels(&self.baseline) {
-                wp = wp.min(levels.pps * self.config.watch_ratio);
-                wb = wb.min(levels.bps / 8.0 * self.config.watch_ratio);
-            }
+            let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
             dir.watch_packets = wp as f32;
             dir.watch_bytes = wb as f32;
         }
@@ -1036,7 +1103,7 @@ impl Engine {
                     d.baseline.negligible(params)
                 });
             if forget {
-                self.host_index.remove(&host.addr);
+                self.host_index.remove(Key::of(host.addr));
                 self.prefixes[host.prefix as usize].hosts -= 1;
                 host.prefix = NONE;
                 self.free_hosts.push(i as u32);

@@ -9,6 +9,7 @@
 //! - [`event`]: the attack events, the public JSON interface.
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
 
+mod addrmap;
 mod attack;
 mod baseline;
 mod classify;
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod event;
 pub mod fingerprint;
 mod networks;
+mod prefetch;
 pub mod time;
 
 pub use config::DetectConfig;
