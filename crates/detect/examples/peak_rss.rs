@@ -34,11 +34,7 @@ fn config() -> DetectConfig {
 }
 
 /// Feeds `total` records made by `make(i)` in batches; returns the time spent in the engine.
-fn feed(
-    engine: &mut Engine,
-    total: u64,
-    make: impl Fn(u64) -> FlowRecord,
-) -> (Duration, usize) {
+fn feed(engine: &mut Engine, total: u64, make: impl Fn(u64) -> FlowRecord) -> (Duration, usize) {
     let mut batch = Vec::with_capacity(8192);
     let mut events = Vec::new();
     let mut busy = Duration::ZERO;
@@ -62,7 +58,9 @@ fn monitored(i: u64) -> IpAddr {
 }
 
 fn remote(i: u64) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(0x2000_0000 | (i.wrapping_mul(2_654_435_761) as u32 >> 4)))
+    IpAddr::V4(Ipv4Addr::from(
+        0x2000_0000 | (i.wrapping_mul(2_654_435_761) as u32 >> 4),
+    ))
 }
 
 fn hosts_case() {

@@ -217,9 +217,9 @@ mod tests {
             let key = Key::of(addr);
             match (x >> 20) % 3 {
                 0 | 1 => {
-                    if model.get(&addr).is_none() {
+                    if let std::collections::hash_map::Entry::Vacant(e) = model.entry(addr) {
                         map.insert(key, step);
-                        model.insert(addr, step);
+                        e.insert(step);
                     }
                 }
                 _ => assert_eq!(map.remove(key), model.remove(&addr)),

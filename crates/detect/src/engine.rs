@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-
 use floodwall_wire::FlowRecord;
 use foldhash::fast::RandomState;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -769,7 +768,12 @@ impl Engine {
         let start = events.len();
 
         // Hosts active per prefix and the largest one, for carpet bombing.
-        for &h in &self.touched_hosts {
+        for (i, &h) in self.touched_hosts.iter().enumerate() {
+            if let Some(&ahead) = self.touched_hosts.get(i + PREFETCH_AHEAD) {
+                let host = &self.hosts[ahead as usize];
+                prefetch(&host.prefix);
+                prefetch(&host.dirs[IN].ring[b as usize % SLOTS]);
+            }
             let host = &self.hosts[h as usize];
             if let Some(t) = tally_at(&host.dirs[IN].ring, b) {
                 let pd = &mut self.prefixes[host.prefix as usize].dirs[IN];
@@ -803,7 +807,18 @@ impl Engine {
             Owner::Host(h) => Some(h),
             Owner::Prefix(_) => None,
         }));
-        for &h in &todo {
+        for (i, &h) in todo.iter().enumerate() {
+            if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD) {
+                // The whole entry is read: baselines and rings of both directions.
+                let host = &self.hosts[ahead as usize];
+                prefetch(&host.evaluated);
+                for dir in &host.dirs {
+                    prefetch(&dir.ring[0]);
+                    prefetch(&dir.ring[SLOTS - 1]);
+                    prefetch(&dir.baseline);
+                    prefetch(&dir.detail);
+                }
+            }
             if self.hosts[h as usize].evaluated != b {
                 self.hosts[h as usize].evaluated = b;
                 self.evaluate_host(h, b, end_ms, events);
@@ -823,54 +838,54 @@ impl Engine {
 
     fn evaluate_prefix(&mut self, p: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
         let window = self.window(b);
-        for d in [IN, OUT] {
-            let prefix = &self.prefixes[p as usize];
-            let pd = &prefix.dirs[d];
-            if tally_at(&pd.ring, b).is_none() && pd.detail == NONE {
-                continue;
-            }
-            let classes = (pd.detail != NONE).then(|| {
-                &self.details[pd.detail as usize]
-                    .as_ref()
-                    .expect("live")
-                    .ring
-            });
-            let rates = Rates::compute(&pd.ring, classes, b, window, self.config.min_samples);
-            let c = &self.groups[prefix.group as usize].carpet;
-            let mut crossing = None;
-            if d == IN && c.enabled && rates.confident {
-                let hosts = if pd.stat_bucket == b {
-                    pd.hosts_active
-                } else {
-                    0
-                };
-                let packets = tally_at(&pd.ring, b).map_or(0, |t| t.packets);
-                let spread = packets > 0
-                    && (pd.top_host_packets as f64) <= c.max_host_share * packets as f64;
-                if hosts >= c.min_hosts && spread {
-                    let (pps, mbps) = (rates.pps(), rates.values[Metric::Mbps as usize]);
-                    crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps) {
-                        Some((Metric::Pps, pps, c.pps, "carpet_bombing"))
-                    } else if mbps >= c.mbps {
-                        Some((Metric::Mbps, mbps, c.mbps, "carpet_bombing"))
-                    } else {
-                        None
-                    };
-                }
-            }
-            let (wp, wb) = (c.watch_packets, c.watch_bytes);
-            self.step_target(
-                Owner::Prefix(p),
-                d,
-                &rates,
-                crossing,
-                false,
-                (wp, wb),
-                b,
-                end_ms,
-                events,
-            );
+        // Carpet bombing is incoming only; outgoing prefix totals are accounting, not detection.
+        let d = IN;
+        let prefix = &self.prefixes[p as usize];
+        let pd = &prefix.dirs[d];
+        if tally_at(&pd.ring, b).is_none() && pd.detail == NONE {
+            return;
         }
+        let classes = (pd.detail != NONE).then(|| {
+            &self.details[pd.detail as usize]
+                .as_ref()
+                .expect("live")
+                .ring
+        });
+        let rates = Rates::compute(&pd.ring, classes, b, window, self.config.min_samples);
+        let c = &self.groups[prefix.group as usize].carpet;
+        let mut crossing = None;
+        if c.enabled && rates.confident {
+            let hosts = if pd.stat_bucket == b {
+                pd.hosts_active
+            } else {
+                0
+            };
+            let packets = tally_at(&pd.ring, b).map_or(0, |t| t.packets);
+            let spread =
+                packets > 0 && (pd.top_host_packets as f64) <= c.max_host_share * packets as f64;
+            if hosts >= c.min_hosts && spread {
+                let (pps, mbps) = (rates.pps(), rates.values[Metric::Mbps as usize]);
+                crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps) {
+                    Some((Metric::Pps, pps, c.pps, "carpet_bombing"))
+                } else if mbps >= c.mbps {
+                    Some((Metric::Mbps, mbps, c.mbps, "carpet_bombing"))
+                } else {
+                    None
+                };
+            }
+        }
+        let (wp, wb) = (c.watch_packets, c.watch_bytes);
+        self.step_target(
+            Owner::Prefix(p),
+            d,
+            &rates,
+            crossing,
+            false,
+            (wp, wb),
+            b,
+            end_ms,
+            events,
+        );
     }
 
     fn evaluate_host(&mut self, h: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
@@ -1126,5 +1141,5 @@ impl Engine {
 }
 
 fn sort_events(events: &mut [AttackEvent]) {
-    events.sort_by(|a, b| (a.direction, a.target).cmp(&(b.direction, b.target)));
+    events.sort_by_key(|e| (e.direction, e.target));
 }
