@@ -451,7 +451,15 @@ impl Engine {
         let mut out = Vec::new();
         for g in &self.groups {
             for (d, direction) in DIRECTIONS.iter().enumerate() {
-                let t = &g.totals[d].last;
+                // The last complete bucket is `open - 1`: either still `current` (no record of
+                // the group since) or `last`; a group silent in it reads zero.
+                let totals = &g.totals[d];
+                let wanted = self.open.wrapping_sub(1);
+                let t = [&totals.current, &totals.last]
+                    .into_iter()
+                    .find(|t| t.bucket == wanted)
+                    .copied()
+                    .unwrap_or_default();
                 out.push(HostgroupRates {
                     hostgroup: g.name.clone(),
                     direction: *direction,
@@ -1142,4 +1150,19 @@ impl Engine {
 
 fn sort_events(events: &mut [AttackEvent]) {
     events.sort_by_key(|e| (e.direction, e.target));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_entries_stay_small() {
+        // 1 million active hosts must fit well under 1 GiB with map, prefixes and slack.
+        assert!(
+            std::mem::size_of::<Host>() <= 256,
+            "{}",
+            std::mem::size_of::<Host>()
+        );
+    }
 }

@@ -866,3 +866,45 @@ proptest! {
         prop_assert_eq!(events, reference);
     }
 }
+
+#[test]
+fn hostgroup_totals_report_the_last_complete_bucket() {
+    let mut rng = Rng(43);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.80"),
+        false,
+        T0,
+        2,
+        10_000,
+        syn(100),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("10.0.0.80"),
+        true,
+        T0,
+        2,
+        5_000,
+        syn(100),
+        &mut rng,
+    );
+    let mut engine = Engine::new(config()).unwrap();
+    engine.ingest(&by_time(records), &mut Vec::new());
+    engine.tick(T0 + 2_000, &mut Vec::new());
+    let rates = engine.hostgroup_rates();
+    assert_eq!(rates.len(), 2);
+    assert_eq!(
+        (rates[0].direction, rates[0].pps),
+        (Direction::Incoming, 10_000)
+    );
+    assert_eq!(
+        (rates[1].direction, rates[1].pps),
+        (Direction::Outgoing, 5_000)
+    );
+    assert_eq!(rates[0].flows, 100);
+    engine.tick(T0 + 4_000, &mut Vec::new());
+    assert!(engine.hostgroup_rates().iter().all(|r| r.pps == 0));
+}
