@@ -1,6 +1,7 @@
 //! Ingest throughput on a realistic mix: 100k active monitored hosts, both directions, mixed
-//! protocols and flags, 1:1000 sampling, and a few attacks (SYN flood, DNS amplification, an
-//! outgoing UDP flood) so detection, watching and fingerprints are exercised.
+//! protocols and flags, 1:100 sampling (~200 pps per host, ~50 kpps per /24), and a few attacks
+//! (SYN flood, DNS amplification, an outgoing UDP flood) so detection, watching and fingerprints
+//! are exercised.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -39,8 +40,8 @@ fn records() -> Vec<FlowRecord> {
             let remote = IpAddr::V4(Ipv4Addr::from(0x2000_0000 | (x >> 36) as u32));
             let mut r = FlowRecord {
                 time_ms: T0 + s * 1000 + i * 1000 / PER_SECOND,
-                sampling_rate: 1000,
-                packets: 1000,
+                sampling_rate: 100,
+                packets: 100,
                 ttl: 57,
                 ..FlowRecord::default()
             };
@@ -53,45 +54,45 @@ fn records() -> Vec<FlowRecord> {
                     dst = host(1);
                     r.protocol = proto::TCP;
                     r.tcp_flags = tcp_flags::SYN;
-                    r.bytes = 60_000;
+                    r.bytes = 6_000;
                 }
                 3..=4 => {
                     dst = host(2);
                     r.protocol = proto::UDP;
                     r.src_port = 53;
-                    r.bytes = 1_400_000;
+                    r.bytes = 140_000;
                 }
                 5 => {
                     (src, dst) = (host(3), remote);
                     r.protocol = proto::UDP;
                     r.dst_port = 80;
-                    r.bytes = 512_000;
+                    r.bytes = 51_200;
                 }
                 6..=60 => {
                     r.protocol = proto::TCP;
                     r.tcp_flags = tcp_flags::ACK | tcp_flags::PSH;
                     r.src_port = 443;
-                    r.bytes = 1_200_000;
+                    r.bytes = 120_000;
                 }
                 61..=75 => {
                     (src, dst) = (local, remote);
                     r.protocol = proto::TCP;
                     r.tcp_flags = tcp_flags::ACK;
                     r.dst_port = 443;
-                    r.bytes = 80_000;
+                    r.bytes = 8_000;
                 }
                 76..=92 => {
                     r.protocol = proto::UDP;
                     r.src_port = 443;
-                    r.bytes = 1_100_000;
+                    r.bytes = 110_000;
                 }
                 93..=96 => {
                     r.protocol = proto::ICMP;
-                    r.bytes = 84_000;
+                    r.bytes = 8_400;
                 }
                 _ => {
                     r.protocol = proto::GRE;
-                    r.bytes = 600_000;
+                    r.bytes = 60_000;
                 }
             }
             r.src = src;

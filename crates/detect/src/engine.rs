@@ -59,7 +59,7 @@ pub struct HostgroupRates {
 
 const NONE: u32 = u32::MAX;
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
-const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_AHEAD: usize = 16;
 const IN: usize = 0;
 const OUT: usize = 1;
 const DIRECTIONS: [Direction; 2] = [Direction::Incoming, Direction::Outgoing];
