@@ -1,8 +1,8 @@
 //! What is counted per target and direction in each 1-second bucket.
 //!
-//! Two tiers keep a million active hosts cheap: every host keeps only [`Tally`] totals (packets,
+//! Two tiers keep a million active hosts cheap: every host keeps only `Tally` totals (packets,
 //! bytes, samples) for the last few buckets; targets above the watch level additionally get
-//! [`ClassCounts`] (protocols, TCP flags, fragments, amplification ports) for classification and
+//! `ClassCounts` (protocols, TCP flags, fragments, amplification ports) for classification and
 //! the per-class limits. A target below the watch level cannot cross any per-class limit, since
 //! every class is a part of the total.
 
@@ -297,7 +297,7 @@ impl Metric {
         )
     }
 
-    /// Needs [`ClassCounts`] (else the [`Tally`] suffices).
+    /// Needs per-class counts (else the totals suffice).
     pub fn needs_classes(self) -> bool {
         !matches!(self, Metric::Pps | Metric::Mbps | Metric::FlowsPerS)
     }

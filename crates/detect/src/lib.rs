@@ -8,6 +8,10 @@
 //! - [`fingerprint`]: bounded per-attack sketches (distinct sources, top talkers, ports, sizes).
 //! - [`event`]: the attack events, the public JSON interface.
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
+//!
+//! Internals: `networks` (address → monitored hostgroup by binary search over ranges),
+//! `addrmap` (prefetchable host index), `baseline` (lazy EWMA baselines), `classify` (vectors
+//! from per-class shares), `attack` (lifecycle and rate-limited updates).
 
 mod addrmap;
 mod attack;
