@@ -908,3 +908,57 @@ fn hostgroup_totals_report_the_last_complete_bucket() {
     engine.tick(T0 + 4_000, &mut Vec::new());
     assert!(engine.hostgroup_rates().iter().all(|r| r.pps == 0));
 }
+
+#[test]
+fn ipv6_carpet_bombing_of_a_48() {
+    let mut rng = Rng(45);
+    let mut records = Vec::new();
+    // 64 hosts spread over a /48, 5 000 pps each = 320 kpps.
+    for h in 0..64u32 {
+        let host = ip(&format!("2001:db8:7:{h:x}::1"));
+        flood(&mut records, host, false, T0, 5, 5_000, syn(100), &mut rng);
+    }
+    let events = run(config(), &by_time(records));
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert_eq!(s[0].target.to_string(), "2001:db8:7::/48");
+    assert!(s[0].carpet_bombing);
+    assert_eq!(s[0].vectors, vec![Vector::SynFlood]);
+}
+
+#[test]
+fn watching_is_bounded_but_attacks_are_always_tracked() {
+    let mut cfg = config();
+    cfg.max_watched = 2;
+    let mut rng = Rng(47);
+    let mut records = Vec::new();
+    for h in 0..6u32 {
+        let host = ip(&format!("10.3.0.{h}"));
+        flood(
+            &mut records,
+            host,
+            false,
+            T0,
+            4,
+            150_000,
+            syn(1000),
+            &mut rng,
+        );
+    }
+    let mut engine = Engine::new(cfg).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&by_time(records), &mut events);
+    assert_eq!(started(&events).len(), 6);
+    let stats = engine.stats();
+    assert_eq!(stats.attacks_active, 6);
+    // Watches without an attack (here the /24 itself) stay within max_watched.
+    assert!(
+        stats.targets_watched - stats.attacks_active <= 2,
+        "{stats:?}"
+    );
+    engine.finish(&mut events);
+    assert_lifecycles(&events);
+    assert_eq!(engine.stats().attacks_active, 0);
+    assert!(engine.stats().targets_watched <= 2);
+}
