@@ -7,9 +7,11 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use floodwall_detect::config::Hostgroup;
 use floodwall_detect::{DetectConfig, Engine};
 use floodwall_wire::record::{proto, tcp_flags};
 use floodwall_wire::FlowRecord;
+use ipnet::IpNet;
 
 const T0: u64 = 1_760_000_000_000;
 const HOSTS: u32 = 100_000;
@@ -103,9 +105,32 @@ fn records() -> Vec<FlowRecord> {
     out
 }
 
+/// An ISP-sized config: 1 002 monitored networks (IPv4 and IPv6) and 20 hostgroups, so network
+/// matching costs what it would in production.
 fn config() -> DetectConfig {
+    let mut networks: Vec<IpNet> = vec![
+        "10.0.0.0/16".parse().unwrap(),
+        "10.1.0.0/16".parse().unwrap(),
+    ];
+    for k in 0..800u32 {
+        let a = Ipv4Addr::from(0xac10_0000 + (k << 10));
+        networks.push(IpNet::new(IpAddr::V4(a), 22).unwrap());
+    }
+    for k in 0..200u16 {
+        networks.push(format!("2001:{k:x}::/32").parse().unwrap());
+    }
+    let hostgroups = (0..20u32)
+        .map(|g| Hostgroup {
+            name: format!("group-{g}"),
+            networks: vec![
+                IpNet::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (g << 12))), 20).unwrap(),
+            ],
+            ..Hostgroup::default()
+        })
+        .collect();
     DetectConfig {
-        networks: vec!["10.0.0.0/8".parse().unwrap()],
+        networks,
+        hostgroups,
         ..DetectConfig::default()
     }
 }

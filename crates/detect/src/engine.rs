@@ -60,6 +60,10 @@ pub struct HostgroupRates {
 const NONE: u32 = u32::MAX;
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
 const PREFETCH_AHEAD: usize = 16;
+/// Records whose hostgroup lookups are in flight: more than `2 * PREFETCH_AHEAD`.
+const LOOKAHEAD_RING: usize = 64;
+/// Hostgroups of a record's destination and source, `None` when not monitored.
+type Sides = (Option<u16>, Option<u16>);
 const IN: usize = 0;
 const OUT: usize = 1;
 const DIRECTIONS: [Direction; 2] = [Direction::Incoming, Direction::Outgoing];
@@ -387,18 +391,32 @@ impl Engine {
     /// boundary closes the bucket and runs detection, appending events. Records older than the
     /// open bucket (late flows) are counted in the open bucket.
     pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
+        // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
+        // host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
+        // first stage, and kept in a small ring until the record is accounted.
+        let mut sides = [(None, None); LOOKAHEAD_RING];
+        for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
+            sides[j % LOOKAHEAD_RING] = self.sides(r);
+        }
         for (i, r) in records.iter().enumerate() {
-            // Memory-latency bound on many hosts: fetch map slots, then host entries, ahead.
             if let Some(ahead) = records.get(i + 2 * PREFETCH_AHEAD) {
-                self.prefetch_slots(ahead);
+                let s = self.sides(ahead);
+                sides[(i + 2 * PREFETCH_AHEAD) % LOOKAHEAD_RING] = s;
+                self.prefetch_slots(ahead, s);
             }
             if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
-                self.prefetch_hosts(ahead);
+                self.prefetch_hosts(ahead, sides[(i + PREFETCH_AHEAD) % LOOKAHEAD_RING]);
             }
             self.stats.records += 1;
             self.advance(r.time_ms, events);
-            self.account(r);
+            self.account(r, sides[i % LOOKAHEAD_RING]);
         }
+    }
+
+    /// The hostgroups of a record's destination and source, when monitored.
+    #[inline]
+    fn sides(&self, r: &FlowRecord) -> Sides {
+        (self.networks.lookup(r.dst), self.networks.lookup(r.src))
     }
 
     /// Advances telemetry time without records (a live collector that went quiet).
@@ -473,18 +491,18 @@ impl Engine {
     }
 
     #[inline]
-    fn prefetch_slots(&self, r: &FlowRecord) {
-        for addr in [r.dst, r.src] {
-            if self.networks.lookup(addr).is_some() {
+    fn prefetch_slots(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
                 self.host_index.prefetch(Key::of(addr));
             }
         }
     }
 
     #[inline]
-    fn prefetch_hosts(&self, r: &FlowRecord) {
-        for (d, addr) in [(IN, r.dst), (OUT, r.src)] {
-            if self.networks.lookup(addr).is_some() {
+    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (d, group, addr) in [(IN, dst, r.dst), (OUT, src, r.src)] {
+            if group.is_some() {
                 if let Some(h) = self.host_index.get(Key::of(addr)) {
                     let host = &self.hosts[h as usize];
                     let dir = &host.dirs[d];
@@ -522,9 +540,7 @@ impl Engine {
     }
 
     #[inline]
-    fn account(&mut self, r: &FlowRecord) {
-        let dst = self.networks.lookup(r.dst);
-        let src = self.networks.lookup(r.src);
+    fn account(&mut self, r: &FlowRecord, (dst, src): Sides) {
         if dst.is_none() && src.is_none() {
             self.stats.records_unmonitored += 1;
             return;
