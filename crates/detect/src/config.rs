@@ -394,6 +394,8 @@ impl DetectConfig {
         self.outgoing.validate("outgoing")?;
 
         let mut names = std::collections::BTreeSet::new();
+        // The same network in two hostgroups would make longest-prefix matching ambiguous.
+        let mut group_nets = std::collections::BTreeMap::new();
         for (i, g) in self.hostgroups.iter().enumerate() {
             let what = format!("hostgroups[{i}]");
             if g.name.is_empty() {
@@ -409,6 +411,14 @@ impl DetectConfig {
                 return Err(format!("{what} `{}`: networks must not be empty", g.name));
             }
             for net in &g.networks {
+                if let Some(other) = group_nets.insert(net.trunc(), g.name.as_str()) {
+                    if other != g.name {
+                        return Err(format!(
+                            "{what} `{}`: network {net} is also in hostgroup `{other}`",
+                            g.name
+                        ));
+                    }
+                }
                 if !self.networks.iter().any(|m| m.contains(net)) {
                     return Err(format!(
                         "{what} `{}`: network {net} is not inside any monitored network",

@@ -757,6 +757,10 @@ fn config_rejects_nonsense_and_unknown_fields() {
         "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"default\"\nnetworks = [\"10.0.0.0/24\"]"
     )
     .contains("reserved"));
+    assert!(bad(
+        "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/24\"]\n[[hostgroups]]\nname = \"b\"\nnetworks = [\"10.0.0.0/24\"]"
+    )
+    .contains("also in hostgroup `a`"));
     let ok: DetectConfig = toml::from_str("").unwrap();
     assert_eq!(ok, DetectConfig::default());
     assert!(Engine::new(ok).is_ok());
