@@ -1,19 +1,467 @@
-//! Detection settings (STUB: to be completed). Deserialized from the `[detection]` part of
-//! floodwall.toml; every field has a documented default.
+//! Detection settings, deserialized from the `[detection]` part of floodwall.toml. Every field has
+//! a documented default; a config reference is generated from these doc comments.
+//!
+//! Thresholds are layered: built-in defaults per direction, overridden by the top-level
+//! `incoming` / `outgoing` tables, overridden per hostgroup. A limit left unset inherits; a limit
+//! of `0` disables that check.
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::counters::Metric;
+
+/// Per-direction limits. Every field is optional: unset inherits from the layer below
+/// (hostgroup → top-level `incoming`/`outgoing` → built-in default), `0` disables the check.
+/// Rates are per second over a 1-second bucket, after scaling by the sampling rate.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Packets/s. Default: incoming 100000, outgoing 50000.
+    pub pps: Option<f64>,
+    /// Megabits/s. Default: incoming 1000, outgoing 500.
+    pub mbps: Option<f64>,
+    /// Flows (records, unscaled) per second: scanning and spoofed floods. Default: incoming
+    /// disabled, outgoing 5000.
+    pub flows_per_s: Option<f64>,
+    /// TCP packets/s. Default: disabled (the flag-specific limits are sharper).
+    pub tcp_pps: Option<f64>,
+    /// TCP megabits/s. Default: disabled.
+    pub tcp_mbps: Option<f64>,
+    /// UDP packets/s. Default: disabled (covered by `pps` and `amplification_pps`).
+    pub udp_pps: Option<f64>,
+    /// UDP megabits/s. Default: disabled.
+    pub udp_mbps: Option<f64>,
+    /// ICMP + ICMPv6 packets/s. Default: incoming 20000, outgoing 10000.
+    pub icmp_pps: Option<f64>,
+    /// ICMP megabits/s. Default: disabled.
+    pub icmp_mbps: Option<f64>,
+    /// GRE packets/s. Default: incoming 20000, outgoing 10000.
+    pub gre_pps: Option<f64>,
+    /// GRE megabits/s. Default: disabled.
+    pub gre_mbps: Option<f64>,
+    /// TCP SYN-without-ACK packets/s. Default: incoming 50000, outgoing 10000.
+    pub syn_pps: Option<f64>,
+    /// TCP ACK-without-SYN/RST/FIN packets/s (ACK and ACK/PSH floods). Default: incoming 80000,
+    /// outgoing 30000 (legitimate bulk transfers are mostly such packets).
+    pub ack_pps: Option<f64>,
+    /// TCP RST packets/s. Default: incoming 20000, outgoing 10000.
+    pub rst_pps: Option<f64>,
+    /// IP fragment packets/s. Default: incoming 20000, outgoing 10000.
+    pub fragment_pps: Option<f64>,
+    /// IP fragment megabits/s. Default: disabled.
+    pub fragment_mbps: Option<f64>,
+    /// UDP packets/s from amplification source ports (DNS, NTP, SSDP, memcached, CLDAP, chargen,
+    /// SNMP, WSD); counted for incoming traffic only. Default: incoming 30000.
+    pub amplification_pps: Option<f64>,
+    /// Amplification megabits/s; incoming only. Default: disabled.
+    pub amplification_mbps: Option<f64>,
+}
+
+impl Thresholds {
+    /// Built-in limits for traffic to monitored hosts.
+    pub fn builtin_incoming() -> Self {
+        Thresholds {
+            pps: Some(100_000.0),
+            mbps: Some(1_000.0),
+            icmp_pps: Some(20_000.0),
+            gre_pps: Some(20_000.0),
+            syn_pps: Some(50_000.0),
+            ack_pps: Some(80_000.0),
+            rst_pps: Some(20_000.0),
+            fragment_pps: Some(20_000.0),
+            amplification_pps: Some(30_000.0),
+            ..Thresholds::default()
+        }
+    }
+
+    /// Built-in limits for traffic from monitored hosts: a customer's device flooding someone is
+    /// suspicious far sooner than a server receiving a lot.
+    pub fn builtin_outgoing() -> Self {
+        Thresholds {
+            pps: Some(50_000.0),
+            mbps: Some(500.0),
+            flows_per_s: Some(5_000.0),
+            icmp_pps: Some(10_000.0),
+            gre_pps: Some(10_000.0),
+            syn_pps: Some(10_000.0),
+            ack_pps: Some(30_000.0),
+            rst_pps: Some(10_000.0),
+            fragment_pps: Some(10_000.0),
+            ..Thresholds::default()
+        }
+    }
+
+    /// The limit for `metric` as written in this layer.
+    pub(crate) fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Pps => self.pps,
+            Metric::Mbps => self.mbps,
+            Metric::FlowsPerS => self.flows_per_s,
+            Metric::TcpPps => self.tcp_pps,
+            Metric::TcpMbps => self.tcp_mbps,
+            Metric::UdpPps => self.udp_pps,
+            Metric::UdpMbps => self.udp_mbps,
+            Metric::IcmpPps => self.icmp_pps,
+            Metric::IcmpMbps => self.icmp_mbps,
+            Metric::GrePps => self.gre_pps,
+            Metric::GreMbps => self.gre_mbps,
+            Metric::SynPps => self.syn_pps,
+            Metric::AckPps => self.ack_pps,
+            Metric::RstPps => self.rst_pps,
+            Metric::FragmentPps => self.fragment_pps,
+            Metric::FragmentMbps => self.fragment_mbps,
+            Metric::AmplificationPps => self.amplification_pps,
+            Metric::AmplificationMbps => self.amplification_mbps,
+        }
+    }
+
+    fn validate(&self, what: &str) -> Result<(), String> {
+        for metric in Metric::ALL {
+            if let Some(v) = self.get(metric) {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!(
+                        "{what}.{}: must be a finite number >= 0 (0 disables), got {v}",
+                        metric.name()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Carpet-bombing overrides for one hostgroup; unset fields inherit from `[detection.carpet]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CarpetThresholds {
+    /// See [`CarpetConfig::min_hosts`].
+    pub min_hosts: Option<u32>,
+    /// See [`CarpetConfig::max_host_share`].
+    pub max_host_share: Option<f64>,
+    /// See [`CarpetConfig::pps`].
+    pub pps: Option<f64>,
+    /// See [`CarpetConfig::mbps`].
+    pub mbps: Option<f64>,
+}
+
+/// A named set of networks with its own limits, matched by longest prefix. Addresses of
+/// `networks` outside every hostgroup belong to the built-in `default` group.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hostgroup {
+    /// Unique name, reported in events (`default` is reserved). Required.
+    pub name: String,
+    /// Networks of the group; each must lie inside one of the monitored `networks`. Required.
+    pub networks: Vec<IpNet>,
+    /// Limits for traffic to the group; unset fields inherit the top-level `incoming`.
+    pub incoming: Thresholds,
+    /// Limits for traffic from the group; unset fields inherit the top-level `outgoing`.
+    pub outgoing: Thresholds,
+    /// Carpet-bombing overrides; default: none (the top-level `carpet` applies).
+    pub carpet: Option<CarpetThresholds>,
+}
+
+/// Dynamic per-host baseline: catches attacks below the static thresholds on hosts that are
+/// normally quiet, without alarming on hosts that are normally busy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// Whether baseline detection runs. Default: true.
+    pub enabled: bool,
+    /// Time constant of the moving averages, in seconds (alpha = 1 / time_constant_s; the first
+    /// `time_constant_s` buckets use a plain running mean). Default: 600.
+    pub time_constant_s: f64,
+    /// Seconds of history a host needs before its baseline may alarm. Default: 300.
+    pub min_history_s: u32,
+    /// Alarm when the rate exceeds mean + `deviations` × mean absolute deviation. Default: 4.
+    pub deviations: f64,
+    /// ... and at least `min_ratio` × the mean, so busy-but-steady hosts do not alarm. Default: 4.
+    pub min_ratio: f64,
+    /// ... and at least this many packets/s. Default: 5000.
+    pub min_pps: f64,
+    /// ... and (for the bandwidth baseline) at least this many megabits/s. Default: 50.
+    pub min_mbps: f64,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        BaselineConfig {
+            enabled: true,
+            time_constant_s: 600.0,
+            min_history_s: 300,
+            deviations: 4.0,
+            min_ratio: 4.0,
+            min_pps: 5_000.0,
+            min_mbps: 50.0,
+        }
+    }
+}
+
+/// Carpet bombing: a whole prefix (`prefix_length_v4`/`_v6`) flooded, each host below its own
+/// limits. Incoming only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CarpetConfig {
+    /// Whether carpet-bombing detection runs. Default: true.
+    pub enabled: bool,
+    /// Distinct hosts of the prefix that must receive traffic in the bucket. Default: 16.
+    pub min_hosts: u32,
+    /// Largest share of the prefix's packets one host may have (else it is a host attack).
+    /// Default: 0.5.
+    pub max_host_share: f64,
+    /// Prefix packets/s limit (0 disables). Default: 200000.
+    pub pps: f64,
+    /// Prefix megabits/s limit (0 disables). Default: 2000.
+    pub mbps: f64,
+}
+
+impl Default for CarpetConfig {
+    fn default() -> Self {
+        CarpetConfig {
+            enabled: true,
+            min_hosts: 16,
+            max_host_share: 0.5,
+            pps: 200_000.0,
+            mbps: 2_000.0,
+        }
+    }
+}
+
+/// The `[detection]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Monitored networks (IPv4 and IPv6). Traffic to them is incoming, from them outgoing.
+    /// Default: none (nothing is monitored).
     pub networks: Vec<IpNet>,
+    /// IPv4 prefix length that groups hosts for prefix accounting and carpet bombing (16..=32).
+    /// Default: 24.
+    pub prefix_length_v4: u8,
+    /// IPv6 prefix length that groups hosts for prefix accounting and carpet bombing (32..=128).
+    /// Default: 48.
+    pub prefix_length_v6: u8,
+    /// Limits for traffic to monitored hosts of the `default` group, inherited by hostgroups.
+    /// Default: see [`Thresholds`].
+    pub incoming: Thresholds,
+    /// Limits for traffic from monitored hosts of the `default` group, inherited by hostgroups.
+    /// Default: see [`Thresholds`].
+    pub outgoing: Thresholds,
+    /// Hostgroups with their own limits, matched by longest prefix. Default: none.
+    pub hostgroups: Vec<Hostgroup>,
+    /// Samples (records) a rate needs behind it before it may alarm: at 1:16384 one sample stands
+    /// for 16384 packets. A bucket with fewer is judged over the `evidence_window_s` window.
+    /// Default: 5.
+    pub min_samples: u32,
+    /// Buckets (1..=3) over which sparse samples are accumulated: the windowed average rate must
+    /// cross the limit and the window must hold `min_samples`. Default: 3.
+    pub evidence_window_s: u32,
+    /// Dynamic baseline settings.
+    pub baseline: BaselineConfig,
+    /// Carpet-bombing settings.
+    pub carpet: CarpetConfig,
+    /// An attack ends after this many consecutive buckets below its end level. Default: 10.
+    pub quiet_period_s: u32,
+    /// Hysteresis: the end level is `end_ratio` × the limit that triggered, in (0, 1].
+    /// Default: 0.5.
+    pub end_ratio: f64,
+    /// At most one `attack_updated` per attack per this many seconds, and only when the peak
+    /// grew ≥ 10 %, the vectors changed or the sources changed ≥ 20 %. Default: 5.
+    pub update_interval_s: u32,
+    /// A target whose running bucket crosses `watch_ratio` × its lowest limit gets detailed
+    /// counters and a fingerprint at once (mid-bucket), so both exist when the attack starts.
+    /// In (0, 1]. Default: 0.3.
+    pub watch_ratio: f64,
+    /// Most host entries kept; traffic of further new hosts is accounted only in their prefix.
+    /// Default: 2000000.
+    pub max_hosts: usize,
+    /// Most targets watched (detailed counters + fingerprint) without an attack; targets under
+    /// attack always get them. Default: 4096.
+    pub max_watched: usize,
+    /// A host idle this long is forgotten even if its baseline still matters (it is forgotten
+    /// after 2 × `quiet_period_s` idle once its baseline is at the floors). Default: 3600.
+    pub host_idle_timeout_s: u32,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            networks: Vec::new(),
+            prefix_length_v4: 24,
+            prefix_length_v6: 48,
+            incoming: Thresholds::default(),
+            outgoing: Thresholds::default(),
+            hostgroups: Vec::new(),
+            min_samples: 5,
+            evidence_window_s: 3,
+            baseline: BaselineConfig::default(),
+            carpet: CarpetConfig::default(),
+            quiet_period_s: 10,
+            end_ratio: 0.5,
+            update_interval_s: 5,
+            watch_ratio: 0.3,
+            max_hosts: 2_000_000,
+            max_watched: 4096,
+            host_idle_timeout_s: 3600,
+        }
+    }
+}
+
+/// The largest supported `evidence_window_s`: each host keeps this many buckets of totals.
+pub const MAX_EVIDENCE_WINDOW_S: u32 = 3;
+
+fn unit_interval(name: &str, v: f64) -> Result<(), String> {
+    if v > 0.0 && v <= 1.0 {
+        Ok(())
+    } else {
+        Err(format!("{name}: must be in (0, 1], got {v}"))
+    }
+}
+
+fn non_negative(name: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{name}: must be a finite number >= 0, got {v}"))
+    }
 }
 
 impl DetectConfig {
-    /// Checks what serde cannot: overlapping definitions, impossible values.
+    /// Checks what serde cannot: impossible values, hostgroups outside the monitored networks,
+    /// duplicate names. Errors name the offending field.
     pub fn validate(&self) -> Result<(), String> {
+        if !(16..=32).contains(&self.prefix_length_v4) {
+            return Err(format!(
+                "prefix_length_v4: must be in 16..=32, got {}",
+                self.prefix_length_v4
+            ));
+        }
+        if !(32..=128).contains(&self.prefix_length_v6) {
+            return Err(format!(
+                "prefix_length_v6: must be in 32..=128, got {}",
+                self.prefix_length_v6
+            ));
+        }
+        if self.min_samples == 0 {
+            return Err("min_samples: must be at least 1".into());
+        }
+        if !(1..=MAX_EVIDENCE_WINDOW_S).contains(&self.evidence_window_s) {
+            return Err(format!(
+                "evidence_window_s: must be in 1..={MAX_EVIDENCE_WINDOW_S}, got {}",
+                self.evidence_window_s
+            ));
+        }
+        if self.quiet_period_s == 0 {
+            return Err("quiet_period_s: must be at least 1".into());
+        }
+        if self.update_interval_s == 0 {
+            return Err("update_interval_s: must be at least 1".into());
+        }
+        unit_interval("end_ratio", self.end_ratio)?;
+        unit_interval("watch_ratio", self.watch_ratio)?;
+        if self.max_hosts == 0 {
+            return Err("max_hosts: must be at least 1".into());
+        }
+        if self.max_watched == 0 {
+            return Err("max_watched: must be at least 1".into());
+        }
+        if self.host_idle_timeout_s < 2 * self.quiet_period_s {
+            return Err("host_idle_timeout_s: must be at least 2 × quiet_period_s".into());
+        }
+        let b = &self.baseline;
+        if !(b.time_constant_s.is_finite() && b.time_constant_s >= 1.0) {
+            return Err(format!(
+                "baseline.time_constant_s: must be >= 1, got {}",
+                b.time_constant_s
+            ));
+        }
+        non_negative("baseline.deviations", b.deviations)?;
+        if !(b.min_ratio.is_finite() && b.min_ratio >= 1.0) {
+            return Err(format!(
+                "baseline.min_ratio: must be >= 1, got {}",
+                b.min_ratio
+            ));
+        }
+        non_negative("baseline.min_pps", b.min_pps)?;
+        non_negative("baseline.min_mbps", b.min_mbps)?;
+        validate_carpet(
+            "carpet",
+            Some(self.carpet.min_hosts),
+            Some(self.carpet.max_host_share),
+            Some(self.carpet.pps),
+            Some(self.carpet.mbps),
+        )?;
+        self.incoming.validate("incoming")?;
+        self.outgoing.validate("outgoing")?;
+
+        let mut names = std::collections::BTreeSet::new();
+        // The same network in two hostgroups would make longest-prefix matching ambiguous.
+        let mut group_nets = std::collections::BTreeMap::new();
+        for (i, g) in self.hostgroups.iter().enumerate() {
+            let what = format!("hostgroups[{i}]");
+            if g.name.is_empty() {
+                return Err(format!("{what}.name: required"));
+            }
+            if g.name == "default" {
+                return Err(format!("{what}.name: `default` is reserved"));
+            }
+            if !names.insert(g.name.as_str()) {
+                return Err(format!("{what}.name: duplicate hostgroup `{}`", g.name));
+            }
+            if g.networks.is_empty() {
+                return Err(format!("{what} `{}`: networks must not be empty", g.name));
+            }
+            for net in &g.networks {
+                if let Some(other) = group_nets.insert(net.trunc(), g.name.as_str()) {
+                    if other != g.name {
+                        return Err(format!(
+                            "{what} `{}`: network {net} is also in hostgroup `{other}`",
+                            g.name
+                        ));
+                    }
+                }
+                if !self.networks.iter().any(|m| m.contains(net)) {
+                    return Err(format!(
+                        "{what} `{}`: network {net} is not inside any monitored network",
+                        g.name
+                    ));
+                }
+            }
+            g.incoming.validate(&format!("{what}.incoming"))?;
+            g.outgoing.validate(&format!("{what}.outgoing"))?;
+            if let Some(c) = &g.carpet {
+                validate_carpet(
+                    &format!("{what}.carpet"),
+                    c.min_hosts,
+                    c.max_host_share,
+                    c.pps,
+                    c.mbps,
+                )?;
+            }
+        }
         Ok(())
     }
+}
+
+fn validate_carpet(
+    what: &str,
+    min_hosts: Option<u32>,
+    max_host_share: Option<f64>,
+    pps: Option<f64>,
+    mbps: Option<f64>,
+) -> Result<(), String> {
+    if let Some(h) = min_hosts {
+        if h < 2 {
+            return Err(format!("{what}.min_hosts: must be at least 2, got {h}"));
+        }
+    }
+    if let Some(s) = max_host_share {
+        unit_interval(&format!("{what}.max_host_share"), s)?;
+    }
+    if let Some(v) = pps {
+        non_negative(&format!("{what}.pps"), v)?;
+    }
+    if let Some(v) = mbps {
+        non_negative(&format!("{what}.mbps"), v)?;
+    }
+    Ok(())
 }

@@ -1,7 +1,31 @@
-//! The engine (STUB: interface only).
+//! The engine: accounting per host, prefix and hostgroup in 1-second buckets of telemetry time;
+//! detection (carpet bombing, static thresholds, dynamic baseline) at each bucket close;
+//! classification and the attack lifecycle.
+//!
+//! Memory is bounded by design: host and prefix entries live in slabs indexed by keyed hash maps
+//! of *monitored* addresses only (remote addresses are never keys; they reach only the bounded
+//! fingerprints of watched targets), idle entries are evicted, and detailed counters exist only
+//! for watched targets and attacks.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 use floodwall_wire::FlowRecord;
+use foldhash::fast::RandomState;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use crate::addrmap::{AddrMap, Key};
+use crate::attack::{Attack, Lifecycle, Start, Step};
+use crate::baseline::{Baseline, BaselineParams};
+use crate::config::{CarpetConfig, Thresholds};
+use crate::counters::{
+    class_slot, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass, Tally, METRICS,
+    NO_BUCKET, SLOTS,
+};
+use crate::event::{Direction, EventKind, Trigger};
+use crate::fingerprint::FingerprintBuilder;
+use crate::networks::NetworkMap;
+use crate::prefetch::prefetch;
 use crate::{AttackEvent, DetectConfig};
 
 /// Counters about the engine itself.
@@ -13,19 +37,344 @@ pub struct EngineStats {
     pub hosts_tracked: u64,
     pub prefixes_tracked: u64,
     pub attacks_active: u64,
+    /// Targets with detailed counters and a fingerprint (watched or under attack).
+    pub targets_watched: u64,
+    /// Record sides accounted only in their prefix (or only their hostgroup) because
+    /// `max_hosts` entries already existed.
+    pub records_host_overflow: u64,
+    /// Host entries forgotten after being idle.
+    pub hosts_evicted: u64,
 }
 
+/// Rates of one hostgroup and direction in the last complete bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostgroupRates {
+    pub hostgroup: String,
+    pub direction: Direction,
+    pub pps: u64,
+    pub bps: u64,
+    /// Records per second.
+    pub flows: u64,
+}
+
+const NONE: u32 = u32::MAX;
+/// How many records ahead ingest prefetches host entries (map slots twice as far).
+const PREFETCH_AHEAD: usize = 16;
+/// Records whose hostgroup lookups are in flight: more than `2 * PREFETCH_AHEAD`.
+const LOOKAHEAD_RING: usize = 64;
+/// Hostgroups of a record's destination and source, `None` when not monitored.
+type Sides = (Option<u16>, Option<u16>);
+const IN: usize = 0;
+const OUT: usize = 1;
+const DIRECTIONS: [Direction; 2] = [Direction::Incoming, Direction::Outgoing];
+
+/// One direction of one host: ~112 bytes.
+#[derive(Debug, Clone, Copy)]
+struct HostDir {
+    ring: [Tally; SLOTS],
+    baseline: Baseline,
+    /// Index into `Engine::details`, or `NONE`.
+    detail: u32,
+    /// Running-bucket packets / bytes at which watching starts (static limits and baseline).
+    watch_packets: f32,
+    watch_bytes: f32,
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    addr: IpAddr,
+    /// Index into `Engine::prefixes`; `NONE` for a free slab slot.
+    prefix: u32,
+    group: u16,
+    /// Last bucket with traffic.
+    touched: u32,
+    evaluated: u32,
+    dirs: [HostDir; 2],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PrefixDir {
+    ring: [Tally; SLOTS],
+    detail: u32,
+    /// Hosts with traffic in bucket `stat_bucket`, and the largest one's packets.
+    hosts_active: u32,
+    top_host_packets: u64,
+    stat_bucket: u32,
+}
+
+impl Default for PrefixDir {
+    fn default() -> Self {
+        PrefixDir {
+            ring: Default::default(),
+            detail: NONE,
+            hosts_active: 0,
+            top_host_packets: 0,
+            stat_bucket: NO_BUCKET,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Prefix {
+    net: IpNet,
+    group: u16,
+    /// Host entries pointing here; a prefix is evicted only without any.
+    hosts: u32,
+    touched: u32,
+    evaluated: u32,
+    live: bool,
+    dirs: [PrefixDir; 2],
+}
+
+/// Carpet-bombing limits resolved for one hostgroup.
+#[derive(Debug, Clone)]
+struct CarpetLimits {
+    enabled: bool,
+    min_hosts: u32,
+    max_host_share: f64,
+    pps: f64,
+    mbps: f64,
+    watch_packets: f64,
+    watch_bytes: f64,
+}
+
+/// Per-hostgroup totals of one direction.
+#[derive(Debug, Clone, Default)]
+struct GroupTotals {
+    current: Tally,
+    classes: ClassCounts,
+    last: Tally,
+}
+
+/// A hostgroup with its resolved limits (`f64::INFINITY` = disabled).
+#[derive(Debug, Clone)]
+struct Group {
+    name: String,
+    limits: [[f64; METRICS]; 2],
+    watch_packets: [f64; 2],
+    watch_bytes: [f64; 2],
+    watch_samples: [u32; 2],
+    carpet: CarpetLimits,
+    totals: [GroupTotals; 2],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Host(u32),
+    Prefix(u32),
+}
+
+/// Detailed counters, fingerprint and attack of one watched target and direction.
+#[derive(Debug)]
+struct Detail {
+    owner: Owner,
+    dir: usize,
+    ring: [ClassCounts; SLOTS],
+    fingerprint: FingerprintBuilder,
+    attack: Option<Attack>,
+    /// Consecutive buckets below the watch level (without an attack).
+    idle: u32,
+}
+
+/// The detection engine. See the module docs.
 pub struct Engine {
     config: DetectConfig,
+    networks: NetworkMap,
+    groups: Vec<Group>,
+    baseline: BaselineParams,
+    lifecycle: Lifecycle,
+    watch_min_samples: u32,
+
+    host_index: AddrMap,
+    hosts: Vec<Host>,
+    free_hosts: Vec<u32>,
+    prefix_index: HashMap<IpNet, u32, RandomState>,
+    prefixes: Vec<Prefix>,
+    free_prefixes: Vec<u32>,
+    details: Vec<Option<Detail>>,
+    free_details: Vec<u32>,
+    details_live: usize,
+    attacks_live: usize,
+
+    touched_hosts: Vec<u32>,
+    touched_prefixes: Vec<u32>,
+    /// Scratch list of targets to evaluate at a bucket close.
+    scratch: Vec<u32>,
+
+    /// Absolute bucket (Unix seconds) of relative bucket 0, set by the first record.
+    base_bucket: Option<u64>,
+    /// The open bucket, relative to `base_bucket`.
+    open: u32,
+    clock_ms: u64,
+    last_sweep: u32,
     stats: EngineStats,
+}
+
+fn resolve_limits(
+    builtin: &Thresholds,
+    global: &Thresholds,
+    group: Option<&Thresholds>,
+) -> [f64; METRICS] {
+    let mut out = [f64::INFINITY; METRICS];
+    for m in Metric::ALL {
+        let v = group
+            .and_then(|g| g.get(m))
+            .or(global.get(m))
+            .or(builtin.get(m));
+        if let Some(v) = v.filter(|v| *v > 0.0) {
+            out[m as usize] = v;
+        }
+    }
+    out
+}
+
+fn resolve_group(
+    config: &DetectConfig,
+    name: &str,
+    incoming: Option<&Thresholds>,
+    outgoing: Option<&Thresholds>,
+    carpet: Option<&crate::config::CarpetThresholds>,
+) -> Group {
+    let limits = [
+        resolve_limits(&Thresholds::builtin_incoming(), &config.incoming, incoming),
+        resolve_limits(&Thresholds::builtin_outgoing(), &config.outgoing, outgoing),
+    ];
+    let r = config.watch_ratio;
+    let watch = |l: &[f64; METRICS], packets: bool| {
+        Metric::ALL
+            .iter()
+            .filter(|m| m.is_packets() == packets && **m != Metric::FlowsPerS)
+            .map(|m| l[*m as usize])
+            .fold(f64::INFINITY, f64::min)
+            * r
+    };
+    let watch_samples = |l: &[f64; METRICS]| {
+        let f = l[Metric::FlowsPerS as usize] * r;
+        if f.is_finite() {
+            (f.ceil() as u32).max(1)
+        } else {
+            u32::MAX
+        }
+    };
+    let c: &CarpetConfig = &config.carpet;
+    let pick = |o: Option<f64>, d: f64| {
+        let v = o.unwrap_or(d);
+        if v > 0.0 {
+            v
+        } else {
+            f64::INFINITY
+        }
+    };
+    let (pps, mbps) = (
+        pick(carpet.and_then(|c| c.pps), c.pps),
+        pick(carpet.and_then(|c| c.mbps), c.mbps),
+    );
+    Group {
+        name: name.to_string(),
+        watch_packets: [watch(&limits[IN], true), watch(&limits[OUT], true)],
+        watch_bytes: [
+            watch(&limits[IN], false) * 1e6 / 8.0,
+            watch(&limits[OUT], false) * 1e6 / 8.0,
+        ],
+        watch_samples: [watch_samples(&limits[IN]), watch_samples(&limits[OUT])],
+        limits,
+        carpet: CarpetLimits {
+            enabled: c.enabled,
+            min_hosts: carpet.and_then(|c| c.min_hosts).unwrap_or(c.min_hosts),
+            max_host_share: carpet
+                .and_then(|c| c.max_host_share)
+                .unwrap_or(c.max_host_share),
+            pps,
+            mbps,
+            watch_packets: pps * r,
+            watch_bytes: mbps * r * 1e6 / 8.0,
+        },
+        totals: Default::default(),
+    }
+}
+
+/// Running-bucket packets and bytes at which a host direction is watched: `watch_ratio` × its
+/// lowest static limit or its baseline alarm level, whichever is lower.
+fn watch_levels(
+    g: &Group,
+    d: usize,
+    baseline: &Baseline,
+    params: &BaselineParams,
+    config: &DetectConfig,
+) -> (f64, f64) {
+    let (mut wp, mut wb) = (g.watch_packets[d], g.watch_bytes[d]);
+    if let Some(levels) = baseline.levels(params) {
+        wp = wp.min(levels.pps * config.watch_ratio);
+        wb = wb.min(levels.bps / 8.0 * config.watch_ratio);
+    }
+    (wp, wb)
+}
+
+/// The limit crossed furthest (by value / limit), if any. Class metrics count only when known.
+fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64, f64)> {
+    let mut best: Option<(Metric, f64, f64)> = None;
+    for m in Metric::ALL {
+        if m.needs_classes() && !rates.has_classes {
+            continue;
+        }
+        let (v, l) = (rates.values[m as usize], limits[m as usize]);
+        if v >= l && best.is_none_or(|(_, bv, bl)| v / l > bv / bl) {
+            best = Some((m, v, l));
+        }
+    }
+    best
 }
 
 impl Engine {
     pub fn new(config: DetectConfig) -> Result<Engine, String> {
         config.validate()?;
+        let group_nets: Vec<Vec<IpNet>> = config
+            .hostgroups
+            .iter()
+            .map(|g| g.networks.clone())
+            .collect();
+        let networks = NetworkMap::new(&config.networks, &group_nets);
+        let mut groups = vec![resolve_group(&config, "default", None, None, None)];
+        for g in &config.hostgroups {
+            groups.push(resolve_group(
+                &config,
+                &g.name,
+                Some(&g.incoming),
+                Some(&g.outgoing),
+                g.carpet.as_ref(),
+            ));
+        }
+        let watch_min_samples =
+            ((f64::from(config.min_samples) * config.watch_ratio).ceil() as u32).max(1);
         Ok(Engine {
-            config,
+            networks,
+            groups,
+            baseline: BaselineParams::new(&config.baseline),
+            lifecycle: Lifecycle {
+                quiet_period: config.quiet_period_s,
+                end_ratio: config.end_ratio,
+                update_interval: config.update_interval_s,
+            },
+            watch_min_samples,
+            host_index: AddrMap::default(),
+            hosts: Vec::new(),
+            free_hosts: Vec::new(),
+            prefix_index: HashMap::with_hasher(RandomState::default()),
+            prefixes: Vec::new(),
+            free_prefixes: Vec::new(),
+            details: Vec::new(),
+            free_details: Vec::new(),
+            details_live: 0,
+            attacks_live: 0,
+            touched_hosts: Vec::new(),
+            touched_prefixes: Vec::new(),
+            scratch: Vec::new(),
+            base_bucket: None,
+            open: 0,
+            clock_ms: 0,
+            last_sweep: 0,
             stats: EngineStats::default(),
+            config,
         })
     }
 
@@ -33,19 +382,803 @@ impl Engine {
         &self.config
     }
 
+    /// The engine clock: the latest telemetry time seen (records or `tick`).
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
     /// Accounts records. Telemetry time advances with the records' `time_ms`; crossing a bucket
-    /// boundary closes the bucket and runs detection, appending events.
-    pub fn ingest(&mut self, records: &[FlowRecord], _events: &mut Vec<AttackEvent>) {
-        self.stats.records += records.len() as u64;
+    /// boundary closes the bucket and runs detection, appending events. Records older than the
+    /// open bucket (late flows) are counted in the open bucket.
+    pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
+        // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
+        // host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
+        // first stage, and kept in a small ring until the record is accounted.
+        let mut sides = [(None, None); LOOKAHEAD_RING];
+        for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
+            sides[j % LOOKAHEAD_RING] = self.sides(r);
+        }
+        for (i, r) in records.iter().enumerate() {
+            if let Some(ahead) = records.get(i + 2 * PREFETCH_AHEAD) {
+                let s = self.sides(ahead);
+                sides[(i + 2 * PREFETCH_AHEAD) % LOOKAHEAD_RING] = s;
+                self.prefetch_slots(ahead, s);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+                self.prefetch_hosts(ahead, sides[(i + PREFETCH_AHEAD) % LOOKAHEAD_RING]);
+            }
+            self.stats.records += 1;
+            self.advance(r.time_ms, events);
+            self.account(r, sides[i % LOOKAHEAD_RING]);
+        }
+    }
+
+    /// The hostgroups of a record's destination and source, when monitored.
+    #[inline]
+    fn sides(&self, r: &FlowRecord) -> Sides {
+        (self.networks.lookup(r.dst), self.networks.lookup(r.src))
     }
 
     /// Advances telemetry time without records (a live collector that went quiet).
-    pub fn tick(&mut self, _now_ms: u64, _events: &mut Vec<AttackEvent>) {}
+    pub fn tick(&mut self, now_ms: u64, events: &mut Vec<AttackEvent>) {
+        if self.base_bucket.is_some() {
+            self.advance(now_ms, events);
+        }
+    }
 
     /// End of input: closes the open bucket and ends every active attack.
-    pub fn finish(&mut self, _events: &mut Vec<AttackEvent>) {}
+    pub fn finish(&mut self, events: &mut Vec<AttackEvent>) {
+        let Some(base) = self.base_bucket else {
+            return;
+        };
+        let end_ms = (base + u64::from(self.open) + 1) * 1000;
+        self.close_bucket(events);
+        let start = events.len();
+        for i in 0..self.details.len() {
+            let Some(owner) = self.details[i].as_ref().map(|d| d.owner) else {
+                continue;
+            };
+            let group = self.group_of(owner);
+            let detail = self.details[i].as_mut().expect("live detail");
+            if let Some(attack) = detail.attack.take() {
+                events.push(attack.event(
+                    EventKind::AttackEnded,
+                    end_ms,
+                    &detail.fingerprint,
+                    &self.groups[group].name,
+                ));
+                self.attacks_live -= 1;
+                self.free_detail(i as u32);
+            }
+        }
+        sort_events(&mut events[start..]);
+        self.open += 1;
+    }
 
     pub fn stats(&self) -> EngineStats {
-        self.stats.clone()
+        let mut s = self.stats.clone();
+        s.hosts_tracked = self.host_index.len() as u64;
+        s.prefixes_tracked = self.prefix_index.len() as u64;
+        s.attacks_active = self.attacks_live as u64;
+        s.targets_watched = self.details_live as u64;
+        s
+    }
+
+    /// Per-hostgroup rates of the last complete bucket, `default` first, then config order.
+    pub fn hostgroup_rates(&self) -> Vec<HostgroupRates> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            for (d, direction) in DIRECTIONS.iter().enumerate() {
+                // The last complete bucket is `open - 1`: either still `current` (no record of
+                // the group since) or `last`; a group silent in it reads zero.
+                let totals = &g.totals[d];
+                let wanted = self.open.wrapping_sub(1);
+                let t = [&totals.current, &totals.last]
+                    .into_iter()
+                    .find(|t| t.bucket == wanted)
+                    .copied()
+                    .unwrap_or_default();
+                out.push(HostgroupRates {
+                    hostgroup: g.name.clone(),
+                    direction: *direction,
+                    pps: t.packets,
+                    bps: t.bytes.saturating_mul(8),
+                    flows: u64::from(t.samples),
+                });
+            }
+        }
+        out
+    }
+
+    #[inline]
+    fn prefetch_slots(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
+                self.host_index.prefetch(Key::of(addr));
+            }
+        }
+    }
+
+    #[inline]
+    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (d, group, addr) in [(IN, dst, r.dst), (OUT, src, r.src)] {
+            if group.is_some() {
+                if let Some(h) = self.host_index.get(Key::of(addr)) {
+                    let host = &self.hosts[h as usize];
+                    let dir = &host.dirs[d];
+                    prefetch(&host.touched);
+                    prefetch(&dir.ring[self.open as usize % SLOTS]);
+                    prefetch(&dir.detail);
+                }
+            }
+        }
+    }
+
+    fn group_of(&self, owner: Owner) -> usize {
+        match owner {
+            Owner::Host(h) => self.hosts[h as usize].group as usize,
+            Owner::Prefix(p) => self.prefixes[p as usize].group as usize,
+        }
+    }
+
+    /// Moves the clock to `time_ms`, closing every bucket that ends at or before it.
+    fn advance(&mut self, time_ms: u64, events: &mut Vec<AttackEvent>) {
+        let abs = time_ms / 1000;
+        let base = *self.base_bucket.get_or_insert(abs);
+        self.clock_ms = self.clock_ms.max(time_ms);
+        // Relative buckets are u32: 136 years of telemetry.
+        let target = abs.saturating_sub(base).min(u64::from(u32::MAX - 16)) as u32;
+        while self.open < target {
+            self.close_bucket(events);
+            self.open += 1;
+            // Nothing watched or under attack and nothing touched: empty buckets change nothing
+            // (baselines catch up lazily), so jump over the gap.
+            if self.details_live == 0 && self.open < target {
+                self.open = target;
+            }
+        }
+    }
+
+    #[inline]
+    fn account(&mut self, r: &FlowRecord, (dst, src): Sides) {
+        if dst.is_none() && src.is_none() {
+            self.stats.records_unmonitored += 1;
+            return;
+        }
+        let class = RecordClass::of(r);
+        if let Some(g) = dst {
+            self.account_side(r.dst, g, IN, r, r.src, &class);
+        }
+        if let Some(g) = src {
+            self.account_side(r.src, g, OUT, r, r.dst, &class);
+        }
+    }
+
+    /// Accounts one side of a record: `addr` is the monitored end, `remote` the other.
+    #[inline]
+    fn account_side(
+        &mut self,
+        addr: IpAddr,
+        group: u16,
+        d: usize,
+        r: &FlowRecord,
+        remote: IpAddr,
+        class: &RecordClass,
+    ) {
+        let b = self.open;
+        let incoming = d == IN;
+        let g = &mut self.groups[group as usize];
+        let totals = &mut g.totals[d];
+        if totals.current.bucket != b {
+            totals.last = totals.current;
+            totals.current = Tally {
+                bucket: b,
+                ..Tally::default()
+            };
+        }
+        totals.current.add(r);
+        if totals.classes.bucket != b {
+            totals.classes = ClassCounts {
+                bucket: b,
+                ..ClassCounts::default()
+            };
+        }
+        totals.classes.add(r, class, incoming);
+        let host = match self.host_index.get(Key::of(addr)) {
+            Some(h) => Some(h),
+            None => self.new_host(addr, group),
+        };
+        let prefix = match host {
+            Some(h) => {
+                let host = &mut self.hosts[h as usize];
+                if host.touched != b {
+                    host.touched = b;
+                    self.touched_hosts.push(h);
+                }
+                let dir = &mut host.dirs[d];
+                let t = tally_slot(&mut dir.ring, b);
+                t.add(r);
+                if dir.detail != NONE {
+                    let detail = self.details[dir.detail as usize]
+                        .as_mut()
+                        .expect("live detail");
+                    class_slot(&mut detail.ring, b).add(r, class, incoming);
+                    detail.fingerprint.observe(r, remote);
+                } else if t.samples >= self.watch_min_samples
+                    && (t.packets as f32 >= dir.watch_packets
+                        || t.bytes as f32 >= dir.watch_bytes
+                        || t.samples >= self.groups[group as usize].watch_samples[d])
+                    && self.details_live - self.attacks_live < self.config.max_watched
+                {
+                    let id = self.new_detail(Owner::Host(h), d);
+                    let detail = self.details[id as usize].as_mut().expect("new detail");
+                    class_slot(&mut detail.ring, b).add(r, class, incoming);
+                    detail.fingerprint.observe(r, remote);
+                    self.hosts[h as usize].dirs[d].detail = id;
+                }
+                self.hosts[h as usize].prefix
+            }
+            None => {
+                self.stats.records_host_overflow += 1;
+                match self.prefix_of(addr, group) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        let p = &mut self.prefixes[prefix as usize];
+        if p.touched != b {
+            p.touched = b;
+            self.touched_prefixes.push(prefix);
+        }
+        let pd = &mut p.dirs[d];
+        let t = tally_slot(&mut pd.ring, b);
+        t.add(r);
+        if pd.detail != NONE {
+            let detail = self.details[pd.detail as usize]
+                .as_mut()
+                .expect("live detail");
+            class_slot(&mut detail.ring, b).add(r, class, incoming);
+            detail.fingerprint.observe(r, remote);
+        } else if incoming {
+            let c = &self.groups[p.group as usize].carpet;
+            if c.enabled
+                && t.samples >= self.watch_min_samples
+                && (t.packets as f64 >= c.watch_packets || t.bytes as f64 >= c.watch_bytes)
+                && self.details_live - self.attacks_live < self.config.max_watched
+            {
+                let id = self.new_detail(Owner::Prefix(prefix), d);
+                let detail = self.details[id as usize].as_mut().expect("new detail");
+                class_slot(&mut detail.ring, b).add(r, class, incoming);
+                detail.fingerprint.observe(r, remote);
+                self.prefixes[prefix as usize].dirs[d].detail = id;
+            }
+        }
+    }
+}
+
+/// A limit crossed at a bucket close: metric, value, limit, trigger kind.
+type Crossing = (Metric, f64, f64, &'static str);
+
+impl Engine {
+    fn new_host(&mut self, addr: IpAddr, group: u16) -> Option<u32> {
+        if self.host_index.len() >= self.config.max_hosts {
+            return None;
+        }
+        let prefix = self.prefix_of(addr, group)?;
+        self.prefixes[prefix as usize].hosts += 1;
+        let g = &self.groups[group as usize];
+        let dir = |d: usize| HostDir {
+            ring: Default::default(),
+            baseline: Baseline::default(),
+            detail: NONE,
+            watch_packets: g.watch_packets[d] as f32,
+            watch_bytes: g.watch_bytes[d] as f32,
+        };
+        let host = Host {
+            addr,
+            prefix,
+            group,
+            touched: NO_BUCKET,
+            evaluated: NO_BUCKET,
+            dirs: [dir(IN), dir(OUT)],
+        };
+        let idx = match self.free_hosts.pop() {
+            Some(i) => {
+                self.hosts[i as usize] = host;
+                i
+            }
+            None => {
+                self.hosts.push(host);
+                (self.hosts.len() - 1) as u32
+            }
+        };
+        self.host_index.insert(Key::of(addr), idx);
+        Some(idx)
+    }
+
+    /// The prefix entry of a monitored address, created on first use (at most `max_hosts`).
+    fn prefix_of(&mut self, addr: IpAddr, group: u16) -> Option<u32> {
+        let net = match addr {
+            IpAddr::V4(a) => IpNet::V4(
+                Ipv4Net::new(a, self.config.prefix_length_v4)
+                    .expect("validated prefix length")
+                    .trunc(),
+            ),
+            IpAddr::V6(a) => IpNet::V6(
+                Ipv6Net::new(a, self.config.prefix_length_v6)
+                    .expect("validated prefix length")
+                    .trunc(),
+            ),
+        };
+        if let Some(&p) = self.prefix_index.get(&net) {
+            return Some(p);
+        }
+        if self.prefix_index.len() >= self.config.max_hosts {
+            return None;
+        }
+        let prefix = Prefix {
+            net,
+            group,
+            hosts: 0,
+            touched: NO_BUCKET,
+            evaluated: NO_BUCKET,
+            live: true,
+            dirs: Default::default(),
+        };
+        let idx = match self.free_prefixes.pop() {
+            Some(i) => {
+                self.prefixes[i as usize] = prefix;
+                i
+            }
+            None => {
+                self.prefixes.push(prefix);
+                (self.prefixes.len() - 1) as u32
+            }
+        };
+        self.prefix_index.insert(net, idx);
+        Some(idx)
+    }
+
+    fn new_detail(&mut self, owner: Owner, dir: usize) -> u32 {
+        let detail = Detail {
+            owner,
+            dir,
+            ring: Default::default(),
+            fingerprint: FingerprintBuilder::new(),
+            attack: None,
+            idle: 0,
+        };
+        self.details_live += 1;
+        let id = match self.free_details.pop() {
+            Some(i) => {
+                self.details[i as usize] = Some(detail);
+                i
+            }
+            None => {
+                self.details.push(Some(detail));
+                (self.details.len() - 1) as u32
+            }
+        };
+        match owner {
+            Owner::Host(h) => self.hosts[h as usize].dirs[dir].detail = id,
+            Owner::Prefix(p) => self.prefixes[p as usize].dirs[dir].detail = id,
+        }
+        id
+    }
+
+    fn free_detail(&mut self, id: u32) {
+        if let Some(detail) = self.details[id as usize].take() {
+            match detail.owner {
+                Owner::Host(h) => self.hosts[h as usize].dirs[detail.dir].detail = NONE,
+                Owner::Prefix(p) => self.prefixes[p as usize].dirs[detail.dir].detail = NONE,
+            }
+            self.details_live -= 1;
+            self.free_details.push(id);
+        }
+    }
+
+    /// The evidence window at bucket `b`: never reaching before the first bucket.
+    fn window(&self, b: u32) -> u32 {
+        self.config.evidence_window_s.min(b + 1)
+    }
+
+    /// Closes the open bucket: detection, lifecycle, eviction. Events come out sorted by
+    /// direction and target.
+    fn close_bucket(&mut self, events: &mut Vec<AttackEvent>) {
+        let b = self.open;
+        let base = self.base_bucket.expect("a bucket is open");
+        let end_ms = (base + u64::from(b) + 1) * 1000;
+        let start = events.len();
+
+        // Hosts active per prefix and the largest one, for carpet bombing.
+        for (i, &h) in self.touched_hosts.iter().enumerate() {
+            if let Some(&ahead) = self.touched_hosts.get(i + PREFETCH_AHEAD) {
+                let host = &self.hosts[ahead as usize];
+                prefetch(&host.prefix);
+                prefetch(&host.dirs[IN].ring[b as usize % SLOTS]);
+            }
+            let host = &self.hosts[h as usize];
+            if let Some(t) = tally_at(&host.dirs[IN].ring, b) {
+                let pd = &mut self.prefixes[host.prefix as usize].dirs[IN];
+                if pd.stat_bucket != b {
+                    pd.stat_bucket = b;
+                    pd.hosts_active = 0;
+                    pd.top_host_packets = 0;
+                }
+                pd.hosts_active += 1;
+                pd.top_host_packets = pd.top_host_packets.max(t.packets);
+            }
+        }
+
+        // Prefixes first: a carpet attack found now suppresses host attacks in the same bucket.
+        let mut todo = std::mem::take(&mut self.scratch);
+        todo.clear();
+        todo.extend_from_slice(&self.touched_prefixes);
+        todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
+            Owner::Prefix(p) => Some(p),
+            Owner::Host(_) => None,
+        }));
+        for &p in &todo {
+            if self.prefixes[p as usize].evaluated != b {
+                self.prefixes[p as usize].evaluated = b;
+                self.evaluate_prefix(p, b, end_ms, events);
+            }
+        }
+        todo.clear();
+        todo.extend_from_slice(&self.touched_hosts);
+        todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
+            Owner::Host(h) => Some(h),
+            Owner::Prefix(_) => None,
+        }));
+        for (i, &h) in todo.iter().enumerate() {
+            if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD) {
+                // The whole entry is read: baselines and rings of both directions.
+                let host = &self.hosts[ahead as usize];
+                prefetch(&host.evaluated);
+                for dir in &host.dirs {
+                    prefetch(&dir.ring[0]);
+                    prefetch(&dir.ring[SLOTS - 1]);
+                    prefetch(&dir.baseline);
+                    prefetch(&dir.detail);
+                }
+            }
+            if self.hosts[h as usize].evaluated != b {
+                self.hosts[h as usize].evaluated = b;
+                self.evaluate_host(h, b, end_ms, events);
+            }
+        }
+        todo.clear();
+        self.scratch = todo;
+        self.touched_hosts.clear();
+        self.touched_prefixes.clear();
+        sort_events(&mut events[start..]);
+
+        if b >= self.last_sweep + 2 * self.config.quiet_period_s {
+            self.sweep(b);
+            self.last_sweep = b;
+        }
+    }
+
+    fn evaluate_prefix(&mut self, p: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
+        let window = self.window(b);
+        // Carpet bombing is incoming only; outgoing prefix totals are accounting, not detection.
+        let d = IN;
+        let prefix = &self.prefixes[p as usize];
+        let pd = &prefix.dirs[d];
+        if tally_at(&pd.ring, b).is_none() && pd.detail == NONE {
+            return;
+        }
+        let classes = (pd.detail != NONE).then(|| {
+            &self.details[pd.detail as usize]
+                .as_ref()
+                .expect("live")
+                .ring
+        });
+        let rates = Rates::compute(&pd.ring, classes, b, window, self.config.min_samples);
+        let c = &self.groups[prefix.group as usize].carpet;
+        let mut crossing = None;
+        if c.enabled && rates.confident {
+            let hosts = if pd.stat_bucket == b {
+                pd.hosts_active
+            } else {
+                0
+            };
+            let packets = tally_at(&pd.ring, b).map_or(0, |t| t.packets);
+            let spread =
+                packets > 0 && (pd.top_host_packets as f64) <= c.max_host_share * packets as f64;
+            if hosts >= c.min_hosts && spread {
+                let (pps, mbps) = (rates.pps(), rates.values[Metric::Mbps as usize]);
+                crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps) {
+                    Some((Metric::Pps, pps, c.pps, "carpet_bombing"))
+                } else if mbps >= c.mbps {
+                    Some((Metric::Mbps, mbps, c.mbps, "carpet_bombing"))
+                } else {
+                    None
+                };
+            }
+        }
+        let (wp, wb) = (c.watch_packets, c.watch_bytes);
+        self.step_target(
+            Owner::Prefix(p),
+            d,
+            &rates,
+            crossing,
+            false,
+            (wp, wb),
+            b,
+            end_ms,
+            events,
+        );
+    }
+
+    fn evaluate_host(&mut self, h: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
+        let window = self.window(b);
+        for d in [IN, OUT] {
+            let host = &mut self.hosts[h as usize];
+            let group = host.group as usize;
+            let prefix = host.prefix as usize;
+            let dir = &mut host.dirs[d];
+            if tally_at(&dir.ring, b).is_none() && dir.detail == NONE {
+                continue;
+            }
+            dir.baseline.catch_up(b, &self.baseline);
+            let g = &self.groups[group];
+            if dir.detail == NONE {
+                // Fast path for the many quiet hosts: below every watch level nothing can cross
+                // (each limit is at least watch level / watch_ratio), so only learn.
+                let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
+                let t = tally_at(&dir.ring, b).copied().unwrap_or_default();
+                if (t.packets as f64) < wp
+                    && (t.bytes as f64) < wb
+                    && t.samples < g.watch_samples[d]
+                {
+                    let (pps, bps) = (t.packets as f64, t.bytes as f64 * 8.0);
+                    dir.baseline.learn(b, pps, bps, &self.baseline);
+                    let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
+                    dir.watch_packets = wp as f32;
+                    dir.watch_bytes = wb as f32;
+                    continue;
+                }
+            }
+            let classes = (dir.detail != NONE).then(|| {
+                &self.details[dir.detail as usize]
+                    .as_ref()
+                    .expect("live")
+                    .ring
+            });
+            let rates = Rates::compute(&dir.ring, classes, b, window, self.config.min_samples);
+            let mut crossing = static_trigger(&self.groups[group].limits[d], &rates)
+                .map(|(m, v, l)| (m, v, l, "threshold"));
+            if crossing.is_none() {
+                if let Some(levels) = dir.baseline.levels(&self.baseline) {
+                    let (pps, bps) = (rates.pps(), rates.bps());
+                    if pps >= levels.pps {
+                        crossing = Some((Metric::Pps, pps, levels.pps, "baseline"));
+                    } else if bps >= levels.bps {
+                        crossing = Some((Metric::Mbps, bps / 1e6, levels.bps / 1e6, "baseline"));
+                    }
+                }
+            }
+            if !rates.confident {
+                crossing = None;
+            }
+            let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
+            let carpet_active = d == IN && {
+                let pd = self.prefixes[prefix].dirs[IN].detail;
+                pd != NONE
+                    && self.details[pd as usize]
+                        .as_ref()
+                        .is_some_and(|x| x.attack.is_some())
+            };
+            let active = self.step_target(
+                Owner::Host(h),
+                d,
+                &rates,
+                crossing,
+                carpet_active,
+                watch,
+                b,
+                end_ms,
+                events,
+            );
+
+            let dir = &mut self.hosts[h as usize].dirs[d];
+            if active || crossing.is_some() {
+                dir.baseline.skip(b);
+            } else {
+                dir.baseline
+                    .learn(b, rates.bucket_pps, rates.bucket_bps, &self.baseline);
+            }
+            let g = &self.groups[group];
+            let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
+            dir.watch_packets = wp as f32;
+            dir.watch_bytes = wb as f32;
+        }
+    }
+
+    /// One bucket of one target and direction: continue or end its attack, start one, or keep
+    /// or drop its watch. Returns whether an attack is active afterwards.
+    #[allow(clippy::too_many_arguments)]
+    fn step_target(
+        &mut self,
+        owner: Owner,
+        d: usize,
+        rates: &Rates,
+        crossing: Option<Crossing>,
+        suppressed: bool,
+        (watch_packets, watch_bytes): (f64, f64),
+        b: u32,
+        end_ms: u64,
+        events: &mut Vec<AttackEvent>,
+    ) -> bool {
+        let (mut det, group, target, carpet) = match owner {
+            Owner::Host(h) => {
+                let host = &self.hosts[h as usize];
+                let len = if host.addr.is_ipv4() { 32 } else { 128 };
+                (
+                    host.dirs[d].detail,
+                    host.group as usize,
+                    IpNet::new(host.addr, len).expect("host prefix length"),
+                    false,
+                )
+            }
+            Owner::Prefix(p) => {
+                let prefix = &self.prefixes[p as usize];
+                (
+                    prefix.dirs[d].detail,
+                    prefix.group as usize,
+                    prefix.net,
+                    true,
+                )
+            }
+        };
+        let (bucket_bps, bucket_pps) = (rates.bucket_bps as u64, rates.bucket_pps as u64);
+        if det != NONE {
+            let detail = self.details[det as usize].as_mut().expect("live detail");
+            detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
+            if let Some(attack) = detail.attack.as_mut() {
+                let sources = detail.fingerprint.distinct_remotes();
+                let step = attack.step(
+                    rates,
+                    crossing.is_some(),
+                    sources,
+                    b,
+                    end_ms,
+                    &self.lifecycle,
+                    &detail.fingerprint,
+                    &self.groups[group].name,
+                    events,
+                );
+                return match step {
+                    Step::Continue => true,
+                    Step::Ended => {
+                        let attack = detail.attack.take().expect("active");
+                        events.push(attack.event(
+                            EventKind::AttackEnded,
+                            end_ms,
+                            &detail.fingerprint,
+                            &self.groups[group].name,
+                        ));
+                        self.attacks_live -= 1;
+                        self.free_detail(det);
+                        false
+                    }
+                };
+            }
+        }
+        match crossing {
+            Some((metric, value, limit, kind)) if !suppressed => {
+                if det == NONE {
+                    det = self.new_detail(owner, d);
+                    let detail = self.details[det as usize].as_mut().expect("new detail");
+                    detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
+                }
+                let detail = self.details[det as usize].as_mut().expect("live detail");
+                let mut attack = Attack::start(
+                    Start {
+                        direction: DIRECTIONS[d],
+                        target,
+                        carpet,
+                        trigger: Trigger {
+                            kind,
+                            metric: metric.name(),
+                            value,
+                            limit,
+                        },
+                        metric,
+                    },
+                    rates,
+                    b,
+                    end_ms,
+                    &self.lifecycle,
+                );
+                attack.set_sources(detail.fingerprint.distinct_remotes());
+                events.push(attack.event(
+                    EventKind::AttackStarted,
+                    end_ms,
+                    &detail.fingerprint,
+                    &self.groups[group].name,
+                ));
+                debug_assert_eq!(attack.is_carpet(), carpet);
+                detail.attack = Some(attack);
+                detail.idle = 0;
+                self.attacks_live += 1;
+                true
+            }
+            _ => {
+                if det != NONE {
+                    let detail = self.details[det as usize].as_mut().expect("live detail");
+                    let below =
+                        rates.bucket_pps < watch_packets && rates.bucket_bps / 8.0 < watch_bytes;
+                    detail.idle = if below { detail.idle + 1 } else { 0 };
+                    if detail.idle >= self.config.quiet_period_s {
+                        self.free_detail(det);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Forgets idle hosts (after 2 × quiet period once their baseline is at the floors, or after
+    /// `host_idle_timeout_s`) and prefixes without hosts.
+    fn sweep(&mut self, b: u32) {
+        let short = 2 * self.config.quiet_period_s;
+        let long = self.config.host_idle_timeout_s;
+        for i in 0..self.hosts.len() {
+            let host = &mut self.hosts[i];
+            if host.prefix == NONE {
+                continue;
+            }
+            let idle = b.saturating_sub(host.touched);
+            if idle < short || host.dirs.iter().any(|d| d.detail != NONE) {
+                continue;
+            }
+            let params = &self.baseline;
+            let forget = idle >= long
+                || host.dirs.iter_mut().all(|d| {
+                    d.baseline.catch_up(b, params);
+                    d.baseline.negligible(params)
+                });
+            if forget {
+                self.host_index.remove(Key::of(host.addr));
+                self.prefixes[host.prefix as usize].hosts -= 1;
+                host.prefix = NONE;
+                self.free_hosts.push(i as u32);
+                self.stats.hosts_evicted += 1;
+            }
+        }
+        for i in 0..self.prefixes.len() {
+            let prefix = &mut self.prefixes[i];
+            if prefix.live
+                && prefix.hosts == 0
+                && b.saturating_sub(prefix.touched) >= short
+                && prefix.dirs.iter().all(|d| d.detail == NONE)
+            {
+                self.prefix_index.remove(&prefix.net);
+                prefix.live = false;
+                self.free_prefixes.push(i as u32);
+            }
+        }
+    }
+}
+
+fn sort_events(events: &mut [AttackEvent]) {
+    events.sort_by_key(|e| (e.direction, e.target));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_entries_stay_small() {
+        // 1 million active hosts must fit well under 1 GiB with map, prefixes and slack.
+        assert!(
+            std::mem::size_of::<Host>() <= 256,
+            "{}",
+            std::mem::size_of::<Host>()
+        );
     }
 }

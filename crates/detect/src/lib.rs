@@ -8,14 +8,24 @@
 //! - [`fingerprint`]: bounded per-attack sketches (distinct sources, top talkers, ports, sizes).
 //! - [`event`]: the attack events, the public JSON interface.
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
+//!
+//! Internals: `networks` (address → monitored hostgroup by binary search over ranges),
+//! `addrmap` (prefetchable host index), `baseline` (lazy EWMA baselines), `classify` (vectors
+//! from per-class shares), `attack` (lifecycle and rate-limited updates).
 
+mod addrmap;
+mod attack;
+mod baseline;
+mod classify;
 pub mod config;
 pub mod counters;
 pub mod engine;
 pub mod event;
 pub mod fingerprint;
+mod networks;
+mod prefetch;
 pub mod time;
 
 pub use config::DetectConfig;
-pub use engine::Engine;
+pub use engine::{Engine, EngineStats, HostgroupRates};
 pub use event::{AttackEvent, Direction, EventKind, Vector};

@@ -1,0 +1,208 @@
+//! One active attack and its lifecycle: started → updated (rate-limited) → ended after a quiet
+//! period below the hysteresis level.
+
+use ipnet::IpNet;
+
+use crate::classify::classify;
+use crate::counters::{Metric, Rates};
+use crate::event::{AttackEvent, Direction, EventKind, Trigger, Vector};
+use crate::fingerprint::FingerprintBuilder;
+
+/// Peak growth that justifies an `attack_updated`.
+const PEAK_GROWTH: f64 = 1.1;
+/// Relative change of distinct sources that justifies an `attack_updated`.
+const SOURCES_CHANGE: f64 = 0.2;
+
+/// What was last reported, to rate-limit updates.
+#[derive(Debug, Clone)]
+struct Reported {
+    bucket: u32,
+    peak_pps: u64,
+    peak_bps: u64,
+    vectors: Vec<Vector>,
+    sources: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Attack {
+    id: String,
+    direction: Direction,
+    target: IpNet,
+    carpet: bool,
+    started_at: u64,
+    trigger: Trigger,
+    /// The trigger's metric and the level it must stay below for the quiet period to end.
+    metric: Metric,
+    end_level: f64,
+    /// Union of the vectors seen in the attack's buckets: a multi-vector attack keeps them all.
+    vectors: Vec<Vector>,
+    bps: u64,
+    pps: u64,
+    peak_bps: u64,
+    peak_pps: u64,
+    sources: u64,
+    /// Consecutive buckets below the end level.
+    quiet: u32,
+    /// End of the last bucket at or above the end level: `ended_at`.
+    last_hot_end: u64,
+    reported: Reported,
+}
+
+/// What the engine decided at the crossing bucket.
+pub(crate) struct Start {
+    pub direction: Direction,
+    pub target: IpNet,
+    pub carpet: bool,
+    pub trigger: Trigger,
+    pub metric: Metric,
+}
+
+/// Lifecycle settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lifecycle {
+    pub quiet_period: u32,
+    pub end_ratio: f64,
+    pub update_interval: u32,
+}
+
+/// The outcome of one bucket of an active attack.
+pub(crate) enum Step {
+    Continue,
+    Ended,
+}
+
+impl Attack {
+    /// Starts an attack at bucket `b` ending at `end_ms`, whose rates are `rates`.
+    pub fn start(s: Start, rates: &Rates, b: u32, end_ms: u64, lc: &Lifecycle) -> Attack {
+        let started_at = end_ms - 1000;
+        let dir = match s.direction {
+            Direction::Incoming => "in",
+            Direction::Outgoing => "out",
+        };
+        let vectors = if rates.has_classes {
+            classify(&rates.class_packets)
+        } else {
+            Vec::new()
+        };
+        let (pps, bps) = (rates.pps() as u64, rates.bps() as u64);
+        Attack {
+            id: format!("{started_at}-{dir}-{}", s.target),
+            direction: s.direction,
+            target: s.target,
+            carpet: s.carpet,
+            started_at,
+            end_level: s.trigger.limit * lc.end_ratio,
+            trigger: s.trigger,
+            metric: s.metric,
+            reported: Reported {
+                bucket: b,
+                peak_pps: pps,
+                peak_bps: bps,
+                vectors: vectors.clone(),
+                sources: 0,
+            },
+            vectors,
+            bps,
+            pps,
+            peak_bps: bps,
+            peak_pps: pps,
+            sources: 0,
+            quiet: 0,
+            last_hot_end: end_ms,
+        }
+    }
+
+    pub fn is_carpet(&self) -> bool {
+        self.carpet
+    }
+
+    /// Sets the sources estimate; at start, before the first event.
+    pub fn set_sources(&mut self, sources: u64) {
+        self.sources = sources;
+        self.reported.sources = sources;
+    }
+
+    /// Accounts bucket `b`. `still_crossing` says whether a start limit is crossed again (keeps the
+    /// attack alive even if its original metric calmed down). Emits `attack_updated` when due.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        rates: &Rates,
+        still_crossing: bool,
+        sources: u64,
+        b: u32,
+        end_ms: u64,
+        lc: &Lifecycle,
+        fingerprint: &FingerprintBuilder,
+        hostgroup: &str,
+        events: &mut Vec<AttackEvent>,
+    ) -> Step {
+        self.pps = rates.pps() as u64;
+        self.bps = rates.bps() as u64;
+        self.peak_pps = self.peak_pps.max(self.pps);
+        self.peak_bps = self.peak_bps.max(self.bps);
+        self.sources = sources;
+        if rates.confident && rates.has_classes {
+            for v in classify(&rates.class_packets) {
+                if let Err(i) = self.vectors.binary_search(&v) {
+                    self.vectors.insert(i, v);
+                }
+            }
+        }
+        let hot = still_crossing || rates.values[self.metric as usize] >= self.end_level;
+        if hot {
+            self.quiet = 0;
+            self.last_hot_end = end_ms;
+        } else {
+            self.quiet += 1;
+            if self.quiet >= lc.quiet_period {
+                return Step::Ended;
+            }
+        }
+        let r = &self.reported;
+        let changed = self.peak_pps as f64 >= r.peak_pps as f64 * PEAK_GROWTH
+            || self.peak_bps as f64 >= r.peak_bps as f64 * PEAK_GROWTH
+            || self.vectors != r.vectors
+            || (self.sources as f64 - r.sources as f64).abs()
+                >= SOURCES_CHANGE * (r.sources.max(1) as f64);
+        if changed && b >= r.bucket + lc.update_interval {
+            self.reported = Reported {
+                bucket: b,
+                peak_pps: self.peak_pps,
+                peak_bps: self.peak_bps,
+                vectors: self.vectors.clone(),
+                sources: self.sources,
+            };
+            events.push(self.event(EventKind::AttackUpdated, end_ms, fingerprint, hostgroup));
+        }
+        Step::Continue
+    }
+
+    pub fn event(
+        &self,
+        kind: EventKind,
+        ts: u64,
+        fingerprint: &FingerprintBuilder,
+        hostgroup: &str,
+    ) -> AttackEvent {
+        AttackEvent {
+            event: kind,
+            attack_id: self.id.clone(),
+            ts,
+            direction: self.direction,
+            target: self.target,
+            carpet_bombing: self.carpet,
+            hostgroup: hostgroup.to_string(),
+            vectors: self.vectors.clone(),
+            bps: self.bps,
+            pps: self.pps,
+            peak_bps: self.peak_bps,
+            peak_pps: self.peak_pps,
+            sources: self.sources,
+            started_at: self.started_at,
+            ended_at: (kind == EventKind::AttackEnded).then_some(self.last_hot_end),
+            trigger: self.trigger.clone(),
+            fingerprint: fingerprint.snapshot(),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Per-host dynamic baseline: exponentially weighted moving averages of packets/s and bits/s and
+//! of their mean absolute deviation.
+//!
+//! Hosts are touched only when they have traffic, so silent buckets are applied lazily (in closed
+//! form for long gaps) when the host is next evaluated; an idle host costs nothing. Attack buckets
+//! are skipped, so an attack is never learnt as normal.
+
+use crate::config::BaselineConfig;
+use crate::counters::NO_BUCKET;
+
+/// Baseline parameters, derived once from the config.
+#[derive(Debug, Clone)]
+pub(crate) struct BaselineParams {
+    pub enabled: bool,
+    alpha: f64,
+    /// Buckets of history after which `alpha` applies; before, a plain running mean.
+    warm_steps: u32,
+    min_history: u32,
+    deviations: f64,
+    min_ratio: f64,
+    min_pps: f64,
+    min_bps: f64,
+}
+
+impl BaselineParams {
+    pub fn new(c: &BaselineConfig) -> Self {
+        BaselineParams {
+            enabled: c.enabled,
+            alpha: 1.0 / c.time_constant_s,
+            warm_steps: c.time_constant_s.ceil() as u32,
+            min_history: c.min_history_s,
+            deviations: c.deviations,
+            min_ratio: c.min_ratio,
+            min_pps: c.min_pps,
+            min_bps: c.min_mbps * 1e6,
+        }
+    }
+}
+
+/// 24 bytes per host and direction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Baseline {
+    mean_pps: f32,
+    dev_pps: f32,
+    mean_bps: f32,
+    dev_bps: f32,
+    /// Buckets learnt (including lazily applied silent ones), saturating.
+    history: u32,
+    /// The next bucket to account for; `NO_BUCKET` before the host was first evaluated.
+    next: u32,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Baseline {
+            mean_pps: 0.0,
+            dev_pps: 0.0,
+            mean_bps: 0.0,
+            dev_bps: 0.0,
+            history: 0,
+            next: NO_BUCKET,
+        }
+    }
+}
+
+/// Alarm levels of a warmed-up baseline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Levels {
+    pub pps: f64,
+    pub bps: f64,
+}
+
+impl Baseline {
+    fn step(&mut self, pps: f64, bps: f64, p: &BaselineParams) {
+        let a = if self.history < p.warm_steps {
+            (1.0 / f64::from(self.history + 1)).max(p.alpha)
+        } else {
+            p.alpha
+        };
+        let ewma = |mean: &mut f32, dev: &mut f32, x: f64| {
+            let m = f64::from(*mean);
+            *dev = ((1.0 - a) * f64::from(*dev) + a * (x - m).abs()) as f32;
+            *mean = ((1.0 - a) * m + a * x) as f32;
+        };
+        ewma(&mut self.mean_pps, &mut self.dev_pps, pps);
+        ewma(&mut self.mean_bps, &mut self.dev_bps, bps);
+        self.history = self.history.saturating_add(1);
+    }
+
+    /// Applies the silent buckets between the last evaluation and bucket `b` (exclusive).
+    pub fn catch_up(&mut self, b: u32, p: &BaselineParams) {
+        if self.next == NO_BUCKET || b <= self.next {
+            self.next = self.next.min(b);
+            return;
+        }
+        let mut gap = b - self.next;
+        self.next = b;
+        while gap > 0 && self.history < p.warm_steps {
+            self.step(0.0, 0.0, p);
+            gap -= 1;
+        }
+        if gap == 0 {
+            return;
+        }
+        // x = 0 for g steps: mean_g = m·β^g, dev_g = β^g·dev + α·m·g·β^(g-1).
+        let beta = 1.0 - p.alpha;
+        let g = gap.min(i32::MAX as u32) as i32;
+        let bg = beta.powi(g);
+        let bg1 = beta.powi(g - 1);
+        let decay = |mean: &mut f32, dev: &mut f32| {
+            let m = f64::from(*mean);
+            *dev = (bg * f64::from(*dev) + p.alpha * m * f64::from(g) * bg1) as f32;
+            *mean = (m * bg) as f32;
+        };
+        decay(&mut self.mean_pps, &mut self.dev_pps);
+        decay(&mut self.mean_bps, &mut self.dev_bps);
+        self.history = self.history.saturating_add(gap);
+    }
+
+    /// Learns bucket `b` (call after [`Baseline::catch_up`] to `b`).
+    pub fn learn(&mut self, b: u32, pps: f64, bps: f64, p: &BaselineParams) {
+        self.step(pps, bps, p);
+        self.next = b + 1;
+    }
+
+    /// Lets bucket `b` pass without learning it (the host was under attack).
+    pub fn skip(&mut self, b: u32) {
+        self.next = b + 1;
+    }
+
+    /// The alarm levels, once the baseline has enough history.
+    pub fn levels(&self, p: &BaselineParams) -> Option<Levels> {
+        if !p.enabled || self.history < p.min_history {
+            return None;
+        }
+        let level = |mean: f32, dev: f32, floor: f64| {
+            let (m, d) = (f64::from(mean), f64::from(dev));
+            (m + p.deviations * d).max(p.min_ratio * m).max(floor)
+        };
+        Some(Levels {
+            pps: level(self.mean_pps, self.dev_pps, p.min_pps),
+            bps: level(self.mean_bps, self.dev_bps, p.min_bps),
+        })
+    }
+
+    /// Whether forgetting this baseline loses nothing but its warm-up: its levels are the floors.
+    pub fn negligible(&self, p: &BaselineParams) -> bool {
+        let below = |mean: f32, dev: f32, floor: f64| {
+            let (m, d) = (f64::from(mean), f64::from(dev));
+            m + p.deviations * d < floor && p.min_ratio * m < floor
+        };
+        below(self.mean_pps, self.dev_pps, p.min_pps)
+            && below(self.mean_bps, self.dev_bps, p.min_bps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> BaselineParams {
+        BaselineParams::new(&BaselineConfig {
+            time_constant_s: 10.0,
+            min_history_s: 5,
+            ..BaselineConfig::default()
+        })
+    }
+
+    #[test]
+    fn closed_form_gap_matches_stepping() {
+        let p = params();
+        let mut stepped = Baseline::default();
+        let mut lazy = Baseline::default();
+        for b in 0..20 {
+            stepped.catch_up(b, &p);
+            stepped.learn(b, 10_000.0, 1e8, &p);
+            lazy.catch_up(b, &p);
+            lazy.learn(b, 10_000.0, 1e8, &p);
+        }
+        for b in 20..57 {
+            stepped.catch_up(b, &p);
+            stepped.learn(b, 0.0, 0.0, &p);
+        }
+        lazy.catch_up(57, &p);
+        stepped.catch_up(57, &p);
+        assert_eq!(stepped.history, lazy.history);
+        assert!((stepped.mean_pps - lazy.mean_pps).abs() < 1e-2 * stepped.mean_pps.max(1.0));
+        assert!((stepped.dev_pps - lazy.dev_pps).abs() < 1e-2 * stepped.dev_pps.max(1.0));
+    }
+
+    #[test]
+    fn warm_up_and_levels() {
+        let p = params();
+        let mut b = Baseline::default();
+        for t in 0..4 {
+            b.catch_up(t, &p);
+            b.learn(t, 20_000.0, 2e8, &p);
+        }
+        assert!(b.levels(&p).is_none(), "still warming up");
+        b.catch_up(4, &p);
+        b.learn(4, 20_000.0, 2e8, &p);
+        let l = b.levels(&p).unwrap();
+        assert!(
+            (l.pps - 80_000.0).abs() < 1.0,
+            "min_ratio × mean: {}",
+            l.pps
+        );
+        assert!(!b.negligible(&p));
+    }
+}

@@ -1,0 +1,968 @@
+//! Engine behaviour on hand-made telemetry with explicit telemetry times.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use floodwall_detect::{AttackEvent, DetectConfig, Direction, Engine, EventKind, Vector};
+use floodwall_wire::record::{proto, tcp_flags};
+use floodwall_wire::FlowRecord;
+use proptest::prelude::*;
+
+/// Every started attack ends exactly once, after it started, and nothing repeats.
+fn assert_lifecycles(events: &[AttackEvent]) {
+    let mut seen: BTreeMap<&str, Vec<EventKind>> = BTreeMap::new();
+    for e in events {
+        seen.entry(&e.attack_id).or_default().push(e.event);
+    }
+    for (id, kinds) in &seen {
+        assert_eq!(
+            kinds.first(),
+            Some(&EventKind::AttackStarted),
+            "{id}: {kinds:?}"
+        );
+        assert_eq!(
+            kinds.last(),
+            Some(&EventKind::AttackEnded),
+            "{id}: {kinds:?}"
+        );
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k != EventKind::AttackUpdated)
+                .count(),
+            2,
+            "{id}: {kinds:?}"
+        );
+    }
+    // Never two attacks on one (direction, target) at the same time.
+    let mut open: BTreeMap<(Direction, String), &str> = BTreeMap::new();
+    for e in events {
+        let key = (e.direction, e.target.to_string());
+        match e.event {
+            EventKind::AttackStarted => {
+                assert!(open.insert(key, &e.attack_id).is_none(), "duplicate {e:?}")
+            }
+            EventKind::AttackEnded => assert!(open.remove(&key).is_some()),
+            EventKind::AttackUpdated => assert!(open.contains_key(&key)),
+        }
+    }
+    assert!(open.is_empty());
+}
+
+/// A 5-second flood of `template` at 150 000 pps (1:`rate`), then a quiet second.
+fn classify_one(template: FlowRecord, rate_pps: u64) -> AttackEvent {
+    let mut rng = Rng(7);
+    let mut records = Vec::new();
+    let host = ip("192.0.2.10");
+    flood(
+        &mut records,
+        host,
+        false,
+        T0,
+        5,
+        rate_pps,
+        template,
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert_eq!(s[0].host(), Some(host));
+    assert_eq!(s[0].direction, Direction::Incoming);
+    // The last event carries the vectors of the whole attack.
+    events.last().unwrap().clone()
+}
+
+#[test]
+fn classifies_each_vector() {
+    let with_flags = |flags: u8| FlowRecord {
+        tcp_flags: flags,
+        ..sample(proto::TCP, 60, 1000)
+    };
+    let cases: Vec<(&str, FlowRecord, Vec<Vector>)> = vec![
+        ("syn", syn(1000), vec![Vector::SynFlood]),
+        (
+            "ack/psh",
+            with_flags(tcp_flags::ACK | tcp_flags::PSH),
+            vec![Vector::AckFlood],
+        ),
+        ("rst", with_flags(tcp_flags::RST), vec![Vector::RstFlood]),
+        (
+            "random flags",
+            with_flags(tcp_flags::FIN | tcp_flags::URG | tcp_flags::PSH),
+            vec![Vector::TcpFlood],
+        ),
+        ("udp", udp(40_000, 512, 1000), vec![Vector::UdpFlood]),
+        ("dns", udp(53, 1400, 1000), vec![Vector::DnsAmplification]),
+        ("ntp", udp(123, 468, 1000), vec![Vector::NtpAmplification]),
+        (
+            "memcached",
+            udp(11211, 1400, 1000),
+            vec![Vector::MemcachedAmplification],
+        ),
+        (
+            "ssdp",
+            udp(1900, 300, 1000),
+            vec![Vector::SsdpAmplification],
+        ),
+        (
+            "icmp",
+            sample(proto::ICMP, 84, 1000),
+            vec![Vector::IcmpFlood],
+        ),
+        (
+            "icmpv6 counts as icmp",
+            sample(proto::ICMPV6, 84, 1000),
+            vec![Vector::IcmpFlood],
+        ),
+        ("gre", sample(proto::GRE, 570, 1000), vec![Vector::GreFlood]),
+        (
+            "fragments",
+            FlowRecord {
+                fragment: true,
+                src_port: 0,
+                dst_port: 0,
+                ..sample(proto::UDP, 1500, 1000)
+            },
+            vec![Vector::UdpFlood, Vector::FragmentFlood],
+        ),
+    ];
+    for (name, template, expected) in cases {
+        let last = classify_one(template, 150_000);
+        assert_eq!(last.vectors, expected, "{name}");
+    }
+}
+
+#[test]
+fn mixed_vectors_are_all_named_in_fixed_order() {
+    let mut rng = Rng(3);
+    let mut records = Vec::new();
+    let host = ip("192.0.2.20");
+    flood(
+        &mut records,
+        host,
+        false,
+        T0,
+        5,
+        100_000,
+        udp(53, 1400, 1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        host,
+        false,
+        T0,
+        5,
+        60_000,
+        syn(1000),
+        &mut rng,
+    );
+    let events = run(config(), &by_time(records));
+    let s = started(&events);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s[0].vectors,
+        vec![Vector::SynFlood, Vector::DnsAmplification]
+    );
+}
+
+#[test]
+fn syn_flood_is_reported_within_one_bucket_with_true_peak() {
+    let mut rng = Rng(1);
+    let mut records = Vec::new();
+    let host = ip("192.0.2.10");
+    // 10 s of a 200 kpps SYN flood at 1:1000, starting mid-second.
+    flood(
+        &mut records,
+        host,
+        false,
+        T0 + 500,
+        10,
+        200_000,
+        syn(1000),
+        &mut rng,
+    );
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&records, &mut events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1);
+    let e = s[0];
+    assert_eq!(e.trigger.kind, "threshold");
+    assert_eq!(e.vectors, vec![Vector::SynFlood]);
+    // The first full second [T0+1000, T0+2000) crosses; reported by the end of the next bucket.
+    assert!(e.ts <= T0 + 3000, "ts {}", e.ts);
+    assert!(e.started_at >= T0);
+    assert_eq!(e.attack_id, format!("{}-in-192.0.2.10/32", e.started_at));
+    engine.finish(&mut events);
+    assert_lifecycles(&events);
+    let end = events.last().unwrap();
+    assert_eq!(end.event, EventKind::AttackEnded);
+    let peak = end.peak_pps as f64;
+    assert!((peak - 200_000.0).abs() <= 20_000.0, "peak {peak}");
+    let peak_bps = end.peak_bps as f64;
+    assert!((peak_bps - 200_000.0 * 480.0).abs() <= 0.1 * 200_000.0 * 480.0);
+}
+
+#[test]
+fn heavily_sampled_terabit_flood_has_the_right_magnitude() {
+    // 31.4 Tbps of 1500-byte packets ≈ 2.6 Gpps ≈ 160 000 samples/s at 1:16384.
+    let pps = 31_400_000_000_000 / (1500 * 8);
+    let mut rng = Rng(5);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.77"),
+        false,
+        T0,
+        2,
+        pps,
+        udp(11211, 1500, 16384),
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    let end = events.last().unwrap();
+    assert_eq!(started(&events).len(), 1);
+    let tbps = end.peak_bps as f64 / 1e12;
+    assert!((28.0..35.0).contains(&tbps), "{tbps} Tbps");
+    assert_eq!(end.vectors, vec![Vector::MemcachedAmplification]);
+}
+
+#[test]
+fn one_sample_at_high_sampling_rate_is_no_evidence() {
+    // One 1:16384 sample of a 1500-byte packet reads as 16 384 pps and 197 Mbps.
+    let mut r = udp(53, 1500, 16384);
+    r.src = ip("203.0.113.1");
+    r.dst = ip("192.0.2.5");
+    let mut records = Vec::new();
+    for s in 0..20 {
+        // A sample every few seconds: a quiet host.
+        if s % 4 == 0 {
+            records.push(FlowRecord {
+                time_ms: T0 + s * 1000,
+                ..r
+            });
+        }
+    }
+    let mut cfg = config();
+    cfg.incoming.pps = Some(10_000.0);
+    cfg.incoming.amplification_pps = Some(10_000.0);
+    assert!(run(cfg, &records).is_empty());
+}
+
+#[test]
+fn sparse_samples_accumulate_over_the_evidence_window() {
+    // 2 samples/s at 1:16384 = 32 768 pps, above a 20 000 pps limit: 5 samples after 3 s.
+    let mut rng = Rng(9);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.6"),
+        false,
+        T0,
+        6,
+        32_768,
+        udp(40_000, 200, 16384),
+        &mut rng,
+    );
+    let mut cfg = config();
+    cfg.incoming.pps = Some(20_000.0);
+    let events = run(cfg, &records);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert!(s[0].ts <= T0 + 3000);
+    assert!((s[0].pps as f64 - 32_768.0).abs() < 3_300.0);
+}
+
+#[test]
+fn carpet_bombing_is_one_prefix_attack_without_host_attacks() {
+    let mut rng = Rng(11);
+    let mut records = Vec::new();
+    // 200 hosts × 2 000 pps = 400 kpps on 198.51.100.0/24, each host far below 100 kpps.
+    for h in 0..200u32 {
+        let host = ip(&format!("198.51.100.{}", h + 1));
+        flood(
+            &mut records,
+            host,
+            false,
+            T0,
+            8,
+            2_000,
+            udp(123, 468, 100),
+            &mut rng,
+        );
+    }
+    let events = run(config(), &by_time(records));
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert!(s[0].carpet_bombing);
+    assert_eq!(
+        s[0].target,
+        "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap()
+    );
+    assert_eq!(s[0].trigger.kind, "carpet_bombing");
+    assert_eq!(s[0].vectors, vec![Vector::NtpAmplification]);
+    assert!(events.iter().all(|e| e.carpet_bombing));
+}
+
+#[test]
+fn carpet_suppresses_new_host_attacks_in_the_prefix() {
+    let mut rng = Rng(12);
+    let mut records = Vec::new();
+    for h in 0..200u32 {
+        let host = ip(&format!("198.51.100.{}", h + 1));
+        flood(
+            &mut records,
+            host,
+            false,
+            T0,
+            8,
+            2_000,
+            udp(123, 468, 100),
+            &mut rng,
+        );
+    }
+    // A host inside the carpet crosses its own limit later (still < half of the prefix).
+    flood(
+        &mut records,
+        ip("198.51.100.250"),
+        false,
+        T0 + 3000,
+        3,
+        150_000,
+        udp(123, 468, 1000),
+        &mut rng,
+    );
+    let events = run(config(), &by_time(records));
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert!(s[0].carpet_bombing);
+}
+
+#[test]
+fn outgoing_flood_from_a_customer() {
+    let mut rng = Rng(13);
+    let mut records = Vec::new();
+    let bot = ip("10.1.2.3");
+    flood(
+        &mut records,
+        bot,
+        true,
+        T0,
+        5,
+        80_000,
+        udp(40_000, 512, 100),
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].direction, Direction::Outgoing);
+    assert_eq!(s[0].host(), Some(bot));
+    assert!(s[0].attack_id.contains("-out-10.1.2.3/32"));
+    assert_eq!(s[0].vectors, vec![Vector::UdpFlood]);
+}
+
+#[test]
+fn traffic_between_two_monitored_hosts_counts_both_ways() {
+    let mut records = Vec::new();
+    for i in 0..150u64 * 5 {
+        let mut r = syn(1000);
+        r.time_ms = T0 + i * 1000 / 150;
+        r.src = ip("10.9.9.9");
+        r.dst = ip("192.0.2.9");
+        records.push(r);
+    }
+    let events = run(config(), &records);
+    let s = started(&events);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0].direction, Direction::Incoming);
+    assert_eq!(s[1].direction, Direction::Outgoing);
+}
+
+/// `secs` seconds of traffic around `pps` (±10 %, deterministic), 1:100 sampled.
+fn steady(records: &mut Vec<FlowRecord>, host: &str, from_s: u64, secs: u64, pps: u64) {
+    let mut rng = Rng(17 + from_s);
+    for s in from_s..from_s + secs {
+        let jitter = 0.9 + 0.2 * (rng.next() % 1000) as f64 / 1000.0;
+        let samples = (pps as f64 * jitter / 100.0) as u64;
+        for i in 0..samples {
+            let mut r = FlowRecord {
+                tcp_flags: tcp_flags::ACK,
+                ..sample(proto::TCP, 800, 100)
+            };
+            r.time_ms = T0 + s * 1000 + i * 1000 / samples;
+            r.src = rng.remote();
+            r.dst = ip(host);
+            records.push(r);
+        }
+    }
+}
+
+#[test]
+fn busy_benign_host_never_alarms() {
+    // 40 kpps (256 Mbps) for 15 minutes: above the baseline floors, below static limits.
+    let mut records = Vec::new();
+    steady(&mut records, "192.0.2.40", 0, 900, 40_000);
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&records, &mut events);
+    engine.finish(&mut events);
+    assert!(events.is_empty(), "{events:#?}");
+    assert_eq!(engine.stats().hosts_tracked, 1);
+}
+
+#[test]
+fn step_above_baseline_below_static_limits_is_a_baseline_attack() {
+    let mut records = Vec::new();
+    steady(&mut records, "192.0.2.41", 0, 400, 2_000);
+    // 30 kpps: below the 100 kpps static limit, far above 4 × 2 kpps and the 5 kpps floor.
+    steady(&mut records, "192.0.2.41", 400, 20, 30_000);
+    steady(&mut records, "192.0.2.41", 420, 30, 2_000);
+    let events = run(config(), &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert_eq!(s[0].trigger.kind, "baseline");
+    assert_eq!(s[0].trigger.metric, "pps");
+    assert!(s[0].ts <= T0 + 402_000);
+    let end = events.last().unwrap();
+    assert!(end.ended_at.unwrap() <= T0 + 421_000);
+    assert!((end.peak_pps as f64 - 30_000.0).abs() < 3_500.0);
+}
+
+#[test]
+fn cold_host_does_not_alarm_on_baseline() {
+    let mut records = Vec::new();
+    steady(&mut records, "192.0.2.42", 0, 20, 30_000);
+    assert!(run(config(), &records).is_empty());
+}
+
+#[test]
+fn lifecycle_updates_are_rate_limited_and_end_after_quiet_period() {
+    let mut rng = Rng(21);
+    let mut records = Vec::new();
+    let host = ip("192.0.2.50");
+    // A flood growing 20 % a second for 12 s.
+    let mut pps = 120_000.0;
+    for s in 0..12 {
+        flood(
+            &mut records,
+            host,
+            false,
+            T0 + s * 1000,
+            1,
+            pps as u64,
+            syn(1000),
+            &mut rng,
+        );
+        pps *= 1.2;
+    }
+    // Below half the limit afterwards (a trickle keeps the host busy).
+    flood(
+        &mut records,
+        host,
+        false,
+        T0 + 12_000,
+        30,
+        20_000,
+        syn(1000),
+        &mut rng,
+    );
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&records, &mut events);
+    let kinds: Vec<_> = events.iter().map(|e| e.event).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::AttackStarted));
+    assert_eq!(kinds.last(), Some(&EventKind::AttackEnded), "{kinds:?}");
+    let updates: Vec<u64> = events
+        .iter()
+        .filter(|e| e.event == EventKind::AttackUpdated)
+        .map(|e| e.ts)
+        .collect();
+    assert!(!updates.is_empty());
+    let mut last = events[0].ts;
+    for ts in &updates {
+        assert!(ts - last >= 5000, "updates too close: {updates:?}");
+        last = *ts;
+    }
+    let end = events.last().unwrap();
+    // Last hot bucket [T0+11 s, T0+12 s); ended after 10 quiet buckets.
+    assert_eq!(end.ended_at, Some(T0 + 12_000));
+    assert_eq!(end.ts, T0 + 22_000);
+    assert_eq!(engine.stats().attacks_active, 0);
+    engine.finish(&mut events);
+    assert_lifecycles(&events);
+}
+
+#[test]
+fn finish_ends_every_active_attack() {
+    let mut rng = Rng(23);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.60"),
+        false,
+        T0,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("2001:db8::60"),
+        false,
+        T0,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("10.0.0.60"),
+        true,
+        T0,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    let records = by_time(records);
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&records, &mut events);
+    assert_eq!(engine.stats().attacks_active, 3);
+    engine.finish(&mut events);
+    assert_eq!(engine.stats().attacks_active, 0);
+    assert_lifecycles(&events);
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|e| e.event == EventKind::AttackEnded)
+        .collect();
+    assert_eq!(ended.len(), 3);
+    // Sorted by direction, then target (IPv4 before IPv6).
+    let order: Vec<String> = ended.iter().map(|e| e.target.to_string()).collect();
+    assert_eq!(order, ["192.0.2.60/32", "2001:db8::60/128", "10.0.0.60/32"]);
+}
+
+#[test]
+fn tick_closes_buckets_of_a_quiet_collector() {
+    let mut rng = Rng(25);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.61"),
+        false,
+        T0,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&records, &mut events);
+    engine.tick(T0 + 3_500, &mut events);
+    assert_eq!(started(&events).len(), 1);
+    engine.tick(T0 + 60_000, &mut events);
+    assert_eq!(events.last().unwrap().event, EventKind::AttackEnded);
+    assert_eq!(engine.clock_ms(), T0 + 60_000);
+}
+
+#[test]
+fn late_records_count_in_the_open_bucket() {
+    let mut rng = Rng(27);
+    let mut records = Vec::new();
+    // The clock is at T0+5 s; NetFlow reports flows that began 3 s earlier.
+    flood(
+        &mut records,
+        ip("192.0.2.62"),
+        false,
+        T0 + 2000,
+        1,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    let mut first = syn(1000);
+    first.time_ms = T0 + 5000;
+    first.src = ip("203.0.113.9");
+    first.dst = ip("192.0.2.1");
+    records.insert(0, first);
+    let events = run(config(), &records);
+    let s = started(&events);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].started_at, T0 + 5000);
+}
+
+#[test]
+fn spoofed_sources_do_not_grow_engine_maps() {
+    let mut rng = Rng(29);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.99"),
+        false,
+        T0,
+        4,
+        250_000,
+        syn(1),
+        &mut rng,
+    );
+    assert_eq!(records.len(), 1_000_000);
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&records, &mut events);
+    let stats = engine.stats();
+    assert_eq!(stats.hosts_tracked, 1);
+    assert_eq!(stats.prefixes_tracked, 1);
+    assert_eq!(stats.records_unmonitored, 0);
+    assert_eq!(started(&events).len(), 1);
+}
+
+#[test]
+fn max_hosts_overflows_into_prefix_accounting() {
+    let mut cfg = config();
+    cfg.max_hosts = 10;
+    let mut records = Vec::new();
+    for h in 0..50u64 {
+        let mut r = syn(1);
+        r.time_ms = T0 + h;
+        r.src = ip("203.0.113.1");
+        r.dst = ip(&format!("10.0.1.{h}"));
+        records.push(r);
+    }
+    let mut engine = Engine::new(cfg).unwrap();
+    engine.ingest(&records, &mut Vec::new());
+    let stats = engine.stats();
+    assert_eq!(stats.hosts_tracked, 10);
+    assert_eq!(stats.records_host_overflow, 40);
+}
+
+#[test]
+fn idle_hosts_are_evicted() {
+    let mut records = Vec::new();
+    for h in 0..100u64 {
+        let mut r = syn(1);
+        r.time_ms = T0 + h;
+        r.src = ip("203.0.113.1");
+        r.dst = ip(&format!("10.0.2.{h}"));
+        records.push(r);
+    }
+    let mut late = records[0];
+    late.time_ms = T0 + 100_000;
+    records.push(late);
+    late.time_ms = T0 + 200_000;
+    records.push(late);
+    let mut engine = Engine::new(config()).unwrap();
+    engine.ingest(&records, &mut Vec::new());
+    let stats = engine.stats();
+    assert_eq!(stats.hosts_tracked, 1, "{stats:?}");
+    assert_eq!(stats.hosts_evicted, 99);
+    assert_eq!(stats.prefixes_tracked, 1);
+}
+
+#[test]
+fn hostgroup_limits_apply_by_longest_prefix() {
+    let cfg: DetectConfig = toml::from_str(
+        r#"
+        networks = ["192.0.2.0/24", "10.0.0.0/8"]
+        [[hostgroups]]
+        name = "dns-servers"
+        networks = ["192.0.2.0/28"]
+        incoming = { pps = 500000, amplification_pps = 0 }
+        [[hostgroups]]
+        name = "tiny"
+        networks = ["192.0.2.8/29"]
+        incoming = { pps = 20000 }
+        "#,
+    )
+    .unwrap();
+    let mut rng = Rng(31);
+    let mut records = Vec::new();
+    // 150 kpps of DNS responses: normal for the DNS servers, an attack elsewhere.
+    flood(
+        &mut records,
+        ip("192.0.2.3"),
+        false,
+        T0,
+        3,
+        150_000,
+        udp(53, 512, 1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("192.0.2.100"),
+        false,
+        T0,
+        3,
+        150_000,
+        udp(53, 512, 1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("192.0.2.9"),
+        false,
+        T0,
+        3,
+        30_000,
+        udp(53, 512, 100),
+        &mut rng,
+    );
+    let events = run(cfg, &by_time(records));
+    let s = started(&events);
+    let got: Vec<(String, String)> = s
+        .iter()
+        .map(|e| (e.target.to_string(), e.hostgroup.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("192.0.2.9/32".to_string(), "tiny".to_string()),
+            ("192.0.2.100/32".to_string(), "default".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn config_rejects_nonsense_and_unknown_fields() {
+    assert!(toml::from_str::<DetectConfig>("bogus = 1").is_err());
+    assert!(toml::from_str::<DetectConfig>("[baseline]\nalpha = 1").is_err());
+    let bad = |text: &str| {
+        let cfg: DetectConfig = toml::from_str(text).unwrap();
+        Engine::new(cfg).err().expect(text)
+    };
+    assert!(bad("prefix_length_v4 = 33").contains("prefix_length_v4"));
+    assert!(bad("prefix_length_v6 = 8").contains("prefix_length_v6"));
+    assert!(bad("min_samples = 0").contains("min_samples"));
+    assert!(bad("end_ratio = 1.5").contains("end_ratio"));
+    assert!(bad("watch_ratio = 0").contains("watch_ratio"));
+    assert!(bad("[carpet]\nmax_host_share = 2").contains("max_host_share"));
+    assert!(bad("[incoming]\npps = -1").contains("incoming.pps"));
+    assert!(bad(
+        "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"x\"\nnetworks = [\"11.0.0.0/24\"]"
+    )
+    .contains("not inside"));
+    assert!(bad(
+        "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"default\"\nnetworks = [\"10.0.0.0/24\"]"
+    )
+    .contains("reserved"));
+    assert!(bad(
+        "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"a\"\nnetworks = [\"10.0.0.0/24\"]\n[[hostgroups]]\nname = \"b\"\nnetworks = [\"10.0.0.0/24\"]"
+    )
+    .contains("also in hostgroup `a`"));
+    let ok: DetectConfig = toml::from_str("").unwrap();
+    assert_eq!(ok, DetectConfig::default());
+    assert!(Engine::new(ok).is_ok());
+}
+
+#[test]
+fn events_serialize_with_the_public_field_names() {
+    let mut rng = Rng(33);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.70"),
+        false,
+        T0,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(json["event"], "attack_started");
+    assert_eq!(json["direction"], "incoming");
+    assert_eq!(json["vectors"][0], "syn_flood");
+    assert_eq!(json["trigger"]["kind"], "threshold");
+    assert_eq!(json["ts"], "2025-10-09T08:53:21.000Z");
+}
+
+/// A mix of attacks for the determinism property.
+fn mixed_records() -> Vec<FlowRecord> {
+    let mut rng = Rng(41);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.10"),
+        false,
+        T0,
+        6,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("10.0.0.5"),
+        true,
+        T0 + 2000,
+        5,
+        80_000,
+        udp(40_000, 512, 1000),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("2001:db8::1"),
+        false,
+        T0 + 1000,
+        4,
+        150_000,
+        udp(53, 1400, 1000),
+        &mut rng,
+    );
+    for h in 0..40u32 {
+        let host = ip(&format!("198.51.100.{}", h + 1));
+        flood(
+            &mut records,
+            host,
+            false,
+            T0,
+            8,
+            10_000,
+            udp(123, 468, 1000),
+            &mut rng,
+        );
+    }
+    // A gap, then a second attack on the same host.
+    flood(
+        &mut records,
+        ip("192.0.2.10"),
+        false,
+        T0 + 40_000,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    by_time(records)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn batch_splits_do_not_change_events(mut cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12)) {
+        let records = mixed_records();
+        let reference = run(config(), &records);
+        prop_assert!(started(&reference).len() >= 5);
+        let mut points: Vec<usize> = cuts.drain(..).map(|i| i.index(records.len() + 1)).collect();
+        points.sort_unstable();
+        let mut engine = Engine::new(config()).unwrap();
+        let mut events = Vec::new();
+        let mut from = 0;
+        for p in points.into_iter().chain([records.len()]) {
+            engine.ingest(&records[from..p], &mut events);
+            from = p;
+        }
+        engine.finish(&mut events);
+        prop_assert_eq!(events, reference);
+    }
+}
+
+#[test]
+fn hostgroup_totals_report_the_last_complete_bucket() {
+    let mut rng = Rng(43);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.80"),
+        false,
+        T0,
+        2,
+        10_000,
+        syn(100),
+        &mut rng,
+    );
+    flood(
+        &mut records,
+        ip("10.0.0.80"),
+        true,
+        T0,
+        2,
+        5_000,
+        syn(100),
+        &mut rng,
+    );
+    let mut engine = Engine::new(config()).unwrap();
+    engine.ingest(&by_time(records), &mut Vec::new());
+    engine.tick(T0 + 2_000, &mut Vec::new());
+    let rates = engine.hostgroup_rates();
+    assert_eq!(rates.len(), 2);
+    assert_eq!(
+        (rates[0].direction, rates[0].pps),
+        (Direction::Incoming, 10_000)
+    );
+    assert_eq!(
+        (rates[1].direction, rates[1].pps),
+        (Direction::Outgoing, 5_000)
+    );
+    assert_eq!(rates[0].flows, 100);
+    engine.tick(T0 + 4_000, &mut Vec::new());
+    assert!(engine.hostgroup_rates().iter().all(|r| r.pps == 0));
+}
+
+#[test]
+fn ipv6_carpet_bombing_of_a_48() {
+    let mut rng = Rng(45);
+    let mut records = Vec::new();
+    // 64 hosts spread over a /48, 5 000 pps each = 320 kpps.
+    for h in 0..64u32 {
+        let host = ip(&format!("2001:db8:7:{h:x}::1"));
+        flood(&mut records, host, false, T0, 5, 5_000, syn(100), &mut rng);
+    }
+    let events = run(config(), &by_time(records));
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert_eq!(s[0].target.to_string(), "2001:db8:7::/48");
+    assert!(s[0].carpet_bombing);
+    assert_eq!(s[0].vectors, vec![Vector::SynFlood]);
+}
+
+#[test]
+fn watching_is_bounded_but_attacks_are_always_tracked() {
+    let mut cfg = config();
+    cfg.max_watched = 2;
+    let mut rng = Rng(47);
+    let mut records = Vec::new();
+    for h in 0..6u32 {
+        let host = ip(&format!("10.3.0.{h}"));
+        flood(
+            &mut records,
+            host,
+            false,
+            T0,
+            4,
+            150_000,
+            syn(1000),
+            &mut rng,
+        );
+    }
+    let mut engine = Engine::new(cfg).unwrap();
+    let mut events = Vec::new();
+    engine.ingest(&by_time(records), &mut events);
+    assert_eq!(started(&events).len(), 6);
+    let stats = engine.stats();
+    assert_eq!(stats.attacks_active, 6);
+    // Watches without an attack (here the /24 itself) stay within max_watched.
+    assert!(
+        stats.targets_watched - stats.attacks_active <= 2,
+        "{stats:?}"
+    );
+    engine.finish(&mut events);
+    assert_lifecycles(&events);
+    assert_eq!(engine.stats().attacks_active, 0);
+    assert!(engine.stats().targets_watched <= 2);
+}
