@@ -41,8 +41,9 @@ pub struct Thresholds {
     pub gre_mbps: Option<f64>,
     /// TCP SYN-without-ACK packets/s. Default: incoming 50000, outgoing 10000.
     pub syn_pps: Option<f64>,
-    /// TCP ACK-without-SYN/RST/FIN packets/s (ACK and ACK/PSH floods). Default: incoming 80000,
-    /// outgoing 30000 (legitimate bulk transfers are mostly such packets).
+    /// TCP ACK-without-SYN/RST/FIN packets/s (ACK and ACK/PSH floods). Default: disabled, so
+    /// `pps` applies: every established TCP transfer is such packets, and a busy server or a
+    /// gigabit download would cross any lower limit. ACK floods are still named `ack_flood`.
     pub ack_pps: Option<f64>,
     /// TCP RST packets/s. Default: incoming 20000, outgoing 10000.
     pub rst_pps: Option<f64>,
@@ -66,7 +67,7 @@ impl Thresholds {
             icmp_pps: Some(20_000.0),
             gre_pps: Some(20_000.0),
             syn_pps: Some(50_000.0),
-            ack_pps: Some(80_000.0),
+            ack_pps: None,
             rst_pps: Some(20_000.0),
             fragment_pps: Some(20_000.0),
             amplification_pps: Some(30_000.0),
@@ -84,7 +85,7 @@ impl Thresholds {
             icmp_pps: Some(10_000.0),
             gre_pps: Some(10_000.0),
             syn_pps: Some(10_000.0),
-            ack_pps: Some(30_000.0),
+            ack_pps: None,
             rst_pps: Some(10_000.0),
             fragment_pps: Some(10_000.0),
             ..Thresholds::default()

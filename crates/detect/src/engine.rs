@@ -96,8 +96,12 @@ struct Host {
 struct PrefixDir {
     ring: [Tally; SLOTS],
     detail: u32,
-    /// Hosts with traffic in bucket `stat_bucket`, and the largest one's packets.
+    /// In bucket `stat_bucket`: hosts with traffic that none of them crosses a host limit with
+    /// alone (the carpet's residue), their packets and bytes, and the largest one's packets.
+    /// Hosts over their own limits are host attacks, not a carpet.
     hosts_active: u32,
+    residual_packets: u64,
+    residual_bytes: u64,
     top_host_packets: u64,
     stat_bucket: u32,
 }
@@ -108,6 +112,8 @@ impl Default for PrefixDir {
             ring: Default::default(),
             detail: NONE,
             hosts_active: 0,
+            residual_packets: 0,
+            residual_bytes: 0,
             top_host_packets: 0,
             stat_bucket: NO_BUCKET,
         }
@@ -800,14 +806,23 @@ impl Engine {
             }
             let host = &self.hosts[h as usize];
             if let Some(t) = tally_at(&host.dirs[IN].ring, b) {
+                let limits = &self.groups[host.group as usize].limits[IN];
+                let over_alone = t.packets as f64 >= limits[Metric::Pps as usize]
+                    || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize];
                 let pd = &mut self.prefixes[host.prefix as usize].dirs[IN];
                 if pd.stat_bucket != b {
                     pd.stat_bucket = b;
                     pd.hosts_active = 0;
+                    pd.residual_packets = 0;
+                    pd.residual_bytes = 0;
                     pd.top_host_packets = 0;
                 }
-                pd.hosts_active += 1;
-                pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                if !over_alone {
+                    pd.hosts_active += 1;
+                    pd.residual_packets += t.packets;
+                    pd.residual_bytes += t.bytes;
+                    pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                }
             }
         }
 
@@ -879,16 +894,26 @@ impl Engine {
         let c = &self.groups[prefix.group as usize].carpet;
         let mut crossing = None;
         if c.enabled && rates.confident {
-            let hosts = if pd.stat_bucket == b {
-                pd.hosts_active
+            let (hosts, residual_packets, residual_bytes) = if pd.stat_bucket == b {
+                (pd.hosts_active, pd.residual_packets, pd.residual_bytes)
             } else {
-                0
+                (0, 0, 0)
             };
-            let packets = tally_at(&pd.ring, b).map_or(0, |t| t.packets);
-            let spread =
-                packets > 0 && (pd.top_host_packets as f64) <= c.max_host_share * packets as f64;
+            let total = tally_at(&pd.ring, b).copied().unwrap_or_default();
+            let spread = residual_packets > 0
+                && (pd.top_host_packets as f64) <= c.max_host_share * residual_packets as f64;
             if hosts >= c.min_hosts && spread {
-                let (pps, mbps) = (rates.pps(), rates.values[Metric::Mbps as usize]);
+                // Only the residue counts: traffic to hosts that are attacks on their own is
+                // theirs, and a prefix holding a few host attacks is not a carpet.
+                let share = |part: u64, all: u64| {
+                    if all == 0 {
+                        0.0
+                    } else {
+                        part as f64 / all as f64
+                    }
+                };
+                let pps = rates.pps() * share(residual_packets, total.packets);
+                let mbps = rates.values[Metric::Mbps as usize] * share(residual_bytes, total.bytes);
                 crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps) {
                     Some((Metric::Pps, pps, c.pps, "carpet_bombing"))
                 } else if mbps >= c.mbps {

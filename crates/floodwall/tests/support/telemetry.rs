@@ -40,14 +40,14 @@ pub struct Packet {
     pub ip_len: u16,
 }
 
-/// An sFlow agent's stream of datagrams, each with up to 8 samples, flushed as time advances.
+/// An sFlow agent: samples are collected with their time, then packed in time order into
+/// datagrams of up to 8 samples (a datagram carries no per-sample time, so samples far apart
+/// must not share one).
 pub struct SflowAgent {
     agent: Ipv4Addr,
     sampling_rate: u32,
     sequence: u32,
-    samples: Vec<SampleRepr>,
-    first_us: u64,
-    pub frames: Vec<Frame>,
+    pending: Vec<(u64, SampleRepr)>,
 }
 
 const SAMPLES_PER_DATAGRAM: usize = 8;
@@ -59,20 +59,12 @@ impl SflowAgent {
             agent,
             sampling_rate,
             sequence: 0,
-            samples: Vec::new(),
-            first_us: 0,
-            frames: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
     /// Adds one flow sample of `packet` seen at `ts_us`.
     pub fn sample(&mut self, ts_us: u64, packet: &Packet) {
-        if !self.samples.is_empty() && ts_us >= self.first_us + FLUSH_AFTER_US {
-            self.flush();
-        }
-        if self.samples.is_empty() {
-            self.first_us = ts_us;
-        }
         let repr = PacketRepr {
             ethernet: Some(EthernetRepr {
                 source: [2, 0, 0, 0, 0, 1],
@@ -97,47 +89,64 @@ impl SflowAgent {
         // The IP length field must say the real length, not the truncated one.
         patch_ip_length(&mut header, packet);
         self.sequence += 1;
-        self.samples.push(SampleRepr::Flow(FlowSampleRepr {
-            expanded: false,
-            sequence: self.sequence,
-            source_id_type: 0,
-            source_id_index: 1,
-            sampling_rate: self.sampling_rate,
-            sample_pool: self.sequence.wrapping_mul(self.sampling_rate),
-            drops: 0,
-            input: 1,
-            output: 2,
-            records: vec![FlowDataRepr::RawHeader {
-                protocol: 1,
-                frame_length: u32::from(packet.ip_len) + 18,
-                stripped: 4,
-                header,
-            }],
-        }));
-        if self.samples.len() >= SAMPLES_PER_DATAGRAM {
-            self.flush();
-        }
+        self.pending.push((
+            ts_us,
+            SampleRepr::Flow(FlowSampleRepr {
+                expanded: false,
+                sequence: self.sequence,
+                source_id_type: 0,
+                source_id_index: 1,
+                sampling_rate: self.sampling_rate,
+                sample_pool: self.sequence.wrapping_mul(self.sampling_rate),
+                drops: 0,
+                input: 1,
+                output: 2,
+                records: vec![FlowDataRepr::RawHeader {
+                    protocol: 1,
+                    frame_length: u32::from(packet.ip_len) + 18,
+                    stripped: 4,
+                    header,
+                }],
+            }),
+        ));
     }
 
-    pub fn flush(&mut self) {
-        if self.samples.is_empty() {
-            return;
+    /// Packs the samples, in time order, into datagrams stamped with their first sample's time.
+    pub fn frames(mut self) -> Vec<Frame> {
+        self.pending.sort_by_key(|(ts, _)| *ts);
+        let agent = self.agent;
+        let mut frames = Vec::new();
+        let mut batch: Vec<SampleRepr> = Vec::new();
+        let mut first_us = 0;
+        let flush = |batch: &mut Vec<SampleRepr>, first_us: u64, frames: &mut Vec<Frame>| {
+            if batch.is_empty() {
+                return;
+            }
+            let mut datagram = Vec::with_capacity(1500);
+            DatagramRepr {
+                agent: IpAddr::V4(agent),
+                sub_agent_id: 0,
+                sequence: frames.len() as u32 + 1,
+                uptime_ms: (first_us / 1000) as u32,
+                samples: std::mem::take(batch),
+            }
+            .emit(&mut datagram);
+            frames.push(super::udp_frame(agent.octets(), 6343, &datagram, first_us));
+        };
+        for (ts, sample) in self.pending.drain(..) {
+            if !batch.is_empty() && ts >= first_us + FLUSH_AFTER_US {
+                flush(&mut batch, first_us, &mut frames);
+            }
+            if batch.is_empty() {
+                first_us = ts;
+            }
+            batch.push(sample);
+            if batch.len() >= SAMPLES_PER_DATAGRAM {
+                flush(&mut batch, first_us, &mut frames);
+            }
         }
-        let mut datagram = Vec::with_capacity(1500);
-        DatagramRepr {
-            agent: IpAddr::V4(self.agent),
-            sub_agent_id: 0,
-            sequence: self.frames.len() as u32 + 1,
-            uptime_ms: (self.first_us / 1000) as u32,
-            samples: std::mem::take(&mut self.samples),
-        }
-        .emit(&mut datagram);
-        self.frames.push(super::udp_frame(
-            self.agent.octets(),
-            6343,
-            &datagram,
-            self.first_us,
-        ));
+        flush(&mut batch, first_us, &mut frames);
+        frames
     }
 
     /// Samples traffic of `pps` packets/s for `[start_s, end_s)`, spread evenly in time, each
@@ -187,13 +196,7 @@ fn patch_ip_length(header: &mut [u8], packet: &Packet) {
 
 /// Merges the frames of several agents in time order (a capture of them all).
 pub fn merge(agents: Vec<SflowAgent>) -> Vec<Frame> {
-    let mut frames: Vec<Frame> = agents
-        .into_iter()
-        .flat_map(|mut a| {
-            a.flush();
-            a.frames
-        })
-        .collect();
+    let mut frames: Vec<Frame> = agents.into_iter().flat_map(SflowAgent::frames).collect();
     frames.sort_by_key(|f| f.ts_us);
     frames
 }
