@@ -153,7 +153,15 @@ struct Sketches {
     bytes: u64,
     peak_bps: u64,
     peak_pps: u64,
+    /// Records observed, to decimate the heavy-hitter sketches once a flood is under way.
+    records: u64,
 }
+
+/// Records fed to every sketch before decimation starts: small attacks keep exact top lists.
+const FULL_DETAIL_RECORDS: u64 = 65_536;
+/// After that, one record in this many updates the heavy-hitter sketches, with its weight
+/// multiplied: shares stay unbiased and a million-record flood costs an eighth of the sketch work.
+const TOPK_STRIDE: u64 = 8;
 
 impl Default for Sketches {
     fn default() -> Self {
@@ -173,8 +181,17 @@ impl Default for Sketches {
             bytes: 0,
             peak_bps: 0,
             peak_pps: 0,
+            records: 0,
         }
     }
+}
+
+/// SplitMix64's finaliser: a fixed bijective scramble of a counter.
+#[inline]
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The 128-bit form of an address, IPv4 as IPv4-mapped IPv6 (one key space, one hash).
@@ -250,7 +267,7 @@ impl FingerprintBuilder {
             return;
         }
         s.packets = s.packets.saturating_add(w);
-        s.sources.add(remote, hash as u32, w);
+        s.records += 1;
         let p = match record.protocol {
             proto::TCP => P_TCP,
             proto::UDP => P_UDP,
@@ -259,16 +276,37 @@ impl FingerprintBuilder {
             _ => P_OTHER,
         };
         s.protocols[p] = s.protocols[p].saturating_add(w);
-        // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
-        if p == P_TCP || p == P_UDP {
-            s.src_ports
-                .add(record.src_port, u32::from(record.src_port), w);
-            s.dst_ports
-                .add(record.dst_port, u32::from(record.dst_port), w);
-        }
-        if p == P_TCP {
-            s.tcp_flags
-                .add(record.tcp_flags, u32::from(record.tcp_flags), w);
+        // Which records are kept is a fixed pseudo-random function of their position, so periodic
+        // traffic cannot alias with the stride, and replays keep the same ones.
+        // Records much heavier than average (fat NetFlow flows) are always kept at their weight;
+        // the rest are kept one in TOPK_STRIDE at TOPK_STRIDE times theirs. Either way each
+        // record's expected contribution is its weight.
+        let exact = s.records <= FULL_DETAIL_RECORDS
+            || w.saturating_mul(s.records) >= s.packets.saturating_mul(TOPK_STRIDE);
+        if exact || mix64(s.records) % TOPK_STRIDE == 0 {
+            let w = if exact {
+                w
+            } else {
+                w.saturating_mul(TOPK_STRIDE)
+            };
+            s.sources.add(remote, hash as u32, w);
+            // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
+            if p == P_TCP || p == P_UDP {
+                s.src_ports
+                    .add(record.src_port, u32::from(record.src_port), w);
+                s.dst_ports
+                    .add(record.dst_port, u32::from(record.dst_port), w);
+            }
+            if p == P_TCP {
+                s.tcp_flags
+                    .add(record.tcp_flags, u32::from(record.tcp_flags), w);
+            }
+            let path = PathKey {
+                exporter: addr_bits(record.exporter),
+                in_if: record.in_if,
+                out_if: record.out_if,
+            };
+            s.exporters.add(path, path.tag(), w);
         }
         if p == P_UDP {
             for (i, (port, _)) in Vector::AMPLIFICATION.iter().enumerate() {
@@ -288,12 +326,6 @@ impl FingerprintBuilder {
             let b = bucket(&TTL_BOUNDS, u16::from(record.ttl));
             s.ttls[b] = s.ttls[b].saturating_add(w);
         }
-        let path = PathKey {
-            exporter: addr_bits(record.exporter),
-            in_if: record.in_if,
-            out_if: record.out_if,
-        };
-        s.exporters.add(path, path.tag(), w);
     }
 
     /// Records the rates of a completed bucket, for the peaks.

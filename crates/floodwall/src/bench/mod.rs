@@ -6,6 +6,7 @@
 //! and runs the collector side of an end-to-end rung.
 
 pub mod measure;
+pub mod replay;
 pub mod sender;
 pub mod synthetic;
 

@@ -117,6 +117,8 @@ pub struct RunArgs {
 pub enum BenchCommand {
     /// Decode speed per protocol, and end-to-end UDP ingest on loopback from a separate sender process.
     Ingest(bench::IngestArgs),
+    /// Replay speed: a synthetic capture through the pcap reader, decoder and detection engine.
+    Replay(bench::ReplayBenchArgs),
     /// (used by `bench ingest`) send synthetic telemetry to a collector at a fixed rate, for a bounded time.
     #[command(hide = true)]
     Send(bench::SendArgs),
@@ -129,6 +131,7 @@ pub fn run() -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Flows(args) => flows::run(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
+        Command::Bench(BenchCommand::Replay(args)) => bench::replay(args),
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
     }
 }
