@@ -40,16 +40,120 @@ pub fn monitored_networks() -> Vec<IpNet> {
     ]
 }
 
+/// Which traffic the capture describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Ordinary traffic: sFlow samples spread over a million hosts of 10.0.0.0/12, none near a limit.
+    Normal,
+    /// Everything to 64 hosts far above their limits: every record feeds an attack fingerprint.
+    Heavy,
+}
+
+/// Networks to monitor for a mix.
+pub fn networks_for(mix: Mix) -> Vec<IpNet> {
+    match mix {
+        Mix::Normal => vec!["10.0.0.0/8".parse().expect("valid")],
+        Mix::Heavy => monitored_networks(),
+    }
+}
+
+/// sFlow datagrams of ordinary traffic: 10 samples each (1:1000), to a million hosts.
+fn normal_workload(count: usize) -> Vec<super::synthetic::Datagram> {
+    use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
+    use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|seq| {
+            let samples = (0..10)
+                .map(|i| {
+                    let r = next();
+                    let dst = Ipv4Addr::from(0x0a00_0000 | (r as u32 & 0x000f_ffff));
+                    let src = Ipv4Addr::from(0x2d00_0000 | ((r >> 20) as u32 & 0x00ff_ffff));
+                    let port = 1024 + ((r >> 44) % 60_000) as u16;
+                    let transport = if r >> 60 < 11 {
+                        TransportRepr::Tcp {
+                            src_port: 443,
+                            dst_port: port,
+                            flags: 0x10,
+                        }
+                    } else {
+                        TransportRepr::Udp {
+                            src_port: 53,
+                            dst_port: port,
+                        }
+                    };
+                    let mut header = Vec::with_capacity(128);
+                    PacketRepr {
+                        ethernet: Some(EthernetRepr {
+                            source: [2, 0, 0, 0, 0, 1],
+                            destination: [2, 0, 0, 0, 0, 2],
+                            vlans: vec![],
+                        }),
+                        src: IpAddr::V4(src),
+                        dst: IpAddr::V4(dst),
+                        ttl: 56,
+                        transport,
+                        payload_len: 60,
+                    }
+                    .emit(&mut header);
+                    SampleRepr::Flow(FlowSampleRepr {
+                        expanded: false,
+                        sequence: (seq * 10 + i) as u32,
+                        source_id_type: 0,
+                        source_id_index: 1,
+                        sampling_rate: 1000,
+                        sample_pool: 0,
+                        drops: 0,
+                        input: 1,
+                        output: 2,
+                        records: vec![FlowDataRepr::RawHeader {
+                            protocol: 1,
+                            frame_length: 64 + ((r >> 32) % 1400) as u32,
+                            stripped: 4,
+                            header,
+                        }],
+                    })
+                })
+                .collect();
+            let mut bytes = Vec::with_capacity(1500);
+            DatagramRepr {
+                agent: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                sub_agent_id: 0,
+                sequence: seq as u32,
+                uptime_ms: 0,
+                samples,
+            }
+            .emit(&mut bytes);
+            super::synthetic::Datagram { bytes, records: 10 }
+        })
+        .collect()
+}
+
 /// Writes `datagrams` telemetry datagrams as a classic pcap, `per_second` of them per second of
 /// capture time, cycling through a synthetic workload. Returns the records they carry.
 pub fn write_capture(
     path: &Path,
     protocol: Protocol,
+    mix: Mix,
     datagrams: u64,
     per_second: u64,
     start_ms: u64,
 ) -> Result<u64> {
-    let workload = Workload::generate(protocol, 1024, start_ms);
+    let workload = match mix {
+        Mix::Heavy => Workload::generate(protocol, 1024, start_ms),
+        Mix::Normal => Workload {
+            protocol: Protocol::SflowV5,
+            exported_ms: start_ms,
+            datagrams: normal_workload(8192),
+        },
+    };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     out.write_all(&[
         0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
@@ -158,12 +262,28 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for protocol in [Protocol::SflowV5, Protocol::Ipfix] {
             let path = dir.join(format!("{}.pcap", protocol.name()));
-            let written = write_capture(&path, protocol, 300, 1000, 1_760_000_000_000).unwrap();
+            let written =
+                write_capture(&path, protocol, Mix::Heavy, 300, 1000, 1_760_000_000_000).unwrap();
             let report = replay_capture(&path, protocol, monitored_networks()).unwrap();
             assert_eq!(report.records, written, "{protocol:?}");
             assert_eq!(report.datagrams, 300);
             assert!(report.peak_rss_bytes > 0);
         }
+        let path = dir.join("normal.pcap");
+        let written = write_capture(
+            &path,
+            Protocol::SflowV5,
+            Mix::Normal,
+            300,
+            1000,
+            1_760_000_000_000,
+        )
+        .unwrap();
+        let report = replay_capture(&path, Protocol::SflowV5, networks_for(Mix::Normal)).unwrap();
+        assert_eq!(
+            (written, report.records, report.attack_events),
+            (3000, 3000, 0)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

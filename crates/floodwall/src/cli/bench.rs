@@ -377,11 +377,14 @@ pub struct ReplayBenchArgs {
     /// Protocol of the synthetic capture.
     #[arg(long, value_enum, default_value_t = BenchProtocol::All)]
     pub protocol: BenchProtocol,
+    /// Ordinary traffic over a million hosts (sFlow), or every record an attack (all protocols).
+    #[arg(long, value_enum, default_value_t = floodwall::bench::replay::Mix::Normal)]
+    pub mix: floodwall::bench::replay::Mix,
     /// Datagrams in each capture (sFlow: 10 samples each; NetFlow v5: 30 records; v9/IPFIX ~24).
     #[arg(long, default_value_t = 200_000)]
     pub datagrams: u64,
     /// Datagrams per second of capture time (sets how many 1-second buckets the engine closes).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 2_000)]
     pub per_second: u64,
     /// Directory for the temporary captures (removed afterwards).
     #[arg(long, value_name = "DIR")]
@@ -393,10 +396,15 @@ pub struct ReplayBenchArgs {
 
 /// `floodwall bench replay`: the whole replay pipeline (pcap → decode → engine) on one core.
 pub fn replay(args: ReplayBenchArgs) -> Result<()> {
-    use floodwall::bench::replay::{monitored_networks, replay_capture, write_capture};
+    use floodwall::bench::replay::{networks_for, replay_capture, write_capture, Mix};
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut reports = Vec::new();
-    for protocol in args.protocol.protocols() {
+    let protocols = match args.mix {
+        // The ordinary mix is sFlow: samples are what spreads over a million hosts.
+        Mix::Normal => vec![Protocol::SflowV5],
+        Mix::Heavy => args.protocol.protocols(),
+    };
+    for protocol in protocols {
         let path = dir.join(format!(
             "floodwall-bench-replay-{}-{}.pcap",
             protocol.name(),
@@ -411,12 +419,13 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         write_capture(
             &path,
             protocol,
+            args.mix,
             args.datagrams,
             args.per_second,
             1_760_000_000_000,
         )?;
         eprintln!("bench: replaying");
-        let report = replay_capture(&path, protocol, monitored_networks());
+        let report = replay_capture(&path, protocol, networks_for(args.mix));
         let _ = std::fs::remove_file(&path);
         reports.push(report?);
     }
@@ -426,7 +435,11 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
     }
     println!("Replay throughput: pcap reader + decoder + detection engine, one core");
     println!(
-        "(heavy case: every record is attack traffic to one of 64 hosts and feeds a fingerprint)"
+        "({})",
+        match args.mix {
+            Mix::Normal => "ordinary traffic: sFlow 1:1000 over a million hosts of 10.0.0.0/12",
+            Mix::Heavy => "heavy case: every record is attack traffic to one of 64 hosts and feeds a fingerprint",
+        }
     );
     println!(
         "{:<10} {:>12} {:>12} {:>10} {:>14} {:>12}",
