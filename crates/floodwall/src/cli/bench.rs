@@ -392,6 +392,9 @@ pub struct ReplayBenchArgs {
     /// One JSON object with all results.
     #[arg(long)]
     pub json: bool,
+    /// Keep the captures (to replay them with `floodwall replay` or look at them with tshark).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `floodwall bench replay`: the whole replay pipeline (pcap → decode → engine) on one core.
@@ -426,7 +429,9 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         )?;
         eprintln!("bench: replaying");
         let report = replay_capture(&path, protocol, networks_for(args.mix));
-        let _ = std::fs::remove_file(&path);
+        if !args.keep {
+            let _ = std::fs::remove_file(&path);
+        }
         reports.push(report?);
     }
     if args.json {
