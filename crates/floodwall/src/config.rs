@@ -188,3 +188,23 @@ mod tests {
         assert!(config.require_networks().is_ok());
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::*;
+
+    /// The configuration example in README.md is what a new user copies: it must stay valid.
+    #[test]
+    fn readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n# floodwall.toml")
+            .expect("README has the example")
+            + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("the block ends");
+        let config = Config::parse(&readme[start..end], "README.md").unwrap();
+        assert_eq!(config.networks.len(), 2);
+        assert_eq!(config.detection.hostgroups.len(), 1);
+        assert_eq!(config.detection.incoming.pps, Some(100_000.0));
+    }
+}
