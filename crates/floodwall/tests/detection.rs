@@ -586,3 +586,50 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
         "events are logged too: {log}"
     );
 }
+
+#[test]
+fn replay_without_json_prints_a_readable_table() {
+    let dir = test_dir("det-table");
+    let mut rng = Rng::new(8);
+    let mut agent = SflowAgent::new(Ipv4Addr::new(192, 0, 2, 1), 1000);
+    agent.traffic(&mut rng, T0_US, 5.0, 1_000_000.0, |rng| Packet {
+        src: remote(rng, 100_000),
+        dst: v4(203, 0, 113, 10),
+        transport: TransportRepr::Udp {
+            src_port: 1024 + rng.below(60_000) as u16,
+            dst_port: 443,
+        },
+        ttl: 54,
+        ip_len: 540,
+    });
+    let pcap = dir.join("scenario.pcap");
+    write_pcap(&pcap, &merge(vec![agent]));
+    let output = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["replay", "--network", "203.0.113.0/24"])
+        .arg(&pcap)
+        .output()
+        .expect("running floodwall replay");
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("time") && lines[0].contains("target") && lines[0].contains("vectors"),
+        "{stdout}"
+    );
+    let started = lines
+        .iter()
+        .find(|l| l.contains("started"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        started.contains("203.0.113.10/32")
+            && started.contains("udp_flood")
+            && started.contains("Mpps"),
+        "{started}"
+    );
+    assert!(lines.iter().any(|l| l.contains("ended")), "{stdout}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("records") && stderr.contains("1 attacks"),
+        "{stderr}"
+    );
+}
