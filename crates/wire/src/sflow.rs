@@ -617,7 +617,7 @@ fn decode_flow_sample(
         };
         rest = next;
         if found.has_packet() {
-            continue; // the first usable description wins; the rest only needs skipping
+            continue; // the first usable description wins; later ones are passed over by length
         }
         let described = match record.standard_format() {
             Some(record_format::RAW_PACKET_HEADER) => describe_raw_header(body),
