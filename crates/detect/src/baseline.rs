@@ -23,6 +23,11 @@ pub(crate) struct BaselineParams {
 }
 
 impl BaselineParams {
+    /// The floors no alarm level goes below (packets/s, bits/s), when baselines are enabled.
+    pub fn floors(&self) -> Option<(f64, f64)> {
+        self.enabled.then_some((self.min_pps, self.min_bps))
+    }
+
     pub fn new(c: &BaselineConfig) -> Self {
         BaselineParams {
             enabled: c.enabled,

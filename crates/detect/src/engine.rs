@@ -92,6 +92,34 @@ struct Host {
     dirs: [HostDir; 2],
 }
 
+impl Host {
+    /// Whether the last bucket with traffic was closed without evaluating this host: it stayed
+    /// below its group's evaluation floors, so that close only had its baseline to learn.
+    #[inline]
+    fn learn_pending(&self) -> bool {
+        self.touched != NO_BUCKET && (self.evaluated == NO_BUCKET || self.evaluated < self.touched)
+    }
+
+    /// Applies the pending close of bucket `touched` exactly as the quiet fast path of
+    /// `Engine::evaluate_host` would have then.
+    fn learn_quiet(&mut self, g: &Group, params: &BaselineParams, config: &DetectConfig) {
+        let b = self.touched;
+        for (d, dir) in self.dirs.iter_mut().enumerate() {
+            debug_assert_eq!(dir.detail, NONE);
+            let Some(t) = tally_at(&dir.ring, b).copied() else {
+                continue;
+            };
+            dir.baseline.catch_up(b, params);
+            let (pps, bps) = (t.packets as f64, t.bytes as f64 * 8.0);
+            dir.baseline.learn(b, pps, bps, params);
+            let (wp, wb) = watch_levels(g, d, &dir.baseline, params, config);
+            dir.watch_packets = wp as f32;
+            dir.watch_bytes = wb as f32;
+        }
+        self.evaluated = b;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PrefixDir {
     ring: [Tally; SLOTS],
@@ -160,6 +188,12 @@ struct Group {
     watch_packets: [f64; 2],
     watch_bytes: [f64; 2],
     watch_samples: [u32; 2],
+    /// The lowest running-bucket packets / bytes at which a host direction without a detail can
+    /// leave the quiet fast path at a bucket close, whatever its baseline: `watch_packets` /
+    /// `watch_bytes` capped by `watch_ratio` × the baseline floors (alarm levels never go below
+    /// them). Hosts whose bucket stays below these (and below `watch_samples`) only learn.
+    floor_packets: [f64; 2],
+    floor_bytes: [f64; 2],
     carpet: CarpetLimits,
     totals: [GroupTotals; 2],
 }
@@ -203,6 +237,13 @@ pub struct Engine {
     attacks_live: usize,
 
     touched_hosts: Vec<u32>,
+    /// Hosts of the open bucket whose running bucket reached its group's evaluation floor
+    /// (possibly twice); every other touched host without a detail only learns its baseline,
+    /// which is applied lazily at its next touch (or sweep).
+    eval_hosts: Vec<u32>,
+    /// A host counted in its prefix's carpet residue crossed a host limit alone in the open
+    /// bucket: the incremental per-prefix statistics are recomputed at the close.
+    prefix_stats_dirty: bool,
     touched_prefixes: Vec<u32>,
     /// Scratch list of targets to evaluate at a bucket close.
     scratch: Vec<u32>,
@@ -283,6 +324,8 @@ fn resolve_group(
             watch(&limits[OUT], false) * 1e6 / 8.0,
         ],
         watch_samples: [watch_samples(&limits[IN]), watch_samples(&limits[OUT])],
+        floor_packets: [f64::INFINITY; 2],
+        floor_bytes: [f64::INFINITY; 2],
         limits,
         carpet: CarpetLimits {
             enabled: c.enabled,
@@ -352,10 +395,23 @@ impl Engine {
         }
         let watch_min_samples =
             ((f64::from(config.min_samples) * config.watch_ratio).ceil() as u32).max(1);
+        let baseline = BaselineParams::new(&config.baseline);
+        for g in &mut groups {
+            for d in [IN, OUT] {
+                let (mut fp, mut fb) = (g.watch_packets[d], g.watch_bytes[d]);
+                if let Some((min_pps, min_bps)) = baseline.floors() {
+                    // Same arithmetic as `watch_levels`, at the lowest possible alarm levels.
+                    fp = fp.min(min_pps * config.watch_ratio);
+                    fb = fb.min(min_bps / 8.0 * config.watch_ratio);
+                }
+                g.floor_packets[d] = fp;
+                g.floor_bytes[d] = fb;
+            }
+        }
         Ok(Engine {
             networks,
             groups,
-            baseline: BaselineParams::new(&config.baseline),
+            baseline,
             lifecycle: Lifecycle {
                 quiet_period: config.quiet_period_s,
                 end_ratio: config.end_ratio,
@@ -373,6 +429,8 @@ impl Engine {
             details_live: 0,
             attacks_live: 0,
             touched_hosts: Vec::new(),
+            eval_hosts: Vec::new(),
+            prefix_stats_dirty: false,
             touched_prefixes: Vec::new(),
             scratch: Vec::new(),
             base_bucket: None,
@@ -598,12 +656,68 @@ impl Engine {
             Some(h) => {
                 let host = &mut self.hosts[h as usize];
                 if host.touched != b {
+                    if host.learn_pending() {
+                        let g = &self.groups[host.group as usize];
+                        host.learn_quiet(g, &self.baseline, &self.config);
+                    }
                     host.touched = b;
                     self.touched_hosts.push(h);
                 }
+                let g = &self.groups[host.group as usize];
+                let (floor_packets, floor_bytes, floor_samples) =
+                    (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
+                let prefix = host.prefix;
                 let dir = &mut host.dirs[d];
                 let t = tally_slot(&mut dir.ring, b);
+                let before = *t;
                 t.add(r);
+                let t = *t;
+                let quiet = |t: &Tally| {
+                    (t.packets as f64) < floor_packets
+                        && (t.bytes as f64) < floor_bytes
+                        && t.samples < floor_samples
+                };
+                if (before.samples == 0 || quiet(&before)) && !quiet(&t) {
+                    self.eval_hosts.push(h);
+                }
+                if incoming {
+                    // The carpet residue of the prefix (see `PrefixDir`), kept incrementally.
+                    let limits = &g.limits[IN];
+                    let over_alone = |t: &Tally| {
+                        t.packets as f64 >= limits[Metric::Pps as usize]
+                            || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize]
+                    };
+                    let pd = &mut self.prefixes[prefix as usize].dirs[IN];
+                    if pd.stat_bucket != b {
+                        pd.stat_bucket = b;
+                        pd.hosts_active = 0;
+                        pd.residual_packets = 0;
+                        pd.residual_bytes = 0;
+                        pd.top_host_packets = 0;
+                    }
+                    if before.samples == 0 {
+                        if !over_alone(&t) {
+                            pd.hosts_active += 1;
+                            pd.residual_packets += t.packets;
+                            pd.residual_bytes += t.bytes;
+                            pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                        }
+                    } else if !over_alone(&before) {
+                        if over_alone(&t) {
+                            pd.hosts_active -= 1;
+                            pd.residual_packets -= before.packets;
+                            pd.residual_bytes -= before.bytes;
+                            // Its packets may be the recorded top: recount at the close.
+                            self.prefix_stats_dirty = true;
+                        } else {
+                            pd.residual_packets += t.packets - before.packets;
+                            pd.residual_bytes += t.bytes - before.bytes;
+                            pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                        }
+                    }
+                }
+                let host = &mut self.hosts[h as usize];
+                let dir = &mut host.dirs[d];
                 if dir.detail != NONE {
                     let detail = self.details[dir.detail as usize]
                         .as_mut()
@@ -797,7 +911,31 @@ impl Engine {
         let end_ms = (base + u64::from(b) + 1) * 1000;
         let start = events.len();
 
-        // Hosts active per prefix and the largest one, for carpet bombing.
+        // Hosts active per prefix and the largest one, for carpet bombing: kept at account time,
+        // recounted here only when a host left the residue (its packets may be the top).
+        if self.prefix_stats_dirty {
+            self.prefix_stats_dirty = false;
+            for &h in &self.touched_hosts {
+                let host = &self.hosts[h as usize];
+                if tally_at(&host.dirs[IN].ring, b).is_some() {
+                    self.prefixes[host.prefix as usize].dirs[IN].stat_bucket = NO_BUCKET;
+                }
+            }
+            self.recount_prefix_stats(b);
+        }
+
+        self.close_targets(b, end_ms, events);
+        self.touched_hosts.clear();
+        self.touched_prefixes.clear();
+        sort_events(&mut events[start..]);
+
+        if b >= self.last_sweep + 2 * self.config.quiet_period_s {
+            self.sweep(b);
+            self.last_sweep = b;
+        }
+    }
+
+    fn recount_prefix_stats(&mut self, b: u32) {
         for (i, &h) in self.touched_hosts.iter().enumerate() {
             if let Some(&ahead) = self.touched_hosts.get(i + PREFETCH_AHEAD) {
                 let host = &self.hosts[ahead as usize];
@@ -826,6 +964,9 @@ impl Engine {
             }
         }
 
+    }
+
+    fn close_targets(&mut self, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
         // Prefixes first: a carpet attack found now suppresses host attacks in the same bucket.
         let mut todo = std::mem::take(&mut self.scratch);
         todo.clear();
@@ -841,7 +982,9 @@ impl Engine {
             }
         }
         todo.clear();
-        todo.extend_from_slice(&self.touched_hosts);
+        // Touched hosts below their evaluation floors only learn, lazily (`Host::learn_quiet`).
+        todo.extend_from_slice(&self.eval_hosts);
+        self.eval_hosts.clear();
         todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
             Owner::Host(h) => Some(h),
             Owner::Prefix(_) => None,
@@ -865,14 +1008,6 @@ impl Engine {
         }
         todo.clear();
         self.scratch = todo;
-        self.touched_hosts.clear();
-        self.touched_prefixes.clear();
-        sort_events(&mut events[start..]);
-
-        if b >= self.last_sweep + 2 * self.config.quiet_period_s {
-            self.sweep(b);
-            self.last_sweep = b;
-        }
     }
 
     fn evaluate_prefix(&mut self, p: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
@@ -1159,6 +1294,10 @@ impl Engine {
             let idle = b.saturating_sub(host.touched);
             if idle < short || host.dirs.iter().any(|d| d.detail != NONE) {
                 continue;
+            }
+            if host.learn_pending() {
+                let g = &self.groups[host.group as usize];
+                host.learn_quiet(g, &self.baseline, &self.config);
             }
             let params = &self.baseline;
             let forget = idle >= long
