@@ -459,6 +459,8 @@ impl Engine {
         // host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
         // first stage, and kept in a small ring until the record is accounted.
         let mut sides = [(None, None); LOOKAHEAD_RING];
+        // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
+        let mut found = [(NONE, NONE); LOOKAHEAD_RING];
         for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
             sides[j % LOOKAHEAD_RING] = self.sides(r);
         }
@@ -469,11 +471,12 @@ impl Engine {
                 self.prefetch_slots(ahead, s);
             }
             if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
-                self.prefetch_hosts(ahead, sides[(i + PREFETCH_AHEAD) % LOOKAHEAD_RING]);
+                let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
+                found[j] = self.prefetch_hosts(ahead, sides[j]);
             }
             self.stats.records += 1;
             self.advance(r.time_ms, events);
-            self.account(r, sides[i % LOOKAHEAD_RING]);
+            self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
         }
     }
 
@@ -563,19 +566,29 @@ impl Engine {
         }
     }
 
+    /// Prefetches the host entries of a record's monitored sides and returns their indices
+    /// (`NONE` where there is none yet).
     #[inline]
-    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) {
+    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) -> (u32, u32) {
+        let mut found = [NONE; 2];
         for (d, group, addr) in [(IN, dst, r.dst), (OUT, src, r.src)] {
             if group.is_some() {
                 if let Some(h) = self.host_index.get(Key::of(addr)) {
+                    found[d] = h;
+                    // The whole entry: a first touch in a bucket may apply a pending learn.
                     let host = &self.hosts[h as usize];
-                    let dir = &host.dirs[d];
-                    prefetch(&host.touched);
-                    prefetch(&dir.ring[self.open as usize % SLOTS]);
-                    prefetch(&dir.detail);
+                    let start = (host as *const Host).cast::<u8>();
+                    let mut off = 0;
+                    while off < std::mem::size_of::<Host>() {
+                        // SAFETY: within the same allocated object (the entry itself).
+                        prefetch(unsafe { &*start.add(off) });
+                        off += 64;
+                    }
+                    prefetch(&host.dirs[OUT].watch_bytes);
                 }
             }
         }
+        (found[IN], found[OUT])
     }
 
     fn group_of(&self, owner: Owner) -> usize {
@@ -604,25 +617,29 @@ impl Engine {
     }
 
     #[inline]
-    fn account(&mut self, r: &FlowRecord, (dst, src): Sides) {
+    fn account(&mut self, r: &FlowRecord, (dst, src): Sides, (dst_h, src_h): (u32, u32)) {
         if dst.is_none() && src.is_none() {
             self.stats.records_unmonitored += 1;
             return;
         }
         let class = RecordClass::of(r);
         if let Some(g) = dst {
-            self.account_side(r.dst, g, IN, r, r.src, &class);
+            self.account_side(r.dst, dst_h, g, IN, r, r.src, &class);
         }
         if let Some(g) = src {
-            self.account_side(r.src, g, OUT, r, r.dst, &class);
+            self.account_side(r.src, src_h, g, OUT, r, r.dst, &class);
         }
     }
 
     /// Accounts one side of a record: `addr` is the monitored end, `remote` the other.
+    /// `found` is the host entry of `addr` as looked up a few records earlier (or `NONE`): used
+    /// when it still holds `addr`.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn account_side(
         &mut self,
         addr: IpAddr,
+        found: u32,
         group: u16,
         d: usize,
         r: &FlowRecord,
@@ -648,9 +665,17 @@ impl Engine {
             };
         }
         totals.classes.add(r, class, incoming);
-        let host = match self.host_index.get(Key::of(addr)) {
-            Some(h) => Some(h),
-            None => self.new_host(addr, group),
+        let cached = self
+            .hosts
+            .get(found as usize)
+            .is_some_and(|h| h.prefix != NONE && h.addr == addr);
+        let host = if cached {
+            Some(found)
+        } else {
+            match self.host_index.get(Key::of(addr)) {
+                Some(h) => Some(h),
+                None => self.new_host(addr, group),
+            }
         };
         let prefix = match host {
             Some(h) => {
@@ -963,7 +988,6 @@ impl Engine {
                 }
             }
         }
-
     }
 
     fn close_targets(&mut self, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
