@@ -575,16 +575,16 @@ impl Engine {
             if group.is_some() {
                 if let Some(h) = self.host_index.get(Key::of(addr)) {
                     found[d] = h;
-                    // The whole entry: a first touch in a bucket may apply a pending learn.
+                    // The header and the whole direction: a first touch in a bucket may apply
+                    // a pending learn (ring and baseline).
                     let host = &self.hosts[h as usize];
-                    let start = (host as *const Host).cast::<u8>();
-                    let mut off = 0;
-                    while off < std::mem::size_of::<Host>() {
-                        // SAFETY: within the same allocated object (the entry itself).
-                        prefetch(unsafe { &*start.add(off) });
-                        off += 64;
-                    }
-                    prefetch(&host.dirs[OUT].watch_bytes);
+                    let dir = &host.dirs[d];
+                    prefetch(&host.touched);
+                    prefetch(&host.addr);
+                    prefetch(&dir.ring[0]);
+                    prefetch(&dir.ring[SLOTS - 1]);
+                    prefetch(&dir.baseline);
+                    prefetch(&dir.watch_bytes);
                 }
             }
         }
