@@ -474,6 +474,9 @@ impl Engine {
                 let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
                 found[j] = self.prefetch_hosts(ahead, sides[j]);
             }
+            if i + PREFETCH_AHEAD / 2 < records.len() {
+                self.prefetch_prefixes(found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
+            }
             self.stats.records += 1;
             self.advance(r.time_ms, events);
             self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
@@ -589,6 +592,22 @@ impl Engine {
             }
         }
         (found[IN], found[OUT])
+    }
+
+    /// Prefetches the prefix entries of host entries found (and prefetched) earlier.
+    #[inline]
+    fn prefetch_prefixes(&self, (dst_h, src_h): (u32, u32)) {
+        for (d, h) in [(IN, dst_h), (OUT, src_h)] {
+            if let Some(host) = self.hosts.get(h as usize) {
+                if let Some(p) = self.prefixes.get(host.prefix as usize) {
+                    let pd = &p.dirs[d];
+                    prefetch(&p.touched);
+                    prefetch(&pd.ring[self.open as usize % SLOTS]);
+                    prefetch(&pd.stat_bucket);
+                    prefetch(&pd.detail);
+                }
+            }
+        }
     }
 
     fn group_of(&self, owner: Owner) -> usize {
