@@ -80,19 +80,51 @@ struct HostDir {
     watch_bytes: f32,
 }
 
+/// One host: 240 bytes, laid out so that the incoming direction and the header are adjacent
+/// (126 bytes: ordinary traffic touches nothing else). The address lives in `Engine::host_addrs`:
+/// it is needed only at bucket closes and evictions.
 #[derive(Debug, Clone)]
+#[repr(C)]
 struct Host {
-    addr: IpAddr,
-    /// Index into `Engine::prefixes`; `NONE` for a free slab slot.
-    prefix: u32,
-    group: u16,
+    dir_in: HostDir,
     /// Last bucket with traffic.
     touched: u32,
     evaluated: u32,
-    dirs: [HostDir; 2],
+    /// Index into `Engine::prefixes`; `NONE` for a free slab slot.
+    prefix: u32,
+    group: u16,
+    dir_out: HostDir,
 }
 
 impl Host {
+    #[inline]
+    fn dir(&self, d: usize) -> &HostDir {
+        if d == IN {
+            &self.dir_in
+        } else {
+            &self.dir_out
+        }
+    }
+
+    #[inline]
+    fn dir_mut(&mut self, d: usize) -> &mut HostDir {
+        if d == IN {
+            &mut self.dir_in
+        } else {
+            &mut self.dir_out
+        }
+    }
+
+    #[inline]
+    fn dirs(&self) -> [&HostDir; 2] {
+        [&self.dir_in, &self.dir_out]
+    }
+
+    #[inline]
+    fn dirs_mut(&mut self) -> [&mut HostDir; 2] {
+        [&mut self.dir_in, &mut self.dir_out]
+    }
+
     /// Whether the last bucket with traffic was closed without evaluating this host: it stayed
     /// below its group's evaluation floors, so that close only had its baseline to learn.
     #[inline]
@@ -104,7 +136,7 @@ impl Host {
     /// `Engine::evaluate_host` would have then.
     fn learn_quiet(&mut self, g: &Group, params: &BaselineParams, config: &DetectConfig) {
         let b = self.touched;
-        for (d, dir) in self.dirs.iter_mut().enumerate() {
+        for (d, dir) in self.dirs_mut().into_iter().enumerate() {
             debug_assert_eq!(dir.detail, NONE);
             let Some(t) = tally_at(&dir.ring, b).copied() else {
                 continue;
@@ -227,6 +259,8 @@ pub struct Engine {
 
     host_index: AddrMap,
     hosts: Vec<Host>,
+    /// The address of each host entry (stale for free slots).
+    host_addrs: Vec<IpAddr>,
     free_hosts: Vec<u32>,
     prefix_index: HashMap<IpNet, u32, RandomState>,
     prefixes: Vec<Prefix>,
@@ -420,6 +454,7 @@ impl Engine {
             watch_min_samples,
             host_index: AddrMap::default(),
             hosts: Vec::new(),
+            host_addrs: Vec::new(),
             free_hosts: Vec::new(),
             prefix_index: HashMap::with_hasher(RandomState::default()),
             prefixes: Vec::new(),
@@ -478,7 +513,12 @@ impl Engine {
                 self.prefetch_prefixes(found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
             }
             self.stats.records += 1;
+            let evicted = self.stats.hosts_evicted;
             self.advance(r.time_ms, events);
+            if self.stats.hosts_evicted != evicted {
+                // Freed entries may be reused for other addresses: look up again.
+                found = [(NONE, NONE); LOOKAHEAD_RING];
+            }
             self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
         }
     }
@@ -581,12 +621,9 @@ impl Engine {
                     // The header and the whole direction: a first touch in a bucket may apply
                     // a pending learn (ring and baseline).
                     let host = &self.hosts[h as usize];
-                    let dir = &host.dirs[d];
+                    let dir = host.dir(d);
                     prefetch(&host.touched);
-                    prefetch(&host.addr);
                     prefetch(&dir.ring[0]);
-                    prefetch(&dir.ring[SLOTS - 1]);
-                    prefetch(&dir.baseline);
                     prefetch(&dir.watch_bytes);
                 }
             }
@@ -684,11 +721,8 @@ impl Engine {
             };
         }
         totals.classes.add(r, class, incoming);
-        let cached = self
-            .hosts
-            .get(found as usize)
-            .is_some_and(|h| h.prefix != NONE && h.addr == addr);
-        let host = if cached {
+        // `found` is cleared whenever hosts were evicted since it was looked up.
+        let host = if found != NONE {
             Some(found)
         } else {
             match self.host_index.get(Key::of(addr)) {
@@ -711,7 +745,7 @@ impl Engine {
                 let (floor_packets, floor_bytes, floor_samples) =
                     (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
                 let prefix = host.prefix;
-                let dir = &mut host.dirs[d];
+                let dir = host.dir_mut(d);
                 let t = tally_slot(&mut dir.ring, b);
                 let before = *t;
                 t.add(r);
@@ -761,7 +795,7 @@ impl Engine {
                     }
                 }
                 let host = &mut self.hosts[h as usize];
-                let dir = &mut host.dirs[d];
+                let dir = host.dir_mut(d);
                 if dir.detail != NONE {
                     let detail = self.details[dir.detail as usize]
                         .as_mut()
@@ -778,7 +812,7 @@ impl Engine {
                     let detail = self.details[id as usize].as_mut().expect("new detail");
                     class_slot(&mut detail.ring, b).add(r, class, incoming);
                     detail.fingerprint.observe(r, remote);
-                    self.hosts[h as usize].dirs[d].detail = id;
+                    self.hosts[h as usize].dir_mut(d).detail = id;
                 }
                 self.hosts[h as usize].prefix
             }
@@ -840,20 +874,22 @@ impl Engine {
             watch_bytes: g.watch_bytes[d] as f32,
         };
         let host = Host {
-            addr,
-            prefix,
-            group,
+            dir_in: dir(IN),
             touched: NO_BUCKET,
             evaluated: NO_BUCKET,
-            dirs: [dir(IN), dir(OUT)],
+            prefix,
+            group,
+            dir_out: dir(OUT),
         };
         let idx = match self.free_hosts.pop() {
             Some(i) => {
                 self.hosts[i as usize] = host;
+                self.host_addrs[i as usize] = addr;
                 i
             }
             None => {
                 self.hosts.push(host);
+                self.host_addrs.push(addr);
                 (self.hosts.len() - 1) as u32
             }
         };
@@ -925,7 +961,7 @@ impl Engine {
             }
         };
         match owner {
-            Owner::Host(h) => self.hosts[h as usize].dirs[dir].detail = id,
+            Owner::Host(h) => self.hosts[h as usize].dir_mut(dir).detail = id,
             Owner::Prefix(p) => self.prefixes[p as usize].dirs[dir].detail = id,
         }
         id
@@ -934,7 +970,7 @@ impl Engine {
     fn free_detail(&mut self, id: u32) {
         if let Some(detail) = self.details[id as usize].take() {
             match detail.owner {
-                Owner::Host(h) => self.hosts[h as usize].dirs[detail.dir].detail = NONE,
+                Owner::Host(h) => self.hosts[h as usize].dir_mut(detail.dir).detail = NONE,
                 Owner::Prefix(p) => self.prefixes[p as usize].dirs[detail.dir].detail = NONE,
             }
             self.details_live -= 1;
@@ -961,7 +997,7 @@ impl Engine {
             self.prefix_stats_dirty = false;
             for &h in &self.touched_hosts {
                 let host = &self.hosts[h as usize];
-                if tally_at(&host.dirs[IN].ring, b).is_some() {
+                if tally_at(&host.dir_in.ring, b).is_some() {
                     self.prefixes[host.prefix as usize].dirs[IN].stat_bucket = NO_BUCKET;
                 }
             }
@@ -984,10 +1020,10 @@ impl Engine {
             if let Some(&ahead) = self.touched_hosts.get(i + PREFETCH_AHEAD) {
                 let host = &self.hosts[ahead as usize];
                 prefetch(&host.prefix);
-                prefetch(&host.dirs[IN].ring[b as usize % SLOTS]);
+                prefetch(&host.dir_in.ring[b as usize % SLOTS]);
             }
             let host = &self.hosts[h as usize];
-            if let Some(t) = tally_at(&host.dirs[IN].ring, b) {
+            if let Some(t) = tally_at(&host.dir_in.ring, b) {
                 let limits = &self.groups[host.group as usize].limits[IN];
                 let over_alone = t.packets as f64 >= limits[Metric::Pps as usize]
                     || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize];
@@ -1037,7 +1073,7 @@ impl Engine {
                 // The whole entry is read: baselines and rings of both directions.
                 let host = &self.hosts[ahead as usize];
                 prefetch(&host.evaluated);
-                for dir in &host.dirs {
+                for dir in host.dirs() {
                     prefetch(&dir.ring[0]);
                     prefetch(&dir.ring[SLOTS - 1]);
                     prefetch(&dir.baseline);
@@ -1121,7 +1157,7 @@ impl Engine {
             let host = &mut self.hosts[h as usize];
             let group = host.group as usize;
             let prefix = host.prefix as usize;
-            let dir = &mut host.dirs[d];
+            let dir = host.dir_mut(d);
             if tally_at(&dir.ring, b).is_none() && dir.detail == NONE {
                 continue;
             }
@@ -1186,7 +1222,7 @@ impl Engine {
                 events,
             );
 
-            let dir = &mut self.hosts[h as usize].dirs[d];
+            let dir = self.hosts[h as usize].dir_mut(d);
             if active || crossing.is_some() {
                 dir.baseline.skip(b);
             } else {
@@ -1218,11 +1254,12 @@ impl Engine {
         let (mut det, group, target, carpet) = match owner {
             Owner::Host(h) => {
                 let host = &self.hosts[h as usize];
-                let len = if host.addr.is_ipv4() { 32 } else { 128 };
+                let addr = self.host_addrs[h as usize];
+                let len = if addr.is_ipv4() { 32 } else { 128 };
                 (
-                    host.dirs[d].detail,
+                    host.dir(d).detail,
                     host.group as usize,
-                    IpNet::new(host.addr, len).expect("host prefix length"),
+                    IpNet::new(addr, len).expect("host prefix length"),
                     false,
                 )
             }
@@ -1335,7 +1372,7 @@ impl Engine {
                 continue;
             }
             let idle = b.saturating_sub(host.touched);
-            if idle < short || host.dirs.iter().any(|d| d.detail != NONE) {
+            if idle < short || host.dirs().iter().any(|d| d.detail != NONE) {
                 continue;
             }
             if host.learn_pending() {
@@ -1344,12 +1381,12 @@ impl Engine {
             }
             let params = &self.baseline;
             let forget = idle >= long
-                || host.dirs.iter_mut().all(|d| {
+                || host.dirs_mut().into_iter().all(|d| {
                     d.baseline.catch_up(b, params);
                     d.baseline.negligible(params)
                 });
             if forget {
-                self.host_index.remove(Key::of(host.addr));
+                self.host_index.remove(Key::of(self.host_addrs[i]));
                 self.prefixes[host.prefix as usize].hosts -= 1;
                 host.prefix = NONE;
                 self.free_hosts.push(i as u32);
