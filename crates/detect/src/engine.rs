@@ -164,6 +164,8 @@ struct PrefixDir {
     residual_bytes: u64,
     top_host_packets: u64,
     stat_bucket: u32,
+    /// Bucket in which `top_host_packets` may hold a host no longer in the residue.
+    top_stale: u32,
 }
 
 impl Default for PrefixDir {
@@ -176,6 +178,7 @@ impl Default for PrefixDir {
             residual_bytes: 0,
             top_host_packets: 0,
             stat_bucket: NO_BUCKET,
+            top_stale: NO_BUCKET,
         }
     }
 }
@@ -270,14 +273,15 @@ pub struct Engine {
     details_live: usize,
     attacks_live: usize,
 
-    touched_hosts: Vec<u32>,
+    /// Hosts touched in the open bucket, with their prefix.
+    touched_hosts: Vec<(u32, u32)>,
     /// Hosts of the open bucket whose running bucket reached its group's evaluation floor
     /// (possibly twice); every other touched host without a detail only learns its baseline,
     /// which is applied lazily at its next touch (or sweep).
     eval_hosts: Vec<u32>,
-    /// A host counted in its prefix's carpet residue crossed a host limit alone in the open
-    /// bucket: the incremental per-prefix statistics are recomputed at the close.
-    prefix_stats_dirty: bool,
+    /// Prefixes where a host counted in the carpet residue crossed a host limit alone in the
+    /// open bucket: its packets may have been the recorded top, which is recounted at the close.
+    stale_prefixes: Vec<u32>,
     touched_prefixes: Vec<u32>,
     /// Scratch list of targets to evaluate at a bucket close.
     scratch: Vec<u32>,
@@ -465,7 +469,7 @@ impl Engine {
             attacks_live: 0,
             touched_hosts: Vec::new(),
             eval_hosts: Vec::new(),
-            prefix_stats_dirty: false,
+            stale_prefixes: Vec::new(),
             touched_prefixes: Vec::new(),
             scratch: Vec::new(),
             base_bucket: None,
@@ -739,7 +743,7 @@ impl Engine {
                         host.learn_quiet(g, &self.baseline, &self.config);
                     }
                     host.touched = b;
-                    self.touched_hosts.push(h);
+                    self.touched_hosts.push((h, host.prefix));
                 }
                 let g = &self.groups[host.group as usize];
                 let (floor_packets, floor_bytes, floor_samples) =
@@ -786,7 +790,10 @@ impl Engine {
                             pd.residual_packets -= before.packets;
                             pd.residual_bytes -= before.bytes;
                             // Its packets may be the recorded top: recount at the close.
-                            self.prefix_stats_dirty = true;
+                            if pd.top_stale != b {
+                                pd.top_stale = b;
+                                self.stale_prefixes.push(prefix);
+                            }
                         } else {
                             pd.residual_packets += t.packets - before.packets;
                             pd.residual_bytes += t.bytes - before.bytes;
@@ -993,15 +1000,8 @@ impl Engine {
 
         // Hosts active per prefix and the largest one, for carpet bombing: kept at account time,
         // recounted here only when a host left the residue (its packets may be the top).
-        if self.prefix_stats_dirty {
-            self.prefix_stats_dirty = false;
-            for &h in &self.touched_hosts {
-                let host = &self.hosts[h as usize];
-                if tally_at(&host.dir_in.ring, b).is_some() {
-                    self.prefixes[host.prefix as usize].dirs[IN].stat_bucket = NO_BUCKET;
-                }
-            }
-            self.recount_prefix_stats(b);
+        if !self.stale_prefixes.is_empty() {
+            self.recount_tops(b);
         }
 
         self.close_targets(b, end_ms, events);
@@ -1015,34 +1015,37 @@ impl Engine {
         }
     }
 
-    fn recount_prefix_stats(&mut self, b: u32) {
-        for (i, &h) in self.touched_hosts.iter().enumerate() {
-            if let Some(&ahead) = self.touched_hosts.get(i + PREFETCH_AHEAD) {
-                let host = &self.hosts[ahead as usize];
-                prefetch(&host.prefix);
-                prefetch(&host.dir_in.ring[b as usize % SLOTS]);
+    /// Recounts the largest residual host of the prefixes in `stale_prefixes` (the other
+    /// statistics are exact incrementally).
+    fn recount_tops(&mut self, b: u32) {
+        let mut stale = std::mem::take(&mut self.stale_prefixes);
+        for &p in &stale {
+            self.prefixes[p as usize].dirs[IN].top_host_packets = 0;
+        }
+        let few = stale.len() <= 8;
+        for &(h, p) in &self.touched_hosts {
+            let is_stale = if few {
+                stale.contains(&p)
+            } else {
+                self.prefixes[p as usize].dirs[IN].top_stale == b
+            };
+            if !is_stale {
+                continue;
             }
             let host = &self.hosts[h as usize];
             if let Some(t) = tally_at(&host.dir_in.ring, b) {
                 let limits = &self.groups[host.group as usize].limits[IN];
                 let over_alone = t.packets as f64 >= limits[Metric::Pps as usize]
                     || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize];
-                let pd = &mut self.prefixes[host.prefix as usize].dirs[IN];
-                if pd.stat_bucket != b {
-                    pd.stat_bucket = b;
-                    pd.hosts_active = 0;
-                    pd.residual_packets = 0;
-                    pd.residual_bytes = 0;
-                    pd.top_host_packets = 0;
-                }
                 if !over_alone {
-                    pd.hosts_active += 1;
-                    pd.residual_packets += t.packets;
-                    pd.residual_bytes += t.bytes;
+                    let pd = &mut self.prefixes[p as usize].dirs[IN];
+                    debug_assert_eq!(pd.stat_bucket, b);
                     pd.top_host_packets = pd.top_host_packets.max(t.packets);
                 }
             }
         }
+        stale.clear();
+        self.stale_prefixes = stale;
     }
 
     fn close_targets(&mut self, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
