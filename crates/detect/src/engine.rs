@@ -93,6 +93,8 @@ struct Host {
     /// Index into `Engine::prefixes`; `NONE` for a free slab slot.
     prefix: u32,
     group: u16,
+    /// Bit `d` set: direction `d` has traffic in bucket `touched`.
+    dirs_touched: u8,
     dir_out: HostDir,
 }
 
@@ -136,8 +138,14 @@ impl Host {
     /// `Engine::evaluate_host` would have then.
     fn learn_quiet(&mut self, g: &Group, params: &BaselineParams, config: &DetectConfig) {
         let b = self.touched;
+        let touched = self.dirs_touched;
         for (d, dir) in self.dirs_mut().into_iter().enumerate() {
             debug_assert_eq!(dir.detail, NONE);
+            // Only directions with traffic in `b` have its tally (the other is not read at all).
+            debug_assert_eq!(touched & (1 << d) != 0, tally_at(&dir.ring, b).is_some());
+            if touched & (1 << d) == 0 {
+                continue;
+            }
             let Some(t) = tally_at(&dir.ring, b).copied() else {
                 continue;
             };
@@ -743,8 +751,10 @@ impl Engine {
                         host.learn_quiet(g, &self.baseline, &self.config);
                     }
                     host.touched = b;
+                    host.dirs_touched = 0;
                     self.touched_hosts.push((h, host.prefix));
                 }
+                host.dirs_touched |= 1 << d;
                 let g = &self.groups[host.group as usize];
                 let (floor_packets, floor_bytes, floor_samples) =
                     (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
@@ -886,6 +896,7 @@ impl Engine {
             evaluated: NO_BUCKET,
             prefix,
             group,
+            dirs_touched: 0,
             dir_out: dir(OUT),
         };
         let idx = match self.free_hosts.pop() {
