@@ -15,6 +15,9 @@ pub(crate) struct BaselineParams {
     alpha: f64,
     /// Buckets of history after which `alpha` applies; before, a plain running mean.
     warm_steps: u32,
+    /// The weight `a` of each warm-up step by history (`1 / (history + 1)`, at least `alpha`),
+    /// precomputed when the warm-up is not too long.
+    warm_alpha: Box<[f64]>,
     min_history: u32,
     deviations: f64,
     min_ratio: f64,
@@ -23,11 +26,27 @@ pub(crate) struct BaselineParams {
 }
 
 impl BaselineParams {
+    /// The floors no alarm level goes below (packets/s, bits/s), when baselines are enabled.
+    pub fn floors(&self) -> Option<(f64, f64)> {
+        self.enabled.then_some((self.min_pps, self.min_bps))
+    }
+
     pub fn new(c: &BaselineConfig) -> Self {
         BaselineParams {
             enabled: c.enabled,
             alpha: 1.0 / c.time_constant_s,
             warm_steps: c.time_constant_s.ceil() as u32,
+            warm_alpha: {
+                let alpha = 1.0 / c.time_constant_s;
+                let steps = c.time_constant_s.ceil() as u32;
+                if steps <= 1 << 16 {
+                    (0..steps)
+                        .map(|h| (1.0 / f64::from(h + 1)).max(alpha))
+                        .collect()
+                } else {
+                    Box::default()
+                }
+            },
             min_history: c.min_history_s,
             deviations: c.deviations,
             min_ratio: c.min_ratio,
@@ -71,12 +90,21 @@ pub(crate) struct Levels {
 }
 
 impl Baseline {
-    fn step(&mut self, pps: f64, bps: f64, p: &BaselineParams) {
-        let a = if self.history < p.warm_steps {
-            (1.0 / f64::from(self.history + 1)).max(p.alpha)
+    /// The weight of the next step.
+    #[inline]
+    fn weight(&self, p: &BaselineParams) -> f64 {
+        if self.history < p.warm_steps {
+            match p.warm_alpha.get(self.history as usize) {
+                Some(&a) => a,
+                None => (1.0 / f64::from(self.history + 1)).max(p.alpha),
+            }
         } else {
             p.alpha
-        };
+        }
+    }
+
+    fn step(&mut self, pps: f64, bps: f64, p: &BaselineParams) {
+        let a = self.weight(p);
         let ewma = |mean: &mut f32, dev: &mut f32, x: f64| {
             let m = f64::from(*mean);
             *dev = ((1.0 - a) * f64::from(*dev) + a * (x - m).abs()) as f32;
@@ -84,6 +112,22 @@ impl Baseline {
         };
         ewma(&mut self.mean_pps, &mut self.dev_pps, pps);
         ewma(&mut self.mean_bps, &mut self.dev_bps, bps);
+        self.history = self.history.saturating_add(1);
+    }
+
+    /// `step(0.0, 0.0, p)` with the zero terms left out: bit for bit the same, since means and
+    /// deviations are never negative (so `(1 - a)·m + a·0 = (1 - a)·m` and `|0 - m| = m`).
+    #[inline]
+    fn step_silent(&mut self, p: &BaselineParams) {
+        let a = self.weight(p);
+        let decay = |mean: &mut f32, dev: &mut f32| {
+            debug_assert!(*mean >= 0.0 && mean.is_sign_positive());
+            let m = f64::from(*mean);
+            *dev = ((1.0 - a) * f64::from(*dev) + a * m) as f32;
+            *mean = ((1.0 - a) * m) as f32;
+        };
+        decay(&mut self.mean_pps, &mut self.dev_pps);
+        decay(&mut self.mean_bps, &mut self.dev_bps);
         self.history = self.history.saturating_add(1);
     }
 
@@ -96,7 +140,7 @@ impl Baseline {
         let mut gap = b - self.next;
         self.next = b;
         while gap > 0 && self.history < p.warm_steps {
-            self.step(0.0, 0.0, p);
+            self.step_silent(p);
             gap -= 1;
         }
         if gap == 0 {

@@ -80,16 +80,84 @@ struct HostDir {
     watch_bytes: f32,
 }
 
+/// One host: 240 bytes, laid out so that the incoming direction and the header are adjacent
+/// (126 bytes: ordinary traffic touches nothing else). The address lives in `Engine::host_addrs`:
+/// it is needed only at bucket closes and evictions.
 #[derive(Debug, Clone)]
+#[repr(C)]
 struct Host {
-    addr: IpAddr,
-    /// Index into `Engine::prefixes`; `NONE` for a free slab slot.
-    prefix: u32,
-    group: u16,
+    dir_in: HostDir,
     /// Last bucket with traffic.
     touched: u32,
     evaluated: u32,
-    dirs: [HostDir; 2],
+    /// Index into `Engine::prefixes`; `NONE` for a free slab slot.
+    prefix: u32,
+    group: u16,
+    /// Bit `d` set: direction `d` has traffic in bucket `touched`.
+    dirs_touched: u8,
+    dir_out: HostDir,
+}
+
+impl Host {
+    #[inline]
+    fn dir(&self, d: usize) -> &HostDir {
+        if d == IN {
+            &self.dir_in
+        } else {
+            &self.dir_out
+        }
+    }
+
+    #[inline]
+    fn dir_mut(&mut self, d: usize) -> &mut HostDir {
+        if d == IN {
+            &mut self.dir_in
+        } else {
+            &mut self.dir_out
+        }
+    }
+
+    #[inline]
+    fn dirs(&self) -> [&HostDir; 2] {
+        [&self.dir_in, &self.dir_out]
+    }
+
+    #[inline]
+    fn dirs_mut(&mut self) -> [&mut HostDir; 2] {
+        [&mut self.dir_in, &mut self.dir_out]
+    }
+
+    /// Whether the last bucket with traffic was closed without evaluating this host: it stayed
+    /// below its group's evaluation floors, so that close only had its baseline to learn.
+    #[inline]
+    fn learn_pending(&self) -> bool {
+        self.touched != NO_BUCKET && (self.evaluated == NO_BUCKET || self.evaluated < self.touched)
+    }
+
+    /// Applies the pending close of bucket `touched` exactly as the quiet fast path of
+    /// `Engine::evaluate_host` would have then.
+    fn learn_quiet(&mut self, g: &Group, params: &BaselineParams, config: &DetectConfig) {
+        let b = self.touched;
+        let touched = self.dirs_touched;
+        for (d, dir) in self.dirs_mut().into_iter().enumerate() {
+            debug_assert_eq!(dir.detail, NONE);
+            // Only directions with traffic in `b` have its tally (the other is not read at all).
+            debug_assert_eq!(touched & (1 << d) != 0, tally_at(&dir.ring, b).is_some());
+            if touched & (1 << d) == 0 {
+                continue;
+            }
+            let Some(t) = tally_at(&dir.ring, b).copied() else {
+                continue;
+            };
+            dir.baseline.catch_up(b, params);
+            let (pps, bps) = (t.packets as f64, t.bytes as f64 * 8.0);
+            dir.baseline.learn(b, pps, bps, params);
+            let (wp, wb) = watch_levels(g, d, &dir.baseline, params, config);
+            dir.watch_packets = wp as f32;
+            dir.watch_bytes = wb as f32;
+        }
+        self.evaluated = b;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +172,8 @@ struct PrefixDir {
     residual_bytes: u64,
     top_host_packets: u64,
     stat_bucket: u32,
+    /// Bucket in which `top_host_packets` may hold a host no longer in the residue.
+    top_stale: u32,
 }
 
 impl Default for PrefixDir {
@@ -116,6 +186,7 @@ impl Default for PrefixDir {
             residual_bytes: 0,
             top_host_packets: 0,
             stat_bucket: NO_BUCKET,
+            top_stale: NO_BUCKET,
         }
     }
 }
@@ -160,6 +231,12 @@ struct Group {
     watch_packets: [f64; 2],
     watch_bytes: [f64; 2],
     watch_samples: [u32; 2],
+    /// The lowest running-bucket packets / bytes at which a host direction without a detail can
+    /// leave the quiet fast path at a bucket close, whatever its baseline: `watch_packets` /
+    /// `watch_bytes` capped by `watch_ratio` × the baseline floors (alarm levels never go below
+    /// them). Hosts whose bucket stays below these (and below `watch_samples`) only learn.
+    floor_packets: [f64; 2],
+    floor_bytes: [f64; 2],
     carpet: CarpetLimits,
     totals: [GroupTotals; 2],
 }
@@ -193,6 +270,8 @@ pub struct Engine {
 
     host_index: AddrMap,
     hosts: Vec<Host>,
+    /// The address of each host entry (stale for free slots).
+    host_addrs: Vec<IpAddr>,
     free_hosts: Vec<u32>,
     prefix_index: HashMap<IpNet, u32, RandomState>,
     prefixes: Vec<Prefix>,
@@ -202,7 +281,15 @@ pub struct Engine {
     details_live: usize,
     attacks_live: usize,
 
-    touched_hosts: Vec<u32>,
+    /// Hosts touched in the open bucket, with their prefix.
+    touched_hosts: Vec<(u32, u32)>,
+    /// Hosts of the open bucket whose running bucket reached its group's evaluation floor
+    /// (possibly twice); every other touched host without a detail only learns its baseline,
+    /// which is applied lazily at its next touch (or sweep).
+    eval_hosts: Vec<u32>,
+    /// Prefixes where a host counted in the carpet residue crossed a host limit alone in the
+    /// open bucket: its packets may have been the recorded top, which is recounted at the close.
+    stale_prefixes: Vec<u32>,
     touched_prefixes: Vec<u32>,
     /// Scratch list of targets to evaluate at a bucket close.
     scratch: Vec<u32>,
@@ -283,6 +370,8 @@ fn resolve_group(
             watch(&limits[OUT], false) * 1e6 / 8.0,
         ],
         watch_samples: [watch_samples(&limits[IN]), watch_samples(&limits[OUT])],
+        floor_packets: [f64::INFINITY; 2],
+        floor_bytes: [f64::INFINITY; 2],
         limits,
         carpet: CarpetLimits {
             enabled: c.enabled,
@@ -352,10 +441,23 @@ impl Engine {
         }
         let watch_min_samples =
             ((f64::from(config.min_samples) * config.watch_ratio).ceil() as u32).max(1);
+        let baseline = BaselineParams::new(&config.baseline);
+        for g in &mut groups {
+            for d in [IN, OUT] {
+                let (mut fp, mut fb) = (g.watch_packets[d], g.watch_bytes[d]);
+                if let Some((min_pps, min_bps)) = baseline.floors() {
+                    // Same arithmetic as `watch_levels`, at the lowest possible alarm levels.
+                    fp = fp.min(min_pps * config.watch_ratio);
+                    fb = fb.min(min_bps / 8.0 * config.watch_ratio);
+                }
+                g.floor_packets[d] = fp;
+                g.floor_bytes[d] = fb;
+            }
+        }
         Ok(Engine {
             networks,
             groups,
-            baseline: BaselineParams::new(&config.baseline),
+            baseline,
             lifecycle: Lifecycle {
                 quiet_period: config.quiet_period_s,
                 end_ratio: config.end_ratio,
@@ -364,6 +466,7 @@ impl Engine {
             watch_min_samples,
             host_index: AddrMap::default(),
             hosts: Vec::new(),
+            host_addrs: Vec::new(),
             free_hosts: Vec::new(),
             prefix_index: HashMap::with_hasher(RandomState::default()),
             prefixes: Vec::new(),
@@ -373,6 +476,8 @@ impl Engine {
             details_live: 0,
             attacks_live: 0,
             touched_hosts: Vec::new(),
+            eval_hosts: Vec::new(),
+            stale_prefixes: Vec::new(),
             touched_prefixes: Vec::new(),
             scratch: Vec::new(),
             base_bucket: None,
@@ -401,6 +506,8 @@ impl Engine {
         // host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
         // first stage, and kept in a small ring until the record is accounted.
         let mut sides = [(None, None); LOOKAHEAD_RING];
+        // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
+        let mut found = [(NONE, NONE); LOOKAHEAD_RING];
         for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
             sides[j % LOOKAHEAD_RING] = self.sides(r);
         }
@@ -411,11 +518,20 @@ impl Engine {
                 self.prefetch_slots(ahead, s);
             }
             if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
-                self.prefetch_hosts(ahead, sides[(i + PREFETCH_AHEAD) % LOOKAHEAD_RING]);
+                let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
+                found[j] = self.prefetch_hosts(ahead, sides[j]);
+            }
+            if i + PREFETCH_AHEAD / 2 < records.len() {
+                self.prefetch_prefixes(found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
             }
             self.stats.records += 1;
+            let evicted = self.stats.hosts_evicted;
             self.advance(r.time_ms, events);
-            self.account(r, sides[i % LOOKAHEAD_RING]);
+            if self.stats.hosts_evicted != evicted {
+                // Freed entries may be reused for other addresses: look up again.
+                found = [(NONE, NONE); LOOKAHEAD_RING];
+            }
+            self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
         }
     }
 
@@ -505,16 +621,39 @@ impl Engine {
         }
     }
 
+    /// Prefetches the host entries of a record's monitored sides and returns their indices
+    /// (`NONE` where there is none yet).
     #[inline]
-    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) {
+    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) -> (u32, u32) {
+        let mut found = [NONE; 2];
         for (d, group, addr) in [(IN, dst, r.dst), (OUT, src, r.src)] {
             if group.is_some() {
                 if let Some(h) = self.host_index.get(Key::of(addr)) {
+                    found[d] = h;
+                    // The header and the whole direction: a first touch in a bucket may apply
+                    // a pending learn (ring and baseline).
                     let host = &self.hosts[h as usize];
-                    let dir = &host.dirs[d];
+                    let dir = host.dir(d);
                     prefetch(&host.touched);
-                    prefetch(&dir.ring[self.open as usize % SLOTS]);
-                    prefetch(&dir.detail);
+                    prefetch(&dir.ring[0]);
+                    prefetch(&dir.watch_bytes);
+                }
+            }
+        }
+        (found[IN], found[OUT])
+    }
+
+    /// Prefetches the prefix entries of host entries found (and prefetched) earlier.
+    #[inline]
+    fn prefetch_prefixes(&self, (dst_h, src_h): (u32, u32)) {
+        for (d, h) in [(IN, dst_h), (OUT, src_h)] {
+            if let Some(host) = self.hosts.get(h as usize) {
+                if let Some(p) = self.prefixes.get(host.prefix as usize) {
+                    let pd = &p.dirs[d];
+                    prefetch(&p.touched);
+                    prefetch(&pd.ring[self.open as usize % SLOTS]);
+                    prefetch(&pd.stat_bucket);
+                    prefetch(&pd.detail);
                 }
             }
         }
@@ -546,25 +685,29 @@ impl Engine {
     }
 
     #[inline]
-    fn account(&mut self, r: &FlowRecord, (dst, src): Sides) {
+    fn account(&mut self, r: &FlowRecord, (dst, src): Sides, (dst_h, src_h): (u32, u32)) {
         if dst.is_none() && src.is_none() {
             self.stats.records_unmonitored += 1;
             return;
         }
         let class = RecordClass::of(r);
         if let Some(g) = dst {
-            self.account_side(r.dst, g, IN, r, r.src, &class);
+            self.account_side(r.dst, dst_h, g, IN, r, r.src, &class);
         }
         if let Some(g) = src {
-            self.account_side(r.src, g, OUT, r, r.dst, &class);
+            self.account_side(r.src, src_h, g, OUT, r, r.dst, &class);
         }
     }
 
     /// Accounts one side of a record: `addr` is the monitored end, `remote` the other.
+    /// `found` is the host entry of `addr` as looked up a few records earlier (or `NONE`): used
+    /// when it still holds `addr`.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn account_side(
         &mut self,
         addr: IpAddr,
+        found: u32,
         group: u16,
         d: usize,
         r: &FlowRecord,
@@ -590,20 +733,86 @@ impl Engine {
             };
         }
         totals.classes.add(r, class, incoming);
-        let host = match self.host_index.get(Key::of(addr)) {
-            Some(h) => Some(h),
-            None => self.new_host(addr, group),
+        // `found` is cleared whenever hosts were evicted since it was looked up.
+        let host = if found != NONE {
+            Some(found)
+        } else {
+            match self.host_index.get(Key::of(addr)) {
+                Some(h) => Some(h),
+                None => self.new_host(addr, group),
+            }
         };
         let prefix = match host {
             Some(h) => {
                 let host = &mut self.hosts[h as usize];
                 if host.touched != b {
+                    if host.learn_pending() {
+                        let g = &self.groups[host.group as usize];
+                        host.learn_quiet(g, &self.baseline, &self.config);
+                    }
                     host.touched = b;
-                    self.touched_hosts.push(h);
+                    host.dirs_touched = 0;
+                    self.touched_hosts.push((h, host.prefix));
                 }
-                let dir = &mut host.dirs[d];
+                host.dirs_touched |= 1 << d;
+                let g = &self.groups[host.group as usize];
+                let (floor_packets, floor_bytes, floor_samples) =
+                    (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
+                let prefix = host.prefix;
+                let dir = host.dir_mut(d);
                 let t = tally_slot(&mut dir.ring, b);
+                let before = *t;
                 t.add(r);
+                let t = *t;
+                let quiet = |t: &Tally| {
+                    (t.packets as f64) < floor_packets
+                        && (t.bytes as f64) < floor_bytes
+                        && t.samples < floor_samples
+                };
+                if (before.samples == 0 || quiet(&before)) && !quiet(&t) {
+                    self.eval_hosts.push(h);
+                }
+                if incoming {
+                    // The carpet residue of the prefix (see `PrefixDir`), kept incrementally.
+                    let limits = &g.limits[IN];
+                    let over_alone = |t: &Tally| {
+                        t.packets as f64 >= limits[Metric::Pps as usize]
+                            || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize]
+                    };
+                    let pd = &mut self.prefixes[prefix as usize].dirs[IN];
+                    if pd.stat_bucket != b {
+                        pd.stat_bucket = b;
+                        pd.hosts_active = 0;
+                        pd.residual_packets = 0;
+                        pd.residual_bytes = 0;
+                        pd.top_host_packets = 0;
+                    }
+                    if before.samples == 0 {
+                        if !over_alone(&t) {
+                            pd.hosts_active += 1;
+                            pd.residual_packets += t.packets;
+                            pd.residual_bytes += t.bytes;
+                            pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                        }
+                    } else if !over_alone(&before) {
+                        if over_alone(&t) {
+                            pd.hosts_active -= 1;
+                            pd.residual_packets -= before.packets;
+                            pd.residual_bytes -= before.bytes;
+                            // Its packets may be the recorded top: recount at the close.
+                            if pd.top_stale != b {
+                                pd.top_stale = b;
+                                self.stale_prefixes.push(prefix);
+                            }
+                        } else {
+                            pd.residual_packets += t.packets - before.packets;
+                            pd.residual_bytes += t.bytes - before.bytes;
+                            pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                        }
+                    }
+                }
+                let host = &mut self.hosts[h as usize];
+                let dir = host.dir_mut(d);
                 if dir.detail != NONE {
                     let detail = self.details[dir.detail as usize]
                         .as_mut()
@@ -620,7 +829,7 @@ impl Engine {
                     let detail = self.details[id as usize].as_mut().expect("new detail");
                     class_slot(&mut detail.ring, b).add(r, class, incoming);
                     detail.fingerprint.observe(r, remote);
-                    self.hosts[h as usize].dirs[d].detail = id;
+                    self.hosts[h as usize].dir_mut(d).detail = id;
                 }
                 self.hosts[h as usize].prefix
             }
@@ -682,20 +891,23 @@ impl Engine {
             watch_bytes: g.watch_bytes[d] as f32,
         };
         let host = Host {
-            addr,
-            prefix,
-            group,
+            dir_in: dir(IN),
             touched: NO_BUCKET,
             evaluated: NO_BUCKET,
-            dirs: [dir(IN), dir(OUT)],
+            prefix,
+            group,
+            dirs_touched: 0,
+            dir_out: dir(OUT),
         };
         let idx = match self.free_hosts.pop() {
             Some(i) => {
                 self.hosts[i as usize] = host;
+                self.host_addrs[i as usize] = addr;
                 i
             }
             None => {
                 self.hosts.push(host);
+                self.host_addrs.push(addr);
                 (self.hosts.len() - 1) as u32
             }
         };
@@ -767,7 +979,7 @@ impl Engine {
             }
         };
         match owner {
-            Owner::Host(h) => self.hosts[h as usize].dirs[dir].detail = id,
+            Owner::Host(h) => self.hosts[h as usize].dir_mut(dir).detail = id,
             Owner::Prefix(p) => self.prefixes[p as usize].dirs[dir].detail = id,
         }
         id
@@ -776,7 +988,7 @@ impl Engine {
     fn free_detail(&mut self, id: u32) {
         if let Some(detail) = self.details[id as usize].take() {
             match detail.owner {
-                Owner::Host(h) => self.hosts[h as usize].dirs[detail.dir].detail = NONE,
+                Owner::Host(h) => self.hosts[h as usize].dir_mut(detail.dir).detail = NONE,
                 Owner::Prefix(p) => self.prefixes[p as usize].dirs[detail.dir].detail = NONE,
             }
             self.details_live -= 1;
@@ -797,35 +1009,57 @@ impl Engine {
         let end_ms = (base + u64::from(b) + 1) * 1000;
         let start = events.len();
 
-        // Hosts active per prefix and the largest one, for carpet bombing.
-        for (i, &h) in self.touched_hosts.iter().enumerate() {
-            if let Some(&ahead) = self.touched_hosts.get(i + PREFETCH_AHEAD) {
-                let host = &self.hosts[ahead as usize];
-                prefetch(&host.prefix);
-                prefetch(&host.dirs[IN].ring[b as usize % SLOTS]);
+        // Hosts active per prefix and the largest one, for carpet bombing: kept at account time,
+        // recounted here only when a host left the residue (its packets may be the top).
+        if !self.stale_prefixes.is_empty() {
+            self.recount_tops(b);
+        }
+
+        self.close_targets(b, end_ms, events);
+        self.touched_hosts.clear();
+        self.touched_prefixes.clear();
+        sort_events(&mut events[start..]);
+
+        if b >= self.last_sweep + 2 * self.config.quiet_period_s {
+            self.sweep(b);
+            self.last_sweep = b;
+        }
+    }
+
+    /// Recounts the largest residual host of the prefixes in `stale_prefixes` (the other
+    /// statistics are exact incrementally).
+    fn recount_tops(&mut self, b: u32) {
+        let mut stale = std::mem::take(&mut self.stale_prefixes);
+        for &p in &stale {
+            self.prefixes[p as usize].dirs[IN].top_host_packets = 0;
+        }
+        let few = stale.len() <= 8;
+        for &(h, p) in &self.touched_hosts {
+            let is_stale = if few {
+                stale.contains(&p)
+            } else {
+                self.prefixes[p as usize].dirs[IN].top_stale == b
+            };
+            if !is_stale {
+                continue;
             }
             let host = &self.hosts[h as usize];
-            if let Some(t) = tally_at(&host.dirs[IN].ring, b) {
+            if let Some(t) = tally_at(&host.dir_in.ring, b) {
                 let limits = &self.groups[host.group as usize].limits[IN];
                 let over_alone = t.packets as f64 >= limits[Metric::Pps as usize]
                     || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize];
-                let pd = &mut self.prefixes[host.prefix as usize].dirs[IN];
-                if pd.stat_bucket != b {
-                    pd.stat_bucket = b;
-                    pd.hosts_active = 0;
-                    pd.residual_packets = 0;
-                    pd.residual_bytes = 0;
-                    pd.top_host_packets = 0;
-                }
                 if !over_alone {
-                    pd.hosts_active += 1;
-                    pd.residual_packets += t.packets;
-                    pd.residual_bytes += t.bytes;
+                    let pd = &mut self.prefixes[p as usize].dirs[IN];
+                    debug_assert_eq!(pd.stat_bucket, b);
                     pd.top_host_packets = pd.top_host_packets.max(t.packets);
                 }
             }
         }
+        stale.clear();
+        self.stale_prefixes = stale;
+    }
 
+    fn close_targets(&mut self, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
         // Prefixes first: a carpet attack found now suppresses host attacks in the same bucket.
         let mut todo = std::mem::take(&mut self.scratch);
         todo.clear();
@@ -841,7 +1075,9 @@ impl Engine {
             }
         }
         todo.clear();
-        todo.extend_from_slice(&self.touched_hosts);
+        // Touched hosts below their evaluation floors only learn, lazily (`Host::learn_quiet`).
+        todo.extend_from_slice(&self.eval_hosts);
+        self.eval_hosts.clear();
         todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
             Owner::Host(h) => Some(h),
             Owner::Prefix(_) => None,
@@ -851,7 +1087,7 @@ impl Engine {
                 // The whole entry is read: baselines and rings of both directions.
                 let host = &self.hosts[ahead as usize];
                 prefetch(&host.evaluated);
-                for dir in &host.dirs {
+                for dir in host.dirs() {
                     prefetch(&dir.ring[0]);
                     prefetch(&dir.ring[SLOTS - 1]);
                     prefetch(&dir.baseline);
@@ -865,14 +1101,6 @@ impl Engine {
         }
         todo.clear();
         self.scratch = todo;
-        self.touched_hosts.clear();
-        self.touched_prefixes.clear();
-        sort_events(&mut events[start..]);
-
-        if b >= self.last_sweep + 2 * self.config.quiet_period_s {
-            self.sweep(b);
-            self.last_sweep = b;
-        }
     }
 
     fn evaluate_prefix(&mut self, p: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
@@ -943,7 +1171,7 @@ impl Engine {
             let host = &mut self.hosts[h as usize];
             let group = host.group as usize;
             let prefix = host.prefix as usize;
-            let dir = &mut host.dirs[d];
+            let dir = host.dir_mut(d);
             if tally_at(&dir.ring, b).is_none() && dir.detail == NONE {
                 continue;
             }
@@ -1008,7 +1236,7 @@ impl Engine {
                 events,
             );
 
-            let dir = &mut self.hosts[h as usize].dirs[d];
+            let dir = self.hosts[h as usize].dir_mut(d);
             if active || crossing.is_some() {
                 dir.baseline.skip(b);
             } else {
@@ -1040,11 +1268,12 @@ impl Engine {
         let (mut det, group, target, carpet) = match owner {
             Owner::Host(h) => {
                 let host = &self.hosts[h as usize];
-                let len = if host.addr.is_ipv4() { 32 } else { 128 };
+                let addr = self.host_addrs[h as usize];
+                let len = if addr.is_ipv4() { 32 } else { 128 };
                 (
-                    host.dirs[d].detail,
+                    host.dir(d).detail,
                     host.group as usize,
-                    IpNet::new(host.addr, len).expect("host prefix length"),
+                    IpNet::new(addr, len).expect("host prefix length"),
                     false,
                 )
             }
@@ -1157,17 +1386,21 @@ impl Engine {
                 continue;
             }
             let idle = b.saturating_sub(host.touched);
-            if idle < short || host.dirs.iter().any(|d| d.detail != NONE) {
+            if idle < short || host.dirs().iter().any(|d| d.detail != NONE) {
                 continue;
+            }
+            if host.learn_pending() {
+                let g = &self.groups[host.group as usize];
+                host.learn_quiet(g, &self.baseline, &self.config);
             }
             let params = &self.baseline;
             let forget = idle >= long
-                || host.dirs.iter_mut().all(|d| {
+                || host.dirs_mut().into_iter().all(|d| {
                     d.baseline.catch_up(b, params);
                     d.baseline.negligible(params)
                 });
             if forget {
-                self.host_index.remove(Key::of(host.addr));
+                self.host_index.remove(Key::of(self.host_addrs[i]));
                 self.prefixes[host.prefix as usize].hosts -= 1;
                 host.prefix = NONE;
                 self.free_hosts.push(i as u32);
