@@ -43,7 +43,7 @@ pub fn monitored_networks() -> Vec<IpNet> {
 /// Which traffic the capture describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mix {
-    /// Ordinary traffic: sFlow samples spread over a million hosts of 10.0.0.0/12, none near a limit.
+    /// Ordinary traffic: sFlow samples spread over ~660,000 hosts of 10.0.0.0/12, none near a limit.
     Normal,
     /// Everything to 64 hosts far above their limits: every record feeds an attack fingerprint.
     Heavy,
@@ -57,7 +57,11 @@ pub fn networks_for(mix: Mix) -> Vec<IpNet> {
     }
 }
 
-/// sFlow datagrams of ordinary traffic: 10 samples each (1:1000), to a million hosts.
+/// Distinct datagrams of the ordinary mix: a million samples, whose destinations are drawn from
+/// the 1,048,576 addresses of 10.0.0.0/12 (about 660,000 distinct hosts).
+const NORMAL_DISTINCT_DATAGRAMS: usize = 100_000;
+
+/// sFlow datagrams of ordinary traffic: 10 samples each (1:1000), spread over 10.0.0.0/12.
 fn normal_workload(count: usize) -> Vec<super::synthetic::Datagram> {
     use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
     use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};
@@ -151,7 +155,7 @@ pub fn write_capture(
         Mix::Normal => Workload {
             protocol: Protocol::SflowV5,
             exported_ms: start_ms,
-            datagrams: normal_workload(8192),
+            datagrams: normal_workload(NORMAL_DISTINCT_DATAGRAMS),
         },
     };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);

@@ -377,7 +377,7 @@ pub struct ReplayBenchArgs {
     /// Protocol of the synthetic capture.
     #[arg(long, value_enum, default_value_t = BenchProtocol::All)]
     pub protocol: BenchProtocol,
-    /// Ordinary traffic over a million hosts (sFlow), or every record an attack (all protocols).
+    /// Ordinary traffic over ~660,000 hosts (sFlow), or every record an attack (all protocols).
     #[arg(long, value_enum, default_value_t = floodwall::bench::replay::Mix::Normal)]
     pub mix: floodwall::bench::replay::Mix,
     /// Datagrams in each capture (sFlow: 10 samples each; NetFlow v5: 30 records; v9/IPFIX ~24).
@@ -403,7 +403,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut reports = Vec::new();
     let protocols = match args.mix {
-        // The ordinary mix is sFlow: samples are what spreads over a million hosts.
+        // The ordinary mix is sFlow: samples are what spreads over many hosts.
         Mix::Normal => vec![Protocol::SflowV5],
         Mix::Heavy => args.protocol.protocols(),
     };
@@ -442,7 +442,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
     println!(
         "({})",
         match args.mix {
-            Mix::Normal => "ordinary traffic: sFlow 1:1000 over a million hosts of 10.0.0.0/12",
+            Mix::Normal => "ordinary traffic: sFlow 1:1000 over ~660,000 hosts of 10.0.0.0/12",
             Mix::Heavy => "heavy case: every record is attack traffic to one of 64 hosts and feeds a fingerprint",
         }
     );
