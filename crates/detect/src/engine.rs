@@ -503,7 +503,7 @@ impl Engine {
     /// open bucket (late flows) are counted in the open bucket.
     pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
         // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
-        // host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
+        // the map entries they point to 1.5 × ahead, host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
         // first stage, and kept in a small ring until the record is accounted.
         let mut sides = [(None, None); LOOKAHEAD_RING];
         // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
@@ -516,6 +516,9 @@ impl Engine {
                 let s = self.sides(ahead);
                 sides[(i + 2 * PREFETCH_AHEAD) % LOOKAHEAD_RING] = s;
                 self.prefetch_slots(ahead, s);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD * 3 / 2) {
+                self.prefetch_entries(ahead, sides[(i + PREFETCH_AHEAD * 3 / 2) % LOOKAHEAD_RING]);
             }
             if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
                 let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
@@ -617,6 +620,17 @@ impl Engine {
         for (group, addr) in [(dst, r.dst), (src, r.src)] {
             if group.is_some() {
                 self.host_index.prefetch(Key::of(addr));
+            }
+        }
+    }
+
+    /// Prefetches the address-map entries of a record's monitored sides (their slots were
+    /// prefetched earlier).
+    #[inline]
+    fn prefetch_entries(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
+                self.host_index.prefetch_entry(Key::of(addr));
             }
         }
     }

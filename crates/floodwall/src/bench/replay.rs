@@ -1,8 +1,9 @@
 //! Replay throughput: a synthetic capture of telemetry datagrams written to disk, then read back
 //! through the whole `floodwall replay` pipeline (pcap reader → decoder → engine) on one core.
 //!
-//! The synthetic workload sends everything to 64 hosts of 198.51.100.0/26 at rates far above any
-//! limit, so this is the heavy case: every record belongs to an attack and feeds a fingerprint.
+//! Two mixes: ordinary traffic from a million active hosts (the address map, host and prefix
+//! entries are cache misses on every record), and the heavy case where everything goes to 64 hosts
+//! far above any limit, so every record belongs to an attack and feeds a fingerprint.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -43,10 +44,43 @@ pub fn monitored_networks() -> Vec<IpNet> {
 /// Which traffic the capture describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mix {
-    /// Ordinary traffic: sFlow samples spread over ~660,000 hosts of 10.0.0.0/12, none near a limit.
+    /// Ordinary traffic: sFlow 1:1000 samples from 1,048,576 active hosts of 10.0.0.0/12, each
+    /// sampled once per round of ~10 s of capture time, in a scattered order; none near a limit.
     Normal,
     /// Everything to 64 hosts far above their limits: every record feeds an attack fingerprint.
     Heavy,
+}
+
+impl Mix {
+    /// Default size of a capture: five rounds over every host for the ordinary mix.
+    pub fn default_datagrams(self) -> u64 {
+        match self {
+            Mix::Normal => 5 * NORMAL_ROUND_DATAGRAMS,
+            Mix::Heavy => 200_000,
+        }
+    }
+
+    /// Default datagrams per second of capture time: one round of the ordinary mix per 10 s.
+    pub fn default_per_second(self) -> u64 {
+        match self {
+            Mix::Normal => NORMAL_ROUND_DATAGRAMS / 10,
+            Mix::Heavy => 2_000,
+        }
+    }
+
+    /// What the mix is, for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mix::Normal => {
+                "ordinary traffic: sFlow 1:1000 from 1,048,576 active hosts of 10.0.0.0/12, \
+                 each sampled once per round"
+            }
+            Mix::Heavy => {
+                "heavy case: every record is attack traffic to one of 64 hosts and feeds a \
+                 fingerprint"
+            }
+        }
+    }
 }
 
 /// Networks to monitor for a mix.
@@ -57,87 +91,104 @@ pub fn networks_for(mix: Mix) -> Vec<IpNet> {
     }
 }
 
-/// Distinct datagrams of the ordinary mix: a million samples, whose destinations are drawn from
-/// the 1,048,576 addresses of 10.0.0.0/12 (about 660,000 distinct hosts).
-const NORMAL_DISTINCT_DATAGRAMS: usize = 100_000;
+/// Hosts of the ordinary mix: every address of 10.0.0.0/12.
+const NORMAL_HOST_BITS: u32 = 20;
+const NORMAL_SAMPLES_PER_DATAGRAM: u64 = 10;
+/// Datagrams of one round of the ordinary mix, in which every host is sampled once.
+pub const NORMAL_ROUND_DATAGRAMS: u64 = (1 << NORMAL_HOST_BITS) / NORMAL_SAMPLES_PER_DATAGRAM + 1;
 
-/// sFlow datagrams of ordinary traffic: 10 samples each (1:1000), spread over 10.0.0.0/12.
-fn normal_workload(count: usize) -> Vec<super::synthetic::Datagram> {
+/// A bijection of `NORMAL_HOST_BITS`-bit numbers that scatters neighbours far apart, so that
+/// consecutive samples of a round hit unrelated hosts (as real traffic does).
+fn scatter(mut x: u32) -> u32 {
+    const MASK: u32 = (1 << NORMAL_HOST_BITS) - 1;
+    for _ in 0..2 {
+        x ^= x >> 11;
+        x = x.wrapping_mul(0x9e37_79b1) & MASK;
+        x ^= x >> 7;
+        x = x.wrapping_mul(0x85eb_ca6b) & MASK;
+    }
+    x
+}
+
+/// Datagram `seq` of the ordinary mix: 10 sFlow samples (1:1000) for the next 10 hosts of the
+/// round, with ports, protocol and size drawn from a hash of the sample index.
+fn normal_datagram(seq: u64) -> super::synthetic::Datagram {
     use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
     use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};
     use std::net::{IpAddr, Ipv4Addr};
-    let mut state = 0x1234_5678_9abc_def0u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..count)
-        .map(|seq| {
-            let samples = (0..10)
-                .map(|i| {
-                    let r = next();
-                    let dst = Ipv4Addr::from(0x0a00_0000 | (r as u32 & 0x000f_ffff));
-                    let src = Ipv4Addr::from(0x2d00_0000 | ((r >> 20) as u32 & 0x00ff_ffff));
-                    let port = 1024 + ((r >> 44) % 60_000) as u16;
-                    let transport = if r >> 60 < 11 {
-                        TransportRepr::Tcp {
-                            src_port: 443,
-                            dst_port: port,
-                            flags: 0x10,
-                        }
-                    } else {
-                        TransportRepr::Udp {
-                            src_port: 53,
-                            dst_port: port,
-                        }
-                    };
-                    let mut header = Vec::with_capacity(128);
-                    PacketRepr {
-                        ethernet: Some(EthernetRepr {
-                            source: [2, 0, 0, 0, 0, 1],
-                            destination: [2, 0, 0, 0, 0, 2],
-                            vlans: vec![],
-                        }),
-                        src: IpAddr::V4(src),
-                        dst: IpAddr::V4(dst),
-                        ttl: 56,
-                        transport,
-                        payload_len: 60,
-                    }
-                    .emit(&mut header);
-                    SampleRepr::Flow(FlowSampleRepr {
-                        expanded: false,
-                        sequence: (seq * 10 + i) as u32,
-                        source_id_type: 0,
-                        source_id_index: 1,
-                        sampling_rate: 1000,
-                        sample_pool: 0,
-                        drops: 0,
-                        input: 1,
-                        output: 2,
-                        records: vec![FlowDataRepr::RawHeader {
-                            protocol: 1,
-                            frame_length: 64 + ((r >> 32) % 1400) as u32,
-                            stripped: 4,
-                            header,
-                        }],
-                    })
-                })
-                .collect();
-            let mut bytes = Vec::with_capacity(1500);
-            DatagramRepr {
-                agent: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                sub_agent_id: 0,
-                sequence: seq as u32,
-                uptime_ms: 0,
-                samples,
+    let samples = (0..NORMAL_SAMPLES_PER_DATAGRAM)
+        .map(|i| {
+            let k = seq * NORMAL_SAMPLES_PER_DATAGRAM + i;
+            let host = scatter((k % (1 << NORMAL_HOST_BITS)) as u32);
+            let r = splitmix(k);
+            let dst = Ipv4Addr::from(0x0a00_0000 | host);
+            let src = Ipv4Addr::from(0x2d00_0000 | ((r >> 20) as u32 & 0x00ff_ffff));
+            let port = 1024 + ((r >> 44) % 60_000) as u16;
+            let transport = if r >> 60 < 11 {
+                TransportRepr::Tcp {
+                    src_port: 443,
+                    dst_port: port,
+                    flags: 0x10,
+                }
+            } else {
+                TransportRepr::Udp {
+                    src_port: 53,
+                    dst_port: port,
+                }
+            };
+            let mut header = Vec::with_capacity(128);
+            PacketRepr {
+                ethernet: Some(EthernetRepr {
+                    source: [2, 0, 0, 0, 0, 1],
+                    destination: [2, 0, 0, 0, 0, 2],
+                    vlans: vec![],
+                }),
+                src: IpAddr::V4(src),
+                dst: IpAddr::V4(dst),
+                ttl: 56,
+                transport,
+                payload_len: 60,
             }
-            .emit(&mut bytes);
-            super::synthetic::Datagram { bytes, records: 10 }
+            .emit(&mut header);
+            SampleRepr::Flow(FlowSampleRepr {
+                expanded: false,
+                sequence: k as u32,
+                source_id_type: 0,
+                source_id_index: 1,
+                sampling_rate: 1000,
+                sample_pool: 0,
+                drops: 0,
+                input: 1,
+                output: 2,
+                records: vec![FlowDataRepr::RawHeader {
+                    protocol: 1,
+                    frame_length: 64 + ((r >> 32) % 1400) as u32,
+                    stripped: 4,
+                    header,
+                }],
+            })
         })
-        .collect()
+        .collect();
+    let mut bytes = Vec::with_capacity(1500);
+    DatagramRepr {
+        agent: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        sub_agent_id: 0,
+        sequence: seq as u32,
+        uptime_ms: 0,
+        samples,
+    }
+    .emit(&mut bytes);
+    super::synthetic::Datagram {
+        bytes,
+        records: NORMAL_SAMPLES_PER_DATAGRAM as u32,
+    }
+}
+
+fn splitmix(k: u64) -> u64 {
+    let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Writes `datagrams` telemetry datagrams as a classic pcap, `per_second` of them per second of
@@ -150,13 +201,9 @@ pub fn write_capture(
     per_second: u64,
     start_ms: u64,
 ) -> Result<u64> {
-    let workload = match mix {
-        Mix::Heavy => Workload::generate(protocol, 1024, start_ms),
-        Mix::Normal => Workload {
-            protocol: Protocol::SflowV5,
-            exported_ms: start_ms,
-            datagrams: normal_workload(NORMAL_DISTINCT_DATAGRAMS),
-        },
+    let heavy = match mix {
+        Mix::Heavy => Some(Workload::generate(protocol, 1024, start_ms)),
+        Mix::Normal => None,
     };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     out.write_all(&[
@@ -165,13 +212,22 @@ pub fn write_capture(
     let mut records = 0u64;
     // Template-based workloads begin with their templates; later datagrams cycle through the data.
     let data_start = usize::from(matches!(protocol, Protocol::NetflowV9 | Protocol::Ipfix));
+    let mut generated;
     for i in 0..datagrams {
-        let index = if (i as usize) < data_start {
-            i as usize
-        } else {
-            data_start + (i as usize - data_start) % (workload.datagrams.len() - data_start)
+        let datagram = match &heavy {
+            Some(workload) => {
+                let index = if (i as usize) < data_start {
+                    i as usize
+                } else {
+                    data_start + (i as usize - data_start) % (workload.datagrams.len() - data_start)
+                };
+                &workload.datagrams[index]
+            }
+            None => {
+                generated = normal_datagram(i);
+                &generated
+            }
         };
-        let datagram = &workload.datagrams[index];
         records += u64::from(datagram.records);
         let ts_us = start_ms * 1000 + i * 1_000_000 / per_second.max(1);
         let frame_len = 42 + datagram.bytes.len();
@@ -274,6 +330,14 @@ mod tests {
             assert!(report.peak_rss_bytes > 0);
         }
         let path = dir.join("normal.pcap");
+        assert_eq!(
+            (0..1u32 << NORMAL_HOST_BITS)
+                .map(scatter)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            1 << NORMAL_HOST_BITS,
+            "every host of the round is sampled once"
+        );
         let written = write_capture(
             &path,
             Protocol::SflowV5,

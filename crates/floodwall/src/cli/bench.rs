@@ -377,15 +377,18 @@ pub struct ReplayBenchArgs {
     /// Protocol of the synthetic capture.
     #[arg(long, value_enum, default_value_t = BenchProtocol::All)]
     pub protocol: BenchProtocol,
-    /// Ordinary traffic over ~660,000 hosts (sFlow), or every record an attack (all protocols).
+    /// Ordinary traffic from a million active hosts (sFlow), or every record an attack (all
+    /// protocols).
     #[arg(long, value_enum, default_value_t = floodwall::bench::replay::Mix::Normal)]
     pub mix: floodwall::bench::replay::Mix,
     /// Datagrams in each capture (sFlow: 10 samples each; NetFlow v5: 30 records; v9/IPFIX ~24).
-    #[arg(long, default_value_t = 200_000)]
-    pub datagrams: u64,
+    /// Default: five rounds over every host (normal, 524,290), 200,000 (heavy).
+    #[arg(long)]
+    pub datagrams: Option<u64>,
     /// Datagrams per second of capture time (sets how many 1-second buckets the engine closes).
-    #[arg(long, default_value_t = 2_000)]
-    pub per_second: u64,
+    /// Default: a round every 10 s (normal, 104,858), 2,000 (heavy).
+    #[arg(long)]
+    pub per_second: Option<u64>,
     /// Directory for the temporary captures (removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
@@ -401,6 +404,8 @@ pub struct ReplayBenchArgs {
 pub fn replay(args: ReplayBenchArgs) -> Result<()> {
     use floodwall::bench::replay::{networks_for, replay_capture, write_capture, Mix};
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let datagrams = args.datagrams.unwrap_or(args.mix.default_datagrams());
+    let per_second = args.per_second.unwrap_or(args.mix.default_per_second());
     let mut reports = Vec::new();
     let protocols = match args.mix {
         // The ordinary mix is sFlow: samples are what spreads over many hosts.
@@ -415,7 +420,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         ));
         eprintln!(
             "bench: writing {} {} datagrams to {}",
-            args.datagrams,
+            datagrams,
             protocol.name(),
             path.display()
         );
@@ -423,8 +428,8 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
             &path,
             protocol,
             args.mix,
-            args.datagrams,
-            args.per_second,
+            datagrams,
+            per_second,
             1_760_000_000_000,
         )?;
         eprintln!("bench: replaying");
@@ -439,13 +444,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         return Ok(());
     }
     println!("Replay throughput: pcap reader + decoder + detection engine, one core");
-    println!(
-        "({})",
-        match args.mix {
-            Mix::Normal => "ordinary traffic: sFlow 1:1000 over ~660,000 hosts of 10.0.0.0/12",
-            Mix::Heavy => "heavy case: every record is attack traffic to one of 64 hosts and feeds a fingerprint",
-        }
-    );
+    println!("({})", args.mix.describe());
     println!(
         "{:<10} {:>12} {:>12} {:>10} {:>14} {:>12}",
         "protocol", "records", "capture MB", "seconds", "records/s", "peak RSS MB"
