@@ -18,6 +18,11 @@ pub(crate) struct BaselineParams {
     /// The weight `a` of each warm-up step by history (`1 / (history + 1)`, at least `alpha`),
     /// precomputed when the warm-up is not too long.
     warm_alpha: Box<[f64]>,
+    /// For silent warm-up steps in closed form, by history `h` (from 1): `warm_decay[h]` is
+    /// the product of `(1 - a_k)` for k in 1..h, `warm_sum[h]` the sum of `a_k / (1 - a_k)`.
+    /// Empty when `warm_alpha` is.
+    warm_decay: Box<[f64]>,
+    warm_sum: Box<[f64]>,
     min_history: u32,
     deviations: f64,
     min_ratio: f64,
@@ -32,21 +37,35 @@ impl BaselineParams {
     }
 
     pub fn new(c: &BaselineConfig) -> Self {
+        let alpha = 1.0 / c.time_constant_s;
+        let steps = c.time_constant_s.ceil() as u32;
+        let warm_alpha: Box<[f64]> = if steps <= 1 << 16 {
+            (0..steps)
+                .map(|h| (1.0 / f64::from(h + 1)).max(alpha))
+                .collect()
+        } else {
+            Box::default()
+        };
+        // Index 0 is unused (a history of 0 has nothing to decay); a_k < 1 for k >= 1.
+        let (mut decay, mut sum) = (
+            vec![1.0; warm_alpha.len() + 1],
+            vec![0.0; warm_alpha.len() + 1],
+        );
+        for k in 1..warm_alpha.len() {
+            let a = warm_alpha[k];
+            decay[k + 1] = decay[k] * (1.0 - a);
+            sum[k + 1] = sum[k] + a / (1.0 - a);
+        }
+        if warm_alpha.is_empty() {
+            (decay, sum) = (Vec::new(), Vec::new());
+        }
         BaselineParams {
             enabled: c.enabled,
-            alpha: 1.0 / c.time_constant_s,
-            warm_steps: c.time_constant_s.ceil() as u32,
-            warm_alpha: {
-                let alpha = 1.0 / c.time_constant_s;
-                let steps = c.time_constant_s.ceil() as u32;
-                if steps <= 1 << 16 {
-                    (0..steps)
-                        .map(|h| (1.0 / f64::from(h + 1)).max(alpha))
-                        .collect()
-                } else {
-                    Box::default()
-                }
-            },
+            alpha,
+            warm_steps: steps,
+            warm_alpha,
+            warm_decay: decay.into(),
+            warm_sum: sum.into(),
             min_history: c.min_history_s,
             deviations: c.deviations,
             min_ratio: c.min_ratio,
@@ -139,6 +158,23 @@ impl Baseline {
         }
         let mut gap = b - self.next;
         self.next = b;
+        if gap > 1 && self.history >= 1 && self.history < p.warm_steps && !p.warm_decay.is_empty() {
+            // Silent warm-up steps in closed form: with m_h = M·P_h/P_h0, the deviation after
+            // them is P_h1/P_h0 · (dev + M·(S_h1 - S_h0)) (see `warm_decay`, `warm_sum`).
+            let h0 = self.history as usize;
+            let h1 = (self.history + gap).min(p.warm_steps) as usize;
+            let ratio = p.warm_decay[h1] / p.warm_decay[h0];
+            let spread = p.warm_sum[h1] - p.warm_sum[h0];
+            let decay = |mean: &mut f32, dev: &mut f32| {
+                let m = f64::from(*mean);
+                *dev = (ratio * (f64::from(*dev) + m * spread)) as f32;
+                *mean = (m * ratio) as f32;
+            };
+            decay(&mut self.mean_pps, &mut self.dev_pps);
+            decay(&mut self.mean_bps, &mut self.dev_bps);
+            gap -= (h1 - h0) as u32;
+            self.history = h1 as u32;
+        }
         while gap > 0 && self.history < p.warm_steps {
             self.step_silent(p);
             gap -= 1;
@@ -230,6 +266,41 @@ mod tests {
         assert_eq!(stepped.history, lazy.history);
         assert!((stepped.mean_pps - lazy.mean_pps).abs() < 1e-2 * stepped.mean_pps.max(1.0));
         assert!((stepped.dev_pps - lazy.dev_pps).abs() < 1e-2 * stepped.dev_pps.max(1.0));
+    }
+
+    #[test]
+    fn closed_form_warm_up_gap_matches_stepping() {
+        let p = BaselineParams::new(&BaselineConfig {
+            time_constant_s: 600.0,
+            ..BaselineConfig::default()
+        });
+        for (learnt, gap) in [(1, 2), (1, 599), (3, 40), (100, 450), (590, 30), (2, 5000)] {
+            let mut stepped = Baseline::default();
+            for b in 0..learnt {
+                stepped.catch_up(b, &p);
+                stepped.learn(b, 1000.0 + f64::from(b % 7) * 100.0, 8e6, &p);
+            }
+            let mut lazy = stepped;
+            for b in learnt..learnt + gap {
+                stepped.catch_up(b, &p);
+                stepped.step_silent(&p);
+                stepped.next = b + 1;
+            }
+            lazy.catch_up(learnt + gap, &p);
+            stepped.catch_up(learnt + gap, &p);
+            assert_eq!(stepped.history, lazy.history, "{learnt} {gap}");
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * a.abs().max(1e-3);
+            assert!(
+                close(stepped.mean_pps, lazy.mean_pps),
+                "{learnt} {gap}: {stepped:?} {lazy:?}"
+            );
+            assert!(
+                close(stepped.dev_pps, lazy.dev_pps),
+                "{learnt} {gap}: {stepped:?} {lazy:?}"
+            );
+            assert!(close(stepped.mean_bps, lazy.mean_bps), "{learnt} {gap}");
+            assert!(close(stepped.dev_bps, lazy.dev_bps), "{learnt} {gap}");
+        }
     }
 
     #[test]
