@@ -158,7 +158,7 @@ struct Sketches {
 }
 
 /// Records fed to every sketch before decimation starts: small attacks keep exact top lists.
-const FULL_DETAIL_RECORDS: u64 = 65_536;
+const FULL_DETAIL_RECORDS: u64 = 8_192;
 /// After that, one record in this many updates the heavy-hitter sketches, with its weight
 /// multiplied: shares stay unbiased and a million-record flood costs an eighth of the sketch work.
 const TOPK_STRIDE: u64 = 8;

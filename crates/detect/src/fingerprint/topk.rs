@@ -11,8 +11,10 @@
 //! - keys are matched through a parallel `[u32; N]` of tags (the key itself for small keys, a
 //!   hash for addresses), a branch-free compare the compiler vectorises even on baseline SSE2;
 //!   a tag hit is confirmed against the full key, so tag collisions cost time, never accuracy;
-//! - counters form a binary min-heap, so the slot to evict is always slot 0 and keeping order
-//!   after an update is a sift-down of at most log2(N) steps instead of a scan for the minimum.
+//! - counters form a binary min-heap, so the slot to evict is always the heap's root and keeping
+//!   order after an update is a sift-down of at most log2(N) steps instead of a scan for the
+//!   minimum. The heap holds one-byte slot numbers: sifting moves those, not 16-byte keys (under a
+//!   spoofed flood every record evicts the root and sifts).
 //!
 //! No hashing with a random seed and no hash map: results depend only on the input order.
 
@@ -20,19 +22,24 @@
 pub(crate) struct TopK<K, const N: usize> {
     tags: [u32; N],
     keys: [K; N],
-    /// Min-heap on counts over the first `len` slots.
     counts: [u64; N],
     errors: [u64; N],
+    /// Min-heap of the first `len` slots by count: `heap[i]` is a slot, `pos[slot]` its place.
+    heap: [u8; N],
+    pos: [u8; N],
     len: usize,
 }
 
 impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
     pub(crate) fn new() -> Self {
+        const { assert!(N <= 256, "slot numbers are bytes") };
         TopK {
             tags: [0; N],
             keys: [K::default(); N],
             counts: [0; N],
             errors: [0; N],
+            heap: [0; N],
+            pos: [0; N],
             len: 0,
         }
     }
@@ -40,20 +47,23 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
     /// Adds `weight` to `key`; `tag` must be a pure function of `key`.
     #[inline]
     pub(crate) fn add(&mut self, key: K, tag: u32, weight: u64) {
-        if let Some(i) = self.find(key, tag) {
-            self.counts[i] = self.counts[i].saturating_add(weight);
-            self.sift_down(i);
+        if let Some(slot) = self.find(key, tag) {
+            self.counts[slot] = self.counts[slot].saturating_add(weight);
+            self.sift_down(usize::from(self.pos[slot]));
             return;
         }
         if self.len < N {
             let i = self.len;
             self.len += 1;
             self.set(i, key, tag, weight, 0);
+            self.heap[i] = i as u8;
+            self.pos[i] = i as u8;
             self.sift_up(i);
         } else {
             // Evict the minimum; its count becomes the newcomer's possible over-estimate.
-            let min = self.counts[0];
-            self.set(0, key, tag, min.saturating_add(weight), min);
+            let slot = usize::from(self.heap[0]);
+            let min = self.counts[slot];
+            self.set(slot, key, tag, min.saturating_add(weight), min);
             self.sift_down(0);
         }
     }
@@ -86,28 +96,35 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
         self.errors[i] = error;
     }
 
+    /// Count of the slot at heap place `i`.
+    #[inline]
+    fn count_at(&self, i: usize) -> u64 {
+        self.counts[usize::from(self.heap[i])]
+    }
+
+    /// Swaps heap places `a` and `b`.
     #[inline]
     fn swap(&mut self, a: usize, b: usize) {
-        self.keys.swap(a, b);
-        self.tags.swap(a, b);
-        self.counts.swap(a, b);
-        self.errors.swap(a, b);
+        self.heap.swap(a, b);
+        self.pos[usize::from(self.heap[a])] = a as u8;
+        self.pos[usize::from(self.heap[b])] = b as u8;
     }
 
     #[inline]
     fn sift_down(&mut self, mut i: usize) {
+        let count = self.count_at(i);
         loop {
             let l = 2 * i + 1;
             if l >= self.len {
                 return;
             }
             let r = l + 1;
-            let c = if r < self.len && self.counts[r] < self.counts[l] {
+            let c = if r < self.len && self.count_at(r) < self.count_at(l) {
                 r
             } else {
                 l
             };
-            if self.counts[c] >= self.counts[i] {
+            if self.count_at(c) >= count {
                 return;
             }
             self.swap(i, c);
@@ -117,9 +134,10 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
 
     #[inline]
     fn sift_up(&mut self, mut i: usize) {
+        let count = self.count_at(i);
         while i > 0 {
             let p = (i - 1) / 2;
-            if self.counts[p] <= self.counts[i] {
+            if self.count_at(p) <= count {
                 return;
             }
             self.swap(i, p);
@@ -200,7 +218,8 @@ mod tests {
             t.add(k, u32::from(k), w);
             *truth.entry(k).or_default() += w;
             for i in 0..t.len {
-                assert!(t.counts[(i.max(1) - 1) / 2] <= t.counts[i]);
+                assert!(t.count_at((i.max(1) - 1) / 2) <= t.count_at(i));
+                assert_eq!(usize::from(t.pos[usize::from(t.heap[i])]), i);
             }
         }
         let total: u64 = truth.values().sum();
