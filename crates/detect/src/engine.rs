@@ -650,6 +650,9 @@ impl Engine {
                     let dir = host.dir(d);
                     prefetch(&host.touched);
                     prefetch(&dir.ring[0]);
+                    // Between ring[0] and watch_bytes lies up to a whole line (host entries
+                    // are not line-aligned).
+                    prefetch(&dir.baseline);
                     prefetch(&dir.watch_bytes);
                 }
             }

@@ -633,3 +633,61 @@ fn replay_without_json_prints_a_readable_table() {
         "{stderr}"
     );
 }
+
+#[test]
+fn replay_on_a_terminal_shows_a_progress_bar_and_keeps_stdout_clean() {
+    let script = require_tool("script");
+    let dir = test_dir("det-progress");
+    let mut rng = Rng::new(9);
+    let mut agent = SflowAgent::new(Ipv4Addr::new(192, 0, 2, 1), 1000);
+    // ~130,000 samples: a capture above the size from which the bar is drawn (16 MiB).
+    agent.traffic(&mut rng, T0_US, 3.0, 44_000_000.0, |rng| Packet {
+        src: remote(rng, 100_000),
+        dst: v4(203, 0, 113, 10),
+        transport: TransportRepr::Udp {
+            src_port: 1024 + rng.below(60_000) as u16,
+            dst_port: 443,
+        },
+        ttl: 54,
+        ip_len: 540,
+    });
+    let pcap = dir.join("big.pcap");
+    write_pcap(&pcap, &merge(vec![agent]));
+    assert!(std::fs::metadata(&pcap).unwrap().len() > 16 << 20);
+    let table = dir.join("table.txt");
+    // `script` runs the command on a pseudo-terminal: stderr is a terminal, stdout a file.
+    let command = format!(
+        "{} replay --network 203.0.113.0/24 {} > {}",
+        env!("CARGO_BIN_EXE_floodwall"),
+        pcap.display(),
+        table.display()
+    );
+    let output = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("running script");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("eta") && terminal.contains("MiB"),
+        "the terminal shows a progress bar: {terminal:?}"
+    );
+    assert!(terminal.contains("1 attacks"), "{terminal:?}");
+    let table = std::fs::read_to_string(&table).unwrap();
+    assert!(
+        !table.contains("eta") && !table.contains('\u{1b}'),
+        "stdout holds only the table: {table}"
+    );
+    assert!(table
+        .lines()
+        .any(|l| l.contains("started") && l.contains("203.0.113.10/32")));
+
+    // Not a terminal: no bar at all.
+    let output = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["replay", "--network", "203.0.113.0/24"])
+        .arg(&pcap)
+        .output()
+        .expect("running floodwall replay");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("eta"), "{stderr}");
+}
