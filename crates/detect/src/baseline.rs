@@ -1,9 +1,9 @@
-//! Per-host dynamic baseline: exponentially weighted moving averages of packets/s and bits/s and
-//! of their mean absolute deviation.
+//! Dynamic baseline of a host direction (or of a prefix's incoming carpet residue): exponentially
+//! weighted moving averages of packets/s and bits/s and of their mean absolute deviation.
 //!
-//! Hosts are touched only when they have traffic, so silent buckets are applied lazily (in closed
-//! form for long gaps) when the host is next evaluated; an idle host costs nothing. Attack buckets
-//! are skipped, so an attack is never learnt as normal.
+//! Targets are touched only when they have traffic, so silent buckets are applied lazily (in
+//! closed form for long gaps) when the target is next evaluated; an idle one costs nothing.
+//! Attack buckets are skipped, so an attack is never learnt as normal.
 
 use crate::config::BaselineConfig;
 use crate::counters::NO_BUCKET;
@@ -209,7 +209,14 @@ impl Baseline {
     }
 
     /// The alarm levels, once the baseline has enough history.
+    #[inline]
     pub fn levels(&self, p: &BaselineParams) -> Option<Levels> {
+        self.levels_above(p, p.min_pps, p.min_bps)
+    }
+
+    /// [`Baseline::levels`] with other floors (packets/s, bits/s) than `p`'s: prefixes share
+    /// the parameters of hosts but not their floors.
+    pub fn levels_above(&self, p: &BaselineParams, min_pps: f64, min_bps: f64) -> Option<Levels> {
         if !p.enabled || self.history < p.min_history {
             return None;
         }
@@ -218,19 +225,24 @@ impl Baseline {
             (m + p.deviations * d).max(p.min_ratio * m).max(floor)
         };
         Some(Levels {
-            pps: level(self.mean_pps, self.dev_pps, p.min_pps),
-            bps: level(self.mean_bps, self.dev_bps, p.min_bps),
+            pps: level(self.mean_pps, self.dev_pps, min_pps),
+            bps: level(self.mean_bps, self.dev_bps, min_bps),
         })
     }
 
     /// Whether forgetting this baseline loses nothing but its warm-up: its levels are the floors.
+    #[inline]
     pub fn negligible(&self, p: &BaselineParams) -> bool {
+        self.negligible_below(p, p.min_pps, p.min_bps)
+    }
+
+    /// [`Baseline::negligible`] with other floors than `p`'s.
+    pub fn negligible_below(&self, p: &BaselineParams, min_pps: f64, min_bps: f64) -> bool {
         let below = |mean: f32, dev: f32, floor: f64| {
             let (m, d) = (f64::from(mean), f64::from(dev));
             m + p.deviations * d < floor && p.min_ratio * m < floor
         };
-        below(self.mean_pps, self.dev_pps, p.min_pps)
-            && below(self.mean_bps, self.dev_bps, p.min_bps)
+        below(self.mean_pps, self.dev_pps, min_pps) && below(self.mean_bps, self.dev_bps, min_bps)
     }
 }
 

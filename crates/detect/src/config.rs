@@ -143,6 +143,16 @@ pub struct CarpetThresholds {
     pub pps: Option<f64>,
     /// See [`CarpetConfig::mbps`].
     pub mbps: Option<f64>,
+    /// See [`CarpetConfig::baseline`].
+    pub baseline: Option<bool>,
+    /// See [`CarpetConfig::baseline_min_pps`].
+    pub baseline_min_pps: Option<f64>,
+    /// See [`CarpetConfig::baseline_min_mbps`].
+    pub baseline_min_mbps: Option<f64>,
+    /// See [`CarpetConfig::max_pps`].
+    pub max_pps: Option<f64>,
+    /// See [`CarpetConfig::max_mbps`].
+    pub max_mbps: Option<f64>,
 }
 
 /// A named set of networks with its own limits, matched by longest prefix. Addresses of
@@ -200,6 +210,26 @@ impl Default for BaselineConfig {
 
 /// Carpet bombing: a whole prefix (`prefix_length_v4`/`_v6`) flooded, each host below its own
 /// limits. Incoming only.
+///
+/// Only the prefix's *residue* counts: traffic to its hosts that do not cross a host limit on
+/// their own. A bucket is a carpet when the residue reaches `min_hosts` hosts, no host has more
+/// than `max_host_share` of it, enough samples stand behind it (`min_samples`) and it crosses the
+/// prefix's limit:
+///
+/// * a prefix without history (fewer than `baseline.min_history_s` seconds learnt), or with
+///   `baseline = false`, uses the static `pps` / `mbps`;
+/// * once its baseline is warmed up, the limit is the baseline's alarm level (mean +
+///   `baseline.deviations` × deviation, at least `baseline.min_ratio` × mean, at least
+///   `baseline_min_pps` / `baseline_min_mbps`), which may be *below* the static limit (a surge on
+///   a quiet prefix) or *above* it (a busy prefix whose ordinary traffic exceeds it), but never
+///   above the ceiling `max_pps` / `max_mbps`: residue at the ceiling always alarms.
+///
+/// The prefix baseline learns the residue of each bucket that is not part of a carpet attack
+/// (attack buckets are skipped), with the time constant, warm-up, deviations and ratio of
+/// `[detection.baseline]` (whose `enabled` switches the per-host baseline only). A prefix whose
+/// ordinary residue is above the static limit from its first second is reported during warm-up,
+/// and its attack buckets are not learnt: give such prefixes a hostgroup with higher `pps` /
+/// `mbps`. A prefix that grows past the static limit after warming up is followed.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CarpetConfig {
@@ -210,10 +240,27 @@ pub struct CarpetConfig {
     /// Largest share of the prefix's packets one host may have (else it is a host attack).
     /// Default: 0.5.
     pub max_host_share: f64,
-    /// Prefix packets/s limit (0 disables). Default: 200000.
+    /// Prefix residue packets/s limit without (or before) a baseline (0 disables). Default:
+    /// 200000.
     pub pps: f64,
-    /// Prefix megabits/s limit (0 disables). Default: 2000.
+    /// Prefix residue megabits/s limit without (or before) a baseline (0 disables). Default:
+    /// 2000.
     pub mbps: f64,
+    /// Whether each prefix learns its normal incoming residue, whose alarm level then replaces
+    /// `pps` / `mbps` (see above). Default: true.
+    pub baseline: bool,
+    /// The prefix baseline's alarm level is at least this many packets/s: below it, traffic
+    /// spread over a prefix (≥ `min_hosts` hosts, a few hundred packets/s each) is not worth a
+    /// prefix-wide alarm however quiet the prefix normally is. Default: 20000 (a tenth of `pps`).
+    pub baseline_min_pps: f64,
+    /// ... and at least this many megabits/s. Default: 200 (a tenth of `mbps`).
+    pub baseline_min_mbps: f64,
+    /// Ceiling: residue at or above this many packets/s is a carpet whatever the baseline has
+    /// learnt (a slow ramp or an unusually busy prefix cannot raise the limit without bound).
+    /// Never below `pps`; 0 disables. Default: 2000000 (10 × `pps`).
+    pub max_pps: f64,
+    /// Ceiling in megabits/s, as `max_pps`. Never below `mbps`; 0 disables. Default: 20000.
+    pub max_mbps: f64,
 }
 
 impl Default for CarpetConfig {
@@ -224,6 +271,28 @@ impl Default for CarpetConfig {
             max_host_share: 0.5,
             pps: 200_000.0,
             mbps: 2_000.0,
+            baseline: true,
+            baseline_min_pps: 20_000.0,
+            baseline_min_mbps: 200.0,
+            max_pps: 2_000_000.0,
+            max_mbps: 20_000.0,
+        }
+    }
+}
+
+impl CarpetConfig {
+    /// These settings as a full set of overrides, for validation.
+    fn as_overrides(&self) -> CarpetThresholds {
+        CarpetThresholds {
+            min_hosts: Some(self.min_hosts),
+            max_host_share: Some(self.max_host_share),
+            pps: Some(self.pps),
+            mbps: Some(self.mbps),
+            baseline: Some(self.baseline),
+            baseline_min_pps: Some(self.baseline_min_pps),
+            baseline_min_mbps: Some(self.baseline_min_mbps),
+            max_pps: Some(self.max_pps),
+            max_mbps: Some(self.max_mbps),
         }
     }
 }
@@ -279,7 +348,8 @@ pub struct DetectConfig {
     /// attack always get them. Default: 4096.
     pub max_watched: usize,
     /// A host idle this long is forgotten even if its baseline still matters (it is forgotten
-    /// after 2 × `quiet_period_s` idle once its baseline is at the floors). Default: 3600.
+    /// after 2 × `quiet_period_s` idle once its baseline is at the floors); likewise a prefix
+    /// without hosts and its carpet residue baseline. Default: 3600.
     pub host_idle_timeout_s: u32,
 }
 
@@ -384,13 +454,7 @@ impl DetectConfig {
         }
         non_negative("baseline.min_pps", b.min_pps)?;
         non_negative("baseline.min_mbps", b.min_mbps)?;
-        validate_carpet(
-            "carpet",
-            Some(self.carpet.min_hosts),
-            Some(self.carpet.max_host_share),
-            Some(self.carpet.pps),
-            Some(self.carpet.mbps),
-        )?;
+        validate_carpet("carpet", &self.carpet.as_overrides())?;
         self.incoming.validate("incoming")?;
         self.outgoing.validate("outgoing")?;
 
@@ -430,39 +494,33 @@ impl DetectConfig {
             g.incoming.validate(&format!("{what}.incoming"))?;
             g.outgoing.validate(&format!("{what}.outgoing"))?;
             if let Some(c) = &g.carpet {
-                validate_carpet(
-                    &format!("{what}.carpet"),
-                    c.min_hosts,
-                    c.max_host_share,
-                    c.pps,
-                    c.mbps,
-                )?;
+                validate_carpet(&format!("{what}.carpet"), c)?;
             }
         }
         Ok(())
     }
 }
 
-fn validate_carpet(
-    what: &str,
-    min_hosts: Option<u32>,
-    max_host_share: Option<f64>,
-    pps: Option<f64>,
-    mbps: Option<f64>,
-) -> Result<(), String> {
-    if let Some(h) = min_hosts {
+fn validate_carpet(what: &str, c: &CarpetThresholds) -> Result<(), String> {
+    if let Some(h) = c.min_hosts {
         if h < 2 {
             return Err(format!("{what}.min_hosts: must be at least 2, got {h}"));
         }
     }
-    if let Some(s) = max_host_share {
+    if let Some(s) = c.max_host_share {
         unit_interval(&format!("{what}.max_host_share"), s)?;
     }
-    if let Some(v) = pps {
-        non_negative(&format!("{what}.pps"), v)?;
-    }
-    if let Some(v) = mbps {
-        non_negative(&format!("{what}.mbps"), v)?;
+    for (name, v) in [
+        ("pps", c.pps),
+        ("mbps", c.mbps),
+        ("baseline_min_pps", c.baseline_min_pps),
+        ("baseline_min_mbps", c.baseline_min_mbps),
+        ("max_pps", c.max_pps),
+        ("max_mbps", c.max_mbps),
+    ] {
+        if let Some(v) = v {
+            non_negative(&format!("{what}.{name}"), v)?;
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The engine: accounting per host, prefix and hostgroup in 1-second buckets of telemetry time;
-//! detection (carpet bombing, static thresholds, dynamic baseline) at each bucket close;
+//! detection (carpet bombing against static or per-prefix baseline limits, static thresholds,
+//! per-host dynamic baseline) at each bucket close;
 //! classification and the attack lifecycle.
 //!
 //! Memory is bounded by design: host and prefix entries live in slabs indexed by keyed hash maps
@@ -16,8 +17,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::addrmap::{AddrMap, Key};
 use crate::attack::{Attack, Lifecycle, Start, Step};
-use crate::baseline::{Baseline, BaselineParams};
-use crate::config::{CarpetConfig, Thresholds};
+use crate::baseline::{Baseline, BaselineParams, Levels};
+use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
 use crate::counters::{
     class_slot, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass, Tally, METRICS,
     NO_BUCKET, SLOTS,
@@ -160,20 +161,11 @@ impl Host {
     }
 }
 
+/// Totals of one direction of a prefix and its detail: 80 bytes.
 #[derive(Debug, Clone, Copy)]
 struct PrefixDir {
     ring: [Tally; SLOTS],
     detail: u32,
-    /// In bucket `stat_bucket`: hosts with traffic that none of them crosses a host limit with
-    /// alone (the carpet's residue), their packets and bytes, and the largest one's packets.
-    /// Hosts over their own limits are host attacks, not a carpet.
-    hosts_active: u32,
-    residual_packets: u64,
-    residual_bytes: u64,
-    top_host_packets: u64,
-    stat_bucket: u32,
-    /// Bucket in which `top_host_packets` may hold a host no longer in the residue.
-    top_stale: u32,
 }
 
 impl Default for PrefixDir {
@@ -181,12 +173,46 @@ impl Default for PrefixDir {
         PrefixDir {
             ring: Default::default(),
             detail: NONE,
+        }
+    }
+}
+
+/// The carpet-bombing state of a prefix: 72 bytes, once per prefix since carpet bombing is
+/// incoming only (outgoing prefix totals are accounting). The fields read per record come first.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Residue {
+    /// Running-bucket packets / bytes at which the prefix is watched: `watch_ratio` × its current
+    /// carpet limits (static, or from `baseline`); infinite when carpet detection is off.
+    watch_packets: f32,
+    watch_bytes: f32,
+    /// In bucket `stat_bucket`: hosts with traffic that none of them crosses a host limit with
+    /// alone (the carpet's residue), their packets and bytes, and the largest one's packets.
+    /// Hosts over their own limits are host attacks, not a carpet.
+    hosts_active: u32,
+    stat_bucket: u32,
+    residual_packets: u64,
+    residual_bytes: u64,
+    top_host_packets: u64,
+    /// Bucket in which `top_host_packets` may hold a host no longer in the residue.
+    top_stale: u32,
+    /// The learnt normal of the residue: learnt at the close of each bucket with incoming
+    /// traffic, caught up lazily over silent ones, attack buckets skipped.
+    baseline: Baseline,
+}
+
+impl Default for Residue {
+    fn default() -> Self {
+        Residue {
+            watch_packets: f32::INFINITY,
+            watch_bytes: f32::INFINITY,
             hosts_active: 0,
+            stat_bucket: NO_BUCKET,
             residual_packets: 0,
             residual_bytes: 0,
             top_host_packets: 0,
-            stat_bucket: NO_BUCKET,
             top_stale: NO_BUCKET,
+            baseline: Baseline::default(),
         }
     }
 }
@@ -201,18 +227,60 @@ struct Prefix {
     evaluated: u32,
     live: bool,
     dirs: [PrefixDir; 2],
+    residue: Residue,
 }
 
-/// Carpet-bombing limits resolved for one hostgroup.
-#[derive(Debug, Clone)]
+/// Carpet-bombing limits resolved for one hostgroup (`f64::INFINITY` = disabled).
+#[derive(Debug, Clone, Copy)]
 struct CarpetLimits {
     enabled: bool,
     min_hosts: u32,
     max_host_share: f64,
+    /// Static residue limits: the limits of a prefix without a warmed-up baseline.
     pps: f64,
     mbps: f64,
+    /// Whether prefixes learn a residue baseline.
+    baseline: bool,
+    /// Floors of the baseline alarm levels (packets/s, bits/s).
+    floor_pps: f64,
+    floor_bps: f64,
+    /// Ceilings (never below the static limits): a baseline never raises the limits above them.
+    max_pps: f64,
+    max_mbps: f64,
+    /// Watch levels of a prefix without a warmed-up baseline (`watch_ratio` × static limits).
     watch_packets: f64,
     watch_bytes: f64,
+}
+
+impl CarpetLimits {
+    /// The residue limits (packets/s, megabits/s) and the trigger kind each stands for. Without
+    /// warmed-up baseline `levels` (floors included) they are the static limits; with them, the
+    /// levels — below the static limits for a quiet prefix, above them for a busy one — capped
+    /// by the ceilings.
+    fn limits(&self, levels: Option<Levels>) -> [(f64, &'static str); 2] {
+        match levels {
+            None => [(self.pps, "carpet_bombing"), (self.mbps, "carpet_bombing")],
+            Some(l) => {
+                let pick = |level: f64, ceiling: f64| {
+                    if level < ceiling {
+                        (level, "baseline")
+                    } else {
+                        (ceiling, "carpet_bombing")
+                    }
+                };
+                [pick(l.pps, self.max_pps), pick(l.bps / 1e6, self.max_mbps)]
+            }
+        }
+    }
+
+    /// The levels of a prefix's residue baseline, when it learns one and has warmed up.
+    fn levels(&self, baseline: &Baseline, params: &BaselineParams) -> Option<Levels> {
+        if self.enabled && self.baseline {
+            baseline.levels_above(params, self.floor_pps, self.floor_bps)
+        } else {
+            None
+        }
+    }
 }
 
 /// Per-hostgroup totals of one direction.
@@ -265,6 +333,9 @@ pub struct Engine {
     networks: NetworkMap,
     groups: Vec<Group>,
     baseline: BaselineParams,
+    /// The parameters of `[detection.baseline]` for prefix residue baselines, without floors:
+    /// those are each hostgroup's carpet floors.
+    carpet_baseline: BaselineParams,
     lifecycle: Lifecycle,
     watch_min_samples: u32,
 
@@ -362,6 +433,15 @@ fn resolve_group(
         pick(carpet.and_then(|c| c.pps), c.pps),
         pick(carpet.and_then(|c| c.mbps), c.mbps),
     );
+    // A ceiling below the static limit would lower the limit of prefixes without history.
+    let ceiling = |o: Option<f64>, d: f64, limit: f64| {
+        let v = pick(o, d);
+        if limit.is_finite() {
+            v.max(limit)
+        } else {
+            v
+        }
+    };
     Group {
         name: name.to_string(),
         watch_packets: [watch(&limits[IN], true), watch(&limits[OUT], true)],
@@ -381,6 +461,16 @@ fn resolve_group(
                 .unwrap_or(c.max_host_share),
             pps,
             mbps,
+            baseline: carpet.and_then(|c| c.baseline).unwrap_or(c.baseline),
+            floor_pps: carpet
+                .and_then(|c| c.baseline_min_pps)
+                .unwrap_or(c.baseline_min_pps),
+            floor_bps: carpet
+                .and_then(|c| c.baseline_min_mbps)
+                .unwrap_or(c.baseline_min_mbps)
+                * 1e6,
+            max_pps: ceiling(carpet.and_then(|c| c.max_pps), c.max_pps, pps),
+            max_mbps: ceiling(carpet.and_then(|c| c.max_mbps), c.max_mbps, mbps),
             watch_packets: pps * r,
             watch_bytes: mbps * r * 1e6 / 8.0,
         },
@@ -442,6 +532,12 @@ impl Engine {
         let watch_min_samples =
             ((f64::from(config.min_samples) * config.watch_ratio).ceil() as u32).max(1);
         let baseline = BaselineParams::new(&config.baseline);
+        let carpet_baseline = BaselineParams::new(&BaselineConfig {
+            enabled: true,
+            min_pps: 0.0,
+            min_mbps: 0.0,
+            ..config.baseline.clone()
+        });
         for g in &mut groups {
             for d in [IN, OUT] {
                 let (mut fp, mut fb) = (g.watch_packets[d], g.watch_bytes[d]);
@@ -458,6 +554,7 @@ impl Engine {
             networks,
             groups,
             baseline,
+            carpet_baseline,
             lifecycle: Lifecycle {
                 quiet_period: config.quiet_period_s,
                 end_ratio: config.end_ratio,
@@ -669,8 +766,10 @@ impl Engine {
                     let pd = &p.dirs[d];
                     prefetch(&p.touched);
                     prefetch(&pd.ring[self.open as usize % SLOTS]);
-                    prefetch(&pd.stat_bucket);
                     prefetch(&pd.detail);
+                    if d == IN {
+                        prefetch(&p.residue);
+                    }
                 }
             }
         }
@@ -790,41 +889,41 @@ impl Engine {
                     self.eval_hosts.push(h);
                 }
                 if incoming {
-                    // The carpet residue of the prefix (see `PrefixDir`), kept incrementally.
+                    // The carpet residue of the prefix (see `Residue`), kept incrementally.
                     let limits = &g.limits[IN];
                     let over_alone = |t: &Tally| {
                         t.packets as f64 >= limits[Metric::Pps as usize]
                             || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize]
                     };
-                    let pd = &mut self.prefixes[prefix as usize].dirs[IN];
-                    if pd.stat_bucket != b {
-                        pd.stat_bucket = b;
-                        pd.hosts_active = 0;
-                        pd.residual_packets = 0;
-                        pd.residual_bytes = 0;
-                        pd.top_host_packets = 0;
+                    let res = &mut self.prefixes[prefix as usize].residue;
+                    if res.stat_bucket != b {
+                        res.stat_bucket = b;
+                        res.hosts_active = 0;
+                        res.residual_packets = 0;
+                        res.residual_bytes = 0;
+                        res.top_host_packets = 0;
                     }
                     if before.samples == 0 {
                         if !over_alone(&t) {
-                            pd.hosts_active += 1;
-                            pd.residual_packets += t.packets;
-                            pd.residual_bytes += t.bytes;
-                            pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                            res.hosts_active += 1;
+                            res.residual_packets += t.packets;
+                            res.residual_bytes += t.bytes;
+                            res.top_host_packets = res.top_host_packets.max(t.packets);
                         }
                     } else if !over_alone(&before) {
                         if over_alone(&t) {
-                            pd.hosts_active -= 1;
-                            pd.residual_packets -= before.packets;
-                            pd.residual_bytes -= before.bytes;
+                            res.hosts_active -= 1;
+                            res.residual_packets -= before.packets;
+                            res.residual_bytes -= before.bytes;
                             // Its packets may be the recorded top: recount at the close.
-                            if pd.top_stale != b {
-                                pd.top_stale = b;
+                            if res.top_stale != b {
+                                res.top_stale = b;
                                 self.stale_prefixes.push(prefix);
                             }
                         } else {
-                            pd.residual_packets += t.packets - before.packets;
-                            pd.residual_bytes += t.bytes - before.bytes;
-                            pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                            res.residual_packets += t.packets - before.packets;
+                            res.residual_bytes += t.bytes - before.bytes;
+                            res.top_host_packets = res.top_host_packets.max(t.packets);
                         }
                     }
                 }
@@ -873,10 +972,10 @@ impl Engine {
             class_slot(&mut detail.ring, b).add(r, class, incoming);
             detail.fingerprint.observe(r, remote);
         } else if incoming {
-            let c = &self.groups[p.group as usize].carpet;
-            if c.enabled
-                && t.samples >= self.watch_min_samples
-                && (t.packets as f64 >= c.watch_packets || t.bytes as f64 >= c.watch_bytes)
+            // Infinite watch levels when carpet detection is off.
+            let res = &p.residue;
+            if t.samples >= self.watch_min_samples
+                && (t.packets as f32 >= res.watch_packets || t.bytes as f32 >= res.watch_bytes)
                 && self.details_live - self.attacks_live < self.config.max_watched
             {
                 let id = self.new_detail(Owner::Prefix(prefix), d);
@@ -952,6 +1051,12 @@ impl Engine {
         if self.prefix_index.len() >= self.config.max_hosts {
             return None;
         }
+        let c = &self.groups[group as usize].carpet;
+        let mut residue = Residue::default();
+        if c.enabled {
+            residue.watch_packets = c.watch_packets as f32;
+            residue.watch_bytes = c.watch_bytes as f32;
+        }
         let prefix = Prefix {
             net,
             group,
@@ -960,6 +1065,7 @@ impl Engine {
             evaluated: NO_BUCKET,
             live: true,
             dirs: Default::default(),
+            residue,
         };
         let idx = match self.free_prefixes.pop() {
             Some(i) => {
@@ -1048,14 +1154,14 @@ impl Engine {
     fn recount_tops(&mut self, b: u32) {
         let mut stale = std::mem::take(&mut self.stale_prefixes);
         for &p in &stale {
-            self.prefixes[p as usize].dirs[IN].top_host_packets = 0;
+            self.prefixes[p as usize].residue.top_host_packets = 0;
         }
         let few = stale.len() <= 8;
         for &(h, p) in &self.touched_hosts {
             let is_stale = if few {
                 stale.contains(&p)
             } else {
-                self.prefixes[p as usize].dirs[IN].top_stale == b
+                self.prefixes[p as usize].residue.top_stale == b
             };
             if !is_stale {
                 continue;
@@ -1066,9 +1172,9 @@ impl Engine {
                 let over_alone = t.packets as f64 >= limits[Metric::Pps as usize]
                     || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize];
                 if !over_alone {
-                    let pd = &mut self.prefixes[p as usize].dirs[IN];
-                    debug_assert_eq!(pd.stat_bucket, b);
-                    pd.top_host_packets = pd.top_host_packets.max(t.packets);
+                    let res = &mut self.prefixes[p as usize].residue;
+                    debug_assert_eq!(res.stat_bucket, b);
+                    res.top_host_packets = res.top_host_packets.max(t.packets);
                 }
             }
         }
@@ -1124,11 +1230,29 @@ impl Engine {
         let window = self.window(b);
         // Carpet bombing is incoming only; outgoing prefix totals are accounting, not detection.
         let d = IN;
-        let prefix = &self.prefixes[p as usize];
+        let prefix = &mut self.prefixes[p as usize];
         let pd = &prefix.dirs[d];
         if tally_at(&pd.ring, b).is_none() && pd.detail == NONE {
             return;
         }
+        let c = self.groups[prefix.group as usize].carpet;
+        let learns = c.enabled && c.baseline;
+        let res = &mut prefix.residue;
+        if learns {
+            // Silent buckets since the last close with traffic, before the levels are read.
+            res.baseline.catch_up(b, &self.carpet_baseline);
+        }
+        let levels = c.levels(&res.baseline, &self.carpet_baseline);
+        let (hosts, residual_packets, residual_bytes) = if res.stat_bucket == b {
+            (res.hosts_active, res.residual_packets, res.residual_bytes)
+        } else {
+            (0, 0, 0)
+        };
+        let (top_host_packets, watch) = (
+            res.top_host_packets,
+            (f64::from(res.watch_packets), f64::from(res.watch_bytes)),
+        );
+        let pd = &prefix.dirs[d];
         let classes = (pd.detail != NONE).then(|| {
             &self.details[pd.detail as usize]
                 .as_ref()
@@ -1136,17 +1260,13 @@ impl Engine {
                 .ring
         });
         let rates = Rates::compute(&pd.ring, classes, b, window, self.config.min_samples);
-        let c = &self.groups[prefix.group as usize].carpet;
         let mut crossing = None;
+        // `confident`: the evidence rule (`min_samples` over the window) holds for the baseline
+        // levels as for the static limits, so sparse samples never alarm on a quiet prefix.
         if c.enabled && rates.confident {
-            let (hosts, residual_packets, residual_bytes) = if pd.stat_bucket == b {
-                (pd.hosts_active, pd.residual_packets, pd.residual_bytes)
-            } else {
-                (0, 0, 0)
-            };
             let total = tally_at(&pd.ring, b).copied().unwrap_or_default();
             let spread = residual_packets > 0
-                && (pd.top_host_packets as f64) <= c.max_host_share * residual_packets as f64;
+                && (top_host_packets as f64) <= c.max_host_share * residual_packets as f64;
             if hosts >= c.min_hosts && spread {
                 // Only the residue counts: traffic to hosts that are attacks on their own is
                 // theirs, and a prefix holding a few host attacks is not a carpet.
@@ -1159,27 +1279,45 @@ impl Engine {
                 };
                 let pps = rates.pps() * share(residual_packets, total.packets);
                 let mbps = rates.values[Metric::Mbps as usize] * share(residual_bytes, total.bytes);
-                crossing = if pps >= c.pps && (mbps < c.mbps || pps / c.pps >= mbps / c.mbps) {
-                    Some((Metric::Pps, pps, c.pps, "carpet_bombing"))
-                } else if mbps >= c.mbps {
-                    Some((Metric::Mbps, mbps, c.mbps, "carpet_bombing"))
+                let [(lp, kp), (lm, km)] = c.limits(levels);
+                crossing = if pps >= lp && (mbps < lm || pps / lp >= mbps / lm) {
+                    Some((Metric::Pps, pps, lp, kp))
+                } else if mbps >= lm {
+                    Some((Metric::Mbps, mbps, lm, km))
                 } else {
                     None
                 };
             }
         }
-        let (wp, wb) = (c.watch_packets, c.watch_bytes);
-        self.step_target(
+        let active = self.step_target(
             Owner::Prefix(p),
             d,
             &rates,
             crossing,
             false,
-            (wp, wb),
+            watch,
             b,
             end_ms,
             events,
         );
+        if learns {
+            let res = &mut self.prefixes[p as usize].residue;
+            let baseline = &mut res.baseline;
+            if active || crossing.is_some() {
+                // Never learn an attack as normal.
+                baseline.skip(b);
+            } else {
+                let (pps, bps) = (residual_packets as f64, residual_bytes as f64 * 8.0);
+                baseline.learn(b, pps, bps, &self.carpet_baseline);
+            }
+            // The watch follows the limits, so a busy prefix is not watched all day and a quiet
+            // one has its fingerprint from the first bucket of a surge.
+            let levels = c.levels(baseline, &self.carpet_baseline);
+            let [(lp, _), (lm, _)] = c.limits(levels);
+            let r = self.config.watch_ratio;
+            res.watch_packets = (lp * r) as f32;
+            res.watch_bytes = (lm * r * 1e6 / 8.0) as f32;
+        }
     }
 
     fn evaluate_host(&mut self, h: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
@@ -1426,11 +1564,24 @@ impl Engine {
         }
         for i in 0..self.prefixes.len() {
             let prefix = &mut self.prefixes[i];
-            if prefix.live
-                && prefix.hosts == 0
-                && b.saturating_sub(prefix.touched) >= short
-                && prefix.dirs.iter().all(|d| d.detail == NONE)
+            let idle = b.saturating_sub(prefix.touched);
+            if !prefix.live
+                || prefix.hosts != 0
+                || idle < short
+                || prefix.dirs.iter().any(|d| d.detail != NONE)
             {
+                continue;
+            }
+            // The residue baseline outlives the hosts (each may be negligible alone while their
+            // sum is not), like a host's baseline, up to `host_idle_timeout_s`.
+            let c = &self.groups[prefix.group as usize].carpet;
+            let forget = idle >= long || {
+                let params = &self.carpet_baseline;
+                let baseline = &mut prefix.residue.baseline;
+                baseline.catch_up(b, params);
+                baseline.negligible_below(params, c.floor_pps, c.floor_bps)
+            };
+            if forget {
                 self.prefix_index.remove(&prefix.net);
                 prefix.live = false;
                 self.free_prefixes.push(i as u32);
@@ -1454,6 +1605,19 @@ mod tests {
             std::mem::size_of::<Host>() <= 256,
             "{}",
             std::mem::size_of::<Host>()
+        );
+    }
+
+    #[test]
+    fn prefix_entries_stay_small() {
+        // At most one prefix per host entry (IPv6 hosts are often alone in their /48). The
+        // carpet state exists once, for the incoming direction: 264 bytes before the residue
+        // baseline, 272 with it.
+        assert_eq!(std::mem::size_of::<Residue>(), 72);
+        assert!(
+            std::mem::size_of::<Prefix>() <= 272,
+            "{}",
+            std::mem::size_of::<Prefix>()
         );
     }
 }

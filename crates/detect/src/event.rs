@@ -79,7 +79,8 @@ impl Vector {
 /// What made the engine declare (or keep) an attack.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trigger {
-    /// `threshold`, `baseline` or `carpet_bombing`.
+    /// `threshold` (a static host limit), `baseline` (the learnt normal of the host, or of the
+    /// prefix for carpet bombing) or `carpet_bombing` (a static prefix limit or its ceiling).
     pub kind: &'static str,
     /// The counter that crossed, e.g. `pps`, `mbps`, `syn_pps`.
     pub metric: &'static str,

@@ -748,6 +748,13 @@ fn config_rejects_nonsense_and_unknown_fields() {
     assert!(bad("end_ratio = 1.5").contains("end_ratio"));
     assert!(bad("watch_ratio = 0").contains("watch_ratio"));
     assert!(bad("[carpet]\nmax_host_share = 2").contains("max_host_share"));
+    assert!(bad("[carpet]\nmax_pps = -1").contains("carpet.max_pps"));
+    assert!(bad("[carpet]\nbaseline_min_mbps = -5").contains("carpet.baseline_min_mbps"));
+    assert!(bad(
+        "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"x\"\nnetworks = [\"10.0.0.0/24\"]\ncarpet = { baseline_min_pps = -1 }"
+    )
+    .contains("hostgroups[0].carpet.baseline_min_pps"));
+    assert!(toml::from_str::<DetectConfig>("[carpet]\nbaseline = 1").is_err());
     assert!(bad("[incoming]\npps = -1").contains("incoming.pps"));
     assert!(bad(
         "networks = [\"10.0.0.0/8\"]\n[[hostgroups]]\nname = \"x\"\nnetworks = [\"11.0.0.0/24\"]"
@@ -965,4 +972,271 @@ fn watching_is_bounded_but_attacks_are_always_tracked() {
     assert_lifecycles(&events);
     assert_eq!(engine.stats().attacks_active, 0);
     assert!(engine.stats().targets_watched <= 2);
+}
+
+// ---- Carpet bombing against a per-prefix baseline ----
+
+/// `secs` seconds from `from_s` of traffic to hosts .1 ..= .`hosts` of 198.51.100.0/24, in
+/// round robin, at `pps(second)` true packets/s seen through 1:`template.sampling_rate`
+/// sampling. Samples are spread evenly in time and their count carries fractions over from
+/// second to second, so sparse sampling (below one sample a second) keeps the true average.
+fn prefix_traffic(
+    records: &mut Vec<FlowRecord>,
+    hosts: u32,
+    from_s: u64,
+    secs: u64,
+    pps: impl Fn(u64) -> f64,
+    template: FlowRecord,
+    rng: &mut common::Rng,
+) {
+    let mut due = 0.0;
+    let mut sent = 0u64;
+    for s in from_s..from_s + secs {
+        due += pps(s) / f64::from(template.sampling_rate);
+        let n = due as u64 - sent;
+        for i in 0..n {
+            let mut r = template;
+            r.time_ms = T0 + s * 1000 + i * 1000 / n;
+            r.src = rng.remote();
+            r.dst = ip(&format!("198.51.100.{}", 1 + (sent + i) % u64::from(hosts)));
+            records.push(r);
+        }
+        sent += n;
+    }
+}
+
+fn web(size: u64, rate: u32) -> FlowRecord {
+    FlowRecord {
+        tcp_flags: tcp_flags::ACK,
+        src_port: 443,
+        dst_port: 50_000,
+        ..sample(proto::TCP, size, rate)
+    }
+}
+
+const CARPET_PREFIX: &str = "198.51.100.0/24";
+
+/// A busy /24: ordinary traffic to 128 hosts at 100 kpps (half the static carpet limit) for
+/// 6 minutes, then growing over 2 minutes to 300 kpps and 2.4 Gbps (1.5 × and 1.2 × the static
+/// limits) for 2 minutes more. 1:1000 sampled.
+///
+/// The static limits apply while the prefix baseline warms up (`baseline.min_history_s`, 300 s),
+/// so a prefix above them from its first second would be reported then; real traffic grows into
+/// such rates, and the baseline, warmed up below the static limit, follows it.
+fn busy_prefix_records() -> Vec<FlowRecord> {
+    let mut rng = Rng(51);
+    let mut records = Vec::new();
+    let ramp = |s: u64| match s {
+        0..360 => 100_000.0,
+        360..480 => 100_000.0 + 200_000.0 * (s - 360) as f64 / 120.0,
+        _ => 300_000.0,
+    };
+    prefix_traffic(&mut records, 128, 0, 600, ramp, web(1000, 1000), &mut rng);
+    records
+}
+
+#[test]
+fn busy_prefix_above_static_carpet_limits_is_learnt_not_alarmed() {
+    let records = busy_prefix_records();
+    // Defaults: the learnt normal (≥ 4 × its mean) has raised the prefix's limit above the
+    // static one before the traffic reaches it.
+    let events = run(config(), &records);
+    assert!(events.is_empty(), "{events:#?}");
+
+    // Without the prefix baseline the same traffic is a carpet once it crosses 200 kpps: the
+    // test would catch a baseline that is not used.
+    let mut cfg = config();
+    cfg.carpet.baseline = false;
+    let events = run(cfg, &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert_eq!(s[0].target.to_string(), CARPET_PREFIX);
+    assert!(s[0].carpet_bombing);
+    assert_eq!(s[0].trigger.kind, "carpet_bombing");
+    assert_eq!(s[0].trigger.limit, 200_000.0);
+    assert!(s[0].started_at > T0 + 360_000);
+
+    // The ceiling holds whatever was learnt: residue at `max_pps` always alarms.
+    let mut cfg = config();
+    cfg.carpet.max_pps = 250_000.0;
+    let events = run(cfg, &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert!(s[0].carpet_bombing);
+    assert_eq!(
+        (s[0].trigger.kind, s[0].trigger.metric, s[0].trigger.limit),
+        ("carpet_bombing", "pps", 250_000.0)
+    );
+    assert!(s[0].trigger.value >= 250_000.0);
+}
+
+/// A quiet /24: 5 kpps of ordinary traffic to 64 hosts for 320 s (past the 300 s warm-up), a
+/// surge to 50 kpps (160 Mbps) of UDP over the same hosts (10 ×, ~780 pps per host, a quarter
+/// of the static carpet limit) for 20 s from T0 + 320 s, then 60 s of ordinary traffic again.
+fn surge_records(rate: u32) -> Vec<FlowRecord> {
+    let mut rng = Rng(53);
+    let mut records = Vec::new();
+    prefix_traffic(
+        &mut records,
+        64,
+        0,
+        320,
+        |_| 5_000.0,
+        web(800, rate),
+        &mut rng,
+    );
+    prefix_traffic(
+        &mut records,
+        64,
+        320,
+        20,
+        |_| 50_000.0,
+        udp(40_000, 400, rate),
+        &mut rng,
+    );
+    prefix_traffic(
+        &mut records,
+        64,
+        340,
+        60,
+        |_| 5_000.0,
+        web(800, rate),
+        &mut rng,
+    );
+    records
+}
+
+#[test]
+fn surge_on_a_quiet_prefix_is_one_carpet_attack_below_static_limits() {
+    let events = run(config(), &surge_records(100));
+    assert_lifecycles(&events);
+    let s = started(&events);
+    // One prefix attack, no host attack: each host stays far below its own floors.
+    assert_eq!(s.len(), 1, "{events:#?}");
+    let e = s[0];
+    assert_eq!(e.target.to_string(), CARPET_PREFIX);
+    assert!(e.carpet_bombing);
+    assert_eq!((e.trigger.kind, e.trigger.metric), ("baseline", "pps"));
+    // The learnt level: 4 × the 5 kpps normal, raised to the 20 kpps floor; below 200 kpps.
+    assert_eq!(e.trigger.limit, 20_000.0);
+    assert!((e.trigger.value - 50_000.0).abs() < 1_000.0, "{e:?}");
+    // Reported at the close of the surge's first bucket, with its vector.
+    assert_eq!(e.started_at, T0 + 320_000);
+    assert_eq!(e.ts, T0 + 321_000);
+    assert_eq!(e.vectors, vec![Vector::UdpFlood]);
+    assert!(events.iter().all(|e| e.carpet_bombing));
+    // Ends after the quiet period: the last hot bucket ends at T0 + 340 s, the ordinary 5 kpps
+    // is below the end level (half the 20 kpps limit).
+    let end = events.last().unwrap();
+    assert_eq!(end.event, EventKind::AttackEnded);
+    assert_eq!(end.ended_at, Some(T0 + 340_000));
+    assert_eq!(end.ts, T0 + 350_000);
+}
+
+#[test]
+fn heavily_sampled_surge_with_too_few_samples_raises_nothing() {
+    // The same traffic at 1:16384: one sample stands for 16384 packets, the ordinary 5 kpps is
+    // a sample every ~3 s and the surge ~3 samples a second.
+    let records = surge_records(16384);
+    // Defaults: a bucket shows at most 4 hosts, too few (`min_hosts` 16) to be a carpet.
+    assert!(run(config(), &records).is_empty());
+
+    // With the spread rule relaxed, the evidence rule alone holds: judged per bucket, 3-4
+    // samples are fewer than `min_samples` (5), however far 49 kpps is above the learnt level.
+    let mut cfg = config();
+    cfg.carpet.min_hosts = 2;
+    cfg.evidence_window_s = 1;
+    let events = run(cfg.clone(), &records);
+    assert!(events.is_empty(), "{events:#?}");
+
+    // ... and it is what holds: accepting 3 samples as evidence reports the surge, once.
+    cfg.min_samples = 3;
+    let events = run(cfg, &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert_eq!(s[0].target.to_string(), CARPET_PREFIX);
+    assert!(s[0].carpet_bombing);
+    assert_eq!(s[0].trigger.kind, "baseline");
+    assert!((T0 + 320_000..T0 + 340_000).contains(&s[0].started_at));
+}
+
+#[test]
+fn carpet_baseline_replays_identically() {
+    let records = surge_records(100);
+    let reference = run(config(), &records);
+    assert_eq!(started(&reference).len(), 1);
+    assert_eq!(run(config(), &records), reference);
+    // In uneven batches, with a tick in between, as a live collector delivers them.
+    let mut engine = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    for chunk in records.chunks(997) {
+        engine.ingest(chunk, &mut events);
+        engine.tick(chunk.last().unwrap().time_ms, &mut events);
+    }
+    engine.finish(&mut events);
+    assert_eq!(events, reference);
+}
+
+#[test]
+fn hostgroup_carpet_overrides_reach_the_prefix_baseline() {
+    use floodwall_detect::config::{CarpetThresholds, Hostgroup};
+    let records = surge_records(100);
+    let with = |carpet: CarpetThresholds| {
+        let mut cfg = config();
+        cfg.hostgroups.push(Hostgroup {
+            name: "quiet".into(),
+            networks: vec![CARPET_PREFIX.parse().unwrap()],
+            carpet: Some(carpet),
+            ..Hostgroup::default()
+        });
+        run(cfg, &records)
+    };
+    // A floor above the 50 kpps surge (its 160 Mbps are below the 200 Mbps floor), or no prefix
+    // baseline (static limits only): nothing.
+    let events = with(CarpetThresholds {
+        baseline_min_pps: Some(60_000.0),
+        ..CarpetThresholds::default()
+    });
+    assert!(events.is_empty(), "{events:#?}");
+    let events = with(CarpetThresholds {
+        baseline: Some(false),
+        ..CarpetThresholds::default()
+    });
+    assert!(events.is_empty(), "{events:#?}");
+    let events = with(CarpetThresholds::default());
+    assert_eq!(started(&events).len(), 1);
+    assert_eq!(events[0].hostgroup, "quiet");
+}
+
+#[test]
+fn a_long_carpet_attack_is_not_learnt_as_normal() {
+    // The quiet /24 of `surge_records`, hit for 200 s, quiet for 80 s, hit again for 20 s.
+    let mut rng = Rng(55);
+    let mut records = Vec::new();
+    let normal = |r: &mut Vec<FlowRecord>, from, secs, rng: &mut common::Rng| {
+        prefix_traffic(r, 64, from, secs, |_| 5_000.0, web(800, 100), rng)
+    };
+    let surge = |r: &mut Vec<FlowRecord>, from, secs, rng: &mut common::Rng| {
+        prefix_traffic(r, 64, from, secs, |_| 50_000.0, udp(40_000, 400, 100), rng)
+    };
+    normal(&mut records, 0, 320, &mut rng);
+    surge(&mut records, 320, 200, &mut rng);
+    normal(&mut records, 520, 80, &mut rng);
+    surge(&mut records, 600, 20, &mut rng);
+    normal(&mut records, 620, 40, &mut rng);
+    let events = run(config(), &records);
+    assert_lifecycles(&events);
+    // Had the first attack's buckets been learnt, its 50 kpps would have lifted the prefix's
+    // level (≥ 4 × the mean) above the second one.
+    let s = started(&events);
+    let starts: Vec<(u64, f64)> = s.iter().map(|e| (e.started_at, e.trigger.limit)).collect();
+    assert_eq!(
+        starts,
+        [(T0 + 320_000, 20_000.0), (T0 + 600_000, 20_000.0)],
+        "{events:#?}"
+    );
+    assert!(s.iter().all(|e| e.carpet_bombing));
 }
