@@ -858,6 +858,9 @@ impl Engine {
                 None => self.new_host(addr, group),
             }
         };
+        // Whether the record's host is under attack on its own: its traffic is that attack's, so
+        // a prefix fingerprint (which describes a carpet) does not sketch it a second time.
+        let mut host_attacked = false;
         let prefix = match host {
             Some(h) => {
                 let host = &mut self.hosts[h as usize];
@@ -935,6 +938,7 @@ impl Engine {
                         .expect("live detail");
                     class_slot(&mut detail.ring, b).add(r, class, incoming);
                     detail.fingerprint.observe(r, remote);
+                    host_attacked = detail.attack.is_some();
                 } else if t.samples >= self.watch_min_samples
                     && (t.packets as f32 >= dir.watch_packets
                         || t.bytes as f32 >= dir.watch_bytes
@@ -970,7 +974,9 @@ impl Engine {
                 .as_mut()
                 .expect("live detail");
             class_slot(&mut detail.ring, b).add(r, class, incoming);
-            detail.fingerprint.observe(r, remote);
+            if !host_attacked {
+                detail.fingerprint.observe(r, remote);
+            }
         } else if incoming {
             // Infinite watch levels when carpet detection is off.
             let res = &p.residue;
