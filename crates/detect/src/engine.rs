@@ -1028,6 +1028,14 @@ impl Engine {
                 i
             }
             None => {
+                // Fault in the slab's next 2 MiB at once, before it is written entry by entry.
+                const POPULATE_HOSTS: usize = (2 << 20) / std::mem::size_of::<Host>();
+                if self.hosts.len() % POPULATE_HOSTS == 0 {
+                    self.hosts.reserve(POPULATE_HOSTS);
+                    let spare = self.hosts.spare_capacity_mut();
+                    let n = spare.len().min(POPULATE_HOSTS);
+                    crate::prefetch::populate(&mut spare[..n]);
+                }
                 self.hosts.push(host);
                 self.host_addrs.push(addr);
                 (self.hosts.len() - 1) as u32
