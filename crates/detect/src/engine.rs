@@ -621,8 +621,8 @@ impl Engine {
                 let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
                 found[j] = self.prefetch_hosts(ahead, sides[j]);
             }
-            if i + PREFETCH_AHEAD / 2 < records.len() {
-                self.prefetch_prefixes(found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD / 2) {
+                self.prefetch_prefixes(ahead, found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
             }
             self.stats.records += 1;
             let evicted = self.stats.hosts_evicted;
@@ -757,11 +757,18 @@ impl Engine {
         (found[IN], found[OUT])
     }
 
-    /// Prefetches the prefix entries of host entries found (and prefetched) earlier.
+    /// Prefetches the prefix entries of host entries found (and prefetched) earlier, and the
+    /// fingerprint state of watched ones.
     #[inline]
-    fn prefetch_prefixes(&self, (dst_h, src_h): (u32, u32)) {
+    fn prefetch_prefixes(&self, r: &FlowRecord, (dst_h, src_h): (u32, u32)) {
         for (d, h) in [(IN, dst_h), (OUT, src_h)] {
             if let Some(host) = self.hosts.get(h as usize) {
+                // A watched host's fingerprint: the sketch register this record will update.
+                if let Some(Some(detail)) = self.details.get(host.dir(d).detail as usize) {
+                    detail
+                        .fingerprint
+                        .prefetch(if d == IN { r.src } else { r.dst });
+                }
                 if let Some(p) = self.prefixes.get(host.prefix as usize) {
                     let pd = &p.dirs[d];
                     prefetch(&p.touched);

@@ -251,6 +251,12 @@ impl FingerprintBuilder {
         Self::default()
     }
 
+    /// Hints the CPU to fetch the state `observe` will touch first for `remote`.
+    #[inline]
+    pub fn prefetch(&self, remote: IpAddr) {
+        self.s.remotes.prefetch(hll::hash_addr(addr_bits(remote)));
+    }
+
     /// Adds a record; `remote` is the far end (source for incoming, destination for outgoing).
     ///
     /// Everything but the distinct-remote count is weighted by the record's scaled packets, so a

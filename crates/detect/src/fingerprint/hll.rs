@@ -42,6 +42,14 @@ impl Hll {
         (b, s, w)
     }
 
+    /// Hints the CPU to fetch the register `insert(hash)` will read.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        // The byte holding register `hash >> Q` (always in bounds: registers are < M).
+        let byte = ((hash >> Q) as usize * 6) >> 3;
+        crate::prefetch::prefetch(&self.regs[byte]);
+    }
+
     /// Adds a 64-bit hash (which must be well mixed: the top bits pick the register).
     #[inline]
     pub(crate) fn insert(&mut self, hash: u64) {
