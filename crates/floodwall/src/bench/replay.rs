@@ -228,7 +228,13 @@ pub fn write_capture(
         };
         records += u64::from(datagram.records);
         let ts_us = start_ms * 1000 + i * 1_000_000 / per_second.max(1);
-        out.udp(ts_us, Ipv4Addr::new(192, 0, 2, 1), 50000, 6343, &datagram.bytes)?;
+        out.udp(
+            ts_us,
+            Ipv4Addr::new(192, 0, 2, 1),
+            50000,
+            6343,
+            &datagram.bytes,
+        )?;
     }
     out.finish()?;
     Ok(records)

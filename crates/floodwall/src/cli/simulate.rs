@@ -116,8 +116,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     }
     if let Some(target) = args.send {
         describe(&target.to_string());
-        let mut sender = PacedSender::new(target, args.speed, args.max_rate)
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut sender =
+            PacedSender::new(target, args.speed, args.max_rate).map_err(|e| anyhow!("{e}"))?;
         let summary = simulate::run(&plan, &mut sender)?;
         sender.flush()?;
         eprintln!(

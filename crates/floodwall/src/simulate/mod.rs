@@ -23,18 +23,54 @@ pub use truth::{Detected, ResolvedTruth};
 
 /// The built-in scenarios, embedded so `--scenario NAME` works anywhere.
 pub const BUILTIN: [(&str, &str); 12] = [
-    ("busy-day", include_str!("../../../../scenarios/busy-day.toml")),
-    ("aisuru-burst", include_str!("../../../../scenarios/aisuru-burst.toml")),
-    ("carpet-24", include_str!("../../../../scenarios/carpet-24.toml")),
-    ("carpet-22", include_str!("../../../../scenarios/carpet-22.toml")),
-    ("gre-flood", include_str!("../../../../scenarios/gre-flood.toml")),
-    ("ack-flood", include_str!("../../../../scenarios/ack-flood.toml")),
-    ("syn-flood", include_str!("../../../../scenarios/syn-flood.toml")),
-    ("dns-amplification", include_str!("../../../../scenarios/dns-amplification.toml")),
-    ("outgoing-flood", include_str!("../../../../scenarios/outgoing-flood.toml")),
-    ("mirai-scan", include_str!("../../../../scenarios/mirai-scan.toml")),
-    ("record-15t", include_str!("../../../../scenarios/record-15t.toml")),
-    ("record-31t", include_str!("../../../../scenarios/record-31t.toml")),
+    (
+        "busy-day",
+        include_str!("../../../../scenarios/busy-day.toml"),
+    ),
+    (
+        "aisuru-burst",
+        include_str!("../../../../scenarios/aisuru-burst.toml"),
+    ),
+    (
+        "carpet-24",
+        include_str!("../../../../scenarios/carpet-24.toml"),
+    ),
+    (
+        "carpet-22",
+        include_str!("../../../../scenarios/carpet-22.toml"),
+    ),
+    (
+        "gre-flood",
+        include_str!("../../../../scenarios/gre-flood.toml"),
+    ),
+    (
+        "ack-flood",
+        include_str!("../../../../scenarios/ack-flood.toml"),
+    ),
+    (
+        "syn-flood",
+        include_str!("../../../../scenarios/syn-flood.toml"),
+    ),
+    (
+        "dns-amplification",
+        include_str!("../../../../scenarios/dns-amplification.toml"),
+    ),
+    (
+        "outgoing-flood",
+        include_str!("../../../../scenarios/outgoing-flood.toml"),
+    ),
+    (
+        "mirai-scan",
+        include_str!("../../../../scenarios/mirai-scan.toml"),
+    ),
+    (
+        "record-15t",
+        include_str!("../../../../scenarios/record-15t.toml"),
+    ),
+    (
+        "record-31t",
+        include_str!("../../../../scenarios/record-31t.toml"),
+    ),
 ];
 
 /// A built-in scenario by name, or a scenario file by path.
@@ -57,7 +93,9 @@ pub fn load(name_or_path: &str) -> Result<Scenario> {
 
 impl Sink for crate::bench::sender::PacedSender {
     fn datagram(&mut self, ts_us: u64, bytes: &[u8]) -> Result<()> {
-        Ok(crate::bench::sender::PacedSender::datagram(self, ts_us, bytes)?)
+        Ok(crate::bench::sender::PacedSender::datagram(
+            self, ts_us, bytes,
+        )?)
     }
 }
 

@@ -87,20 +87,20 @@ fn permute(x: u64, bits: u32, key: u64) -> u64 {
 
 /// Address blocks no Internet source sits in (RFC 6890 special-purpose, multicast, reserved).
 const UNROUTED: [(u32, u8); 14] = [
-    (0x0000_0000, 8),   // 0/8
-    (0x0a00_0000, 8),   // 10/8
-    (0x6440_0000, 10),  // 100.64/10
-    (0x7f00_0000, 8),   // 127/8
-    (0xa9fe_0000, 16),  // 169.254/16
-    (0xac10_0000, 12),  // 172.16/12
-    (0xc000_0000, 24),  // 192.0.0/24
-    (0xc000_0200, 24),  // 192.0.2/24
-    (0xc0a8_0000, 16),  // 192.168/16
-    (0xc612_0000, 15),  // 198.18/15
-    (0xc633_6400, 24),  // 198.51.100/24
-    (0xcb00_7100, 24),  // 203.0.113/24
-    (0xe000_0000, 3),   // 224/3
-    (0xffff_ffff, 32),  // broadcast
+    (0x0000_0000, 8),  // 0/8
+    (0x0a00_0000, 8),  // 10/8
+    (0x6440_0000, 10), // 100.64/10
+    (0x7f00_0000, 8),  // 127/8
+    (0xa9fe_0000, 16), // 169.254/16
+    (0xac10_0000, 12), // 172.16/12
+    (0xc000_0000, 24), // 192.0.0/24
+    (0xc000_0200, 24), // 192.0.2/24
+    (0xc0a8_0000, 16), // 192.168/16
+    (0xc612_0000, 15), // 198.18/15
+    (0xc633_6400, 24), // 198.51.100/24
+    (0xcb00_7100, 24), // 203.0.113/24
+    (0xe000_0000, 3),  // 224/3
+    (0xffff_ffff, 32), // broadcast
 ];
 
 fn unrouted(a: u32) -> bool {
@@ -218,9 +218,9 @@ impl PortModel {
             Ports::Named(NamedPorts::Random) => PortModel::Random,
             Ports::Named(NamedPorts::Any) => PortModel::Any,
             Ports::Named(NamedPorts::PerSource) => PortModel::PerSource,
-            Ports::Weighted(list) => {
-                PortModel::Weighted(Choice::new(list.iter().map(|p| (p.port, p.share)).collect())?)
-            }
+            Ports::Weighted(list) => PortModel::Weighted(Choice::new(
+                list.iter().map(|p| (p.port, p.share)).collect(),
+            )?),
         })
     }
 
@@ -423,7 +423,13 @@ impl BackgroundModel {
                 composition,
             });
         }
-        let mix_choice = Choice::new(entries.iter().enumerate().map(|(i, m)| (i, m.share)).collect())?;
+        let mix_choice = Choice::new(
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i, m.share))
+                .collect(),
+        )?;
         let mut diurnal = DEFAULT_DIURNAL;
         if let Some(d) = &bg.diurnal {
             diurnal.copy_from_slice(d);
@@ -489,7 +495,13 @@ impl BackgroundModel {
         let size = m.sizes.draw(rng).max(min_size(m.protocol));
         // Remote TTLs have crossed the Internet; local ones left a host a hop or two away.
         let (src, dst, src_port, dst_port, ttl) = match m.direction {
-            Direction::Incoming => (remote, host, remote_port, local_port, source_ttl(hash(self.key, client, 5))),
+            Direction::Incoming => (
+                remote,
+                host,
+                remote_port,
+                local_port,
+                source_ttl(hash(self.key, client, 5)),
+            ),
             Direction::Outgoing => (host, remote, local_port, remote_port, 63),
         };
         Packet {
@@ -587,9 +599,10 @@ impl TrafficModel {
         let weights: Vec<f64> = (0..sources)
             .map(|i| Self::weight_of(key, i, t.source_sigma, t.source_cap))
             .collect();
-        let alias =
-            WeightedAliasIndex::new(weights).map_err(|e| anyhow!("{}: source weights: {e}", t.name))?;
-        let plateau_mid = (t.start_s + t.ramp_up_s + t.start_s + t.duration_s - t.ramp_down_s) / 2.0;
+        let alias = WeightedAliasIndex::new(weights)
+            .map_err(|e| anyhow!("{}: source weights: {e}", t.name))?;
+        let plateau_mid =
+            (t.start_s + t.ramp_up_s + t.start_s + t.duration_s - t.ramp_down_s) / 2.0;
         Ok(TrafficModel {
             name: t.name.clone(),
             kind: t.kind,
@@ -636,7 +649,8 @@ impl TrafficModel {
 
     /// Whether source `i` sends in second `s` (churn).
     pub fn active(&self, i: u64, s: u64) -> bool {
-        self.active_fraction >= 1.0 || unit(hash(self.key, i, 0x5ec0_0000 + s)) < self.active_fraction
+        self.active_fraction >= 1.0
+            || unit(hash(self.key, i, 0x5ec0_0000 + s)) < self.active_fraction
     }
 
     pub fn source_address(&self, i: u64) -> Ipv4Addr {
@@ -698,7 +712,11 @@ impl TrafficModel {
         let owner = hash(self.key, source, 7);
         let spoofed = self.spoofed > 0.0 && rng.random_bool(self.spoofed);
         let (src, ttl) = if spoofed {
-            let any = public_address(rng.random::<u32>().into(), self.key ^ 0x5900f, &self.exclude);
+            let any = public_address(
+                rng.random::<u32>().into(),
+                self.key ^ 0x5900f,
+                &self.exclude,
+            );
             (any, rng.random_range(1..=255))
         } else if self.direction == Direction::Outgoing {
             // A customer's device one hop behind the router that samples it.

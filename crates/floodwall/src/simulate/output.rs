@@ -66,11 +66,9 @@ impl Encoder {
     pub fn new(format: Format, exporter: Ipv4Addr, sampling: u32, start_ms: u64) -> Self {
         match format {
             Format::Sflow => Encoder::Sflow(SflowEncoder::new(exporter, sampling, start_ms)),
-            Format::Netflow9 => Encoder::Template(TemplateEncoder::new(
-                Flavor::NetflowV9,
-                sampling,
-                start_ms,
-            )),
+            Format::Netflow9 => {
+                Encoder::Template(TemplateEncoder::new(Flavor::NetflowV9, sampling, start_ms))
+            }
             Format::Ipfix => {
                 Encoder::Template(TemplateEncoder::new(Flavor::Ipfix, sampling, start_ms))
             }

@@ -438,7 +438,10 @@ impl Scenario {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !kebab {
-            bail!("name: must be kebab-case (a-z, 0-9, -), got {:?}", self.name);
+            bail!(
+                "name: must be kebab-case (a-z, 0-9, -), got {:?}",
+                self.name
+            );
         }
         if !(1..=MAX_DURATION_S).contains(&self.duration_s) {
             bail!("duration_s: must be in 1..={MAX_DURATION_S}");
@@ -490,7 +493,10 @@ impl Scenario {
         }
         for v in &e.vectors {
             if !VECTORS.contains(&v.as_str()) {
-                bail!("vectors: unknown vector {v:?} (one of {})", VECTORS.join(", "));
+                bail!(
+                    "vectors: unknown vector {v:?} (one of {})",
+                    VECTORS.join(", ")
+                );
             }
         }
         let expected_target = if e.per_source {
@@ -596,10 +602,7 @@ impl Background {
         if self.host_count == 0 || u64::from(self.host_count) > room / 2 {
             bail!("background.host_count: between 1 and half the addresses of `hosts`");
         }
-        for (what, v) in [
-            ("pps_median", self.pps_median),
-            ("pps_cap", self.pps_cap),
-        ] {
+        for (what, v) in [("pps_median", self.pps_median), ("pps_cap", self.pps_cap)] {
             if !(v.is_finite() && v > 0.0) {
                 bail!("background.{what}: must be positive");
             }
@@ -742,17 +745,123 @@ pub fn default_mix() -> Vec<MixEntry> {
     use Direction::{Incoming as In, Outgoing as Out};
     use Protocol::{Tcp, Udp};
     vec![
-        entry(0.42, In, Tcp, Ports::Fixed(443), &random, flags(&[("ACK", 0.7), ("PSH|ACK", 0.3)]), vec![size(1500, 0.8), range(52, 1400, 0.2)]),
-        entry(0.05, In, Tcp, Ports::Fixed(80), &random, flags(&[("ACK", 0.7), ("PSH|ACK", 0.3)]), vec![size(1500, 0.8), range(52, 1400, 0.2)]),
-        entry(0.13, In, Udp, Ports::Fixed(443), &random, None, vec![range(1200, 1350, 0.85), range(60, 400, 0.15)]),
-        entry(0.02, In, Udp, Ports::Fixed(53), &random, None, vec![range(80, 300, 1.0)]),
-        entry(0.03, In, Udp, Ports::Weighted(vec![PortShare { port: 27015, share: 0.5 }, PortShare { port: 3074, share: 0.5 }]), &random, None, vec![range(60, 250, 1.0)]),
-        entry(0.01, In, Tcp, Ports::Fixed(443), &random, flags(&[("SYN|ACK", 0.5), ("FIN|ACK", 0.5)]), vec![size(60, 1.0)]),
-        entry(0.22, Out, Tcp, Ports::Fixed(443), &random, flags(&[("ACK", 0.9), ("PSH|ACK", 0.1)]), vec![range(52, 64, 0.9), range(100, 600, 0.1)]),
-        entry(0.02, Out, Tcp, Ports::Fixed(443), &random, flags(&[("SYN", 0.5), ("FIN|ACK", 0.5)]), vec![size(60, 1.0)]),
-        entry(0.05, Out, Udp, Ports::Fixed(443), &random, None, vec![range(60, 1350, 1.0)]),
-        entry(0.02, Out, Udp, Ports::Fixed(53), &random, None, vec![range(60, 90, 1.0)]),
-        entry(0.03, Out, Udp, Ports::Weighted(vec![PortShare { port: 27015, share: 0.5 }, PortShare { port: 3074, share: 0.5 }]), &random, None, vec![range(60, 200, 1.0)]),
+        entry(
+            0.42,
+            In,
+            Tcp,
+            Ports::Fixed(443),
+            &random,
+            flags(&[("ACK", 0.7), ("PSH|ACK", 0.3)]),
+            vec![size(1500, 0.8), range(52, 1400, 0.2)],
+        ),
+        entry(
+            0.05,
+            In,
+            Tcp,
+            Ports::Fixed(80),
+            &random,
+            flags(&[("ACK", 0.7), ("PSH|ACK", 0.3)]),
+            vec![size(1500, 0.8), range(52, 1400, 0.2)],
+        ),
+        entry(
+            0.13,
+            In,
+            Udp,
+            Ports::Fixed(443),
+            &random,
+            None,
+            vec![range(1200, 1350, 0.85), range(60, 400, 0.15)],
+        ),
+        entry(
+            0.02,
+            In,
+            Udp,
+            Ports::Fixed(53),
+            &random,
+            None,
+            vec![range(80, 300, 1.0)],
+        ),
+        entry(
+            0.03,
+            In,
+            Udp,
+            Ports::Weighted(vec![
+                PortShare {
+                    port: 27015,
+                    share: 0.5,
+                },
+                PortShare {
+                    port: 3074,
+                    share: 0.5,
+                },
+            ]),
+            &random,
+            None,
+            vec![range(60, 250, 1.0)],
+        ),
+        entry(
+            0.01,
+            In,
+            Tcp,
+            Ports::Fixed(443),
+            &random,
+            flags(&[("SYN|ACK", 0.5), ("FIN|ACK", 0.5)]),
+            vec![size(60, 1.0)],
+        ),
+        entry(
+            0.22,
+            Out,
+            Tcp,
+            Ports::Fixed(443),
+            &random,
+            flags(&[("ACK", 0.9), ("PSH|ACK", 0.1)]),
+            vec![range(52, 64, 0.9), range(100, 600, 0.1)],
+        ),
+        entry(
+            0.02,
+            Out,
+            Tcp,
+            Ports::Fixed(443),
+            &random,
+            flags(&[("SYN", 0.5), ("FIN|ACK", 0.5)]),
+            vec![size(60, 1.0)],
+        ),
+        entry(
+            0.05,
+            Out,
+            Udp,
+            Ports::Fixed(443),
+            &random,
+            None,
+            vec![range(60, 1350, 1.0)],
+        ),
+        entry(
+            0.02,
+            Out,
+            Udp,
+            Ports::Fixed(53),
+            &random,
+            None,
+            vec![range(60, 90, 1.0)],
+        ),
+        entry(
+            0.03,
+            Out,
+            Udp,
+            Ports::Weighted(vec![
+                PortShare {
+                    port: 27015,
+                    share: 0.5,
+                },
+                PortShare {
+                    port: 3074,
+                    share: 0.5,
+                },
+            ]),
+            &random,
+            None,
+            vec![range(60, 200, 1.0)],
+        ),
     ]
 }
 

@@ -315,9 +315,10 @@ impl Plan {
                     .find(|&s| during(s) && rates[s].crossing(limits).0 >= 1.0)
                     .unwrap_or(peak_s);
                 let n = peak.pps / f64::from(self.sampling);
-                let cv2 = (peak.size_square / peak.pps.max(1e-9) / (mean_size * mean_size).max(1e-9)
-                    - 1.0)
-                    .max(0.0);
+                let cv2 =
+                    (peak.size_square / peak.pps.max(1e-9) / (mean_size * mean_size).max(1e-9)
+                        - 1.0)
+                        .max(0.0);
                 let tol = |sigma: f64| (4.0 * sigma).max(MIN_TOLERANCE);
                 expect.push(Expectation {
                     traffic: e.traffic.clone(),
@@ -371,6 +372,8 @@ pub struct Detected {
     pub ended_at_ms: u64,
     pub peak_pps: f64,
     pub peak_bps: f64,
+    /// Why it was declared: `threshold`, `baseline` or `carpet_bombing`.
+    pub trigger: String,
 }
 
 impl Detected {
@@ -393,21 +396,27 @@ impl Detected {
                 ended_at_ms: e.ended_at.unwrap_or(e.ts),
                 peak_pps: e.peak_pps as f64,
                 peak_bps: e.peak_bps as f64,
+                trigger: e.trigger.kind.to_string(),
             })
             .collect()
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
-            "{} {} carpet={} vectors={:?} {}..{} peak {:.0} pps {:.0} bps",
-            if self.outgoing { "outgoing" } else { "incoming" },
+            "{} {} carpet={} vectors={:?} {}..{} peak {:.0} pps {:.0} bps ({})",
+            if self.outgoing {
+                "outgoing"
+            } else {
+                "incoming"
+            },
             self.target,
             self.carpet_bombing,
             self.vectors,
             rfc3339_ms(self.started_at_ms),
             rfc3339_ms(self.ended_at_ms),
             self.peak_pps,
-            self.peak_bps
+            self.peak_bps,
+            self.trigger
         )
     }
 }
@@ -480,7 +489,10 @@ impl ResolvedTruth {
                         ));
                     }
                     if e.required {
-                        let (p, b) = (relative(d.peak_pps, e.peak_pps), relative(d.peak_bps, e.peak_bps));
+                        let (p, b) = (
+                            relative(d.peak_pps, e.peak_pps),
+                            relative(d.peak_bps, e.peak_bps),
+                        );
                         if p > e.tolerance_pps {
                             problems.push(format!(
                                 "{what}: peak {:.0} pps is {:.1} % off the truth {:.0} (tolerance {:.1} %)",

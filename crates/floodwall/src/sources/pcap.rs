@@ -334,8 +334,10 @@ impl<W: Write> PcapWriter<W> {
     fn record_header(&mut self, ts_us: u64, len: usize) -> io::Result<()> {
         let len = u32::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
-        self.out.write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
-        self.out.write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&len.to_le_bytes())
     }
@@ -365,7 +367,13 @@ mod tests {
         .to_vec();
         let mut writer = PcapWriter::new(Vec::new()).unwrap();
         writer
-            .udp(1_760_000_000_250_000, Ipv4Addr::new(192, 0, 2, 7), 50000, 6343, &datagram)
+            .udp(
+                1_760_000_000_250_000,
+                Ipv4Addr::new(192, 0, 2, 7),
+                50000,
+                6343,
+                &datagram,
+            )
             .unwrap();
         let bytes = writer.finish().unwrap();
         let mut decoder = Decoder::default();
