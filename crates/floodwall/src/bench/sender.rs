@@ -88,17 +88,7 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
             iov_len: d.bytes.len(),
         })
         .collect();
-    let mut headers: Vec<libc::mmsghdr> = iovecs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the
-            // socket is connected; no control data).
-            let mut header: libc::mmsghdr = unsafe { zeroed() };
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            header
-        })
-        .collect();
+    let mut headers = mmsg_headers(&mut iovecs);
 
     let batch = plan
         .rate
@@ -161,6 +151,21 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
         achieved_rate: datagrams as f64 / seconds.max(1e-9),
         send_errors,
     })
+}
+
+/// One `sendmmsg` header per buffer, for a connected socket.
+fn mmsg_headers(iovecs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
+    iovecs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the
+            // socket is connected; no control data).
+            let mut header: libc::mmsghdr = unsafe { zeroed() };
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            header
+        })
+        .collect()
 }
 
 /// Whether a failed `sendmmsg` may be retried: refused sends (nobody listening yet) up to
@@ -284,16 +289,7 @@ impl PacedSender {
                     iov_len: d.len(),
                 })
                 .collect();
-            let mut headers: Vec<libc::mmsghdr> = iovecs
-                .iter_mut()
-                .map(|iov| {
-                    // SAFETY: all-zero is a valid mmsghdr (connected socket, no control data).
-                    let mut header: libc::mmsghdr = unsafe { zeroed() };
-                    header.msg_hdr.msg_iov = iov;
-                    header.msg_hdr.msg_iovlen = 1;
-                    header
-                })
-                .collect();
+            let mut headers = mmsg_headers(&mut iovecs);
             // SAFETY: headers point at iovecs and buffers that outlive the call; the kernel only
             // reads them (and writes each header's msg_len).
             let sent = unsafe {

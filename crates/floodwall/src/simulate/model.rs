@@ -308,7 +308,19 @@ pub struct Composition {
 }
 
 impl Composition {
-    fn of(protocol: Protocol, flags: Option<&FlagModel>, sizes: &Sizes, amp: f64) -> Self {
+    /// `remote_ports`: the source ports of the packets, which make incoming UDP amplification.
+    fn of(
+        protocol: Protocol,
+        flags: Option<&FlagModel>,
+        sizes: &Sizes,
+        direction: Direction,
+        remote_ports: &PortModel,
+    ) -> Self {
+        let amp = if direction == Direction::Incoming {
+            remote_ports.share_of(&AMPLIFICATION_PORTS)
+        } else {
+            0.0
+        };
         let mut c = Composition {
             mean_size: sizes.mean,
             mean_square_size: sizes.mean_square,
@@ -400,18 +412,22 @@ impl BackgroundModel {
         let total_pps = host_pps.iter().sum();
         let alias = WeightedAliasIndex::new(host_pps.clone())
             .map_err(|e| anyhow!("background host weights: {e}"))?;
-        let entries: Vec<MixEntry> = bg.mix.clone().unwrap_or_else(default_mix);
+        let entries: Vec<MixEntry> = match &bg.mix {
+            Some(mix) => mix.clone(),
+            None => default_mix()?,
+        };
         let mut mix = Vec::new();
         for m in &entries {
             let sizes = Sizes::new(&m.sizes)?;
             let flags = FlagModel::new(&m.tcp_flags)?;
             let remote_port = PortModel::new(&m.remote_port)?;
-            let amp = if m.direction == Direction::Incoming {
-                remote_port.share_of(&AMPLIFICATION_PORTS)
-            } else {
-                0.0
-            };
-            let composition = Composition::of(m.protocol, flags.as_ref(), &sizes, amp);
+            let composition = Composition::of(
+                m.protocol,
+                flags.as_ref(),
+                &sizes,
+                m.direction,
+                &remote_port,
+            );
             mix.push(MixModel {
                 share: m.share,
                 direction: m.direction,
@@ -446,15 +462,7 @@ impl BackgroundModel {
             duration_s: f64::from(scenario.duration_s),
             clients: u64::from(bg.clients),
             key,
-            exclude: scenario
-                .telemetry
-                .networks
-                .iter()
-                .filter_map(|n| match n {
-                    ipnet::IpNet::V4(v4) => Some(*v4),
-                    ipnet::IpNet::V6(_) => None,
-                })
-                .collect(),
+            exclude: v4_networks(scenario),
         }))
     }
 
@@ -589,12 +597,8 @@ impl TrafficModel {
         } * scale;
         let flags = FlagModel::new(&t.tcp_flags)?;
         let src_ports = PortModel::new(&t.src_ports)?;
-        let amp = if t.direction == Direction::Incoming {
-            src_ports.share_of(&AMPLIFICATION_PORTS)
-        } else {
-            0.0
-        };
-        let composition = Composition::of(t.protocol, flags.as_ref(), &sizes, amp);
+        let composition =
+            Composition::of(t.protocol, flags.as_ref(), &sizes, t.direction, &src_ports);
         let sources = u64::from(t.sources);
         let weights: Vec<f64> = (0..sources)
             .map(|i| Self::weight_of(key, i, t.source_sigma, t.source_cap))
@@ -761,6 +765,19 @@ impl TrafficModel {
     }
 }
 
+/// The scenario's monitored IPv4 networks (no Internet source is drawn from them).
+fn v4_networks(scenario: &Scenario) -> Vec<Ipv4Net> {
+    scenario
+        .telemetry
+        .networks
+        .iter()
+        .filter_map(|n| match n {
+            ipnet::IpNet::V4(v4) => Some(*v4),
+            ipnet::IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
 /// A scenario with its options applied, ready to generate and to state its truth.
 pub struct Plan {
     pub scenario: Scenario,
@@ -788,15 +805,7 @@ impl Plan {
         if start_ms % 1000 != 0 {
             return Err(anyhow!("the start time must be a whole second"));
         }
-        let networks: Vec<Ipv4Net> = scenario
-            .telemetry
-            .networks
-            .iter()
-            .filter_map(|n| match n {
-                ipnet::IpNet::V4(v4) => Some(*v4),
-                ipnet::IpNet::V6(_) => None,
-            })
-            .collect();
+        let networks = v4_networks(&scenario);
         let background = BackgroundModel::new(&scenario, seed)?;
         let traffic = scenario
             .traffic

@@ -376,27 +376,11 @@ pub fn parse_flags(text: &str) -> Result<u8> {
     Ok(flags)
 }
 
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 impl Scenario {
     /// Parses scenario text; `origin` names it in errors (`file:line:column: message`).
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let location = e
-                .span()
-                .map(|span| {
-                    let (line, column) = line_column(text, span.start);
-                    format!(":{line}:{column}")
-                })
-                .unwrap_or_default();
-            anyhow!("{origin}{location}: {}", e.message().trim())
-        })?;
+        let scenario: Scenario =
+            toml::from_str(text).map_err(|e| crate::config::located(&e, text, origin))?;
         scenario
             .validate()
             .map_err(|e| anyhow!("{origin}: {e:#}"))?;
@@ -704,165 +688,32 @@ impl Traffic {
 }
 
 /// The background mix of a residential ISP: downloads and streaming in, acknowledgements and
-/// requests out, DNS, QUIC and game traffic.
-pub fn default_mix() -> Vec<MixEntry> {
-    fn size(size: u16, share: f64) -> Size {
-        Size {
-            size: Some(size),
-            min: None,
-            max: None,
-            share,
-        }
+/// requests out, DNS, QUIC and game traffic. Ports are the remote end's (`remote_port`) and the
+/// subscriber's (`local_port`).
+const DEFAULT_MIX: &str = r#"
+mix = [
+  { share = 0.42, direction = "incoming", protocol = "tcp", remote_port = 443, local_port = "random", tcp_flags = [{ flags = "ACK", share = 0.7 }, { flags = "PSH|ACK", share = 0.3 }], sizes = [{ size = 1500, share = 0.8 }, { min = 52, max = 1400, share = 0.2 }] },
+  { share = 0.05, direction = "incoming", protocol = "tcp", remote_port = 80, local_port = "random", tcp_flags = [{ flags = "ACK", share = 0.7 }, { flags = "PSH|ACK", share = 0.3 }], sizes = [{ size = 1500, share = 0.8 }, { min = 52, max = 1400, share = 0.2 }] },
+  { share = 0.13, direction = "incoming", protocol = "udp", remote_port = 443, local_port = "random", sizes = [{ min = 1200, max = 1350, share = 0.85 }, { min = 60, max = 400, share = 0.15 }] },
+  { share = 0.02, direction = "incoming", protocol = "udp", remote_port = 53, local_port = "random", sizes = [{ min = 80, max = 300, share = 1.0 }] },
+  { share = 0.03, direction = "incoming", protocol = "udp", remote_port = [{ port = 27015, share = 0.5 }, { port = 3074, share = 0.5 }], local_port = "random", sizes = [{ min = 60, max = 250, share = 1.0 }] },
+  { share = 0.01, direction = "incoming", protocol = "tcp", remote_port = 443, local_port = "random", tcp_flags = [{ flags = "SYN|ACK", share = 0.5 }, { flags = "FIN|ACK", share = 0.5 }], sizes = [{ size = 60, share = 1.0 }] },
+  { share = 0.22, direction = "outgoing", protocol = "tcp", remote_port = 443, local_port = "random", tcp_flags = [{ flags = "ACK", share = 0.9 }, { flags = "PSH|ACK", share = 0.1 }], sizes = [{ min = 52, max = 64, share = 0.9 }, { min = 100, max = 600, share = 0.1 }] },
+  { share = 0.02, direction = "outgoing", protocol = "tcp", remote_port = 443, local_port = "random", tcp_flags = [{ flags = "SYN", share = 0.5 }, { flags = "FIN|ACK", share = 0.5 }], sizes = [{ size = 60, share = 1.0 }] },
+  { share = 0.05, direction = "outgoing", protocol = "udp", remote_port = 443, local_port = "random", sizes = [{ min = 60, max = 1350, share = 1.0 }] },
+  { share = 0.02, direction = "outgoing", protocol = "udp", remote_port = 53, local_port = "random", sizes = [{ min = 60, max = 90, share = 1.0 }] },
+  { share = 0.03, direction = "outgoing", protocol = "udp", remote_port = [{ port = 27015, share = 0.5 }, { port = 3074, share = 0.5 }], local_port = "random", sizes = [{ min = 60, max = 200, share = 1.0 }] },
+]
+"#;
+
+/// The default background mix (see [`DEFAULT_MIX`]).
+pub fn default_mix() -> Result<Vec<MixEntry>> {
+    #[derive(Deserialize)]
+    struct Mix {
+        mix: Vec<MixEntry>,
     }
-    fn range(min: u16, max: u16, share: f64) -> Size {
-        Size {
-            size: None,
-            min: Some(min),
-            max: Some(max),
-            share,
-        }
-    }
-    let random = Ports::Named(NamedPorts::Random);
-    let flags = |list: &[(&str, f64)]| {
-        Some(Flags::Weighted(
-            list.iter()
-                .map(|(f, s)| FlagShare {
-                    flags: f.to_string(),
-                    share: *s,
-                })
-                .collect(),
-        ))
-    };
-    let entry = |share, direction, protocol, remote, local: &Ports, tcp_flags, sizes| MixEntry {
-        share,
-        direction,
-        protocol,
-        remote_port: remote,
-        local_port: local.clone(),
-        tcp_flags,
-        sizes,
-    };
-    use Direction::{Incoming as In, Outgoing as Out};
-    use Protocol::{Tcp, Udp};
-    vec![
-        entry(
-            0.42,
-            In,
-            Tcp,
-            Ports::Fixed(443),
-            &random,
-            flags(&[("ACK", 0.7), ("PSH|ACK", 0.3)]),
-            vec![size(1500, 0.8), range(52, 1400, 0.2)],
-        ),
-        entry(
-            0.05,
-            In,
-            Tcp,
-            Ports::Fixed(80),
-            &random,
-            flags(&[("ACK", 0.7), ("PSH|ACK", 0.3)]),
-            vec![size(1500, 0.8), range(52, 1400, 0.2)],
-        ),
-        entry(
-            0.13,
-            In,
-            Udp,
-            Ports::Fixed(443),
-            &random,
-            None,
-            vec![range(1200, 1350, 0.85), range(60, 400, 0.15)],
-        ),
-        entry(
-            0.02,
-            In,
-            Udp,
-            Ports::Fixed(53),
-            &random,
-            None,
-            vec![range(80, 300, 1.0)],
-        ),
-        entry(
-            0.03,
-            In,
-            Udp,
-            Ports::Weighted(vec![
-                PortShare {
-                    port: 27015,
-                    share: 0.5,
-                },
-                PortShare {
-                    port: 3074,
-                    share: 0.5,
-                },
-            ]),
-            &random,
-            None,
-            vec![range(60, 250, 1.0)],
-        ),
-        entry(
-            0.01,
-            In,
-            Tcp,
-            Ports::Fixed(443),
-            &random,
-            flags(&[("SYN|ACK", 0.5), ("FIN|ACK", 0.5)]),
-            vec![size(60, 1.0)],
-        ),
-        entry(
-            0.22,
-            Out,
-            Tcp,
-            Ports::Fixed(443),
-            &random,
-            flags(&[("ACK", 0.9), ("PSH|ACK", 0.1)]),
-            vec![range(52, 64, 0.9), range(100, 600, 0.1)],
-        ),
-        entry(
-            0.02,
-            Out,
-            Tcp,
-            Ports::Fixed(443),
-            &random,
-            flags(&[("SYN", 0.5), ("FIN|ACK", 0.5)]),
-            vec![size(60, 1.0)],
-        ),
-        entry(
-            0.05,
-            Out,
-            Udp,
-            Ports::Fixed(443),
-            &random,
-            None,
-            vec![range(60, 1350, 1.0)],
-        ),
-        entry(
-            0.02,
-            Out,
-            Udp,
-            Ports::Fixed(53),
-            &random,
-            None,
-            vec![range(60, 90, 1.0)],
-        ),
-        entry(
-            0.03,
-            Out,
-            Udp,
-            Ports::Weighted(vec![
-                PortShare {
-                    port: 27015,
-                    share: 0.5,
-                },
-                PortShare {
-                    port: 3074,
-                    share: 0.5,
-                },
-            ]),
-            &random,
-            None,
-            vec![range(60, 200, 1.0)],
-        ),
-    ]
+    let mix: Mix = toml::from_str(DEFAULT_MIX).map_err(|e| anyhow!("default mix: {e}"))?;
+    Ok(mix.mix)
 }
 
 /// Relative residential traffic per hour of the day: trough before dawn, peak at 21:00.
