@@ -262,6 +262,7 @@ fn send_refuses_other_addresses_and_delivers_on_loopback() {
             "--send",
             &target,
         ])
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut buf = [0u8; 2048];
