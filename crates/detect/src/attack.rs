@@ -142,14 +142,17 @@ impl Attack {
         self.peak_pps = self.peak_pps.max(self.pps);
         self.peak_bps = self.peak_bps.max(self.bps);
         self.sources = sources;
-        if rates.confident && rates.has_classes {
+        let hot = still_crossing || rates.values[self.metric as usize] >= self.end_level;
+        // Only the attack's own buckets name vectors: during the quiet period what is left is
+        // the target's ordinary traffic (a carpet's /24 background of web ACKs and DNS answers
+        // would otherwise be named `ack_flood` and `dns_amplification`).
+        if hot && rates.confident && rates.has_classes {
             for v in classify(&rates.class_packets) {
                 if let Err(i) = self.vectors.binary_search(&v) {
                     self.vectors.insert(i, v);
                 }
             }
         }
-        let hot = still_crossing || rates.values[self.metric as usize] >= self.end_level;
         if hot {
             self.quiet = 0;
             self.last_hot_end = end_ms;

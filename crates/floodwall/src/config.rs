@@ -83,16 +83,7 @@ impl Config {
 
     /// Parses configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let location = e
-                .span()
-                .map(|span| {
-                    let (line, column) = line_column(text, span.start);
-                    format!(":{line}:{column}")
-                })
-                .unwrap_or_default();
-            anyhow!("{origin}{location}: {}", e.message().trim())
-        })?;
+        let config: Config = toml::from_str(text).map_err(|e| located(&e, text, origin))?;
         config
             .detection_config()
             .validate()
@@ -132,6 +123,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A TOML error as `origin:line:column: message` (configuration and scenario files alike).
+pub fn located(e: &toml::de::Error, text: &str, origin: &str) -> anyhow::Error {
+    let location = e
+        .span()
+        .map(|span| {
+            let (line, column) = line_column(text, span.start);
+            format!(":{line}:{column}")
+        })
+        .unwrap_or_default();
+    anyhow!("{origin}{location}: {}", e.message().trim())
 }
 
 /// 1-based line and column of a byte offset.

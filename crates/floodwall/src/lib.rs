@@ -8,4 +8,5 @@ pub mod bench;
 pub mod config;
 pub mod events;
 pub mod output;
+pub mod simulate;
 pub mod sources;

@@ -6,7 +6,8 @@
 //! far above any limit, so every record belongs to an attack and feeds a fingerprint.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::synthetic::Workload;
-use crate::sources::pcap::{read_capture, CaptureMode};
+use crate::sources::pcap::{read_capture, CaptureMode, PcapWriter};
 
 /// What one replay measured.
 #[derive(Debug, Clone, Serialize)]
@@ -205,10 +206,7 @@ pub fn write_capture(
         Mix::Heavy => Some(Workload::generate(protocol, 1024, start_ms)),
         Mix::Normal => None,
     };
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    out.write_all(&[
-        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
-    ])?;
+    let mut out = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
     let mut records = 0u64;
     // Template-based workloads begin with their templates; later datagrams cycle through the data.
     let data_start = usize::from(matches!(protocol, Protocol::NetflowV9 | Protocol::Ipfix));
@@ -230,24 +228,15 @@ pub fn write_capture(
         };
         records += u64::from(datagram.records);
         let ts_us = start_ms * 1000 + i * 1_000_000 / per_second.max(1);
-        let frame_len = 42 + datagram.bytes.len();
-        out.write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
-        out.write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
-        out.write_all(&(frame_len as u32).to_le_bytes())?;
-        out.write_all(&(frame_len as u32).to_le_bytes())?;
-        // Ethernet, IPv4 192.0.2.1 -> 192.0.2.200, UDP 50000 -> 6343 (checksums are not read).
-        out.write_all(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00])?;
-        let ip_len = (20 + 8 + datagram.bytes.len()) as u16;
-        out.write_all(&[0x45, 0])?;
-        out.write_all(&ip_len.to_be_bytes())?;
-        out.write_all(&[0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 200])?;
-        out.write_all(&50000u16.to_be_bytes())?;
-        out.write_all(&6343u16.to_be_bytes())?;
-        out.write_all(&((8 + datagram.bytes.len()) as u16).to_be_bytes())?;
-        out.write_all(&[0, 0])?;
-        out.write_all(&datagram.bytes)?;
+        out.udp(
+            ts_us,
+            Ipv4Addr::new(192, 0, 2, 1),
+            50000,
+            6343,
+            &datagram.bytes,
+        )?;
     }
-    out.flush()?;
+    out.finish()?;
     Ok(records)
 }
 

@@ -88,17 +88,7 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
             iov_len: d.bytes.len(),
         })
         .collect();
-    let mut headers: Vec<libc::mmsghdr> = iovecs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the
-            // socket is connected; no control data).
-            let mut header: libc::mmsghdr = unsafe { zeroed() };
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            header
-        })
-        .collect();
+    let mut headers = mmsg_headers(&mut iovecs);
 
     let batch = plan
         .rate
@@ -135,16 +125,9 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
             )
         };
         if sent < 0 {
-            let error = io::Error::last_os_error();
             send_errors += 1;
-            match error.raw_os_error() {
-                Some(libc::ECONNREFUSED) if send_errors < MAX_REFUSED => continue,
-                Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR) => {
-                    std::thread::sleep(Duration::from_micros(50));
-                    continue;
-                }
-                _ => return Err(error),
-            }
+            retry_after_error(send_errors)?;
+            continue;
         }
         let sent = sent as usize;
         for datagram in &workload.datagrams[next..next + sent] {
@@ -168,6 +151,167 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
         achieved_rate: datagrams as f64 / seconds.max(1e-9),
         send_errors,
     })
+}
+
+/// One `sendmmsg` header per buffer, for a connected socket.
+fn mmsg_headers(iovecs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
+    iovecs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the
+            // socket is connected; no control data).
+            let mut header: libc::mmsghdr = unsafe { zeroed() };
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            header
+        })
+        .collect()
+}
+
+/// Whether a failed `sendmmsg` may be retried: refused sends (nobody listening yet) up to
+/// [`MAX_REFUSED`] times, full buffers and interruptions after a short pause; anything else is
+/// the caller's error.
+fn retry_after_error(errors_so_far: u64) -> io::Result<()> {
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ECONNREFUSED) if errors_so_far < MAX_REFUSED => Ok(()),
+        Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR) => {
+            std::thread::sleep(Duration::from_micros(50));
+            Ok(())
+        }
+        _ => Err(error),
+    }
+}
+
+/// Refuses any target but loopback: generated telemetry describes attacks, and only a collector
+/// on this machine is meant to hear it.
+pub fn require_loopback(target: SocketAddr) -> io::Result<()> {
+    if target.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to send to {target}: telemetry is only sent to a collector on loopback \
+                 (127.0.0.0/8 or [::1])"
+            ),
+        ))
+    }
+}
+
+/// Sends a stream of datagrams, each at its due time (scenario time compressed by `speed`) and
+/// never faster than `max_rate` datagrams per second, in `sendmmsg` batches of datagrams that
+/// are due together. Loopback only. Bounded by its input: it sends each datagram once.
+pub struct PacedSender {
+    socket: UdpSocket,
+    bucket: TokenBucket,
+    speed: f64,
+    /// Wall-clock instant of scenario time `origin_us`.
+    started: Instant,
+    origin_us: Option<u64>,
+    batch: Vec<Vec<u8>>,
+    filled: usize,
+    pub datagrams: u64,
+    pub send_errors: u64,
+    /// How far behind schedule the last datagram went (the rate cap stretched time).
+    pub max_lag: Duration,
+}
+
+impl PacedSender {
+    pub fn new(target: SocketAddr, speed: f64, max_rate: f64) -> io::Result<Self> {
+        require_loopback(target)?;
+        if !(speed.is_finite() && speed > 0.0 && max_rate.is_finite() && max_rate > 0.0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "speed and rate must be positive",
+            ));
+        }
+        let local: SocketAddr = if target.is_ipv4() {
+            ([127, 0, 0, 1], 0).into()
+        } else {
+            (std::net::Ipv6Addr::LOCALHOST, 0).into()
+        };
+        let socket = UdpSocket::bind(local)?;
+        socket.connect(target)?;
+        let batch = ((max_rate / 1000.0) as usize).clamp(1, MAX_BATCH);
+        Ok(PacedSender {
+            socket,
+            bucket: TokenBucket::new(max_rate, batch),
+            speed,
+            started: Instant::now(),
+            origin_us: None,
+            batch: (0..batch).map(|_| Vec::with_capacity(1500)).collect(),
+            filled: 0,
+            datagrams: 0,
+            send_errors: 0,
+            max_lag: Duration::ZERO,
+        })
+    }
+
+    /// Queues `bytes`, due at scenario time `ts_us`; sends what is due.
+    pub fn datagram(&mut self, ts_us: u64, bytes: &[u8]) -> io::Result<()> {
+        let origin = *self.origin_us.get_or_insert_with(|| {
+            self.started = Instant::now();
+            ts_us
+        });
+        let due = self.started
+            + Duration::from_secs_f64(ts_us.saturating_sub(origin) as f64 / 1e6 / self.speed);
+        let now = Instant::now();
+        if due > now + Duration::from_millis(1) {
+            self.flush()?;
+            std::thread::sleep(due - Instant::now().min(due));
+        } else {
+            self.max_lag = self.max_lag.max(now.saturating_duration_since(due));
+        }
+        if self.filled == self.batch.len() {
+            self.flush()?;
+        }
+        let slot = &mut self.batch[self.filled];
+        slot.clear();
+        slot.extend_from_slice(bytes);
+        self.filled += 1;
+        Ok(())
+    }
+
+    /// Sends every queued datagram, within the rate cap.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let mut next = 0;
+        while next < self.filled {
+            let want = self.filled - next;
+            if let Some(wait) = self.bucket.wait_for(want, Instant::now()) {
+                std::thread::sleep(wait);
+                continue;
+            }
+            let mut iovecs: Vec<libc::iovec> = self.batch[next..self.filled]
+                .iter()
+                .map(|d| libc::iovec {
+                    iov_base: d.as_ptr().cast_mut().cast(),
+                    iov_len: d.len(),
+                })
+                .collect();
+            let mut headers = mmsg_headers(&mut iovecs);
+            // SAFETY: headers point at iovecs and buffers that outlive the call; the kernel only
+            // reads them (and writes each header's msg_len).
+            let sent = unsafe {
+                libc::sendmmsg(
+                    self.socket.as_raw_fd(),
+                    headers.as_mut_ptr(),
+                    want as libc::c_uint,
+                    0,
+                )
+            };
+            if sent < 0 {
+                self.send_errors += 1;
+                retry_after_error(self.send_errors)?;
+                continue;
+            }
+            self.bucket.take(sent as usize);
+            self.datagrams += sent as u64;
+            next += sent as usize;
+        }
+        self.filled = 0;
+        Ok(())
+    }
 }
 
 /// Tokens accrue at the target rate up to two batches' worth, so a late wake-up is made up with

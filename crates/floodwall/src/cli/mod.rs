@@ -12,6 +12,7 @@ mod bench;
 mod flows;
 mod replay;
 mod run;
+mod simulate;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +38,48 @@ enum Command {
     /// Measure ingest speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Write the telemetry of a botnet scenario (sFlow, NetFlow v9 or IPFIX) to a capture or a
+    /// collector on loopback, and print its ground truth. Telemetry only: it sends no attack.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// List the built-in scenarios with a line each, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// A built-in scenario's name, or a scenario file (TOML).
+    #[arg(long, value_name = "NAME_OR_FILE")]
+    pub scenario: Option<String>,
+    /// Telemetry format; default: the scenario's.
+    #[arg(long, value_enum)]
+    pub format: Option<floodwall::simulate::Format>,
+    /// 1-in-N packet sampling; default: the scenario's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub sampling: Option<u32>,
+    /// Random seed; default: the scenario's. The same seed gives byte-identical output.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Scale of the attacks, for scenarios that have several (`lab`, `record`).
+    #[arg(long, value_name = "NAME")]
+    pub scale: Option<String>,
+    /// With --send: time compression (2 plays the scenario in half its duration). A collector
+    /// stamps sFlow by arrival, so the rates it sees are multiplied by this.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub speed: f64,
+    /// Write the telemetry as a pcap of UDP datagrams.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Send the telemetry to a collector on loopback (127.0.0.0/8 or [::1] only).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub send: Option<SocketAddr>,
+    /// With --send: at most this many datagrams per second (time stretches if the scenario
+    /// needs more).
+    #[arg(long, default_value_t = 20_000.0, value_name = "DATAGRAMS_PER_S")]
+    pub max_rate: f64,
+    /// Print the ground truth as JSON on stdout.
+    #[arg(long)]
+    pub truth: bool,
 }
 
 /// Where live telemetry is received.
@@ -133,5 +176,6 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
         Command::Bench(BenchCommand::Replay(args)) => bench::replay(args),
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

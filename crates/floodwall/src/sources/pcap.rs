@@ -3,7 +3,7 @@
 //! 1:1 record. Time comes from the capture, so replays are deterministic.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
@@ -271,5 +271,125 @@ pub fn looks_like_telemetry(payload: &[u8]) -> bool {
         // IPFIX carries its own message length.
         Some(Protocol::Ipfix) => u16_at(2) == Some(payload.len() as u16) && payload.len() >= 16,
         None => false,
+    }
+}
+
+/// Writes a classic pcap (microsecond timestamps, Ethernet link type): the one writer behind the
+/// benchmark captures, the scenario simulator and the integration tests' crafted captures.
+pub struct PcapWriter<W: Write> {
+    out: W,
+}
+
+/// Where captured telemetry datagrams go: the collector address the frames are addressed to.
+const COLLECTOR: [u8; 4] = [192, 0, 2, 200];
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header.
+    pub fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+        out.write_all(&2u16.to_le_bytes())?; // version 2.4
+        out.write_all(&4u16.to_le_bytes())?;
+        out.write_all(&0i32.to_le_bytes())?; // GMT offset
+        out.write_all(&0u32.to_le_bytes())?; // timestamp accuracy
+        out.write_all(&65535u32.to_le_bytes())?; // snap length
+        out.write_all(&1u32.to_le_bytes())?; // LINKTYPE_ETHERNET
+        Ok(PcapWriter { out })
+    }
+
+    /// Writes one captured frame seen at `ts_us` (Unix microseconds).
+    pub fn frame(&mut self, ts_us: u64, frame: &[u8]) -> io::Result<()> {
+        self.record_header(ts_us, frame.len())?;
+        self.out.write_all(frame)
+    }
+
+    /// Writes `datagram` as the payload of an Ethernet/IPv4/UDP frame from `exporter`:`src_port`
+    /// to 192.0.2.200:`dst_port`, as a collector's capture would show it (checksums are zero:
+    /// nothing reads them).
+    pub fn udp(
+        &mut self,
+        ts_us: u64,
+        exporter: Ipv4Addr,
+        src_port: u16,
+        dst_port: u16,
+        datagram: &[u8],
+    ) -> io::Result<()> {
+        let udp_len = u16::try_from(8 + datagram.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "datagram too long"))?;
+        let ip_len = udp_len.saturating_add(20);
+        self.record_header(ts_us, 14 + usize::from(ip_len))?;
+        let mut head = [0u8; 42];
+        head[..14].copy_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        head[14..16].copy_from_slice(&[0x45, 0]);
+        head[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        head[18..24].copy_from_slice(&[0, 0, 0x40, 0, 64, 17]);
+        head[26..30].copy_from_slice(&exporter.octets());
+        head[30..34].copy_from_slice(&COLLECTOR);
+        head[34..36].copy_from_slice(&src_port.to_be_bytes());
+        head[36..38].copy_from_slice(&dst_port.to_be_bytes());
+        head[38..40].copy_from_slice(&udp_len.to_be_bytes());
+        self.out.write_all(&head)?;
+        self.out.write_all(datagram)
+    }
+
+    fn record_header(&mut self, ts_us: u64, len: usize) -> io::Result<()> {
+        let len = u32::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
+        self.out
+            .write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
+        self.out.write_all(&len.to_le_bytes())?;
+        self.out.write_all(&len.to_le_bytes())
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the writer writes, the reader reads back: the datagram, its exporter and its time.
+    #[test]
+    fn written_udp_frames_read_back_as_telemetry() {
+        use floodwall_wire::sflow::DatagramRepr;
+        let datagram = DatagramRepr {
+            agent: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+            sub_agent_id: 0,
+            sequence: 1,
+            uptime_ms: 0,
+            samples: Vec::new(),
+        }
+        .to_vec();
+        let mut writer = PcapWriter::new(Vec::new()).unwrap();
+        writer
+            .udp(
+                1_760_000_000_250_000,
+                Ipv4Addr::new(192, 0, 2, 7),
+                50000,
+                6343,
+                &datagram,
+            )
+            .unwrap();
+        let bytes = writer.finish().unwrap();
+        let mut decoder = Decoder::default();
+        let mut records = Vec::new();
+        let stats = read_capture_from(
+            &bytes[..],
+            "memory",
+            CaptureMode::Telemetry,
+            &mut decoder,
+            &mut records,
+            1,
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!((stats.packets, stats.telemetry_datagrams), (1, 1));
+        let exporter = decoder.exporter(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(exporter.map(|c| c.datagrams), Some(1));
     }
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 
+pub mod scenario;
 pub mod telemetry;
+use floodwall::sources::pcap::PcapWriter;
 use floodwall::sources::udp::{CollectorStats, UdpSource, UdpSourceConfig};
 use floodwall_wire::FlowRecord;
 
@@ -63,24 +65,16 @@ pub struct Frame {
     pub bytes: Vec<u8>,
 }
 
-/// Writes a classic pcap (microsecond timestamps, Ethernet link type).
+/// Writes a classic pcap of `frames`.
 pub fn write_pcap(path: &Path, frames: &[Frame]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    let file = std::fs::File::create(path).expect("creating the pcap");
+    let mut writer = PcapWriter::new(std::io::BufWriter::new(file)).expect("writing the pcap");
     for frame in frames {
-        out.extend_from_slice(&((frame.ts_us / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((frame.ts_us % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame.bytes);
+        writer
+            .frame(frame.ts_us, &frame.bytes)
+            .expect("writing the pcap");
     }
-    std::fs::write(path, out).expect("writing the pcap");
+    writer.finish().expect("writing the pcap");
 }
 
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 1];

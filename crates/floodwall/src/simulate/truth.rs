@@ -1,0 +1,534 @@
+//! The ground truth of a generated scenario, resolved against the traffic actually described,
+//! and the check of a detector's attacks against it.
+//!
+//! The scenario file says *which* attacks a correct detector reports (target, direction, carpet,
+//! vectors, times, peaks). This module computes, from the same rate functions the generator
+//! draws from, what those mean second by second: the expected packets and bits towards each
+//! target (attack plus background), the second the rate crosses Floodwall's documented default
+//! limits, and how far sampling noise may move a measured peak. The rules:
+//!
+//! * **found**: every required attack is reported exactly once, with the same target, direction
+//!   and carpet flag, and at least the required vectors. A carpet over a prefix wider than the
+//!   detector's prefix length (/24) is expected as one carpet attack per /24 inside it.
+//! * **start**: `started_at` (the start of the bucket that crossed) is not before the attack
+//!   starts and at most [`START_SLACK_MS`] after the start of the first second whose expected
+//!   rate is clearly over a limit (over it by the noise margin below): ramps are allowed for, and
+//!   detection may take one more bucket to gather `min_samples`.
+//! * **end**: `ended_at` (the end of the last bucket over the end level) is at or after the end
+//!   of the last second whose expected rate still crosses a limit — for an attack far above its
+//!   limits that is the truth's end — and at most [`END_SLACK_MS`] after the truth's end.
+//! * **peak**: measured peak pps and bps within the tolerance of the truth's peak:
+//!   `max(10 %, 4 σ)`, where σ is the relative standard deviation of a one-second estimate from
+//!   `n` samples (the truth peak's packets ÷ the sampling rate): `1/√n` for packets,
+//!   `√((1 + cv²)/n)` for bits (cv: the packet sizes' coefficient of variation). With ≥ 1,600
+//!   samples in the peak second (as in every built-in scenario's main attack) the tolerance is
+//!   10 %.
+//! * **nothing else**: an attack that matches no expectation is a false positive, unless the
+//!   truth allows others. Per-source expectations make sources near a limit *allowed* (neither
+//!   required nor a false positive): within the noise margin `max(10 %, 4/√(L/N))` of the limit
+//!   L at sampling 1:N.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Result;
+use floodwall_detect::config::{CarpetConfig, Thresholds};
+use floodwall_detect::time::rfc3339_ms;
+use floodwall_detect::{AttackEvent, EventKind};
+use ipnet::{IpNet, Ipv4Net};
+use serde::Serialize;
+
+use super::model::{Composition, Plan, SLICES_PER_SECOND};
+use super::scenario::Direction;
+
+/// How long after the crossing second's start an attack may be reported as starting.
+pub const START_SLACK_MS: u64 = 2000;
+/// How long after the truth's end an attack may still be hot.
+pub const END_SLACK_MS: u64 = 2000;
+/// The detector's default carpet prefix length (`prefix_length_v4`).
+const CARPET_PREFIX_LEN: u8 = 24;
+const MIN_TOLERANCE: f64 = 0.10;
+
+/// One detection a correct detector makes (or may make).
+#[derive(Debug, Clone, Serialize)]
+pub struct Expectation {
+    pub traffic: String,
+    pub target: IpNet,
+    pub direction: Direction,
+    pub carpet_bombing: bool,
+    pub vectors: Vec<String>,
+    /// False: near a limit, may or may not be reported.
+    pub required: bool,
+    pub start: String,
+    pub end: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Start of the first second clearly over a limit, and end of the last second over one.
+    pub crossing_ms: u64,
+    pub last_crossing_end_ms: u64,
+    /// The busiest second's expected rates towards (or from) the target, everything included.
+    pub peak_pps: f64,
+    pub peak_bps: f64,
+    /// Relative tolerances of the measured peaks.
+    pub tolerance_pps: f64,
+    pub tolerance_bps: f64,
+    /// The limit crossed at the peak, and by how much (rate ÷ limit).
+    pub metric: String,
+    pub ratio: f64,
+}
+
+/// The truth of one generated scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedTruth {
+    pub scenario: String,
+    pub description: String,
+    pub facts: String,
+    pub format: String,
+    pub sampling: u32,
+    pub seed: u64,
+    pub scale: Option<String>,
+    pub start: String,
+    pub duration_s: u64,
+    pub networks: Vec<IpNet>,
+    pub others_allowed: bool,
+    pub notes: Option<String>,
+    pub expect: Vec<Expectation>,
+}
+
+/// Expected rates of one second towards (or from) a target, by the classes the engine counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct SecondRates {
+    pps: f64,
+    bps: f64,
+    syn: f64,
+    rst: f64,
+    icmp: f64,
+    gre: f64,
+    amp: f64,
+    /// Sum of packets × mean square size, for the bytes' variance.
+    size_square: f64,
+}
+
+impl SecondRates {
+    fn add(&mut self, packets: f64, c: &Composition) {
+        self.pps += packets;
+        self.bps += packets * c.mean_size * 8.0;
+        self.syn += packets * c.syn * c.tcp;
+        self.rst += packets * c.rst * c.tcp;
+        self.icmp += packets * c.icmp;
+        self.gre += packets * c.gre;
+        self.amp += packets * c.amp;
+        self.size_square += packets * c.mean_square_size;
+    }
+
+    /// The largest rate ÷ limit over the metrics with a limit, with the metric's name and
+    /// limit (packets/s; bits/s for `mbps`).
+    fn crossing(&self, limits: &Thresholds) -> (f64, &'static str, f64) {
+        let mut best = (0.0, "pps", f64::INFINITY);
+        let mut consider = |value: f64, limit: Option<f64>, name: &'static str, scale: f64| {
+            if let Some(l) = limit.filter(|l| *l > 0.0) {
+                let ratio = value / (l * scale);
+                if ratio > best.0 {
+                    best = (ratio, name, l * scale);
+                }
+            }
+        };
+        consider(self.pps, limits.pps, "pps", 1.0);
+        consider(self.bps, limits.mbps, "mbps", 1e6);
+        consider(self.syn, limits.syn_pps, "syn_pps", 1.0);
+        consider(self.rst, limits.rst_pps, "rst_pps", 1.0);
+        consider(self.icmp, limits.icmp_pps, "icmp_pps", 1.0);
+        consider(self.gre, limits.gre_pps, "gre_pps", 1.0);
+        consider(self.amp, limits.amplification_pps, "amplification_pps", 1.0);
+        best
+    }
+}
+
+/// Which traffic a target receives (or sends).
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// Incoming to the addresses of a prefix (a host is a /32).
+    To(Ipv4Net),
+    /// Outgoing from one monitored host.
+    From(Ipv4Addr),
+}
+
+fn overlap(a: Ipv4Net, b: Ipv4Net) -> f64 {
+    // The share of `a`'s addresses inside `b`.
+    if b.contains(&a) {
+        1.0
+    } else if a.contains(&b) {
+        2f64.powi(i32::from(a.prefix_len()) - i32::from(b.prefix_len()))
+    } else {
+        0.0
+    }
+}
+
+/// The noise margin of a limit of `limit` packets/s at 1:`sampling`.
+fn margin(limit_pps: f64, sampling: u32) -> f64 {
+    let samples = limit_pps / f64::from(sampling);
+    (4.0 / samples.max(1e-9).sqrt()).max(MIN_TOLERANCE)
+}
+
+impl Plan {
+    /// Per-second expected rates of everything in `scope`.
+    fn rates(&self, scope: Scope) -> Vec<SecondRates> {
+        let seconds = self.duration_s();
+        let mut out = vec![SecondRates::default(); seconds as usize];
+        let mut packets = Vec::new();
+        // Background shares of the scope, per mix entry: fixed over time.
+        let bg_shares: Vec<f64> = self.background.as_ref().map_or(Vec::new(), |bg| {
+            let mix_total: f64 = bg.mix.iter().map(|m| m.share).sum();
+            bg.mix
+                .iter()
+                .map(|m| {
+                    let hosts: f64 = bg
+                        .hosts
+                        .iter()
+                        .zip(&bg.host_pps)
+                        .filter(|(h, _)| match (scope, m.direction) {
+                            (Scope::To(net), Direction::Incoming) => net.contains(*h),
+                            (Scope::From(addr), Direction::Outgoing) => **h == addr,
+                            _ => false,
+                        })
+                        .map(|(_, pps)| pps)
+                        .sum();
+                    m.share / mix_total * hosts / bg.total_pps
+                })
+                .collect()
+        });
+        // Outgoing traffic components: the scope host's source index and its weight.
+        let sources: Vec<Option<u64>> = self
+            .traffic
+            .iter()
+            .map(|t| match scope {
+                Scope::From(addr) if t.direction == Direction::Outgoing => {
+                    (0..t.sources).find(|&i| t.source_address(i) == addr)
+                }
+                _ => None,
+            })
+            .collect();
+        for s in 0..seconds {
+            let shares: Vec<f64> = self
+                .traffic
+                .iter()
+                .zip(&sources)
+                .map(|(t, source)| match (scope, t.direction) {
+                    (Scope::To(net), Direction::Incoming) => overlap(t.target, net),
+                    (Scope::From(_), Direction::Outgoing) => {
+                        source.map_or(0.0, |i| t.source_share(i, s))
+                    }
+                    _ => 0.0,
+                })
+                .collect();
+            let r = &mut out[s as usize];
+            for k in s * SLICES_PER_SECOND..(s + 1) * SLICES_PER_SECOND {
+                self.slice_packets(k, &mut packets);
+                if let Some(bg) = &self.background {
+                    let total = packets[0];
+                    for (m, share) in bg.mix.iter().zip(&bg_shares) {
+                        r.add(total * share, &m.composition);
+                    }
+                }
+                for ((t, share), p) in self.traffic.iter().zip(&shares).zip(&packets[1..]) {
+                    if *share > 0.0 {
+                        r.add(p * share, &t.composition);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Resolves the scenario's truth for this plan.
+    pub fn truth(&self) -> Result<ResolvedTruth> {
+        let incoming = Thresholds::builtin_incoming();
+        let outgoing = Thresholds::builtin_outgoing();
+        let carpet = CarpetConfig::default();
+        let carpet_limits = Thresholds {
+            pps: Some(carpet.pps),
+            mbps: Some(carpet.mbps),
+            ..Thresholds::default()
+        };
+        let mut expect = Vec::new();
+        for e in &self.scenario.truth.expect {
+            let Some(t) = self.traffic.iter().find(|t| t.name == e.traffic) else {
+                continue;
+            };
+            let start_ms = self.start_ms + (t.start * 1000.0) as u64;
+            let end_ms = self.start_ms + (t.end * 1000.0) as u64;
+            let mut scopes: Vec<(IpNet, Scope, bool)> = Vec::new();
+            if e.per_source {
+                for i in 0..t.sources {
+                    let addr = t.source_address(i);
+                    scopes.push((IpNet::V4(Ipv4Net::from(addr)), Scope::From(addr), true));
+                }
+            } else if e.carpet_bombing && t.target.prefix_len() < CARPET_PREFIX_LEN {
+                for net in t.target.subnets(CARPET_PREFIX_LEN).into_iter().flatten() {
+                    scopes.push((IpNet::V4(net), Scope::To(net), false));
+                }
+            } else if e.carpet_bombing {
+                let net = Ipv4Net::new(t.target.network(), CARPET_PREFIX_LEN)
+                    .map(|n| n.trunc())
+                    .unwrap_or(t.target);
+                scopes.push((IpNet::V4(net), Scope::To(net), false));
+            } else {
+                scopes.push((IpNet::V4(t.target), Scope::To(t.target), false));
+            }
+            let limits = match (e.direction, e.carpet_bombing) {
+                (Direction::Outgoing, _) => &outgoing,
+                (Direction::Incoming, true) => &carpet_limits,
+                (Direction::Incoming, false) => &incoming,
+            };
+            for (target, scope, per_source) in scopes {
+                let rates = self.rates(scope);
+                let during = |s: usize| {
+                    let t0 = s as f64;
+                    t0 + 1.0 > t.start && t0 < t.end
+                };
+                let (peak_s, peak) = rates
+                    .iter()
+                    .enumerate()
+                    .filter(|(s, _)| during(*s))
+                    .max_by(|a, b| a.1.pps.total_cmp(&b.1.pps))
+                    .map(|(s, r)| (s, *r))
+                    .unwrap_or_default();
+                let (ratio, metric, limit) = peak.crossing(limits);
+                // The noise margin counts the samples behind a rate at the limit.
+                let mean_size = peak.bps / 8.0 / peak.pps.max(1e-9);
+                let limit_pps = if metric == "mbps" {
+                    limit / (8.0 * mean_size.max(1.0))
+                } else {
+                    limit
+                };
+                let m = margin(limit_pps, self.sampling);
+                let required = !per_source || ratio >= 1.0 + m;
+                let allowed = required || ratio >= 1.0 - m;
+                if !allowed {
+                    continue;
+                }
+                let clearly = |r: &SecondRates| r.crossing(limits).0 >= 1.0 + m;
+                let crossing_s = (0..rates.len())
+                    .find(|&s| during(s) && clearly(&rates[s]))
+                    .unwrap_or(peak_s);
+                let last_s = (0..rates.len())
+                    .rev()
+                    .find(|&s| during(s) && rates[s].crossing(limits).0 >= 1.0)
+                    .unwrap_or(peak_s);
+                let n = peak.pps / f64::from(self.sampling);
+                let cv2 =
+                    (peak.size_square / peak.pps.max(1e-9) / (mean_size * mean_size).max(1e-9)
+                        - 1.0)
+                        .max(0.0);
+                let tol = |sigma: f64| (4.0 * sigma).max(MIN_TOLERANCE);
+                expect.push(Expectation {
+                    traffic: e.traffic.clone(),
+                    target,
+                    direction: e.direction,
+                    carpet_bombing: e.carpet_bombing,
+                    vectors: e.vectors.clone(),
+                    required,
+                    start: rfc3339_ms(start_ms),
+                    end: rfc3339_ms(end_ms),
+                    start_ms,
+                    end_ms,
+                    crossing_ms: self.start_ms + crossing_s as u64 * 1000,
+                    last_crossing_end_ms: self.start_ms + (last_s as u64 + 1) * 1000,
+                    peak_pps: peak.pps,
+                    peak_bps: peak.bps,
+                    tolerance_pps: tol(1.0 / n.max(1e-9).sqrt()),
+                    tolerance_bps: tol(((1.0 + cv2) / n.max(1e-9)).sqrt()),
+                    metric: metric.to_string(),
+                    ratio,
+                });
+            }
+        }
+        let networks = self.scenario.telemetry.networks.clone();
+        Ok(ResolvedTruth {
+            scenario: self.scenario.name.clone(),
+            description: self.scenario.description.clone(),
+            facts: self.scenario.facts.clone(),
+            format: self.format.name().to_string(),
+            sampling: self.sampling,
+            seed: self.seed,
+            scale: self.scale_name.clone(),
+            start: rfc3339_ms(self.start_ms),
+            duration_s: self.duration_s(),
+            networks,
+            others_allowed: self.scenario.truth.others_allowed,
+            notes: self.scenario.truth.notes.clone(),
+            expect,
+        })
+    }
+}
+
+/// An attack as a detector reported it (from an `attack_ended` event).
+#[derive(Debug, Clone)]
+pub struct Detected {
+    pub target: IpNet,
+    pub outgoing: bool,
+    pub carpet_bombing: bool,
+    pub vectors: Vec<String>,
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+    pub peak_pps: f64,
+    pub peak_bps: f64,
+    /// Why it was declared: `threshold`, `baseline` or `carpet_bombing`.
+    pub trigger: String,
+}
+
+impl Detected {
+    /// The attacks of a detector's events: one per `attack_ended`.
+    pub fn from_events(events: &[AttackEvent]) -> Vec<Detected> {
+        events
+            .iter()
+            .filter(|e| e.event == EventKind::AttackEnded)
+            .map(|e| Detected {
+                target: e.target,
+                outgoing: e.direction == floodwall_detect::Direction::Outgoing,
+                carpet_bombing: e.carpet_bombing,
+                vectors: e
+                    .vectors
+                    .iter()
+                    .filter_map(|v| serde_json::to_value(v).ok())
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                started_at_ms: e.started_at,
+                ended_at_ms: e.ended_at.unwrap_or(e.ts),
+                peak_pps: e.peak_pps as f64,
+                peak_bps: e.peak_bps as f64,
+                trigger: e.trigger.kind.to_string(),
+            })
+            .collect()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} carpet={} vectors={:?} {}..{} peak {:.0} pps {:.0} bps ({})",
+            if self.outgoing {
+                "outgoing"
+            } else {
+                "incoming"
+            },
+            self.target,
+            self.carpet_bombing,
+            self.vectors,
+            rfc3339_ms(self.started_at_ms),
+            rfc3339_ms(self.ended_at_ms),
+            self.peak_pps,
+            self.peak_bps,
+            self.trigger
+        )
+    }
+}
+
+fn relative(measured: f64, truth: f64) -> f64 {
+    (measured - truth).abs() / truth.max(1e-9)
+}
+
+impl ResolvedTruth {
+    /// Every way `detected` departs from the truth, one line each; empty when it matches.
+    pub fn check(&self, detected: &[Detected]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut used = vec![false; detected.len()];
+        for e in &self.expect {
+            let outgoing = e.direction == Direction::Outgoing;
+            let matches: Vec<usize> = detected
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.target == e.target && d.outgoing == outgoing)
+                .map(|(i, _)| i)
+                .collect();
+            for &i in &matches {
+                used[i] = true;
+            }
+            let what = format!("{} {:?} {}", e.traffic, e.direction, e.target);
+            match matches.as_slice() {
+                [] if e.required => problems.push(format!("{what}: not detected")),
+                [] => {}
+                [i] => {
+                    let d = &detected[*i];
+                    if d.carpet_bombing != e.carpet_bombing {
+                        problems.push(format!(
+                            "{what}: carpet_bombing {} (truth {})",
+                            d.carpet_bombing, e.carpet_bombing
+                        ));
+                    }
+                    for v in &e.vectors {
+                        if !d.vectors.contains(v) {
+                            problems.push(format!("{what}: vector {v} missing ({:?})", d.vectors));
+                        }
+                    }
+                    if d.started_at_ms < e.start_ms {
+                        problems.push(format!(
+                            "{what}: started {} before the attack ({})",
+                            rfc3339_ms(d.started_at_ms),
+                            e.start
+                        ));
+                    }
+                    if d.started_at_ms > e.crossing_ms + START_SLACK_MS {
+                        problems.push(format!(
+                            "{what}: started {}, more than {} ms after the crossing second {}",
+                            rfc3339_ms(d.started_at_ms),
+                            START_SLACK_MS,
+                            rfc3339_ms(e.crossing_ms)
+                        ));
+                    }
+                    if d.ended_at_ms < e.last_crossing_end_ms.min(e.end_ms) {
+                        problems.push(format!(
+                            "{what}: ended {} before {}",
+                            rfc3339_ms(d.ended_at_ms),
+                            rfc3339_ms(e.last_crossing_end_ms.min(e.end_ms))
+                        ));
+                    }
+                    if d.ended_at_ms > e.end_ms + END_SLACK_MS {
+                        problems.push(format!(
+                            "{what}: ended {}, after the attack's end {} + {} ms",
+                            rfc3339_ms(d.ended_at_ms),
+                            e.end,
+                            END_SLACK_MS
+                        ));
+                    }
+                    if e.required {
+                        let (p, b) = (
+                            relative(d.peak_pps, e.peak_pps),
+                            relative(d.peak_bps, e.peak_bps),
+                        );
+                        if p > e.tolerance_pps {
+                            problems.push(format!(
+                                "{what}: peak {:.0} pps is {:.1} % off the truth {:.0} (tolerance {:.1} %)",
+                                d.peak_pps, p * 100.0, e.peak_pps, e.tolerance_pps * 100.0
+                            ));
+                        }
+                        if b > e.tolerance_bps {
+                            problems.push(format!(
+                                "{what}: peak {:.0} bps is {:.1} % off the truth {:.0} (tolerance {:.1} %)",
+                                d.peak_bps, b * 100.0, e.peak_bps, e.tolerance_bps * 100.0
+                            ));
+                        }
+                    }
+                }
+                many => problems.push(format!(
+                    "{what}: reported {} times: {}",
+                    many.len(),
+                    many.iter()
+                        .map(|&i| detected[i].describe())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+            }
+        }
+        if !self.others_allowed {
+            for (d, used) in detected.iter().zip(&used) {
+                if !used {
+                    problems.push(format!("false positive: {}", d.describe()));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Expected attacks that must be reported.
+    pub fn required(&self) -> impl Iterator<Item = &Expectation> {
+        self.expect.iter().filter(|e| e.required)
+    }
+}
