@@ -8,6 +8,30 @@
 use crate::config::BaselineConfig;
 use crate::counters::NO_BUCKET;
 
+/// How unlikely, in nats, sampling noise must make a crossing of a learnt level before it counts:
+/// e^-9.2 ≈ 1e-4 per target and bucket for a target whose true rate sits exactly at its level,
+/// far less for the many quiet targets whose rate is well below it.
+const EVIDENCE_NATS: f64 = 9.2;
+
+/// Whether a `rate` measured from `samples` samples is above `level` by more than sampling noise.
+///
+/// Each sample stands for rate / samples of the rate, so a true rate at `level` would give
+/// μ = samples × level / rate samples on average; counts are Poisson. The Chernoff bound
+/// P(X ≥ s) ≤ exp(−(s·ln(s/μ) − s + μ)) must fall below e^−EVIDENCE_NATS. At 1:1000 a quiet host
+/// with a 5,000 pps floor needs 18 samples (18 kpps), not 5; a thousand-sample flood needs to be
+/// only ~14 % over its level.
+pub(crate) fn significantly_above(rate: f64, level: f64, samples: u64) -> bool {
+    if !(rate >= level) || samples == 0 {
+        return false;
+    }
+    if level <= 0.0 {
+        return true;
+    }
+    let s = samples as f64;
+    let ratio = rate / level;
+    s * ratio.ln() - s + s / ratio >= EVIDENCE_NATS
+}
+
 /// Baseline parameters, derived once from the config.
 #[derive(Debug, Clone)]
 pub(crate) struct BaselineParams {
@@ -313,6 +337,18 @@ mod tests {
             assert!(close(stepped.mean_bps, lazy.mean_bps), "{learnt} {gap}");
             assert!(close(stepped.dev_bps, lazy.dev_bps), "{learnt} {gap}");
         }
+    }
+
+    #[test]
+    fn crossings_need_more_than_sampling_noise() {
+        // 1:1000, level 5,000 pps: 17 samples (17 kpps) could still be noise, 18 are not.
+        assert!(!significantly_above(17_000.0, 5_000.0, 17));
+        assert!(significantly_above(18_000.0, 5_000.0, 18));
+        // Below the level never; a thousand samples 15 % over it are enough.
+        assert!(!significantly_above(4_999.0, 5_000.0, 1_000_000));
+        assert!(significantly_above(1_150_000.0, 1_000_000.0, 1000));
+        assert!(!significantly_above(1_050_000.0, 1_000_000.0, 1000));
+        assert!(!significantly_above(1e9, 5_000.0, 0));
     }
 
     #[test]

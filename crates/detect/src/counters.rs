@@ -315,6 +315,8 @@ pub(crate) struct Rates {
     pub has_classes: bool,
     /// Per-class packets (extrapolated) behind `values`, for classification.
     pub class_packets: [f64; pk::N],
+    /// Samples (records) behind `values`: the statistical evidence of the rates.
+    pub samples: u64,
     /// Raw rates of the bucket itself, for the baseline.
     pub bucket_pps: f64,
     pub bucket_bps: f64,
@@ -403,6 +405,7 @@ impl Rates {
             confident: samples >= u64::from(min_samples),
             has_classes,
             class_packets,
+            samples,
             bucket_pps: bucket.packets as f64,
             bucket_bps: bucket.bytes as f64 * 8.0,
         }

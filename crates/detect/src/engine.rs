@@ -17,7 +17,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::addrmap::{AddrMap, Key};
 use crate::attack::{Attack, Lifecycle, Start, Step};
-use crate::baseline::{Baseline, BaselineParams, Levels};
+use crate::baseline::{significantly_above, Baseline, BaselineParams, Levels};
 use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
 use crate::counters::{
     class_slot, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass, Tally, METRICS,
@@ -193,12 +193,28 @@ struct Residue {
     stat_bucket: u32,
     residual_packets: u64,
     residual_bytes: u64,
+    /// Sum over the residue's hosts of their packets squared: with `residual_packets` it gives
+    /// the effective number of hosts carrying the residue, (Σx)² / Σx².
+    /// (A `u128` kept as two words: its 16-byte alignment would pad the entry.)
+    residual_sq: [u64; 2],
     top_host_packets: u64,
     /// Bucket in which `top_host_packets` may hold a host no longer in the residue.
     top_stale: u32,
     /// The learnt normal of the residue: learnt at the close of each bucket with incoming
     /// traffic, caught up lazily over silent ones, attack buckets skipped.
     baseline: Baseline,
+}
+
+impl Residue {
+    fn sq(&self) -> u128 {
+        (u128::from(self.residual_sq[0]) << 64) | u128::from(self.residual_sq[1])
+    }
+
+    /// Adds `plus` and takes `minus` from the sum of squares.
+    fn add_sq(&mut self, plus: u128, minus: u128) {
+        let v = self.sq() + plus - minus;
+        self.residual_sq = [(v >> 64) as u64, v as u64];
+    }
 }
 
 impl Default for Residue {
@@ -210,6 +226,7 @@ impl Default for Residue {
             stat_bucket: NO_BUCKET,
             residual_packets: 0,
             residual_bytes: 0,
+            residual_sq: [0; 2],
             top_host_packets: 0,
             top_stale: NO_BUCKET,
             baseline: Baseline::default(),
@@ -911,6 +928,7 @@ impl Engine {
                         res.hosts_active = 0;
                         res.residual_packets = 0;
                         res.residual_bytes = 0;
+                        res.residual_sq = [0; 2];
                         res.top_host_packets = 0;
                     }
                     if before.samples == 0 {
@@ -918,6 +936,7 @@ impl Engine {
                             res.hosts_active += 1;
                             res.residual_packets += t.packets;
                             res.residual_bytes += t.bytes;
+                            res.add_sq(square(t.packets), 0);
                             res.top_host_packets = res.top_host_packets.max(t.packets);
                         }
                     } else if !over_alone(&before) {
@@ -925,6 +944,7 @@ impl Engine {
                             res.hosts_active -= 1;
                             res.residual_packets -= before.packets;
                             res.residual_bytes -= before.bytes;
+                            res.add_sq(0, square(before.packets));
                             // Its packets may be the recorded top: recount at the close.
                             if res.top_stale != b {
                                 res.top_stale = b;
@@ -933,6 +953,7 @@ impl Engine {
                         } else {
                             res.residual_packets += t.packets - before.packets;
                             res.residual_bytes += t.bytes - before.bytes;
+                            res.add_sq(square(t.packets), square(before.packets));
                             res.top_host_packets = res.top_host_packets.max(t.packets);
                         }
                     }
@@ -999,6 +1020,11 @@ impl Engine {
             }
         }
     }
+}
+
+#[inline]
+fn square(x: u64) -> u128 {
+    u128::from(x) * u128::from(x)
 }
 
 /// A limit crossed at a bucket close: metric, value, limit, trigger kind.
@@ -1264,10 +1290,15 @@ impl Engine {
             res.baseline.catch_up(b, &self.carpet_baseline);
         }
         let levels = c.levels(&res.baseline, &self.carpet_baseline);
-        let (hosts, residual_packets, residual_bytes) = if res.stat_bucket == b {
-            (res.hosts_active, res.residual_packets, res.residual_bytes)
+        let (hosts, residual_packets, residual_bytes, residual_sq) = if res.stat_bucket == b {
+            (
+                res.hosts_active,
+                res.residual_packets,
+                res.residual_bytes,
+                res.sq(),
+            )
         } else {
-            (0, 0, 0)
+            (0, 0, 0, 0)
         };
         let (top_host_packets, watch) = (
             res.top_host_packets,
@@ -1286,8 +1317,17 @@ impl Engine {
         // levels as for the static limits, so sparse samples never alarm on a quiet prefix.
         if c.enabled && rates.confident {
             let total = tally_at(&pd.ring, b).copied().unwrap_or_default();
+            // Many hosts must carry the residue, not merely have some traffic: a download or
+            // two among a /24 of quiet subscribers is not a carpet. The effective number of
+            // hosts (inverse Simpson index of their packets) counts hosts by their share.
+            let effective_hosts = if residual_sq == 0 {
+                0.0
+            } else {
+                square(residual_packets) as f64 / residual_sq as f64
+            };
             let spread = residual_packets > 0
-                && (top_host_packets as f64) <= c.max_host_share * residual_packets as f64;
+                && (top_host_packets as f64) <= c.max_host_share * residual_packets as f64
+                && effective_hosts >= f64::from(c.min_hosts);
             if hosts >= c.min_hosts && spread {
                 // Only the residue counts: traffic to hosts that are attacks on their own is
                 // theirs, and a prefix holding a few host attacks is not a carpet.
@@ -1301,13 +1341,21 @@ impl Engine {
                 let pps = rates.pps() * share(residual_packets, total.packets);
                 let mbps = rates.values[Metric::Mbps as usize] * share(residual_bytes, total.bytes);
                 let [(lp, kp), (lm, km)] = c.limits(levels);
-                crossing = if pps >= lp && (mbps < lm || pps / lp >= mbps / lm) {
-                    Some((Metric::Pps, pps, lp, kp))
-                } else if mbps >= lm {
-                    Some((Metric::Mbps, mbps, lm, km))
-                } else {
-                    None
+                // A learnt level may sit at a few samples a second: it must be crossed by more
+                // than sampling noise (static limits are the operator's, `min_samples` guards them).
+                let samples =
+                    (rates.samples as f64 * share(residual_packets, total.packets)) as u64;
+                let evident = |value: f64, limit: f64, kind: &str| {
+                    kind != "baseline" || significantly_above(value, limit, samples)
                 };
+                crossing =
+                    if pps >= lp && (mbps < lm || pps / lp >= mbps / lm) && evident(pps, lp, kp) {
+                        Some((Metric::Pps, pps, lp, kp))
+                    } else if mbps >= lm && evident(mbps, lm, km) {
+                        Some((Metric::Mbps, mbps, lm, km))
+                    } else {
+                        None
+                    };
             }
         }
         let active = self.step_target(
@@ -1381,10 +1429,12 @@ impl Engine {
                 .map(|(m, v, l)| (m, v, l, "threshold"));
             if crossing.is_none() {
                 if let Some(levels) = dir.baseline.levels(&self.baseline) {
+                    // A quiet host's level is a few samples a second: only a crossing that
+                    // sampling noise cannot explain counts.
                     let (pps, bps) = (rates.pps(), rates.bps());
-                    if pps >= levels.pps {
+                    if significantly_above(pps, levels.pps, rates.samples) {
                         crossing = Some((Metric::Pps, pps, levels.pps, "baseline"));
-                    } else if bps >= levels.bps {
+                    } else if significantly_above(bps, levels.bps, rates.samples) {
                         crossing = Some((Metric::Mbps, bps / 1e6, levels.bps / 1e6, "baseline"));
                     }
                 }
@@ -1633,10 +1683,10 @@ mod tests {
     fn prefix_entries_stay_small() {
         // At most one prefix per host entry (IPv6 hosts are often alone in their /48). The
         // carpet state exists once, for the incoming direction: 264 bytes before the residue
-        // baseline, 272 with it.
-        assert_eq!(std::mem::size_of::<Residue>(), 72);
+        // baseline, 272 with it, 288 with the sum of squares.
+        assert_eq!(std::mem::size_of::<Residue>(), 88);
         assert!(
-            std::mem::size_of::<Prefix>() <= 272,
+            std::mem::size_of::<Prefix>() <= 288,
             "{}",
             std::mem::size_of::<Prefix>()
         );
