@@ -21,7 +21,8 @@ const EVIDENCE_NATS: f64 = 9.2;
 /// with a 5,000 pps floor needs 18 samples (18 kpps), not 5; a thousand-sample flood needs to be
 /// only ~14 % over its level.
 pub(crate) fn significantly_above(rate: f64, level: f64, samples: u64) -> bool {
-    if !(rate >= level) || samples == 0 {
+    // NaN rates or levels compare false: never evidence.
+    if rate.partial_cmp(&level).is_none_or(|o| o.is_lt()) || samples == 0 {
         return false;
     }
     if level <= 0.0 {
