@@ -37,8 +37,8 @@ pub const SPOOFED_VICTIM: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
 pub const SMALL_LOSS_PCT: f64 = 1.0;
 /// How long a latency trial waits for a detection after the attack starts.
 pub const DETECTION_TIMEOUT: Duration = Duration::from_secs(12);
-/// When the attack starts in a latency trial: this, plus up to one second at random.
-const ATTACK_AFTER_MIN: f64 = 2.0;
+/// Whole seconds of background before the second in which a latency trial's attack starts.
+const BACKGROUND_SECONDS: u64 = 2;
 /// How often the latency trial polls the events file and the notify log.
 const POLL: Duration = Duration::from_millis(2);
 
@@ -627,19 +627,33 @@ fn latency(options: &Options, comparison: &mut Comparison) -> Result<Latency> {
     std::thread::sleep(Duration::from_secs(1));
     let mut trials = Vec::new();
     let mut n = 0u64;
-    for t in 0..options.trials {
+    // Where in its wall-clock second each attack starts: one instant drawn at random in each
+    // 1/trials of a second (stratified), in shuffled order, so medians and p95 reflect the
+    // whole second rather than the luck of ten draws.
+    let orders: Vec<Vec<usize>> = (0..options.magnitudes.len())
+        .map(|i| shuffled(options.trials, options.seed ^ (i as u64) << 32))
+        .collect();
+    // strata[t][m]: the stratum of trial t of attack size m.
+    let strata: Vec<Vec<usize>> = (0..options.trials)
+        .map(|t| orders.iter().map(|order| order[t]).collect())
+        .collect();
+    for (t, stratum) in strata.iter().enumerate() {
         for i in 0..options.magnitudes.len() {
             // Alternate the order of sizes too.
-            let magnitude = options.magnitudes[(i + t) % options.magnitudes.len()];
+            let m = (i + t) % options.magnitudes.len();
+            let magnitude = options.magnitudes[m];
             // A fresh victim every trial: FastNetMon keeps a host banned for 1900 s.
             let victim = victim(n);
             let r = splitmix(options.seed ^ n);
             n += 1;
-            let attack_after = ATTACK_AFTER_MIN + (r >> 11) as f64 / (1u64 << 53) as f64;
+            let phase = (stratum[m] as f64 + unit(r)) / options.trials as f64;
+            let attack_at_ms =
+                ((unix_ms() / 1000 + 1 + BACKGROUND_SECONDS) * 1000) as f64 + 1000.0 * phase;
             progress(format!(
-                "latency trial {}/{}: {magnitude}x threshold at {victim}, attack after {attack_after:.3} s",
+                "latency trial {}/{}: {magnitude}x threshold at {victim}, {:.0} ms into a second",
                 t + 1,
-                options.trials
+                options.trials,
+                1000.0 * phase
             ));
             let trial = latency_trial(
                 options,
@@ -647,7 +661,7 @@ fn latency(options: &Options, comparison: &mut Comparison) -> Result<Latency> {
                 [&mut floodwall, &mut fastnetmon],
                 magnitude,
                 victim,
-                attack_after,
+                attack_at_ms,
                 r,
             )?;
             progress(format!(
@@ -673,6 +687,21 @@ fn latency(options: &Options, comparison: &mut Comparison) -> Result<Latency> {
     })
 }
 
+/// A uniform number in [0, 1) from a hash.
+fn unit(r: u64) -> f64 {
+    (r >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// 0..n in an order shuffled by `seed` (Fisher–Yates).
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (splitmix(seed ^ i as u64) % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
 /// Victims in turn: 203.0.113.10, 198.51.100.10, 203.0.113.11, ...
 fn victim(n: u64) -> Ipv4Addr {
     let host = 10 + (n / 2) as u8;
@@ -695,11 +724,12 @@ fn latency_trial(
     daemons: [&mut Daemon; 2],
     magnitude: f64,
     victim: Ipv4Addr,
-    attack_after: f64,
+    attack_at_ms: f64,
     seed: u64,
 ) -> Result<Trial> {
     let attack_pps = magnitude * THRESHOLD_PPS;
-    let seconds = attack_after + DETECTION_TIMEOUT.as_secs_f64();
+    let seconds =
+        (attack_at_ms - unix_ms() as f64).max(0.0) / 1000.0 + DETECTION_TIMEOUT.as_secs_f64();
     let mut args = Vec::new();
     for d in daemons.iter() {
         args.extend(["--to".to_string(), format!("127.0.0.1:{}", d.port)]);
@@ -716,8 +746,8 @@ fn latency_trial(
             &attack_pps.to_string(),
             "--victim",
             &victim.to_string(),
-            "--attack-after",
-            &format!("{attack_after:.6}"),
+            "--attack-at",
+            &format!("{attack_at_ms:.3}"),
             "--seconds",
             &format!("{seconds:.6}"),
             "--seed",
@@ -1033,6 +1063,20 @@ mod tests {
         assert_eq!(fnm.median_ms, Some(3500.0));
         let ten = summarize_latency(&trials, Tool::Fastnetmon, 10.0);
         assert_eq!(ten.median_ms, Some(1300.0));
+    }
+
+    #[test]
+    fn strata_are_a_permutation_and_units_are_in_range() {
+        for n in [1, 3, 10] {
+            let mut v = shuffled(n, 42);
+            v.sort_unstable();
+            assert_eq!(v, (0..n).collect::<Vec<_>>());
+        }
+        assert_ne!(shuffled(10, 1), (0..10).collect::<Vec<_>>());
+        assert!((0..1000)
+            .map(splitmix)
+            .map(unit)
+            .all(|u| (0.0..1.0).contains(&u)));
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub struct SendArgs {
     /// `latency`: seconds of background before the flood starts.
     #[arg(long, default_value_t = 2.0)]
     pub attack_after: f64,
+    /// `latency`: Unix time in ms at which the flood starts (instead of `--attack-after`).
+    #[arg(long, value_name = "UNIX_MS")]
+    pub attack_at: Option<f64>,
     /// `latency`: background samples per second over the 512 hosts of 198.51.100.0/24 and
     /// 203.0.113.0/24.
     #[arg(long, default_value_t = 2000.0)]
@@ -263,7 +266,10 @@ pub fn send(args: SendArgs) -> Result<()> {
             documentation_hosts(),
             victim()?,
             args.attack_pps,
-            Duration::from_secs_f64(args.attack_after.max(0.0)),
+            Duration::from_secs_f64(match args.attack_at {
+                Some(at_ms) => (at_ms - sender::unix_us() as f64 / 1000.0).max(0.0) / 1000.0,
+                None => args.attack_after.max(0.0),
+            }),
             args.seed,
         );
         let report = sender::send_schedule(&mut schedule, &args.to, duration, |us| {
