@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::child::{run_send, spawn_send};
 use super::daemon::{Daemon, Invocation, Programs, Setup, StopTotals, Tool, THRESHOLD_PPS};
 use super::measure::{decode_throughput, DecodeResult, LOSS_FREE_PCT};
+use super::procfs;
 use super::replay::splitmix;
 use super::sender::{unix_us, SendReport};
 use super::stream::{MILLION_DATAGRAMS, SAMPLES_PER_DATAGRAM};
@@ -136,6 +137,10 @@ pub struct Comparison {
     /// The sender commands, one per kind of stream.
     pub sender_commands: Vec<String>,
     pub seconds: f64,
+    /// The machine's 1-minute load average when the run started and when it ended: what else
+    /// was running.
+    pub load_start: Option<f64>,
+    pub load_end: Option<f64>,
 }
 
 /// One rung of the ingest ladder for one tool.
@@ -304,6 +309,8 @@ pub fn run(options: &Options) -> Result<Comparison> {
         invocations: Vec::new(),
         sender_commands: Vec::new(),
         seconds: 0.0,
+        load_start: procfs::load_average(),
+        load_end: None,
     };
     if options.parts.decode {
         let now_ms = unix_ms();
@@ -330,6 +337,7 @@ pub fn run(options: &Options) -> Result<Comparison> {
         comparison.rss = Some(memory(options, &mut comparison)?);
     }
     comparison.seconds = started.elapsed().as_secs_f64();
+    comparison.load_end = procfs::load_average();
     Ok(comparison)
 }
 

@@ -102,6 +102,15 @@ pub fn parse_proc_net_udp(table: &str, port: u16) -> Option<UdpSocketRow> {
     })
 }
 
+/// The 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    parse_loadavg(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+pub fn parse_loadavg(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("unexpected {what}"))
 }
@@ -128,6 +137,13 @@ mod tests {
             used.total() > 0.0 && used.user >= 0.0 && used.system >= 0.0,
             "{used:?}"
         );
+    }
+
+    #[test]
+    fn load_average_is_the_first_field() {
+        assert_eq!(parse_loadavg("1.35 1.74 1.94 3/412 29345\n"), Some(1.35));
+        assert_eq!(parse_loadavg(""), None);
+        assert!(load_average().is_some());
     }
 
     #[test]
