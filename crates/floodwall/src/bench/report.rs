@@ -381,6 +381,7 @@ fn markdown_table(out: &mut String, header: &[&str], rows: impl IntoIterator<Ite
 
 /// BENCHMARKS.md.
 pub fn markdown(c: &Comparison, machine: &Machine, command: &str, date: &str) -> String {
+    let command = command.trim();
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmarks: Floodwall beside FastNetMon Community\n");
     let _ = writeln!(
@@ -552,13 +553,18 @@ fn method(out: &mut String, c: &Comparison) {
         let _ = writeln!(
             out,
             "* **Detection latency.** Both daemons run together (networks {} and {}); each \
-             trial sends background traffic of {:.0} samples/s over their 512 hosts, then from \
-             a random instant 2–3 s in a UDP flood (64-byte frames) at a new victim. Latency = \
-             when the `attack_started` line appeared in Floodwall's events file (polled every \
-             2 ms) or the ms timestamp FastNetMon's notify script wrote for `ban`, minus the \
-             wall time just before the first datagram with an attack sample was sent. p95 is \
-             the nearest rank (of ten trials: the largest).",
-            DOC_NETWORKS[0], DOC_NETWORKS[1], latency.background_samples_per_s
+             trial sends background traffic of {:.0} samples/s over their 512 hosts, then, 2–3 \
+             s in, a UDP flood (64-byte frames) at a new victim. The flood starts at a random \
+             instant of its wall-clock second, stratified: with n trials per size, one in each \
+             1/n of a second, in shuffled order. Latency = when the `attack_started` line \
+             appeared in Floodwall's events file (polled every 2 ms) or the ms timestamp \
+             FastNetMon's notify script wrote for `ban`, minus the wall time just before the \
+             first datagram with an attack sample was sent. p95 is the nearest rank (with ten \
+             trials, the largest). {} trials per attack size.",
+            DOC_NETWORKS[0],
+            DOC_NETWORKS[1],
+            latency.background_samples_per_s,
+            latency.trials.len() * 2 / latency.summaries.len().max(1)
         );
     }
     if let Some(memory) = &c.rss {
