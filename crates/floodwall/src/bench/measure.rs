@@ -207,7 +207,7 @@ mod tests {
         let workload = Workload::generate(Protocol::NetflowV9, 10, 1_700_000_000_000);
         let result = end_to_end(|target| {
             let plan = SendPlan::new(target, Rate::PerSecond(1000.0), Duration::from_millis(100));
-            Ok(send(&workload, &plan)?)
+            Ok(send(&mut workload.clone(), &plan)?)
         })
         .unwrap();
         // Bounded by rate x time; how close it gets depends on how busy the machine is.

@@ -5,9 +5,15 @@
 //! [`synthetic`] builds the traffic, [`sender`] paces it onto a socket, [`measure`] times decoding
 //! and runs the collector side of an end-to-end rung.
 
+pub mod child;
+pub mod compare;
+pub mod daemon;
 pub mod measure;
+pub mod procfs;
 pub mod replay;
+pub mod report;
 pub mod sender;
+pub mod stream;
 pub mod synthetic;
 
 use std::fmt;

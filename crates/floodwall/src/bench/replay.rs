@@ -100,7 +100,7 @@ pub const NORMAL_ROUND_DATAGRAMS: u64 = (1 << NORMAL_HOST_BITS) / NORMAL_SAMPLES
 
 /// A bijection of `NORMAL_HOST_BITS`-bit numbers that scatters neighbours far apart, so that
 /// consecutive samples of a round hit unrelated hosts (as real traffic does).
-fn scatter(mut x: u32) -> u32 {
+pub(crate) fn scatter(mut x: u32) -> u32 {
     const MASK: u32 = (1 << NORMAL_HOST_BITS) - 1;
     for _ in 0..2 {
         x ^= x >> 11;
@@ -185,7 +185,8 @@ fn normal_datagram(seq: u64) -> super::synthetic::Datagram {
     }
 }
 
-fn splitmix(k: u64) -> u64 {
+/// SplitMix64 of `k`: a cheap, well-mixed hash of a counter.
+pub(crate) fn splitmix(k: u64) -> u64 {
     let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

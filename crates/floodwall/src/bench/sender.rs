@@ -1,4 +1,4 @@
-//! The load generator: sends a pre-built [`Workload`] to a collector with `sendmmsg(2)`, paced by
+//! The load generator: sends a [`Stream`] of datagrams to a collector with `sendmmsg(2)`, paced by
 //! a token bucket against the monotonic clock, and always bounded in both time and count.
 
 use std::io;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::synthetic::Workload;
+use super::stream::{LatencySchedule, Stream, SAMPLES_PER_DATAGRAM};
 use super::Rate;
 
 /// Most datagrams per `sendmmsg` call.
@@ -60,35 +60,21 @@ pub struct SendReport {
     pub send_errors: u64,
 }
 
-/// Sends `workload` in order, cycling through it, until the plan's time or count runs out.
+/// Sends `stream` in order, cycling through its ring, until the plan's time or count runs out.
 ///
 /// Batches carry at most 1 ms of traffic at the target rate (and at most [`MAX_BATCH`]), so a
 /// paced sender's bursts stay small next to the collector's socket buffer.
-pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
-    if workload.datagrams.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "empty workload",
-        ));
+pub fn send(stream: &mut impl Stream, plan: &SendPlan) -> io::Result<SendReport> {
+    let ring = stream.ring_len();
+    if ring == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty stream"));
     }
-    let local: SocketAddr = if plan.target.is_ipv4() {
-        ([127, 0, 0, 1], 0).into()
-    } else {
-        (std::net::Ipv6Addr::LOCALHOST, 0).into()
-    };
-    let socket = UdpSocket::bind(local)?;
-    socket.connect(plan.target)?;
-
-    // Message headers for every datagram of the workload, built once: a batch is a slice of them.
-    let mut iovecs: Vec<libc::iovec> = workload
-        .datagrams
-        .iter()
-        .map(|d| libc::iovec {
-            iov_base: d.bytes.as_ptr().cast_mut().cast(),
-            iov_len: d.bytes.len(),
-        })
-        .collect();
-    let mut headers = mmsg_headers(&mut iovecs);
+    let socket = connect(plan.target)?;
+    let mut iovecs: Vec<libc::iovec> = Vec::with_capacity(MAX_BATCH);
+    // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the socket is
+    // connected; no control data).
+    let mut headers: Vec<libc::mmsghdr> = vec![unsafe { zeroed() }; MAX_BATCH];
+    let mut records_of = vec![0u32; ring];
 
     let batch = plan
         .rate
@@ -101,6 +87,8 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
     let started = Instant::now();
     let deadline = started + plan.duration;
     let (mut next, mut datagrams, mut records, mut bytes, mut send_errors) = (0, 0u64, 0, 0, 0);
+    // Datagrams of the ring made ready for the batch being sent: `next..prepared`.
+    let mut prepared = 0;
     loop {
         let now = Instant::now();
         let left = plan.max_datagrams.saturating_sub(datagrams);
@@ -108,18 +96,40 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
             break;
         }
         let want = batch
-            .min(headers.len() - next)
+            .min(ring - next)
             .min(usize::try_from(left).unwrap_or(usize::MAX));
         if let Some(wait) = bucket.as_mut().and_then(|b| b.wait_for(want, now)) {
             std::thread::sleep(wait.min(deadline - now));
             continue;
         }
-        // SAFETY: the headers point at iovecs and datagram bytes that outlive the call; the
-        // kernel only reads them (and writes each header's msg_len).
+        let first = prepared.max(next);
+        for (slot, records) in records_of
+            .iter_mut()
+            .enumerate()
+            .take(next + want)
+            .skip(first)
+        {
+            *records = stream.prepare(slot, datagrams + (slot - next) as u64);
+        }
+        prepared = next + want;
+        iovecs.clear();
+        iovecs.extend((next..next + want).map(|slot| {
+            let datagram = stream.datagram(slot);
+            libc::iovec {
+                iov_base: datagram.as_ptr().cast_mut().cast(),
+                iov_len: datagram.len(),
+            }
+        }));
+        for (header, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the headers point at iovecs and datagram bytes that are not touched until the
+        // call returns; the kernel only reads them (and writes each header's msg_len).
         let sent = unsafe {
             libc::sendmmsg(
                 socket.as_raw_fd(),
-                headers[next..].as_mut_ptr(),
+                headers.as_mut_ptr(),
                 want as libc::c_uint,
                 0,
             )
@@ -130,19 +140,22 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
             continue;
         }
         let sent = sent as usize;
-        for datagram in &workload.datagrams[next..next + sent] {
-            records += u64::from(datagram.records);
-            bytes += datagram.bytes.len() as u64;
+        for (slot, &count) in records_of.iter().enumerate().skip(next).take(sent) {
+            records += u64::from(count);
+            bytes += stream.datagram(slot).len() as u64;
         }
         datagrams += sent as u64;
         if let Some(bucket) = bucket.as_mut() {
             bucket.take(sent);
         }
-        next = (next + sent) % headers.len();
+        next = (next + sent) % ring;
+        if next == 0 {
+            prepared = 0;
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(SendReport {
-        protocol: workload.protocol.name().to_string(),
+        protocol: stream.protocol().to_string(),
         target_rate: plan.rate.per_second(),
         datagrams,
         records,
@@ -151,6 +164,94 @@ pub fn send(workload: &Workload, plan: &SendPlan) -> io::Result<SendReport> {
         achieved_rate: datagrams as f64 / seconds.max(1e-9),
         send_errors,
     })
+}
+
+/// What the latency sender did; its last line of output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleReport {
+    pub datagrams: u64,
+    pub records: u64,
+    pub attack_samples: u64,
+    pub seconds: f64,
+    /// Unix time in µs just before the first datagram carrying an attack sample was sent.
+    pub attack_sent_unix_us: Option<u64>,
+    pub send_errors: u64,
+}
+
+/// Sends a latency schedule to every target (each datagram to all of them, in turns so no
+/// target is always first) until `duration` has passed. Calls `on_attack` with the Unix time
+/// in µs just before the first datagram carrying an attack sample goes out.
+pub fn send_schedule(
+    schedule: &mut LatencySchedule,
+    targets: &[SocketAddr],
+    duration: Duration,
+    mut on_attack: impl FnMut(u64),
+) -> io::Result<ScheduleReport> {
+    let sockets = targets
+        .iter()
+        .map(|&t| connect(t))
+        .collect::<io::Result<Vec<_>>>()?;
+    if sockets.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no target"));
+    }
+    let started = Instant::now();
+    let mut report = ScheduleReport {
+        datagrams: 0,
+        records: 0,
+        attack_samples: 0,
+        seconds: 0.0,
+        attack_sent_unix_us: None,
+        send_errors: 0,
+    };
+    loop {
+        let datagram = schedule.next_datagram();
+        if datagram.due > duration {
+            break;
+        }
+        if let Some(wait) = datagram.due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        if datagram.attack_samples > 0 && report.attack_sent_unix_us.is_none() {
+            let now = unix_us();
+            report.attack_sent_unix_us = Some(now);
+            on_attack(now);
+        }
+        let first = report.datagrams as usize % sockets.len();
+        for i in 0..sockets.len() {
+            if let Err(error) = sockets[(first + i) % sockets.len()].send(&datagram.bytes) {
+                report.send_errors += 1;
+                if error.raw_os_error() != Some(libc::ECONNREFUSED)
+                    || report.send_errors >= MAX_REFUSED
+                {
+                    return Err(error);
+                }
+            }
+        }
+        report.datagrams += 1;
+        report.records += SAMPLES_PER_DATAGRAM as u64;
+        report.attack_samples += u64::from(datagram.attack_samples);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Microseconds since the Unix epoch.
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A UDP socket on loopback connected to `target`.
+pub fn connect(target: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if target.is_ipv4() {
+        ([127, 0, 0, 1], 0).into()
+    } else {
+        (std::net::Ipv6Addr::LOCALHOST, 0).into()
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(target)?;
+    Ok(socket)
 }
 
 /// One `sendmmsg` header per buffer, for a connected socket.
@@ -226,13 +327,7 @@ impl PacedSender {
                 "speed and rate must be positive",
             ));
         }
-        let local: SocketAddr = if target.is_ipv4() {
-            ([127, 0, 0, 1], 0).into()
-        } else {
-            (std::net::Ipv6Addr::LOCALHOST, 0).into()
-        };
-        let socket = UdpSocket::bind(local)?;
-        socket.connect(target)?;
+        let socket = connect(target)?;
         let batch = ((max_rate / 1000.0) as usize).clamp(1, MAX_BATCH);
         Ok(PacedSender {
             socket,
@@ -368,7 +463,7 @@ mod tests {
             Duration::from_millis(100),
         );
         assert_eq!(plan.max_datagrams, 50);
-        let report = send(&workload, &plan).unwrap();
+        let report = send(&mut workload.clone(), &plan).unwrap();
         // The last datagram is due just before the deadline; a slow wake-up may miss it.
         assert!((1..=50).contains(&report.datagrams), "{report:?}");
         assert_eq!(report.records, report.datagrams * 30);

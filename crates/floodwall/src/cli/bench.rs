@@ -1,21 +1,25 @@
 //! `floodwall bench ingest` and its hidden helper `bench send`: argument handling, the sender
 //! child process, and printing. The measuring itself is in [`floodwall::bench`].
 
-use std::io::Read as _;
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
+use floodwall::bench::child::run_send;
 use floodwall::bench::measure::{
     decode_throughput, end_to_end, sustained_loss_free, DecodeResult, E2eResult, LOSS_FREE_PCT,
 };
+use floodwall::bench::report::si;
 use floodwall::bench::sender::{self, SendPlan, SendReport};
+use floodwall::bench::stream::{documentation_hosts, LatencySchedule, PatchedStream, Scenario};
 use floodwall::bench::synthetic::Workload;
 use floodwall::bench::Rate;
 use floodwall::sources::udp::unix_ms;
 use floodwall_wire::Protocol;
+use ipnet::Ipv4Net;
 use serde::Serialize;
 
 /// Distinct datagrams per protocol: enough variety for realistic branch and cache behaviour,
@@ -23,9 +27,6 @@ use serde::Serialize;
 const DISTINCT_DATAGRAMS: usize = 256;
 /// Longest run of any single measurement, so a typo cannot start an hour-long load.
 const MAX_SECONDS: f64 = 600.0;
-/// How long past its `--seconds` a sender child may take (start-up, building datagrams) before
-/// it is killed.
-const SENDER_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
@@ -58,20 +59,62 @@ pub struct IngestArgs {
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
-    /// Collector to send to; loopback only, this is a load generator.
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub to: SocketAddr,
+    /// Collector to send to; loopback only, this is a load generator. Repeat to send every
+    /// datagram to several (the latency stream).
+    #[arg(long, value_name = "ADDR:PORT", required = true)]
+    pub to: Vec<SocketAddr>,
     #[arg(long, value_enum)]
     pub protocol: BenchProtocol,
-    /// Datagrams per second, or `max` for unpaced.
+    /// What to send: the synthetic mix of `bench ingest`, or an sFlow stream of `bench compare`.
+    #[arg(long, value_enum, default_value_t = SendScenario::Mix)]
+    pub scenario: SendScenario,
+    /// Datagrams per second, or `max` for unpaced (not for `latency`, which keeps its own time).
     #[arg(long)]
-    pub rate: Rate,
+    pub rate: Option<Rate>,
     /// Seconds to send for.
     #[arg(long, value_parser = parse_seconds)]
     pub seconds: f64,
     /// Stop after this many datagrams (default: rate × seconds, or 5 M/s × seconds unpaced).
     #[arg(long, value_name = "N")]
     pub max_datagrams: Option<u64>,
+    /// Monitored network the `ingest` (at least a /16) or `hosts` (a /12) stream covers.
+    #[arg(long, value_name = "CIDR")]
+    pub network: Option<Ipv4Net>,
+    /// Target of the `spoofed` and `latency` floods.
+    #[arg(long, value_name = "IP")]
+    pub victim: Option<Ipv4Addr>,
+    /// `latency`: packets per second of the flood (before 1:1000 sampling).
+    #[arg(long, default_value_t = 200_000.0)]
+    pub attack_pps: f64,
+    /// `latency`: seconds of background before the flood starts.
+    #[arg(long, default_value_t = 2.0)]
+    pub attack_after: f64,
+    /// `latency`: Unix time in ms at which the flood starts (instead of `--attack-after`).
+    #[arg(long, value_name = "UNIX_MS")]
+    pub attack_at: Option<f64>,
+    /// `latency`: background samples per second over the 512 hosts of 198.51.100.0/24 and
+    /// 203.0.113.0/24.
+    #[arg(long, default_value_t = 2000.0)]
+    pub background: f64,
+    /// `latency`: seed of the background and flood addresses.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Streams `bench send` can produce.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendScenario {
+    /// The varied per-protocol mix of `bench ingest`.
+    Mix,
+    /// sFlow to random hosts of `--network` (below every limit).
+    Ingest,
+    /// sFlow sampling each host of a /12 once per round.
+    Hosts,
+    /// sFlow of a UDP flood at `--victim` from a million spoofed sources.
+    Spoofed,
+    /// Background, then a UDP flood at `--victim` after `--attack-after` seconds; prints
+    /// `{"attack_sent_unix_us":..}` the moment the flood's first datagram goes out.
+    Latency,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,28 +246,95 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
 }
 
 pub fn send(args: SendArgs) -> Result<()> {
-    if !args.to.ip().is_loopback() {
-        bail!(
-            "bench send only sends to loopback addresses, not {}",
-            args.to
-        );
+    if let Some(to) = args.to.iter().find(|to| !to.ip().is_loopback()) {
+        bail!("bench send only sends to loopback addresses, not {to}");
     }
     let [protocol] = args.protocol.protocols()[..] else {
         bail!("bench send needs one protocol, not `all`");
     };
-    let workload = Workload::generate(protocol, DISTINCT_DATAGRAMS, unix_ms());
-    let mut plan = SendPlan::new(args.to, args.rate, Duration::from_secs_f64(args.seconds));
+    if args.scenario != SendScenario::Mix && protocol != Protocol::SflowV5 {
+        bail!("the {:?} stream is sFlow only", args.scenario);
+    }
+    let victim = || {
+        args.victim
+            .with_context(|| format!("the {:?} stream needs --victim", args.scenario))
+    };
+    let duration = Duration::from_secs_f64(args.seconds);
+    if args.scenario == SendScenario::Latency {
+        let mut schedule = LatencySchedule::new(
+            args.background,
+            documentation_hosts(),
+            victim()?,
+            args.attack_pps,
+            Duration::from_secs_f64(match args.attack_at {
+                Some(at_ms) => (at_ms - sender::unix_us() as f64 / 1000.0).max(0.0) / 1000.0,
+                None => args.attack_after.max(0.0),
+            }),
+            args.seed,
+        );
+        let report = sender::send_schedule(&mut schedule, &args.to, duration, |us| {
+            println!("{{\"attack_sent_unix_us\":{us}}}");
+            let _ = std::io::stdout().flush();
+        })
+        .context("sending the latency stream")?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let [to] = args.to[..] else {
+        bail!("only the latency stream goes to several collectors");
+    };
+    let rate = args.rate.context("--rate is required")?;
+    let mut plan = SendPlan::new(to, rate, duration);
     if let Some(max) = args.max_datagrams {
         plan.max_datagrams = plan.max_datagrams.min(max);
     }
-    let report =
-        sender::send(&workload, &plan).with_context(|| format!("sending to {}", args.to))?;
+    let network = |bits: std::ops::RangeInclusive<u8>| -> Result<Ipv4Addr> {
+        let net = args
+            .network
+            .with_context(|| format!("the {:?} stream needs --network", args.scenario))?;
+        if !bits.contains(&net.prefix_len()) {
+            bail!(
+                "--network {net}: the {:?} stream needs a prefix length in {bits:?}",
+                args.scenario
+            );
+        }
+        Ok(net.network())
+    };
+    let result = match args.scenario {
+        SendScenario::Mix => {
+            let mut workload = Workload::generate(protocol, DISTINCT_DATAGRAMS, unix_ms());
+            sender::send(&mut workload, &plan)
+        }
+        SendScenario::Ingest => {
+            let net = network(8..=16)?;
+            let host_bits = 32 - u32::from(args.network.map_or(16, |n| n.prefix_len()));
+            sender::send(
+                &mut PatchedStream::new(Scenario::Ingest {
+                    network: net,
+                    host_bits,
+                }),
+                &plan,
+            )
+        }
+        SendScenario::Hosts => {
+            let net = network(12..=12)?;
+            sender::send(
+                &mut PatchedStream::new(Scenario::Hosts { network: net }),
+                &plan,
+            )
+        }
+        SendScenario::Spoofed => sender::send(
+            &mut PatchedStream::new(Scenario::Spoofed { victim: victim()? }),
+            &plan,
+        ),
+        SendScenario::Latency => unreachable!("handled above"),
+    };
+    let report = result.with_context(|| format!("sending to {to}"))?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
-/// Runs `bench send` as a child process and returns its report once it has exited; kills it
-/// (by its own PID) if it overruns its time by [`SENDER_GRACE`].
+/// Runs `bench send` as a child process and returns its report once it has exited.
 fn run_sender(
     target: SocketAddr,
     protocol: Protocol,
@@ -236,46 +346,18 @@ fn run_sender(
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .context("protocol name")?;
-    let mut child = Command::new(exe)
-        .args([
-            "bench",
-            "send",
-            "--to",
-            &target.to_string(),
-            "--protocol",
-            &protocol_name,
-        ])
-        .args([
-            "--rate",
-            &rate.to_string(),
-            "--seconds",
-            &seconds.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the sender process")?;
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds) + SENDER_GRACE;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the sender did not finish within {seconds} s + {SENDER_GRACE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut output = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_string(&mut output)?;
-    }
-    if !status.success() {
-        bail!("the sender failed ({status})");
-    }
-    let line = output.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| format!("reading the sender's report {line:?}"))
+    let args = [
+        "--to".to_string(),
+        target.to_string(),
+        "--protocol".to_string(),
+        protocol_name,
+        "--rate".to_string(),
+        rate.to_string(),
+        "--seconds".to_string(),
+        seconds.to_string(),
+    ];
+    let line = run_send(&exe, &args, seconds)?;
+    serde_json::from_str(&line).with_context(|| format!("reading the sender's report {line:?}"))
 }
 
 fn print_tables(report: &Report, args: &IngestArgs) {
@@ -358,17 +440,6 @@ fn print_tables(report: &Report, args: &IngestArgs) {
             ),
             None => println!("{name}: no rung was loss-free (< {LOSS_FREE_PCT} % lost)"),
         }
-    }
-}
-
-/// `12.3 M`, `456.7 k`: rates at a glance.
-fn si(value: f64) -> String {
-    if value >= 1e6 {
-        format!("{:.2} M", value / 1e6)
-    } else if value >= 1e3 {
-        format!("{:.1} k", value / 1e3)
-    } else {
-        format!("{value:.0}")
     }
 }
 
@@ -459,6 +530,131 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
             r.records_per_second / 1e6,
             r.peak_rss_bytes as f64 / (1 << 20) as f64
         );
+    }
+    Ok(())
+}
+
+/// Parts of `bench compare`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComparePart {
+    /// Floodwall's decode throughput per protocol (FastNetMon has no equivalent).
+    Decode,
+    /// End-to-end sFlow ingest ladder of both daemons.
+    Ingest,
+    /// Detection latency of both daemons for the same attacks.
+    Latency,
+    /// Peak RSS of both daemons with 1 M active hosts and a 1 M-source spoofed flood.
+    Rss,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// A short run for development (a few minutes): one ladder of 1-second rungs, three
+    /// latency trials per attack size, one round over the million hosts.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these parts (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<ComparePart>,
+    /// Ingest ladder in sFlow samples per second (`100k`, `2M`; `max`: as fast as the sender
+    /// goes). Default 50k,100k,200k,500k,1M,2M,max.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<Rate>>,
+    /// Seconds of sending per ingest rung (default 3).
+    #[arg(long, value_parser = parse_seconds)]
+    pub rung_seconds: Option<f64>,
+    /// Times the ingest ladder runs (default 3).
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Latency trials per attack size (default 10).
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// Attack sizes for the latency trials, as multiples of the pps threshold (default 2,10).
+    #[arg(long, value_delimiter = ',')]
+    pub magnitudes: Option<Vec<f64>>,
+    /// Write the report as Markdown to this file (scripts/bench: BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (machine, summary rows, every measurement) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory for the daemons' configurations, logs and events; kept after the run.
+    /// Default: $TMPDIR/floodwall-bench-compare.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The FastNetMon binary.
+    #[arg(long, value_name = "FILE", default_value = "/usr/sbin/fastnetmon")]
+    pub fastnetmon: PathBuf,
+    /// How the run was invoked, for the report (scripts/bench passes its own command line).
+    #[arg(long, hide = true)]
+    pub command: Option<String>,
+}
+
+/// `floodwall bench compare`.
+pub fn compare(args: CompareArgs) -> Result<()> {
+    use floodwall::bench::compare::{self, Options, Parts};
+    use floodwall::bench::daemon::Programs;
+    use floodwall::bench::report::{markdown, summary_rows, text_table, Machine};
+
+    let mut programs = Programs::installed()?;
+    programs.fastnetmon = args.fastnetmon.clone();
+    let work_dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("floodwall-bench-compare"));
+    let mut options = if args.quick {
+        Options::quick(programs, work_dir)
+    } else {
+        Options::full(programs, work_dir)
+    };
+    if !args.only.is_empty() {
+        options.parts = Parts {
+            decode: args.only.contains(&ComparePart::Decode),
+            ingest: args.only.contains(&ComparePart::Ingest),
+            latency: args.only.contains(&ComparePart::Latency),
+            rss: args.only.contains(&ComparePart::Rss),
+        };
+    }
+    if let Some(rates) = args.rates.clone() {
+        options.rates = rates;
+    }
+    options.rung_seconds = args.rung_seconds.unwrap_or(options.rung_seconds);
+    options.repeats = args.repeats.unwrap_or(options.repeats).max(1);
+    options.trials = args.trials.unwrap_or(options.trials).max(1);
+    if let Some(magnitudes) = args.magnitudes.clone() {
+        if magnitudes.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
+            bail!("--magnitudes must be positive numbers");
+        }
+        options.magnitudes = magnitudes;
+    }
+    let command = args.command.clone().unwrap_or_else(|| {
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        format!("floodwall {}", argv.join(" "))
+    });
+    let date = floodwall_detect::time::rfc3339_ms(unix_ms());
+    let machine = Machine::detect();
+    let comparison = compare::run(&options)?;
+    let rows = summary_rows(&comparison);
+    if let Some(out) = &args.out {
+        std::fs::write(out, markdown(&comparison, &machine, &command, &date))
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("bench compare: wrote {}", out.display());
+    }
+    if args.json {
+        let report = serde_json::json!({
+            "machine": machine,
+            "date": date,
+            "command": command,
+            "rows": rows,
+            "comparison": comparison,
+        });
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "Floodwall beside FastNetMon Community — {} on {} ({} cores), {date}",
+            machine.floodwall, machine.cpu, machine.cores
+        );
+        print!("{}", text_table(&rows));
     }
     Ok(())
 }

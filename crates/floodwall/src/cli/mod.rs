@@ -35,7 +35,7 @@ enum Command {
     Run(RunArgs),
     /// Decode telemetry (live from UDP, or from pcap/pcapng captures) and print the flow records.
     Flows(FlowsArgs),
-    /// Measure ingest speed.
+    /// Measure ingest, replay and detection speed, alone or beside FastNetMon.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Write the telemetry of a botnet scenario (sFlow, NetFlow v9 or IPFIX) to a capture or a
@@ -162,7 +162,11 @@ pub enum BenchCommand {
     Ingest(bench::IngestArgs),
     /// Replay speed: a synthetic capture through the pcap reader, decoder and detection engine.
     Replay(bench::ReplayBenchArgs),
-    /// (used by `bench ingest`) send synthetic telemetry to a collector at a fixed rate, for a bounded time.
+    /// The daemon beside FastNetMon Community on the same sFlow streams: ingest, detection
+    /// latency and peak memory, with Floodwall's decode speed; prints a table, writes Markdown.
+    Compare(bench::CompareArgs),
+    /// (used by `bench ingest` and `bench compare`) send synthetic telemetry to a collector at a
+    /// fixed rate, for a bounded time.
     #[command(hide = true)]
     Send(bench::SendArgs),
 }
@@ -176,6 +180,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args),
         Command::Bench(BenchCommand::Replay(args)) => bench::replay(args),
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
+        Command::Bench(BenchCommand::Compare(args)) => bench::compare(args),
         Command::Simulate(args) => simulate::run(args),
     }
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context as _, Result};
 use floodwall::config::Config;
 use floodwall::events::{log_line, write_json};
-use floodwall::sources::udp::{unix_ms, UdpSource};
+use floodwall::sources::udp::{unix_ms, CollectorStats, UdpSource};
 use floodwall_detect::time::rfc3339_ms;
-use floodwall_detect::Engine;
+use floodwall_detect::{Engine, EngineStats};
 
 use super::RunArgs;
 
@@ -90,25 +90,17 @@ pub fn run(args: RunArgs) -> Result<()> {
             events_out.flush()?;
         }
         if last_stats.elapsed() >= STATS_EVERY {
-            let collector = source.stats();
-            let totals = collector.totals();
-            let engine_stats = engine.stats();
             log(format!(
-                "{:.0} records/s; {} datagrams, {} decode errors, {} kernel drops, {} not allowed; {} hosts tracked, {} attacks active",
+                "{:.0} records/s; {} active",
                 records_since as f64 / last_stats.elapsed().as_secs_f64(),
-                totals.datagrams,
-                totals.total_errors(),
-                collector.kernel_drops(),
-                collector.not_allowed(),
-                engine_stats.hosts_tracked,
-                engine_stats.attacks_active
+                counters(&source.stats(), &engine.stats())
             ));
             records_since = 0;
             last_stats = Instant::now();
         }
     }
     log("stopping");
-    source.stop();
+    let collector = source.stop();
     while let Ok(batch) = rx.try_recv() {
         engine.ingest(&batch, &mut events);
     }
@@ -118,9 +110,27 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     events_out.flush()?;
     // Attacks still active are not declared over: the traffic did not stop, we did.
+    // The totals since start are what benchmarks and operators compare with what was sent.
+    let engine_stats = engine.stats();
     log(format!(
-        "stopped; {} attacks were active",
-        engine.stats().attacks_active
+        "stopped; {} records, {} were active",
+        engine_stats.records,
+        counters(&collector, &engine_stats)
     ));
     Ok(())
+}
+
+/// `N datagrams, N decode errors, N kernel drops, N not allowed; N hosts tracked, N attacks`:
+/// the collector's and the engine's counters, as the periodic and the final log lines show them.
+fn counters(collector: &CollectorStats, engine: &EngineStats) -> String {
+    let totals = collector.totals();
+    format!(
+        "{} datagrams, {} decode errors, {} kernel drops, {} not allowed; {} hosts tracked, {} attacks",
+        totals.datagrams,
+        totals.total_errors(),
+        collector.kernel_drops(),
+        collector.not_allowed(),
+        engine.hosts_tracked,
+        engine.attacks_active
+    )
 }

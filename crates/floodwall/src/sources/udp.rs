@@ -18,7 +18,7 @@ use floodwall_wire::{Decoder, ExporterCounters, FlowRecord, Limits};
 use ipnet::IpNet;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
-use super::recvmmsg::{enable_drop_counter, RecvBatch};
+use super::recvmmsg::{enable_drop_counter, RecvBatch, BATCH};
 
 /// Default ports; the protocol is told from each datagram, so any port takes any protocol.
 pub const DEFAULT_SFLOW_PORT: u16 = 6343;
@@ -121,6 +121,11 @@ const RECV_TIMEOUT: Duration = Duration::from_millis(100);
 const STATS_INTERVAL: Duration = Duration::from_millis(250);
 /// Records per batch handed downstream (about one recvmmsg batch of sFlow).
 pub const RECORDS_PER_BATCH: usize = 1024;
+/// Longest a partial batch is held once the socket has nothing more queued: low-rate telemetry
+/// (a small network, a quiet exporter) reaches the engine within milliseconds instead of when
+/// 1024 records have gathered or the stats interval comes round, which delayed detection by up
+/// to 250 ms. Under load the socket never drains and batches stay full.
+const MAX_HOLD: Duration = Duration::from_millis(5);
 
 impl UdpSource {
     /// Binds every address and starts one receiver thread per socket. Record batches go to
@@ -292,10 +297,15 @@ impl Listener {
         let mut records = self.fresh_buffer();
         let mut local = ListenerStats::default();
         let mut last_publish = Instant::now();
+        // When the oldest record of `records` arrived, and whether the socket's receive timeout
+        // is shortened to MAX_HOLD so a held partial batch is handed over in time.
+        let mut held_since: Option<Instant> = None;
+        let mut short_timeout = false;
         while !self.stop.load(Ordering::Relaxed) {
             match batch.recv(&self.socket) {
                 Ok(n) => {
                     let now_ms = unix_ms();
+                    let arrived = Instant::now();
                     for i in 0..n {
                         let Some((source, datagram, truncated)) = batch.datagram(i) else {
                             continue;
@@ -315,8 +325,17 @@ impl Listener {
                             .decode(exporter, now_ms, datagram, &mut records);
                     }
                     local.kernel_drops = u64::from(batch.kernel_drops);
-                    if records.len() >= RECORDS_PER_BATCH && !self.flush(&mut records) {
+                    if !records.is_empty() {
+                        held_since.get_or_insert(arrived);
+                    }
+                    let drained = n < BATCH;
+                    let stale = drained && held_since.is_some_and(|t| t.elapsed() >= MAX_HOLD);
+                    if (records.len() >= RECORDS_PER_BATCH || stale) && !self.flush(&mut records) {
                         break;
+                    }
+                    if drained && !records.is_empty() && !short_timeout {
+                        let _ = self.socket.set_read_timeout(Some(MAX_HOLD));
+                        short_timeout = true;
                     }
                 }
                 Err(e)
@@ -340,6 +359,13 @@ impl Listener {
                 }
                 self.publish(&local);
                 last_publish = Instant::now();
+            }
+            if records.is_empty() {
+                held_since = None;
+                if short_timeout {
+                    let _ = self.socket.set_read_timeout(Some(RECV_TIMEOUT));
+                    short_timeout = false;
+                }
             }
         }
         if !records.is_empty() {
@@ -386,4 +412,55 @@ pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::synthetic::Workload;
+    use floodwall_wire::Protocol;
+
+    /// Telemetry trickling in (one sFlow datagram every 2 ms, never idle long enough for the
+    /// receive timeout) reaches the consumer within milliseconds, not when 1024 records have
+    /// gathered (~200 ms here) or the stats interval (250 ms) comes round.
+    #[test]
+    fn a_trickle_is_handed_over_within_milliseconds() {
+        let (output, batches) = crossbeam_channel::bounded(64);
+        let (_recycle, recycled) = crossbeam_channel::bounded(64);
+        let source = UdpSource::start(
+            &UdpSourceConfig {
+                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+                ..Default::default()
+            },
+            output,
+            recycled,
+        )
+        .unwrap();
+        let target = source.local_addrs()[0];
+        let workload = Workload::generate(Protocol::SflowV5, 4, unix_ms());
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let started = Instant::now();
+        let mut first_batch = None;
+        for i in 0..100 {
+            sender
+                .send_to(&workload.datagrams[i % 4].bytes, target)
+                .unwrap();
+            if first_batch.is_none() && batches.try_recv().is_ok() {
+                first_batch = Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let first_batch = first_batch.or_else(|| {
+            batches
+                .recv_timeout(Duration::from_secs(1))
+                .ok()
+                .map(|_| started.elapsed())
+        });
+        source.stop();
+        let first_batch = first_batch.expect("a batch arrived");
+        assert!(
+            first_batch < Duration::from_millis(100),
+            "first batch after {first_batch:?}"
+        );
+    }
 }
