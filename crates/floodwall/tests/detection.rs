@@ -604,12 +604,11 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
     );
 }
 
-#[test]
-fn replay_without_json_prints_a_readable_table() {
-    let dir = test_dir("det-table");
-    let mut rng = Rng::new(8);
+/// A UDP flood of `pps` at 203.0.113.10 for `seconds`, sampled 1:1000, written to `path`.
+fn udp_flood_capture(path: &Path, seed: u64, seconds: f64, pps: f64) -> std::path::PathBuf {
+    let mut rng = Rng::new(seed);
     let mut agent = SflowAgent::new(Ipv4Addr::new(192, 0, 2, 1), 1000);
-    agent.traffic(&mut rng, T0_US, 5.0, 1_000_000.0, |rng| Packet {
+    agent.traffic(&mut rng, T0_US, seconds, pps, |rng| Packet {
         src: remote(rng, 100_000),
         dst: v4(203, 0, 113, 10),
         transport: TransportRepr::Udp {
@@ -619,8 +618,14 @@ fn replay_without_json_prints_a_readable_table() {
         ttl: 54,
         ip_len: 540,
     });
-    let pcap = dir.join("scenario.pcap");
-    write_pcap(&pcap, &merge(vec![agent]));
+    write_pcap(path, &merge(vec![agent]));
+    path.to_path_buf()
+}
+
+#[test]
+fn replay_without_json_prints_a_readable_table() {
+    let dir = test_dir("det-table");
+    let pcap = udp_flood_capture(&dir.join("scenario.pcap"), 8, 5.0, 1_000_000.0);
     let output = Command::new(env!("CARGO_BIN_EXE_floodwall"))
         .args(["replay", "--network", "203.0.113.0/24"])
         .arg(&pcap)
@@ -655,21 +660,8 @@ fn replay_without_json_prints_a_readable_table() {
 fn replay_on_a_terminal_shows_a_progress_bar_and_keeps_stdout_clean() {
     let script = require_tool("script");
     let dir = test_dir("det-progress");
-    let mut rng = Rng::new(9);
-    let mut agent = SflowAgent::new(Ipv4Addr::new(192, 0, 2, 1), 1000);
     // ~130,000 samples: a capture above the size from which the bar is drawn (16 MiB).
-    agent.traffic(&mut rng, T0_US, 3.0, 44_000_000.0, |rng| Packet {
-        src: remote(rng, 100_000),
-        dst: v4(203, 0, 113, 10),
-        transport: TransportRepr::Udp {
-            src_port: 1024 + rng.below(60_000) as u16,
-            dst_port: 443,
-        },
-        ttl: 54,
-        ip_len: 540,
-    });
-    let pcap = dir.join("big.pcap");
-    write_pcap(&pcap, &merge(vec![agent]));
+    let pcap = udp_flood_capture(&dir.join("big.pcap"), 9, 3.0, 44_000_000.0);
     assert!(std::fs::metadata(&pcap).unwrap().len() > 16 << 20);
     let table = dir.join("table.txt");
     // `script` runs the command on a pseudo-terminal: stderr is a terminal, stdout a file.
