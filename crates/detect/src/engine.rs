@@ -379,6 +379,9 @@ pub struct Engine {
     /// open bucket: its packets may have been the recorded top, which is recounted at the close.
     stale_prefixes: Vec<u32>,
     touched_prefixes: Vec<u32>,
+    /// Watched host directions whose open bucket already crossed a static limit at ingest:
+    /// their attacks start right after the record, not at the bucket's close.
+    early_starts: Vec<(u32, usize)>,
     /// Scratch list of targets to evaluate at a bucket close.
     scratch: Vec<u32>,
 
@@ -593,6 +596,7 @@ impl Engine {
             eval_hosts: Vec::new(),
             stale_prefixes: Vec::new(),
             touched_prefixes: Vec::new(),
+            early_starts: Vec::new(),
             scratch: Vec::new(),
             base_bucket: None,
             open: 0,
@@ -649,7 +653,71 @@ impl Engine {
                 found = [(NONE, NONE); LOOKAHEAD_RING];
             }
             self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
+            if !self.early_starts.is_empty() {
+                self.start_early(r.time_ms, events);
+            }
         }
+    }
+
+    /// Whether prefix `p` is under a carpet attack (which host attacks inside it defer to).
+    fn carpet_active(&self, p: u32) -> bool {
+        let pd = self.prefixes[p as usize].dirs[IN].detail;
+        pd != NONE
+            && self.details[pd as usize]
+                .as_ref()
+                .is_some_and(|x| x.attack.is_some())
+    }
+
+    /// Starts the attacks of `early_starts`: judged on the open bucket alone, as its close
+    /// would (static limits, `min_samples`, a carpet on the prefix suppressing), with the same
+    /// attack id; the event's `ts` is the telemetry time of the record that crossed.
+    fn start_early(&mut self, now_ms: u64, events: &mut Vec<AttackEvent>) {
+        let Some(base) = self.base_bucket else {
+            return;
+        };
+        let b = self.open;
+        let end_ms = (base + u64::from(b) + 1) * 1000;
+        let mut starts = std::mem::take(&mut self.early_starts);
+        for &(h, d) in &starts {
+            let host = &self.hosts[h as usize];
+            let (group, prefix, dir) = (host.group as usize, host.prefix as usize, host.dir(d));
+            let Some(detail) = self
+                .details
+                .get(dir.detail as usize)
+                .and_then(|x| x.as_ref())
+            else {
+                continue;
+            };
+            if detail.attack.is_some() {
+                continue;
+            }
+            let carpet_active = d == IN && self.carpet_active(prefix as u32);
+            let rates =
+                Rates::compute(&dir.ring, Some(&detail.ring), b, 1, self.config.min_samples);
+            let crossing = static_trigger(&self.groups[group].limits[d], &rates)
+                .map(|(m, v, l)| (m, v, l, "threshold"));
+            if carpet_active || !rates.confident || crossing.is_none() {
+                continue;
+            }
+            let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
+            let first = events.len();
+            self.step_target(
+                Owner::Host(h),
+                d,
+                &rates,
+                crossing,
+                false,
+                watch,
+                b,
+                end_ms,
+                events,
+            );
+            for e in &mut events[first..] {
+                e.ts = now_ms.min(e.ts);
+            }
+        }
+        starts.clear();
+        self.early_starts = starts;
     }
 
     /// The hostgroups of a record's destination and source, when monitored.
@@ -967,6 +1035,17 @@ impl Engine {
                     class_slot(&mut detail.ring, b).add(r, class, incoming);
                     detail.fingerprint.observe(r, remote);
                     host_attacked = detail.attack.is_some();
+                    // The count can only grow within the bucket: once it crosses a static
+                    // limit with enough samples, waiting for the close only adds latency.
+                    let limits = &g.limits[d];
+                    if !host_attacked
+                        && t.samples >= self.config.min_samples
+                        && (t.packets as f64 >= limits[Metric::Pps as usize]
+                            || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize])
+                        && !(incoming && self.carpet_active(prefix))
+                    {
+                        self.early_starts.push((h, d));
+                    }
                 } else if t.samples >= self.watch_min_samples
                     && (t.packets as f32 >= dir.watch_packets
                         || t.bytes as f32 >= dir.watch_bytes
@@ -1443,13 +1522,7 @@ impl Engine {
                 crossing = None;
             }
             let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
-            let carpet_active = d == IN && {
-                let pd = self.prefixes[prefix].dirs[IN].detail;
-                pd != NONE
-                    && self.details[pd as usize]
-                        .as_ref()
-                        .is_some_and(|x| x.attack.is_some())
-            };
+            let carpet_active = d == IN && self.carpet_active(prefix as u32);
             let active = self.step_target(
                 Owner::Host(h),
                 d,

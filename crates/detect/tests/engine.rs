@@ -382,8 +382,9 @@ fn traffic_between_two_monitored_hosts_counts_both_ways() {
     let events = run(config(), &records);
     let s = started(&events);
     assert_eq!(s.len(), 2);
-    assert_eq!(s[0].direction, Direction::Incoming);
-    assert_eq!(s[1].direction, Direction::Outgoing);
+    let mut directions: Vec<Direction> = s.iter().map(|e| e.direction).collect();
+    directions.sort();
+    assert_eq!(directions, [Direction::Incoming, Direction::Outgoing]);
 }
 
 /// `secs` seconds of traffic around `pps` (±10 %, deterministic), 1:100 sampled.
@@ -721,10 +722,12 @@ fn hostgroup_limits_apply_by_longest_prefix() {
     );
     let events = run(cfg, &by_time(records));
     let s = started(&events);
-    let got: Vec<(String, String)> = s
+    let mut got: Vec<(String, String)> = s
         .iter()
         .map(|e| (e.target.to_string(), e.hostgroup.clone()))
         .collect();
+    // Attacks that start early (at the crossing record) come in record order.
+    got.sort_by(|a, b| b.cmp(a));
     assert_eq!(
         got,
         [
@@ -793,7 +796,10 @@ fn events_serialize_with_the_public_field_names() {
     assert_eq!(json["direction"], "incoming");
     assert_eq!(json["vectors"][0], "syn_flood");
     assert_eq!(json["trigger"]["kind"], "threshold");
-    assert_eq!(json["ts"], "2025-10-09T08:53:21.000Z");
+    // Reported at the record that crossed the 100 kpps limit (the 100th of the bucket's 150
+    // samples), not at the bucket's close; the attack still starts with its bucket.
+    assert_eq!(json["ts"], "2025-10-09T08:53:20.660Z");
+    assert_eq!(json["started_at"], "2025-10-09T08:53:20.000Z");
 }
 
 /// A mix of attacks for the determinism property.
@@ -1371,4 +1377,51 @@ fn a_download_or_two_among_quiet_subscribers_is_not_a_carpet() {
     assert_eq!(s.len(), 1, "{events:#?}");
     assert!(s[0].carpet_bombing);
     assert_eq!(s[0].target.to_string(), "10.2.0.0/24");
+}
+
+#[test]
+fn a_flood_far_over_a_static_limit_is_reported_at_the_record_that_crossed() {
+    // 1 Mpps (10 × the 100 kpps limit) from 400 ms into a second: the open bucket crosses the
+    // limit after ~100 ms of it, and the attack is reported then, not at the bucket's close.
+    let mut rng = Rng(71);
+    let mut records = Vec::new();
+    let host = ip("192.0.2.77");
+    flood(
+        &mut records,
+        host,
+        false,
+        T0 + 400,
+        3,
+        1_000_000,
+        udp(40_000, 540, 1000),
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    assert_lifecycles(&events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert!(
+        (T0 + 400..=T0 + 520).contains(&s[0].ts),
+        "reported {} ms after the flood began",
+        s[0].ts as i64 - (T0 + 400) as i64
+    );
+    // Same id and start as a report at the close would have had; vectors from the partial bucket.
+    assert_eq!(s[0].started_at, T0);
+    assert_eq!(s[0].vectors, [Vector::UdpFlood]);
+    // ... and at 2 × the limit it crosses only after half a second of the flood.
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        host,
+        false,
+        T0 + 100,
+        3,
+        200_000,
+        udp(40_000, 540, 1000),
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert!((T0 + 550..=T0 + 700).contains(&s[0].ts), "{}", s[0].ts - T0);
 }

@@ -642,13 +642,18 @@ fn replay_without_json_prints_a_readable_table() {
         .iter()
         .find(|l| l.contains("started"))
         .unwrap_or_else(|| panic!("{stdout}"));
+    // Started at the record that crossed the limit: its rate is what the second had shown so far.
     assert!(
         started.contains("203.0.113.10/32")
             && started.contains("udp_flood")
-            && started.contains("Mpps"),
+            && started.contains("kpps"),
         "{started}"
     );
-    assert!(lines.iter().any(|l| l.contains("ended")), "{stdout}");
+    let ended = lines
+        .iter()
+        .find(|l| l.contains("ended"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(ended.contains("Mpps"), "the peak of the 1 Mpps flood: {ended}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("records") && stderr.contains("1 attacks"),
