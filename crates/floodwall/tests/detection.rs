@@ -653,7 +653,10 @@ fn replay_without_json_prints_a_readable_table() {
         .iter()
         .find(|l| l.contains("ended"))
         .unwrap_or_else(|| panic!("{stdout}"));
-    assert!(ended.contains("Mpps"), "the peak of the 1 Mpps flood: {ended}");
+    assert!(
+        ended.contains("Mpps"),
+        "the peak of the 1 Mpps flood: {ended}"
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("records") && stderr.contains("1 attacks"),
