@@ -4,6 +4,7 @@
 //! ingest benchmarks and the command-line front end. Decoding lives in `floodwall-wire`, which
 //! does no I/O.
 
+pub mod act;
 pub mod bench;
 pub mod config;
 pub mod events;
