@@ -8,3 +8,8 @@ use crate::sources::udp::unix_ms;
 pub fn log(message: impl AsRef<str>) {
     eprintln!("{} floodwall: {}", rfc3339_ms(unix_ms()), message.as_ref());
 }
+
+/// The stamp at the start of a log line, as Unix ms.
+pub fn parse_stamp(stamp: &str) -> Option<u64> {
+    floodwall_detect::time::parse_rfc3339_ms(stamp)
+}

@@ -216,6 +216,9 @@ pub enum BenchCommand {
     /// The daemon beside FastNetMon Community on the same sFlow streams: ingest, detection
     /// latency and peak memory, with Floodwall's decode speed; prints a table, writes Markdown.
     Compare(bench::CompareArgs),
+    /// Mitigation latency: attack_started to the blackhole route in a real gobgpd's RIB, with
+    /// Floodwall's built-in BGP speaker peered on loopback.
+    Mitigation(bench::MitigationArgs),
     /// (used by `bench ingest` and `bench compare`) send synthetic telemetry to a collector at a
     /// fixed rate, for a bounded time.
     #[command(hide = true)]
@@ -232,6 +235,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Replay(args)) => bench::replay(args),
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
         Command::Bench(BenchCommand::Compare(args)) => bench::compare(args),
+        Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),
     }
