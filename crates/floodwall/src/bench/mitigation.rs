@@ -28,7 +28,8 @@ const MAGNITUDE: f64 = 10.0;
 const BACKGROUND_SAMPLES_PER_S: f64 = 2_000.0;
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 const LOCAL_AS: u32 = 65001;
-const ROUTER_AS: u32 = 65000;
+/// gobgpd's AS.
+pub const ROUTER_AS: u32 = 65000;
 
 pub struct Options {
     pub floodwall: PathBuf,
@@ -64,7 +65,7 @@ pub fn run(options: &Options) -> Result<MitigationLatency> {
     let dir = options.work_dir.join("mitigation");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let router = Gobgpd::start(&dir)?;
+    let router = Gobgpd::start(&dir, LOCAL_AS)?;
     let monitor = router.monitor()?;
     let mut daemon = FloodwallDaemon::start(&options.floodwall, &dir, router.bgp_port)?;
     router.wait_established(Duration::from_secs(20))?;
@@ -181,34 +182,41 @@ pub fn markdown(result: &MitigationLatency, command: &str) -> String {
     out
 }
 
-/// gobgpd on free loopback ports, run as `nobody`, in `dir`.
-struct Gobgpd {
+/// gobgpd on free loopback ports, run as `nobody`, in `dir`: the router of the mitigation
+/// benchmark and of the daemon's BGP tests.
+pub struct Gobgpd {
     child: Child,
-    api: String,
-    bgp_port: u16,
-    version: String,
+    program: PathBuf,
+    config: PathBuf,
+    dir: PathBuf,
+    pub api: String,
+    pub bgp_port: u16,
+    pub version: String,
 }
 
 impl Gobgpd {
-    fn start(dir: &Path) -> Result<Gobgpd> {
-        let gobgpd = which("gobgpd")?;
+    /// Peers passively with 127.0.0.1 as AS `peer_as` (itself AS 65000) for IPv4/IPv6 unicast
+    /// and FlowSpec.
+    pub fn start(dir: &Path, peer_as: u32) -> Result<Gobgpd> {
+        let program = which("gobgpd")?;
         which("gobgp")?;
         let bgp_port = free_tcp_port()?;
         let api_port = free_tcp_port()?;
         let config = dir.join("gobgpd.toml");
+        let families = ["ipv4-unicast", "ipv6-unicast", "ipv4-flowspec", "ipv6-flowspec"]
+            .map(|f| format!("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"))
+            .concat();
         std::fs::write(
             &config,
             format!(
                 "[global.config]\n  as = {ROUTER_AS}\n  router-id = \"192.0.2.254\"\n  port = {bgp_port}\n  \
                  local-address-list = [\"127.0.0.1\"]\n\n[[neighbors]]\n  [neighbors.config]\n    \
-                 neighbor-address = \"127.0.0.1\"\n    peer-as = {LOCAL_AS}\n  [neighbors.transport.config]\n    \
-                 passive-mode = true\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
-                 afi-safi-name = \"ipv4-unicast\"\n  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      \
-                 afi-safi-name = \"ipv4-flowspec\"\n"
+                 neighbor-address = \"127.0.0.1\"\n    peer-as = {peer_as}\n  [neighbors.transport.config]\n    \
+                 passive-mode = true\n{families}"
             ),
         )?;
         make_readable(dir)?;
-        let version = Command::new(&gobgpd)
+        let version = Command::new(&program)
             .arg("--version")
             .output()
             .map(|o| {
@@ -217,38 +225,66 @@ impl Gobgpd {
                     .replace("gobgpd version ", "gobgpd ")
             })
             .unwrap_or_else(|_| "gobgpd".into());
-        let log = std::fs::File::create(dir.join("gobgpd.log"))?;
-        // setpriv execs gobgpd in place, so the PID we hold is gobgpd's.
-        let child = Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .arg(&gobgpd)
-            .args(["-f", config.to_str().context("path")?, "--api-hosts"])
-            .arg(format!("127.0.0.1:{api_port}"))
-            .arg("--pprof-disable")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting gobgpd")?;
+        let child = Self::spawn(&program, &config, dir, api_port)?;
         let router = Gobgpd {
             child,
+            program,
+            config,
+            dir: dir.to_path_buf(),
             api: api_port.to_string(),
             bgp_port,
             version,
         };
+        router.wait_api()?;
+        Ok(router)
+    }
+
+    fn spawn(program: &Path, config: &Path, dir: &Path, api_port: u16) -> Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("gobgpd.log"))?;
+        // setpriv execs gobgpd in place, so the PID we hold is gobgpd's.
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(program)
+            .arg("-f")
+            .arg(config)
+            .arg("--api-hosts")
+            .arg(format!("127.0.0.1:{api_port}"))
+            .arg("--pprof-disable")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting gobgpd")
+    }
+
+    fn wait_api(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while router.cli(&["global"]).is_err() {
+        while self.cli(&["global"]).is_err() {
             if Instant::now() > deadline {
                 bail!(
-                    "gobgpd did not answer on 127.0.0.1:{api_port}; see {}",
-                    dir.join("gobgpd.log").display()
+                    "gobgpd did not answer on 127.0.0.1:{}; see {}",
+                    self.api,
+                    self.dir.join("gobgpd.log").display()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(router)
+        Ok(())
     }
 
-    fn cli(&self, args: &[&str]) -> Result<String> {
+    /// Kills gobgpd (its PID) and starts it again on the same ports: a router restart.
+    pub fn restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let api_port: u16 = self.api.parse()?;
+        self.child = Self::spawn(&self.program, &self.config, &self.dir, api_port)?;
+        self.wait_api()
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
         let out = Command::new("gobgp")
             .args(["-u", "127.0.0.1", "-p", &self.api])
             .args(args)
@@ -263,22 +299,37 @@ impl Gobgpd {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn wait_established(&self, timeout: Duration) -> Result<()> {
+    /// `gobgp global rib -a FAMILY -j` as JSON (an object keyed by prefix or rule).
+    pub fn rib(&self, family: &str) -> Result<serde_json::Value> {
+        let text = self.cli(&["global", "rib", "-a", family, "-j"])?;
+        if text.trim().is_empty() {
+            return Ok(serde_json::json!({}));
+        }
+        serde_json::from_str(&text).with_context(|| format!("gobgp rib output: {text}"))
+    }
+
+    pub fn established(&self) -> bool {
+        self.cli(&["neighbor", "-j"])
+            .unwrap_or_default()
+            .contains("\"session_state\":6")
+    }
+
+    pub fn wait_established(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        loop {
-            let state = self.cli(&["neighbor", "-j"]).unwrap_or_default();
-            if state.contains("\"session_state\":6") {
-                return Ok(());
-            }
+        while !self.established() {
             if Instant::now() > deadline {
-                bail!("Floodwall's BGP session to gobgpd did not come up: {state}");
+                bail!(
+                    "the BGP session to gobgpd did not come up: {}",
+                    self.cli(&["neighbor"]).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// `gobgp monitor global rib -j`, each line stamped (Unix ms) as it arrives.
-    fn monitor(&self) -> Result<Receiver<(u64, String)>> {
+    pub fn monitor(&self) -> Result<Receiver<(u64, String)>> {
         let mut child = Command::new("gobgp")
             .args([
                 "-u",
@@ -311,7 +362,7 @@ impl Gobgpd {
 
 impl Drop for Gobgpd {
     fn drop(&mut self) {
-        // Only the gobgpd this benchmark started, by its PID; its monitor client ends with it.
+        // Only the gobgpd this process started, by its PID; its monitor client ends with it.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -337,8 +388,7 @@ impl FloodwallDaemon {
                  [mitigation]\nmin_seconds = 1\nhold_down_seconds = 1\n\n[mitigation.blackhole]\nenabled = true\n\n\
                  [mitigation.flowspec]\nenabled = true\n\n\
                  [bgp]\nlocal_as = {LOCAL_AS}\nrouter_id = \"192.0.2.253\"\n\n\
-                 [[bgp.peers]]\nname = \"gobgpd\"\naddress = \"127.0.0.1:{bgp_port}\"\nremote_as = {ROUTER_AS}\n\
-                 families = [\"ipv4-unicast\", \"ipv4-flowspec\"]\n",
+                 [[bgp.peers]]\nname = \"gobgpd\"\naddress = \"127.0.0.1:{bgp_port}\"\nremote_as = {ROUTER_AS}\n",
                 events = dir.join("events.jsonl").display(),
                 state = dir.join("state").display(),
             ),
