@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::control::{self, Request, Response};
 use super::store::Store;
 use super::{Mitigator, Notifier};
-use crate::events::log_line;
+use crate::events::{event_record, log_line};
 use crate::logging::log;
 use crate::sources::udp::unix_ms;
 
@@ -71,10 +71,7 @@ impl Actions {
                     let mut records = Vec::with_capacity(events.len());
                     for event in &events {
                         let decisions = self.planner.on_event(event, now, &mut changes);
-                        let mut record = serde_json::to_value(event)?;
-                        if !decisions.is_empty() {
-                            record["mitigations"] = serde_json::to_value(&decisions)?;
-                        }
+                        let record = event_record(event, &decisions)?;
                         log(log_line(event));
                         records.push(record);
                     }
