@@ -188,3 +188,49 @@ pub struct PeerStatus {
     pub malformed_messages: u64,
     pub last_error: Option<String>,
 }
+
+/// Feeds `data` through everything that reads a peer's bytes: the framer, in pieces whose
+/// sizes come from the data, then each decoded message into a session state machine that has
+/// just sent its OPEN. Returns how many messages the session accepted before it closed or the
+/// data ran out. For the `bgp_messages` fuzz target; panics only on a broken invariant.
+#[doc(hidden)]
+pub fn read_peer_input(data: &[u8]) -> usize {
+    use fsm::{Fsm, LocalOpen, MessageReader, Step};
+    let Some((&piece, data)) = data.split_first() else {
+        return 0;
+    };
+    let mut fsm = Fsm::open_sent(LocalOpen {
+        local_as: 65001,
+        router_id: Ipv4Addr::new(192, 0, 2, 9),
+        hold_time: 90,
+        families: Family::ALL.to_vec(),
+        graceful_restart: Some(120),
+        remote_as: 65000,
+    });
+    let mut reader = MessageReader::default();
+    let mut accepted = 0;
+    for chunk in data.chunks(usize::from(piece) + 1) {
+        reader.push(chunk);
+        loop {
+            let step = match reader.next_message() {
+                Ok(Some(message)) => fsm.on_message(message),
+                Ok(None) => break,
+                Err(error) => fsm.on_decode_error(&error),
+            };
+            match step {
+                Step::Close { .. } => {
+                    assert_eq!(fsm.state, SessionState::Idle);
+                    return accepted;
+                }
+                Step::Established | Step::Refresh(_) => assert!(fsm.negotiated.is_some()),
+                Step::Confirm => assert!(fsm
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(|n| n.hold_time.as_secs() != 1 && n.hold_time.as_secs() != 2)),
+                Step::Nothing => {}
+            }
+            accepted += 1;
+        }
+    }
+    accepted
+}
