@@ -69,10 +69,24 @@ fn main() {
         (
             "established",
             255,
-            vec![&open, &Message::Keepalive, &update, &refresh, &Message::Keepalive],
+            vec![
+                &open,
+                &Message::Keepalive,
+                &update,
+                &refresh,
+                &Message::Keepalive,
+            ],
         ),
-        ("split", 6, vec![&open, &Message::Keepalive, &update, &cease]),
-        ("byte-by-byte", 0, vec![&open, &Message::Keepalive, &refresh]),
+        (
+            "split",
+            6,
+            vec![&open, &Message::Keepalive, &update, &cease],
+        ),
+        (
+            "byte-by-byte",
+            0,
+            vec![&open, &Message::Keepalive, &refresh],
+        ),
     ];
     for (name, piece, messages) in sessions {
         let mut bytes = vec![piece];

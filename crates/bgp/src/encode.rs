@@ -333,7 +333,12 @@ fn attributes(session: SessionEncoding, route: &Route) -> (Vec<u8>, Vec<u8>) {
             .iter()
             .flat_map(|c| c.to_be_bytes())
             .collect();
-        push_attribute(&mut tail, OPTIONAL | TRANSITIVE, EXTENDED_COMMUNITIES, &value);
+        push_attribute(
+            &mut tail,
+            OPTIONAL | TRANSITIVE,
+            EXTENDED_COMMUNITIES,
+            &value,
+        );
     }
     (head, tail)
 }
@@ -482,7 +487,13 @@ mod tests {
     fn port_ranges_are_and_pairs_ored_and_tcp_flags_split_into_set_and_not_set() {
         let mut f = filter("203.0.113.7/32");
         f.protocols = vec![6];
-        f.destination_ports = vec![Range::single(80), Range { first: 1000, last: 2000 }];
+        f.destination_ports = vec![
+            Range::single(80),
+            Range {
+                first: 1000,
+                last: 2000,
+            },
+        ];
         f.tcp_flags = Some(TcpFlags {
             value: 0x02,
             mask: 0x12,
@@ -527,18 +538,23 @@ mod tests {
             .iter()
             .map(|t| (t.and_bit, t.not_bit, t.match_bit, t.value))
             .collect();
-        assert_eq!(shape, [(false, false, true, 0x02), (true, true, false, 0x10)]);
+        assert_eq!(
+            shape,
+            [(false, false, true, 0x02), (true, true, false, 0x10)]
+        );
         assert!(decoded.components.iter().any(|c| matches!(
             c,
             FlowSpecComponent::Fragment(t) if t.len() == 1 && t[0].value == 0x02 && !t[0].not_bit
         )));
         assert_eq!(
             route.extended_communities,
-            [ExtendedCommunity::from_flowspec_action(&FlowSpecAction::TrafficRateBytes {
-                asn: 0,
-                rate: 0.0
-            })
-            .as_u64()]
+            [
+                ExtendedCommunity::from_flowspec_action(&FlowSpecAction::TrafficRateBytes {
+                    asn: 0,
+                    rate: 0.0
+                })
+                .as_u64()
+            ]
         );
     }
 

@@ -72,9 +72,7 @@ impl LocalOpen {
             })
             .collect();
         capabilities.push(Capability::RouteRefresh);
-        capabilities.push(Capability::FourOctetAs {
-            asn: self.local_as,
-        });
+        capabilities.push(Capability::FourOctetAs { asn: self.local_as });
         if let Some(restart_time) = self.graceful_restart {
             capabilities.push(Capability::GracefulRestart {
                 // Only a receiving helper's state matters to us; we never wait for the

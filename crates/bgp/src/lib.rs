@@ -27,6 +27,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
+use floodwall_mitigate::Rule;
+
 pub use encode::RuleError;
 pub use speaker::Speaker;
 
@@ -223,14 +225,31 @@ pub fn read_peer_input(data: &[u8]) -> usize {
                     return accepted;
                 }
                 Step::Established | Step::Refresh(_) => assert!(fsm.negotiated.is_some()),
-                Step::Confirm => assert!(fsm
-                    .negotiated
-                    .as_ref()
-                    .is_some_and(|n| n.hold_time.as_secs() != 1 && n.hold_time.as_secs() != 2)),
+                Step::Confirm => assert!(fsm.negotiated.as_ref().is_some_and(|n| n
+                    .hold_time
+                    .as_secs()
+                    != 1
+                    && n.hold_time.as_secs() != 2)),
                 Step::Nothing => {}
             }
             accepted += 1;
         }
     }
     accepted
+}
+
+/// Whether two rules are the same route to BGP (same family and NLRI): announcing one
+/// replaces the other, withdrawing either removes both.
+pub fn same_route(a: &Rule, b: &Rule) -> bool {
+    matches!((encode::nlri(a), encode::nlri(b)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// The family a rule is announced in.
+pub fn family_of(rule: &Rule) -> Family {
+    match rule {
+        Rule::Blackhole { prefix, .. } if prefix.addr().is_ipv4() => Family::Ipv4Unicast,
+        Rule::Blackhole { .. } => Family::Ipv6Unicast,
+        Rule::Filter { filter, .. } if filter.destination.addr().is_ipv4() => Family::Ipv4FlowSpec,
+        Rule::Filter { .. } => Family::Ipv6FlowSpec,
+    }
 }

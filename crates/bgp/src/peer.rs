@@ -306,11 +306,8 @@ impl Session<'_> {
         loop {
             let now = Instant::now();
             if now >= hold_deadline {
-                let expired = NotificationMessage::new(
-                    NotificationCode::HoldTimerExpired,
-                    0,
-                    Bytes::new(),
-                );
+                let expired =
+                    NotificationMessage::new(NotificationCode::HoldTimerExpired, 0, Bytes::new());
                 self.close_with(Some(expired));
                 return Ok(failed("hold timer expired"));
             }

@@ -68,8 +68,5 @@ fn bird_receives_blackholes_and_flowspec_with_their_communities_and_drops_them_o
     bird.wait_routes("master6", &set(&[]));
     bird.wait_routes("flowtab4", &set(&[]));
     let protocols = bird.birdc("show protocols floodwall");
-    assert!(
-        protocols.contains("Administrative shutdown"),
-        "{protocols}"
-    );
+    assert!(protocols.contains("Administrative shutdown"), "{protocols}");
 }

@@ -88,14 +88,18 @@ fn gobgpd_holds_exactly_the_announced_routes_with_their_attributes_until_withdra
     for family in ["ipv4", "ipv6", "ipv4-flowspec", "ipv6-flowspec"] {
         gobgpd.wait_rib(family, &set(&[]));
     }
-    wait_until(Duration::from_secs(5), "gobgpd to see the session down", || {
-        let state = gobgpd.neighbor_state("127.0.0.1");
-        if state == "established" {
-            Err(state)
-        } else {
-            Ok(())
-        }
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "gobgpd to see the session down",
+        || {
+            let state = gobgpd.neighbor_state("127.0.0.1");
+            if state == "established" {
+                Err(state)
+            } else {
+                Ok(())
+            }
+        },
+    );
 }
 
 #[test]
@@ -238,10 +242,7 @@ fn several_peers_each_get_the_families_they_negotiated_from_their_own_source_add
     );
     let mut second = peer("unicast-only", unicast_only.address());
     second.local_address = Some("127.0.0.2".parse().unwrap());
-    let speaker = Speaker::start(
-        speaker_config(),
-        vec![peer("all", all.address()), second],
-    );
+    let speaker = Speaker::start(speaker_config(), vec![peer("all", all.address()), second]);
     assert!(
         speaker.wait_established(ESTABLISHED),
         "{:?}",
@@ -257,8 +258,10 @@ fn several_peers_each_get_the_families_they_negotiated_from_their_own_source_add
     all.wait_rib("ipv4", &unicast);
     unicast_only.wait_rib("ipv4", &unicast);
     assert_eq!(all.rib("ipv4-flowspec").len(), 1);
-    assert!(speaker.wait_for(Duration::from_secs(5), |s| s[0].routes_advertised == 2
-        && s[1].routes_advertised == 1));
+    assert!(
+        speaker.wait_for(Duration::from_secs(5), |s| s[0].routes_advertised == 2
+            && s[1].routes_advertised == 1)
+    );
     speaker.shutdown(false);
     all.wait_rib("ipv4", &set(&[]));
     unicast_only.wait_rib("ipv4", &set(&[]));

@@ -50,9 +50,7 @@ fn read_message(stream: &mut TcpStream) -> Message {
 }
 
 fn send(stream: &mut TcpStream, message: &Message) {
-    stream
-        .write_all(&encode_message(message).unwrap())
-        .unwrap();
+    stream.write_all(&encode_message(message).unwrap()).unwrap();
 }
 
 fn open(asn: u32, hold_time: u16) -> Message {

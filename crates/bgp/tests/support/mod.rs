@@ -151,7 +151,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{} (pid {}) did not exit after SIGKILL", self.name, self.pid());
+        panic!(
+            "{} (pid {}) did not exit after SIGKILL",
+            self.name,
+            self.pid()
+        );
     }
 
     /// Panics with its log if the process has exited.
@@ -354,7 +358,11 @@ impl Gobgpd {
         command
             .arg("-f")
             .arg(&path)
-            .args(["--api-hosts", &format!("127.0.0.1:{api_port}"), "--pprof-disable"])
+            .args([
+                "--api-hosts",
+                &format!("127.0.0.1:{api_port}"),
+                "--pprof-disable",
+            ])
             .current_dir(dir)
             .uid(NOBODY)
             .gid(NOBODY);
@@ -403,7 +411,15 @@ impl Gobgpd {
         let json: serde_json::Value =
             serde_json::from_str(&self.gobgp(&["neighbor", neighbor, "-j"])).expect("gobgp JSON");
         // gobgp's API enum: 1 idle … 6 established.
-        let names = ["unknown", "idle", "connect", "active", "opensent", "openconfirm", "established"];
+        let names = [
+            "unknown",
+            "idle",
+            "connect",
+            "active",
+            "opensent",
+            "openconfirm",
+            "established",
+        ];
         let state = &json["state"]["session_state"];
         match state.as_u64().and_then(|n| names.get(n as usize)) {
             Some(name) => name.to_string(),
@@ -418,8 +434,8 @@ impl Gobgpd {
         if text.trim().is_empty() || text.trim() == "null" {
             return BTreeSet::new();
         }
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("gobgp rib JSON: {e}: {text}"));
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("gobgp rib JSON: {e}: {text}"));
         let mut routes = BTreeSet::new();
         for (nlri, paths) in json.as_object().expect("a map of NLRI to paths") {
             for path in paths.as_array().expect("paths") {
@@ -607,9 +623,15 @@ impl Frr {
              no bgp default ipv4-unicast\n neighbor {n} remote-as {SPEAKER_AS}\n \
              neighbor {n} passive\n neighbor {n} ebgp-multihop 2\n"
         );
-        for family in ["ipv4 unicast", "ipv6 unicast", "ipv4 flowspec", "ipv6 flowspec"] {
-            config +=
-                &format!(" address-family {family}\n  neighbor {n} activate\n exit-address-family\n");
+        for family in [
+            "ipv4 unicast",
+            "ipv6 unicast",
+            "ipv4 flowspec",
+            "ipv6 flowspec",
+        ] {
+            config += &format!(
+                " address-family {family}\n  neighbor {n} activate\n exit-address-family\n"
+            );
         }
         let path = dir.join("bgpd.conf");
         write_file(&path, &config);
@@ -628,7 +650,16 @@ impl Frr {
             .arg(dir.join("bgpd.pid"))
             .arg("--vty_socket")
             .arg(dir)
-            .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-Z", "-n", "-P", "0"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-l",
+                "127.0.0.1",
+                "-Z",
+                "-n",
+                "-P",
+                "0",
+            ])
             .args(["-u", "frr", "-g", "frr"])
             .current_dir(dir);
         let daemon = Daemon::spawn("bgpd", command, dir.join("bgpd.log"));

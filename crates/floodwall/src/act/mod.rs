@@ -6,6 +6,8 @@
 use anyhow::Result;
 use floodwall_mitigate::{Mitigation, Rule};
 
+pub mod bgp;
+
 /// Something that puts rules into the network and takes them out again.
 pub trait Mitigator: Send {
     /// For logs and errors: `bgp`, `exabgp`, `nftables`.
