@@ -4,6 +4,8 @@
 //! thread, never on the engine's.
 
 use anyhow::Result;
+
+use crate::config::Config;
 use floodwall_mitigate::{Mitigation, Rule};
 
 pub mod bgp;
@@ -30,4 +32,20 @@ pub trait Notifier: Send {
     fn name(&self) -> &str;
     /// Must not block for long: queue and deliver on an own thread, count what is dropped.
     fn notify(&mut self, notice: &serde_json::Value);
+}
+
+pub mod control;
+pub mod runner;
+pub mod store;
+
+/// Where mitigations and notices go, as the configuration asks.
+#[derive(Default)]
+pub struct Outputs {
+    pub mitigators: Vec<Box<dyn Mitigator>>,
+    pub notifiers: Vec<Box<dyn Notifier>>,
+}
+
+/// The mitigators and notifiers the configuration asks for, connected and ready.
+pub fn build(_config: &Config) -> Result<Outputs> {
+    Ok(Outputs::default())
 }
