@@ -405,11 +405,13 @@ pub(crate) fn withdrawals(family: Family, nlris: &[&[u8]]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// What routes that can share an UPDATE have in common: everything but the NLRI.
+type SharedAttributes<'a> = (Family, Option<IpAddr>, &'a [u32], &'a [u64]);
+
 /// UPDATEs announcing `routes`: routes with equal attributes share messages.
 pub(crate) fn announcements(session: SessionEncoding, routes: &[&Route]) -> Vec<Vec<u8>> {
     // Group by everything but the NLRI.
-    let mut groups: BTreeMap<(Family, Option<IpAddr>, &[u32], &[u64]), Vec<&Route>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<SharedAttributes, Vec<&Route>> = BTreeMap::new();
     for route in routes {
         groups
             .entry((

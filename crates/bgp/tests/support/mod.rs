@@ -391,7 +391,7 @@ impl Gobgpd {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    fn cli<'a>(&self, args: &[&'a str]) -> Vec<String> {
+    fn cli(&self, args: &[&str]) -> Vec<String> {
         let mut all = vec![
             "-u".to_string(),
             "127.0.0.1".to_string(),
