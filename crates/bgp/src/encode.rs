@@ -206,10 +206,22 @@ fn flowspec_nlri(filter: &FlowFilter) -> Result<RouteKey, RuleError> {
             )));
         }
     }
-    // Components in ascending type order (RFC 8955 §4.2).
-    let mut components = vec![FlowSpecComponent::DestinationPrefix(flowspec_prefix(
-        &filter.destination,
-    ))];
+    // Components in ascending type order (RFC 8955 §4.2). A /0 destination (a filter on what
+    // a customer sends, anywhere) matches everything: left out unless it is all there is.
+    let mut components = Vec::new();
+    let anywhere = filter.destination.prefix_len() == 0;
+    let more = filter.source.is_some()
+        || !filter.protocols.is_empty()
+        || !filter.destination_ports.is_empty()
+        || !filter.source_ports.is_empty()
+        || filter.tcp_flags.is_some_and(|f| f.mask != 0)
+        || filter.packet_length.is_some()
+        || filter.fragments;
+    if !anywhere || !more {
+        components.push(FlowSpecComponent::DestinationPrefix(flowspec_prefix(
+            &filter.destination,
+        )));
+    }
     if let Some(source) = &filter.source {
         components.push(FlowSpecComponent::SourcePrefix(flowspec_prefix(source)));
     }
@@ -589,6 +601,34 @@ mod tests {
         }
         assert_eq!(nlri(&a).unwrap(), nlri(&b).unwrap());
         assert_ne!(route(&a).unwrap(), route(&b).unwrap());
+    }
+
+    #[test]
+    fn a_filter_on_what_a_customer_sends_anywhere_has_no_destination_component() {
+        let mut f = filter("0.0.0.0/0");
+        f.source = Some("198.51.100.50/32".parse().unwrap());
+        let rule = Rule::Filter {
+            filter: f,
+            action: FlowAction::Discard,
+            communities: vec![],
+        };
+        let decoded = decode_rule(&route(&rule).unwrap(), Afi::Ipv4);
+        assert_eq!(decoded.components.len(), 1);
+        assert!(matches!(
+            decoded.components[0],
+            FlowSpecComponent::SourcePrefix(_)
+        ));
+        // Nothing else to match on: the /0 stays, a rule needs a component.
+        let everything = Rule::Filter {
+            filter: filter("::/0"),
+            action: FlowAction::Discard,
+            communities: vec![],
+        };
+        let decoded = decode_rule(&route(&everything).unwrap(), Afi::Ipv6);
+        assert!(matches!(
+            decoded.components[..],
+            [FlowSpecComponent::DestinationPrefix(_)]
+        ));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! - The Adj-RIB-Out is one shared table keyed by (family, NLRI bytes). `announce`/`withdraw`
 //!   change it under a short lock and poke the peer threads; they never block on the network.
 //! - Each session remembers what it has sent. Syncing is a diff of the table against that
-//!   memory, so a burst of changes collapses into a few UPDATEs, a reconnect is the same code
-//!   path as a change (everything is "new"), and a rule changed under the same NLRI replaces it.
+//!   memory, 10 ms after the first change, so a burst of changes collapses into a few packed
+//!   UPDATEs, a reconnect is the same code path as a change (everything is "new"), and a rule
+//!   changed under the same NLRI replaces it.
 //! - The FSM (`fsm.rs`) is pure: bytes and messages in, actions out, so the fuzz target drives
 //!   exactly the code that reads peer input. Encoding of UPDATEs is ours (`encode.rs`); OPEN,
 //!   NOTIFICATION, message framing/decoding and FlowSpec NLRI are `rustbgpd-wire`'s.

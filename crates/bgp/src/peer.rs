@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +22,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// RFC 4271 §8: the large hold time while waiting for the peer's OPEN.
 const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+/// Table changes are sent this long after the first of them, so that a burst (an attack
+/// wave, a withdrawal of everything) goes out in a few packed UPDATEs rather than one each.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// A session that stayed up this long resets the reconnect backoff to its minimum.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
 /// After our last message (NOTIFICATION or GR close) we half-close and give the peer this
@@ -301,8 +304,8 @@ impl Session<'_> {
         self.thread.update(|s| s.state = SessionState::OpenSent);
         let mut hold_deadline = Instant::now() + OPEN_HOLD_TIME;
         let mut keepalive_at: Option<Instant> = None;
-        // Set by table changes; synced once the queue is drained, so bursts coalesce.
-        let mut dirty = false;
+        // When the first table change since the last sync arrived.
+        let mut dirty_since: Option<Instant> = None;
         loop {
             let now = Instant::now();
             if now >= hold_deadline {
@@ -317,15 +320,20 @@ impl Session<'_> {
                 keepalive_at = interval.map(|i| (at + i).max(now));
             }
             let established = self.fsm.state == SessionState::Established;
-            let event = if dirty && established {
-                match self.thread.events.try_recv() {
+            let event = if let (Some(since), true) = (dirty_since, established) {
+                let flush_at = since + BATCH_WINDOW;
+                match self
+                    .thread
+                    .events
+                    .recv_timeout(flush_at.saturating_duration_since(now))
+                {
                     Ok(event) => event,
-                    Err(TryRecvError::Empty) => {
+                    Err(RecvTimeoutError::Timeout) => {
                         self.sync()?;
-                        dirty = false;
+                        dirty_since = None;
                         continue;
                     }
-                    Err(TryRecvError::Disconnected) => Event::Shutdown { keep: true },
+                    Err(RecvTimeoutError::Disconnected) => Event::Shutdown { keep: true },
                 }
             } else {
                 let wake = keepalive_at.map_or(hold_deadline, |k| k.min(hold_deadline));
@@ -341,7 +349,7 @@ impl Session<'_> {
             };
             let step = match event {
                 Event::TableChanged => {
-                    dirty = true;
+                    dirty_since.get_or_insert_with(Instant::now);
                     continue;
                 }
                 Event::Shutdown { keep } => {
@@ -394,7 +402,7 @@ impl Session<'_> {
                         s.last_error = None;
                     });
                     self.sync()?;
-                    dirty = false;
+                    dirty_since = None;
                     let families = self.negotiated().map(|n| n.families.clone());
                     let end_of_rib: Vec<u8> = families
                         .unwrap_or_default()
@@ -405,7 +413,7 @@ impl Session<'_> {
                 }
                 Step::Refresh(family) => {
                     self.sent.retain(|(f, _), _| *f != family);
-                    dirty = true;
+                    dirty_since.get_or_insert_with(Instant::now);
                 }
                 Step::Close {
                     notification,

@@ -269,6 +269,19 @@ pub fn syn_fragments(destination: &str) -> Rule {
     }
 }
 
+/// What a customer's `source` sends anywhere, udp dport 53 → discard (outgoing attack).
+pub fn outgoing_dns_discard(source: &str) -> Rule {
+    let mut filter = FlowFilter::to("0.0.0.0/0".parse().unwrap());
+    filter.source = Some(source.parse().unwrap());
+    filter.protocols = vec![17];
+    filter.destination_ports = vec![Range::single(53)];
+    Rule::Filter {
+        filter,
+        action: FlowAction::Discard,
+        communities: vec![],
+    }
+}
+
 /// IPv6: dst /128 next-header udp → discard.
 pub fn udp6_discard(destination: &str) -> Rule {
     let mut filter = FlowFilter::to(destination.parse().unwrap());
