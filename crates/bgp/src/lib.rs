@@ -180,7 +180,8 @@ pub struct PeerStatus {
     pub established_since: Option<SystemTime>,
     /// Families both sides offered, valid while Established.
     pub families: Vec<Family>,
-    /// UPDATE messages sent over the speaker's lifetime (all sessions).
+    /// UPDATE messages with routes or withdrawals sent over the speaker's lifetime (all
+    /// sessions; End-of-RIB markers not counted).
     pub updates_sent: u64,
     /// Routes the peer holds from us now (our Adj-RIB-Out as sent on this session).
     pub routes_advertised: usize,

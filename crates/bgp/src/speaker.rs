@@ -166,3 +166,15 @@ impl Speaker {
         }
     }
 }
+
+impl Drop for Speaker {
+    /// Without `shutdown`: the sessions close as in a crash, routes not withdrawn (peer
+    /// threads hold their own channel senders, so they must be told).
+    fn drop(&mut self) {
+        for peer in &self.peers {
+            if peer.thread.is_some() {
+                let _ = peer.events.send(Event::Shutdown { keep: true });
+            }
+        }
+    }
+}

@@ -32,7 +32,7 @@ fn gobgpd_holds_exactly_the_announced_routes_with_their_attributes_until_withdra
     for rule in &rules {
         speaker.announce(rule).unwrap();
     }
-    let discard = r#"[{"as":0,"rate":0,"subtype":6,"type":128}]"#;
+    let discard = "as=0,rate=0,subtype=6,type=128";
     gobgpd.wait_rib(
         "ipv4",
         &set(&["198.51.100.7/32 nh 192.0.2.1 comm 65001:42,65535:666"]),
@@ -46,7 +46,7 @@ fn gobgpd_holds_exactly_the_announced_routes_with_their_attributes_until_withdra
          [packet-length: >=400&<=65535] ext {discard}"
     );
     let dns = "[destination: 198.51.100.9/32][protocol: ==udp][source-port: ==53] \
-               comm 65001:7 ext [{\"as\":0,\"rate\":125000,\"subtype\":6,\"type\":128}]";
+               comm 65001:7 ext as=0,rate=125000,subtype=6,type=128";
     let syn = format!(
         "[destination: 198.51.100.10/32][protocol: ==tcp][destination-port: ==80 >=1000&<=2000]\
          [tcp-flags: =S&!A][fragment: is-fragment] ext {discard}"

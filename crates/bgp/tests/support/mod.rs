@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use floodwall_bgp::{Family, PeerConfig, SpeakerConfig};
@@ -67,9 +68,21 @@ pub fn require_tool(tool: &str) -> PathBuf {
     panic!("{tool} is not installed: run scripts/test, which installs gobgpd, bird2 and frr");
 }
 
-/// A loopback port nobody listens on right now (the daemon binds it a moment later).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// A loopback address of its own for each daemon (127.b.c.n, b and c from the process id,
+/// n counting up), which our sessions still reach from 127.0.0.1. A port alone is not enough:
+/// a test that kills its daemon frees the port while its speaker keeps reconnecting, and a
+/// daemon of another test that drew the same port would get that speaker's routes.
+pub fn loopback() -> Ipv4Addr {
+    static NEXT: AtomicU8 = AtomicU8::new(1);
+    let pid = std::process::id();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    assert!(n < 255, "too many daemons in one test process");
+    Ipv4Addr::new(127, 1 + (pid % 250) as u8, 1 + (pid / 250 % 250) as u8, n)
+}
+
+/// A port nobody listens on at `ip` right now (the daemon binds it a moment later).
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .expect("finding a free port")
         .port()
@@ -302,6 +315,7 @@ pub fn set(items: &[&str]) -> BTreeSet<String> {
 
 pub struct Gobgpd {
     pub dir: PathBuf,
+    pub ip: Ipv4Addr,
     pub port: u16,
     api_port: u16,
     config: String,
@@ -326,11 +340,12 @@ impl Default for GobgpOptions {
 
 impl Gobgpd {
     pub fn start(dir: &Path, options: GobgpOptions) -> Gobgpd {
-        let port = free_port();
-        let api_port = free_port();
+        let ip = loopback();
+        let port = free_port(ip);
+        let api_port = free_port(ip);
         let mut config = format!(
             "[global.config]\n  as = {DAEMON_AS}\n  router-id = \"192.0.2.254\"\n  port = {port}\n  \
-             local-address-list = [\"127.0.0.1\"]\n"
+             local-address-list = [\"{ip}\"]\n"
         );
         for (address, families) in &options.neighbors {
             config += &format!(
@@ -352,9 +367,10 @@ impl Gobgpd {
                 }
             }
         }
-        let daemon = Self::spawn(dir, &config, api_port);
+        let daemon = Self::spawn(dir, &config, ip, api_port);
         let gobgpd = Gobgpd {
             dir: dir.to_path_buf(),
+            ip,
             port,
             api_port,
             config,
@@ -364,7 +380,7 @@ impl Gobgpd {
         gobgpd
     }
 
-    fn spawn(dir: &Path, config: &str, api_port: u16) -> Daemon {
+    fn spawn(dir: &Path, config: &str, ip: Ipv4Addr, api_port: u16) -> Daemon {
         let path = dir.join("gobgpd.toml");
         write_file(&path, config);
         let mut command = Command::new(require_tool("gobgpd"));
@@ -373,7 +389,7 @@ impl Gobgpd {
             .arg(&path)
             .args([
                 "--api-hosts",
-                &format!("127.0.0.1:{api_port}"),
+                &format!("{ip}:{api_port}"),
                 "--pprof-disable",
             ])
             .current_dir(dir)
@@ -396,18 +412,18 @@ impl Gobgpd {
     /// Kills gobgpd by PID and starts it again with the same configuration and ports.
     pub fn restart(&mut self) {
         self.daemon.kill();
-        self.daemon = Self::spawn(&self.dir, &self.config, self.api_port);
+        self.daemon = Self::spawn(&self.dir, &self.config, self.ip, self.api_port);
         self.wait_ready();
     }
 
     pub fn address(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from((self.ip, self.port))
     }
 
     fn cli(&self, args: &[&str]) -> Vec<String> {
         let mut all = vec![
             "-u".to_string(),
-            "127.0.0.1".to_string(),
+            self.ip.to_string(),
             "-p".to_string(),
             self.api_port.to_string(),
         ];
@@ -441,7 +457,7 @@ impl Gobgpd {
     }
 
     /// The global RIB of `family` as one line per route:
-    /// `<nlri> nh <next hop> comm <a:b,...> ext <extended communities JSON> [stale]`.
+    /// `<nlri> nh <next hop> comm <a:b,...> ext <key=value,...;...> [stale]`.
     pub fn rib(&self, family: &str) -> BTreeSet<String> {
         let text = self.gobgp(&["global", "rib", "-a", family, "-j"]);
         if text.trim().is_empty() || text.trim() == "null" {
@@ -468,7 +484,7 @@ impl Gobgpd {
                                 .collect();
                             communities = Some(list.join(","));
                         }
-                        Some(16) => extended = Some(attribute["value"].to_string()),
+                        Some(16) => extended = Some(extended_communities(&attribute["value"])),
                         _ => {}
                     }
                 }
@@ -504,10 +520,28 @@ impl Gobgpd {
     }
 }
 
+/// gobgp's extended communities as `key=value,…` with sorted keys, `;` between communities
+/// (serde_json's key order depends on features other crates turn on).
+fn extended_communities(value: &serde_json::Value) -> String {
+    let mut all = Vec::new();
+    for community in value.as_array().expect("a list of extended communities") {
+        let mut pairs: Vec<String> = community
+            .as_object()
+            .expect("an extended community object")
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        pairs.sort();
+        all.push(pairs.join(","));
+    }
+    all.join(";")
+}
+
 // ---------------------------------------------------------------------------------------
 // BIRD 2
 
 pub struct Bird {
+    pub ip: Ipv4Addr,
     pub port: u16,
     socket: PathBuf,
     pub daemon: Daemon,
@@ -515,13 +549,14 @@ pub struct Bird {
 
 impl Bird {
     pub fn start(dir: &Path) -> Bird {
-        let port = free_port();
+        let ip = loopback();
+        let port = free_port(ip);
         let config = format!(
             "router id 192.0.2.253;\n\
              flow4 table flowtab4;\n\
              flow6 table flowtab6;\n\
              protocol bgp floodwall {{\n  \
-               local 127.0.0.1 port {port} as {DAEMON_AS};\n  \
+               local {ip} port {port} as {DAEMON_AS};\n  \
                neighbor 127.0.0.1 as {SPEAKER_AS};\n  \
                passive on;\n  strict bind on;\n  multihop;\n  \
                ipv4 {{ import all; export none; }};\n  \
@@ -545,6 +580,7 @@ impl Bird {
             .gid(NOBODY);
         let daemon = Daemon::spawn("bird", command, dir.join("bird.log"));
         let bird = Bird {
+            ip,
             port,
             socket,
             daemon,
@@ -566,7 +602,7 @@ impl Bird {
     }
 
     pub fn address(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from((self.ip, self.port))
     }
 
     pub fn birdc(&self, command: &str) -> String {
@@ -622,6 +658,7 @@ impl Bird {
 // FRR bgpd
 
 pub struct Frr {
+    pub ip: Ipv4Addr,
     pub port: u16,
     dir: PathBuf,
     pub daemon: Daemon,
@@ -629,7 +666,8 @@ pub struct Frr {
 
 impl Frr {
     pub fn start(dir: &Path) -> Frr {
-        let port = free_port();
+        let ip = loopback();
+        let port = free_port(ip);
         let n = "127.0.0.1";
         let mut config = format!(
             "router bgp {DAEMON_AS}\n bgp router-id 192.0.2.252\n no bgp ebgp-requires-policy\n \
@@ -667,7 +705,7 @@ impl Frr {
                 "-p",
                 &port.to_string(),
                 "-l",
-                "127.0.0.1",
+                &ip.to_string(),
                 "-Z",
                 "-n",
                 "-P",
@@ -677,6 +715,7 @@ impl Frr {
             .current_dir(dir);
         let daemon = Daemon::spawn("bgpd", command, dir.join("bgpd.log"));
         let frr = Frr {
+            ip,
             port,
             dir: dir.to_path_buf(),
             daemon,
@@ -694,7 +733,7 @@ impl Frr {
     }
 
     pub fn address(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from((self.ip, self.port))
     }
 
     fn vtysh_args(&self, command: &str) -> Vec<String> {
