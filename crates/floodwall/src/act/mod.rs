@@ -8,6 +8,8 @@ use anyhow::Result;
 use crate::config::Config;
 use floodwall_mitigate::{Mitigation, Rule};
 
+pub mod bgp;
+
 /// Something that puts rules into the network and takes them out again.
 pub trait Mitigator: Send {
     /// For logs and errors: `bgp`, `exabgp`, `nftables`.
