@@ -23,6 +23,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub mitigation: MitigationConfig,
     pub state: StateConfig,
+    /// `[bgp]` and `[[bgp.peers]]`: the built-in BGP speaker. Absent: no BGP.
+    pub bgp: Option<crate::act::bgp::BgpConfig>,
 }
 
 /// `[state]`: where the daemon keeps what must survive a restart (active mitigations) and its
@@ -112,6 +114,9 @@ impl Config {
             .mitigation
             .validate()
             .map_err(|message| anyhow!("{origin}: {message}"))?;
+        if let Some(bgp) = &config.bgp {
+            bgp.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+        }
         Ok(config)
     }
 

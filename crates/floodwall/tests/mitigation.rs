@@ -47,7 +47,7 @@ impl Daemon {
                 "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
                  [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
                  [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = false\n\n\
-                 [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = 6\n{extra}\n\n\
+                 [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = 15\n{extra}\n\n\
                  [mitigation.blackhole]\nenabled = true\ncommunities = [\"65535:666\", \"65001:666\"]\n\n\
                  [mitigation.flowspec]\nenabled = true\n\n\
                  [bgp]\nlocal_as = {LOCAL_AS}\nrouter_id = \"192.0.2.253\"\n\n\

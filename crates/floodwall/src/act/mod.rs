@@ -45,7 +45,12 @@ pub struct Outputs {
     pub notifiers: Vec<Box<dyn Notifier>>,
 }
 
-/// The mitigators and notifiers the configuration asks for, connected and ready.
-pub fn build(_config: &Config) -> Result<Outputs> {
-    Ok(Outputs::default())
+/// The mitigators and notifiers the configuration asks for, started (a BGP session comes up
+/// in the background; routes wait for it).
+pub fn build(config: &Config) -> Result<Outputs> {
+    let mut outputs = Outputs::default();
+    if let Some(bgp_config) = &config.bgp {
+        outputs.mitigators.push(Box::new(bgp::BgpMitigator::start(bgp_config)?));
+    }
+    Ok(outputs)
 }
