@@ -29,3 +29,8 @@ pub trait Notifier: Send {
     /// Must not block for long: queue and deliver on an own thread, count what is dropped.
     fn notify(&mut self, notice: &serde_json::Value);
 }
+
+pub mod exabgp;
+pub mod nftables;
+pub mod script;
+pub mod webhook;
