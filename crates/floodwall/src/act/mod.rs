@@ -32,5 +32,6 @@ pub trait Notifier: Send {
 
 pub mod exabgp;
 pub mod nftables;
+pub mod notice;
 pub mod script;
 pub mod webhook;
