@@ -82,7 +82,7 @@ fn hosts_case() {
             sampling_rate: 1000,
             ..FlowRecord::default()
         };
-        (r.src, r.dst) = if k % 2 == 0 {
+        (r.src, r.dst) = if k.is_multiple_of(2) {
             (remote(i), host)
         } else {
             (host, remote(i))

@@ -1142,7 +1142,7 @@ impl Engine {
             None => {
                 // Fault in the slab's next 2 MiB at once, before it is written entry by entry.
                 const POPULATE_HOSTS: usize = (2 << 20) / std::mem::size_of::<Host>();
-                if self.hosts.len() % POPULATE_HOSTS == 0 {
+                if self.hosts.len().is_multiple_of(POPULATE_HOSTS) {
                     self.hosts.reserve(POPULATE_HOSTS);
                     let spare = self.hosts.spare_capacity_mut();
                     let n = spare.len().min(POPULATE_HOSTS);

@@ -289,7 +289,7 @@ impl FingerprintBuilder {
         // record's expected contribution is its weight.
         let exact = s.records <= FULL_DETAIL_RECORDS
             || w.saturating_mul(s.records) >= s.packets.saturating_mul(TOPK_STRIDE);
-        if exact || mix64(s.records) % TOPK_STRIDE == 0 {
+        if exact || mix64(s.records).is_multiple_of(TOPK_STRIDE) {
             let w = if exact {
                 w
             } else {

@@ -2,10 +2,20 @@
 //! network should hold now — with the operator's guard rails applied. Pure and deterministic
 //! (time is passed in); the actions that talk to routers, nftables and webhooks live in the
 //! `floodwall` binary and in `floodwall-bgp`.
+//!
+//! - [`rule`]: what a rule asks of the network (blackhole route, traffic filter).
+//! - [`derive`]: a filter from an attack's fingerprint, and how much of the attack it covers.
+//! - [`plan`]: the [`Planner`] — guard rails, lifecycle, restart snapshot.
 
-pub mod rule;
-
-pub use rule::{Community, FlowAction, FlowFilter, Range, Rule, TcpFlags};
+pub mod config;
+pub mod derive;
 pub mod mitigation;
+pub mod plan;
+pub mod rule;
+#[cfg(test)]
+mod testing;
 
+pub use config::MitigationConfig;
 pub use mitigation::Mitigation;
+pub use plan::{Change, Decision, Held, Planner, Snapshot};
+pub use rule::{Community, FlowAction, FlowFilter, Range, Rule, TcpFlags};

@@ -101,7 +101,8 @@ pub struct TcpFlags {
 /// conditions must hold (the semantics of a FlowSpec NLRI).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FlowFilter {
-    /// The attacked host or prefix (always present: a filter never reaches beyond the target).
+    /// The attacked host or prefix; for an outgoing attack 0.0.0.0/0 or ::/0, with `source`
+    /// the customer's device.
     pub destination: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<IpNet>,
@@ -212,11 +213,15 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// The address or prefix the rule protects.
+    /// The address or prefix the rule is about: the destination it protects, or for a filter
+    /// on what a customer sends (any destination, one source) that source.
     pub fn target(&self) -> IpNet {
         match self {
             Rule::Blackhole { prefix, .. } => *prefix,
-            Rule::Filter { filter, .. } => filter.destination,
+            Rule::Filter { filter, .. } => match filter.source {
+                Some(source) if filter.destination.prefix_len() == 0 => source,
+                _ => filter.destination,
+            },
         }
     }
 

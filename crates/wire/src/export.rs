@@ -307,7 +307,7 @@ impl MessageWriter {
 
     /// Pads the set to 4 bytes (as v9 requires and IPFIX allows) and writes its length.
     fn end_set(&mut self, start: usize) {
-        while (self.buf.len() - start) % 4 != 0 {
+        while !(self.buf.len() - start).is_multiple_of(4) {
             self.buf.push(0);
         }
         let len = u16::try_from(self.buf.len() - start).unwrap_or(u16::MAX);

@@ -370,7 +370,7 @@ fn remember_sender(comparison: &mut Comparison, exe: &std::path::Path, args: &[S
 /// The two tools in the order they take their turn `i`: alternating, so neither always runs
 /// right after the other's noise.
 fn order(i: usize) -> [Tool; 2] {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         [Tool::Floodwall, Tool::Fastnetmon]
     } else {
         [Tool::Fastnetmon, Tool::Floodwall]
@@ -713,7 +713,7 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 /// Victims in turn: 203.0.113.10, 198.51.100.10, 203.0.113.11, ...
 fn victim(n: u64) -> Ipv4Addr {
     let host = 10 + (n / 2) as u8;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Ipv4Addr::new(203, 0, 113, host)
     } else {
         Ipv4Addr::new(198, 51, 100, host)

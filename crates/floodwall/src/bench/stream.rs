@@ -173,7 +173,7 @@ impl Scenario {
 /// web server (ACK), the rest UDP from a DNS server, to a client port.
 fn ordinary_transport(r: u64) -> TransportRepr {
     let client_port = 1024 + ((r >> 40) % 60_000) as u16;
-    if (r >> 32) % 4 != 0 {
+    if !(r >> 32).is_multiple_of(4) {
         TransportRepr::Tcp {
             src_port: 443,
             dst_port: client_port,

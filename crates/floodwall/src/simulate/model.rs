@@ -802,7 +802,7 @@ impl Plan {
             return Err(anyhow!("--sampling must be at least 1"));
         }
         let start_ms = options.start_ms.unwrap_or(scenario.start_unix_s * 1000);
-        if start_ms % 1000 != 0 {
+        if !start_ms.is_multiple_of(1000) {
             return Err(anyhow!("the start time must be a whole second"));
         }
         let networks = v4_networks(&scenario);

@@ -88,7 +88,7 @@ impl Encoder {
             Encoder::Sflow(e) => e.flush(sink),
             Encoder::Template(e) => {
                 // Flows are exported at each second's end (the active timeout of a 1-s cache).
-                if (now_us / 1000) % 1000 == 0 {
+                if (now_us / 1000).is_multiple_of(1000) {
                     e.export(now_us / 1000, sink)
                 } else {
                     Ok(())

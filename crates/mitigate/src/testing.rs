@@ -1,0 +1,50 @@
+//! Attack events for the unit tests.
+
+use floodwall_detect::event::{Direction, EventKind, Trigger};
+use floodwall_detect::fingerprint::{Fingerprint, ProtocolMix, Share};
+use floodwall_detect::AttackEvent;
+
+pub fn event(kind: EventKind, id: &str, target: &str, fingerprint: Fingerprint) -> AttackEvent {
+    let target: ipnet::IpNet = target.parse().expect("test target");
+    AttackEvent {
+        event: kind,
+        attack_id: id.into(),
+        ts: 0,
+        direction: Direction::Incoming,
+        target,
+        carpet_bombing: target.prefix_len() < target.max_prefix_len(),
+        hostgroup: "default".into(),
+        vectors: vec![],
+        bps: 0,
+        pps: 0,
+        peak_bps: 0,
+        peak_pps: 0,
+        sources: 0,
+        started_at: 0,
+        ended_at: None,
+        trigger: Trigger {
+            kind: "threshold",
+            metric: "pps",
+            value: 0.0,
+            limit: 0.0,
+        },
+        fingerprint,
+    }
+}
+
+/// An NTP reflection flood's fingerprint: UDP from port 123.
+pub fn ntp_flood() -> Fingerprint {
+    Fingerprint {
+        packets: 100_000,
+        protocols: ProtocolMix {
+            udp: 1.0,
+            ..Default::default()
+        },
+        top_source_ports: vec![Share {
+            value: 123,
+            share: 1.0,
+            packets: 100_000,
+        }],
+        ..Default::default()
+    }
+}
