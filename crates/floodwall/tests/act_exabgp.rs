@@ -259,6 +259,19 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
         },
     );
 
+    // An outgoing attack's filter: any destination, one customer source.
+    let mut outgoing = FlowFilter::to("0.0.0.0/0".parse().unwrap());
+    outgoing.source = Some("198.51.100.9/32".parse().unwrap());
+    outgoing.protocols = vec![6];
+    let outgoing = mitigation(
+        "a5-flowspec",
+        Rule::Filter {
+            filter: outgoing,
+            action: FlowAction::Discard,
+            communities: vec![],
+        },
+    );
+
     // ExaBGP's cli process opens the pipe a moment after start: until then nobody reads it and
     // the announce fails at once (it never blocks).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -270,10 +283,10 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
         assert!(e.to_string().contains("nobody reads"), "{e:#}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    for m in [&ntp, &dns, &v6] {
+    for m in [&ntp, &dns, &v6, &outgoing] {
         exa.announce(m).unwrap();
     }
-    let ribs = peers.wait_for(&[("ipv4", 1), ("ipv4-flowspec", 2), ("ipv6-flowspec", 1)]);
+    let ribs = peers.wait_for(&[("ipv4", 1), ("ipv4-flowspec", 3), ("ipv6-flowspec", 1)]);
     let route = &ribs[0]["203.0.113.10/32"][0];
     let attrs = route["attrs"].as_array().unwrap();
     let communities: Vec<u64> = attrs
@@ -301,6 +314,10 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
         "{flows}"
     );
     assert!(flows.contains("[destination: 203.0.113.21/32]"), "{flows}");
+    assert!(
+        flows.contains("[source: 198.51.100.9/32][protocol: ==tcp]"),
+        "{flows}"
+    );
     let dns_route = ribs[1]
         .iter()
         .find(|(k, _)| k.contains("203.0.113.21"))
@@ -320,7 +337,7 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
 
     exa.withdraw(&rtbh).unwrap();
     exa.withdraw(&ntp).unwrap();
-    peers.wait_for(&[("ipv4", 0), ("ipv4-flowspec", 1), ("ipv6-flowspec", 1)]);
+    peers.wait_for(&[("ipv4", 0), ("ipv4-flowspec", 2), ("ipv6-flowspec", 1)]);
     // Withdrawing twice is harmless; shutdown withdraws what is left.
     exa.withdraw(&ntp).unwrap();
     exa.shutdown(false).unwrap();

@@ -242,11 +242,29 @@ fn nftables_drops_matching_traffic_in_a_namespace_and_lets_it_pass_after_withdra
         },
     );
     let v6_hole = blackhole("a4-blackhole", "2001:db8:1::/48");
-    for m in [&ntp_filter, &hole, &v6_filter, &v6_hole] {
+    // An outgoing attack's filter: any destination, one customer source.
+    let mut outgoing = FlowFilter::to("0.0.0.0/0".parse().unwrap());
+    outgoing.source = Some("198.18.200.9/32".parse().unwrap());
+    outgoing.protocols = vec![6];
+    let outgoing = mitigation(
+        "a5-flowspec",
+        Rule::Filter {
+            filter: outgoing,
+            action: FlowAction::Discard,
+            communities: vec![],
+        },
+    );
+    for m in [&ntp_filter, &hole, &v6_filter, &v6_hole, &outgoing] {
         assert!(nft.accepts(&m.rule));
         nft.announce(m).unwrap();
     }
-    let all = ids(&["a1-flowspec", "a2-blackhole", "a3-flowspec", "a4-blackhole"]);
+    let all = ids(&[
+        "a1-flowspec",
+        "a2-blackhole",
+        "a3-flowspec",
+        "a4-blackhole",
+        "a5-flowspec",
+    ]);
     assert_eq!(nft.installed_ids().unwrap(), all);
     // Idempotent: announcing again changes nothing.
     let before = link.ns.nft(&["list", "table", "inet", "floodwall"]);
@@ -280,6 +298,7 @@ fn nftables_drops_matching_traffic_in_a_namespace_and_lets_it_pass_after_withdra
     nft.announce(&hole).unwrap();
     nft.withdraw(&v6_filter).unwrap();
     nft.withdraw(&v6_hole).unwrap();
+    nft.withdraw(&outgoing).unwrap();
     assert_eq!(
         nft.installed_ids().unwrap(),
         ids(&["a1-flowspec", "a2-blackhole"])

@@ -272,9 +272,13 @@ fn protocol_name(protocol: u8) -> String {
 /// The `match { … }` part of a FlowSpec command.
 fn flow_match(filter: &FlowFilter) -> String {
     let v6 = matches!(filter.destination, IpNet::V6(_));
-    let mut m = format!("destination {};", filter.destination.trunc());
+    let mut m: Vec<String> = Vec::new();
+    // A /0 destination (a filter on what a customer sends) is no condition: left out.
+    if filter.destination.prefix_len() > 0 {
+        m.push(format!("destination {};", filter.destination.trunc()));
+    }
     if let Some(source) = filter.source {
-        m.push_str(&format!(" source {};", source.trunc()));
+        m.push(format!("source {};", source.trunc()));
     }
     if !filter.protocols.is_empty() {
         let list: Vec<String> = filter
@@ -283,19 +287,19 @@ fn flow_match(filter: &FlowFilter) -> String {
             .map(|p| format!("={}", protocol_name(*p)))
             .collect();
         let name = if v6 { "next-header" } else { "protocol" };
-        m.push_str(&format!(" {name} [ {} ];", list.join(" ")));
+        m.push(format!("{name} [ {} ];", list.join(" ")));
     }
     if !filter.source_ports.is_empty() {
-        m.push_str(&format!(" source-port {};", numeric(&filter.source_ports)));
+        m.push(format!("source-port {};", numeric(&filter.source_ports)));
     }
     if !filter.destination_ports.is_empty() {
-        m.push_str(&format!(
-            " destination-port {};",
+        m.push(format!(
+            "destination-port {};",
             numeric(&filter.destination_ports)
         ));
     }
     if let Some(length) = filter.packet_length {
-        m.push_str(&format!(" packet-length {};", numeric(&[length])));
+        m.push(format!("packet-length {};", numeric(&[length])));
     }
     if let Some(flags) = filter.tcp_flags {
         // flags & mask == value: the set bits all set (`=` match), the others all clear (`!`).
@@ -309,13 +313,13 @@ fn flow_match(filter: &FlowFilter) -> String {
             parts.push(format!("!{}", flag_names(clear)));
         }
         if !parts.is_empty() {
-            m.push_str(&format!(" tcp-flags [ {} ];", parts.join("&")));
+            m.push(format!("tcp-flags [ {} ];", parts.join("&")));
         }
     }
     if filter.fragments {
-        m.push_str(" fragment [ is-fragment ];");
+        m.push("fragment [ is-fragment ];".to_string());
     }
-    m
+    m.join(" ")
 }
 
 /// The ExaBGP command announcing a rule, e.g. `announce route 203.0.113.10/32 next-hop
@@ -477,6 +481,19 @@ mod tests {
         assert_eq!(
             announce_command(&flow),
             "announce flow route { match { destination 2001:db8::7/128; next-header [ =tcp ]; tcp-flags [ =syn&!fin+rst+ack ]; fragment [ is-fragment ]; } then { rate-limit 125000; community [ 65001:666 ]; } }"
+        );
+        // An outgoing attack: any destination (left out), one customer source.
+        let mut outgoing = FlowFilter::to("0.0.0.0/0".parse().unwrap());
+        outgoing.source = Some("198.51.100.9/32".parse().unwrap());
+        outgoing.protocols = vec![6];
+        let flow = Rule::Filter {
+            filter: outgoing,
+            action: FlowAction::Discard,
+            communities: vec![],
+        };
+        assert_eq!(
+            announce_command(&flow),
+            "announce flow route { match { source 198.51.100.9/32; protocol [ =tcp ]; } then { discard; } }"
         );
     }
 }

@@ -490,7 +490,13 @@ fn ranges(ranges: &[Range]) -> String {
 pub fn filter_statement(filter: &FlowFilter, action: &FlowAction, id: &str) -> Result<String> {
     let v6 = matches!(filter.destination, IpNet::V6(_));
     let ip = if v6 { "ip6" } else { "ip" };
-    let mut s = format!("{ip} daddr {}", filter.destination.trunc());
+    // The family is the destination's even when it is /0 (a filter on what a customer sends):
+    // `ip`/`ip6` matches then limit the rule to that family.
+    let mut s = if filter.destination.prefix_len() == 0 {
+        format!("meta nfproto {}", if v6 { "ipv6" } else { "ipv4" })
+    } else {
+        format!("{ip} daddr {}", filter.destination.trunc())
+    };
     if let Some(source) = filter.source {
         if matches!(source, IpNet::V6(_)) != v6 {
             bail!("nftables: filter {filter}: source and destination are of different families");
@@ -729,6 +735,13 @@ mod tests {
         assert!(filter_statement(&ports_only, &FlowAction::Discard, "c")
             .unwrap()
             .contains("meta l4proto { 6, 17 } th dport 53"));
+        // An outgoing attack: any destination, one customer source.
+        let mut outgoing = FlowFilter::to("::/0".parse().unwrap());
+        outgoing.source = Some("2001:db8:5::9/128".parse().unwrap());
+        assert_eq!(
+            filter_statement(&outgoing, &FlowAction::Discard, "d").unwrap(),
+            "meta nfproto ipv6 ip6 saddr 2001:db8:5::9/128 counter drop comment \"d\""
+        );
     }
 
     #[test]

@@ -68,6 +68,13 @@ fn describe_mitigation(m: &Value) -> String {
     if m["dry_run"].as_bool() == Some(true) {
         text.push_str(" [dry run]");
     }
+    // An attack event's mitigations are the plan's decisions: say which were not announced.
+    if let Some(status) = m["status"].as_str().filter(|s| *s != "announced") {
+        match m["reason"].as_str() {
+            Some(reason) => text.push_str(&format!(" [{status}: {reason}]")),
+            None => text.push_str(&format!(" [{status}]")),
+        }
+    }
     text
 }
 
@@ -78,6 +85,9 @@ pub fn summary(notice: &Value) -> String {
         let mut text = format!("{event}: {} for {}", describe_mitigation(m), target(notice));
         if let Some(id) = m["id"].as_str() {
             text.push_str(&format!(" (mitigation {id})"));
+        }
+        if let Some(reason) = notice["reason"].as_str() {
+            text.push_str(&format!(": {reason}"));
         }
         return text;
     }
@@ -278,13 +288,16 @@ mod tests {
             "direction": "incoming", "target": "203.0.113.10/32",
             "vectors": ["udp_flood", "ntp_amplification"], "pps": 1000000, "bps": 4464000000u64,
             "peak_pps": 1000000, "peak_bps": 4464000000u64,
-            "mitigations": [{"id": "x-flowspec", "hostgroup": "default", "since": 0, "coverage": 0.93,
+            "mitigations": [{"id": "x-flowspec", "status": "announced", "coverage": 0.93,
                 "rule": {"kind": "filter", "filter": {"destination": "203.0.113.10/32", "protocols": [17],
-                    "source_ports": [{"first": 123, "last": 123}]}, "action": {"type": "discard"}}}]
+                    "source_ports": [{"first": 123, "last": 123}]}, "action": {"type": "discard"}}},
+                {"id": "x-blackhole", "status": "refused", "reason": "max_blackholes reached",
+                "rule": {"kind": "blackhole", "prefix": "203.0.113.10/32", "next_hop": "192.0.2.1",
+                "communities": ["65535:666"]}}]
         });
         assert_eq!(
             summary(&notice),
-            "attack_started: incoming udp_flood, ntp_amplification on 203.0.113.10/32 at 1.00 Mpps, 4.46 Gbps (peak 1.00 Mpps, 4.46 Gbps) [attack 1760000021000-in-203.0.113.10/32]; mitigation: flowspec dst 203.0.113.10/32 proto 17 sport 123 then discard (covers 93%)"
+            "attack_started: incoming udp_flood, ntp_amplification on 203.0.113.10/32 at 1.00 Mpps, 4.46 Gbps (peak 1.00 Mpps, 4.46 Gbps) [attack 1760000021000-in-203.0.113.10/32]; mitigation: flowspec dst 203.0.113.10/32 proto 17 sport 123 then discard (covers 93%); blackhole 203.0.113.10/32 next-hop 192.0.2.1 communities 65535:666 [refused: max_blackholes reached]"
         );
         assert_eq!(target(&notice), "203.0.113.10/32");
     }
