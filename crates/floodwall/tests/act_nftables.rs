@@ -290,6 +290,8 @@ fn nftables_drops_matching_traffic_in_a_namespace_and_lets_it_pass_after_withdra
     assert_eq!(counter.packets, N as u64);
     assert!(counter.bytes >= (N * 28) as u64);
     assert_eq!(nft.blackhole_counters().unwrap().0.packets, N as u64);
+    let element = nft.blackhole_counter("a2-blackhole").unwrap().unwrap();
+    assert_eq!(element.packets, N as u64);
 
     // A restart adopts the table: the same ids are found, announcing them again keeps them.
     drop(nft);
@@ -329,7 +331,9 @@ fn nested_blackholes_keep_the_outer_prefix_in_the_set_and_restore_the_inner_one(
     nft.announce(&twin).unwrap();
     let listed = elements(&ns);
     assert!(
-        listed.contains("198.18.7.0/24 comment \"c-blackhole t-blackhole\""),
+        listed.contains(
+            "198.18.7.0/24 counter packets 0 bytes 0 comment \"c-blackhole t-blackhole\""
+        ),
         "{listed}"
     );
     assert!(!listed.contains("198.18.7.5"), "{listed}");
@@ -338,11 +342,13 @@ fn nested_blackholes_keep_the_outer_prefix_in_the_set_and_restore_the_inner_one(
         ids(&["c-blackhole", "h-blackhole", "t-blackhole"])
     );
     nft.withdraw(&carpet).unwrap();
-    assert!(elements(&ns).contains("198.18.7.0/24 comment \"t-blackhole\""));
+    assert!(
+        elements(&ns).contains("198.18.7.0/24 counter packets 0 bytes 0 comment \"t-blackhole\"")
+    );
     nft.withdraw(&twin).unwrap();
     let listed = elements(&ns);
     assert!(
-        listed.contains("198.18.7.5 comment \"h-blackhole\""),
+        listed.contains("198.18.7.5 counter packets 0 bytes 0 comment \"h-blackhole\""),
         "{listed}"
     );
     assert!(!listed.contains("198.18.7.0/24"), "{listed}");

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! table inet floodwall {
-//!     set blackhole4 { type ipv4_addr; flags interval; }     # element comment: mitigation ids
-//!     set blackhole6 { type ipv6_addr; flags interval; }
+//!     set blackhole4 { type ipv4_addr; flags interval; counter; }  # comment: mitigation ids
+//!     set blackhole6 { type ipv6_addr; flags interval; counter; }
 //!     chain prerouting {
 //!         type filter hook prerouting priority -450; policy accept;
 //!         ip daddr @blackhole4 counter drop comment "floodwall: blackhole4"
@@ -26,7 +26,7 @@
 //!   kernel refuses overlapping intervals, so the sets hold the *outermost* prefixes of all held
 //!   blackholes; a /32 inside a blackholed /24 lives only in memory until the /24 goes. Each
 //!   element's comment lists the ids holding it (as many as fit in nft's 128-byte comment), which
-//!   is how a restart adopts them.
+//!   is how a restart adopts them. Elements carry their own counters.
 //! - **one rule per filter**, its comment the mitigation id: it can be found, counted and deleted
 //!   by handle later, and `installed_ids` reads the ids back after a restart. The table is the
 //!   truth for filters: nothing about them is cached that a listing cannot recover.
@@ -105,6 +105,7 @@ struct Element {
     /// How to name it in `delete element`.
     text: String,
     comment: String,
+    counter: Counter,
 }
 
 /// The table as listed.
@@ -196,8 +197,8 @@ impl Nftables {
                 }
                 script.push_str(&format!(
                     "table inet {t} {{\n\
-                     \tset blackhole4 {{ type ipv4_addr; flags interval; }}\n\
-                     \tset blackhole6 {{ type ipv6_addr; flags interval; }}\n\
+                     \tset blackhole4 {{ type ipv4_addr; flags interval; counter; }}\n\
+                     \tset blackhole6 {{ type ipv6_addr; flags interval; counter; }}\n\
                      \tchain {CHAIN} {{\n\
                      \t\ttype filter hook prerouting priority -450; policy accept;\n\
                      \t\tip daddr @blackhole4 counter drop comment \"{BLACKHOLE4_COMMENT}\"\n\
@@ -234,6 +235,20 @@ impl Nftables {
             .iter()
             .find(|r| r.comment == id)
             .map(|r| r.counter))
+    }
+
+    /// The counter of the set element dropping a blackhole's traffic (its own prefix, or the
+    /// wider blackhole covering it); `None`: not held.
+    pub fn blackhole_counter(&self, id: &str) -> Result<Option<Counter>> {
+        let Some(prefix) = self.blackholes.get(id) else {
+            return Ok(None);
+        };
+        let listing = self.list()?.ok_or_else(|| self.missing())?;
+        Ok(listing
+            .elements
+            .iter()
+            .find(|e| e.prefix.is_some_and(|p| p.contains(prefix)))
+            .map(|e| e.counter))
     }
 
     /// The counters of the IPv4 and IPv6 blackhole rules (all blackholes of a family together).
@@ -430,11 +445,18 @@ fn element_comment(ids: &[&str]) -> String {
 }
 
 fn parse_element(value: &serde_json::Value) -> Element {
+    let mut counter = Counter::default();
     let (val, comment) = match value.get("elem") {
-        Some(elem) => (
-            &elem["val"],
-            elem["comment"].as_str().unwrap_or_default().to_string(),
-        ),
+        Some(elem) => {
+            if let Some(c) = elem.get("counter") {
+                counter.packets = c["packets"].as_u64().unwrap_or(0);
+                counter.bytes = c["bytes"].as_u64().unwrap_or(0);
+            }
+            (
+                &elem["val"],
+                elem["comment"].as_str().unwrap_or_default().to_string(),
+            )
+        }
         None => (value, String::new()),
     };
     let prefix = if let Some(text) = val.as_str() {
@@ -460,6 +482,7 @@ fn parse_element(value: &serde_json::Value) -> Element {
         prefix,
         text,
         comment,
+        counter,
     }
 }
 

@@ -6,6 +6,9 @@
 //! endpoint costs the daemon nothing but dropped notices, which are counted. A request has a
 //! whole-request timeout; connection errors, timeouts, 429 and 5xx are retried with a doubling
 //! backoff (they are usually passing), other 4xx are not (the request itself is wrong).
+//! Redirects are not followed (a redirected POST becomes a GET on most clients): a 3xx fails
+//! and is logged. Webhook URLs often carry a secret (Slack's do), so logs name only the
+//! scheme and host.
 
 use std::time::Duration;
 
@@ -75,24 +78,26 @@ impl Webhook {
             bail!("webhook: url `{url}` must start with http:// or https://");
         }
         if !(config.timeout_seconds > 0.0 && config.timeout_seconds <= 300.0) {
-            bail!("webhook {url}: timeout_seconds must be in (0, 300]");
+            bail!(
+                "webhook {}: timeout_seconds must be in (0, 300]",
+                redact(&url)
+            );
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs_f64(config.timeout_seconds)))
             // Statuses are judged here (retry or not), not turned into errors.
             .http_status_as_error(false)
             .user_agent(concat!("floodwall/", env!("CARGO_PKG_VERSION")))
+            .max_redirects(0)
             .build()
             .into();
         let format = config.format;
-        let target = url.clone();
+        let name = format!("webhook {}", redact(&url));
+        let log_name = name.clone();
         let queue = Queue::start("webhook", move |notice, closing| {
-            post(&agent, &target, &body(format, notice), closing)
+            post(&agent, &url, &log_name, &body(format, notice), closing)
         })?;
-        Ok(Webhook {
-            name: format!("webhook {url}"),
-            queue,
-        })
+        Ok(Webhook { name, queue })
     }
 
     pub fn stats(&self) -> Stats {
@@ -106,7 +111,7 @@ impl Webhook {
 }
 
 /// One notice, with retries; whether it was accepted.
-fn post(agent: &ureq::Agent, url: &str, body: &Value, closing: &Closing) -> bool {
+fn post(agent: &ureq::Agent, url: &str, name: &str, body: &Value, closing: &Closing) -> bool {
     let bytes = body.to_string();
     let mut pause = BACKOFF;
     for attempt in 1..=ATTEMPTS {
@@ -120,11 +125,11 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value, closing: &Closing) -> bool
                 if (200..300).contains(&status) {
                     return true;
                 }
-                eprintln!("webhook {url}: HTTP {status} (attempt {attempt}/{ATTEMPTS})");
+                eprintln!("{name}: HTTP {status} (attempt {attempt}/{ATTEMPTS})");
                 status == 429 || status >= 500
             }
             Err(e) => {
-                eprintln!("webhook {url}: {e} (attempt {attempt}/{ATTEMPTS})");
+                eprintln!("{name}: {e} (attempt {attempt}/{ATTEMPTS})");
                 true
             }
         };
@@ -136,6 +141,19 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value, closing: &Closing) -> bool
     false
 }
 
+/// `scheme://host[:port]/…`: the URL without its path and query, which may hold a secret.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // user:password@host
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if authority.len() < rest.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
 impl Notifier for Webhook {
     fn name(&self) -> &str {
         &self.name
@@ -143,5 +161,22 @@ impl Notifier for Webhook {
 
     fn notify(&mut self, notice: &Value) {
         self.queue.push(notice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_urls_keep_no_secrets() {
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T000/B000/XXXX"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact("http://user:pw@127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
     }
 }
