@@ -329,11 +329,33 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
     assert!(v6_route.0.contains("2001:db8::7/128"), "{}", v6_route.0);
     assert!(v6_route.1.to_string().contains("65001"), "{}", v6_route.1);
 
+    // An IPv4 filter with an IPv6 source is refused before ExaBGP sees it.
+    let mut mixed = FlowFilter::to("203.0.113.30/32".parse().unwrap());
+    mixed.source = Some("2001:db8::/32".parse().unwrap());
+    let mixed = mitigation(
+        "a6-flowspec",
+        Rule::Filter {
+            filter: mixed,
+            action: FlowAction::Discard,
+            communities: vec![],
+        },
+    );
+    let error = exa.announce(&mixed).unwrap_err();
+    assert!(
+        error.to_string().contains("different families"),
+        "{error:#}"
+    );
+    // What ExaBGP itself refuses is an error, and counted.
+    let error = exa
+        .command("announce route 203.0.113.40/33 next-hop 192.0.2.1")
+        .unwrap_err();
+    assert!(error.to_string().contains("answered `error`"), "{error:#}");
+    assert_eq!(exa.stats().rejected, 1);
+
     // Announcing again is a no-op: nothing is written.
     let sent = exa.stats().sent;
     exa.announce(&ntp).unwrap();
     assert_eq!(exa.stats().sent, sent);
-    assert_eq!(exa.stats().rejected, 0);
 
     exa.withdraw(&rtbh).unwrap();
     exa.withdraw(&ntp).unwrap();
@@ -343,7 +365,7 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
     exa.shutdown(false).unwrap();
     peers.wait_for(&[("ipv4", 0), ("ipv4-flowspec", 0), ("ipv6-flowspec", 0)]);
     let stats = exa.stats();
-    assert_eq!((stats.rejected, stats.unacknowledged), (0, 0), "{stats:?}");
+    assert_eq!((stats.rejected, stats.unacknowledged), (1, 0), "{stats:?}");
 }
 
 #[test]

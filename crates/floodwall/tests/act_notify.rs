@@ -210,6 +210,37 @@ fn a_dead_url_never_blocks_notify_and_is_counted() {
     assert_eq!(hook.stats().sent, 0);
 }
 
+#[test]
+fn a_silent_server_times_out_and_is_retried() {
+    // Accepts and reads, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let held = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            held.lock().unwrap().push(stream);
+        }
+    });
+    let mut hook = Webhook::new(&WebhookConfig {
+        url,
+        format: WebhookFormat::Json,
+        timeout_seconds: 0.3,
+    })
+    .unwrap();
+    let started = Instant::now();
+    hook.notify(&attack_notice());
+    // Four attempts of 0.3 s with pauses of 0.5, 1 and 2 s between them.
+    assert!(hook.flush(Duration::from_secs(15)));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!((hook.stats().sent, hook.stats().failed), (0, 1));
+    assert_eq!(accepted.lock().unwrap().len(), 4);
+}
+
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();

@@ -126,6 +126,15 @@ impl ExaBgp {
         self.stats
     }
 
+    /// Sends one raw API command line (for the command line and tests); an `error` answer is
+    /// an error.
+    pub fn command(&mut self, line: &str) -> Result<()> {
+        if line.contains('\n') {
+            bail!("exabgp: one command per line");
+        }
+        self.send(line)
+    }
+
     /// Sends one command line and waits for its answer (when answers are read).
     fn send(&mut self, command: &str) -> Result<()> {
         let line = format!("{command}\n");
@@ -141,11 +150,16 @@ impl ExaBgp {
         if line.len() > 4096 {
             bail!("exabgp: command longer than PIPE_BUF, it could interleave: {command}");
         }
-        // Open the answer FIFO before writing so ExaBGP can deliver the answer at once.
+        // Open the answer FIFO before writing so ExaBGP can deliver the answer at once, and
+        // drop answers nobody read (an earlier timeout) so they are not taken for this one.
         let mut answers = match &self.answers {
             Some(path) => Some(open_nonblocking(path, false)?),
             None => None,
         };
+        if let Some(answers) = answers.as_mut() {
+            let mut stale = [0u8; 512];
+            while matches!(answers.read(&mut stale), Ok(n) if n > 0) {}
+        }
         let mut pipe = match open_nonblocking(&self.pipe, true) {
             Ok(pipe) => pipe,
             Err(e) => {
@@ -381,6 +395,14 @@ impl Mitigator for ExaBgp {
     }
 
     fn announce(&mut self, mitigation: &Mitigation) -> Result<()> {
+        if let Rule::Filter { filter, .. } = &mitigation.rule {
+            // ExaBGP takes mixed families without complaint and sends nonsense.
+            if filter.source.is_some_and(|s| {
+                matches!(s, IpNet::V6(_)) != matches!(filter.destination, IpNet::V6(_))
+            }) {
+                bail!("exabgp: filter {filter}: source and destination are of different families");
+            }
+        }
         let command = announce_command(&mitigation.rule);
         if let Some((previous, rule)) = self.announced.get(&mitigation.id) {
             if *previous == command {
