@@ -23,6 +23,13 @@
 //! ExaBGP keeps its own RIB: announcing a route twice replaces it, withdrawing an unknown one is
 //! answered `done`. So withdraw always sends (a previous Floodwall run may have announced it),
 //! and announce skips only what this run already announced identically.
+//!
+//! ```toml
+//! [exabgp]
+//! enabled = true
+//! pipe = "/run/exabgp/exabgp.in"   # or "-" for stdout when ExaBGP runs Floodwall
+//! ack_timeout_seconds = 2          # wait for ExaBGP's done/error on exabgp.out; 0: don't
+//! ```
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -461,6 +468,9 @@ mod tests {
 
     #[test]
     fn commands_read_as_exabgp_4_expects_them() {
+        let config: ExaBgpConfig = toml::from_str("enabled = true").unwrap();
+        assert_eq!(config.pipe, PathBuf::from("/run/exabgp/exabgp.in"));
+        assert!(toml::from_str::<ExaBgpConfig>("pipename = \"x\"").is_err());
         let blackhole = Rule::Blackhole {
             prefix: "203.0.113.10/32".parse().unwrap(),
             next_hop: "192.0.2.1".parse().unwrap(),

@@ -36,6 +36,13 @@
 //! - FlowSpec `redirect` (to a VRF) has no local meaning, so `accepts` declines such filters.
 //! - A rate limit counts every matching packet (the counter sits before the limit), so the
 //!   counter says how much the filter saw, not how much it dropped.
+//!
+//! ```toml
+//! [nftables]
+//! enabled = true
+//! table = "inet floodwall"   # created and owned by Floodwall
+//! command = ["nft"]          # e.g. ["ip", "netns", "exec", "edge", "nft"]
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -769,6 +776,10 @@ mod tests {
 
     #[test]
     fn ids_that_cannot_be_comments_are_refused() {
+        let config: NftablesConfig = toml::from_str("enabled = true").unwrap();
+        assert_eq!(config.table, "inet floodwall");
+        assert_eq!(config.command, ["nft"]);
+        assert!(toml::from_str::<NftablesConfig>("tabel = \"x\"").is_err());
         assert!(check_id("1760000021000-in-203.0.113.10/32-flowspec").is_ok());
         assert!(check_id("a\"b").is_err());
         assert!(check_id("floodwall: blackhole4").is_err());

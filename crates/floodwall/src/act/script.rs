@@ -15,6 +15,12 @@
 //! own process group, and the whole group is killed when over time, so a script's own children
 //! do not outlive it. stdout is discarded, stderr goes to Floodwall's log; a non-zero exit is
 //! logged and counted as failed.
+//!
+//! ```toml
+//! [[scripts]]
+//! command = ["/usr/local/bin/floodwall-notify", "--noc"]
+//! timeout_seconds = 10
+//! ```
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -147,5 +153,18 @@ impl Notifier for Script {
 
     fn notify(&mut self, notice: &Value) {
         self.queue.push(notice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_needs_a_command() {
+        let config: ScriptConfig = toml::from_str("command = [\"/bin/true\"]").unwrap();
+        assert_eq!(config.timeout_seconds, 10.0);
+        assert!(Script::new(&ScriptConfig::default()).is_err());
+        assert!(toml::from_str::<ScriptConfig>("cmd = []").is_err());
     }
 }

@@ -9,6 +9,13 @@
 //! Redirects are not followed (a redirected POST becomes a GET on most clients): a 3xx fails
 //! and is logged. Webhook URLs often carry a secret (Slack's do), so logs name only the
 //! scheme and host.
+//!
+//! ```toml
+//! [[webhooks]]
+//! url = "https://hooks.slack.com/services/T000/B000/XXXX"
+//! format = "slack"        # or "json" (default): the notice itself
+//! timeout_seconds = 5
+//! ```
 
 use std::time::Duration;
 
@@ -170,6 +177,13 @@ mod tests {
 
     #[test]
     fn logged_urls_keep_no_secrets() {
+        let config: WebhookConfig =
+            toml::from_str("url = \"http://127.0.0.1/\"\nformat = \"slack\"").unwrap();
+        assert_eq!(
+            (config.format, config.timeout_seconds),
+            (WebhookFormat::Slack, 5.0)
+        );
+        assert!(toml::from_str::<WebhookConfig>("format = \"xml\"").is_err());
         assert_eq!(
             redact("https://hooks.slack.com/services/T000/B000/XXXX"),
             "https://hooks.slack.com/…"
