@@ -83,27 +83,41 @@ impl Drop for Netns {
     }
 }
 
-/// Two addresses inside the namespace (`.2`, `.3`), `.1` on the root side.
+/// Two addresses inside the namespace (`.2`, `.3`, and `::2`, `::3` of a ULA /64), `.1` and
+/// `::1` on the root side.
 struct Link {
     ns: Netns,
     prefix: String,
+    prefix6: String,
     veth: String,
 }
 
 impl Link {
-    fn new() -> Link {
-        let ns = Netns::new("nft");
+    /// `n`: which of the tests' links (names and subnets differ).
+    fn new(n: u32) -> Link {
+        let ns = Netns::new(&format!("nft{n}-"));
         let pid = std::process::id();
-        let veth = format!("fwn{}", pid % 100_000);
+        let veth = format!("fwn{n}-{}", pid % 100_000);
         let _ = Command::new("ip")
             .args(["link", "del", &veth])
             .stderr(std::process::Stdio::null())
             .status();
-        let prefix = format!("198.19.{}", pid % 250 + 1);
+        let prefix = format!("198.19.{}", (pid + n) % 250 + 1);
+        let prefix6 = format!("fd66:{:x}:{n}:", pid & 0xffff);
         sh(&[
             "ip", "link", "add", &veth, "type", "veth", "peer", "name", "inside", "netns", &ns.name,
         ]);
         sh(&["ip", "addr", "add", &format!("{prefix}.1/29"), "dev", &veth]);
+        // nodad: usable at once, no duplicate address detection delay.
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{prefix6}:1/64"),
+            "dev",
+            &veth,
+            "nodad",
+        ]);
         sh(&["ip", "link", "set", &veth, "up"]);
         for host in [2, 3] {
             sh(&[
@@ -116,13 +130,33 @@ impl Link {
                 "dev",
                 "inside",
             ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{prefix6}:{host}/64"),
+                "dev",
+                "inside",
+                "nodad",
+            ]);
         }
         sh(&["ip", "-n", &ns.name, "link", "set", "inside", "up"]);
-        Link { ns, prefix, veth }
+        Link {
+            ns,
+            prefix,
+            prefix6,
+            veth,
+        }
     }
 
     fn addr(&self, host: u8, port: u16) -> String {
         format!("{}.{host}:{port}", self.prefix)
+    }
+
+    fn addr6(&self, host: u8, port: u16) -> String {
+        format!("[{}:{host}]:{port}", self.prefix6)
     }
 }
 
@@ -191,7 +225,7 @@ fn ids(list: &[&str]) -> BTreeSet<String> {
 #[test]
 fn nftables_drops_matching_traffic_in_a_namespace_and_lets_it_pass_after_withdraw() {
     const N: usize = 20;
-    let link = Link::new();
+    let link = Link::new(1);
     let target = link.ns.udp_socket(&link.addr(2, 5000));
     let other = link.ns.udp_socket(&link.addr(3, 5000));
     let ntp = UdpSocket::bind(link.addr(1, 123)).unwrap();
@@ -316,6 +350,73 @@ fn nftables_drops_matching_traffic_in_a_namespace_and_lets_it_pass_after_withdra
 
     nft.shutdown(false).unwrap();
     assert!(!link.ns.nft(&["list", "tables"]).contains("floodwall"));
+}
+
+#[test]
+fn ipv6_filters_and_blackholes_drop_real_traffic_too() {
+    const N: usize = 20;
+    let link = Link::new(2);
+    let target = link.ns.udp_socket(&link.addr6(2, 5000));
+    let other = link.ns.udp_socket(&link.addr6(3, 5000));
+    let dns = UdpSocket::bind(link.addr6(1, 53)).unwrap();
+    let plain = UdpSocket::bind(link.addr6(1, 54)).unwrap();
+    // Before any rule both answer (this also resolves the neighbours).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while deliver(&plain, &link.addr6(2, 5000), &target, 1) == 0 {
+        assert!(Instant::now() < deadline, "no IPv6 path into the namespace");
+    }
+    while deliver(&plain, &link.addr6(3, 5000), &other, 1) == 0 {
+        assert!(Instant::now() < deadline, "no IPv6 path into the namespace");
+    }
+
+    let mut nft = Nftables::new(&link.ns.nft_config()).unwrap();
+    // Lengths are IP total lengths: a 100-byte datagram is 40 + 8 + 100 = 148 bytes of IPv6.
+    let mut filter = FlowFilter::to(format!("{}:2/128", link.prefix6).parse().unwrap());
+    filter.protocols = vec![17];
+    filter.source_ports = vec![Range::single(53)];
+    filter.packet_length = Some(Range {
+        first: 148,
+        last: 148,
+    });
+    let big_answers = mitigation(
+        "b1-flowspec",
+        Rule::Filter {
+            filter,
+            action: FlowAction::Discard,
+            communities: vec![],
+        },
+    );
+    let hole = blackhole("b2-blackhole", &format!("{}:3/128", link.prefix6));
+    nft.announce(&big_answers).unwrap();
+    nft.announce(&hole).unwrap();
+
+    let send = |from: &UdpSocket, to: &str, size: usize| {
+        for _ in 0..N {
+            from.send_to(&vec![7u8; size], to).unwrap();
+        }
+    };
+    send(&dns, &link.addr6(2, 5000), 100);
+    assert_eq!(receive_all(&target), 0);
+    // Other lengths and other ports pass.
+    send(&dns, &link.addr6(2, 5000), 99);
+    assert_eq!(receive_all(&target), N);
+    send(&plain, &link.addr6(2, 5000), 100);
+    assert_eq!(receive_all(&target), N);
+    send(&plain, &link.addr6(3, 5000), 10);
+    assert_eq!(receive_all(&other), 0);
+    assert_eq!(
+        nft.filter_counter("b1-flowspec").unwrap().unwrap().packets,
+        N as u64
+    );
+    assert_eq!(nft.blackhole_counters().unwrap().1.packets, N as u64);
+
+    nft.withdraw(&big_answers).unwrap();
+    nft.withdraw(&hole).unwrap();
+    send(&dns, &link.addr6(2, 5000), 100);
+    assert_eq!(receive_all(&target), N);
+    send(&plain, &link.addr6(3, 5000), 10);
+    assert_eq!(receive_all(&other), N);
+    nft.shutdown(false).unwrap();
 }
 
 #[test]
