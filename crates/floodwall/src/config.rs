@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use floodwall_detect::DetectConfig;
+use floodwall_mitigate::MitigationConfig;
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -20,6 +21,25 @@ pub struct Config {
     pub collector: CollectorConfig,
     pub detection: DetectConfig,
     pub events: EventsConfig,
+    pub mitigation: MitigationConfig,
+    pub state: StateConfig,
+}
+
+/// `[state]`: where the daemon keeps what must survive a restart (active mitigations) and its
+/// control socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Default `floodwall-state` in the working directory (packaged installs: /var/lib/floodwall).
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: PathBuf::from("floodwall-state"),
+        }
+    }
 }
 
 /// `[collector]`: UDP listeners for sFlow, NetFlow and IPFIX.
@@ -86,6 +106,10 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| located(&e, text, origin))?;
         config
             .detection_config()
+            .validate()
+            .map_err(|message| anyhow!("{origin}: {message}"))?;
+        config
+            .mitigation
             .validate()
             .map_err(|message| anyhow!("{origin}: {message}"))?;
         Ok(config)

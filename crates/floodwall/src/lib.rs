@@ -8,6 +8,7 @@ pub mod act;
 pub mod bench;
 pub mod config;
 pub mod events;
+pub mod logging;
 pub mod output;
 pub mod simulate;
 pub mod sources;

@@ -827,4 +827,43 @@ mod tests {
         assert!(changes.is_empty());
         assert_eq!(plan.snapshot().held.len(), 2);
     }
+
+    #[test]
+    fn ipv6_targets_get_the_ipv6_discard_next_hop() {
+        let mut plan = Planner::new(config()).unwrap();
+        let mut changes = Vec::new();
+        plan.on_event(&started("a1", "2001:db8::7/128"), 0, &mut changes);
+        match &changes[0] {
+            Change::Announce(m) => {
+                assert_eq!(
+                    m.rule.to_string(),
+                    "blackhole 2001:db8::7/128 next-hop 100::1 communities 65535:666"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn outgoing_attacks_are_filtered_at_their_source_only_when_asked() {
+        let mut outgoing = started("o1", "203.0.113.9/32");
+        outgoing.direction = Direction::Outgoing;
+        let mut changes = Vec::new();
+        assert!(Planner::new(config())
+            .unwrap()
+            .on_event(&outgoing, 0, &mut changes)
+            .is_empty());
+        let mut c = config();
+        c.outgoing = true;
+        c.blackhole.enabled = false;
+        let decisions = Planner::new(c)
+            .unwrap()
+            .on_event(&outgoing, 0, &mut changes);
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions[0].id, "flowspec:203.0.113.9/32");
+        assert_eq!(
+            decisions[0].text,
+            "flowspec dst 0.0.0.0/0 src 203.0.113.9/32 proto 17 sport 123 then discard"
+        );
+    }
 }

@@ -4,6 +4,8 @@
 //! thread, never on the engine's.
 
 use anyhow::Result;
+
+use crate::config::Config;
 use floodwall_mitigate::{Mitigation, Rule};
 
 /// Something that puts rules into the network and takes them out again.
@@ -30,8 +32,23 @@ pub trait Notifier: Send {
     fn notify(&mut self, notice: &serde_json::Value);
 }
 
+pub mod control;
 pub mod exabgp;
 pub mod nftables;
 pub mod notice;
+pub mod runner;
 pub mod script;
+pub mod store;
 pub mod webhook;
+
+/// Where mitigations and notices go, as the configuration asks.
+#[derive(Default)]
+pub struct Outputs {
+    pub mitigators: Vec<Box<dyn Mitigator>>,
+    pub notifiers: Vec<Box<dyn Notifier>>,
+}
+
+/// The mitigators and notifiers the configuration asks for, connected and ready.
+pub fn build(_config: &Config) -> Result<Outputs> {
+    Ok(Outputs::default())
+}

@@ -9,6 +9,7 @@ pub mod child;
 pub mod compare;
 pub mod daemon;
 pub mod measure;
+pub mod mitigation;
 pub mod procfs;
 pub mod replay;
 pub mod report;

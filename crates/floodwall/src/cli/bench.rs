@@ -658,3 +658,42 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct MitigationArgs {
+    /// Attacks, each at a fresh host (default 10).
+    #[arg(long, default_value_t = 10)]
+    pub trials: usize,
+    /// Write the result as a Markdown section to this file (scripts/bench appends it to
+    /// BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Directory for gobgpd's and the daemon's files; kept after the run.
+    /// Default: $TMPDIR/floodwall-bench-mitigation.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// How the run was invoked, for the report.
+    #[arg(long, hide = true)]
+    pub command: Option<String>,
+}
+
+pub fn mitigation(args: MitigationArgs) -> Result<()> {
+    use floodwall::bench::mitigation::{markdown, run, Options};
+    let options = Options {
+        floodwall: std::env::current_exe()?,
+        work_dir: args
+            .work_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("floodwall-bench-mitigation")),
+        trials: args.trials.max(1),
+    };
+    let result = run(&options)?;
+    let command = args
+        .command
+        .unwrap_or_else(|| format!("floodwall bench mitigation --trials {}", options.trials));
+    let section = markdown(&result, &command);
+    print!("{section}");
+    if let Some(out) = args.out {
+        std::fs::write(&out, &section).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}

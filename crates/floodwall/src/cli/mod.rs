@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 mod bench;
 mod flows;
+mod mitigations;
 mod replay;
 mod run;
 mod simulate;
@@ -41,6 +42,9 @@ enum Command {
     /// Write the telemetry of a botnet scenario (sFlow, NetFlow v9 or IPFIX) to a capture or a
     /// collector on loopback, and print its ground truth. Telemetry only: it sends no attack.
     Simulate(SimulateArgs),
+    /// List, announce and withdraw the running daemon's mitigations (BGP blackhole and
+    /// FlowSpec routes, nftables rules) through its control socket.
+    Mitigations(MitigationsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +158,53 @@ pub struct RunArgs {
     /// A monitored network, added to the configuration's; repeat for several.
     #[arg(long = "network", value_name = "CIDR")]
     pub network: Vec<IpNet>,
+    /// Record the mitigations attacks would get (log, events file, webhooks) and announce
+    /// nothing; overrides `[mitigation] dry_run`.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MitigationsArgs {
+    /// The daemon's configuration, for its `[state] dir`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// The daemon's state directory (overrides the configuration's).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Print the daemon's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<MitigationsAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MitigationsAction {
+    /// List the rules the network holds (the default).
+    List,
+    /// Announce a rule by hand, with the configured next hop, communities and FlowSpec action.
+    Announce {
+        /// Host or prefix to protect.
+        target: IpNet,
+        /// `blackhole` (RTBH) or `flowspec`.
+        #[arg(long, default_value = "blackhole")]
+        kind: String,
+        /// For flowspec: IP protocol number (17 UDP, 6 TCP).
+        #[arg(long)]
+        protocol: Option<u8>,
+        /// For flowspec: source port.
+        #[arg(long)]
+        source_port: Option<u16>,
+        /// For flowspec: destination port.
+        #[arg(long)]
+        destination_port: Option<u16>,
+        /// Withdraw after this many seconds; default: held until withdrawn.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Withdraw a rule by id (as `list` shows it, e.g. blackhole:203.0.113.7/32).
+    Withdraw { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +216,9 @@ pub enum BenchCommand {
     /// The daemon beside FastNetMon Community on the same sFlow streams: ingest, detection
     /// latency and peak memory, with Floodwall's decode speed; prints a table, writes Markdown.
     Compare(bench::CompareArgs),
+    /// Mitigation latency: attack_started to the blackhole route in a real gobgpd's RIB, with
+    /// Floodwall's built-in BGP speaker peered on loopback.
+    Mitigation(bench::MitigationArgs),
     /// (used by `bench ingest` and `bench compare`) send synthetic telemetry to a collector at a
     /// fixed rate, for a bounded time.
     #[command(hide = true)]
@@ -181,6 +235,8 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Replay(args)) => bench::replay(args),
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
         Command::Bench(BenchCommand::Compare(args)) => bench::compare(args),
+        Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Mitigations(args) => mitigations::run(args),
     }
 }

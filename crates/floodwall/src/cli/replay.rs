@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context as _, Result};
 use floodwall::config::Config;
-use floodwall::events::{write_json, write_row, TABLE_HEADER};
+use floodwall::events::{event_record, write_row, TABLE_HEADER};
 use floodwall::sources::pcap::read_capture_from;
 use floodwall_detect::{AttackEvent, Engine, EventKind};
+use floodwall_mitigate::Planner;
 use floodwall_wire::Decoder;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -26,6 +27,15 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     config.add_networks(&args.network);
     config.require_networks()?;
     let mut engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
+    // What the configured mitigation would do, on telemetry time: a replay never announces.
+    let mut mitigation = config.mitigation.clone();
+    mitigation.dry_run = true;
+    mitigation
+        .hostgroups
+        .iter_mut()
+        .for_each(|g| g.dry_run = Some(true));
+    let mut planner = Planner::new(mitigation).map_err(|e| anyhow!("{e}"))?;
+    let mut changes = Vec::new();
     let mut decoder = Decoder::default();
 
     let stdout = io::stdout();
@@ -33,16 +43,38 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     if !args.json {
         writeln!(out, "{TABLE_HEADER}")?;
     }
-    let emit = |events: &mut Vec<AttackEvent>, out: &mut BufWriter<io::StdoutLock>| -> Result<()> {
-        for event in events.drain(..) {
-            if args.json {
-                write_json(out, &event)?;
-            } else {
-                write_row(out, &event)?;
+    let mut emit =
+        |events: &mut Vec<AttackEvent>, out: &mut BufWriter<io::StdoutLock>| -> Result<()> {
+            for event in events.drain(..) {
+                planner.tick(event.ts, &mut changes);
+                let decisions = planner.on_event(&event, event.ts, &mut changes);
+                changes.clear();
+                if args.json {
+                    serde_json::to_writer(&mut *out, &event_record(&event, &decisions)?)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    write_row(out, &event)?;
+                    for d in &decisions {
+                        let coverage = d
+                            .coverage
+                            .map(|c| format!(", covers ~{:.0} %", 100.0 * c))
+                            .unwrap_or_default();
+                        let reason = d
+                            .reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default();
+                        writeln!(
+                            out,
+                            "    mitigation {}: {}{coverage}{reason}",
+                            d.status.replace("dry_run", "would announce"),
+                            d.text
+                        )?;
+                    }
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
 
     let total_bytes: u64 = args
         .files

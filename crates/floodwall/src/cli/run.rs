@@ -1,18 +1,22 @@
-//! `floodwall run`: the daemon — collectors feed the engine; events go to the log and to a
-//! JSON-lines file. SIGTERM or SIGINT stops it cleanly.
+//! `floodwall run`: the daemon — collectors feed the engine; events go to the actions thread,
+//! which mitigates, writes the events file and notifies. SIGTERM or SIGINT stops it cleanly
+//! (withdrawing mitigations unless `[mitigation] keep_on_shutdown`).
 
 use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
+use floodwall::act::control;
+use floodwall::act::runner::{Actions, Input};
+use floodwall::act::store::Store;
 use floodwall::config::Config;
-use floodwall::events::{log_line, write_json};
+use floodwall::logging::log;
 use floodwall::sources::udp::{unix_ms, CollectorStats, UdpSource};
-use floodwall_detect::time::rfc3339_ms;
 use floodwall_detect::{Engine, EngineStats};
+use floodwall_mitigate::Planner;
 
 use super::RunArgs;
 
@@ -22,10 +26,6 @@ const LIVE_LATENESS_MS: u64 = 1_000;
 const TICK: Duration = Duration::from_millis(100);
 const STATS_EVERY: Duration = Duration::from_secs(10);
 
-fn log(message: impl AsRef<str>) {
-    eprintln!("{} floodwall: {}", rfc3339_ms(unix_ms()), message.as_ref());
-}
-
 pub fn run(args: RunArgs) -> Result<()> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -33,6 +33,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     config.add_networks(&args.network);
     config.require_networks()?;
+    if args.dry_run {
+        config.mitigation.dry_run = true;
+        config
+            .mitigation
+            .hostgroups
+            .iter_mut()
+            .for_each(|g| g.dry_run = Some(true));
+    }
     let mut engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
 
     let events_path = &config.events.file;
@@ -42,7 +50,20 @@ pub fn run(args: RunArgs) -> Result<()> {
             events_path.display()
         )
     })?;
-    let mut events_out = BufWriter::new(events_file);
+    let events_out = BufWriter::new(events_file);
+    let store = Store::open(&config.state.dir)?;
+    let planner = Planner::new(config.mitigation.clone()).map_err(|e| anyhow!("{e}"))?;
+    let outputs = floodwall::act::build(&config)?;
+    let (act_tx, act_rx) = crossbeam_channel::bounded::<Input>(1024);
+    control::serve(&config.state.dir, act_tx.clone())?;
+    let actions = Actions {
+        planner,
+        store,
+        mitigators: outputs.mitigators,
+        notifiers: outputs.notifiers,
+        events: Box::new(events_out),
+    }
+    .spawn(act_rx)?;
 
     let (tx, rx) = crossbeam_channel::bounded(256);
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(256);
@@ -82,12 +103,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             engine.tick(unix_ms().saturating_sub(LIVE_LATENESS_MS), &mut events);
             last_tick = Instant::now();
         }
-        if !events.is_empty() {
-            for event in events.drain(..) {
-                log(log_line(&event));
-                write_json(&mut events_out, &event)?;
-            }
-            events_out.flush()?;
+        if !events.is_empty()
+            && act_tx
+                .send(Input::Events(std::mem::take(&mut events)))
+                .is_err()
+        {
+            break;
         }
         if last_stats.elapsed() >= STATS_EVERY {
             log(format!(
@@ -104,11 +125,16 @@ pub fn run(args: RunArgs) -> Result<()> {
     while let Ok(batch) = rx.try_recv() {
         engine.ingest(&batch, &mut events);
     }
-    for event in events.drain(..) {
-        log(log_line(&event));
-        write_json(&mut events_out, &event)?;
+    if !events.is_empty() {
+        let _ = act_tx.send(Input::Events(events));
     }
-    events_out.flush()?;
+    // The actions thread withdraws (or keeps) the mitigations and saves the snapshot.
+    let _ = act_tx.send(Input::Stop);
+    let _ = std::fs::remove_file(control::socket_path(&config.state.dir));
+    match actions.join() {
+        Ok(result) => result?,
+        Err(_) => return Err(anyhow!("the actions thread panicked")),
+    }
     // Attacks still active are not declared over: the traffic did not stop, we did.
     // The totals since start are what benchmarks and operators compare with what was sent.
     let engine_stats = engine.stats();

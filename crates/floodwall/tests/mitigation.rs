@@ -1,0 +1,507 @@
+//! The daemon mitigates through a real router: `floodwall run` peered over BGP with gobgpd
+//! (Debian's package, run as `nobody` on loopback ports), fed a live NTP flood by
+//! `floodwall simulate --send`. The router's RIB is the truth: routes appear while the attack
+//! lasts, go when it is over, come back after a crash of either side, and never stay stuck.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use floodwall::bench::mitigation::{Gobgpd, ROUTER_AS};
+use serde_json::Value;
+use support::{test_dir, wait_or_kill};
+
+const VICTIM: &str = "203.0.113.7/32";
+const LOCAL_AS: u32 = 65001;
+const FLOOD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/scenarios/ntp-flood-60s.toml"
+);
+
+fn floodwall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_floodwall"))
+}
+
+/// `floodwall run` with a configuration written for the test.
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+    config: PathBuf,
+    pub port: u16,
+    starts: usize,
+}
+
+impl Daemon {
+    fn start(dir: &Path, router: &Gobgpd, extra: &str) -> Daemon {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("floodwall.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+                 [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
+                 [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = false\n\n\
+                 [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = 6\n{extra}\n\n\
+                 [mitigation.blackhole]\nenabled = true\ncommunities = [\"65535:666\", \"65001:666\"]\n\n\
+                 [mitigation.flowspec]\nenabled = true\n\n\
+                 [bgp]\nlocal_as = {LOCAL_AS}\nrouter_id = \"192.0.2.253\"\n\n\
+                 [[bgp.peers]]\nname = \"gobgpd\"\naddress = \"127.0.0.1:{bgp}\"\nremote_as = {ROUTER_AS}\n",
+                events = dir.join("events.jsonl").display(),
+                state = dir.join("state").display(),
+                bgp = router.bgp_port,
+            ),
+        )
+        .unwrap();
+        let mut daemon = Daemon {
+            child: None,
+            dir: dir.to_path_buf(),
+            config,
+            port,
+            starts: 0,
+        };
+        daemon.restart();
+        daemon
+    }
+
+    fn log_path(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("daemon-{n}.log"))
+    }
+
+    /// Starts it (again) with the same configuration and state.
+    fn restart(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path(self.starts)).unwrap();
+        let child = floodwall()
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting floodwall run");
+        self.child = Some(child);
+        wait_for(Duration::from_secs(10), "the daemon to listen", || {
+            self.log().contains("listening on")
+        });
+    }
+
+    /// The log of the current run.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+    }
+
+    fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn sigterm(&mut self) {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on the PID of the daemon this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        wait_or_kill(
+            &mut child,
+            Duration::from_secs(10),
+            "floodwall run after SIGTERM",
+        );
+        assert!(child.wait().unwrap().success(), "{}", self.log());
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn mitigations(&self, args: &[&str]) -> std::process::Output {
+        floodwall()
+            .arg("mitigations")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The NTP flood, sent live to the daemon's collector; killing it ends the attack.
+struct Flood(Child);
+
+impl Flood {
+    fn start(daemon: &Daemon) -> Flood {
+        Flood(
+            floodwall()
+                .args(["simulate", "--scenario", FLOOD, "--send"])
+                .arg(format!("127.0.0.1:{}", daemon.port))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting floodwall simulate"),
+        )
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        // Our own sender, by its PID.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Prefixes in gobgpd's IPv4 unicast RIB.
+fn unicast(router: &Gobgpd) -> Vec<String> {
+    let rib = router.rib("ipv4").unwrap();
+    rib.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// gobgpd's IPv4 FlowSpec RIB as its text table (rules read `[destination: ...][protocol: ...]`).
+fn flowspec(router: &Gobgpd) -> String {
+    router
+        .cli(&["global", "rib", "-a", "ipv4-flowspec"])
+        .unwrap()
+}
+
+fn routes_present(router: &Gobgpd) -> bool {
+    unicast(router) == [VICTIM] && flowspec(router).contains("[destination: 203.0.113.7/32]")
+}
+
+fn routes_gone(router: &Gobgpd) -> bool {
+    unicast(router).is_empty() && !flowspec(router).contains("203.0.113.7")
+}
+
+fn router(dir: &Path) -> Gobgpd {
+    Gobgpd::start(dir, LOCAL_AS).expect("gobgpd (Debian package gobgpd; scripts/test installs it)")
+}
+
+#[test]
+fn an_attack_is_blackholed_and_filtered_at_the_router_until_it_ends() {
+    let dir = test_dir("mit-life");
+    let router = router(&dir);
+    let daemon = Daemon::start(&dir, &router, "");
+    router.wait_established(Duration::from_secs(15)).unwrap();
+    assert!(routes_gone(&router));
+
+    let flood = Flood::start(&daemon);
+    wait_for(
+        Duration::from_secs(15),
+        "the routes in gobgpd's RIB",
+        || routes_present(&router),
+    );
+    // The blackhole route carries RFC 7999's community, the configured one and the discard
+    // next hop; the filter is the attack's signature.
+    let rib = router.rib("ipv4").unwrap();
+    let attrs = rib[VICTIM][0]["attrs"].to_string();
+    assert!(
+        attrs.contains(&format!("{}", 0xFFFF_029Au32)),
+        "BLACKHOLE community: {attrs}"
+    );
+    assert!(
+        attrs.contains(&format!("{}", (65001u32 << 16) | 666)),
+        "65001:666: {attrs}"
+    );
+    assert!(attrs.contains("\"nexthop\":\"192.0.2.1\""), "{attrs}");
+    let rules = flowspec(&router);
+    assert!(
+        rules.contains("[protocol: ==udp]")
+            && rules.contains("[source-port: ==123]")
+            && rules.contains("discard"),
+        "{rules}"
+    );
+
+    // The attack's record shows the rules, their coverage and that they were announced.
+    let events = daemon.events();
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "attack_started")
+        .expect("attack_started");
+    let mitigations = started["mitigations"]
+        .as_array()
+        .expect("mitigations in the record");
+    assert_eq!(mitigations.len(), 2, "{started}");
+    assert_eq!(mitigations[0]["id"], "blackhole:203.0.113.7/32");
+    assert_eq!(
+        mitigations[1]["text"],
+        "flowspec dst 203.0.113.7/32 proto 17 sport 123 len 257-512 then discard"
+    );
+    assert!(
+        mitigations[1]["coverage"].as_f64().unwrap() > 0.9,
+        "{started}"
+    );
+    assert!(mitigations.iter().all(|m| m["status"] == "announced"));
+
+    drop(flood);
+    wait_for(
+        Duration::from_secs(20),
+        "the routes to leave after the attack",
+        || routes_gone(&router),
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("mitigation withdrawn: blackhole:203.0.113.7/32"),
+        "{log}"
+    );
+}
+
+#[test]
+fn after_a_crash_rules_come_back_while_the_attack_lasts_and_go_when_it_is_over() {
+    let dir = test_dir("mit-crash");
+    let router = router(&dir);
+    let mut daemon = Daemon::start(&dir, &router, "");
+    router.wait_established(Duration::from_secs(15)).unwrap();
+
+    // Crash during an attack that goes on.
+    let flood = Flood::start(&daemon);
+    wait_for(Duration::from_secs(15), "the routes", || {
+        routes_present(&router)
+    });
+    daemon.kill9();
+    wait_for(
+        Duration::from_secs(5),
+        "the routes to go with the session",
+        || routes_gone(&router),
+    );
+    daemon.restart();
+    assert!(
+        daemon.log().contains("resuming 2 mitigations"),
+        "{}",
+        daemon.log()
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the routes to be re-announced",
+        || routes_present(&router),
+    );
+    // Past the confirmation window: the attack was detected again, so the routes stay.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(routes_present(&router), "{}", daemon.log());
+    drop(flood);
+    wait_for(
+        Duration::from_secs(20),
+        "the routes to leave after the attack",
+        || routes_gone(&router),
+    );
+
+    // Crash during an attack that ends while the daemon is down.
+    let flood = Flood::start(&daemon);
+    wait_for(Duration::from_secs(15), "the routes", || {
+        routes_present(&router)
+    });
+    daemon.kill9();
+    drop(flood);
+    daemon.restart();
+    wait_for(
+        Duration::from_secs(10),
+        "the routes to be re-announced",
+        || routes_present(&router),
+    );
+    wait_for(
+        Duration::from_secs(15),
+        "the routes to go once the attack is not seen again",
+        || routes_gone(&router),
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("(attack not seen again after restart)"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_router_restart_gets_the_routes_again_and_sigterm_withdraws_them() {
+    let dir = test_dir("mit-peer");
+    let mut router = router(&dir);
+    let mut daemon = Daemon::start(&dir, &router, "");
+    router.wait_established(Duration::from_secs(15)).unwrap();
+    let _flood = Flood::start(&daemon);
+    wait_for(Duration::from_secs(15), "the routes", || {
+        routes_present(&router)
+    });
+
+    router.restart().unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the speaker to reconnect and re-announce",
+        || routes_present(&router),
+    );
+
+    daemon.sigterm();
+    wait_for(
+        Duration::from_secs(3),
+        "SIGTERM to withdraw the routes",
+        || routes_gone(&router),
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state/mitigations.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["held"],
+        serde_json::json!([]),
+        "nothing left to resume"
+    );
+}
+
+#[test]
+fn never_mitigate_holds_and_operators_announce_and_withdraw_by_hand() {
+    let dir = test_dir("mit-guard");
+    let router = router(&dir);
+    let daemon = Daemon::start(&dir, &router, "never = [\"203.0.113.0/29\"]");
+    router.wait_established(Duration::from_secs(15)).unwrap();
+    let flood = Flood::start(&daemon);
+    wait_for(Duration::from_secs(15), "the attack", || {
+        daemon
+            .events()
+            .iter()
+            .any(|e| e["event"] == "attack_started")
+    });
+    let events = daemon.events();
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "attack_started")
+        .unwrap();
+    for m in started["mitigations"].as_array().unwrap() {
+        assert_eq!(m["status"], "refused", "{m}");
+        assert!(
+            m["reason"]
+                .as_str()
+                .unwrap()
+                .contains("never-mitigate 203.0.113.0/29"),
+            "{m}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(routes_gone(&router), "a protected host was announced");
+    drop(flood);
+
+    let out = daemon.mitigations(&["announce", "203.0.113.50/32", "--seconds", "600"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(Duration::from_secs(5), "the manual route", || {
+        unicast(&router) == ["203.0.113.50/32"]
+    });
+    let list = String::from_utf8(daemon.mitigations(&["list"]).stdout).unwrap();
+    assert!(
+        list.contains("blackhole:203.0.113.50/32") && list.contains("manual"),
+        "{list}"
+    );
+    let refused = daemon.mitigations(&["announce", "203.0.113.3/32"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("never-mitigate"));
+    let out = daemon.mitigations(&["withdraw", "blackhole:203.0.113.50/32"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(Duration::from_secs(5), "the manual route to go", || {
+        unicast(&router).is_empty()
+    });
+}
+
+#[test]
+fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
+    let dir = test_dir("mit-replay");
+    let pcap = dir.join("ntp.pcap");
+    let out = floodwall()
+        .args(["simulate", "--scenario", FLOOD, "--pcap"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("floodwall.toml");
+    std::fs::write(
+        &config,
+        "networks = [\"203.0.113.0/24\"]\n[mitigation.blackhole]\nenabled = true\n[mitigation.flowspec]\nenabled = true\naction = \"rate-limit\"\n",
+    )
+    .unwrap();
+    let replay = |json: bool| {
+        let mut command = floodwall();
+        command.args(["replay", "--config"]).arg(&config).arg(&pcap);
+        if json {
+            command.arg("--json");
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let records: Vec<Value> = replay(true)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let started = records
+        .iter()
+        .find(|r| r["event"] == "attack_started")
+        .expect("the attack");
+    let mitigations = started["mitigations"].as_array().expect("mitigations");
+    assert_eq!(
+        mitigations[0]["text"],
+        "blackhole 203.0.113.7/32 next-hop 192.0.2.1 communities 65535:666"
+    );
+    assert_eq!(
+        mitigations[1]["text"],
+        "flowspec dst 203.0.113.7/32 proto 17 sport 123 len 257-512 then rate-limit 125000 B/s"
+    );
+    assert!(
+        mitigations.iter().all(|m| m["status"] == "dry_run"),
+        "a replay never announces"
+    );
+    assert!(mitigations[1]["coverage"].as_f64().unwrap() > 0.9);
+    let table = replay(false);
+    assert!(
+        table.contains("mitigation would announce: flowspec dst 203.0.113.7/32 proto 17 sport 123"),
+        "{table}"
+    );
+    assert!(table.contains("covers ~"), "{table}");
+    // Deterministic: the same capture gives the same records.
+    assert_eq!(
+        records,
+        replay(true)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    );
+}
