@@ -44,6 +44,11 @@ struct Peers {
 
 impl Peers {
     fn start() -> Peers {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the ExaBGP test runs exabgp and gobgpd as nobody: run it as root"
+        );
         let pid = std::process::id();
         let dir = std::env::temp_dir().join(format!("floodwall-exabgp-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);

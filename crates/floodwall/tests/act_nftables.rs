@@ -25,6 +25,11 @@ struct Netns {
 
 impl Netns {
     fn new(tag: &str) -> Netns {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the nftables tests make network namespaces: run them as root"
+        );
         let name = format!("fw{tag}{}", std::process::id());
         // A leftover of a crashed run of the same pid is harmless to remove.
         let _ = Command::new("ip")
