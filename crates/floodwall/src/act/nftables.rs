@@ -45,9 +45,10 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use floodwall_mitigate::{FlowAction, FlowFilter, Mitigation, Range, Rule};
@@ -86,6 +87,8 @@ const CHAIN: &str = "prerouting";
 /// Comments of the two fixed blackhole rules; mitigation ids never start with `floodwall:`.
 const BLACKHOLE4_COMMENT: &str = "floodwall: blackhole4";
 const BLACKHOLE6_COMMENT: &str = "floodwall: blackhole6";
+/// Longest an nft run may take.
+const NFT_TIMEOUT: Duration = Duration::from_secs(10);
 /// nft refuses longer comments (NFTNL_UDATA_COMMENT_MAXLEN is 128 including the NUL).
 const COMMENT_MAX: usize = 127;
 
@@ -290,22 +293,53 @@ impl Nftables {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("nftables: cannot run `{}`", self.command.join(" ")))?;
+        // Read on threads: a big listing must not fill the pipe while we wait for the exit.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut text);
+                }
+                text
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
         if let Some(input) = input {
             // Dropping stdin after the write closes it: nft reads to the end.
             let mut stdin = child.stdin.take().expect("piped stdin");
             stdin.write_all(input.as_bytes())?;
         }
-        let output = child.wait_with_output()?;
-        if !output.status.success() {
+        // nft answers in milliseconds; one that hangs (a wedged netlink socket) must not stall
+        // the actions thread for good.
+        let deadline = Instant::now() + NFT_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "nftables: `{} {}` did not finish within {NFT_TIMEOUT:?}; killed",
+                    self.command.join(" "),
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        if !status.success() {
             bail!(
                 "nftables: `{} {}` failed ({}): {}",
                 self.command.join(" "),
                 args.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
+                status,
+                String::from_utf8_lossy(&stderr).trim()
             );
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
     }
 
     /// Applies a script as one transaction.
