@@ -264,6 +264,14 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
         },
     );
 
+    let rtbh6 = mitigation(
+        "a7-blackhole",
+        Rule::Blackhole {
+            prefix: "2001:db8:1::/48".parse().unwrap(),
+            next_hop: "2001:db8::1".parse().unwrap(),
+            communities: vec![Community::BLACKHOLE],
+        },
+    );
     // An outgoing attack's filter: any destination, one customer source.
     let mut outgoing = FlowFilter::to("0.0.0.0/0".parse().unwrap());
     outgoing.source = Some("198.51.100.9/32".parse().unwrap());
@@ -288,10 +296,17 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
         assert!(e.to_string().contains("nobody reads"), "{e:#}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    for m in [&ntp, &dns, &v6, &outgoing] {
+    for m in [&ntp, &dns, &v6, &outgoing, &rtbh6] {
         exa.announce(m).unwrap();
     }
-    let ribs = peers.wait_for(&[("ipv4", 1), ("ipv4-flowspec", 3), ("ipv6-flowspec", 1)]);
+    let ribs = peers.wait_for(&[
+        ("ipv4", 1),
+        ("ipv4-flowspec", 3),
+        ("ipv6-flowspec", 1),
+        ("ipv6", 1),
+    ]);
+    let route6 = ribs[3]["2001:db8:1::/48"].to_string();
+    assert!(route6.contains("\"nexthop\":\"2001:db8::1\""), "{route6}");
     let route = &ribs[0]["203.0.113.10/32"][0];
     let attrs = route["attrs"].as_array().unwrap();
     let communities: Vec<u64> = attrs
@@ -364,11 +379,21 @@ fn exabgp_announces_blackholes_and_flowspec_to_a_real_peer_and_withdraws_them() 
 
     exa.withdraw(&rtbh).unwrap();
     exa.withdraw(&ntp).unwrap();
-    peers.wait_for(&[("ipv4", 0), ("ipv4-flowspec", 2), ("ipv6-flowspec", 1)]);
+    peers.wait_for(&[
+        ("ipv4", 0),
+        ("ipv4-flowspec", 2),
+        ("ipv6-flowspec", 1),
+        ("ipv6", 1),
+    ]);
     // Withdrawing twice is harmless; shutdown withdraws what is left.
     exa.withdraw(&ntp).unwrap();
     exa.shutdown(false).unwrap();
-    peers.wait_for(&[("ipv4", 0), ("ipv4-flowspec", 0), ("ipv6-flowspec", 0)]);
+    peers.wait_for(&[
+        ("ipv4", 0),
+        ("ipv4-flowspec", 0),
+        ("ipv6-flowspec", 0),
+        ("ipv6", 0),
+    ]);
     let stats = exa.stats();
     assert_eq!((stats.rejected, stats.unacknowledged), (1, 0), "{stats:?}");
 }
