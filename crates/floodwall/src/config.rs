@@ -25,6 +25,14 @@ pub struct Config {
     pub state: StateConfig,
     /// `[bgp]` and `[[bgp.peers]]`: the built-in BGP speaker. Absent: no BGP.
     pub bgp: Option<crate::act::bgp::BgpConfig>,
+    /// `[exabgp]`: announce through an ExaBGP the operator runs. Default off.
+    pub exabgp: crate::act::exabgp::ExaBgpConfig,
+    /// `[nftables]`: drop attack traffic on this host in Floodwall's own table. Default off.
+    pub nftables: crate::act::nftables::NftablesConfig,
+    /// `[[webhooks]]`: JSON (or Slack) POSTs of every event and mitigation change.
+    pub webhooks: Vec<crate::act::webhook::WebhookConfig>,
+    /// `[[scripts]]`: a program run per event and mitigation change, the JSON on stdin.
+    pub scripts: Vec<crate::act::script::ScriptConfig>,
 }
 
 /// `[state]`: where the daemon keeps what must survive a restart (active mitigations) and its

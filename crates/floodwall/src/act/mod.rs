@@ -23,6 +23,12 @@ pub trait Mitigator: Send {
     /// The daemon stops: withdraw everything, or with `keep` leave it in place for the next
     /// start to take over.
     fn shutdown(&mut self, keep: bool) -> Result<()>;
+    /// At start, after the held rules were announced again: take out what an earlier run left
+    /// that is not held any more (a lost or corrupt snapshot). Returns the ids taken out.
+    /// Mitigators whose rules die with the process (BGP sessions) have nothing to do.
+    fn withdraw_stale(&mut self, _held: &std::collections::BTreeSet<String>) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Something told about attack events and mitigation changes (webhooks, scripts). Notices are
@@ -32,11 +38,20 @@ pub trait Notifier: Send {
     fn name(&self) -> &str;
     /// Must not block for long: queue and deliver on an own thread, count what is dropped.
     fn notify(&mut self, notice: &serde_json::Value);
+    /// The daemon stops: deliver what is queued within `timeout`. False if some was not.
+    fn close(&mut self, _timeout: std::time::Duration) -> bool {
+        true
+    }
 }
 
 pub mod control;
+pub mod exabgp;
+pub mod nftables;
+pub mod notice;
 pub mod runner;
+pub mod script;
 pub mod store;
+pub mod webhook;
 
 /// Where mitigations and notices go, as the configuration asks.
 #[derive(Default)]
@@ -51,6 +66,18 @@ pub fn build(config: &Config) -> Result<Outputs> {
     let mut outputs = Outputs::default();
     if let Some(bgp_config) = &config.bgp {
         outputs.mitigators.push(Box::new(bgp::BgpMitigator::start(bgp_config)?));
+    }
+    if config.exabgp.enabled {
+        outputs.mitigators.push(Box::new(exabgp::ExaBgp::new(&config.exabgp)?));
+    }
+    if config.nftables.enabled {
+        outputs.mitigators.push(Box::new(nftables::Nftables::new(&config.nftables)?));
+    }
+    for webhook in &config.webhooks {
+        outputs.notifiers.push(Box::new(webhook::Webhook::new(webhook)?));
+    }
+    for script in &config.scripts {
+        outputs.notifiers.push(Box::new(script::Script::new(script)?));
     }
     Ok(outputs)
 }

@@ -38,6 +38,8 @@ pub struct Actions {
 }
 
 const TICK: Duration = Duration::from_millis(100);
+/// How long a stopping daemon waits for webhooks and scripts to deliver what is queued.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 impl Actions {
     /// Starts the thread; it resumes from the store first. [`Input::Stop`] (or every sender
@@ -57,6 +59,16 @@ impl Actions {
             Err((_, why)) => log(format!("error: {why}")),
         }
         self.commit(&mut changes)?;
+        let held: std::collections::BTreeSet<String> = self.planner.held().map(|h| h.mitigation.id.clone()).collect();
+        for mitigator in &mut self.mitigators {
+            match mitigator.withdraw_stale(&held) {
+                Ok(stale) if !stale.is_empty() => {
+                    log(format!("{}: withdrew {} rules an earlier run left: {}", mitigator.name(), stale.len(), stale.join(", ")))
+                }
+                Ok(_) => {}
+                Err(e) => log(format!("error: {} could not check for rules an earlier run left: {e:#}", mitigator.name())),
+            }
+        }
         Ok(std::thread::Builder::new()
             .name("actions".into())
             .spawn(move || self.run(input))?)
@@ -105,6 +117,11 @@ impl Actions {
         for mitigator in &mut self.mitigators {
             if let Err(e) = mitigator.shutdown(keep) {
                 log(format!("error: {} shutdown: {e:#}", mitigator.name()));
+            }
+        }
+        for notifier in &mut self.notifiers {
+            if !notifier.close(NOTIFY_GRACE) {
+                log(format!("{}: notices still queued at shutdown were dropped", notifier.name()));
             }
         }
         Ok(())
