@@ -632,6 +632,46 @@ mod tests {
     }
 
     #[test]
+    fn ibgp_gets_an_empty_as_path_and_local_pref_ebgp_our_as() {
+        let rule = Rule::Blackhole {
+            prefix: "2001:db8::1/128".parse().unwrap(),
+            next_hop: "100::1".parse().unwrap(),
+            communities: vec![Community::BLACKHOLE],
+        };
+        let route = route(&rule).unwrap();
+        let attributes = |ibgp: bool| {
+            let session = SessionEncoding {
+                local_as: 4_200_000_001,
+                ibgp,
+                four_octet_as: true,
+            };
+            let update = announcements(session, &[&route]).remove(0);
+            let mut bytes = bytes::Bytes::from(update);
+            let Message::Update(update) = decode_message(&mut bytes, 4096).unwrap() else {
+                panic!("not an UPDATE")
+            };
+            update.parse(true, false, &[]).unwrap().attributes
+        };
+        let ibgp = attributes(true);
+        assert!(ibgp.contains(&PathAttribute::LocalPref(100)));
+        assert!(ibgp
+            .iter()
+            .any(|a| matches!(a, PathAttribute::AsPath(p) if p.segments.is_empty())));
+        assert!(ibgp.iter().any(|a| matches!(
+            a,
+            PathAttribute::MpReachNlri(r) if r.next_hop.to_string() == "100::1" && r.announced.len() == 1
+        )));
+        let ebgp = attributes(false);
+        assert!(!ebgp
+            .iter()
+            .any(|a| matches!(a, PathAttribute::LocalPref(_))));
+        assert!(ebgp.iter().any(|a| matches!(
+            a,
+            PathAttribute::AsPath(p) if p.segments == [rustbgpd_wire::AsPathSegment::AsSequence(vec![4_200_000_001])]
+        )));
+    }
+
+    #[test]
     fn mismatched_families_are_refused() {
         let rule = Rule::Blackhole {
             prefix: "2001:db8::1/128".parse().unwrap(),
