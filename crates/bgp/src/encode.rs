@@ -292,6 +292,7 @@ const COMMUNITIES: u8 = 8;
 const MP_REACH: u8 = 14;
 const MP_UNREACH: u8 = 15;
 const EXTENDED_COMMUNITIES: u8 = 16;
+const AS4_PATH: u8 = 17;
 
 const TRANSITIVE: u8 = 0x40;
 const OPTIONAL: u8 = 0x80;
@@ -308,13 +309,15 @@ fn push_attribute(out: &mut Vec<u8>, flags: u8, code: u8, value: &[u8]) {
 }
 
 /// Attributes of `route` except MP_REACH_NLRI, in type order. MP_REACH (14) goes between
-/// COMMUNITIES (8) and EXTENDED_COMMUNITIES (16), so the result is split there.
+/// COMMUNITIES (8) and EXTENDED_COMMUNITIES (16, followed by AS4_PATH 17), so the result is
+/// split there.
 fn attributes(session: SessionEncoding, route: &Route) -> (Vec<u8>, Vec<u8>) {
     let mut head = Vec::new();
     push_attribute(&mut head, TRANSITIVE, ORIGIN, &[0]); // IGP
     let mut path = Vec::new();
     if !session.ibgp {
-        // One AS_SEQUENCE with our AS. A 2-octet session gets AS_TRANS for a 4-octet AS.
+        // One AS_SEQUENCE with our AS. A 2-octet session gets AS_TRANS for a 4-octet AS,
+        // and the real one in AS4_PATH (RFC 6793 §4.2.2).
         path.extend_from_slice(&[2, 1]);
         if session.four_octet_as {
             path.extend_from_slice(&session.local_as.to_be_bytes());
@@ -351,6 +354,11 @@ fn attributes(session: SessionEncoding, route: &Route) -> (Vec<u8>, Vec<u8>) {
             EXTENDED_COMMUNITIES,
             &value,
         );
+    }
+    if !session.ibgp && !session.four_octet_as && session.local_as > u32::from(u16::MAX) {
+        let mut path = vec![2, 1];
+        path.extend_from_slice(&session.local_as.to_be_bytes());
+        push_attribute(&mut tail, OPTIONAL | TRANSITIVE, AS4_PATH, &path);
     }
     (head, tail)
 }
@@ -629,6 +637,68 @@ mod tests {
             decoded.components[..],
             [FlowSpecComponent::DestinationPrefix(_)]
         ));
+    }
+
+    #[test]
+    fn ibgp_gets_an_empty_as_path_and_local_pref_ebgp_our_as() {
+        let rule = Rule::Blackhole {
+            prefix: "2001:db8::1/128".parse().unwrap(),
+            next_hop: "100::1".parse().unwrap(),
+            communities: vec![Community::BLACKHOLE],
+        };
+        let route = route(&rule).unwrap();
+        let attributes = |ibgp: bool| {
+            let session = SessionEncoding {
+                local_as: 4_200_000_001,
+                ibgp,
+                four_octet_as: true,
+            };
+            let update = announcements(session, &[&route]).remove(0);
+            let mut bytes = bytes::Bytes::from(update);
+            let Message::Update(update) = decode_message(&mut bytes, 4096).unwrap() else {
+                panic!("not an UPDATE")
+            };
+            update.parse(true, false, &[]).unwrap().attributes
+        };
+        let ibgp = attributes(true);
+        assert!(ibgp.contains(&PathAttribute::LocalPref(100)));
+        assert!(ibgp
+            .iter()
+            .any(|a| matches!(a, PathAttribute::AsPath(p) if p.segments.is_empty())));
+        assert!(ibgp.iter().any(|a| matches!(
+            a,
+            PathAttribute::MpReachNlri(r) if r.next_hop.to_string() == "100::1" && r.announced.len() == 1
+        )));
+        // A 2-octet session: AS_TRANS in AS_PATH, the real AS in AS4_PATH, which a decoder
+        // merges back (RFC 6793 §4.2.3).
+        let session = SessionEncoding {
+            local_as: 4_200_000_001,
+            ibgp: false,
+            four_octet_as: false,
+        };
+        let update = announcements(session, &[&route]).remove(0);
+        let mut bytes = bytes::Bytes::from(update);
+        let Message::Update(update) = decode_message(&mut bytes, 4096).unwrap() else {
+            panic!("not an UPDATE")
+        };
+        let as_trans_path = [TRANSITIVE, AS_PATH, 4, 2, 1, 0x5b, 0xa0];
+        assert!(update
+            .path_attributes
+            .windows(as_trans_path.len())
+            .any(|w| w == as_trans_path));
+        let merged = update.parse(false, false, &[]).unwrap().attributes;
+        assert!(merged.iter().any(|a| matches!(
+            a,
+            PathAttribute::AsPath(p) if p.segments == [rustbgpd_wire::AsPathSegment::AsSequence(vec![4_200_000_001])]
+        )));
+        let ebgp = attributes(false);
+        assert!(!ebgp
+            .iter()
+            .any(|a| matches!(a, PathAttribute::LocalPref(_))));
+        assert!(ebgp.iter().any(|a| matches!(
+            a,
+            PathAttribute::AsPath(p) if p.segments == [rustbgpd_wire::AsPathSegment::AsSequence(vec![4_200_000_001])]
+        )));
     }
 
     #[test]

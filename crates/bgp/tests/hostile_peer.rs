@@ -184,3 +184,73 @@ fn a_silent_peer_is_dropped_when_the_hold_timer_expires() {
     );
     speaker.shutdown(false);
 }
+
+/// The IPv4 unicast prefixes an UPDATE announces and withdraws.
+fn unicast(message: Message) -> (Vec<String>, Vec<String>) {
+    let Message::Update(update) = message else {
+        panic!("expected an UPDATE, got {message}")
+    };
+    let parsed = update.parse(true, false, &[]).unwrap();
+    let show = |entries: &[rustbgpd_wire::Ipv4NlriEntry]| {
+        entries
+            .iter()
+            .map(|e| format!("{}/{}", e.prefix.addr, e.prefix.len))
+            .collect()
+    };
+    (show(&parsed.announced), show(&parsed.withdrawn))
+}
+
+#[test]
+fn hold_time_zero_means_no_keepalives_and_route_refresh_resends_the_table() {
+    let listener = listen();
+    let speaker = Speaker::start(
+        speaker_config(),
+        vec![peer("quiet", listener.local_addr().unwrap())],
+    );
+    speaker.announce(&blackhole("198.51.100.70/32")).unwrap();
+    let mut stream = accept(&listener, Duration::from_secs(5));
+    assert!(matches!(read_message(&mut stream), Message::Open(_)));
+    send(&mut stream, &open(DAEMON_AS, 0));
+    assert!(matches!(read_message(&mut stream), Message::Keepalive));
+    send(&mut stream, &Message::Keepalive);
+    let route = vec!["198.51.100.70/32".to_string()];
+    assert_eq!(unicast(read_message(&mut stream)), (route.clone(), vec![]));
+    // End-of-RIB for the only family negotiated: an empty UPDATE.
+    assert_eq!(unicast(read_message(&mut stream)), (vec![], vec![]));
+
+    // Hold time 0: nothing more arrives, and the session stays up.
+    stream
+        .set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let quiet = stream.read(&mut byte);
+    assert!(
+        quiet.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "{quiet:?}"
+    );
+    assert_eq!(speaker.status()[0].state, SessionState::Established);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+
+    send(
+        &mut stream,
+        &Message::RouteRefresh(rustbgpd_wire::RouteRefreshMessage {
+            afi_raw: 1,
+            subtype_raw: 0,
+            safi_raw: 1,
+            orf: None,
+        }),
+    );
+    assert_eq!(unicast(read_message(&mut stream)), (route.clone(), vec![]));
+
+    speaker.shutdown(false);
+    assert_eq!(unicast(read_message(&mut stream)), (vec![], route));
+    assert_eq!(
+        notification(&mut stream),
+        (NotificationCode::Cease.as_u8(), 2)
+    );
+}
