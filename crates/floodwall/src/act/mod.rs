@@ -26,7 +26,10 @@ pub trait Mitigator: Send {
     /// At start, after the held rules were announced again: take out what an earlier run left
     /// that is not held any more (a lost or corrupt snapshot). Returns the ids taken out.
     /// Mitigators whose rules die with the process (BGP sessions) have nothing to do.
-    fn withdraw_stale(&mut self, _held: &std::collections::BTreeSet<String>) -> Result<Vec<String>> {
+    fn withdraw_stale(
+        &mut self,
+        _held: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
 }
@@ -65,19 +68,29 @@ pub struct Outputs {
 pub fn build(config: &Config) -> Result<Outputs> {
     let mut outputs = Outputs::default();
     if let Some(bgp_config) = &config.bgp {
-        outputs.mitigators.push(Box::new(bgp::BgpMitigator::start(bgp_config)?));
+        outputs
+            .mitigators
+            .push(Box::new(bgp::BgpMitigator::start(bgp_config)?));
     }
     if config.exabgp.enabled {
-        outputs.mitigators.push(Box::new(exabgp::ExaBgp::new(&config.exabgp)?));
+        outputs
+            .mitigators
+            .push(Box::new(exabgp::ExaBgp::new(&config.exabgp)?));
     }
     if config.nftables.enabled {
-        outputs.mitigators.push(Box::new(nftables::Nftables::new(&config.nftables)?));
+        outputs
+            .mitigators
+            .push(Box::new(nftables::Nftables::new(&config.nftables)?));
     }
     for webhook in &config.webhooks {
-        outputs.notifiers.push(Box::new(webhook::Webhook::new(webhook)?));
+        outputs
+            .notifiers
+            .push(Box::new(webhook::Webhook::new(webhook)?));
     }
     for script in &config.scripts {
-        outputs.notifiers.push(Box::new(script::Script::new(script)?));
+        outputs
+            .notifiers
+            .push(Box::new(script::Script::new(script)?));
     }
     Ok(outputs)
 }

@@ -708,7 +708,11 @@ impl Mitigator for Nftables {
     }
 
     fn withdraw_stale(&mut self, held: &BTreeSet<String>) -> Result<Vec<String>> {
-        let stale: Vec<String> = self.installed_ids()?.into_iter().filter(|id| !held.contains(id)).collect();
+        let stale: Vec<String> = self
+            .installed_ids()?
+            .into_iter()
+            .filter(|id| !held.contains(id))
+            .collect();
         for id in &stale {
             self.withdraw_id(id)?;
         }

@@ -59,14 +59,24 @@ impl Actions {
             Err((_, why)) => log(format!("error: {why}")),
         }
         self.commit(&mut changes)?;
-        let held: std::collections::BTreeSet<String> = self.planner.held().map(|h| h.mitigation.id.clone()).collect();
+        let held: std::collections::BTreeSet<String> = self
+            .planner
+            .held()
+            .map(|h| h.mitigation.id.clone())
+            .collect();
         for mitigator in &mut self.mitigators {
             match mitigator.withdraw_stale(&held) {
-                Ok(stale) if !stale.is_empty() => {
-                    log(format!("{}: withdrew {} rules an earlier run left: {}", mitigator.name(), stale.len(), stale.join(", ")))
-                }
+                Ok(stale) if !stale.is_empty() => log(format!(
+                    "{}: withdrew {} rules an earlier run left: {}",
+                    mitigator.name(),
+                    stale.len(),
+                    stale.join(", ")
+                )),
                 Ok(_) => {}
-                Err(e) => log(format!("error: {} could not check for rules an earlier run left: {e:#}", mitigator.name())),
+                Err(e) => log(format!(
+                    "error: {} could not check for rules an earlier run left: {e:#}",
+                    mitigator.name()
+                )),
             }
         }
         Ok(std::thread::Builder::new()
@@ -121,7 +131,10 @@ impl Actions {
         }
         for notifier in &mut self.notifiers {
             if !notifier.close(NOTIFY_GRACE) {
-                log(format!("{}: notices still queued at shutdown were dropped", notifier.name()));
+                log(format!(
+                    "{}: notices still queued at shutdown were dropped",
+                    notifier.name()
+                ));
             }
         }
         Ok(())
