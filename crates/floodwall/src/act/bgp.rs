@@ -206,6 +206,23 @@ impl BgpMitigator {
 }
 
 impl Mitigator for BgpMitigator {
+    fn health(&self) -> Vec<String> {
+        self.status()
+            .iter()
+            .map(|p| {
+                let state = if p.state == floodwall_bgp::SessionState::Established {
+                    "established".to_string()
+                } else {
+                    match &p.last_error {
+                        Some(e) => format!("down ({e})"),
+                        None => "connecting".to_string(),
+                    }
+                };
+                format!("bgp peer {} ({}): {state}", p.name, p.address)
+            })
+            .collect()
+    }
+
     fn name(&self) -> &str {
         "bgp"
     }

@@ -23,6 +23,11 @@ pub trait Mitigator: Send {
     /// The daemon stops: withdraw everything, or with `keep` leave it in place for the next
     /// start to take over.
     fn shutdown(&mut self, keep: bool) -> Result<()>;
+    /// One line per session or channel, for the log when it changes: `bgp peer edge1
+    /// (192.0.2.1:179): established`, or `...: down (connection refused)`.
+    fn health(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// At start, after the held rules were announced again: take out what an earlier run left
     /// that is not held any more (a lost or corrupt snapshot). Returns the ids taken out.
     /// Mitigators whose rules die with the process (BGP sessions) have nothing to do.

@@ -37,6 +37,9 @@ pub struct Actions {
     pub events: Box<dyn Write + Send>,
 }
 
+/// The mitigators' health lines as last logged.
+type Health = Vec<Vec<String>>;
+
 const TICK: Duration = Duration::from_millis(100);
 /// How long a stopping daemon waits for webhooks and scripts to deliver what is queued.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
@@ -86,7 +89,9 @@ impl Actions {
 
     fn run(mut self, input: Receiver<Input>) -> Result<()> {
         let mut changes = Vec::new();
+        let mut health: Health = vec![Vec::new(); self.mitigators.len()];
         loop {
+            self.log_health(&mut health);
             match input.recv_timeout(TICK) {
                 Ok(Input::Events(events)) => {
                     let now = unix_ms();
@@ -138,6 +143,19 @@ impl Actions {
             }
         }
         Ok(())
+    }
+
+    /// Logs a session or channel going up or down (a peer refusing the session included).
+    fn log_health(&self, last: &mut Health) {
+        for (mitigator, last) in self.mitigators.iter().zip(last.iter_mut()) {
+            let now = mitigator.health();
+            for line in &now {
+                if !last.contains(line) {
+                    log(line);
+                }
+            }
+            *last = now;
+        }
     }
 
     /// Saves the snapshot, then carries the changes out.

@@ -1,0 +1,129 @@
+//! What an operator sees when the daemon's surroundings are wrong: a BGP peer refusing the
+//! session, a state directory it cannot write, a second daemon on the same state.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{test_dir, wait_or_kill};
+
+fn config(dir: &std::path::Path, state: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.join(format!("floodwall-{port}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "networks = [\"203.0.113.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n{extra}",
+            dir.join("events.jsonl").display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn daemon(config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads a child's stderr until `want` shows up or `timeout` passes; stops the child (ours, by
+/// PID) either way and returns what it wrote.
+fn stderr_until(mut child: std::process::Child, want: &str, timeout: Duration) -> String {
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains(want) {
+        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(50)) {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    wait_or_kill(&mut child, Duration::from_secs(10), "floodwall run");
+    text
+}
+
+#[test]
+fn a_bgp_peer_refusing_the_session_is_logged_with_the_reason() {
+    let dir = test_dir("err-bgp");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(
+        &dir,
+        &dir.join("state"),
+        &format!("[bgp]\nlocal_as = 65001\nrouter_id = \"192.0.2.9\"\n[[bgp.peers]]\nname = \"edge1\"\naddress = \"127.0.0.1:{closed}\"\nremote_as = 65000\n"),
+    );
+    let log = stderr_until(
+        daemon(&config),
+        "Connection refused",
+        Duration::from_secs(10),
+    );
+    assert!(
+        log.contains(&format!("bgp peer edge1 (127.0.0.1:{closed}): down ("))
+            && log.contains("Connection refused"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unwritable_state_directory_and_a_second_daemon_are_refused_with_what_to_do() {
+    let dir = test_dir("err-state");
+    let file = dir.join("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["run", "--config"])
+        .arg(config(&dir, &file, ""))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("cannot create the state directory") && message.contains("[state] dir"),
+        "{message}"
+    );
+
+    let state = dir.join("state");
+    let first = daemon(&config(&dir, &state, ""));
+    let socket = state.join("control.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["run", "--config"])
+        .arg(config(&dir, &state, ""))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("another floodwall daemon is running"),
+        "{message}"
+    );
+    stderr_until(first, "never", Duration::from_millis(100));
+}
