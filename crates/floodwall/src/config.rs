@@ -249,4 +249,21 @@ mod readme {
         assert!(config.detection.carpet.baseline);
         assert_eq!(config.detection.carpet.max_pps, 2_000_000.0);
     }
+
+    /// So must the mitigation example.
+    #[test]
+    fn readme_mitigation_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n# Mitigation")
+            .expect("README has the mitigation example")
+            + "```toml\n".len();
+        let end = start + readme[start..].find("```").expect("the block ends");
+        let config = Config::parse(&readme[start..end], "README.md").unwrap();
+        assert!(config.mitigation.blackhole.enabled && config.mitigation.flowspec.enabled);
+        assert_eq!(config.bgp.as_ref().unwrap().peers.len(), 1);
+        assert_eq!(config.webhooks.len(), 1);
+        assert_eq!(config.scripts.len(), 1);
+        assert!(!config.nftables.enabled && !config.exabgp.enabled);
+    }
 }

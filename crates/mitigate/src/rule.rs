@@ -204,6 +204,7 @@ pub enum Rule {
         communities: Vec<Community>,
     },
     /// A traffic filter, announced as FlowSpec and/or installed in nftables.
+    #[serde(rename = "flowspec")]
     Filter {
         filter: FlowFilter,
         action: FlowAction,

@@ -289,7 +289,7 @@ mod tests {
             "vectors": ["udp_flood", "ntp_amplification"], "pps": 1000000, "bps": 4464000000u64,
             "peak_pps": 1000000, "peak_bps": 4464000000u64,
             "mitigations": [{"id": "x-flowspec", "status": "announced", "coverage": 0.93,
-                "rule": {"kind": "filter", "filter": {"destination": "203.0.113.10/32", "protocols": [17],
+                "rule": {"kind": "flowspec", "filter": {"destination": "203.0.113.10/32", "protocols": [17],
                     "source_ports": [{"first": 123, "last": 123}]}, "action": {"type": "discard"}}},
                 {"id": "x-blackhole", "status": "refused", "reason": "max_blackholes reached",
                 "rule": {"kind": "blackhole", "prefix": "203.0.113.10/32", "next_hop": "192.0.2.1",
