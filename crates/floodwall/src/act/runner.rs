@@ -169,7 +169,12 @@ impl Actions {
         if changes.is_empty() && !touched {
             return Ok(());
         }
-        self.store.save(&self.planner.snapshot())
+        // A full or broken disk must not stop mitigation during an attack: the rules still go
+        // out, and the log says (each time) that a restart would not know them.
+        if let Err(e) = self.store.save(&self.planner.snapshot()) {
+            log(format!("error: {e:#}; mitigations go on, but a restart now would not resume them"));
+        }
+        Ok(())
     }
 
     fn apply(&mut self, changes: &mut Vec<Change>) {
