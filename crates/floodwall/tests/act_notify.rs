@@ -23,7 +23,7 @@ fn attack_notice() -> Value {
         "mitigations": [{"id": "1760000021000-in-203.0.113.10/32-flowspec",
             "attack_id": "1760000021000-in-203.0.113.10/32", "hostgroup": "default",
             "since": 1760000021000u64, "coverage": 0.93,
-            "rule": {"kind": "filter", "filter": {"destination": "203.0.113.10/32",
+            "rule": {"kind": "flowspec", "filter": {"destination": "203.0.113.10/32",
                 "protocols": [17], "source_ports": [{"first": 123, "last": 123}]},
                 "action": {"type": "discard"}}}]
     })
