@@ -19,7 +19,11 @@ fn the_mitigation_benchmark_sees_each_route_arrive_in_gobgpd() {
         .arg(&out_file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let section = std::fs::read_to_string(&out_file).unwrap();
     assert!(section.starts_with("## Mitigation latency"), "{section}");
     for victim in ["203.0.113.10", "203.0.113.11"] {

@@ -172,7 +172,9 @@ impl Actions {
         // A full or broken disk must not stop mitigation during an attack: the rules still go
         // out, and the log says (each time) that a restart would not know them.
         if let Err(e) = self.store.save(&self.planner.snapshot()) {
-            log(format!("error: {e:#}; mitigations go on, but a restart now would not resume them"));
+            log(format!(
+                "error: {e:#}; mitigations go on, but a restart now would not resume them"
+            ));
         }
         Ok(())
     }

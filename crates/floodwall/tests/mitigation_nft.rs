@@ -1,0 +1,182 @@
+//! The daemon drives nftables: `floodwall run` with `[nftables]` pointed into a network
+//! namespace this test makes (`ip netns exec NS nft`), fed a live NTP flood. Floodwall's table
+//! there holds the attack's blackhole and filter while it lasts and nothing after; rules an
+//! earlier run left without a snapshot are taken out at start. Needs root.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{test_dir, wait_or_kill};
+
+const FLOOD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/scenarios/ntp-flood-60s.toml"
+);
+
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test makes a network namespace: run it as root"
+        );
+        let name = format!("fwd{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success());
+        Netns(name)
+    }
+
+    /// Floodwall's table in the namespace as `nft list` prints it ("" when there is none).
+    fn table(&self) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.0,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "floodwall",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn wait_for(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start(config: &std::path::Path, log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn holds_the_attack(table: &str) -> bool {
+    table.contains("203.0.113.7")
+        && table.contains("comment \"flowspec:203.0.113.7/32\"")
+        && table.contains("udp sport 123")
+}
+
+#[test]
+fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_snapshot_left() {
+    let dir = test_dir("mit-nft");
+    let ns = Netns::new();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("floodwall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "networks = [\"203.0.113.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n\
+             [state]\ndir = \"{}\"\n[detection]\nquiet_period_s = 2\n[detection.carpet]\nenabled = false\n\
+             [mitigation]\nmin_seconds = 1\nhold_down_seconds = 1\n[mitigation.blackhole]\nenabled = true\n\
+             [mitigation.flowspec]\nenabled = true\n[nftables]\nenabled = true\ncommand = [\"ip\", \"netns\", \"exec\", \"{}\", \"nft\"]\n",
+            dir.join("events.jsonl").display(),
+            dir.join("state").display(),
+            ns.0
+        ),
+    )
+    .unwrap();
+    let mut daemon = start(&config, &dir.join("daemon-1.log"));
+    wait_for(Duration::from_secs(10), "Floodwall's table", || {
+        ns.table().contains("chain prerouting")
+    });
+    let mut flood = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["simulate", "--scenario", FLOOD, "--send"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "the attack's rules in nftables",
+        || holds_the_attack(&ns.table()),
+    );
+    let _ = flood.kill();
+    let _ = flood.wait();
+    wait_for(
+        Duration::from_secs(15),
+        "the rules to go after the attack",
+        || {
+            let table = ns.table();
+            table.contains("chain prerouting") && !table.contains("203.0.113.7")
+        },
+    );
+
+    // Rules in place, then the daemon dies and its snapshot is lost: the next start finds the
+    // table's rules held by no one and takes them out.
+    let mut flood = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["simulate", "--scenario", FLOOD, "--send"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "the attack's rules in nftables",
+        || holds_the_attack(&ns.table()),
+    );
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let _ = flood.kill();
+    let _ = flood.wait();
+    assert!(
+        holds_the_attack(&ns.table()),
+        "a killed daemon cannot have withdrawn them"
+    );
+    std::fs::remove_file(dir.join("state/mitigations.json")).unwrap();
+    let log = dir.join("daemon-2.log");
+    let mut daemon = start(&config, &log);
+    wait_for(Duration::from_secs(10), "the stale rules to go", || {
+        !ns.table().contains("203.0.113.7")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("nftables: withdrew 2 rules an earlier run left"),
+        "{text}"
+    );
+
+    // SIGTERM takes Floodwall's table away (no keep_on_shutdown).
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    wait_or_kill(&mut daemon, Duration::from_secs(10), "floodwall run");
+    assert_eq!(ns.table(), "", "the table outlived the daemon");
+}
