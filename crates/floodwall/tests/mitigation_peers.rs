@@ -152,7 +152,7 @@ fn rib(gobgpd: &Gobgpd) -> BTreeSet<String> {
 
 #[test]
 fn kept_routes_survive_a_restart_as_stale_and_are_refreshed_or_withdrawn() {
-    const CONFIRM: u64 = 15;
+    const CONFIRM: u64 = 20;
     let dir = test_dir("mit-keep");
     let gobgpd = Gobgpd::start(
         &dir,
@@ -209,6 +209,7 @@ fn kept_routes_survive_a_restart_as_stale_and_are_refreshed_or_withdrawn() {
     wait_table(RECONNECT, "gobgpd's RIB after the restart", &live, || {
         rib(&gobgpd)
     });
+    eprintln!("routes fresh {:?} after the restart", restarted.elapsed());
     // Past the confirmation window: the attack was detected again, so the routes stay.
     let past_confirm = Duration::from_secs(CONFIRM + 3);
     std::thread::sleep(past_confirm.saturating_sub(restarted.elapsed()));
@@ -245,6 +246,7 @@ fn kept_routes_survive_a_restart_as_stale_and_are_refreshed_or_withdrawn() {
     wait_table(RECONNECT, "gobgpd's RIB after the restart", &live, || {
         rib(&gobgpd)
     });
+    eprintln!("routes fresh {:?} after the restart", restarted.elapsed());
     wait_table(
         Duration::from_secs(CONFIRM + 15),
         "gobgpd's RIB once the attack was not seen again",
