@@ -5,177 +5,25 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use floodwall::bench::mitigation::{Gobgpd, ROUTER_AS};
 use serde_json::Value;
-use support::{test_dir, wait_or_kill};
+use support::mitigation::{
+    floodwall, wait_for, Daemon, Flood, Options, Peer, FLOOD, LOCAL_AS, VICTIM,
+};
+use support::test_dir;
 
-const VICTIM: &str = "203.0.113.7/32";
-const LOCAL_AS: u32 = 65001;
-const FLOOD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/ntp-flood-60s.toml"
-);
-
-fn floodwall() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_floodwall"))
-}
-
-/// `floodwall run` with a configuration written for the test.
-struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
-    config: PathBuf,
-    pub port: u16,
-    starts: usize,
-}
-
-impl Daemon {
-    fn start(dir: &Path, router: &Gobgpd, extra: &str) -> Daemon {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("floodwall.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
-                 [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
-                 [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = false\n\n\
-                 [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = 15\n{extra}\n\n\
-                 [mitigation.blackhole]\nenabled = true\ncommunities = [\"65535:666\", \"65001:666\"]\n\n\
-                 [mitigation.flowspec]\nenabled = true\n\n\
-                 [bgp]\nlocal_as = {LOCAL_AS}\nrouter_id = \"192.0.2.253\"\n\n\
-                 [[bgp.peers]]\nname = \"gobgpd\"\naddress = \"127.0.0.1:{bgp}\"\nremote_as = {ROUTER_AS}\n",
-                events = dir.join("events.jsonl").display(),
-                state = dir.join("state").display(),
-                bgp = router.bgp_port,
-            ),
-        )
-        .unwrap();
-        let mut daemon = Daemon {
-            child: None,
-            dir: dir.to_path_buf(),
-            config,
-            port,
-            starts: 0,
-        };
-        daemon.restart();
-        daemon
-    }
-
-    fn log_path(&self, n: usize) -> PathBuf {
-        self.dir.join(format!("daemon-{n}.log"))
-    }
-
-    /// Starts it (again) with the same configuration and state.
-    fn restart(&mut self) {
-        self.starts += 1;
-        let log = std::fs::File::create(self.log_path(self.starts)).unwrap();
-        let child = floodwall()
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting floodwall run");
-        self.child = Some(child);
-        wait_for(Duration::from_secs(10), "the daemon to listen", || {
-            self.log().contains("listening on")
-        });
-    }
-
-    /// The log of the current run.
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
-    }
-
-    fn kill9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    fn sigterm(&mut self) {
-        let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on the PID of the daemon this test started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        wait_or_kill(
-            &mut child,
-            Duration::from_secs(10),
-            "floodwall run after SIGTERM",
-        );
-        assert!(child.wait().unwrap().success(), "{}", self.log());
-    }
-
-    fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn mitigations(&self, args: &[&str]) -> std::process::Output {
-        floodwall()
-            .arg("mitigations")
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The NTP flood, sent live to the daemon's collector; killing it ends the attack.
-struct Flood(Child);
-
-impl Flood {
-    fn start(daemon: &Daemon) -> Flood {
-        Flood(
-            floodwall()
-                .args(["simulate", "--scenario", FLOOD, "--send"])
-                .arg(format!("127.0.0.1:{}", daemon.port))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting floodwall simulate"),
-        )
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        // Our own sender, by its PID.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The daemon peered with the benchmark's gobgpd, `extra` added to `[mitigation]`.
+fn start_daemon(dir: &Path, router: &Gobgpd, extra: &str) -> Daemon {
+    let mut options = Options::new(Peer {
+        name: "gobgpd".into(),
+        address: format!("127.0.0.1:{}", router.bgp_port).parse().unwrap(),
+        remote_as: ROUTER_AS,
+    });
+    options.mitigation = extra.into();
+    Daemon::start(dir, &options)
 }
 
 /// Prefixes in gobgpd's IPv4 unicast RIB.
@@ -209,7 +57,7 @@ fn router(dir: &Path) -> Gobgpd {
 fn an_attack_is_blackholed_and_filtered_at_the_router_until_it_ends() {
     let dir = test_dir("mit-life");
     let router = router(&dir);
-    let daemon = Daemon::start(&dir, &router, "");
+    let daemon = start_daemon(&dir, &router, "");
     router.wait_established(Duration::from_secs(15)).unwrap();
     assert!(routes_gone(&router));
 
@@ -278,7 +126,7 @@ fn an_attack_is_blackholed_and_filtered_at_the_router_until_it_ends() {
 fn after_a_crash_rules_come_back_while_the_attack_lasts_and_go_when_it_is_over() {
     let dir = test_dir("mit-crash");
     let router = router(&dir);
-    let mut daemon = Daemon::start(&dir, &router, "");
+    let mut daemon = start_daemon(&dir, &router, "");
     router.wait_established(Duration::from_secs(15)).unwrap();
 
     // Crash during an attack that goes on.
@@ -344,7 +192,7 @@ fn after_a_crash_rules_come_back_while_the_attack_lasts_and_go_when_it_is_over()
 fn a_router_restart_gets_the_routes_again_and_sigterm_withdraws_them() {
     let dir = test_dir("mit-peer");
     let mut router = router(&dir);
-    let mut daemon = Daemon::start(&dir, &router, "");
+    let mut daemon = start_daemon(&dir, &router, "");
     router.wait_established(Duration::from_secs(15)).unwrap();
     let _flood = Flood::start(&daemon);
     wait_for(Duration::from_secs(15), "the routes", || {
@@ -364,9 +212,7 @@ fn a_router_restart_gets_the_routes_again_and_sigterm_withdraws_them() {
         "SIGTERM to withdraw the routes",
         || routes_gone(&router),
     );
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("state/mitigations.json")).unwrap())
-            .unwrap();
+    let state = daemon.state();
     assert_eq!(
         state["held"],
         serde_json::json!([]),
@@ -378,7 +224,7 @@ fn a_router_restart_gets_the_routes_again_and_sigterm_withdraws_them() {
 fn never_mitigate_holds_and_operators_announce_and_withdraw_by_hand() {
     let dir = test_dir("mit-guard");
     let router = router(&dir);
-    let daemon = Daemon::start(&dir, &router, "never = [\"203.0.113.0/29\"]");
+    let daemon = start_daemon(&dir, &router, "never = [\"203.0.113.0/29\"]");
     router.wait_established(Duration::from_secs(15)).unwrap();
     let flood = Flood::start(&daemon);
     wait_for(Duration::from_secs(15), "the attack", || {

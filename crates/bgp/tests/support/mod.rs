@@ -755,4 +755,71 @@ impl Frr {
         let text = self.vtysh(command);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("`{command}` JSON: {e}: {text}"))
     }
+
+    /// `show bgp <afi> flowspec detail` as one line per entry, without its age and flags.
+    pub fn flowspec(&self, afi: &str) -> BTreeSet<String> {
+        let text = self.vtysh(&format!("show bgp {afi} flowspec detail"));
+        let mut entries = BTreeSet::new();
+        for entry in text.split("BGP flowspec entry:").skip(1) {
+            let lines: Vec<&str> = entry
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("received for")
+                        && !l.starts_with("Displayed")
+                        && !l.starts_with("not installed")
+                })
+                .collect();
+            entries.insert(lines.join(" | "));
+        }
+        entries
+    }
+
+    pub fn wait_flowspec(&self, afi: &str, expected: &BTreeSet<String>) {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("FRR's {afi} flowspec table to be {expected:#?}"),
+            || {
+                let entries = self.flowspec(afi);
+                if &entries == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{entries:#?}"))
+                }
+            },
+        );
+    }
+
+    /// Prefix → communities of the unicast table.
+    pub fn unicast(&self, afi: &str) -> BTreeSet<String> {
+        let json = self.json(&format!("show bgp {afi} unicast json"));
+        let mut routes = BTreeSet::new();
+        for prefix in json["routes"].as_object().expect("routes").keys() {
+            let detail = self.json(&format!("show bgp {afi} unicast {prefix} json"));
+            let path = &detail["paths"][0];
+            routes.insert(format!(
+                "{prefix} nh {} comm {}",
+                path["nexthops"][0]["ip"].as_str().unwrap_or("?"),
+                path["community"]["string"].as_str().unwrap_or("")
+            ));
+        }
+        routes
+    }
+
+    pub fn wait_unicast(&self, afi: &str, expected: &BTreeSet<String>) {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("FRR's {afi} unicast table to be {expected:#?}"),
+            || {
+                let routes = self.unicast(afi);
+                if &routes == expected {
+                    Ok(())
+                } else {
+                    Err(format!("{routes:#?}"))
+                }
+            },
+        );
+    }
 }

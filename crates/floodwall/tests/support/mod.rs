@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 
+pub mod mitigation;
 pub mod scenario;
 pub mod telemetry;
 use floodwall::sources::pcap::PcapWriter;
