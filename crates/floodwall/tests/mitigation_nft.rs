@@ -6,15 +6,10 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::mitigation::{wait_for, FLOOD};
 use support::{test_dir, wait_or_kill};
-
-const FLOOD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/scenarios/ntp-flood-60s.toml"
-);
 
 struct Netns(String);
 
