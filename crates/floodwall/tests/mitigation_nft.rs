@@ -69,6 +69,17 @@ fn start(config: &std::path::Path, log: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// The NTP flood, sent live to the collector on `port`.
+fn send_flood(port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["simulate", "--scenario", FLOOD, "--send"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn holds_the_attack(table: &str) -> bool {
     table.contains("203.0.113.7")
         && table.contains("comment \"flowspec:203.0.113.7/32\"")
@@ -102,13 +113,7 @@ fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_
     wait_for(Duration::from_secs(10), "Floodwall's table", || {
         ns.table().contains("chain prerouting")
     });
-    let mut flood = Command::new(env!("CARGO_BIN_EXE_floodwall"))
-        .args(["simulate", "--scenario", FLOOD, "--send"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut flood = send_flood(port);
     wait_for(
         Duration::from_secs(15),
         "the attack's rules in nftables",
@@ -127,13 +132,7 @@ fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_
 
     // Rules in place, then the daemon dies and its snapshot is lost: the next start finds the
     // table's rules held by no one and takes them out.
-    let mut flood = Command::new(env!("CARGO_BIN_EXE_floodwall"))
-        .args(["simulate", "--scenario", FLOOD, "--send"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut flood = send_flood(port);
     wait_for(
         Duration::from_secs(15),
         "the attack's rules in nftables",
