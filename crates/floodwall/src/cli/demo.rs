@@ -123,7 +123,8 @@ impl Follow {
             return Vec::new();
         };
         let mut text = String::new();
-        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_string(&mut text).is_err()
+        if file.seek(SeekFrom::Start(self.offset)).is_err()
+            || file.read_to_string(&mut text).is_err()
         {
             return Vec::new();
         }
@@ -176,18 +177,23 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let total_s = plan.scenario.duration_s as f64 / args.speed;
     let mut view = View {
         title: format!(
-            "Floodwall demo · scenario {} at {}× · {}",
-            plan.scenario.name, args.speed, plan.scenario.description
+            "Floodwall demo · scenario {} at {}× speed",
+            plan.scenario.name, args.speed
         ),
-        daemon: format!(
-            "daemon: floodwall run (pid {}) · collector {listen} · watching {} · blackhole + FlowSpec in dry run",
-            daemon.child.id(),
-            networks
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        about: vec![
+            plan.scenario.description.clone(),
+            format!(
+                "daemon: floodwall run --dry-run (pid {}) · collector {listen} · watching {}",
+                daemon.child.id(),
+                networks
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "mitigation: blackhole + FlowSpec in dry run: shows what it would announce, announces nothing"
+                .into(),
+        ],
         telemetry: "telemetry: starting".into(),
         total_s,
         ..View::default()
@@ -197,13 +203,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         // Clear once; later frames redraw from the top left.
         write!(out, "\x1b[2J\x1b[H\x1b[?25l")?;
     } else {
-        for line in [&view.title, &view.daemon] {
+        writeln!(out, "{}", view.title)?;
+        for line in &view.about {
             writeln!(out, "{line}")?;
         }
         writeln!(
             out,
             "sending the scenario's telemetry ({}, 1:{} sampling, from exporter {}) to {listen}; \
-             mitigation is a dry run: it shows what it would announce and announces nothing",
+             the engine's default limits decide",
             plan.format.name(),
             plan.sampling,
             plan.scenario.telemetry.exporter
@@ -229,7 +236,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
                     sent: sent.clone(),
                     stop,
                 };
-                let result = simulate::run(&plan, &mut sink).and_then(|_| Ok(sink.sender.flush()?));
+                let result =
+                    simulate::run(&plan, &mut sink).and_then(|_| Ok(sink.sender.flush()?));
                 sent.done.store(true, Ordering::Relaxed);
                 result
             })?
@@ -237,7 +245,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     let started = Instant::now();
     // Bounded whatever happens: the scenario at this speed, the end grace, and a margin.
-    let hard_deadline = started + Duration::from_secs_f64(total_s) + END_GRACE + Duration::from_secs(20);
+    let hard_deadline =
+        started + Duration::from_secs_f64(total_s) + END_GRACE + Duration::from_secs(20);
     let mut follow = Follow {
         path: dir.0.join("events.jsonl"),
         offset: 0,
@@ -324,6 +333,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     }
     view.elapsed_s = started.elapsed().as_secs_f64();
+    let (datagrams, records) = (
+        sent.datagrams.load(Ordering::Relaxed),
+        sent.records.load(Ordering::Relaxed),
+    );
+    view.telemetry = format!(
+        "telemetry: {} records in {} datagrams sent in {:.0} s ({}, 1:{} sampling)",
+        demo::thousands(records),
+        demo::thousands(datagrams),
+        sender_done_at
+            .unwrap_or_else(Instant::now)
+            .duration_since(started)
+            .as_secs_f64(),
+        plan.format.name(),
+        plan.sampling
+    );
     view.summary = demo::summary(&view, &truth.expect, plan.start_ms, origin_ms, args.speed);
     if interrupted {
         view.summary.insert(
@@ -331,13 +355,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
             Line::styled(Style::Yellow, "interrupted: the scenario was cut short"),
         );
     }
-    if let Some(totals) = log.lines().find_map(|l| l.split("stopped; ").nth(1)) {
-        view.summary
-            .push(Line::styled(Style::Dim, format!("  daemon totals: {totals}")));
+    // The daemon's own count at exit: what reached its engine, beside what was sent.
+    if let Some(totals) = log
+        .lines()
+        .find_map(|l| l.split("stopped; ").nth(1))
+        .and_then(|t| t.split(';').next())
+    {
+        view.summary.push(Line::styled(
+            Style::Dim,
+            format!("  the daemon got {totals}"),
+        ));
     }
     view.summary.push(Line::styled(
         Style::Dim,
-        "  next: `floodwall simulate --list` for more scenarios (demo --scenario NAME); README: Pointing routers at Floodwall",
+        "  more: floodwall simulate --list, then floodwall demo --scenario NAME",
     ));
     let screen: Vec<Line> = view.screen().iter().map(|l| l.truncated(WIDTH)).collect();
     if tty {

@@ -89,7 +89,8 @@ pub struct Attack {
 #[derive(Debug, Clone, Default)]
 pub struct View {
     pub title: String,
-    pub daemon: String,
+    /// Dim lines under the title: the scenario, the daemon, the mitigation mode.
+    pub about: Vec<String>,
     pub telemetry: String,
     /// Seconds since the telemetry began, and the scenario's length at this speed.
     pub elapsed_s: f64,
@@ -210,13 +211,13 @@ impl View {
 
     /// The whole screen, top to bottom.
     pub fn screen(&self) -> Vec<Line> {
-        let mut lines = vec![
-            Line::styled(Style::Title, &self.title),
-            Line::styled(Style::Dim, &self.daemon),
+        let mut lines = vec![Line::styled(Style::Title, &self.title)];
+        lines.extend(self.about.iter().map(|l| Line::styled(Style::Dim, l)));
+        lines.extend([
             Line::plain(&self.telemetry),
             progress(self.elapsed_s, self.total_s, self.active()),
             Line::plain(""),
-        ];
+        ]);
         if self.attacks.is_empty() {
             lines.push(Line::styled(
                 Style::Dim,
@@ -256,7 +257,7 @@ fn shares(list: &Value, n: usize) -> String {
             let share = s["share"].as_f64().unwrap_or(0.0) * 100.0;
             // A spread flood's top entries hold fractions of a percent: that is the point.
             if share < 1.0 {
-                format!("{value} {share:.1}%")
+                format!("{value} {share:.2}%")
             } else {
                 format!("{value} {share:.0}%")
             }
@@ -296,7 +297,10 @@ fn progress(elapsed: f64, total: f64, active: usize) -> Line {
         0
     };
     Line(vec![
-        Span(Style::Plain, format!("{} / {}  ", clock(elapsed), clock(total))),
+        Span(
+            Style::Plain,
+            format!("{} / {}  ", clock(elapsed.min(total)), clock(total)),
+        ),
         Span(Style::Green, "█".repeat(done)),
         Span(Style::Dim, "░".repeat(BAR - done)),
         Span(
@@ -322,10 +326,7 @@ fn attack_lines(a: &Attack) -> Vec<Line> {
     let mut lines = vec![Line(vec![
         Span(style, format!("■ {state:<13} ")),
         Span(Style::Bold, format!("{:<18}", a.target)),
-        Span(
-            Style::Plain,
-            format!(" {} {kind}  ", a.direction),
-        ),
+        Span(Style::Plain, format!(" {} {kind}  ", a.direction)),
         Span(Style::Yellow, a.vectors.join(" + ")),
     ])];
     let now = if a.ended_ms.is_none() {
@@ -345,7 +346,10 @@ fn attack_lines(a: &Attack) -> Vec<Line> {
         evidence.push(format!("top sources {}", a.top_sources));
     }
     if !evidence.is_empty() {
-        lines.push(Line::styled(Style::Dim, format!("    {}", evidence.join(""))));
+        lines.push(Line::styled(
+            Style::Dim,
+            format!("    {}", evidence.join("")),
+        ));
     }
     let mut ports = Vec::new();
     if !a.top_source_ports.is_empty() {
@@ -355,7 +359,10 @@ fn attack_lines(a: &Attack) -> Vec<Line> {
         ports.push(format!("dst ports {}", a.top_destination_ports));
     }
     if !ports.is_empty() {
-        lines.push(Line::styled(Style::Dim, format!("    {}", ports.join(" · "))));
+        lines.push(Line::styled(
+            Style::Dim,
+            format!("    {}", ports.join(" · ")),
+        ));
     }
     for m in &a.mitigations {
         lines.push(mitigation_line(m));
@@ -373,7 +380,7 @@ fn mitigation_line(m: &Mitigation) -> Line {
     };
     let mut text = m.text.clone();
     if let Some(c) = m.coverage {
-        let _ = write!(text, "  (covers ~{:.0}% of the flood)", c * 100.0);
+        let _ = write!(text, " [covers ~{:.0}%]", c * 100.0);
     }
     if let Some(r) = &m.reason {
         let _ = write!(text, "  ({r})");
@@ -435,7 +442,10 @@ pub fn change_lines(view: &View, change: &Change) -> Vec<String> {
                 "{stamp} attack ended {} {}: lasted {:.0} s, peak {} {}, {} sources",
                 a.target,
                 a.vectors.join(" + "),
-                a.ended_ms.unwrap_or(a.detected_ms).saturating_sub(a.detected_ms) as f64 / 1000.0,
+                a.ended_ms
+                    .unwrap_or(a.detected_ms)
+                    .saturating_sub(a.detected_ms) as f64
+                    / 1000.0,
                 human_pps(a.peak_pps),
                 human_bps(a.peak_bps),
                 thousands(a.sources)
@@ -456,7 +466,7 @@ pub fn summary(
 ) -> Vec<Line> {
     let mut lines = vec![Line::styled(
         Style::Bold,
-        "Summary — what the scenario holds, and what Floodwall reported",
+        "Summary — the scenario's attacks (its truth, rates × speed) and what Floodwall reported",
     )];
     let mut matched = vec![false; view.attacks.len()];
     for e in expected {
@@ -466,8 +476,7 @@ pub fn summary(
             .iter()
             .enumerate()
             .find(|(i, a)| !matched[*i] && a.target == target);
-        let wall_start =
-            origin_ms as f64 + e.start_ms.saturating_sub(start_ms) as f64 / speed;
+        let wall_start = origin_ms as f64 + e.start_ms.saturating_sub(start_ms) as f64 / speed;
         match found {
             Some((i, a)) => {
                 matched[i] = true;
@@ -477,7 +486,7 @@ pub fn summary(
                     Span(
                         Style::Plain,
                         format!(
-                            "{:<18} {:<20} detected {:.1} s after it began · peak {} (scenario {})",
+                            "{:<16} {:<18} detected after {:.1} s · peak {} (truth {})",
                             target,
                             a.vectors.join(" + "),
                             (a.detected_ms as f64 - wall_start).max(0.0) / 1000.0,
@@ -497,7 +506,7 @@ pub fn summary(
                 Span(Style::Red, "  ✗ ".to_string()),
                 Span(
                     Style::Plain,
-                    format!("{target:<18} {:<20} not reported", e.vectors.join(" + ")),
+                    format!("{target:<16} {:<18} not reported", e.vectors.join(" + ")),
                 ),
             ])),
             None => {}
@@ -507,7 +516,7 @@ pub fn summary(
         lines.push(Line::styled(
             Style::Yellow,
             format!(
-                "  ? {:<18} {:<20} reported, not in the scenario's truth",
+                "  ? {:<16} {:<18} reported, not in the scenario's truth",
                 a.target,
                 a.vectors.join(" + ")
             ),
@@ -515,7 +524,7 @@ pub fn summary(
     }
     let rules: usize = view.attacks.iter().map(|a| a.mitigations.len()).sum();
     lines.push(Line::plain(format!(
-        "  {rules} mitigation rules would have been announced (dry run: nothing was sent to any router)"
+        "  {rules} mitigation rules would have been announced (dry run: nothing went to any router)"
     )));
     lines
 }
@@ -646,8 +655,11 @@ mod tests {
         let text: Vec<String> = view.screen().iter().map(|l| l.text()).collect();
         let text = text.join("\n");
         assert!(text.contains("ended after 30 s"), "{text}");
-        assert!(text.contains("would announce: blackhole 198.18.2.77/32"), "{text}");
-        assert!(text.contains("covers ~97%"), "{text}");
+        assert!(
+            text.contains("would announce: blackhole 198.18.2.77/32"),
+            "{text}"
+        );
+        assert!(text.contains("then discard [covers ~97%]"), "{text}");
         assert!(text.contains("top sources 100.64.0.1 1%"), "{text}");
         let lines = change_lines(&view, &Change::Started(0));
         assert!(lines[0].contains("ATTACK DETECTED 198.18.2.77/32 incoming: udp_flood"));

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Line, Style, Span};
+use super::{Line, Span, Style};
 
 const CHAR_W: f64 = 8.4;
 const LINE_H: f64 = 18.0;
