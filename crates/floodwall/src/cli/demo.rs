@@ -294,7 +294,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         if tty {
             if last_draw.elapsed() >= REDRAW {
-                draw(&mut out, &view.screen(), terminal_rows())?;
+                draw(&mut out, &view.screen(), terminal_size())?;
                 last_draw = Instant::now();
             }
         } else if last_plain_rate.elapsed() >= PLAIN_RATE_EVERY {
@@ -425,23 +425,24 @@ fn start_daemon(config: &Path, dir: &Path) -> Result<Daemon> {
     }
 }
 
-/// One frame from the top left, cut to the terminal's size (the final screen is printed
-/// whole).
-fn draw(out: &mut impl Write, screen: &[Line], rows: usize) -> io::Result<()> {
+/// One frame from the top left, cut to the terminal's size: a wrapped or scrolled line would
+/// break the next redraw (the final screen is printed whole).
+fn draw(out: &mut impl Write, screen: &[Line], (rows, columns): (usize, usize)) -> io::Result<()> {
     write!(out, "\x1b[H")?;
     for line in screen.iter().take(rows.saturating_sub(1)) {
-        writeln!(out, "{}\x1b[K", line.truncated(WIDTH).ansi())?;
+        writeln!(out, "{}\x1b[K", line.truncated(WIDTH.min(columns)).ansi())?;
     }
     write!(out, "\x1b[J")
 }
 
-fn terminal_rows() -> usize {
+/// Rows and columns of the terminal on stdout (24 × 80 when it does not say).
+fn terminal_size() -> (usize, usize) {
     // SAFETY: TIOCGWINSZ fills a winsize struct we own.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_row > 0 {
-        size.ws_row as usize
+    if ok && size.ws_row > 0 && size.ws_col > 0 {
+        (size.ws_row as usize, size.ws_col as usize)
     } else {
-        24
+        (24, 80)
     }
 }

@@ -280,7 +280,7 @@ fn trigger(t: &Value) -> String {
     } else {
         (human_pps(value as u64), human_pps(limit as u64))
     };
-    format!("{metric} reached {value}, limit {limit} ({kind})")
+    format!("{metric} {value} crossed the limit of {limit} ({kind})")
 }
 
 /// Seconds as `m:ss`.
@@ -324,7 +324,7 @@ fn attack_lines(a: &Attack) -> Vec<Line> {
     };
     let kind = if a.carpet { "carpet bombing" } else { "host" };
     let mut lines = vec![Line(vec![
-        Span(style, format!("■ {state:<13} ")),
+        Span(style, format!("■ {state:<17} ")),
         Span(Style::Bold, format!("{:<18}", a.target)),
         Span(Style::Plain, format!(" {} {kind}  ", a.direction)),
         Span(Style::Yellow, a.vectors.join(" + ")),
@@ -365,7 +365,25 @@ fn attack_lines(a: &Attack) -> Vec<Line> {
         ));
     }
     for m in &a.mitigations {
-        lines.push(mitigation_line(m));
+        lines.extend(mitigation_lines(m));
+    }
+    lines
+}
+
+/// The rule's line, and its coverage on a line of its own when both do not fit the width.
+fn mitigation_lines(m: &Mitigation) -> Vec<Line> {
+    let line = mitigation_line(m);
+    if line.text().chars().count() <= WIDTH {
+        return vec![line];
+    }
+    let mut bare = m.clone();
+    bare.coverage = None;
+    let mut lines = vec![mitigation_line(&bare)];
+    if let Some(c) = m.coverage {
+        lines.push(Line::styled(
+            Style::Dim,
+            format!("      [covers ~{:.0}% of the flood]", c * 100.0),
+        ));
     }
     lines
 }
@@ -396,7 +414,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -655,6 +673,10 @@ mod tests {
         let text: Vec<String> = view.screen().iter().map(|l| l.text()).collect();
         let text = text.join("\n");
         assert!(text.contains("ended after 30 s"), "{text}");
+        assert!(
+            text.contains("why: pps 1.00 Mpps crossed the limit of 100.00 kpps (threshold)"),
+            "{text}"
+        );
         assert!(
             text.contains("would announce: blackhole 198.18.2.77/32"),
             "{text}"

@@ -43,6 +43,10 @@ pub fn render(lines: &[Line], columns: usize, title: &str) -> String {
     );
     let _ = writeln!(
         out,
+        "<!-- The final screen of `floodwall demo`, written by `floodwall demo --svg FILE`. -->"
+    );
+    let _ = writeln!(
+        out,
         "<rect width=\"100%\" height=\"100%\" rx=\"8\" fill=\"#1c1c1c\"/>\n\
          <rect width=\"100%\" height=\"{BAR}\" rx=\"8\" fill=\"#303030\"/>\n\
          <circle cx=\"18\" cy=\"14\" r=\"6\" fill=\"#ff5f56\"/><circle cx=\"38\" cy=\"14\" r=\"6\" fill=\"#ffbd2e\"/>\
