@@ -330,7 +330,7 @@ fn attack_lines(a: &Attack) -> Vec<Line> {
         Span(Style::Yellow, a.vectors.join(" + ")),
     ])];
     let now = if a.ended_ms.is_none() {
-        format!("now {} {} · ", human_pps(a.pps), human_bps(a.bps))
+        format!("latest {} {} · ", human_pps(a.pps), human_bps(a.bps))
     } else {
         String::new()
     };
