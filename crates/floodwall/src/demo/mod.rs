@@ -4,7 +4,6 @@
 
 pub mod svg;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -631,14 +630,6 @@ impl Line {
     }
 }
 
-/// Truth expectations keyed by target, for tests and the summary.
-pub fn targets(expected: &[Expectation]) -> BTreeMap<String, Vec<String>> {
-    expected
-        .iter()
-        .map(|e| (e.target.to_string(), e.vectors.clone()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,6 +676,27 @@ mod tests {
         assert!(text.contains("top sources 100.64.0.1 1%"), "{text}");
         let lines = change_lines(&view, &Change::Started(0));
         assert!(lines[0].contains("ATTACK DETECTED 198.18.2.77/32 incoming: udp_flood"));
+    }
+
+    #[test]
+    fn the_daemon_configuration_is_valid_and_mitigates_in_dry_run_only() {
+        let dir = Path::new("/tmp/a \"quoted\" dir");
+        let text = daemon_config(
+            &["198.18.0.0/15".parse().unwrap()],
+            "127.0.0.1:40000".parse().unwrap(),
+            dir,
+        );
+        let config = crate::config::Config::parse(&text, "demo").unwrap();
+        assert_eq!(config.networks, ["198.18.0.0/15".parse::<IpNet>().unwrap()]);
+        assert_eq!(
+            config.collector.listen,
+            ["127.0.0.1:40000".parse().unwrap()]
+        );
+        assert_eq!(config.events.file, dir.join("events.jsonl"));
+        assert!(config.mitigation.dry_run);
+        assert!(config.mitigation.blackhole.enabled && config.mitigation.flowspec.enabled);
+        assert!(config.bgp.is_none() && !config.exabgp.enabled && !config.nftables.enabled);
+        assert!(config.webhooks.is_empty() && config.scripts.is_empty());
     }
 
     #[test]
