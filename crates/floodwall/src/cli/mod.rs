@@ -101,7 +101,7 @@ pub struct DemoArgs {
     pub speed: f64,
     /// Print events line by line, without colours or screen redraws (the default when stdout is
     /// not a terminal).
-    #[arg(long, alias = "no-tui")]
+    #[arg(long, visible_alias = "no-tui")]
     pub plain: bool,
     /// Also write the final screen as an SVG image (the README's screenshot).
     #[arg(long, value_name = "FILE", hide = true)]
