@@ -67,6 +67,12 @@ fn small_packet_syn_flood_is_caught_on_packets() {
     assert_matches_truth("syn-flood", format(Format::Ipfix));
 }
 
+/// `floodwall demo`'s own scenario: what it shows is what a replay finds.
+#[test]
+fn demo_scenario_is_a_burst_an_ntp_amplification_and_a_carpet() {
+    assert_matches_truth("demo", Options::default());
+}
+
 #[test]
 fn dns_amplification_is_named() {
     assert_matches_truth("dns-amplification", Options::default());

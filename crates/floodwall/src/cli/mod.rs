@@ -9,6 +9,7 @@ use floodwall::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
 mod bench;
+mod demo;
 mod flows;
 mod mitigations;
 mod replay;
@@ -42,6 +43,9 @@ enum Command {
     /// Write the telemetry of a botnet scenario (sFlow, NetFlow v9 or IPFIX) to a capture or a
     /// collector on loopback, and print its ground truth. Telemetry only: it sends no attack.
     Simulate(SimulateArgs),
+    /// See it work in a minute: the daemon on loopback, a built-in botnet scenario streamed into
+    /// it, the attacks it detects and the mitigations it would announce (dry run), live.
+    Demo(DemoArgs),
     /// List, announce and withdraw the running daemon's mitigations (BGP blackhole and
     /// FlowSpec routes, nftables rules) through its control socket.
     Mitigations(MitigationsArgs),
@@ -84,6 +88,24 @@ pub struct SimulateArgs {
     /// Print the ground truth as JSON on stdout.
     #[arg(long)]
     pub truth: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// A built-in scenario (`floodwall simulate --list`) or a scenario file.
+    #[arg(long, default_value = floodwall::demo::DEFAULT_SCENARIO, value_name = "NAME_OR_FILE")]
+    pub scenario: String,
+    /// Time compression: 2 plays the scenario in half its duration. The collector stamps
+    /// telemetry on arrival, so the rates it sees are multiplied by this too.
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub speed: f64,
+    /// Print events line by line, without colours or screen redraws (the default when stdout is
+    /// not a terminal).
+    #[arg(long, visible_alias = "no-tui")]
+    pub plain: bool,
+    /// Also write the final screen as an SVG image (the README's screenshot).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub svg: Option<PathBuf>,
 }
 
 /// Where live telemetry is received.
@@ -238,5 +260,6 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

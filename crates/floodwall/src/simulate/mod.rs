@@ -22,7 +22,8 @@ pub use scenario::{Format, Scenario};
 pub use truth::{Detected, ResolvedTruth};
 
 /// The built-in scenarios, embedded so `--scenario NAME` works anywhere.
-pub const BUILTIN: [(&str, &str); 12] = [
+pub const BUILTIN: [(&str, &str); 13] = [
+    ("demo", include_str!("../../../../scenarios/demo.toml")),
     (
         "busy-day",
         include_str!("../../../../scenarios/busy-day.toml"),

@@ -1,0 +1,448 @@
+//! `floodwall demo`: the real daemon (`floodwall run`, as a child with a generated
+//! configuration) on loopback, a built-in botnet scenario streamed into its collector, and the
+//! attacks it detects and the mitigations it would announce (dry run) shown live. Everything
+//! lives in a temporary directory removed at exit; it sends only to 127.0.0.1 and ends by itself.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use floodwall::bench::sender::PacedSender;
+use floodwall::demo::{self, Line, Style, View, WIDTH};
+use floodwall::simulate::{self, Options, Plan, Sink};
+use floodwall::sources::udp::unix_ms;
+use floodwall_wire::{Decoder, FlowRecord};
+
+use super::DemoArgs;
+
+/// The collector sees at most this many datagrams a second from the demo (the simulator's
+/// default cap); a faster scenario stretches in time instead.
+const MAX_RATE: f64 = 20_000.0;
+const POLL: Duration = Duration::from_millis(100);
+const REDRAW: Duration = Duration::from_millis(250);
+/// Plain output reports the telemetry rate this often.
+const PLAIN_RATE_EVERY: Duration = Duration::from_secs(5);
+/// After the last datagram, attacks are over once quiet for the demo's quiet period; allow for
+/// the collector's lateness and the evidence window on top.
+const END_GRACE: Duration = Duration::from_secs(demo::QUIET_PERIOD_S + 6);
+
+/// What the sender thread has sent so far.
+#[derive(Default)]
+struct Sent {
+    datagrams: AtomicU64,
+    records: AtomicU64,
+    done: AtomicBool,
+}
+
+/// Paces the scenario's datagrams to the collector and counts them (records by decoding each,
+/// as the collector will); stops generating when `stop` is set.
+struct DemoSink {
+    sender: PacedSender,
+    decoder: Decoder,
+    records: Vec<FlowRecord>,
+    exporter: IpAddr,
+    sent: Arc<Sent>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sink for DemoSink {
+    fn datagram(&mut self, ts_us: u64, bytes: &[u8]) -> Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("stopped");
+        }
+        self.sender.datagram(ts_us, bytes)?;
+        let _ = self
+            .decoder
+            .decode(self.exporter, ts_us / 1000, bytes, &mut self.records);
+        self.sent.datagrams.fetch_add(1, Ordering::Relaxed);
+        self.sent
+            .records
+            .fetch_add(self.records.len() as u64, Ordering::Relaxed);
+        self.records.clear();
+        Ok(())
+    }
+}
+
+/// The temporary directory, removed however the demo ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The daemon child, stopped (SIGTERM, then SIGKILL) however the demo ends.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// SIGTERM, then waits (bounded); SIGKILL if it does not stop. Returns its log.
+    fn stop(&mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// New complete lines of the events file since the last call.
+struct Follow {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+}
+
+impl Follow {
+    fn lines(&mut self) -> Vec<serde_json::Value> {
+        let Ok(mut file) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        let mut text = String::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err()
+            || file.read_to_string(&mut text).is_err()
+        {
+            return Vec::new();
+        }
+        self.offset += text.len() as u64;
+        self.partial.push_str(&text);
+        let mut out = Vec::new();
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            if let Ok(value) = serde_json::from_str(line.trim()) {
+                out.push(value);
+            }
+        }
+        out
+    }
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 100.0) {
+        bail!("--speed must be above 0 and at most 100");
+    }
+    let tty = io::stdout().is_terminal() && !args.plain;
+    let scenario = simulate::load(&args.scenario)?;
+    // Live, the telemetry's clock is now (as `simulate --send` does).
+    let options = Options {
+        start_ms: Some((unix_ms() / 1000 + 1) * 1000),
+        ..Options::default()
+    };
+    let plan = Arc::new(Plan::new(scenario, &options)?);
+    let truth = plan.truth()?;
+    let networks = plan.scenario.telemetry.networks.clone();
+
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "floodwall-demo-{}-{}",
+        std::process::id(),
+        unix_ms()
+    )));
+    std::fs::create_dir_all(&dir.0)
+        .with_context(|| format!("cannot create {}", dir.0.display()))?;
+    // A free port on loopback: the kernel picks it, the daemon binds it right after.
+    let listen: SocketAddr = UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+    let config = dir.0.join("floodwall.toml");
+    std::fs::write(&config, demo::daemon_config(&networks, listen, &dir.0))?;
+    let mut daemon = start_daemon(&config, &dir.0)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+
+    let total_s = plan.scenario.duration_s as f64 / args.speed;
+    let mut view = View {
+        title: format!(
+            "Floodwall demo · scenario {} at {}× speed",
+            plan.scenario.name, args.speed
+        ),
+        about: vec![
+            plan.scenario.description.clone(),
+            format!(
+                "daemon: floodwall run --dry-run (pid {}) · collector {listen} · watching {}",
+                daemon.child.id(),
+                networks
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "mitigation: blackhole + FlowSpec in dry run: shows what it would announce, announces nothing"
+                .into(),
+        ],
+        telemetry: "telemetry: starting".into(),
+        total_s,
+        ..View::default()
+    };
+    let mut out = io::stdout().lock();
+    if tty {
+        // Clear once; later frames redraw from the top left.
+        write!(out, "\x1b[2J\x1b[H\x1b[?25l")?;
+    } else {
+        writeln!(out, "{}", view.title)?;
+        for line in &view.about {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(
+            out,
+            "sending the scenario's telemetry ({}, 1:{} sampling, from exporter {}) to {listen}; \
+             the engine's default limits decide",
+            plan.format.name(),
+            plan.sampling,
+            plan.scenario.telemetry.exporter
+        )?;
+        out.flush()?;
+    }
+
+    let sent = Arc::new(Sent::default());
+    let origin_ms = unix_ms();
+    let sender = {
+        let sent = sent.clone();
+        let stop = stop.clone();
+        let plan = plan.clone();
+        std::thread::Builder::new()
+            .name("demo-sender".into())
+            .spawn(move || -> Result<()> {
+                let mut sink = DemoSink {
+                    sender: PacedSender::new(listen, args.speed, MAX_RATE)
+                        .map_err(|e| anyhow!("{e}"))?,
+                    decoder: Decoder::default(),
+                    records: Vec::new(),
+                    exporter: IpAddr::V4(plan.scenario.telemetry.exporter),
+                    sent: sent.clone(),
+                    stop,
+                };
+                let result =
+                    simulate::run(&plan, &mut sink).and_then(|_| Ok(sink.sender.flush()?));
+                sent.done.store(true, Ordering::Relaxed);
+                result
+            })?
+    };
+
+    let started = Instant::now();
+    // Bounded whatever happens: the scenario at this speed, the end grace, and a margin.
+    let hard_deadline =
+        started + Duration::from_secs_f64(total_s) + END_GRACE + Duration::from_secs(20);
+    let mut follow = Follow {
+        path: dir.0.join("events.jsonl"),
+        offset: 0,
+        partial: String::new(),
+    };
+    let mut sender_done_at: Option<Instant> = None;
+    let mut last_draw = Instant::now() - REDRAW;
+    let mut last_plain_rate = Instant::now();
+    let mut rate_window = (Instant::now(), 0u64, 0u64);
+    let mut interrupted = false;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+            bail!("the daemon stopped unexpectedly ({status}):\n{log}");
+        }
+        view.elapsed_s = started.elapsed().as_secs_f64();
+        for record in follow.lines() {
+            for change in view.apply(&record) {
+                if !tty {
+                    for line in demo::change_lines(&view, &change) {
+                        writeln!(out, "{line}")?;
+                    }
+                }
+            }
+        }
+        let (datagrams, records) = (
+            sent.datagrams.load(Ordering::Relaxed),
+            sent.records.load(Ordering::Relaxed),
+        );
+        if rate_window.0.elapsed() >= Duration::from_secs(1) {
+            let seconds = rate_window.0.elapsed().as_secs_f64();
+            view.telemetry = format!(
+                "telemetry: {} records/s in {} datagrams/s ({}, 1:{}) · {} records sent",
+                demo::thousands(((records - rate_window.2) as f64 / seconds) as u64),
+                demo::thousands(((datagrams - rate_window.1) as f64 / seconds) as u64),
+                plan.format.name(),
+                plan.sampling,
+                demo::thousands(records)
+            );
+            rate_window = (Instant::now(), datagrams, records);
+        }
+        if tty {
+            if last_draw.elapsed() >= REDRAW {
+                draw(&mut out, &view.screen(), terminal_size())?;
+                last_draw = Instant::now();
+            }
+        } else if last_plain_rate.elapsed() >= PLAIN_RATE_EVERY {
+            writeln!(out, "[{:>6.1}s] {}", view.elapsed_s, view.telemetry)?;
+            last_plain_rate = Instant::now();
+        }
+        out.flush()?;
+        if sent.done.load(Ordering::Relaxed) {
+            let at = *sender_done_at.get_or_insert_with(Instant::now);
+            let all_ended = !view.attacks.is_empty() && view.active() == 0;
+            if all_ended || at.elapsed() >= END_GRACE {
+                break;
+            }
+        }
+        if Instant::now() >= hard_deadline {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let send_result = sender.join().map_err(|_| anyhow!("the sender panicked"))?;
+    let log = daemon.stop();
+    // Events written while the daemon stopped.
+    for record in follow.lines() {
+        for change in view.apply(&record) {
+            if !tty {
+                for line in demo::change_lines(&view, &change) {
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+    }
+    if let Err(e) = send_result {
+        if !interrupted {
+            return Err(e.context("sending the scenario"));
+        }
+    }
+    view.elapsed_s = started.elapsed().as_secs_f64();
+    let (datagrams, records) = (
+        sent.datagrams.load(Ordering::Relaxed),
+        sent.records.load(Ordering::Relaxed),
+    );
+    view.telemetry = format!(
+        "telemetry: {} records in {} datagrams sent in {:.0} s ({}, 1:{} sampling)",
+        demo::thousands(records),
+        demo::thousands(datagrams),
+        sender_done_at
+            .unwrap_or_else(Instant::now)
+            .duration_since(started)
+            .as_secs_f64(),
+        plan.format.name(),
+        plan.sampling
+    );
+    view.summary = demo::summary(&view, &truth.expect, plan.start_ms, origin_ms, args.speed);
+    if interrupted {
+        view.summary.insert(
+            0,
+            Line::styled(Style::Yellow, "interrupted: the scenario was cut short"),
+        );
+    }
+    // The daemon's own count at exit: what reached its engine, beside what was sent.
+    if let Some(totals) = log
+        .lines()
+        .find_map(|l| l.split("stopped; ").nth(1))
+        .and_then(|t| t.split(';').next())
+    {
+        view.summary.push(Line::styled(
+            Style::Dim,
+            format!("  the daemon got {totals}"),
+        ));
+    }
+    view.summary.push(Line::styled(
+        Style::Dim,
+        "  more: floodwall simulate --list, then floodwall demo --scenario NAME",
+    ));
+    let screen: Vec<Line> = view.screen().iter().map(|l| l.truncated(WIDTH)).collect();
+    if tty {
+        // The final screen stays in the terminal, whole, scrolling if it must.
+        write!(out, "\x1b[2J\x1b[H")?;
+        for line in &screen {
+            writeln!(out, "{}\x1b[K", line.ansi())?;
+        }
+        write!(out, "\x1b[?25h")?;
+    } else {
+        writeln!(out, "[{:>6.1}s] {}", view.elapsed_s, view.telemetry)?;
+        for line in &view.summary {
+            writeln!(out, "{}", line.text())?;
+        }
+    }
+    out.flush()?;
+    if let Some(path) = &args.svg {
+        let title = format!("floodwall demo --scenario {}", plan.scenario.name);
+        std::fs::write(path, demo::svg::render(&screen, WIDTH, &title))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("demo: wrote the final screen to {}", path.display());
+    }
+    Ok(())
+}
+
+fn start_daemon(config: &Path, dir: &Path) -> Result<Daemon> {
+    let log = dir.join("daemon.log");
+    let exe = std::env::current_exe().context("finding the floodwall binary")?;
+    let child = Command::new(exe)
+        .args(["run", "--dry-run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log)?)
+        // Its own process group: Ctrl-C reaches the demo, which stops the daemon in order.
+        .process_group(0)
+        .spawn()
+        .context("starting floodwall run")?;
+    let mut daemon = Daemon { child, log };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+        if text.contains("listening on") {
+            return Ok(daemon);
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            bail!("the daemon did not start ({status}):\n{text}");
+        }
+        if Instant::now() >= deadline {
+            daemon.stop();
+            bail!("the daemon did not start listening within 30 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One frame from the top left, cut to the terminal's size: a wrapped or scrolled line would
+/// break the next redraw (the final screen is printed whole).
+fn draw(out: &mut impl Write, screen: &[Line], (rows, columns): (usize, usize)) -> io::Result<()> {
+    write!(out, "\x1b[H")?;
+    for line in screen.iter().take(rows.saturating_sub(1)) {
+        writeln!(out, "{}\x1b[K", line.truncated(WIDTH.min(columns)).ansi())?;
+    }
+    write!(out, "\x1b[J")
+}
+
+/// Rows and columns of the terminal on stdout (24 × 80 when it does not say).
+fn terminal_size() -> (usize, usize) {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_row > 0 && size.ws_col > 0 {
+        (size.ws_row as usize, size.ws_col as usize)
+    } else {
+        (24, 80)
+    }
+}
