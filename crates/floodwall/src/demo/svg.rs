@@ -43,7 +43,7 @@ pub fn render(lines: &[Line], columns: usize, title: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "<!-- The final screen of `floodwall demo`, written by `floodwall demo --svg FILE`. -->"
+        "<!-- The final screen of `floodwall demo`, written by its svg option (see README). -->"
     );
     let _ = writeln!(
         out,
