@@ -9,7 +9,9 @@ use floodwall::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
 mod bench;
+mod check_config;
 mod flows;
+mod init;
 mod mitigations;
 mod replay;
 mod run;
@@ -45,6 +47,36 @@ enum Command {
     /// List, announce and withdraw the running daemon's mitigations (BGP blackhole and
     /// FlowSpec routes, nftables rules) through its control socket.
     Mitigations(MitigationsArgs),
+    /// Write a commented floodwall.toml with every option and its default.
+    Init(InitArgs),
+    /// Check a configuration file: syntax, unknown keys, types and values, each problem with
+    /// its line. Exit 0 with a one-line summary when it is valid.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Where to write; `-` for stdout. Default: floodwall.toml (docs/configuration.md with
+    /// --reference).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// A monitored network to write into `networks`; repeat for several. Without any, the
+    /// file has `networks = []` and `floodwall run` refuses it until it is filled in.
+    #[arg(long = "network", value_name = "CIDR")]
+    pub network: Vec<IpNet>,
+    /// Write the Markdown configuration reference instead (docs/configuration.md).
+    #[arg(long, hide = true)]
+    pub reference: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckConfigArgs {
+    /// The configuration file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -238,5 +270,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),
+        Command::Init(args) => init::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
     }
 }
