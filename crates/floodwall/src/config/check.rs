@@ -344,7 +344,14 @@ fn de_hint(message: &str) -> Option<String> {
             .iter()
             .map(|e| (edit_distance(unknown, e), *e))
             .min()
-            .filter(|(d, _)| *d <= 3);
+            .filter(|(d, _)| *d <= 3)
+            // `hold_down` for `hold_down_seconds`: a unit suffix left off.
+            .or_else(|| {
+                expected
+                    .iter()
+                    .find(|e| e.starts_with(unknown))
+                    .map(|e| (0, *e))
+            });
         return Some(match closest {
             Some((_, e)) => format!("did you mean `{e}`?"),
             None => "remove it; docs/configuration.md lists the keys of each section".into(),

@@ -557,3 +557,19 @@ mod tests {
         assert_eq!(config.detection.hostgroups.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// docs/configuration.md is generated from the code; a change to a config struct, its doc
+    /// comments or its defaults must be followed by regenerating it.
+    #[test]
+    fn configuration_reference_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == super::markdown(),
+            "docs/configuration.md differs from what the code generates; regenerate it with\n    \
+             cargo run -p floodwall -- init --reference --output docs/configuration.md --force"
+        );
+    }
+}
