@@ -100,8 +100,10 @@ fn init_writes_every_default_and_refuses_to_overwrite() {
         "--force",
     ]);
     assert!(out.status.success(), "{out:?}");
-    let mut expected = Config::default();
-    expected.networks = vec!["203.0.113.0/24".parse().unwrap()];
+    let expected = Config {
+        networks: vec!["203.0.113.0/24".parse().unwrap()],
+        ..Config::default()
+    };
     assert_eq!(as_json(&Config::load(&file).unwrap()), as_json(&expected));
     let out = floodwall(&["check-config", path]);
     assert!(out.status.success(), "{out:?}");
