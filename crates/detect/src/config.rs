@@ -58,6 +58,11 @@ pub struct Thresholds {
     pub amplification_mbps: Option<f64>,
 }
 
+/// For the commented-out hostgroup in `floodwall init` (inside its example `networks`).
+fn example_networks() -> Vec<&'static str> {
+    vec!["203.0.113.128/25"]
+}
+
 impl Thresholds {
     /// Built-in limits for traffic to monitored hosts.
     pub fn builtin_incoming() -> Self {
@@ -164,7 +169,7 @@ pub struct Hostgroup {
     #[schemars(example = &"customers")]
     pub name: String,
     /// Networks of the group; each must lie inside one of the monitored `networks`. Required.
-    #[schemars(example = ["203.0.113.128/25"])]
+    #[schemars(example = example_networks())]
     pub networks: Vec<IpNet>,
     /// Limits for traffic to the group; unset fields inherit the top-level `incoming`.
     pub incoming: Thresholds,

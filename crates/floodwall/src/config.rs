@@ -117,16 +117,23 @@ impl Config {
     /// Parses configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let config: Config = toml::from_str(text).map_err(|e| located(&e, text, origin))?;
+        // The messages name the field; the line is where its key is written.
+        let at = |base: &str, message: String| {
+            anyhow!(
+                "{origin}:{}: {message}",
+                check::position(text, base, &message)
+            )
+        };
         config
             .detection_config()
             .validate()
-            .map_err(|message| anyhow!("{origin}: {message}"))?;
+            .map_err(|message| at("detection", message))?;
         config
             .mitigation
             .validate()
-            .map_err(|message| anyhow!("{origin}: {message}"))?;
+            .map_err(|message| at("mitigation", message))?;
         if let Some(bgp) = &config.bgp {
-            bgp.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+            bgp.validate().map_err(|e| at("bgp", e.to_string()))?;
         }
         Ok(config)
     }
@@ -210,6 +217,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("f.toml:1:"), "{error}");
+
+        let error = Config::parse(
+            "[mitigation]\nmin_seconds = 60\nmax_seconds = 5\n",
+            "f.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("f.toml:3:1: mitigation.max_seconds"),
+            "{error}"
+        );
 
         let error = Config::parse("[collector]\nlisen = []\n", "f.toml")
             .unwrap_err()

@@ -40,10 +40,14 @@ use super::Notifier;
 pub struct ScriptConfig {
     /// The program and its arguments, e.g. `["/usr/local/bin/page-noc", "--urgent"]`.
     /// Required; default: empty (an error).
-    #[schemars(example = ["/usr/local/bin/floodwall-notify", "--noc"])]
+    #[schemars(example = example_command())]
     pub command: Vec<String>,
     /// Longest a run may take before its process group is killed, in seconds. Default: `10`.
     pub timeout_seconds: f64,
+}
+
+fn example_command() -> Vec<&'static str> {
+    vec!["/usr/local/bin/floodwall-notify", "--noc"]
 }
 
 impl Default for ScriptConfig {

@@ -229,6 +229,15 @@ pub fn summary(config: &Config) -> String {
     )
 }
 
+/// `line:column` of the key a semantic error of the part `base` names, for `Config::parse`.
+pub(super) fn position(text: &str, base: &str, message: &str) -> String {
+    let paths = DeTable::parse(text)
+        .map(|doc| key_paths(doc.get_ref()))
+        .unwrap_or_default();
+    let (line, column) = line_column(text, locate(&paths, base, message));
+    format!("{line}:{column}")
+}
+
 fn contains(span: &Range<usize>, offset: usize) -> bool {
     span.contains(&offset) || (span.is_empty() && span.start == offset)
 }
