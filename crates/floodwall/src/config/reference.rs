@@ -9,6 +9,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use floodwall_detect::config::Thresholds;
+
 use super::Config;
 
 /// How a section appears in the file.
@@ -35,6 +37,8 @@ pub struct Field {
     /// A value for commented-out examples (`#[schemars(example = …)]`), where the default would
     /// not make a working example.
     pub example: Option<Value>,
+    /// What an unset key means when that is a value: the built-in detection limits.
+    pub builtin: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +68,32 @@ pub fn model() -> Section {
     let mut section = build(&defs, root, String::new(), Kind::Root, "Config");
     let names = type_paths(&section);
     fix_links(&mut section, &names);
+    for (path, limits) in [
+        ("detection.incoming", Thresholds::builtin_incoming()),
+        ("detection.outgoing", Thresholds::builtin_outgoing()),
+    ] {
+        let limits = serde_json::to_value(limits).expect("plain numbers");
+        if let Some(s) = find(&mut section, path) {
+            for f in &mut s.fields {
+                f.builtin = limits.get(&f.key).filter(|v| !v.is_null()).cloned();
+            }
+        }
+    }
     section
+}
+
+fn find<'a>(section: &'a mut Section, path: &str) -> Option<&'a mut Section> {
+    if section.path == path {
+        return Some(section);
+    }
+    section.sections.iter_mut().find_map(|s| find(s, path))
+}
+
+impl Section {
+    /// Printed in full even when its type was printed before (its built-in values differ).
+    fn has_builtins(&self) -> bool {
+        self.fields.iter().any(|f| f.builtin.is_some())
+    }
 }
 
 fn resolve<'a>(
@@ -147,6 +176,7 @@ fn build(
                 .and_then(Value::as_array)
                 .and_then(|e| e.first())
                 .cloned(),
+            builtin: None,
         });
     }
     section
@@ -301,7 +331,8 @@ pub fn template(networks: &[ipnet::IpNet]) -> String {
         ").\n",
         "#\n",
         "# Every option is listed with its default value and what it does. Keys that are commented\n",
-        "# out are unset by default; sections and [[tables]] that are commented out are optional.\n",
+        "# out are unset by default (a value shown is the built-in one an unset key takes, or an\n",
+        "# example); sections and [[tables]] that are commented out are optional.\n",
         "# Check the file after editing with `floodwall check-config floodwall.toml`.\n",
         "# Reference: docs/configuration.md (`floodwall init --reference`).\n\n",
     ));
@@ -334,7 +365,10 @@ fn write_template(
             comment_lines(out, &section.type_doc, "# ");
         }
         writeln!(out, "{c}{}", header(section)).unwrap();
-        if let Some(first) = seen.get(&section.type_name) {
+        if let Some(first) = seen
+            .get(&section.type_name)
+            .filter(|_| !section.has_builtins())
+        {
             writeln!(out, "# (the same keys as [{first}])\n").unwrap();
             return;
         }
@@ -356,7 +390,10 @@ fn write_template(
             (_, Some(v)) => writeln!(out, "# {} = {v}", field.key).unwrap(),
             (Some(v), None) if !commented => writeln!(out, "{} = {v}", field.key).unwrap(),
             (Some(v), None) => writeln!(out, "# {} = {v}", field.key).unwrap(),
-            (None, None) => writeln!(out, "# {} =", field.key).unwrap(),
+            (None, None) => match field.builtin.as_ref().and_then(toml_value) {
+                Some(v) => writeln!(out, "# {} = {v}", field.key).unwrap(),
+                None => writeln!(out, "# {} =", field.key).unwrap(),
+            },
         }
         out.push('\n');
     }
@@ -378,7 +415,8 @@ pub fn markdown() -> String {
          and key is optional and has the default shown here, except `networks`: Floodwall must\n\
          know which addresses are yours. `floodwall init` writes a commented file with every key\n\
          below; `floodwall check-config FILE` checks one and names the line of each problem.\n\n\
-         Types are TOML types; \"(optional)\" keys are unset by default and may be left out.\n\
+         Types are TOML types; \"(optional)\" keys are unset by default and may be left out\n\
+         (\"unset: `X`\" is the built-in value an unset key takes).\n\
          Sections marked *optional* are absent by default; `[[…]]` sections are arrays of tables\n\
          (repeat the header for each entry).\n",
     );
@@ -404,7 +442,10 @@ fn write_markdown(out: &mut String, section: &Section, seen: &mut BTreeMap<Strin
     {
         writeln!(out, "{}\n", section.type_doc).unwrap();
     }
-    if let Some(first) = seen.get(&section.type_name) {
+    if let Some(first) = seen
+        .get(&section.type_name)
+        .filter(|_| !section.has_builtins())
+    {
         writeln!(out, "The same keys as `[{first}]`.").unwrap();
         return;
     }
@@ -412,7 +453,14 @@ fn write_markdown(out: &mut String, section: &Section, seen: &mut BTreeMap<Strin
     if !section.fields.is_empty() {
         out.push_str("| Key | Type | Default | Description |\n|---|---|---|---|\n");
         for f in &section.fields {
-            let default = toml_value(&f.default).map_or("unset".to_string(), |v| cell_code(&v));
+            let default = match (
+                toml_value(&f.default),
+                f.builtin.as_ref().and_then(toml_value),
+            ) {
+                (Some(v), _) => cell_code(&v),
+                (None, Some(b)) => format!("unset: {}", cell_code(&b)),
+                (None, None) => "unset".to_string(),
+            };
             writeln!(
                 out,
                 "| `{}` | {} | {} | {} |",
@@ -516,6 +564,26 @@ mod tests {
             }
         }
         assert!(checked > 40, "only {checked} stated defaults checked");
+    }
+
+    /// The threshold docs state the built-in limits per direction ("Default: incoming 100000,
+    /// outgoing 50000", "Default: disabled"): they must be `Thresholds::builtin_*`'s.
+    #[test]
+    fn stated_builtin_limits_are_the_real_ones() {
+        let mut root = model();
+        for dir in ["incoming", "outgoing"] {
+            let section = find(&mut root, &format!("detection.{dir}")).unwrap();
+            for f in &section.fields {
+                let doc = f.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+                let (_, stated) = doc.split_once("Default:").expect("states its default");
+                let stated: Option<f64> = stated
+                    .split_once(&format!("{dir} "))
+                    .and_then(|(_, rest)| rest.split([',', '.', ' ']).next())
+                    .and_then(|word| word.parse().ok());
+                let real = f.builtin.as_ref().and_then(Value::as_f64);
+                assert_eq!(stated, real, "detection.{dir}.{}: {doc}", f.key);
+            }
+        }
     }
 
     #[test]
