@@ -61,16 +61,19 @@ pub fn check(text: &str) -> Checked {
         let problems = syntax
             .iter()
             .map(|e| {
-                at(
-                    e.span().map_or(0, |s| s.start),
-                    e.message().trim().to_string(),
-                    Some(
-                        "fix the TOML syntax (`key = value`, quoted strings, `[section]` headers)"
-                            .into(),
-                    ),
-                )
+                let message = e.message().trim().to_string();
+                let hint = if message.contains("duplicate") {
+                    "a key or table may be written once; merge or remove the repetition"
+                } else {
+                    "fix the TOML syntax (`key = value`, quoted strings, `[section]` headers)"
+                };
+                at(e.span().map_or(0, |s| s.start), message, Some(hint.into()))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // The parser may report one error twice on its way out of a construct.
+        let mut problems = problems;
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems.dedup();
         return Checked {
             config: None,
             problems,
@@ -80,6 +83,9 @@ pub fn check(text: &str) -> Checked {
     let mut problems = Vec::new();
     let mut table = doc.clone();
     let mut config = None;
+    // Sections dropped for an error: their defaults stand in, so their semantic checks would
+    // judge values the file does not have.
+    let mut skipped: Vec<String> = Vec::new();
     // Each round drops the section of the error it found; bounded by the number of sections.
     for _ in 0..=doc.get_ref().len() {
         match Config::deserialize(toml::de::Deserializer::from(table.clone())) {
@@ -94,10 +100,10 @@ pub fn check(text: &str) -> Checked {
                 problems.push(at(offset, message, hint));
                 let before = table.get_ref().len();
                 let (span, inner) = (table.span(), table.into_inner());
-                let kept: DeTable = inner
+                let (dropped, kept): (DeTable, DeTable) = inner
                     .into_iter()
-                    .filter(|(k, v)| !(contains(&k.span(), offset) || covers(v, offset)))
-                    .collect();
+                    .partition(|(k, v)| contains(&k.span(), offset) || covers(v, offset));
+                skipped.extend(dropped.iter().map(|(k, _)| k.get_ref().to_string()));
                 if kept.len() == before {
                     break; // not attributable to a section: nothing more to learn
                 }
@@ -114,6 +120,16 @@ pub fn check(text: &str) -> Checked {
 
     let paths = key_paths(doc.get_ref());
     let mut semantic = |base: &str, message: String, hint: Option<&str>| {
+        let section = base.split(['.', '[']).next().unwrap_or(base);
+        // Detection's checks read the top-level networks too.
+        let inputs: &[&str] = match section {
+            "detection" | "networks" => &["detection", "networks"],
+            "mitigation" => &["mitigation", "detection"],
+            _ => &[section],
+        };
+        if inputs.iter().any(|s| skipped.iter().any(|k| k == s)) {
+            return;
+        }
         let offset = locate(&paths, base, &message);
         problems.push(at(offset, message, hint.map(str::to_string)));
     };
@@ -484,6 +500,25 @@ mod tests {
             p[0].starts_with("f.toml:8:1: hostgroups[1] `b`: network 198.51.100.0/28"),
             "{p:?}"
         );
+    }
+
+    /// A section dropped for a type error is not judged again on its stand-in defaults.
+    #[test]
+    fn a_dropped_section_gets_no_semantic_complaints() {
+        let p = problems(
+            "networks = [\"203.0.113.0/33\"]\n[[detection.hostgroups]]\nname = \"a\"\nnetworks = [\"203.0.113.0/28\"]\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("f.toml:1:13: invalid"), "{p:?}");
+    }
+
+    #[test]
+    fn repeated_syntax_errors_are_reported_once() {
+        let p = problems("a = 1\na = 2\nb = [1,\n[x\n");
+        assert!(p[0].starts_with("f.toml:2:1: duplicate key — "), "{p:?}");
+        let mut unique = p.clone();
+        unique.dedup();
+        assert_eq!(unique, p);
     }
 
     #[test]
