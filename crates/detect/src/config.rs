@@ -304,7 +304,8 @@ impl CarpetConfig {
     }
 }
 
-/// The `[detection]` section.
+/// `[detection]`: what counts as an attack: static limits per direction (`incoming`,
+/// `outgoing`, per hostgroup), per-host baselines and carpet bombing of whole prefixes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
@@ -480,20 +481,23 @@ impl DetectConfig {
                 return Err(format!("{what}.name: duplicate hostgroup `{}`", g.name));
             }
             if g.networks.is_empty() {
-                return Err(format!("{what} `{}`: networks must not be empty", g.name));
+                return Err(format!(
+                    "{what}.networks: must not be empty (hostgroup `{}`)",
+                    g.name
+                ));
             }
             for net in &g.networks {
                 if let Some(other) = group_nets.insert(net.trunc(), g.name.as_str()) {
                     if other != g.name {
                         return Err(format!(
-                            "{what} `{}`: network {net} is also in hostgroup `{other}`",
+                            "{what}.networks: {net} of hostgroup `{}` is also in hostgroup `{other}`",
                             g.name
                         ));
                     }
                 }
                 if !self.networks.iter().any(|m| m.contains(net)) {
                     return Err(format!(
-                        "{what} `{}`: network {net} is not inside any monitored network",
+                        "{what}.networks: {net} of hostgroup `{}` is not inside any monitored network",
                         g.name
                     ));
                 }

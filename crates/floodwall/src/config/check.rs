@@ -497,7 +497,7 @@ mod tests {
         );
         let p = problems(&text);
         assert!(
-            p[0].starts_with("f.toml:8:1: hostgroups[1] `b`: network 198.51.100.0/28"),
+            p[0].starts_with("f.toml:9:1: hostgroups[1].networks: 198.51.100.0/28"),
             "{p:?}"
         );
     }
