@@ -6,14 +6,14 @@
 //! of `0` disables that check.
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::counters::Metric;
 
 /// Per-direction limits. Every field is optional: unset inherits from the layer below
 /// (hostgroup → top-level `incoming`/`outgoing` → built-in default), `0` disables the check.
 /// Rates are per second over a 1-second bucket, after scaling by the sampling rate.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     /// Packets/s. Default: incoming 100000, outgoing 50000.
@@ -56,6 +56,11 @@ pub struct Thresholds {
     pub amplification_pps: Option<f64>,
     /// Amplification megabits/s; incoming only. Default: disabled.
     pub amplification_mbps: Option<f64>,
+}
+
+/// For the commented-out hostgroup in `floodwall init` (inside its example `networks`).
+fn example_networks() -> Vec<&'static str> {
+    vec!["203.0.113.128/25"]
 }
 
 impl Thresholds {
@@ -132,7 +137,7 @@ impl Thresholds {
 }
 
 /// Carpet-bombing overrides for one hostgroup; unset fields inherit from `[detection.carpet]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CarpetThresholds {
     /// See [`CarpetConfig::min_hosts`].
@@ -157,12 +162,14 @@ pub struct CarpetThresholds {
 
 /// A named set of networks with its own limits, matched by longest prefix. Addresses of
 /// `networks` outside every hostgroup belong to the built-in `default` group.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Hostgroup {
     /// Unique name, reported in events (`default` is reserved). Required.
+    #[schemars(example = &"customers")]
     pub name: String,
     /// Networks of the group; each must lie inside one of the monitored `networks`. Required.
+    #[schemars(example = example_networks())]
     pub networks: Vec<IpNet>,
     /// Limits for traffic to the group; unset fields inherit the top-level `incoming`.
     pub incoming: Thresholds,
@@ -174,7 +181,7 @@ pub struct Hostgroup {
 
 /// Dynamic per-host baseline: catches attacks below the static thresholds on hosts that are
 /// normally quiet, without alarming on hosts that are normally busy.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Whether baseline detection runs. Default: true.
@@ -230,7 +237,7 @@ impl Default for BaselineConfig {
 /// ordinary residue is above the static limit from its first second is reported during warm-up,
 /// and its attack buckets are not learnt: give such prefixes a hostgroup with higher `pps` /
 /// `mbps`. A prefix that grows past the static limit after warming up is followed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CarpetConfig {
     /// Whether carpet-bombing detection runs. Default: true.
@@ -297,8 +304,9 @@ impl CarpetConfig {
     }
 }
 
-/// The `[detection]` section.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `[detection]`: what counts as an attack: static limits per direction (`incoming`,
+/// `outgoing`, per hostgroup), per-host baselines and carpet bombing of whole prefixes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Monitored networks (IPv4 and IPv6). Traffic to them is incoming, from them outgoing.
@@ -311,10 +319,10 @@ pub struct DetectConfig {
     /// Default: 48.
     pub prefix_length_v6: u8,
     /// Limits for traffic to monitored hosts of the `default` group, inherited by hostgroups.
-    /// Default: see [`Thresholds`].
+    /// Default: the built-in incoming limits named with each key.
     pub incoming: Thresholds,
     /// Limits for traffic from monitored hosts of the `default` group, inherited by hostgroups.
-    /// Default: see [`Thresholds`].
+    /// Default: the built-in outgoing limits named with each key.
     pub outgoing: Thresholds,
     /// Hostgroups with their own limits, matched by longest prefix. Default: none.
     pub hostgroups: Vec<Hostgroup>,
@@ -473,20 +481,23 @@ impl DetectConfig {
                 return Err(format!("{what}.name: duplicate hostgroup `{}`", g.name));
             }
             if g.networks.is_empty() {
-                return Err(format!("{what} `{}`: networks must not be empty", g.name));
+                return Err(format!(
+                    "{what}.networks: must not be empty (hostgroup `{}`)",
+                    g.name
+                ));
             }
             for net in &g.networks {
                 if let Some(other) = group_nets.insert(net.trunc(), g.name.as_str()) {
                     if other != g.name {
                         return Err(format!(
-                            "{what} `{}`: network {net} is also in hostgroup `{other}`",
+                            "{what}.networks: {net} of hostgroup `{}` is also in hostgroup `{other}`",
                             g.name
                         ));
                     }
                 }
                 if !self.networks.iter().any(|m| m.contains(net)) {
                     return Err(format!(
-                        "{what} `{}`: network {net} is not inside any monitored network",
+                        "{what}.networks: {net} of hostgroup `{}` is not inside any monitored network",
                         g.name
                     ));
                 }

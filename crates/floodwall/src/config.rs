@@ -8,11 +8,14 @@ use anyhow::{anyhow, Result};
 use floodwall_detect::DetectConfig;
 use floodwall_mitigate::MitigationConfig;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sources::udp::{default_listen_addrs, UdpSourceConfig};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+pub mod check;
+pub mod reference;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Monitored networks, IPv4 and IPv6: traffic to them is incoming, traffic from them
@@ -37,7 +40,7 @@ pub struct Config {
 
 /// `[state]`: where the daemon keeps what must survive a restart (active mitigations) and its
 /// control socket.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// Default `floodwall-state` in the working directory (packaged installs: /var/lib/floodwall).
@@ -53,7 +56,7 @@ impl Default for StateConfig {
 }
 
 /// `[collector]`: UDP listeners for sFlow, NetFlow and IPFIX.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
     /// Addresses to listen on. Default: 0.0.0.0 and [::] on 6343, 2055 and 4739. Any port takes
@@ -87,7 +90,7 @@ impl CollectorConfig {
 }
 
 /// `[events]`: where the daemon writes attack events.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     /// JSON-lines file the daemon appends every event to. Default `floodwall-events.jsonl` in the
@@ -114,16 +117,23 @@ impl Config {
     /// Parses configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let config: Config = toml::from_str(text).map_err(|e| located(&e, text, origin))?;
+        // The messages name the field; the line is where its key is written.
+        let at = |base: &str, message: String| {
+            anyhow!(
+                "{origin}:{}: {message}",
+                check::position(text, base, &message)
+            )
+        };
         config
             .detection_config()
             .validate()
-            .map_err(|message| anyhow!("{origin}: {message}"))?;
+            .map_err(|message| at("detection", message))?;
         config
             .mitigation
             .validate()
-            .map_err(|message| anyhow!("{origin}: {message}"))?;
+            .map_err(|message| at("mitigation", message))?;
         if let Some(bgp) = &config.bgp {
-            bgp.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+            bgp.validate().map_err(|e| at("bgp", e.to_string()))?;
         }
         Ok(config)
     }
@@ -207,6 +217,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("f.toml:1:"), "{error}");
+
+        let error = Config::parse(
+            "[mitigation]\nmin_seconds = 60\nmax_seconds = 5\n",
+            "f.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("f.toml:3:1: mitigation.max_seconds"),
+            "{error}"
+        );
 
         let error = Config::parse("[collector]\nlisen = []\n", "f.toml")
             .unwrap_err()

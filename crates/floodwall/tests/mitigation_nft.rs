@@ -58,15 +58,27 @@ impl Drop for Netns {
     }
 }
 
-fn start(config: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_floodwall"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+/// A daemon this test started, killed (by its PID) if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &std::path::Path, log: &std::path::Path) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_floodwall"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// The NTP flood, sent live to the collector on `port`.
@@ -138,8 +150,8 @@ fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_
         "the attack's rules in nftables",
         || holds_the_attack(&ns.table()),
     );
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
     let _ = flood.kill();
     let _ = flood.wait();
     assert!(
@@ -152,15 +164,16 @@ fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_
     wait_for(Duration::from_secs(10), "the stale rules to go", || {
         !ns.table().contains("203.0.113.7")
     });
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        text.contains("nftables: withdrew 2 rules an earlier run left"),
-        "{text}"
-    );
+    // The log line follows the withdrawal.
+    wait_for(Duration::from_secs(10), "the log to say so", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("nftables: withdrew 2 rules an earlier run left")
+    });
 
     // SIGTERM takes Floodwall's table away (no keep_on_shutdown).
     // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
-    wait_or_kill(&mut daemon, Duration::from_secs(10), "floodwall run");
+    unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
+    wait_or_kill(&mut daemon.0, Duration::from_secs(10), "floodwall run");
     assert_eq!(ns.table(), "", "the table outlived the daemon");
 }

@@ -3,11 +3,11 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rule::{Community, FlowAction};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MitigationConfig {
     /// Record what would be announced (in the event record, the log, webhooks) and announce
@@ -25,8 +25,9 @@ pub struct MitigationConfig {
     /// A rule stays this long after its attack ends: attacks pause and come back. Default 120.
     pub hold_down_seconds: u64,
     /// Flap damping: each earlier announcement for the same target within this window doubles
-    /// the hold-down, up to `flap_max_hold_seconds`. Defaults 3600 and 3600.
+    /// the hold-down, up to `flap_max_hold_seconds`. Default 3600.
     pub flap_window_seconds: u64,
+    /// The longest hold-down flap damping may reach, seconds. Default 3600.
     pub flap_max_hold_seconds: u64,
     /// After a restart, a persisted rule whose attack was still active is announced again and
     /// kept this long waiting for the attack to be detected again; withdrawn if it is not.
@@ -37,7 +38,9 @@ pub struct MitigationConfig {
     pub keep_on_shutdown: bool,
     /// Mitigate attacks from the operator's own customers (outgoing) too. Default false.
     pub outgoing: bool,
+    /// Blackhole settings.
     pub blackhole: BlackholeConfig,
+    /// FlowSpec (and nftables) filter settings.
     pub flowspec: FlowSpecConfig,
     /// Per-hostgroup overrides, by the hostgroup's name.
     pub hostgroups: Vec<HostgroupMitigation>,
@@ -65,15 +68,18 @@ impl Default for MitigationConfig {
 }
 
 /// `[mitigation.blackhole]`: remote-triggered blackhole routes (RFC 7999).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlackholeConfig {
     /// Default false: a blackhole completes the attack for the target, so it is opt-in.
     pub enabled: bool,
-    /// Discard next hops. Defaults 192.0.2.1 (TEST-NET-1) and 100::1 (RFC 6666 discard prefix).
+    /// Discard next hop of IPv4 blackhole routes (routers map it to a null route). Default
+    /// 192.0.2.1 (TEST-NET-1).
     pub next_hop_v4: IpAddr,
+    /// Discard next hop of IPv6 blackhole routes. Default 100::1 (RFC 6666 discard prefix).
     pub next_hop_v6: IpAddr,
     /// Communities on every blackhole route. Default ["65535:666"] (BLACKHOLE).
+    #[schemars(with = "Vec<String>")]
     pub communities: Vec<Community>,
     /// Blackhole the whole prefix of a carpet-bombing attack. Default false.
     pub carpet: bool,
@@ -93,7 +99,7 @@ impl Default for BlackholeConfig {
 
 /// `[mitigation.flowspec]`: traffic filters derived from attack fingerprints (FlowSpec, and
 /// nftables when enabled).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowSpecConfig {
     /// Default false.
@@ -103,8 +109,11 @@ pub struct FlowSpecConfig {
     /// For `rate-limit`: bytes per second let through. Default 125000 (1 Mbit/s).
     pub rate_bytes_per_second: f32,
     /// For `redirect`: route target `ASN:VALUE` of the scrubbing VRF.
+    #[schemars(example = &"65000:666")]
+    #[schemars(with = "Option<String>")]
     pub redirect: Option<Community>,
     /// Communities on every FlowSpec route. Default none.
+    #[schemars(with = "Vec<String>")]
     pub communities: Vec<Community>,
     /// Filter carpet-bombing attacks at their prefix. Default true.
     pub carpet: bool,
@@ -123,7 +132,7 @@ impl Default for FlowSpecConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlowActionName {
     Discard,
@@ -133,12 +142,17 @@ pub enum FlowActionName {
 
 /// `[[mitigation.hostgroups]]`: what attacks on one hostgroup get; unset fields follow the
 /// global settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostgroupMitigation {
+    /// The name of a `[[detection.hostgroups]]` entry (or `default`). Required.
+    #[schemars(example = &"customers")]
     pub name: String,
+    /// Blackhole attacks on this group; unset: `[mitigation.blackhole] enabled`.
     pub blackhole: Option<bool>,
+    /// Filter attacks on this group; unset: `[mitigation.flowspec] enabled`.
     pub flowspec: Option<bool>,
+    /// Announce nothing for this group, only record; unset: `[mitigation] dry_run`.
     pub dry_run: Option<bool>,
 }
 

@@ -8,17 +8,19 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use floodwall_bgp::{Family, PeerConfig, PeerStatus, Speaker, SpeakerConfig};
 use floodwall_mitigate::{Mitigation, Rule};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Mitigator;
 
 /// `[bgp]`: the built-in speaker. It only connects (never listens) and only announces.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BgpConfig {
     /// Our AS number (4-octet ASNs work). Default: none, must be set.
+    #[schemars(example = 64512)]
     pub local_as: u32,
     /// BGP identifier. Default: none, must be set.
+    #[schemars(example = &"192.0.2.254")]
     pub router_id: Option<Ipv4Addr>,
     /// Hold time offered to peers, seconds; the session uses the smaller of ours and the
     /// peer's, with keepalives every third. 0 turns both off; 1 and 2 are invalid. Default 90.
@@ -26,6 +28,7 @@ pub struct BgpConfig {
     /// Advertise Graceful Restart with this restart time (seconds, at most 4095), so that
     /// peers acting as helpers keep our routes while Floodwall restarts (shutdown with
     /// `keep`). Default: none, not advertised.
+    #[schemars(example = 120)]
     pub graceful_restart_seconds: Option<u16>,
     /// Longest wait between reconnection attempts, seconds (the first wait is 1 s, doubling
     /// per failure). Default 60.
@@ -49,20 +52,25 @@ impl Default for BgpConfig {
 
 /// `[[bgp.peers]]`: one neighbour, a router or route server configured for us passively or
 /// actively.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BgpPeerConfig {
     /// For logs and status. Default: the address.
+    #[schemars(example = &"edge1")]
     pub name: String,
     /// Where to connect. Default 127.0.0.1:179.
+    #[schemars(example = &"198.51.100.1:179")]
     pub address: SocketAddr,
     /// The peer's AS; equal to `local_as` makes an iBGP session. Default: none, must be set.
+    #[schemars(example = 64511)]
     pub remote_as: u32,
     /// Source address to connect from (the one the peer expects). Default: chosen by the OS.
+    #[schemars(example = &"198.51.100.2")]
     pub local_address: Option<IpAddr>,
     /// Families to offer: `ipv4-unicast` and `ipv6-unicast` carry blackhole routes,
     /// `ipv4-flowspec` and `ipv6-flowspec` filters. Default: all four.
-    #[serde(deserialize_with = "families")]
+    #[serde(deserialize_with = "families", serialize_with = "family_names")]
+    #[schemars(with = "Vec<String>")]
     pub families: Vec<Family>,
 }
 
@@ -84,6 +92,10 @@ fn families<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Family>, D::Error> {
         .iter()
         .map(|n| n.parse().map_err(serde::de::Error::custom))
         .collect()
+}
+
+fn family_names<S: serde::Serializer>(families: &[Family], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(families.iter().map(|f| f.to_string()))
 }
 
 impl BgpConfig {
@@ -108,16 +120,17 @@ impl BgpConfig {
             bail!("[bgp] needs at least one [[bgp.peers]]");
         }
         let mut names = std::collections::HashSet::new();
-        for peer in &self.peers {
+        // The index lets `check-config` find the entry in the file.
+        for (i, peer) in self.peers.iter().enumerate() {
             let name = peer.display_name();
             if peer.remote_as == 0 {
-                bail!("bgp peer {name}: remote_as must be set");
+                bail!("bgp.peers[{i}] ({name}): remote_as must be set");
             }
             if peer.families.is_empty() {
-                bail!("bgp peer {name}: families is empty");
+                bail!("bgp.peers[{i}] ({name}): families is empty");
             }
             if !names.insert(name.clone()) {
-                bail!("bgp peer {name} is configured twice");
+                bail!("bgp.peers[{i}] ({name}) is configured twice");
             }
         }
         Ok(())

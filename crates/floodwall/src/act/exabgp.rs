@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use super::Mitigator;
 
 /// `[exabgp]`: announce through an operator's ExaBGP 4.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExaBgpConfig {
     /// Send blackholes and FlowSpec rules to ExaBGP. Default: `false`.

@@ -58,7 +58,7 @@ use serde::{Deserialize, Serialize};
 use super::Mitigator;
 
 /// `[nftables]`: filtering on this host with nftables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NftablesConfig {
     /// Install blackholes and filters in nftables. Default: `false`.
@@ -79,6 +79,35 @@ impl Default for NftablesConfig {
             table: "inet floodwall".to_string(),
             command: vec!["nft".to_string()],
         }
+    }
+}
+
+impl NftablesConfig {
+    /// Refuses what cannot work, naming the field; the table's name when it is fine.
+    pub fn validate(&self) -> Result<String> {
+        let config = self;
+        let mut words = config.table.split_whitespace();
+        let (family, name) = match (words.next(), words.next(), words.next()) {
+            (Some(family), Some(name), None) => (family, name),
+            (Some(name), None, None) => ("inet", name),
+            _ => bail!("nftables: table `{}` should be `inet NAME`", config.table),
+        };
+        if family != "inet" {
+            bail!(
+                "nftables: table `{}`: only the inet family is supported (one table for IPv4 and IPv6)",
+                config.table
+            );
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bail!("nftables: table name `{name}` must be letters, digits, `_` or `-`");
+        }
+        if config.command.is_empty() {
+            bail!("nftables: `command` is empty");
+        }
+        Ok(name.to_string())
     }
 }
 
@@ -144,29 +173,9 @@ impl Nftables {
     /// Opens Floodwall's table: creates it, or adopts the one a previous run left (its filters
     /// and blackholes stay until withdrawn by id). A table of another shape is rebuilt.
     pub fn new(config: &NftablesConfig) -> Result<Nftables> {
-        let mut words = config.table.split_whitespace();
-        let (family, name) = match (words.next(), words.next(), words.next()) {
-            (Some(family), Some(name), None) => (family, name),
-            (Some(name), None, None) => ("inet", name),
-            _ => bail!("nftables: table `{}` should be `inet NAME`", config.table),
-        };
-        if family != "inet" {
-            bail!(
-                "nftables: table `{}`: only the inet family is supported (one table for IPv4 and IPv6)",
-                config.table
-            );
-        }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            bail!("nftables: table name `{name}` must be letters, digits, `_` or `-`");
-        }
-        if config.command.is_empty() {
-            bail!("nftables: `command` is empty");
-        }
+        let name = config.validate()?;
         let mut nft = Nftables {
-            name: name.to_string(),
+            name,
             command: config.command.clone(),
             blackholes: BTreeMap::new(),
             filters: BTreeMap::new(),

@@ -35,14 +35,19 @@ use super::notice::{self, Queue, Stats};
 use super::Notifier;
 
 /// One `[[scripts]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScriptConfig {
     /// The program and its arguments, e.g. `["/usr/local/bin/page-noc", "--urgent"]`.
     /// Required; default: empty (an error).
+    #[schemars(example = example_command())]
     pub command: Vec<String>,
     /// Longest a run may take before its process group is killed, in seconds. Default: `10`.
     pub timeout_seconds: f64,
+}
+
+fn example_command() -> Vec<&'static str> {
+    vec!["/usr/local/bin/floodwall-notify", "--noc"]
 }
 
 impl Default for ScriptConfig {
@@ -54,6 +59,22 @@ impl Default for ScriptConfig {
     }
 }
 
+impl ScriptConfig {
+    /// Refuses what cannot work, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.command.is_empty() || self.command[0].is_empty() {
+            bail!("script: `command` is empty");
+        }
+        if !(self.timeout_seconds > 0.0 && self.timeout_seconds <= 3600.0) {
+            bail!(
+                "script {:?}: timeout_seconds must be in (0, 3600]",
+                self.command
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Runs a command per notice from its own thread.
 pub struct Script {
     name: String,
@@ -62,15 +83,7 @@ pub struct Script {
 
 impl Script {
     pub fn new(config: &ScriptConfig) -> Result<Script> {
-        if config.command.is_empty() || config.command[0].is_empty() {
-            bail!("script: `command` is empty");
-        }
-        if !(config.timeout_seconds > 0.0 && config.timeout_seconds <= 3600.0) {
-            bail!(
-                "script {:?}: timeout_seconds must be in (0, 3600]",
-                config.command
-            );
-        }
+        config.validate()?;
         let command = config.command.clone();
         let timeout = Duration::from_secs_f64(config.timeout_seconds);
         let queue = Queue::start("script", move |notice, _| {

@@ -32,7 +32,9 @@ const ATTEMPTS: u32 = 4;
 const BACKOFF: Duration = Duration::from_millis(500);
 
 /// The body of the POST.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// The notice as it is.
@@ -43,10 +45,11 @@ pub enum WebhookFormat {
 }
 
 /// One `[[webhooks]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     /// Where to POST (http or https). Required; default: empty (an error).
+    #[schemars(example = &"https://hooks.example.net/floodwall")]
     pub url: String,
     /// `"json"` (the notice) or `"slack"` (`{"text": …}`). Default: `"json"`.
     pub format: WebhookFormat,
@@ -61,6 +64,23 @@ impl Default for WebhookConfig {
             format: WebhookFormat::Json,
             timeout_seconds: 5.0,
         }
+    }
+}
+
+impl WebhookConfig {
+    /// Refuses what cannot work, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let url = &self.url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("webhook: url `{url}` must start with http:// or https://");
+        }
+        if !(self.timeout_seconds > 0.0 && self.timeout_seconds <= 300.0) {
+            bail!(
+                "webhook {}: timeout_seconds must be in (0, 300]",
+                redact(url)
+            );
+        }
+        Ok(())
     }
 }
 
@@ -80,16 +100,8 @@ pub fn body(format: WebhookFormat, notice: &Value) -> Value {
 
 impl Webhook {
     pub fn new(config: &WebhookConfig) -> Result<Webhook> {
+        config.validate()?;
         let url = config.url.clone();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("webhook: url `{url}` must start with http:// or https://");
-        }
-        if !(config.timeout_seconds > 0.0 && config.timeout_seconds <= 300.0) {
-            bail!(
-                "webhook {}: timeout_seconds must be in (0, 300]",
-                redact(&url)
-            );
-        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs_f64(config.timeout_seconds)))
             // Statuses are judged here (retry or not), not turned into errors.

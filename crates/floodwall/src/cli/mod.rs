@@ -9,8 +9,10 @@ use floodwall::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
 mod bench;
+mod check_config;
 mod demo;
 mod flows;
+mod init;
 mod mitigations;
 mod replay;
 mod run;
@@ -49,6 +51,36 @@ enum Command {
     /// List, announce and withdraw the running daemon's mitigations (BGP blackhole and
     /// FlowSpec routes, nftables rules) through its control socket.
     Mitigations(MitigationsArgs),
+    /// Write a commented floodwall.toml with every option and its default.
+    Init(InitArgs),
+    /// Check a configuration file: syntax, unknown keys, types and values, each problem with
+    /// its line. Exit 0 with a one-line summary when it is valid.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Where to write; `-` for stdout. Default: floodwall.toml (docs/configuration.md with
+    /// --reference).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// A monitored network to write into `networks`; repeat for several. Without any, the
+    /// file has `networks = []` and `floodwall run` refuses it until it is filled in.
+    #[arg(long = "network", value_name = "CIDR")]
+    pub network: Vec<IpNet>,
+    /// Write the Markdown configuration reference instead (docs/configuration.md).
+    #[arg(long, hide = true)]
+    pub reference: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckConfigArgs {
+    /// The configuration file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -261,5 +293,7 @@ pub fn run() -> Result<()> {
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Init(args) => init::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
     }
 }
