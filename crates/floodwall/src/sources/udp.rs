@@ -243,7 +243,7 @@ fn bind(addr: SocketAddr, recv_buffer: usize) -> Result<(UdpSocket, usize)> {
     socket.set_read_timeout(Some(RECV_TIMEOUT))?;
     socket.bind(&addr.into()).map_err(|e| {
         let hint = if e.kind() == io::ErrorKind::AddrInUse {
-            " (the port is in use: is another collector, or another Floodwall, running? pick another port with --listen)"
+            " (the port is in use: is another collector, or another Floodwall, running? pick another port: `[collector] listen` in the configuration, or --listen for `floodwall flows`)"
         } else if e.kind() == io::ErrorKind::PermissionDenied {
             " (ports below 1024 need CAP_NET_BIND_SERVICE)"
         } else {
