@@ -127,3 +127,33 @@ fn an_unwritable_state_directory_and_a_second_daemon_are_refused_with_what_to_do
     );
     stderr_until(first, "never", Duration::from_millis(100));
 }
+
+#[test]
+fn a_collector_port_in_use_names_the_setting_to_change() {
+    let dir = test_dir("err-port");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = dir.join("floodwall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "networks = [\"203.0.113.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[state]\ndir = \"{}\"\n[events]\nfile = \"{}\"\n",
+            dir.join("state").display(),
+            dir.join("events.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}"))
+            && message.contains("in use")
+            && message.contains("[collector] listen"),
+        "{message}"
+    );
+}
