@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use floodwall::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
@@ -28,6 +28,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    #[command(hide = true)]
+    Completions(floodwall::docs::CompletionsArgs),
+    /// Write the man pages, generated from these definitions.
+    #[command(hide = true)]
+    Man(floodwall::docs::ManArgs),
     /// Run captures (pcap/pcapng of sFlow/NetFlow/IPFIX datagrams, or raw packets) through the
     /// detection engine as fast as the CPU allows and print the attack events.
     Replay(ReplayArgs),
@@ -228,6 +234,14 @@ pub enum BenchCommand {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions(args) => {
+            floodwall::docs::completions(Cli::command(), &args, &mut std::io::stdout())
+        }
+        Command::Man(args) => {
+            let written = floodwall::docs::man(Cli::command(), &args, &mut std::io::stdout())?;
+            written.iter().for_each(|p| eprintln!("{}", p.display()));
+            Ok(())
+        }
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Flows(args) => flows::run(args),
