@@ -24,22 +24,19 @@ pub struct ManArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Writes the completion script for `shell` to `out`.
-pub fn completions(
-    mut cmd: clap::Command,
-    args: &CompletionsArgs,
-    out: &mut dyn Write,
-) -> Result<()> {
+/// `floodwall completions SHELL`: the completion script on stdout.
+pub fn completions(mut cmd: clap::Command, args: &CompletionsArgs) -> Result<()> {
     let name = cmd.get_name().to_string();
     // clap_complete panics on a write error (a closed pipe): render first, then write.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, name, &mut script);
-    out.write_all(&script)?;
+    std::io::stdout().write_all(&script)?;
     Ok(())
 }
 
-/// Writes the man pages as `args` says; returns the files written (none for stdout).
-pub fn man(cmd: clap::Command, args: &ManArgs, out: &mut dyn Write) -> Result<Vec<PathBuf>> {
+/// `floodwall man`: floodwall.1 on stdout, or every page into `--out-dir` (their paths on
+/// stderr).
+pub fn man(cmd: clap::Command, args: &ManArgs) -> Result<()> {
     // `help` is a clap artefact, not a command worth a page. Building gives every subcommand
     // its page name (floodwall-run) and its synopsis name (floodwall run).
     let mut cmd = cmd.disable_help_subcommand(true);
@@ -57,13 +54,13 @@ pub fn man(cmd: clap::Command, args: &ManArgs, out: &mut dyn Write) -> Result<Ve
     };
     match &args.out_dir {
         None => {
-            page(cmd).render(out)?;
-            Ok(Vec::new())
+            let mut roff = Vec::new();
+            page(cmd).render(&mut roff)?;
+            std::io::stdout().write_all(&roff)?;
         }
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let mut written = Vec::new();
             let mut pending = vec![cmd];
             while let Some(cmd) = pending.pop() {
                 // Hidden commands (these generators, internal helpers) stay undocumented.
@@ -71,10 +68,9 @@ pub fn man(cmd: clap::Command, args: &ManArgs, out: &mut dyn Write) -> Result<Ve
                 let path = page(cmd)
                     .generate_to(dir)
                     .with_context(|| format!("cannot write a man page into {}", dir.display()))?;
-                written.push(path);
+                eprintln!("{}", path.display());
             }
-            written.sort();
-            Ok(written)
         }
     }
+    Ok(())
 }

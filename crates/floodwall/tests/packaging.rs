@@ -387,9 +387,17 @@ fn scripts_package_builds_a_deb_with_the_unit_config_docs_and_a_working_binary()
         .lines()
         .any(|l| l.starts_with("-rwxr-xr-x 0/0") && l.ends_with(" ./usr/bin/floodwall")));
 
+    // Symbols beside the package (dbgsym), the packaged binary stripped.
+    let ddeb = deb.with_extension("ddeb");
+    let symbols = stdout(Command::new(&dpkg_deb).arg("-c").arg(&ddeb));
+    assert!(symbols.contains("./usr/lib/debug/.build-id/"), "{symbols}");
+
     let root = dir.join("root");
     run(Command::new(&dpkg_deb).arg("-x").arg(&deb).arg(&root));
-    let version = stdout(Command::new(root.join("usr/bin/floodwall")).arg("--version"));
+    let binary = root.join("usr/bin/floodwall");
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&binary) < size(Path::new(BIN)) / 2, "not stripped");
+    let version = stdout(Command::new(&binary).arg("--version"));
     assert_eq!(
         version.trim(),
         format!("floodwall {}", env!("CARGO_PKG_VERSION"))

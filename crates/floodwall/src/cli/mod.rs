@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use floodwall::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
@@ -232,16 +232,11 @@ pub enum BenchCommand {
 }
 
 pub fn run() -> Result<()> {
+    use clap::CommandFactory as _;
     let cli = Cli::parse();
     match cli.command {
-        Command::Completions(args) => {
-            floodwall::docs::completions(Cli::command(), &args, &mut std::io::stdout())
-        }
-        Command::Man(args) => {
-            let written = floodwall::docs::man(Cli::command(), &args, &mut std::io::stdout())?;
-            written.iter().for_each(|p| eprintln!("{}", p.display()));
-            Ok(())
-        }
+        Command::Completions(args) => floodwall::docs::completions(Cli::command(), &args),
+        Command::Man(args) => floodwall::docs::man(Cli::command(), &args),
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Flows(args) => flows::run(args),
