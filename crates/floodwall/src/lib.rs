@@ -8,6 +8,7 @@ pub mod act;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod docs;
 pub mod events;
 pub mod logging;
 pub mod output;

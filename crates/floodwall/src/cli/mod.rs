@@ -31,6 +31,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    #[command(hide = true)]
+    Completions(floodwall::docs::CompletionsArgs),
+    /// Write the man pages, generated from these definitions.
+    #[command(hide = true)]
+    Man(floodwall::docs::ManArgs),
     /// Run captures (pcap/pcapng of sFlow/NetFlow/IPFIX datagrams, or raw packets) through the
     /// detection engine as fast as the CPU allows and print the attack events.
     Replay(ReplayArgs),
@@ -280,8 +286,11 @@ pub enum BenchCommand {
 }
 
 pub fn run() -> Result<()> {
+    use clap::CommandFactory as _;
     let cli = Cli::parse();
     match cli.command {
+        Command::Completions(args) => floodwall::docs::completions(Cli::command(), &args),
+        Command::Man(args) => floodwall::docs::man(Cli::command(), &args),
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Flows(args) => flows::run(args),
