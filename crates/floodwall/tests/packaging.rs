@@ -210,11 +210,14 @@ fn man_pages_render_and_cover_every_command() {
             std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
         assert!(text.contains(&format!(".TH floodwall-{command} 1 ")));
         assert!(
-            text.contains(&format!("\\fBfloodwall {command}\\fR")),
+            text.contains(&format!(
+                "\\fBfloodwall {}\\fR",
+                command.replace('-', "\\-")
+            )),
             "synopsis of {command}"
         );
         assert!(
-            main.contains(&format!("floodwall\\-{command}(1)")),
+            main.contains(&format!("floodwall\\-{}(1)", command.replace('-', "\\-"))),
             "floodwall.1 lacks {command}"
         );
     }

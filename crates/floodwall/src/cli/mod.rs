@@ -40,8 +40,9 @@ enum Command {
     /// Run captures (pcap/pcapng of sFlow/NetFlow/IPFIX datagrams, or raw packets) through the
     /// detection engine as fast as the CPU allows and print the attack events.
     Replay(ReplayArgs),
-    /// The daemon: collect telemetry over UDP, detect attacks, write events to the log and to a
-    /// JSON-lines file. SIGTERM stops it cleanly.
+    /// The daemon: collect telemetry over UDP, detect attacks, mitigate them as configured (BGP
+    /// blackhole and FlowSpec, ExaBGP, nftables, webhooks, scripts), write events to the log and
+    /// to a JSON-lines file. SIGTERM stops it cleanly.
     Run(RunArgs),
     /// Decode telemetry (live from UDP, or from pcap/pcapng captures) and print the flow records.
     Flows(FlowsArgs),
