@@ -2,28 +2,14 @@
 
 mod support;
 
-use floodwall_bgp::Speaker;
-use std::time::Duration;
 use support::*;
 
 #[test]
 fn bird_receives_blackholes_and_flowspec_with_their_communities_and_drops_them_on_withdraw() {
     let dir = test_dir("bird");
     let bird = Bird::start(&dir);
-    let speaker = Speaker::start(speaker_config(), vec![peer("bird", bird.address())]);
-    assert!(
-        speaker.wait_established(Duration::from_secs(10)),
-        "{:?}",
-        speaker.status()
-    );
-    let rules = [
-        blackhole("198.51.100.7/32"),
-        blackhole("2001:db8::7/128"),
-        ntp_discard("198.51.100.8/32"),
-        dns_rate_limit("198.51.100.9/32"),
-        syn_fragments("198.51.100.10/32"),
-        udp6_discard("2001:db8::8/128"),
-    ];
+    let speaker = connected_speaker("bird", bird.address());
+    let rules = standard_rules();
     for rule in &rules {
         speaker.announce(rule).unwrap();
     }

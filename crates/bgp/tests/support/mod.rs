@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use floodwall_bgp::{Family, PeerConfig, SpeakerConfig};
+use floodwall_bgp::{Family, PeerConfig, Speaker, SpeakerConfig};
 use floodwall_mitigate::{Community, FlowAction, FlowFilter, Range, Rule, TcpFlags};
 
 /// `nobody`/`nogroup` on Debian.
@@ -195,6 +195,30 @@ pub fn speaker_config() -> SpeakerConfig {
     config.connect_retry_min = Duration::from_millis(200);
     config.connect_retry_max = Duration::from_secs(1);
     config
+}
+
+/// A speaker with one session, to `address`, once it is Established.
+pub fn connected_speaker(name: &str, address: SocketAddr) -> Speaker {
+    let speaker = Speaker::start(speaker_config(), vec![peer(name, address)]);
+    assert!(
+        speaker.wait_established(Duration::from_secs(10)),
+        "{:?}",
+        speaker.status()
+    );
+    speaker
+}
+
+/// What each daemon test announces: blackholes (IPv4, IPv6), FlowSpec discard, rate-limit,
+/// TCP flags with fragments, and IPv6 FlowSpec.
+pub fn standard_rules() -> Vec<Rule> {
+    vec![
+        blackhole("198.51.100.7/32"),
+        blackhole("2001:db8::7/128"),
+        ntp_discard("198.51.100.8/32"),
+        dns_rate_limit("198.51.100.9/32"),
+        syn_fragments("198.51.100.10/32"),
+        udp6_discard("2001:db8::8/128"),
+    ]
 }
 
 pub fn peer(name: &str, address: SocketAddr) -> PeerConfig {
