@@ -12,6 +12,8 @@ use floodwall_mitigate::Snapshot;
 
 pub struct Store {
     path: PathBuf,
+    /// What was last written: an attack update that changes nothing costs no fsync.
+    last: Option<String>,
 }
 
 impl Store {
@@ -26,6 +28,7 @@ impl Store {
         })?;
         let store = Store {
             path: dir.join("mitigations.json"),
+            last: None,
         };
         let probe = dir.join(".write-test");
         File::create(&probe)
@@ -73,12 +76,17 @@ impl Store {
         }
     }
 
-    pub fn save(&self, snapshot: &Snapshot) -> Result<()> {
+    /// Writes the snapshot unless it is what was last written.
+    pub fn save(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(snapshot)?;
+        text.push('\n');
+        if self.last.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             let mut file = File::create(&tmp)?;
-            serde_json::to_writer_pretty(&mut file, snapshot)?;
-            file.write_all(b"\n")?;
+            file.write_all(text.as_bytes())?;
             file.sync_all()?;
             fs::rename(&tmp, &self.path)?;
             if let Some(dir) = self.path.parent() {
@@ -86,7 +94,9 @@ impl Store {
             }
             Ok(())
         };
-        write().with_context(|| format!("cannot save mitigations to {}", self.path.display()))
+        write().with_context(|| format!("cannot save mitigations to {}", self.path.display()))?;
+        self.last = Some(text);
+        Ok(())
     }
 }
 
@@ -99,7 +109,7 @@ mod tests {
     #[test]
     fn snapshots_survive_a_reopen_and_garbage_is_moved_aside() {
         let dir = std::env::temp_dir().join(format!("floodwall-store-{}", std::process::id()));
-        let store = Store::open(&dir).unwrap();
+        let mut store = Store::open(&dir).unwrap();
         assert!(store.load().unwrap().is_none());
         let snapshot = Snapshot {
             held: vec![Held {
@@ -124,7 +134,11 @@ mod tests {
             announcements: vec![],
         };
         store.save(&snapshot).unwrap();
-        assert_eq!(Store::open(&dir).unwrap().load().unwrap(), Some(snapshot));
+        assert_eq!(Store::open(&dir).unwrap().load().unwrap(), Some(snapshot.clone()));
+        // The same snapshot again is not rewritten.
+        fs::remove_file(store.path()).unwrap();
+        store.save(&snapshot).unwrap();
+        assert!(!store.path().exists());
         fs::write(store.path(), b"{not json").unwrap();
         let (empty, why) = store.load().unwrap_err();
         assert!(empty.held.is_empty());
