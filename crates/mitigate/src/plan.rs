@@ -118,6 +118,14 @@ impl Planner {
     pub fn restore(&mut self, snapshot: Snapshot, now: u64, changes: &mut Vec<Change>) {
         self.announcements = snapshot.announcements.into_iter().collect();
         for mut held in snapshot.held {
+            if let Some(reason) = self.no_longer_wanted(&held) {
+                // The configuration changed across the restart: what it no longer asks for goes.
+                changes.push(Change::Withdraw {
+                    mitigation: held.mitigation,
+                    reason,
+                });
+                continue;
+            }
             if held.attack_active && !held.manual {
                 held.unconfirmed = true;
                 let confirm_by = now + self.config.restart_confirm_seconds * MS;
@@ -128,6 +136,29 @@ impl Planner {
             self.held.insert(held.mitigation.id.clone(), held);
         }
         self.tick(now, changes);
+    }
+
+    /// Why a held rule from a snapshot is not wanted under the current configuration, if not.
+    fn no_longer_wanted(&self, held: &Held) -> Option<&'static str> {
+        let rule = &held.mitigation.rule;
+        if self
+            .config
+            .never
+            .iter()
+            .any(|n| overlaps(n, &rule.target()))
+        {
+            return Some("target now never-mitigate");
+        }
+        if held.manual {
+            return None;
+        }
+        let group = &held.mitigation.hostgroup;
+        let enabled = match rule {
+            Rule::Blackhole { .. } => self.config.blackhole_for(group),
+            Rule::Filter { .. } => self.config.flowspec_for(group),
+        };
+        (!enabled || held.mitigation.dry_run != self.config.dry_run_for(group))
+            .then_some("no longer configured")
     }
 
     /// Rules due to go at `now` are withdrawn.
@@ -865,5 +896,42 @@ mod tests {
             decisions[0].text,
             "flowspec dst 0.0.0.0/0 src 203.0.113.9/32 proto 17 sport 123 then discard"
         );
+    }
+
+    #[test]
+    fn a_restart_under_a_changed_configuration_withdraws_what_it_no_longer_asks_for() {
+        let mut plan = Planner::new(config()).unwrap();
+        let mut changes = Vec::new();
+        plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
+        plan.on_event(&started("a2", "203.0.113.8/32"), 0, &mut changes);
+        let snapshot = plan.snapshot();
+
+        let mut c = config();
+        c.blackhole.enabled = false;
+        c.never = vec!["203.0.113.8/32".parse().unwrap()];
+        let mut plan = Planner::new(c).unwrap();
+        changes.clear();
+        plan.restore(snapshot, 10 * S, &mut changes);
+        assert_eq!(announced(&changes), ["flowspec:203.0.113.7/32"]);
+        let mut gone = withdrawn(&changes);
+        gone.sort();
+        assert_eq!(
+            gone,
+            [
+                (
+                    "blackhole:203.0.113.7/32".to_string(),
+                    "no longer configured"
+                ),
+                (
+                    "blackhole:203.0.113.8/32".to_string(),
+                    "target now never-mitigate"
+                ),
+                (
+                    "flowspec:203.0.113.8/32".to_string(),
+                    "target now never-mitigate"
+                ),
+            ]
+        );
+        assert_eq!(plan.held().count(), 1);
     }
 }

@@ -134,7 +134,10 @@ mod tests {
             announcements: vec![],
         };
         store.save(&snapshot).unwrap();
-        assert_eq!(Store::open(&dir).unwrap().load().unwrap(), Some(snapshot.clone()));
+        assert_eq!(
+            Store::open(&dir).unwrap().load().unwrap(),
+            Some(snapshot.clone())
+        );
         // The same snapshot again is not rewritten.
         fs::remove_file(store.path()).unwrap();
         store.save(&snapshot).unwrap();
