@@ -85,6 +85,72 @@ pub fn filter_for(event: &AttackEvent) -> (FlowFilter, f64) {
     (filter, coverage.clamp(0.0, 1.0))
 }
 
+/// The share of an attack's packets (by its fingerprint) that `filter` matches: how well a rule
+/// in place still covers an attack whose traffic may have changed. Same independence estimate as
+/// [`filter_for`]; ports beyond the fingerprint's top list count as not matched.
+pub fn coverage_of(filter: &FlowFilter, fp: &Fingerprint) -> f64 {
+    if fp.packets == 0 {
+        return 1.0;
+    }
+    let mix = &fp.protocols;
+    let protocol_share = if filter.protocols.is_empty() {
+        1.0
+    } else {
+        filter
+            .protocols
+            .iter()
+            .map(|p| match *p {
+                TCP => mix.tcp,
+                UDP => mix.udp,
+                ICMP | ICMPV6 => mix.icmp,
+                GRE => mix.gre,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let mut coverage = protocol_share;
+    for (ranges, top) in [
+        (&filter.source_ports, &fp.top_source_ports),
+        (&filter.destination_ports, &fp.top_destination_ports),
+    ] {
+        if !ranges.is_empty() && protocol_share > 0.0 {
+            let kept: f64 = top
+                .iter()
+                .filter(|p| ranges.iter().any(|r| r.contains(p.value)))
+                .map(|p| p.share)
+                .sum();
+            coverage *= (kept / protocol_share).min(1.0);
+        }
+    }
+    if let Some(flags) = filter.tcp_flags {
+        let kept: f64 = fp
+            .top_tcp_flags
+            .iter()
+            .filter(|f| f.value & flags.mask == flags.value)
+            .map(|f| f.share)
+            .sum();
+        coverage *= kept.min(1.0);
+    }
+    if let (Some(range), Some(sizes)) = (filter.packet_length, &fp.packet_sizes) {
+        let total: f64 = sizes.shares.iter().sum();
+        if total > 0.0 {
+            let mut low = 0u16;
+            let mut kept = 0.0;
+            for (&high, &share) in sizes.upper_bounds.iter().zip(&sizes.shares) {
+                if range.first <= low && high <= range.last {
+                    kept += share;
+                }
+                low = high.saturating_add(1);
+            }
+            coverage *= kept / total;
+        }
+    }
+    if filter.fragments {
+        coverage *= fp.fragments;
+    }
+    coverage.clamp(0.0, 1.0)
+}
+
 /// The protocols carrying [`KEEP`] of the packets, heaviest first, when they leave some out.
 /// `None` when a match would not narrow anything, or when an unnamed protocol is needed.
 fn protocols(fp: &Fingerprint, ipv6: bool) -> (Option<Vec<u8>>, f64) {
@@ -306,5 +372,28 @@ mod tests {
                 Range::single(123)
             ]
         );
+    }
+
+    #[test]
+    fn a_derived_filter_covers_what_it_says_and_not_a_different_attack() {
+        let ntp = Fingerprint {
+            packets: 1000,
+            protocols: ProtocolMix {
+                udp: 0.98,
+                tcp: 0.02,
+                ..Default::default()
+            },
+            top_source_ports: vec![share(123, 0.97), share(443, 0.01)],
+            packet_sizes: sizes([0.02, 0.0, 0.0, 0.97, 0.01, 0.0, 0.0]),
+            ..Default::default()
+        };
+        let (filter, coverage) = filter_for(&event(ntp.clone()));
+        assert!((coverage_of(&filter, &ntp) - coverage).abs() < 1e-9);
+        let dns = Fingerprint {
+            top_source_ports: vec![share(53, 0.98)],
+            packet_sizes: sizes([0.0, 0.0, 0.0, 0.0, 0.2, 0.8, 0.0]),
+            ..ntp
+        };
+        assert!(coverage_of(&filter, &dns) < 0.05);
     }
 }

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::MitigationConfig;
-use crate::derive::filter_for;
+use crate::derive::{coverage_of, filter_for};
 use crate::mitigation::Mitigation;
 use crate::rule::Rule;
 
@@ -78,6 +78,8 @@ pub struct Planner {
 }
 
 const MS: u64 = 1_000;
+/// A filter in place is derived again when it covers less than this of its attack's packets.
+const REDERIVE: f64 = 0.8;
 /// Released attack ids remembered; an attack lives minutes, so this covers any that can recur.
 const RELEASED_KEPT: usize = 4_096;
 
@@ -282,40 +284,61 @@ impl Planner {
         };
         let hard_stop = self.hard_stop(self.held.get(&id).map_or(now, |h| h.mitigation.since));
         if let Some(held) = self.held.get_mut(&id) {
-            // A new attack on a held target (or the same one seen again after a restart) adopts
-            // the rule; a filter follows the new attack's signature.
-            let adopting = held.mitigation.attack_id.as_deref() != Some(&event.attack_id);
+            let in_place = |held: &Held, status, reason: Option<String>| Decision {
+                id: id.clone(),
+                text: held.mitigation.rule.to_string(),
+                coverage: match &held.mitigation.rule {
+                    Rule::Filter { filter, .. } => Some(coverage_of(filter, &event.fingerprint)),
+                    Rule::Blackhole { .. } => None,
+                },
+                rule: held.mitigation.rule.clone(),
+                status,
+                reason,
+            };
             if held.manual {
-                return decision("held", Some("placed by an operator".into()), rule);
+                return in_place(held, "held", Some("placed by an operator".into()));
             }
+            // A new attack on a held target (or the same one seen again after a restart) adopts
+            // the rule.
+            let adopting = held.mitigation.attack_id.as_deref() != Some(&event.attack_id);
             held.attack_active = true;
             held.unconfirmed = false;
             held.withdraw_at = hard_stop;
+            if adopting {
+                held.mitigation.attack_id = Some(event.attack_id.clone());
+            }
+            // A filter follows the attack: a new attack's signature, or this one's once the rule
+            // in place covers too little of it (a multi-vector attack that switched vectors).
+            let outgrown = match &held.mitigation.rule {
+                Rule::Filter { filter, .. } => coverage_of(filter, &event.fingerprint) < REDERIVE,
+                Rule::Blackhole { .. } => false,
+            };
+            if held.mitigation.rule != rule && (adopting || outgrown) {
+                let old = held.mitigation.clone();
+                held.mitigation.rule = rule.clone();
+                held.mitigation.coverage = coverage;
+                changes.push(Change::Withdraw {
+                    mitigation: old,
+                    reason: if adopting {
+                        "replaced by the rule of a new attack"
+                    } else {
+                        "the attack changed: rule derived again"
+                    },
+                });
+                changes.push(Change::Announce(held.mitigation.clone()));
+                let status = if held.mitigation.dry_run {
+                    "dry_run"
+                } else {
+                    "announced"
+                };
+                return decision(status, None, rule);
+            }
             let status = if held.mitigation.dry_run {
                 "dry_run"
             } else {
                 "held"
             };
-            if adopting {
-                held.mitigation.attack_id = Some(event.attack_id.clone());
-                if held.mitigation.rule != rule {
-                    let old = held.mitigation.clone();
-                    held.mitigation.rule = rule.clone();
-                    held.mitigation.coverage = coverage;
-                    changes.push(Change::Withdraw {
-                        mitigation: old,
-                        reason: "replaced by the rule of a new attack",
-                    });
-                    changes.push(Change::Announce(held.mitigation.clone()));
-                    let status = if held.mitigation.dry_run {
-                        "dry_run"
-                    } else {
-                        "announced"
-                    };
-                    return decision(status, None, rule);
-                }
-            }
-            return decision(status, None, rule);
+            return in_place(held, status, None);
         }
         if let Some(protected) = self
             .config
@@ -933,5 +956,39 @@ mod tests {
             ]
         );
         assert_eq!(plan.held().count(), 1);
+    }
+
+    #[test]
+    fn a_filter_follows_an_attack_that_switches_vectors() {
+        let mut plan = Planner::new(config()).unwrap();
+        let mut changes = Vec::new();
+        plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
+        changes.clear();
+        // Still NTP: the rule stays.
+        let same = plan.on_event(
+            &with_kind(EventKind::AttackUpdated, "a1", "203.0.113.7/32"),
+            S,
+            &mut changes,
+        );
+        assert!(changes.is_empty());
+        assert_eq!(same[1].coverage, Some(1.0));
+        // Now DNS reflection: port 123 covers nothing of it.
+        let mut dns = crate::testing::ntp_flood();
+        dns.top_source_ports[0].value = 53;
+        let switched = event(EventKind::AttackUpdated, "a1", "203.0.113.7/32", dns);
+        let decisions = plan.on_event(&switched, 2 * S, &mut changes);
+        assert_eq!(
+            withdrawn(&changes),
+            [(
+                "flowspec:203.0.113.7/32".to_string(),
+                "the attack changed: rule derived again"
+            )]
+        );
+        assert_eq!(announced(&changes), ["flowspec:203.0.113.7/32"]);
+        assert_eq!(
+            decisions[1].text,
+            "flowspec dst 203.0.113.7/32 proto 17 sport 53 then discard"
+        );
+        assert_eq!(decisions[0].status, "held", "the blackhole is unchanged");
     }
 }
