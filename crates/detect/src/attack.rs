@@ -80,11 +80,11 @@ impl Attack {
             Direction::Outgoing => "out",
         };
         let vectors = if rates.has_classes {
-            classify(&rates.class_packets)
+            classify(&rates.unexplained)
         } else {
             Vec::new()
         };
-        let (pps, bps) = (rates.pps() as u64, rates.bps() as u64);
+        let (pps, bps) = (rates.total_pps as u64, rates.total_bps as u64);
         Attack {
             id: format!("{started_at}-{dir}-{}", s.target),
             direction: s.direction,
@@ -116,6 +116,11 @@ impl Attack {
         self.carpet
     }
 
+    /// The metric whose crossing started the attack, and the level it must stay at to go on.
+    pub fn end(&self) -> (Metric, f64) {
+        (self.metric, self.end_level)
+    }
+
     /// Sets the sources estimate; at start, before the first event.
     pub fn set_sources(&mut self, sources: u64) {
         self.sources = sources;
@@ -123,12 +128,16 @@ impl Attack {
     }
 
     /// Accounts bucket `b`. `still_crossing` says whether a start limit is crossed again (keeps the
-    /// attack alive even if its original metric calmed down). Emits `attack_updated` when due.
+    /// attack alive even if its original metric calmed down); `bucket_hot` says whether bucket `b`
+    /// alone still carried the attack (the rates may average the evidence window, which trails
+    /// its end), which places `ended_at` at the end of the last such bucket. Emits
+    /// `attack_updated` when due.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         rates: &Rates,
         still_crossing: bool,
+        bucket_hot: bool,
         sources: u64,
         b: u32,
         end_ms: u64,
@@ -137,8 +146,8 @@ impl Attack {
         hostgroup: &str,
         events: &mut Vec<AttackEvent>,
     ) -> Step {
-        self.pps = rates.pps() as u64;
-        self.bps = rates.bps() as u64;
+        self.pps = rates.total_pps as u64;
+        self.bps = rates.total_bps as u64;
         self.peak_pps = self.peak_pps.max(self.pps);
         self.peak_bps = self.peak_bps.max(self.bps);
         self.sources = sources;
@@ -147,15 +156,17 @@ impl Attack {
         // the target's ordinary traffic (a carpet's /24 background of web ACKs and DNS answers
         // would otherwise be named `ack_flood` and `dns_amplification`).
         if hot && rates.confident && rates.has_classes {
-            for v in classify(&rates.class_packets) {
+            for v in classify(&rates.unexplained) {
                 if let Err(i) = self.vectors.binary_search(&v) {
                     self.vectors.insert(i, v);
                 }
             }
         }
+        if bucket_hot {
+            self.last_hot_end = end_ms;
+        }
         if hot {
             self.quiet = 0;
-            self.last_hot_end = end_ms;
         } else {
             self.quiet += 1;
             if self.quiet >= lc.quiet_period {

@@ -21,6 +21,18 @@ const EVIDENCE_NATS: f64 = 9.2;
 /// with a 5,000 pps floor needs 18 samples (18 kpps), not 5; a thousand-sample flood needs to be
 /// only ~14 % over its level.
 pub(crate) fn significantly_above(rate: f64, level: f64, samples: u64) -> bool {
+    significantly_above_by(rate, level, samples, EVIDENCE_NATS)
+}
+
+/// How unlikely sampling noise must make a crossing of a static limit: e^-4.6 ≈ 1 % for a
+/// target whose true rate sits exactly at the limit. Static limits are set far above ordinary
+/// traffic (and count only unexplained traffic), so this only keeps a rate estimated from a
+/// handful of samples from alarming; a flood twice the limit needs ~25 samples (a second at
+/// 1:2048 for 50 kpps over 20 kpps), ten times the limit 5.
+pub(crate) const STATIC_EVIDENCE_NATS: f64 = 4.6;
+
+/// [`significantly_above`] at another significance, in nats.
+pub(crate) fn significantly_above_by(rate: f64, level: f64, samples: u64, nats: f64) -> bool {
     // NaN rates or levels compare false: never evidence.
     if rate.partial_cmp(&level).is_none_or(|o| o.is_lt()) || samples == 0 {
         return false;
@@ -30,7 +42,7 @@ pub(crate) fn significantly_above(rate: f64, level: f64, samples: u64) -> bool {
     }
     let s = samples as f64;
     let ratio = rate / level;
-    s * ratio.ln() - s + s / ratio >= EVIDENCE_NATS
+    s * ratio.ln() - s + s / ratio >= nats
 }
 
 /// Baseline parameters, derived once from the config.
@@ -126,11 +138,24 @@ impl Default for Baseline {
     }
 }
 
-/// Alarm levels of a warmed-up baseline.
+/// Alarm levels of a warmed-up baseline, and the learnt means they stand on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Levels {
     pub pps: f64,
     pub bps: f64,
+    pub mean_pps: f64,
+    pub mean_bps: f64,
+}
+
+/// What a baseline has learnt, as it is saved across restarts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineState {
+    pub mean_pps: f32,
+    pub dev_pps: f32,
+    pub mean_bps: f32,
+    pub dev_bps: f32,
+    /// Seconds learnt.
+    pub history: u32,
 }
 
 impl Baseline {
@@ -242,7 +267,19 @@ impl Baseline {
     /// [`Baseline::levels`] with other floors (packets/s, bits/s) than `p`'s: prefixes share
     /// the parameters of hosts but not their floors.
     pub fn levels_above(&self, p: &BaselineParams, min_pps: f64, min_bps: f64) -> Option<Levels> {
-        if !p.enabled || self.history < p.min_history {
+        self.levels_after(p, p.min_history, min_pps, min_bps)
+    }
+
+    /// [`Baseline::levels_above`] once `min_history` seconds are learnt (fewer than the warm-up:
+    /// a surge against the first seconds of a prefix).
+    pub fn levels_after(
+        &self,
+        p: &BaselineParams,
+        min_history: u32,
+        min_pps: f64,
+        min_bps: f64,
+    ) -> Option<Levels> {
+        if !p.enabled || self.history < min_history {
             return None;
         }
         let level = |mean: f32, dev: f32, floor: f64| {
@@ -252,6 +289,40 @@ impl Baseline {
         Some(Levels {
             pps: level(self.mean_pps, self.dev_pps, min_pps),
             bps: level(self.mean_bps, self.dev_bps, min_bps),
+            mean_pps: f64::from(self.mean_pps),
+            mean_bps: f64::from(self.mean_bps),
+        })
+    }
+
+    /// Seconds learnt.
+    pub fn history(&self) -> u32 {
+        self.history
+    }
+
+    /// What was learnt, to save it.
+    pub fn state(&self) -> BaselineState {
+        BaselineState {
+            mean_pps: self.mean_pps,
+            dev_pps: self.dev_pps,
+            mean_bps: self.mean_bps,
+            dev_bps: self.dev_bps,
+            history: self.history,
+        }
+    }
+
+    /// A baseline resuming `state` (saved before a restart) from bucket `b`: the time the
+    /// daemon was down was not observed, so it is neither learnt nor caught up as silence.
+    pub fn restored(state: &BaselineState, b: u32) -> Option<Baseline> {
+        let finite = [state.mean_pps, state.dev_pps, state.mean_bps, state.dev_bps]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0);
+        finite.then_some(Baseline {
+            mean_pps: state.mean_pps,
+            dev_pps: state.dev_pps,
+            mean_bps: state.mean_bps,
+            dev_bps: state.dev_bps,
+            history: state.history,
+            next: b,
         })
     }
 

@@ -1,29 +1,32 @@
-//! Attack vectors from a target's per-class packet counts.
+//! Attack vectors from a target's unexplained per-class packet rates (see
+//! `counters::Unexplained`): ordinary traffic — answered data, a service's requests, a
+//! download — is never a vector, whatever its volume.
 
 use crate::counters::pk;
 use crate::event::Vector;
 
-/// A protocol family carrying at least this share of the packets contributes its vector.
+/// A protocol family carrying at least this share of the unexplained packets contributes its
+/// vector.
 const FAMILY_SHARE: f64 = 0.2;
-/// A TCP flag pattern, or the amplification ports together, dominating its family.
+/// A TCP kind, or the reflected ports together, dominating its family.
 const DOMINANT_SHARE: f64 = 0.5;
-/// Fragments at least this share of the packets make a fragment flood.
+/// Fragments at least this share of the unexplained packets make a fragment flood.
 const FRAGMENT_SHARE: f64 = 0.3;
 
-/// The vectors of `packets` (indexed by `pk::*`), sorted in `Vector` order.
-pub(crate) fn classify(packets: &[f64; pk::N]) -> Vec<Vector> {
+/// The vectors of `u` (unexplained packets indexed by `pk::*`), sorted in `Vector` order.
+pub(crate) fn classify(u: &[f64; pk::N]) -> Vec<Vector> {
     let mut out = Vec::new();
-    let total: f64 = packets[pk::TCP..=pk::OTHER].iter().sum();
+    let total: f64 = u[pk::TCP..=pk::OTHER].iter().sum();
     if total <= 0.0 {
         return out;
     }
-    let family = |i: usize| packets[i] >= FAMILY_SHARE * total && packets[i] > 0.0;
+    let family = |i: usize| u[i] >= FAMILY_SHARE * total && u[i] > 0.0;
 
     if family(pk::UDP) {
-        let udp = packets[pk::UDP];
-        if packets[pk::AMP] >= DOMINANT_SHARE * udp {
+        let udp = u[pk::UDP];
+        if u[pk::AMP] >= DOMINANT_SHARE * udp {
             // Every reflector port with a real part of the UDP packets, at least the largest.
-            let ports = &packets[pk::AMP_PORT..pk::AMP_PORT + Vector::AMPLIFICATION.len()];
+            let ports = &u[pk::AMP_PORT..pk::AMP_PORT + Vector::AMPLIFICATION.len()];
             let top = ports
                 .iter()
                 .enumerate()
@@ -39,14 +42,17 @@ pub(crate) fn classify(packets: &[f64; pk::N]) -> Vec<Vector> {
         }
     }
     if family(pk::TCP) {
-        let tcp = packets[pk::TCP];
+        let tcp = u[pk::TCP];
+        // ACK floods: bare ACKs, random-flag ACKs and data nobody answers, from many remotes
+        // on scattered ports (Mirai's `ack` carries a 512-byte payload).
+        let ack = u[pk::BARE] + u[pk::URG] + u[pk::DATA];
         let before = out.len();
-        for (i, vector) in [
-            (pk::SYN, Vector::SynFlood),
-            (pk::ACK, Vector::AckFlood),
-            (pk::RST, Vector::RstFlood),
+        for (n, vector) in [
+            (u[pk::SYN], Vector::SynFlood),
+            (ack, Vector::AckFlood),
+            (u[pk::RST], Vector::RstFlood),
         ] {
-            if packets[i] >= DOMINANT_SHARE * tcp {
+            if n >= DOMINANT_SHARE * tcp {
                 out.push(vector);
             }
         }
@@ -60,7 +66,7 @@ pub(crate) fn classify(packets: &[f64; pk::N]) -> Vec<Vector> {
     if family(pk::GRE) {
         out.push(Vector::GreFlood);
     }
-    if packets[pk::FRAG] >= FRAGMENT_SHARE * total {
+    if u[pk::FRAG] >= FRAGMENT_SHARE * total {
         out.push(Vector::FragmentFlood);
     }
     out.sort_unstable();
@@ -96,8 +102,15 @@ mod tests {
             (pk::OTHER, 20.0),
         ]);
         assert_eq!(classify(&c), vec![Vector::SynFlood, Vector::IcmpFlood]);
-        let c = counts(&[(pk::TCP, 100.0), (pk::SYN, 20.0), (pk::ACK, 20.0)]);
+        let c = counts(&[(pk::TCP, 100.0), (pk::SYN, 20.0), (pk::ODD, 60.0)]);
         assert_eq!(classify(&c), vec![Vector::TcpFlood]);
+        let c = counts(&[
+            (pk::TCP, 100.0),
+            (pk::BARE, 30.0),
+            (pk::URG, 10.0),
+            (pk::DATA, 40.0),
+        ]);
+        assert_eq!(classify(&c), vec![Vector::AckFlood]);
         assert!(classify(&[0.0; pk::N]).is_empty());
     }
 }

@@ -12,47 +12,76 @@ use crate::counters::Metric;
 
 /// Per-direction limits. Every field is optional: unset inherits from the layer below
 /// (hostgroup → top-level `incoming`/`outgoing` → built-in default), `0` disables the check.
-/// Rates are per second over a 1-second bucket, after scaling by the sampling rate.
+/// Rates are per second over a 1-second bucket (or the evidence window when a bucket holds too
+/// few samples), after scaling by the sampling rate, and must be above the limit by more than
+/// sampling noise.
+///
+/// Limits count the traffic a target's *ordinary* traffic does not explain: TCP data answered
+/// by the other direction (or from a few servers, or on a service's port), a server's
+/// acknowledgement stream answered by its data, SYNs and resets up to a quarter of the
+/// established TCP, UDP answered by the other direction (or a download from a few servers on
+/// one port), reflector answers the target asked for, tunnels that carry traffic both ways. A
+/// download, a busy server or a flash crowd is never an attack however large; a flood is not
+/// answered. `flows_per_s` counts every record.
+///
+/// The built-in limits are at least as sensitive as FastNetMon Community's defaults
+/// (`threshold_pps` 20000, `threshold_mbps` 1000 per host, for every vector), and lower where
+/// the traffic's shape already tells a flood from ordinary traffic.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
-    /// Packets/s. Default: incoming 100000, outgoing 50000.
+    /// Unexplained packets/s. Default: 20000 both ways (FastNetMon's `threshold_pps`: a flood of
+    /// any vector at 20 kpps is an attack; ordinary traffic does not count, so busy servers do
+    /// not reach it).
     pub pps: Option<f64>,
-    /// Megabits/s. Default: incoming 1000, outgoing 500.
+    /// Unexplained megabits/s. Default: incoming 1000 (FastNetMon's `threshold_mbps`),
+    /// outgoing 500 (a customer's device flooding someone at half a gigabit is already far
+    /// beyond any upload a subscriber line carries as one-way traffic).
     pub mbps: Option<f64>,
     /// Flows (records, unscaled) per second: scanning and spoofed floods. Default: incoming
-    /// disabled, outgoing 5000.
+    /// disabled (every sample of a flood is a record), outgoing 5000 (a customer's device
+    /// opening thousands of flows a second is scanning or flooding).
     pub flows_per_s: Option<f64>,
-    /// TCP packets/s. Default: disabled (the flag-specific limits are sharper).
+    /// Unexplained TCP packets/s. Default: disabled (`pps` and the flag-specific limits apply).
     pub tcp_pps: Option<f64>,
-    /// TCP megabits/s. Default: disabled.
+    /// Unexplained TCP megabits/s. Default: disabled.
     pub tcp_mbps: Option<f64>,
-    /// UDP packets/s. Default: disabled (covered by `pps` and `amplification_pps`).
+    /// Unexplained UDP packets/s. Default: disabled (`pps` and `amplification_pps` apply).
     pub udp_pps: Option<f64>,
-    /// UDP megabits/s. Default: disabled.
+    /// Unexplained UDP megabits/s. Default: disabled.
     pub udp_mbps: Option<f64>,
-    /// ICMP + ICMPv6 packets/s. Default: incoming 20000, outgoing 10000.
+    /// ICMP + ICMPv6 packets/s (never explained). Default: incoming 10000, outgoing 5000:
+    /// ordinary ICMP (path MTU, unreachables, monitoring pings) is a few packets a second.
     pub icmp_pps: Option<f64>,
     /// ICMP megabits/s. Default: disabled.
     pub icmp_mbps: Option<f64>,
-    /// GRE packets/s. Default: incoming 20000, outgoing 10000.
+    /// Unexplained GRE packets/s (a tunnel carries traffic both ways). Default: incoming 10000,
+    /// outgoing 5000.
     pub gre_pps: Option<f64>,
     /// GRE megabits/s. Default: disabled.
     pub gre_mbps: Option<f64>,
-    /// TCP SYN-without-ACK packets/s. Default: incoming 50000, outgoing 10000.
+    /// TCP SYN-without-ACK packets/s beyond a quarter of the established TCP. Default: incoming
+    /// 10000, outgoing 5000: a connection carries several packets besides its SYN, so benign
+    /// SYNs never exceed that share; a SYN flood is almost nothing else (FastNetMon Advanced
+    /// and peers single out SYN floods the same way: SYN share, SYN without established traffic).
     pub syn_pps: Option<f64>,
-    /// TCP ACK-without-SYN/RST/FIN packets/s (ACK and ACK/PSH floods). Default: disabled, so
-    /// `pps` applies: every established TCP transfer is such packets, and a busy server or a
-    /// gigabit download would cross any lower limit. ACK floods are still named `ack_flood`.
+    /// Unexplained ACK packets/s: bare ACKs (no payload) that no data going the other way
+    /// answers, random-flag ACKs (URG), and unanswered data from many remotes on scattered
+    /// ports (Mirai's `ack` carries a 512-byte payload). Default: incoming 20000, outgoing 10000.
+    /// A server's acknowledgement stream and ordinary downloads and uploads do not count.
     pub ack_pps: Option<f64>,
-    /// TCP RST packets/s. Default: incoming 20000, outgoing 10000.
+    /// TCP RST packets/s beyond a quarter of the established TCP. Default: incoming 10000,
+    /// outgoing 5000.
     pub rst_pps: Option<f64>,
-    /// IP fragment packets/s. Default: incoming 20000, outgoing 10000.
+    /// Unexplained IP fragment packets/s. Default: incoming 10000, outgoing 5000.
     pub fragment_pps: Option<f64>,
     /// IP fragment megabits/s. Default: disabled.
     pub fragment_mbps: Option<f64>,
     /// UDP packets/s from amplification source ports (DNS, NTP, SSDP, memcached, CLDAP, chargen,
-    /// SNMP, WSD); counted for incoming traffic only. Default: incoming 30000.
+    /// SNMP, WSD) of the size reflectors are abused for (DNS and SNMP from 400 bytes, NTP from
+    /// 200), beyond twice the requests the target sent to that port; counted for incoming
+    /// traffic only. Default: incoming 10000: a resolver's ordinary answers are small and asked
+    /// for.
     pub amplification_pps: Option<f64>,
     /// Amplification megabits/s; incoming only. Default: disabled.
     pub amplification_mbps: Option<f64>,
@@ -67,32 +96,32 @@ impl Thresholds {
     /// Built-in limits for traffic to monitored hosts.
     pub fn builtin_incoming() -> Self {
         Thresholds {
-            pps: Some(100_000.0),
+            pps: Some(20_000.0),
             mbps: Some(1_000.0),
-            icmp_pps: Some(20_000.0),
-            gre_pps: Some(20_000.0),
-            syn_pps: Some(50_000.0),
-            ack_pps: None,
-            rst_pps: Some(20_000.0),
-            fragment_pps: Some(20_000.0),
-            amplification_pps: Some(30_000.0),
+            icmp_pps: Some(10_000.0),
+            gre_pps: Some(10_000.0),
+            syn_pps: Some(10_000.0),
+            ack_pps: Some(20_000.0),
+            rst_pps: Some(10_000.0),
+            fragment_pps: Some(10_000.0),
+            amplification_pps: Some(10_000.0),
             ..Thresholds::default()
         }
     }
 
     /// Built-in limits for traffic from monitored hosts: a customer's device flooding someone is
-    /// suspicious far sooner than a server receiving a lot.
+    /// suspicious sooner than a server receiving a lot.
     pub fn builtin_outgoing() -> Self {
         Thresholds {
-            pps: Some(50_000.0),
+            pps: Some(20_000.0),
             mbps: Some(500.0),
             flows_per_s: Some(5_000.0),
-            icmp_pps: Some(10_000.0),
-            gre_pps: Some(10_000.0),
-            syn_pps: Some(10_000.0),
-            ack_pps: None,
-            rst_pps: Some(10_000.0),
-            fragment_pps: Some(10_000.0),
+            icmp_pps: Some(5_000.0),
+            gre_pps: Some(5_000.0),
+            syn_pps: Some(5_000.0),
+            ack_pps: Some(10_000.0),
+            rst_pps: Some(5_000.0),
+            fragment_pps: Some(5_000.0),
             ..Thresholds::default()
         }
     }
@@ -353,7 +382,8 @@ pub struct DetectConfig {
     /// Default: 2000000.
     pub max_hosts: usize,
     /// Most targets watched (detailed counters + fingerprint) without an attack; targets under
-    /// attack always get them. Default: 4096.
+    /// attack always get them; a watched host has one per direction (whether a direction is
+    /// answered needs the other). Default: 16384 (~9 KiB each).
     pub max_watched: usize,
     /// A host idle this long is forgotten even if its baseline still matters (it is forgotten
     /// after 2 × `quiet_period_s` idle once its baseline is at the floors); likewise a prefix
@@ -379,7 +409,7 @@ impl Default for DetectConfig {
             update_interval_s: 5,
             watch_ratio: 0.3,
             max_hosts: 2_000_000,
-            max_watched: 4096,
+            max_watched: 16_384,
             host_idle_timeout_s: 3600,
         }
     }

@@ -67,45 +67,63 @@ pub(crate) fn tally_at(ring: &[Tally; SLOTS], b: u32) -> Option<&Tally> {
     (slot.bucket == b).then_some(slot)
 }
 
-/// Indices into [`ClassCounts::packets`].
+/// Indices into [`ClassCounts::packets`] and [`ClassCounts::bytes`].
+///
+/// `TCP..=OTHER` partition all packets by protocol; `SYN..=DATA` partition TCP by what its flags
+/// and sizes say; `AMP` is the part of UDP that looks reflected (a reflector source port and a
+/// reflection-sized packet), split per port in `AMP_PORT..`; `FRAG` overlaps the protocols;
+/// `AMP_QUERY..` counts UDP sent *to* a reflector port (requests), which explains answers coming
+/// back the other way.
 pub(crate) mod pk {
     pub const TCP: usize = 0;
     pub const UDP: usize = 1;
     pub const ICMP: usize = 2;
     pub const GRE: usize = 3;
     pub const OTHER: usize = 4;
+    /// SYN without ACK (connection requests).
     pub const SYN: usize = 5;
-    pub const ACK: usize = 6;
-    pub const RST: usize = 7;
-    pub const FRAG: usize = 8;
-    pub const AMP: usize = 9;
-    /// First of the per-port amplification counters, in `Vector::AMPLIFICATION` order.
-    pub const AMP_PORT: usize = 10;
-    pub const N: usize = AMP_PORT + 8;
+    /// RST, with or without other flags.
+    pub const RST: usize = 6;
+    /// No ACK and not a SYN or RST: FIN-, PSH- or URG-only, no flags, Christmas tree, SYN|FIN.
+    pub const ODD: usize = 7;
+    /// ACK with URG: random-flag ACK floods (ordinary stacks never send it).
+    pub const URG: usize = 8;
+    /// ACK (with or without PSH) and no payload: header-sized packets.
+    pub const BARE: usize = 9;
+    /// The rest of TCP: data (ACK/PSH-ACK with payload), SYN-ACK, FIN-ACK, whole connections.
+    pub const DATA: usize = 10;
+    pub const AMP: usize = 11;
+    pub const FRAG: usize = 12;
+    /// First of the per-port reflected counters, in `Vector::AMPLIFICATION` order.
+    pub const AMP_PORT: usize = 13;
+    /// First of the per-port request counters, same order.
+    pub const AMP_QUERY: usize = AMP_PORT + 8;
+    pub const N: usize = AMP_QUERY + 8;
 }
 
-/// Indices into [`ClassCounts::bytes`].
-pub(crate) mod by {
-    pub const TCP: usize = 0;
-    pub const UDP: usize = 1;
-    pub const ICMP: usize = 2;
-    pub const GRE: usize = 3;
-    pub const FRAG: usize = 4;
-    pub const AMP: usize = 5;
-    pub const N: usize = 6;
-}
+/// Largest IP length of a packet without payload: 20/40-byte IP header, a TCP header with
+/// timestamps and SACK blocks.
+pub(crate) const BARE_MAX_LEN: u64 = 100;
+
+/// Smallest IP length of a reflected answer per reflector port (`Vector::AMPLIFICATION` order):
+/// ordinary answers are smaller (a DNS answer is 100–300 B, an NTP time reply 76 B), the
+/// answers reflectors are abused for are larger (DNS ANY/TXT and DNSSEC answers in 1500 B
+/// fragments, NTP monlist 468 B, SNMP GetBulk > 1 kB). Memcached, CLDAP, chargen, SSDP and WSD
+/// never answer a customer from the Internet in ordinary traffic.
+const AMP_MIN_LEN: [u64; 8] = [400, 200, 0, 0, 0, 0, 400, 0];
 
 /// What a record counts towards, computed once per record and applied to every target it touches.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RecordClass {
     /// `pk::TCP..=pk::OTHER`.
     proto: u8,
-    syn: bool,
-    ack: bool,
-    rst: bool,
+    /// `pk::SYN..=pk::DATA` for TCP.
+    tcp_kind: u8,
     frag: bool,
-    /// Index into `Vector::AMPLIFICATION` of a UDP record from a reflector port.
+    /// Index into `Vector::AMPLIFICATION` of a reflection-sized UDP record from a reflector port.
     amp_port: Option<u8>,
+    /// Index into `Vector::AMPLIFICATION` of a UDP record to a reflector port.
+    query_port: Option<u8>,
 }
 
 impl RecordClass {
@@ -117,39 +135,131 @@ impl RecordClass {
             proto::ICMP | proto::ICMPV6 => pk::ICMP,
             proto::GRE => pk::GRE,
             _ => pk::OTHER,
-        } as u8;
-        let f = r.tcp_flags;
-        let is_tcp = proto as usize == pk::TCP;
-        let amp_port = if proto as usize == pk::UDP {
-            Vector::AMPLIFICATION
-                .iter()
-                .position(|(p, _)| *p == r.src_port)
-                .map(|i| i as u8)
-        } else {
-            None
         };
+        let (mut amp_port, mut query_port) = (None, None);
+        let mut tcp_kind = 0;
+        if proto == pk::TCP {
+            tcp_kind = tcp_kind_of(r) as u8;
+        } else if proto == pk::UDP {
+            for (i, (port, _)) in Vector::AMPLIFICATION.iter().enumerate() {
+                if r.src_port == *port && r.bytes >= AMP_MIN_LEN[i] * r.packets {
+                    amp_port = Some(i as u8);
+                }
+                if r.dst_port == *port {
+                    query_port = Some(i as u8);
+                }
+            }
+        }
         RecordClass {
-            proto,
-            syn: is_tcp && f & tcp_flags::SYN != 0 && f & tcp_flags::ACK == 0,
-            ack: is_tcp
-                && f & tcp_flags::ACK != 0
-                && f & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::FIN) == 0,
-            rst: is_tcp && f & tcp_flags::RST != 0,
+            proto: proto as u8,
+            tcp_kind,
             frag: r.fragment,
             amp_port,
+            query_port,
         }
     }
 }
 
-/// Per-class packets and bytes of one target in one bucket.
+/// The TCP kind of a record. NetFlow flags are the OR over a flow: a record of several packets
+/// with ACK and SYN, FIN or PSH is a connection (or part of one), whatever else is set.
+#[inline]
+fn tcp_kind_of(r: &FlowRecord) -> usize {
+    let f = r.tcp_flags;
+    let ack = f & tcp_flags::ACK != 0;
+    let single = r.packets <= u64::from(r.sampling_rate.max(1));
+    let bare = r.bytes <= BARE_MAX_LEN * r.packets;
+    if !single && ack && f & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::PSH) != 0 {
+        return if bare && f & (tcp_flags::SYN | tcp_flags::FIN) == 0 {
+            pk::BARE
+        } else {
+            pk::DATA
+        };
+    }
+    if f & tcp_flags::RST != 0 {
+        pk::RST
+    } else if f & tcp_flags::SYN != 0 && !ack {
+        if f & tcp_flags::FIN != 0 {
+            pk::ODD
+        } else {
+            pk::SYN
+        }
+    } else if !ack {
+        pk::ODD
+    } else if f & tcp_flags::URG != 0 {
+        pk::URG
+    } else if f & (tcp_flags::SYN | tcp_flags::FIN) == 0 && bare {
+        pk::BARE
+    } else {
+        pk::DATA
+    }
+}
+
+/// A Misra–Gries summary of the heaviest keys (ports, remotes) of one bucket: every count is a
+/// lower bound of its key's true weight, so the summed counts are weight guaranteed to sit on at
+/// most four keys. Only weight beyond a key's first record counts (`mass`): a handful of
+/// samples from distinct remotes would otherwise fill the four slots and look concentrated.
+/// Traffic spread over random ports or many remotes leaves almost nothing; a service port or a
+/// download from one server keeps its weight.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Heavy {
+    keys: [u32; 4],
+    counts: [u64; 4],
+    firsts: [u64; 4],
+}
+
+impl Heavy {
+    #[inline]
+    pub fn add(&mut self, key: u32, w: u64) {
+        for i in 0..4 {
+            if self.counts[i] != 0 && self.keys[i] == key {
+                self.counts[i] += w;
+                return;
+            }
+        }
+        for i in 0..4 {
+            if self.counts[i] == 0 {
+                (self.keys[i], self.counts[i], self.firsts[i]) = (key, w, w);
+                return;
+            }
+        }
+        let m = self.counts.iter().copied().min().unwrap_or(0).min(w);
+        for c in &mut self.counts {
+            *c -= m;
+        }
+        if w > m {
+            if let Some(i) = self.counts.iter().position(|&c| c == 0) {
+                (self.keys[i], self.counts[i], self.firsts[i]) = (key, w - m, w - m);
+            }
+        }
+    }
+
+    /// Weight guaranteed to belong to the (at most four) keys kept, beyond their first records.
+    #[inline]
+    pub fn mass(&self) -> u64 {
+        (0..4)
+            .map(|i| self.counts[i].saturating_sub(self.firsts[i]))
+            .sum()
+    }
+}
+
+/// Per-class packets and bytes of one target in one bucket, and where its TCP and UDP go.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClassCounts {
     pub packets: [u64; pk::N],
-    pub bytes: [u64; by::N],
+    pub bytes: [u64; pk::N],
     /// Packets and bytes counted here: less than the target's [`Tally`] when watching started
     /// mid-bucket, so class rates are extrapolated by the ratio.
     pub covered_packets: u64,
     pub covered_bytes: u64,
+    /// Sampled packets behind the counts: a sample is one, a sampled flow record as many as it
+    /// sampled, an unsampled record every packet (unsampled counts have no sampling noise).
+    pub evidence: u64,
+    /// Remote addresses (hashed), and the monitored end's and the remote end's TCP ports and the
+    /// monitored end's UDP ports: what tells a download, a service or a flood apart.
+    pub remotes: Heavy,
+    pub tcp_local: Heavy,
+    pub tcp_remote: Heavy,
+    pub udp_local: Heavy,
     pub bucket: u32,
 }
 
@@ -157,43 +267,59 @@ impl Default for ClassCounts {
     fn default() -> Self {
         ClassCounts {
             packets: [0; pk::N],
-            bytes: [0; by::N],
+            bytes: [0; pk::N],
             covered_packets: 0,
             covered_bytes: 0,
+            evidence: 0,
+            remotes: Heavy::default(),
+            tcp_local: Heavy::default(),
+            tcp_remote: Heavy::default(),
+            udp_local: Heavy::default(),
             bucket: NO_BUCKET,
         }
     }
 }
 
 impl ClassCounts {
-    /// Adds a record. Amplification counts only when `incoming` (reflected traffic arrives).
+    /// Adds a record seen at a target in direction `incoming` (the monitored end is the
+    /// destination); `remote_hash` identifies the other end. Amplification counts only
+    /// incoming (reflected traffic arrives).
     #[inline]
-    pub fn add(&mut self, r: &FlowRecord, c: &RecordClass, incoming: bool) {
+    pub fn add(&mut self, r: &FlowRecord, c: &RecordClass, incoming: bool, remote_hash: u32) {
         let (p, b) = (r.packets, r.bytes);
         self.covered_packets += p;
         self.covered_bytes += b;
+        self.evidence += (p / u64::from(r.sampling_rate.max(1))).max(1);
+        let mut count = |i: usize| {
+            self.packets[i] += p;
+            self.bytes[i] += b;
+        };
         let proto = c.proto as usize;
-        self.packets[proto] += p;
-        if proto < pk::OTHER {
-            self.bytes[proto] += b; // by::TCP..=GRE share indices with pk::TCP..=GRE
-        }
-        if c.syn {
-            self.packets[pk::SYN] += p;
-        }
-        if c.ack {
-            self.packets[pk::ACK] += p;
-        }
-        if c.rst {
-            self.packets[pk::RST] += p;
+        count(proto);
+        if proto == pk::TCP {
+            count(c.tcp_kind as usize);
         }
         if c.frag {
-            self.packets[pk::FRAG] += p;
-            self.bytes[by::FRAG] += b;
+            count(pk::FRAG);
         }
         if let (Some(port), true) = (c.amp_port, incoming) {
-            self.packets[pk::AMP] += p;
-            self.packets[pk::AMP_PORT + port as usize] += p;
-            self.bytes[by::AMP] += b;
+            count(pk::AMP);
+            count(pk::AMP_PORT + port as usize);
+        }
+        if let Some(port) = c.query_port {
+            count(pk::AMP_QUERY + port as usize);
+        }
+        self.remotes.add(remote_hash, p);
+        let (local, remote) = if incoming {
+            (r.dst_port, r.src_port)
+        } else {
+            (r.src_port, r.dst_port)
+        };
+        if proto == pk::TCP {
+            self.tcp_local.add(u32::from(local), p);
+            self.tcp_remote.add(u32::from(remote), p);
+        } else if proto == pk::UDP {
+            self.udp_local.add(u32::from(local), p);
         }
     }
 }
@@ -209,6 +335,19 @@ pub(crate) fn class_slot(ring: &mut [ClassCounts; SLOTS], b: u32) -> &mut ClassC
         };
     }
     slot
+}
+
+/// A remote address as the 32-bit key of [`ClassCounts::remotes`].
+#[inline]
+pub(crate) fn remote_hash(ip: std::net::IpAddr) -> u32 {
+    let x = match ip {
+        std::net::IpAddr::V4(a) => u64::from(u32::from(a)),
+        std::net::IpAddr::V6(a) => {
+            let v = u128::from(a);
+            (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
+        }
+    };
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
 }
 
 /// A counter a limit can apply to. Names are the config field names and the `metric` of
@@ -303,20 +442,58 @@ impl Metric {
     }
 }
 
+/// Shares of one direction's traffic that the other direction answers: a receiver acknowledges
+/// data (a TCP receiver at least every second segment, a QUIC one likewise), a server sends data
+/// for the acknowledgements it receives, a tunnel carries traffic both ways. A flood is not
+/// answered at this scale: its victim sends nothing, or a reset per packet at most.
+const ANSWERED: f64 = 0.1;
+/// Bare ACKs are explained by data going the other way: a server sends at least as many data
+/// segments as it receives acknowledgements for them.
+const ANSWERED_BARE: f64 = 0.5;
+/// Connection requests (and resets) a target's established TCP explains: a connection carries
+/// several more packets than its SYN, so benign SYNs stay below a quarter of the established
+/// traffic; a SYN flood is almost nothing else.
+const SYN_PER_ESTABLISHED: f64 = 0.25;
+/// A reflector answers each request once or twice: more answers than that were not asked for.
+const ANSWERS_PER_QUERY: f64 = 2.0;
+/// A share of a target's traffic guaranteed to sit on at most four keys (remotes, ports) that
+/// makes it concentrated: a download from a few servers, a service on its port.
+const CONCENTRATED: f64 = 0.5;
+
+/// The other direction of a target (the same host's or prefix's traffic the other way), to tell
+/// answered traffic from unanswered.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Reverse<'a> {
+    pub ring: Option<&'a [Tally; SLOTS]>,
+    pub classes: Option<&'a [ClassCounts; SLOTS]>,
+}
+
 /// The rates a target is judged by at a bucket close: the bucket itself when it has
 /// `min_samples`, else the average over the evidence window.
+///
+/// Limits apply to the traffic the target's *ordinary* traffic does not explain (see
+/// [`Unexplained`]): class metrics and `pps` / `mbps` are unexplained rates when class counts
+/// exist, totals otherwise (a target without them is below every watch level).
 #[derive(Debug, Clone)]
 pub(crate) struct Rates {
-    /// Indexed by `Metric as usize`; class metrics are 0 without class counts.
+    /// Indexed by `Metric as usize`.
     pub values: [f64; METRICS],
     /// Whether enough samples stand behind `values` for them to start an attack.
     pub confident: bool,
-    /// Whether class metrics and `class_packets` are known.
+    /// Whether class metrics and `unexplained` are known.
     pub has_classes: bool,
-    /// Per-class packets (extrapolated) behind `values`, for classification.
-    pub class_packets: [f64; pk::N],
+    /// Unexplained packets/s and bits/s per class (`pk::*`), for classification.
+    pub unexplained: [f64; pk::N],
+    pub unexplained_bps: [f64; pk::N],
+    /// Buckets the rates average over.
+    pub span: u32,
     /// Samples (records) behind `values`: the statistical evidence of the rates.
     pub samples: u64,
+    /// Sampled packets behind the rates (records without class counts).
+    pub evidence: f64,
+    /// Total rates over the same buckets (explained or not).
+    pub total_pps: f64,
+    pub total_bps: f64,
     /// Raw rates of the bucket itself, for the baseline.
     pub bucket_pps: f64,
     pub bucket_bps: f64,
@@ -327,87 +504,321 @@ impl Rates {
         self.values[Metric::Pps as usize]
     }
 
-    pub fn bps(&self) -> f64 {
-        self.values[Metric::Mbps as usize] * 1e6
+    /// Sampled packets behind `value` of `metric`: its share of the evidence.
+    pub fn evidence_of(&self, metric: Metric) -> u64 {
+        let v = self.values[metric as usize];
+        let total = if metric == Metric::FlowsPerS {
+            return self.samples;
+        } else if metric.is_packets() {
+            self.total_pps
+        } else {
+            self.total_bps / 1e6
+        };
+        if total <= 0.0 {
+            return 0;
+        }
+        (self.evidence * (v / total).min(1.0)).round() as u64
     }
 
-    /// Computes the rates at bucket `b`. `window` is the evidence window, already limited to the
-    /// buckets the engine has seen.
+    /// Computes the rates at bucket `b`: of the bucket alone when it holds `min_samples`, else
+    /// over the evidence `window` (already limited to the buckets the engine has seen).
     pub fn compute(
         ring: &[Tally; SLOTS],
         classes: Option<&[ClassCounts; SLOTS]>,
+        reverse: Reverse<'_>,
         b: u32,
         window: u32,
         min_samples: u32,
     ) -> Rates {
         let bucket = tally_at(ring, b).copied().unwrap_or_default();
-        let (first, span) = if bucket.samples >= min_samples {
-            (b, 1)
+        let first = if bucket.samples >= min_samples || window <= 1 {
+            b
         } else {
-            let w = window.max(1);
-            (b + 1 - w.min(b + 1), w.min(b + 1))
+            b + 1 - window.min(b + 1)
         };
+        Self::compute_over(ring, classes, reverse, first, b, min_samples)
+    }
+
+    /// Computes the rates over buckets `first..=b` (at most `SLOTS` of them).
+    pub fn compute_over(
+        ring: &[Tally; SLOTS],
+        classes: Option<&[ClassCounts; SLOTS]>,
+        reverse: Reverse<'_>,
+        first: u32,
+        b: u32,
+        min_samples: u32,
+    ) -> Rates {
+        let bucket = tally_at(ring, b).copied().unwrap_or_default();
+        let span = b - first + 1;
         let (mut packets, mut bytes, mut samples) = (0u64, 0u64, 0u64);
-        let mut class_packets = [0f64; pk::N];
-        let mut class_bytes = [0f64; by::N];
+        let mut fwd = Mix::default();
+        let mut rev = Mix::default();
         for bb in first..=b {
-            let Some(t) = tally_at(ring, bb) else {
-                continue;
-            };
-            packets += t.packets;
-            bytes += t.bytes;
-            samples += u64::from(t.samples);
-            if let Some(c) = classes.and_then(|c| {
-                let s = &c[bb as usize % SLOTS];
-                (s.bucket == bb && s.covered_packets > 0).then_some(s)
-            }) {
-                let pscale = t.packets as f64 / c.covered_packets as f64;
-                let bscale = if c.covered_bytes > 0 {
-                    t.bytes as f64 / c.covered_bytes as f64
-                } else {
-                    pscale
-                };
-                for (acc, v) in class_packets.iter_mut().zip(c.packets) {
-                    *acc += v as f64 * pscale;
-                }
-                for (acc, v) in class_bytes.iter_mut().zip(c.bytes) {
-                    *acc += v as f64 * bscale;
-                }
+            if let Some(t) = tally_at(ring, bb) {
+                packets += t.packets;
+                bytes += t.bytes;
+                samples += u64::from(t.samples);
+                fwd.add(t, classes, bb);
+            }
+            if let Some(t) = reverse.ring.and_then(|r| tally_at(r, bb)) {
+                rev.add(t, reverse.classes, bb);
             }
         }
         let span = f64::from(span);
-        let mbps = |bytes: f64| bytes * 8.0 / 1e6 / span;
-        let has_classes = classes.is_some();
         let mut values = [0f64; METRICS];
-        values[Metric::Pps as usize] = packets as f64 / span;
-        values[Metric::Mbps as usize] = mbps(bytes as f64);
+        let total_pps = packets as f64 / span;
+        let total_bps = bytes as f64 * 8.0 / span;
         values[Metric::FlowsPerS as usize] = samples as f64 / span;
+        let has_classes = classes.is_some() && fwd.known;
+        let mut unexplained = [0f64; pk::N];
+        let mut unexplained_bps = [0f64; pk::N];
         if has_classes {
-            let p = |i: usize| class_packets[i] / span;
+            let u = Unexplained::of(&fwd, &rev);
+            let p = |i: usize| u.packets[i] / span;
+            let mbps = |i: usize| u.bytes[i] * 8.0 / 1e6 / span;
+            values[Metric::Pps as usize] = u.all_packets / span;
+            values[Metric::Mbps as usize] = u.all_bytes * 8.0 / 1e6 / span;
             values[Metric::TcpPps as usize] = p(pk::TCP);
-            values[Metric::TcpMbps as usize] = mbps(class_bytes[by::TCP]);
+            values[Metric::TcpMbps as usize] = mbps(pk::TCP);
             values[Metric::UdpPps as usize] = p(pk::UDP);
-            values[Metric::UdpMbps as usize] = mbps(class_bytes[by::UDP]);
+            values[Metric::UdpMbps as usize] = mbps(pk::UDP);
             values[Metric::IcmpPps as usize] = p(pk::ICMP);
-            values[Metric::IcmpMbps as usize] = mbps(class_bytes[by::ICMP]);
+            values[Metric::IcmpMbps as usize] = mbps(pk::ICMP);
             values[Metric::GrePps as usize] = p(pk::GRE);
-            values[Metric::GreMbps as usize] = mbps(class_bytes[by::GRE]);
+            values[Metric::GreMbps as usize] = mbps(pk::GRE);
             values[Metric::SynPps as usize] = p(pk::SYN);
-            values[Metric::AckPps as usize] = p(pk::ACK);
+            values[Metric::AckPps as usize] = p(pk::BARE) + p(pk::URG) + p(pk::DATA);
             values[Metric::RstPps as usize] = p(pk::RST);
             values[Metric::FragmentPps as usize] = p(pk::FRAG);
-            values[Metric::FragmentMbps as usize] = mbps(class_bytes[by::FRAG]);
+            values[Metric::FragmentMbps as usize] = mbps(pk::FRAG);
             values[Metric::AmplificationPps as usize] = p(pk::AMP);
-            values[Metric::AmplificationMbps as usize] = mbps(class_bytes[by::AMP]);
+            values[Metric::AmplificationMbps as usize] = mbps(pk::AMP);
+            for (out, v) in unexplained.iter_mut().zip(u.packets) {
+                *out = v / span;
+            }
+            for (out, v) in unexplained_bps.iter_mut().zip(u.bytes) {
+                *out = v * 8.0 / span;
+            }
+        } else {
+            values[Metric::Pps as usize] = total_pps;
+            values[Metric::Mbps as usize] = total_bps / 1e6;
         }
         Rates {
             values,
             confident: samples >= u64::from(min_samples),
             has_classes,
-            class_packets,
+            unexplained,
+            unexplained_bps,
+            span: span as u32,
             samples,
+            evidence: if has_classes {
+                fwd.evidence
+            } else {
+                samples as f64
+            },
+            total_pps,
+            total_bps,
             bucket_pps: bucket.packets as f64,
             bucket_bps: bucket.bytes as f64 * 8.0,
         }
+    }
+}
+
+impl Rates {
+    /// These rates for a part of the target carrying `ps` of its packets and `bs` of its bytes
+    /// (a prefix's carpet residue), whose own bucket carried `bucket` packets and bits.
+    pub fn scaled(mut self, (ps, bs): (f64, f64), bucket: (f64, f64)) -> Rates {
+        for m in Metric::ALL {
+            if m != Metric::FlowsPerS {
+                self.values[m as usize] *= if m.is_packets() { ps } else { bs };
+            }
+        }
+        for v in &mut self.unexplained {
+            *v *= ps;
+        }
+        for v in &mut self.unexplained_bps {
+            *v *= bs;
+        }
+        self.total_pps *= ps;
+        self.total_bps *= bs;
+        self.evidence *= ps;
+        (self.bucket_pps, self.bucket_bps) = bucket;
+        self
+    }
+}
+
+/// Class counts of one direction over some buckets, extrapolated to the direction's totals
+/// (watching may have started mid-bucket), with the concentration of its remotes and ports.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Mix {
+    pub packets: [f64; pk::N],
+    pub bytes: [f64; pk::N],
+    /// Packets guaranteed to come from (go to) at most four remotes; on at most four local TCP
+    /// ports, remote TCP ports, local UDP ports.
+    pub remotes: f64,
+    pub tcp_local: f64,
+    pub tcp_remote: f64,
+    pub udp_local: f64,
+    /// Sampled packets behind the counts (see [`ClassCounts::evidence`]).
+    pub evidence: f64,
+    /// Whether every bucket with traffic had class counts: otherwise the direction's traffic is
+    /// known only as a total, and counts as answering every protocol (conservative: a target
+    /// whose other direction is unknown is not accused of being unanswered).
+    pub known: bool,
+    /// Packets of buckets without class counts.
+    pub unknown_packets: f64,
+}
+
+impl Mix {
+    fn add(&mut self, t: &Tally, classes: Option<&[ClassCounts; SLOTS]>, bb: u32) {
+        let slot = classes
+            .map(|c| &c[bb as usize % SLOTS])
+            .filter(|s| s.bucket == bb && s.covered_packets > 0);
+        let Some(c) = slot else {
+            if t.packets > 0 {
+                self.unknown_packets += t.packets as f64;
+            }
+            return;
+        };
+        self.known = true;
+        let pscale = t.packets as f64 / c.covered_packets as f64;
+        let bscale = if c.covered_bytes > 0 {
+            t.bytes as f64 / c.covered_bytes as f64
+        } else {
+            pscale
+        };
+        for (acc, v) in self.packets.iter_mut().zip(c.packets) {
+            *acc += v as f64 * pscale;
+        }
+        for (acc, v) in self.bytes.iter_mut().zip(c.bytes) {
+            *acc += v as f64 * bscale;
+        }
+        self.remotes += c.remotes.mass() as f64 * pscale;
+        self.tcp_local += c.tcp_local.mass() as f64 * pscale;
+        self.tcp_remote += c.tcp_remote.mass() as f64 * pscale;
+        self.udp_local += c.udp_local.mass() as f64 * pscale;
+        self.evidence += c.evidence as f64 * pscale;
+    }
+
+    fn total(&self) -> f64 {
+        self.packets[pk::TCP..=pk::OTHER].iter().sum()
+    }
+
+    /// Packets of protocol (or class) `i`, counting unknown traffic as all of every class.
+    fn answering(&self, i: usize) -> f64 {
+        self.packets[i] + self.unknown_packets
+    }
+}
+
+/// The part of a target's traffic its ordinary traffic does not explain, per class (packets and
+/// bytes over the window). Explained, and so never an attack on its own:
+/// - TCP data answered by the other direction, from a few remotes (a download, a backup), or
+///   on a few local or remote ports (a service, responses from one);
+/// - bare ACKs answered by data going the other way (a server's acknowledgement stream);
+/// - SYNs and RSTs up to a quarter of the established TCP;
+/// - UDP answered by the other direction, or on a few local ports from a few remotes (a QUIC
+///   download, a VPN);
+/// - reflected answers up to twice the requests the target sent to that reflector port;
+/// - GRE and other protocols answered by the other direction (tunnels).
+///
+/// Never explained: random-flag TCP (URG, no ACK), ICMP.
+#[derive(Debug, Clone)]
+pub(crate) struct Unexplained {
+    pub packets: [f64; pk::N],
+    pub bytes: [f64; pk::N],
+    pub all_packets: f64,
+    pub all_bytes: f64,
+}
+
+impl Unexplained {
+    pub fn of(f: &Mix, r: &Mix) -> Unexplained {
+        let mut u = Unexplained {
+            packets: [0.0; pk::N],
+            bytes: [0.0; pk::N],
+            all_packets: 0.0,
+            all_bytes: 0.0,
+        };
+        let total = f.total();
+        if total <= 0.0 {
+            return u;
+        }
+        let p = &f.packets;
+        // Keeps `k` packets of class `i` unexplained, and its bytes in proportion.
+        let keep = |u: &mut Unexplained, i: usize, k: f64| {
+            let all = f.packets[i];
+            let k = k.clamp(0.0, all);
+            u.packets[i] = k;
+            u.bytes[i] = if all > 0.0 { f.bytes[i] * k / all } else { 0.0 };
+        };
+        let answered = |fwd: f64, rev: f64, ratio: f64| fwd <= 0.0 || rev >= ratio * fwd;
+        let few_remotes = f.remotes >= CONCENTRATED * total;
+
+        let established = p[pk::BARE] + p[pk::DATA];
+        keep(
+            &mut u,
+            pk::SYN,
+            p[pk::SYN] - SYN_PER_ESTABLISHED * established,
+        );
+        keep(
+            &mut u,
+            pk::RST,
+            p[pk::RST] - SYN_PER_ESTABLISHED * established,
+        );
+        keep(&mut u, pk::ODD, p[pk::ODD]);
+        keep(&mut u, pk::URG, p[pk::URG]);
+        let bare_answered = answered(p[pk::BARE], r.answering(pk::DATA), ANSWERED_BARE);
+        keep(
+            &mut u,
+            pk::BARE,
+            if bare_answered { 0.0 } else { p[pk::BARE] },
+        );
+        let tcp = p[pk::TCP];
+        let data_explained = answered(p[pk::DATA], r.answering(pk::TCP), ANSWERED)
+            || few_remotes
+            || f.tcp_local >= CONCENTRATED * tcp
+            || f.tcp_remote >= CONCENTRATED * tcp;
+        keep(
+            &mut u,
+            pk::DATA,
+            if data_explained { 0.0 } else { p[pk::DATA] },
+        );
+
+        let mut amp = (0.0, 0.0);
+        for i in 0..8 {
+            let port = pk::AMP_PORT + i;
+            let asked = ANSWERS_PER_QUERY * r.answering(pk::AMP_QUERY + i);
+            keep(&mut u, port, p[port] - asked);
+            amp.0 += u.packets[port];
+            amp.1 += u.bytes[port];
+        }
+        (u.packets[pk::AMP], u.bytes[pk::AMP]) = amp;
+        let (udp_other, udp_other_bytes) = (
+            (p[pk::UDP] - p[pk::AMP]).max(0.0),
+            (f.bytes[pk::UDP] - f.bytes[pk::AMP]).max(0.0),
+        );
+        let udp_explained = answered(udp_other, r.answering(pk::UDP), ANSWERED)
+            || (few_remotes && f.udp_local >= CONCENTRATED * p[pk::UDP]);
+        if !udp_explained {
+            u.packets[pk::UDP] = udp_other;
+            u.bytes[pk::UDP] = udp_other_bytes;
+        }
+        u.packets[pk::UDP] += amp.0;
+        u.bytes[pk::UDP] += amp.1;
+
+        keep(&mut u, pk::ICMP, p[pk::ICMP]);
+        for i in [pk::GRE, pk::OTHER] {
+            let explained = answered(p[i], r.answering(i), ANSWERED);
+            keep(&mut u, i, if explained { 0.0 } else { p[i] });
+        }
+        let tcp_kinds = pk::SYN..=pk::DATA;
+        u.packets[pk::TCP] = u.packets[tcp_kinds.clone()].iter().sum();
+        u.bytes[pk::TCP] = u.bytes[tcp_kinds].iter().sum();
+        u.all_packets = u.packets[pk::TCP..=pk::OTHER].iter().sum();
+        u.all_bytes = u.bytes[pk::TCP..=pk::OTHER].iter().sum();
+        // Fragments belong to their protocol: as unexplained as the traffic around them.
+        let share = u.all_packets / total;
+        u.packets[pk::FRAG] = p[pk::FRAG] * share;
+        u.bytes[pk::FRAG] = f.bytes[pk::FRAG] * share;
+        u
     }
 }

@@ -17,11 +17,14 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::addrmap::{AddrMap, Key};
 use crate::attack::{Attack, Lifecycle, Start, Step};
-use crate::baseline::{significantly_above, Baseline, BaselineParams, Levels};
+use crate::baseline::{
+    significantly_above, significantly_above_by, Baseline, BaselineParams, Levels,
+    STATIC_EVIDENCE_NATS,
+};
 use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
 use crate::counters::{
-    class_slot, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass, Tally, METRICS,
-    NO_BUCKET, SLOTS,
+    class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass,
+    Reverse, Tally, METRICS, NO_BUCKET, SLOTS,
 };
 use crate::event::{Direction, EventKind, Trigger};
 use crate::fingerprint::FingerprintBuilder;
@@ -59,6 +62,14 @@ pub struct HostgroupRates {
 }
 
 const NONE: u32 = u32::MAX;
+/// Seconds a prefix must have learnt before a surge against them is a carpet during its warm-up.
+const SURGE_MIN_HISTORY_S: u32 = 30;
+/// Share of a rise above the learnt mean that must be unexplained traffic for a baseline
+/// crossing to count.
+const SURGE_UNEXPLAINED: f64 = 0.5;
+/// `Host::dirs_touched` bit: the host's incoming traffic of the open bucket is counted in its
+/// prefix's carpet residue.
+const IN_RESIDUE: u8 = 1 << 2;
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
 const PREFETCH_AHEAD: usize = 16;
 /// Records whose hostgroup lookups are in flight: more than `2 * PREFETCH_AHEAD`.
@@ -270,24 +281,15 @@ struct CarpetLimits {
 }
 
 impl CarpetLimits {
-    /// The residue limits (packets/s, megabits/s) and the trigger kind each stands for. Without
-    /// warmed-up baseline `levels` (floors included) they are the static limits; with them, the
-    /// levels — below the static limits for a quiet prefix, above them for a busy one — capped
-    /// by the ceilings.
-    fn limits(&self, levels: Option<Levels>) -> [(f64, &'static str); 2] {
-        match levels {
-            None => [(self.pps, "carpet_bombing"), (self.mbps, "carpet_bombing")],
-            Some(l) => {
-                let pick = |level: f64, ceiling: f64| {
-                    if level < ceiling {
-                        (level, "baseline")
-                    } else {
-                        (ceiling, "carpet_bombing")
-                    }
-                };
-                [pick(l.pps, self.max_pps), pick(l.bps / 1e6, self.max_mbps)]
-            }
+    /// The lowest residue limits (packets/s, megabits/s) that can trigger, for the watch: the
+    /// static ones, the ceilings, and the baseline's `levels` when there are some.
+    fn lowest(&self, levels: Option<Levels>) -> (f64, f64) {
+        let (mut p, mut m) = (self.pps.min(self.max_pps), self.mbps.min(self.max_mbps));
+        if let Some(l) = levels {
+            p = p.min(l.pps);
+            m = m.min(l.bps / 1e6);
         }
+        (p, m)
     }
 
     /// The levels of a prefix's residue baseline, when it learns one and has warmed up.
@@ -304,7 +306,6 @@ impl CarpetLimits {
 #[derive(Debug, Clone, Default)]
 struct GroupTotals {
     current: Tally,
-    classes: ClassCounts,
     last: Tally,
 }
 
@@ -322,6 +323,9 @@ struct Group {
     /// them). Hosts whose bucket stays below these (and below `watch_samples`) only learn.
     floor_packets: [f64; 2],
     floor_bytes: [f64; 2],
+    /// The lowest packets/s and bits/s limits: a running bucket below both crosses nothing.
+    lowest_packets: [f64; 2],
+    lowest_bits: [f64; 2],
     carpet: CarpetLimits,
     totals: [GroupTotals; 2],
 }
@@ -342,6 +346,11 @@ struct Detail {
     attack: Option<Attack>,
     /// Consecutive buckets below the watch level (without an attack).
     idle: u32,
+    /// Evidence of the open bucket when a start was last judged mid-bucket (`early_bucket`):
+    /// judged again only once it has grown by a quarter, so busy ordinary traffic over the
+    /// limits' totals costs a few judgements per bucket, not one per record.
+    early_evidence: u32,
+    early_bucket: u32,
 }
 
 /// The detection engine. See the module docs.
@@ -472,6 +481,11 @@ fn resolve_group(
         watch_samples: [watch_samples(&limits[IN]), watch_samples(&limits[OUT])],
         floor_packets: [f64::INFINITY; 2],
         floor_bytes: [f64::INFINITY; 2],
+        lowest_packets: [watch(&limits[IN], true) / r, watch(&limits[OUT], true) / r],
+        lowest_bits: [
+            watch(&limits[IN], false) * 1e6 / r,
+            watch(&limits[OUT], false) * 1e6 / r,
+        ],
         limits,
         carpet: CarpetLimits {
             enabled: c.enabled,
@@ -515,7 +529,8 @@ fn watch_levels(
     (wp, wb)
 }
 
-/// The limit crossed furthest (by value / limit), if any. Class metrics count only when known.
+/// The static limit crossed furthest (by value / limit) by more than sampling noise (see
+/// `STATIC_EVIDENCE_NATS`). Class metrics count only when known.
 fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64, f64)> {
     let mut best: Option<(Metric, f64, f64)> = None;
     for m in Metric::ALL {
@@ -523,11 +538,88 @@ fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64
             continue;
         }
         let (v, l) = (rates.values[m as usize], limits[m as usize]);
-        if v >= l && best.is_none_or(|(_, bv, bl)| v / l > bv / bl) {
+        if v >= l
+            && best.is_none_or(|(_, bv, bl)| v / l > bv / bl)
+            && (m == Metric::FlowsPerS
+                || significantly_above_by(v, l, rates.evidence_of(m), STATIC_EVIDENCE_NATS))
+        {
             best = Some((m, v, l));
         }
     }
     best
+}
+
+/// The carpet limit a prefix's residue crosses, if any, by more than sampling noise. `ps` and
+/// `bs` are the residue's shares of the prefix's packets and bytes; `levels` the learnt (or,
+/// during warm-up, first seconds') levels, `warm` whether the warm-up is over.
+///
+/// 1. The ceilings, on all of the residue: at `max_pps` / `max_mbps` it is a carpet whatever it
+///    looks like.
+/// 2. The static limits (raised to the learnt level once warm: a busy prefix's normal) on the
+///    attack-shaped residue: what ordinary traffic does not explain, other than data. Data that
+///    nobody answers, from scattered ports, is also what one-way telemetry or peer-to-peer
+///    traffic of a busy prefix looks like, so alone it needs a surge or the ceilings.
+/// 3. A surge: the residue significantly above its level, the rise being unexplained traffic.
+fn carpet_crossing(
+    c: &CarpetLimits,
+    levels: Option<Levels>,
+    warm: bool,
+    rates: &Rates,
+    (ps, bs): (f64, f64),
+) -> Option<Crossing> {
+    let pps = rates.total_pps * ps;
+    let mbps = rates.total_bps / 1e6 * bs;
+    // Evidence behind a part `v` of the residue (`all`: the residue in the same unit).
+    let evidence = |v: f64, all: f64| {
+        if all > 0.0 {
+            (rates.evidence * ps * (v / all).min(1.0)) as u64
+        } else {
+            0
+        }
+    };
+    let crossed = |v: f64, l: f64, all: f64| {
+        v >= l && significantly_above_by(v, l, evidence(v, all), STATIC_EVIDENCE_NATS)
+    };
+    let pick = |(pv, pl): (f64, f64), (mv, ml): (f64, f64), kind| {
+        let (p_ok, m_ok) = (crossed(pv, pl, pps), crossed(mv, ml, mbps));
+        match (p_ok, m_ok) {
+            (true, true) if mv / ml > pv / pl => Some((Metric::Mbps, mv, ml, kind)),
+            (true, _) => Some((Metric::Pps, pv, pl, kind)),
+            (false, true) => Some((Metric::Mbps, mv, ml, kind)),
+            (false, false) => None,
+        }
+    };
+    let ceiling = pick((pps, c.max_pps), (mbps, c.max_mbps), "carpet_bombing");
+    if ceiling.is_some() {
+        return ceiling;
+    }
+    let strong_pps = (rates.pps() - rates.unexplained[pk::DATA]).max(0.0) * ps;
+    let strong_mbps =
+        (rates.values[Metric::Mbps as usize] - rates.unexplained_bps[pk::DATA] / 1e6).max(0.0) * bs;
+    let (lp, lm) = match levels.filter(|_| warm) {
+        Some(l) => (
+            l.pps.max(c.pps).min(c.max_pps),
+            (l.bps / 1e6).max(c.mbps).min(c.max_mbps),
+        ),
+        None => (c.pps, c.mbps),
+    };
+    let shaped = pick((strong_pps, lp), (strong_mbps, lm), "carpet_bombing");
+    if shaped.is_some() {
+        return shaped;
+    }
+    let l = levels?;
+    let (u_pps, u_mbps) = (rates.pps() * ps, rates.values[Metric::Mbps as usize] * bs);
+    let all = evidence(pps, pps);
+    if significantly_above(pps, l.pps, all) && u_pps >= SURGE_UNEXPLAINED * (pps - l.mean_pps) {
+        return Some((Metric::Pps, pps, l.pps, "baseline"));
+    }
+    let mean_mbps = l.mean_bps / 1e6;
+    if significantly_above(mbps, l.bps / 1e6, all)
+        && u_mbps >= SURGE_UNEXPLAINED * (mbps - mean_mbps)
+    {
+        return Some((Metric::Mbps, mbps, l.bps / 1e6, "baseline"));
+    }
+    None
 }
 
 impl Engine {
@@ -659,18 +751,9 @@ impl Engine {
         }
     }
 
-    /// Whether prefix `p` is under a carpet attack (which host attacks inside it defer to).
-    fn carpet_active(&self, p: u32) -> bool {
-        let pd = self.prefixes[p as usize].dirs[IN].detail;
-        pd != NONE
-            && self.details[pd as usize]
-                .as_ref()
-                .is_some_and(|x| x.attack.is_some())
-    }
-
     /// Starts the attacks of `early_starts`: judged on the open bucket alone, as its close
-    /// would (static limits, `min_samples`, a carpet on the prefix suppressing), with the same
-    /// attack id; the event's `ts` is the telemetry time of the record that crossed.
+    /// would (static limits, `min_samples`, sampling noise), with the same attack id; the
+    /// event's `ts` is the telemetry time of the record that crossed.
     fn start_early(&mut self, now_ms: u64, events: &mut Vec<AttackEvent>) {
         let Some(base) = self.base_bucket else {
             return;
@@ -680,7 +763,7 @@ impl Engine {
         let mut starts = std::mem::take(&mut self.early_starts);
         for &(h, d) in &starts {
             let host = &self.hosts[h as usize];
-            let (group, prefix, dir) = (host.group as usize, host.prefix as usize, host.dir(d));
+            let (group, dir) = (host.group as usize, host.dir(d));
             let Some(detail) = self
                 .details
                 .get(dir.detail as usize)
@@ -691,12 +774,17 @@ impl Engine {
             if detail.attack.is_some() {
                 continue;
             }
-            let carpet_active = d == IN && self.carpet_active(prefix as u32);
-            let rates =
-                Rates::compute(&dir.ring, Some(&detail.ring), b, 1, self.config.min_samples);
+            let rates = Rates::compute(
+                &dir.ring,
+                Some(&detail.ring),
+                self.reverse_of_host(h, d),
+                b,
+                1,
+                self.config.min_samples,
+            );
             let crossing = static_trigger(&self.groups[group].limits[d], &rates)
                 .map(|(m, v, l)| (m, v, l, "threshold"));
-            if carpet_active || !rates.confident || crossing.is_none() {
+            if !rates.confident || crossing.is_none() {
                 continue;
             }
             let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
@@ -706,7 +794,6 @@ impl Engine {
                 d,
                 &rates,
                 crossing,
-                false,
                 watch,
                 b,
                 end_ms,
@@ -718,6 +805,32 @@ impl Engine {
         }
         starts.clear();
         self.early_starts = starts;
+    }
+
+    /// The other direction of host `h` as seen from direction `d`.
+    fn reverse_of_host(&self, h: u32, d: usize) -> Reverse<'_> {
+        let other = self.hosts[h as usize].dir(1 - d);
+        Reverse {
+            ring: Some(&other.ring),
+            classes: self.detail_ring(other.detail),
+        }
+    }
+
+    /// The class counts of detail `id`, if it is live.
+    fn detail_ring(&self, id: u32) -> Option<&[ClassCounts; SLOTS]> {
+        self.details
+            .get(id as usize)
+            .and_then(|d| d.as_ref())
+            .map(|d| &d.ring)
+    }
+
+    /// The incoming carpet residue's other direction: the prefix's outgoing traffic.
+    fn reverse_of_prefix(&self, p: u32) -> Reverse<'_> {
+        let out = &self.prefixes[p as usize].dirs[OUT];
+        Reverse {
+            ring: Some(&out.ring),
+            classes: self.detail_ring(out.detail),
+        }
     }
 
     /// The hostgroups of a record's destination and source, when monitored.
@@ -934,13 +1047,7 @@ impl Engine {
             };
         }
         totals.current.add(r);
-        if totals.classes.bucket != b {
-            totals.classes = ClassCounts {
-                bucket: b,
-                ..ClassCounts::default()
-            };
-        }
-        totals.classes.add(r, class, incoming);
+        let rh = remote_hash(remote);
         // `found` is cleared whenever hosts were evicted since it was looked up.
         let host = if found != NONE {
             Some(found)
@@ -950,9 +1057,10 @@ impl Engine {
                 None => self.new_host(addr, group),
             }
         };
-        // Whether the record's host is under attack on its own: its traffic is that attack's, so
-        // a prefix fingerprint (which describes a carpet) does not sketch it a second time.
-        let mut host_attacked = false;
+        // Whether the record's host is part of its prefix's carpet residue: not over a host
+        // limit on its own and not under attack on its own (its traffic is that attack's, so
+        // the carpet's counts and fingerprint leave it out).
+        let mut in_residue = false;
         let prefix = match host {
             Some(h) => {
                 let host = &mut self.hosts[h as usize];
@@ -970,6 +1078,11 @@ impl Engine {
                 let (floor_packets, floor_bytes, floor_samples) =
                     (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
                 let prefix = host.prefix;
+                let detail_id = host.dir(d).detail;
+                let attacked = detail_id != NONE
+                    && self.details[detail_id as usize]
+                        .as_ref()
+                        .is_some_and(|x| x.attack.is_some());
                 let dir = host.dir_mut(d);
                 let t = tally_slot(&mut dir.ring, b);
                 let before = *t;
@@ -990,6 +1103,13 @@ impl Engine {
                         t.packets as f64 >= limits[Metric::Pps as usize]
                             || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize]
                     };
+                    let was_in = host.dirs_touched & IN_RESIDUE != 0;
+                    in_residue = !attacked && !over_alone(&t);
+                    if in_residue {
+                        host.dirs_touched |= IN_RESIDUE;
+                    } else {
+                        host.dirs_touched &= !IN_RESIDUE;
+                    }
                     let res = &mut self.prefixes[prefix as usize].residue;
                     if res.stat_bucket != b {
                         res.stat_bucket = b;
@@ -999,16 +1119,23 @@ impl Engine {
                         res.residual_sq = [0; 2];
                         res.top_host_packets = 0;
                     }
-                    if before.samples == 0 {
-                        if !over_alone(&t) {
+                    // A host leaves the residue for good within a bucket (counts only grow,
+                    // attacks end at closes); it enters it only with its first record.
+                    match (was_in, in_residue) {
+                        (false, true) => {
                             res.hosts_active += 1;
                             res.residual_packets += t.packets;
                             res.residual_bytes += t.bytes;
                             res.add_sq(square(t.packets), 0);
                             res.top_host_packets = res.top_host_packets.max(t.packets);
                         }
-                    } else if !over_alone(&before) {
-                        if over_alone(&t) {
+                        (true, true) => {
+                            res.residual_packets += t.packets - before.packets;
+                            res.residual_bytes += t.bytes - before.bytes;
+                            res.add_sq(square(t.packets), square(before.packets));
+                            res.top_host_packets = res.top_host_packets.max(t.packets);
+                        }
+                        (true, false) => {
                             res.hosts_active -= 1;
                             res.residual_packets -= before.packets;
                             res.residual_bytes -= before.bytes;
@@ -1018,32 +1145,32 @@ impl Engine {
                                 res.top_stale = b;
                                 self.stale_prefixes.push(prefix);
                             }
-                        } else {
-                            res.residual_packets += t.packets - before.packets;
-                            res.residual_bytes += t.bytes - before.bytes;
-                            res.add_sq(square(t.packets), square(before.packets));
-                            res.top_host_packets = res.top_host_packets.max(t.packets);
                         }
+                        (false, false) => {}
                     }
                 }
                 let host = &mut self.hosts[h as usize];
                 let dir = host.dir_mut(d);
                 if dir.detail != NONE {
-                    let detail = self.details[dir.detail as usize]
-                        .as_mut()
-                        .expect("live detail");
-                    class_slot(&mut detail.ring, b).add(r, class, incoming);
+                    let id = dir.detail;
+                    let detail = self.details[id as usize].as_mut().expect("live detail");
+                    let slot = class_slot(&mut detail.ring, b);
+                    slot.add(r, class, incoming, rh);
+                    let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
                     detail.fingerprint.observe(r, remote);
-                    host_attacked = detail.attack.is_some();
                     // The count can only grow within the bucket: once it crosses a static
-                    // limit with enough samples, waiting for the close only adds latency.
-                    let limits = &g.limits[d];
-                    if !host_attacked
+                    // limit with enough evidence, waiting for the close only adds latency.
+                    // Judged again as evidence grows by a quarter (ordinary traffic over the
+                    // totals of the limits is judged a few times a bucket, not per record).
+                    if !attacked
                         && t.samples >= self.config.min_samples
-                        && (t.packets as f64 >= limits[Metric::Pps as usize]
-                            || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize])
-                        && !(incoming && self.carpet_active(prefix))
+                        && (t.packets as f64 >= g.lowest_packets[d]
+                            || t.bytes as f64 * 8.0 >= g.lowest_bits[d])
+                        && (detail.early_bucket != b
+                            || evidence >= detail.early_evidence + detail.early_evidence / 4)
                     {
+                        detail.early_bucket = b;
+                        detail.early_evidence = evidence;
                         self.early_starts.push((h, d));
                     }
                 } else if t.samples >= self.watch_min_samples
@@ -1054,9 +1181,12 @@ impl Engine {
                 {
                     let id = self.new_detail(Owner::Host(h), d);
                     let detail = self.details[id as usize].as_mut().expect("new detail");
-                    class_slot(&mut detail.ring, b).add(r, class, incoming);
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh);
                     detail.fingerprint.observe(r, remote);
-                    self.hosts[h as usize].dir_mut(d).detail = id;
+                    // Whether this direction is answered needs the other one's classes too.
+                    if self.hosts[h as usize].dir(1 - d).detail == NONE {
+                        self.new_detail(Owner::Host(h), 1 - d);
+                    }
                 }
                 self.hosts[h as usize].prefix
             }
@@ -1077,12 +1207,16 @@ impl Engine {
         let t = tally_slot(&mut pd.ring, b);
         t.add(r);
         if pd.detail != NONE {
-            let detail = self.details[pd.detail as usize]
-                .as_mut()
-                .expect("live detail");
-            class_slot(&mut detail.ring, b).add(r, class, incoming);
-            if !host_attacked {
-                detail.fingerprint.observe(r, remote);
+            // The incoming detail describes the residue (a carpet); the outgoing one only says
+            // what the prefix answers.
+            if !incoming || in_residue {
+                let detail = self.details[pd.detail as usize]
+                    .as_mut()
+                    .expect("live detail");
+                class_slot(&mut detail.ring, b).add(r, class, incoming, rh);
+                if incoming {
+                    detail.fingerprint.observe(r, remote);
+                }
             }
         } else if incoming {
             // Infinite watch levels when carpet detection is off.
@@ -1092,10 +1226,14 @@ impl Engine {
                 && self.details_live - self.attacks_live < self.config.max_watched
             {
                 let id = self.new_detail(Owner::Prefix(prefix), d);
-                let detail = self.details[id as usize].as_mut().expect("new detail");
-                class_slot(&mut detail.ring, b).add(r, class, incoming);
-                detail.fingerprint.observe(r, remote);
-                self.prefixes[prefix as usize].dirs[d].detail = id;
+                if in_residue {
+                    let detail = self.details[id as usize].as_mut().expect("new detail");
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh);
+                    detail.fingerprint.observe(r, remote);
+                }
+                if self.prefixes[prefix as usize].dirs[OUT].detail == NONE {
+                    self.new_detail(Owner::Prefix(prefix), OUT);
+                }
             }
         }
     }
@@ -1215,6 +1353,8 @@ impl Engine {
             fingerprint: FingerprintBuilder::new(),
             attack: None,
             idle: 0,
+            early_evidence: 0,
+            early_bucket: NO_BUCKET,
         };
         self.details_live += 1;
         let id = match self.free_details.pop() {
@@ -1293,15 +1433,13 @@ impl Engine {
                 continue;
             }
             let host = &self.hosts[h as usize];
+            if host.dirs_touched & IN_RESIDUE == 0 {
+                continue;
+            }
             if let Some(t) = tally_at(&host.dir_in.ring, b) {
-                let limits = &self.groups[host.group as usize].limits[IN];
-                let over_alone = t.packets as f64 >= limits[Metric::Pps as usize]
-                    || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize];
-                if !over_alone {
-                    let res = &mut self.prefixes[p as usize].residue;
-                    debug_assert_eq!(res.stat_bucket, b);
-                    res.top_host_packets = res.top_host_packets.max(t.packets);
-                }
+                let res = &mut self.prefixes[p as usize].residue;
+                debug_assert_eq!(res.stat_bucket, b);
+                res.top_host_packets = res.top_host_packets.max(t.packets);
             }
         }
         stale.clear();
@@ -1309,7 +1447,8 @@ impl Engine {
     }
 
     fn close_targets(&mut self, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
-        // Prefixes first: a carpet attack found now suppresses host attacks in the same bucket.
+        // Prefixes first, then hosts: each stands on its own (a host attack inside a carpet is
+        // reported as such, and its traffic is not the carpet's).
         let mut todo = std::mem::take(&mut self.scratch);
         todo.clear();
         todo.extend_from_slice(&self.touched_prefixes);
@@ -1369,6 +1508,18 @@ impl Engine {
             res.baseline.catch_up(b, &self.carpet_baseline);
         }
         let levels = c.levels(&res.baseline, &self.carpet_baseline);
+        // Before the warm-up is over, a surge against what the prefix carried in its first
+        // seconds (fewer than `SURGE_MIN_HISTORY_S` learnt: nothing to compare with).
+        let early = if learns && levels.is_none() {
+            res.baseline.levels_after(
+                &self.carpet_baseline,
+                SURGE_MIN_HISTORY_S,
+                c.floor_pps,
+                c.floor_bps,
+            )
+        } else {
+            None
+        };
         let (hosts, residual_packets, residual_bytes, residual_sq) = if res.stat_bucket == b {
             (
                 res.hosts_active,
@@ -1379,23 +1530,33 @@ impl Engine {
         } else {
             (0, 0, 0, 0)
         };
-        let (top_host_packets, watch) = (
-            res.top_host_packets,
-            (f64::from(res.watch_packets), f64::from(res.watch_bytes)),
+        let top_host_packets = res.top_host_packets;
+        let pd = &self.prefixes[p as usize].dirs[d];
+        let rates = Rates::compute(
+            &pd.ring,
+            self.detail_ring(pd.detail),
+            self.reverse_of_prefix(p),
+            b,
+            window,
+            self.config.min_samples,
         );
-        let pd = &prefix.dirs[d];
-        let classes = (pd.detail != NONE).then(|| {
-            &self.details[pd.detail as usize]
-                .as_ref()
-                .expect("live")
-                .ring
-        });
-        let rates = Rates::compute(&pd.ring, classes, b, window, self.config.min_samples);
         let mut crossing = None;
+        let total = tally_at(&pd.ring, b).copied().unwrap_or_default();
+        let share = |part: u64, all: u64| {
+            if all == 0 {
+                0.0
+            } else {
+                part as f64 / all as f64
+            }
+        };
+        // The residue's shares of the prefix's packets and bytes in this bucket.
+        let shares = (
+            share(residual_packets, total.packets),
+            share(residual_bytes, total.bytes),
+        );
         // `confident`: the evidence rule (`min_samples` over the window) holds for the baseline
         // levels as for the static limits, so sparse samples never alarm on a quiet prefix.
         if c.enabled && rates.confident {
-            let total = tally_at(&pd.ring, b).copied().unwrap_or_default();
             // Many hosts must carry the residue, not merely have some traffic: a download or
             // two among a /24 of quiet subscribers is not a carpet. The effective number of
             // hosts (inverse Simpson index of their packets) counts hosts by their share.
@@ -1408,41 +1569,23 @@ impl Engine {
                 && (top_host_packets as f64) <= c.max_host_share * residual_packets as f64
                 && effective_hosts >= f64::from(c.min_hosts);
             if hosts >= c.min_hosts && spread {
-                // Only the residue counts: traffic to hosts that are attacks on their own is
-                // theirs, and a prefix holding a few host attacks is not a carpet.
-                let share = |part: u64, all: u64| {
-                    if all == 0 {
-                        0.0
-                    } else {
-                        part as f64 / all as f64
-                    }
-                };
-                let pps = rates.pps() * share(residual_packets, total.packets);
-                let mbps = rates.values[Metric::Mbps as usize] * share(residual_bytes, total.bytes);
-                let [(lp, kp), (lm, km)] = c.limits(levels);
-                // A learnt level may sit at a few samples a second: it must be crossed by more
-                // than sampling noise (static limits are the operator's, `min_samples` guards them).
-                let samples =
-                    (rates.samples as f64 * share(residual_packets, total.packets)) as u64;
-                let evident = |value: f64, limit: f64, kind: &str| {
-                    kind != "baseline" || significantly_above(value, limit, samples)
-                };
-                crossing =
-                    if pps >= lp && (mbps < lm || pps / lp >= mbps / lm) && evident(pps, lp, kp) {
-                        Some((Metric::Pps, pps, lp, kp))
-                    } else if mbps >= lm && evident(mbps, lm, km) {
-                        Some((Metric::Mbps, mbps, lm, km))
-                    } else {
-                        None
-                    };
+                crossing = carpet_crossing(&c, levels.or(early), levels.is_some(), &rates, shares);
             }
         }
+        // The carpet is its residue: its rates, and the unexplained rates its lifecycle follows.
+        let rates = rates.scaled(
+            shares,
+            (residual_packets as f64, residual_bytes as f64 * 8.0),
+        );
+        let watch = {
+            let res = &self.prefixes[p as usize].residue;
+            (f64::from(res.watch_packets), f64::from(res.watch_bytes))
+        };
         let active = self.step_target(
             Owner::Prefix(p),
             d,
             &rates,
             crossing,
-            false,
             watch,
             b,
             end_ms,
@@ -1458,14 +1601,60 @@ impl Engine {
                 let (pps, bps) = (residual_packets as f64, residual_bytes as f64 * 8.0);
                 baseline.learn(b, pps, bps, &self.carpet_baseline);
             }
-            // The watch follows the limits, so a busy prefix is not watched all day and a quiet
-            // one has its fingerprint from the first bucket of a surge.
-            let levels = c.levels(baseline, &self.carpet_baseline);
-            let [(lp, _), (lm, _)] = c.limits(levels);
+            // The watch follows the lowest limit that can trigger, so a quiet prefix has its
+            // fingerprint from the first bucket of a surge.
+            let (lp, lm) = c.lowest(c.levels(baseline, &self.carpet_baseline));
             let r = self.config.watch_ratio;
             res.watch_packets = (lp * r) as f32;
             res.watch_bytes = (lm * r * 1e6 / 8.0) as f32;
         }
+    }
+
+    /// Rates, crossing of its limits (static, class, baseline) and the rates the attack
+    /// lifecycle follows, for host `h` in direction `d` at bucket `b`.
+    fn judge_host(&self, h: u32, d: usize, b: u32, window: u32) -> (Rates, Option<Crossing>) {
+        let host = &self.hosts[h as usize];
+        let dir = host.dir(d);
+        let limits = &self.groups[host.group as usize].limits[d];
+        let (classes, reverse) = (self.detail_ring(dir.detail), self.reverse_of_host(h, d));
+        let min_samples = self.config.min_samples;
+        let rates = Rates::compute(&dir.ring, classes, reverse, b, window, min_samples);
+        let mut crossing = static_trigger(limits, &rates).map(|(m, v, l)| (m, v, l, "threshold"));
+        let over = Metric::ALL
+            .iter()
+            .any(|&m| rates.values[m as usize] >= limits[m as usize]);
+        if crossing.is_none() && over && rates.span < window {
+            // One bucket's samples may be too few to tell its crossing from sampling noise: a
+            // flood near a limit under heavy sampling is evident over the evidence window
+            // (only a bucket over a limit looks back, so an attack's end is not held up).
+            let first = b + 1 - window;
+            let wide = Rates::compute_over(&dir.ring, classes, reverse, first, b, min_samples);
+            crossing = static_trigger(limits, &wide).map(|(m, v, l)| (m, v, l, "threshold"));
+        }
+        if crossing.is_none() {
+            if let Some(levels) = dir.baseline.levels(&self.baseline) {
+                // A quiet host's level is a few samples a second: only a crossing that
+                // sampling noise cannot explain counts; and the rise must be traffic its
+                // ordinary traffic does not explain (a download on a quiet host is not an
+                // attack).
+                let (pps, bps) = (rates.total_pps, rates.total_bps);
+                let (u_pps, u_bps) = (rates.pps(), rates.values[Metric::Mbps as usize] * 1e6);
+                let evidence = rates.evidence as u64;
+                if significantly_above(pps, levels.pps, evidence)
+                    && u_pps >= SURGE_UNEXPLAINED * (pps - levels.mean_pps)
+                {
+                    crossing = Some((Metric::Pps, pps, levels.pps, "baseline"));
+                } else if significantly_above(bps, levels.bps, evidence)
+                    && u_bps >= SURGE_UNEXPLAINED * (bps - levels.mean_bps)
+                {
+                    crossing = Some((Metric::Mbps, bps / 1e6, levels.bps / 1e6, "baseline"));
+                }
+            }
+        }
+        if !rates.confident {
+            crossing = None;
+        }
+        (rates, crossing)
     }
 
     fn evaluate_host(&mut self, h: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
@@ -1473,7 +1662,6 @@ impl Engine {
         for d in [IN, OUT] {
             let host = &mut self.hosts[h as usize];
             let group = host.group as usize;
-            let prefix = host.prefix as usize;
             let dir = host.dir_mut(d);
             if tally_at(&dir.ring, b).is_none() && dir.detail == NONE {
                 continue;
@@ -1497,38 +1685,13 @@ impl Engine {
                     continue;
                 }
             }
-            let classes = (dir.detail != NONE).then(|| {
-                &self.details[dir.detail as usize]
-                    .as_ref()
-                    .expect("live")
-                    .ring
-            });
-            let rates = Rates::compute(&dir.ring, classes, b, window, self.config.min_samples);
-            let mut crossing = static_trigger(&self.groups[group].limits[d], &rates)
-                .map(|(m, v, l)| (m, v, l, "threshold"));
-            if crossing.is_none() {
-                if let Some(levels) = dir.baseline.levels(&self.baseline) {
-                    // A quiet host's level is a few samples a second: only a crossing that
-                    // sampling noise cannot explain counts.
-                    let (pps, bps) = (rates.pps(), rates.bps());
-                    if significantly_above(pps, levels.pps, rates.samples) {
-                        crossing = Some((Metric::Pps, pps, levels.pps, "baseline"));
-                    } else if significantly_above(bps, levels.bps, rates.samples) {
-                        crossing = Some((Metric::Mbps, bps / 1e6, levels.bps / 1e6, "baseline"));
-                    }
-                }
-            }
-            if !rates.confident {
-                crossing = None;
-            }
             let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
-            let carpet_active = d == IN && self.carpet_active(prefix as u32);
+            let (rates, crossing) = self.judge_host(h, d, b, window);
             let active = self.step_target(
                 Owner::Host(h),
                 d,
                 &rates,
                 crossing,
-                carpet_active,
                 watch,
                 b,
                 end_ms,
@@ -1549,6 +1712,37 @@ impl Engine {
         }
     }
 
+    /// Whether bucket `b` alone still carried the attack of `owner` in direction `d`, whose
+    /// trigger metric must stay at `end_level` (`rates` may average the evidence window).
+    fn bucket_hot(
+        &self,
+        owner: Owner,
+        d: usize,
+        rates: &Rates,
+        metric: Metric,
+        end_level: f64,
+        b: u32,
+    ) -> bool {
+        if rates.span == 1 {
+            return rates.values[metric as usize] >= end_level;
+        }
+        let (ring, detail, reverse) = match owner {
+            Owner::Host(h) => {
+                let dir = self.hosts[h as usize].dir(d);
+                (&dir.ring, dir.detail, self.reverse_of_host(h, d))
+            }
+            Owner::Prefix(p) => {
+                let pd = &self.prefixes[p as usize].dirs[d];
+                (&pd.ring, pd.detail, self.reverse_of_prefix(p))
+            }
+        };
+        if tally_at(ring, b).is_none() {
+            return false;
+        }
+        let alone = Rates::compute_over(ring, self.detail_ring(detail), reverse, b, b, 1);
+        alone.values[metric as usize] >= end_level
+    }
+
     /// One bucket of one target and direction: continue or end its attack, start one, or keep
     /// or drop its watch. Returns whether an attack is active afterwards.
     #[allow(clippy::too_many_arguments)]
@@ -1558,7 +1752,6 @@ impl Engine {
         d: usize,
         rates: &Rates,
         crossing: Option<Crossing>,
-        suppressed: bool,
         (watch_packets, watch_bytes): (f64, f64),
         b: u32,
         end_ms: u64,
@@ -1587,6 +1780,12 @@ impl Engine {
             }
         };
         let (bucket_bps, bucket_pps) = (rates.bucket_bps as u64, rates.bucket_pps as u64);
+        let hot_alone = (det != NONE)
+            .then(|| self.details[det as usize].as_ref())
+            .flatten()
+            .and_then(|x| x.attack.as_ref())
+            .map(|a| a.end())
+            .map(|(metric, level)| self.bucket_hot(owner, d, rates, metric, level, b));
         if det != NONE {
             let detail = self.details[det as usize].as_mut().expect("live detail");
             detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
@@ -1595,6 +1794,7 @@ impl Engine {
                 let step = attack.step(
                     rates,
                     crossing.is_some(),
+                    hot_alone.unwrap_or(false),
                     sources,
                     b,
                     end_ms,
@@ -1615,13 +1815,19 @@ impl Engine {
                         ));
                         self.attacks_live -= 1;
                         self.free_detail(det);
+                        if let Owner::Prefix(p) = owner {
+                            let out = self.prefixes[p as usize].dirs[OUT].detail;
+                            if out != NONE {
+                                self.free_detail(out);
+                            }
+                        }
                         false
                     }
                 };
             }
         }
         match crossing {
-            Some((metric, value, limit, kind)) if !suppressed => {
+            Some((metric, value, limit, kind)) => {
                 if det == NONE {
                     det = self.new_detail(owner, d);
                     let detail = self.details[det as usize].as_mut().expect("new detail");
@@ -1659,17 +1865,40 @@ impl Engine {
                 self.attacks_live += 1;
                 true
             }
-            _ => {
+            None => {
                 if det != NONE {
                     let detail = self.details[det as usize].as_mut().expect("live detail");
                     let below =
                         rates.bucket_pps < watch_packets && rates.bucket_bps / 8.0 < watch_bytes;
                     detail.idle = if below { detail.idle + 1 } else { 0 };
                     if detail.idle >= self.config.quiet_period_s {
-                        self.free_detail(det);
+                        self.release_watch(owner, d, det);
                     }
                 }
                 false
+            }
+        }
+    }
+
+    /// Drops the idle watch `det` of `owner` in direction `d` together with its other
+    /// direction's (kept for telling answered traffic apart), once that one is idle too.
+    fn release_watch(&mut self, owner: Owner, d: usize, det: u32) {
+        let partner = match owner {
+            Owner::Host(h) => self.hosts[h as usize].dir(1 - d).detail,
+            // The outgoing watch of a prefix only serves its incoming one.
+            Owner::Prefix(p) => self.prefixes[p as usize].dirs[OUT].detail,
+        };
+        let partner_idle = match self.details.get(partner as usize).and_then(|x| x.as_ref()) {
+            None => true,
+            Some(x) => {
+                x.attack.is_none()
+                    && (matches!(owner, Owner::Prefix(_)) || x.idle >= self.config.quiet_period_s)
+            }
+        };
+        if partner_idle {
+            self.free_detail(det);
+            if partner != NONE && partner != det {
+                self.free_detail(partner);
             }
         }
     }
