@@ -116,6 +116,11 @@ impl Attack {
         self.carpet
     }
 
+    /// The vectors seen so far.
+    pub fn vectors(&self) -> &[Vector] {
+        &self.vectors
+    }
+
     /// The metric whose crossing started the attack, and the level it must stay at to go on.
     pub fn end(&self) -> (Metric, f64) {
         (self.metric, self.end_level)

@@ -560,10 +560,17 @@ impl Rates {
                 samples += u64::from(t.samples);
                 fwd.add(t, classes, bb);
             }
+        }
+        // Whether traffic is answered is judged over every bucket kept, as a rate: under heavy
+        // sampling (or flow records exported in bursts) one direction's samples of a second
+        // may land in the next.
+        let rev_first = b + 1 - (b + 1).min(SLOTS as u32);
+        for bb in rev_first..=b {
             if let Some(t) = reverse.ring.and_then(|r| tally_at(r, bb)) {
                 rev.add(t, reverse.classes, bb);
             }
         }
+        rev.scale(f64::from(span) / f64::from(b - rev_first + 1));
         let span = f64::from(span);
         let mut values = [0f64; METRICS];
         let total_pps = packets as f64 / span;
@@ -698,6 +705,23 @@ impl Mix {
         self.tcp_remote += c.tcp_remote.mass() as f64 * pscale;
         self.udp_local += c.udp_local.mass() as f64 * pscale;
         self.evidence += c.evidence as f64 * pscale;
+    }
+
+    /// Multiplies every count by `f` (another span of buckets).
+    fn scale(&mut self, f: f64) {
+        for v in self.packets.iter_mut().chain(self.bytes.iter_mut()) {
+            *v *= f;
+        }
+        for v in [
+            &mut self.remotes,
+            &mut self.tcp_local,
+            &mut self.tcp_remote,
+            &mut self.udp_local,
+            &mut self.evidence,
+            &mut self.unknown_packets,
+        ] {
+            *v *= f;
+        }
     }
 
     fn total(&self) -> f64 {

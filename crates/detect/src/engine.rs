@@ -21,6 +21,7 @@ use crate::baseline::{
     significantly_above, significantly_above_by, Baseline, BaselineParams, Levels,
     STATIC_EVIDENCE_NATS,
 };
+use crate::classify::classify;
 use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
 use crate::counters::{
     class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass,
@@ -67,6 +68,10 @@ const SURGE_MIN_HISTORY_S: u32 = 30;
 /// Share of a rise above the learnt mean that must be unexplained traffic for a baseline
 /// crossing to count.
 const SURGE_UNEXPLAINED: f64 = 0.5;
+/// Share of a prefix's residue its attack-shaped part must have to be a carpet on its shape.
+const DOMINANT_RESIDUE: f64 = 0.5;
+/// How far above a carpet's rate per host a host in it must be to be an attack of its own.
+const STAND_OUT: f64 = 4.0;
 /// `Host::dirs_touched` bit: the host's incoming traffic of the open bucket is counted in its
 /// prefix's carpet residue.
 const IN_RESIDUE: u8 = 1 << 2;
@@ -197,9 +202,9 @@ struct Residue {
     /// carpet limits (static, or from `baseline`); infinite when carpet detection is off.
     watch_packets: f32,
     watch_bytes: f32,
-    /// In bucket `stat_bucket`: hosts with traffic that none of them crosses a host limit with
-    /// alone (the carpet's residue), their packets and bytes, and the largest one's packets.
-    /// Hosts over their own limits are host attacks, not a carpet.
+    /// In bucket `stat_bucket`: hosts with traffic that are not under attack on their own (the
+    /// carpet's residue), their packets and bytes, and the largest one's packets. A host attack's
+    /// traffic is its own, not the carpet's.
     hosts_active: u32,
     stat_bucket: u32,
     residual_packets: u64,
@@ -214,6 +219,11 @@ struct Residue {
     /// The learnt normal of the residue: learnt at the close of each bucket with incoming
     /// traffic, caught up lazily over silent ones, attack buckets skipped.
     baseline: Baseline,
+    /// While a carpet attack is active: the residue's mean packets/s and bits/s per host in its
+    /// last bucket. A host crossing its own limits is a host attack only if it stands out from
+    /// that (a carpet spreading 50 kpps over each address is one carpet, not 256 host attacks).
+    carpet_host_pps: f32,
+    carpet_host_bps: f32,
 }
 
 impl Residue {
@@ -241,6 +251,8 @@ impl Default for Residue {
             top_host_packets: 0,
             top_stale: NO_BUCKET,
             baseline: Baseline::default(),
+            carpet_host_pps: 0.0,
+            carpet_host_bps: 0.0,
         }
     }
 }
@@ -556,9 +568,10 @@ fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64
 /// 1. The ceilings, on all of the residue: at `max_pps` / `max_mbps` it is a carpet whatever it
 ///    looks like.
 /// 2. The static limits (raised to the learnt level once warm: a busy prefix's normal) on the
-///    attack-shaped residue: what ordinary traffic does not explain, other than data. Data that
-///    nobody answers, from scattered ports, is also what one-way telemetry or peer-to-peer
-///    traffic of a busy prefix looks like, so alone it needs a surge or the ceilings.
+///    attack-shaped residue, when it is most of the residue: what ordinary traffic does not
+///    explain, other than data. Data that nobody answers, from scattered ports, is also what
+///    one-way telemetry or peer-to-peer traffic of a busy prefix looks like, so alone it needs a
+///    surge or the ceilings.
 /// 3. A surge: the residue significantly above its level, the rise being unexplained traffic.
 fn carpet_crossing(
     c: &CarpetLimits,
@@ -603,7 +616,20 @@ fn carpet_crossing(
         ),
         None => (c.pps, c.mbps),
     };
-    let shaped = pick((strong_pps, lp), (strong_mbps, lm), "carpet_bombing");
+    // The attack shape must dominate the residue: a busy prefix's ordinary traffic always has
+    // some unanswered UDP and bare ACKs (all of it when only one direction is exported).
+    let dominant = |part: f64, all: f64| {
+        if part >= DOMINANT_RESIDUE * all {
+            part
+        } else {
+            0.0
+        }
+    };
+    let shaped = pick(
+        (dominant(strong_pps, pps), lp),
+        (dominant(strong_mbps, mbps), lm),
+        "carpet_bombing",
+    );
     if shaped.is_some() {
         return shaped;
     }
@@ -784,7 +810,11 @@ impl Engine {
             );
             let crossing = static_trigger(&self.groups[group].limits[d], &rates)
                 .map(|(m, v, l)| (m, v, l, "threshold"));
-            if !rates.confident || crossing.is_none() {
+            // Inside a prefix whose open bucket is spread over many hosts, a host that does not
+            // stand out waits for the close, where the carpet is judged first.
+            let in_carpet = d == IN
+                && (self.part_of_carpet(h, &rates) || self.share_of_spread_residue(h, &rates));
+            if !rates.confident || crossing.is_none() || in_carpet {
                 continue;
             }
             let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
@@ -1098,13 +1128,8 @@ impl Engine {
                 }
                 if incoming {
                     // The carpet residue of the prefix (see `Residue`), kept incrementally.
-                    let limits = &g.limits[IN];
-                    let over_alone = |t: &Tally| {
-                        t.packets as f64 >= limits[Metric::Pps as usize]
-                            || t.bytes as f64 * 8.0 / 1e6 >= limits[Metric::Mbps as usize]
-                    };
                     let was_in = host.dirs_touched & IN_RESIDUE != 0;
-                    in_residue = !attacked && !over_alone(&t);
+                    in_residue = !attacked;
                     if in_residue {
                         host.dirs_touched |= IN_RESIDUE;
                     } else {
@@ -1119,8 +1144,8 @@ impl Engine {
                         res.residual_sq = [0; 2];
                         res.top_host_packets = 0;
                     }
-                    // A host leaves the residue for good within a bucket (counts only grow,
-                    // attacks end at closes); it enters it only with its first record.
+                    // A host leaves the residue for good within a bucket (attacks end only at
+                    // closes); it enters it only with its first record.
                     match (was_in, in_residue) {
                         (false, true) => {
                             res.hosts_active += 1;
@@ -1591,6 +1616,16 @@ impl Engine {
             end_ms,
             events,
         );
+        let res = &mut self.prefixes[p as usize].residue;
+        (res.carpet_host_pps, res.carpet_host_bps) = if active && hosts > 0 {
+            let n = f64::from(hosts);
+            (
+                (residual_packets as f64 / n) as f32,
+                (residual_bytes as f64 * 8.0 / n) as f32,
+            )
+        } else {
+            (0.0, 0.0)
+        };
         if learns {
             let res = &mut self.prefixes[p as usize].residue;
             let baseline = &mut res.baseline;
@@ -1651,10 +1686,52 @@ impl Engine {
                 }
             }
         }
-        if !rates.confident {
+        if !rates.confident || (d == IN && self.part_of_carpet(h, &rates)) {
             crossing = None;
         }
         (rates, crossing)
+    }
+
+    /// Whether host `h`'s open-bucket `rates` are no more than `STAND_OUT` × the mean per host
+    /// of its prefix's residue so far, which many hosts carry (it may be a carpet's).
+    fn share_of_spread_residue(&self, h: u32, rates: &Rates) -> bool {
+        let prefix = &self.prefixes[self.hosts[h as usize].prefix as usize];
+        let res = &prefix.residue;
+        let c = &self.groups[prefix.group as usize].carpet;
+        if !c.enabled || res.stat_bucket != self.open || res.hosts_active == 0 {
+            return false;
+        }
+        let sq = res.sq();
+        let effective = if sq == 0 {
+            0.0
+        } else {
+            square(res.residual_packets) as f64 / sq as f64
+        };
+        let mean = res.residual_packets as f64 / f64::from(res.hosts_active);
+        effective >= f64::from(c.min_hosts) && rates.total_pps < STAND_OUT * mean
+    }
+
+    /// Whether host `h`'s incoming traffic `rates` is its share of a carpet attack on its prefix
+    /// rather than an attack of its own: no more than `STAND_OUT` × the carpet's rate per host,
+    /// and no vector the carpet does not have.
+    fn part_of_carpet(&self, h: u32, rates: &Rates) -> bool {
+        let prefix = &self.prefixes[self.hosts[h as usize].prefix as usize];
+        let res = &prefix.residue;
+        if res.carpet_host_pps <= 0.0 {
+            return false;
+        }
+        let carpet = self
+            .details
+            .get(prefix.dirs[IN].detail as usize)
+            .and_then(|x| x.as_ref())
+            .and_then(|x| x.attack.as_ref());
+        let Some(carpet) = carpet else {
+            return false;
+        };
+        let own = classify(&rates.unexplained);
+        rates.total_pps < STAND_OUT * f64::from(res.carpet_host_pps)
+            && rates.total_bps < STAND_OUT * f64::from(res.carpet_host_bps)
+            && own.iter().all(|v| carpet.vectors().contains(v))
     }
 
     fn evaluate_host(&mut self, h: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
@@ -1985,10 +2062,10 @@ mod tests {
     fn prefix_entries_stay_small() {
         // At most one prefix per host entry (IPv6 hosts are often alone in their /48). The
         // carpet state exists once, for the incoming direction: 264 bytes before the residue
-        // baseline, 272 with it, 288 with the sum of squares.
-        assert_eq!(std::mem::size_of::<Residue>(), 88);
+        // baseline, 272 with it, 288 with the sum of squares, 296 with the carpet's rate per host.
+        assert_eq!(std::mem::size_of::<Residue>(), 96);
         assert!(
-            std::mem::size_of::<Prefix>() <= 288,
+            std::mem::size_of::<Prefix>() <= 296,
             "{}",
             std::mem::size_of::<Prefix>()
         );
