@@ -147,6 +147,16 @@ pub(crate) struct Levels {
     pub mean_bps: f64,
 }
 
+/// Every baseline an engine has learnt, to save across restarts ([`crate::Engine::baselines`])
+/// and resume with ([`crate::Engine::restore_baselines`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Baselines {
+    /// Per host: incoming and outgoing.
+    pub hosts: Vec<(std::net::IpAddr, [BaselineState; 2])>,
+    /// Per prefix: its incoming carpet residue.
+    pub prefixes: Vec<(ipnet::IpNet, BaselineState)>,
+}
+
 /// What a baseline has learnt, as it is saved across restarts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BaselineState {
@@ -294,11 +304,6 @@ impl Baseline {
         })
     }
 
-    /// Seconds learnt.
-    pub fn history(&self) -> u32 {
-        self.history
-    }
-
     /// What was learnt, to save it.
     pub fn state(&self) -> BaselineState {
         BaselineState {
@@ -316,7 +321,7 @@ impl Baseline {
         let finite = [state.mean_pps, state.dev_pps, state.mean_bps, state.dev_bps]
             .iter()
             .all(|v| v.is_finite() && *v >= 0.0);
-        finite.then_some(Baseline {
+        (finite && state.history > 0).then_some(Baseline {
             mean_pps: state.mean_pps,
             dev_pps: state.dev_pps,
             mean_bps: state.mean_bps,

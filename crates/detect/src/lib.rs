@@ -26,6 +26,7 @@ mod networks;
 mod prefetch;
 pub mod time;
 
+pub use baseline::{BaselineState, Baselines};
 pub use config::DetectConfig;
 pub use engine::{Engine, EngineStats, HostgroupRates};
 pub use event::{AttackEvent, Direction, EventKind, Vector};

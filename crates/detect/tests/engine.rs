@@ -1503,3 +1503,57 @@ fn a_flood_far_over_a_static_limit_is_reported_at_the_record_that_crossed() {
     assert_eq!(s.len(), 1, "{events:#?}");
     assert!((T0 + 600..=T0 + 800).contains(&s[0].ts), "{}", s[0].ts - T0);
 }
+
+/// A restart resumes the learnt baselines: a surge on a quiet host 20 s after the restart is
+/// found by its baseline, which a fresh engine would still be learning for minutes.
+#[test]
+fn baselines_survive_a_restart() {
+    let mut records = Vec::new();
+    steady(&mut records, "192.0.2.41", 0, 400, 2_000);
+    let mut before = Engine::new(config()).unwrap();
+    let mut events = Vec::new();
+    before.ingest(&records, &mut events);
+    assert!(events.is_empty(), "{events:#?}");
+    let saved = before.baselines();
+    assert_eq!((saved.hosts.len(), saved.prefixes.len()), (1, 1));
+    assert!(saved.hosts[0].1[0].history >= 399, "{saved:?}");
+
+    // After the restart: the host's ordinary traffic again, and 20 s in a 16 kpps UDP flood
+    // (below the 20 kpps static limit).
+    let restart = 1_000;
+    let mut after = Vec::new();
+    steady(&mut after, "192.0.2.41", restart, 60, 2_000);
+    let mut rng = Rng(5);
+    flood(
+        &mut after,
+        ip("192.0.2.41"),
+        false,
+        T0 + (restart + 20) * 1000,
+        20,
+        16_000,
+        udp(40_000, 540, 100),
+        &mut rng,
+    );
+    let after = by_time(after);
+    let mut resumed = Engine::new(config()).unwrap();
+    // The host and its /24 (its carpet residue baseline).
+    assert_eq!(resumed.restore_baselines(&saved), (1, 1));
+    let mut events = Vec::new();
+    resumed.ingest(&after, &mut events);
+    resumed.finish(&mut events);
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert_eq!(s[0].trigger.kind, "baseline");
+    assert_eq!(s[0].started_at, T0 + (restart + 20) * 1000);
+    // A fresh engine has nothing to compare with yet.
+    assert!(run(config(), &after).is_empty());
+
+    // Saved state for addresses no longer monitored, or invalid, is skipped.
+    let mut edited = saved.clone();
+    edited.hosts.push((ip("203.0.113.9"), saved.hosts[0].1));
+    edited.hosts[0].1[0].mean_pps = f32::NAN;
+    let mut other = Engine::new(config()).unwrap();
+    // The host's only baseline (incoming) is invalid now: it learns again.
+    assert_eq!(other.restore_baselines(&edited), (0, 1));
+    assert!(other.baselines().hosts.is_empty());
+}

@@ -5,6 +5,7 @@
 //! does no I/O.
 
 pub mod act;
+pub mod baselines;
 pub mod bench;
 pub mod config;
 pub mod demo;

@@ -519,11 +519,26 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n[events]\nfile = \"{}\"\n\n[detection]\nquiet_period_s = 2\n",
-            events_file.display()
+            "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n[events]\nfile = \"{}\"\n\n[state]\ndir = \"{}\"\n\n[detection]\nquiet_period_s = 2\n",
+            events_file.display(),
+            dir.join("state").display()
         ),
     )
     .unwrap();
+    // Baselines a previous run saved: a quiet host (2 kpps) and its /24.
+    let state = |mean_pps: f32| floodwall_detect::BaselineState {
+        mean_pps,
+        dev_pps: mean_pps / 10.0,
+        mean_bps: mean_pps * 8000.0,
+        dev_bps: mean_pps * 800.0,
+        history: 900,
+    };
+    let previous = floodwall_detect::Baselines {
+        hosts: vec![(v4(203, 0, 113, 5), [state(2000.0), state(100.0)])],
+        prefixes: vec![("203.0.113.0/24".parse().unwrap(), state(3000.0))],
+    };
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    floodwall::baselines::save(&dir.join("state"), &previous, 1_700_000_000).unwrap();
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_floodwall"))
         .args(["run", "--config", config.to_str().unwrap()])
@@ -602,6 +617,55 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
         log.contains("203.0.113.10/32"),
         "events are logged too: {log}"
     );
+
+    // What was learnt survives restarts: resumed at start, saved at SIGTERM.
+    assert!(
+        log.contains("resumed the baselines of 1 hosts and 1 prefixes saved "),
+        "{log}"
+    );
+    assert!(
+        log.contains("saved the baselines of 1 hosts and 1 prefixes"),
+        "{log}"
+    );
+    let saved = dir.join("state/baselines.bin");
+    let restart = |name: &str| {
+        let log_path = dir.join(name);
+        let mut daemon = Command::new(env!("CARGO_BIN_EXE_floodwall"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("starting the daemon");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && !std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("listening on")
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: kill(2) on the PID of the daemon this test started.
+        unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+        wait_or_kill(&mut daemon, Duration::from_secs(5), "floodwall run");
+        assert!(daemon.wait().unwrap().success());
+        std::fs::read_to_string(&log_path).unwrap()
+    };
+    let log = restart("resumed.log");
+    assert!(
+        log.contains("resumed the baselines of 1 hosts and 1 prefixes"),
+        "{log}"
+    );
+    // A damaged file is reported and ignored: the daemon runs and learns again.
+    let mut bytes = std::fs::read(&saved).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0xff;
+    std::fs::write(&saved, &bytes).unwrap();
+    let log = restart("damaged.log");
+    assert!(
+        log.contains("baselines.bin is damaged: checksum mismatch (truncated or edited); learning baselines again"),
+        "{log}"
+    );
+    assert!(log.contains("stopped;"), "{log}");
 }
 
 /// A UDP flood of `pps` at 203.0.113.10 for `seconds`, sampled 1:1000, written to `path`.

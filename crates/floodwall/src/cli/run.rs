@@ -25,6 +25,9 @@ use super::RunArgs;
 const LIVE_LATENESS_MS: u64 = 1_000;
 const TICK: Duration = Duration::from_millis(100);
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// How often the learnt baselines are saved (and at shutdown): a crash loses at most this much
+/// learning, and the write (a few MB per 100,000 hosts) stays rare.
+const BASELINES_EVERY: Duration = Duration::from_secs(300);
 
 pub fn run(args: RunArgs) -> Result<()> {
     let mut config = match &args.config {
@@ -52,6 +55,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     })?;
     let events_out = BufWriter::new(events_file);
     let store = Store::open(&config.state.dir)?;
+    resume_baselines(&mut engine, &config.state.dir);
     let planner = Planner::new(config.mitigation.clone()).map_err(|e| anyhow!("{e}"))?;
     let outputs = floodwall::act::build(&config)?;
     let (act_tx, act_rx) = crossbeam_channel::bounded::<Input>(1024);
@@ -88,6 +92,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut last_tick = Instant::now();
     let mut last_stats = Instant::now();
     let mut records_since = 0u64;
+    let mut last_baselines = Instant::now();
+    let mut baselines_writer: Option<std::thread::JoinHandle<()>> = None;
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
             Ok(mut batch) => {
@@ -109,6 +115,21 @@ pub fn run(args: RunArgs) -> Result<()> {
                 .is_err()
         {
             break;
+        }
+        if last_baselines.elapsed() >= BASELINES_EVERY
+            && baselines_writer.as_ref().is_none_or(|w| w.is_finished())
+        {
+            // The snapshot is taken here (a copy, milliseconds); the disk is the writer's.
+            let (dir, saved) = (config.state.dir.clone(), engine.baselines());
+            baselines_writer = Some(std::thread::spawn(move || {
+                if let Err(e) = floodwall::baselines::save(&dir, &saved, unix_ms() / 1000) {
+                    log(format!(
+                        "cannot save the learnt baselines in {}: {e}",
+                        dir.display()
+                    ));
+                }
+            }));
+            last_baselines = Instant::now();
         }
         if last_stats.elapsed() >= STATS_EVERY {
             log(format!(
@@ -135,6 +156,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         Ok(result) => result?,
         Err(_) => return Err(anyhow!("the actions thread panicked")),
     }
+    if let Some(writer) = baselines_writer {
+        let _ = writer.join();
+    }
+    let saved = engine.baselines();
+    match floodwall::baselines::save(&config.state.dir, &saved, unix_ms() / 1000) {
+        Ok(()) => log(format!(
+            "saved the baselines of {} hosts and {} prefixes",
+            saved.hosts.len(),
+            saved.prefixes.len()
+        )),
+        Err(e) => log(format!(
+            "cannot save the learnt baselines in {}: {e}",
+            config.state.dir.display()
+        )),
+    }
     // Attacks still active are not declared over: the traffic did not stop, we did.
     // The totals since start are what benchmarks and operators compare with what was sent.
     let engine_stats = engine.stats();
@@ -144,6 +180,22 @@ pub fn run(args: RunArgs) -> Result<()> {
         counters(&collector, &engine_stats)
     ));
     Ok(())
+}
+
+/// Resumes the baselines saved in state directory `dir` by the previous run, if any; a file that
+/// cannot be used is reported and the engine learns again.
+fn resume_baselines(engine: &mut Engine, dir: &std::path::Path) {
+    match floodwall::baselines::load(dir) {
+        Ok(None) => log("no saved baselines: learning from scratch"),
+        Ok(Some((saved, at))) => {
+            let (hosts, prefixes) = engine.restore_baselines(&saved);
+            log(format!(
+                "resumed the baselines of {hosts} hosts and {prefixes} prefixes saved {} s ago",
+                (unix_ms() / 1000).saturating_sub(at)
+            ));
+        }
+        Err(e) => log(format!("{e}; learning baselines again")),
+    }
 }
 
 /// `N datagrams, N decode errors, N kernel drops, N not allowed; N hosts tracked, N attacks`:
