@@ -60,7 +60,7 @@ pub fn encode(baselines: &Baselines, saved_at_s: u64) -> Vec<u8> {
         states.iter().for_each(|s| put_state(&mut out, s));
     }
     for (net, state) in &baselines.prefixes {
-        put_addr(&mut out, net.network());
+        put_addr(&mut out, net.addr());
         out.push(net.prefix_len());
         put_state(&mut out, state);
     }
