@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use common::*;
 use floodwall_detect::{AttackEvent, DetectConfig, Direction, Engine, EventKind, Vector};
@@ -1556,4 +1557,202 @@ fn baselines_survive_a_restart() {
     // The host's only baseline (incoming) is invalid now: it learns again.
     assert_eq!(other.restore_baselines(&edited), (0, 1));
     assert!(other.baselines().hosts.is_empty());
+}
+
+/// One second of a hosting /24's ordinary incoming traffic: every one of `hosts` hosts gets
+/// `pps` packets/s (1:`rate`) from thousands of clients — data (ACK and PSH-ACK, 200–1500 B) to
+/// its web ports, bare ACKs, some SYNs, QUIC, DNS — and, when `answered`, sends its replies.
+fn hosting_second(
+    out: &mut Vec<FlowRecord>,
+    net: &str,
+    (hosts, pps, rate): (u32, f64, u32),
+    s: u64,
+    answered: bool,
+    rng: &mut common::Rng,
+) {
+    let per_host = pps / f64::from(rate);
+    for h in 0..hosts {
+        let host = ip(&format!("{net}.{}", 1 + h));
+        for i in 0..poisson(rng, per_host) {
+            let roll = rng.next() % 100;
+            let size = 200 + rng.next() % 1300;
+            let mut r = match roll {
+                0..70 => FlowRecord {
+                    tcp_flags: if roll < 40 {
+                        tcp_flags::ACK
+                    } else {
+                        tcp_flags::ACK | tcp_flags::PSH
+                    },
+                    dst_port: if roll % 3 == 0 { 80 } else { 443 },
+                    ..sample(proto::TCP, size, rate)
+                },
+                70..82 => FlowRecord {
+                    tcp_flags: tcp_flags::ACK,
+                    dst_port: 443,
+                    ..sample(proto::TCP, 52, rate)
+                },
+                82..84 => FlowRecord {
+                    dst_port: 443,
+                    ..syn(rate)
+                },
+                84..96 => FlowRecord {
+                    dst_port: 443,
+                    ..udp(40_000, 1200, rate)
+                },
+                _ => FlowRecord {
+                    dst_port: 53,
+                    ..udp(40_000, 80, rate)
+                },
+            };
+            r.src_port = 1024 + (rng.next() % 60_000) as u16;
+            r.time_ms = T0 + s * 1000 + (u64::from(h) * 13 + i * 97) % 1000;
+            r.src = IpAddr::V4(std::net::Ipv4Addr::from(
+                0x2000_0000 | (rng.next() as u32 % 3000),
+            ));
+            r.dst = host;
+            if answered && rng.next() % 10 < 9 {
+                let mut reply = r;
+                (reply.src, reply.dst) = (r.dst, r.src);
+                (reply.src_port, reply.dst_port) = (r.dst_port, r.src_port);
+                if r.protocol == proto::TCP {
+                    reply.tcp_flags = tcp_flags::ACK;
+                    (reply.bytes, reply.packet_len) = (1500 * u64::from(rate), 1500);
+                }
+                out.push(reply);
+            }
+            out.push(r);
+        }
+    }
+}
+
+/// Fault 1 of the detection issue: two busy, steady /24s of a hosting network (~750 kpps and
+/// ~5 Gbps each, far above the static carpet limits) from the engine's first second, whether
+/// or not the servers' replies are exported, raise nothing.
+#[test]
+fn busy_steady_prefixes_are_no_carpet_from_the_first_second() {
+    for answered in [true, false] {
+        let mut rng = common::Rng(71);
+        let mut records = Vec::new();
+        for s in 0..90 {
+            for net in ["198.51.100", "192.0.2"] {
+                hosting_second(
+                    &mut records,
+                    net,
+                    (254, 3_000.0, 1024),
+                    s,
+                    answered,
+                    &mut rng,
+                );
+            }
+        }
+        let events = run(config(), &by_time(records));
+        assert!(events.is_empty(), "answered {answered}: {events:#?}");
+    }
+}
+
+/// Fault 3: a 40 kpps SYN flood from thousands of sources at a host that had no traffic
+/// before, with no answering traffic, is reported with the default configuration — unsampled
+/// (as real exporters send it) and at 1:1024, inside a busy hosting /24.
+#[test]
+fn a_40_kpps_syn_flood_at_a_fresh_host_is_reported() {
+    for rate in [1, 1024] {
+        let mut rng = common::Rng(72);
+        let mut records = Vec::new();
+        for s in 0..40 {
+            hosting_second(
+                &mut records,
+                "198.51.100",
+                (200, 3_000.0, 1024),
+                s,
+                true,
+                &mut rng,
+            );
+        }
+        flood(
+            &mut records,
+            ip("198.51.100.251"),
+            false,
+            T0 + 20_000,
+            15,
+            40_000,
+            FlowRecord {
+                dst_port: 80,
+                ..syn(rate)
+            },
+            &mut rng,
+        );
+        let events = run(config(), &by_time(records));
+        assert_lifecycles(&events);
+        let s = started(&events);
+        assert_eq!(s.len(), 1, "1:{rate}: {events:#?}");
+        assert_eq!(s[0].host(), Some(ip("198.51.100.251")));
+        assert_eq!(s[0].vectors, [Vector::SynFlood]);
+        assert_eq!(s[0].started_at, T0 + 20_000, "1:{rate}");
+        assert_eq!(s[0].trigger.metric, "syn_pps");
+    }
+}
+
+/// Fault 4: a web server answering a flash crowd sends hundreds of Mbps of PSH-ACK data to
+/// thousands of clients, which acknowledge it: ordinary data, no attack in either direction.
+/// A bare-ACK flood (header-sized ACKs nobody answers) at the same rate is an `ack_flood`.
+#[test]
+fn a_flash_crowd_is_data_and_a_bare_ack_flood_is_an_ack_flood() {
+    let server = ip("198.51.100.10");
+    let mut rng = common::Rng(73);
+    let mut records = Vec::new();
+    for s in 0..30u64 {
+        let clients = 200 + 40 * s; // the crowd grows
+        for i in 0..clients {
+            let client = IpAddr::V4(std::net::Ipv4Addr::from(
+                0x3000_0000 | (rng.next() as u32 % 150_000),
+            ));
+            let port = 1024 + (rng.next() % 60_000) as u16;
+            let t = T0 + s * 1000 + i * 1000 / clients;
+            // Out: 28 data segments of 1500 B; in: the request and 14 ACKs (1:100 sampled).
+            for k in 0..3 {
+                records.push(FlowRecord {
+                    time_ms: t + k,
+                    src: server,
+                    dst: client,
+                    src_port: 443,
+                    dst_port: port,
+                    tcp_flags: tcp_flags::ACK | tcp_flags::PSH,
+                    ..sample(proto::TCP, 1500, 100)
+                });
+            }
+            if i % 2 == 0 {
+                records.push(FlowRecord {
+                    time_ms: t + 3,
+                    src: client,
+                    dst: server,
+                    src_port: port,
+                    dst_port: 443,
+                    tcp_flags: tcp_flags::ACK,
+                    ..sample(proto::TCP, 52, 100)
+                });
+            }
+        }
+    }
+    let events = run(config(), &by_time(records.clone()));
+    assert!(events.is_empty(), "{events:#?}");
+
+    let mut flood_records = Vec::new();
+    flood(
+        &mut flood_records,
+        ip("198.51.100.11"),
+        false,
+        T0 + 5_000,
+        10,
+        300_000,
+        FlowRecord {
+            tcp_flags: tcp_flags::ACK,
+            ..sample(proto::TCP, 52, 1000)
+        },
+        &mut rng,
+    );
+    let events = run(config(), &by_time([records, flood_records].concat()));
+    let s = started(&events);
+    assert_eq!(s.len(), 1, "{events:#?}");
+    assert_eq!(s[0].host(), Some(ip("198.51.100.11")));
+    assert_eq!(s[0].vectors, [Vector::AckFlood]);
 }
