@@ -21,13 +21,12 @@ use crate::baseline::{
     significantly_above, significantly_above_by, Baseline, BaselineParams, Baselines, Levels,
     STATIC_EVIDENCE_NATS,
 };
-use crate::classify::classify;
 use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
 use crate::counters::{
     class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass,
     Reverse, Tally, METRICS, NO_BUCKET, SLOTS,
 };
-use crate::event::{Direction, EventKind, Trigger};
+use crate::event::{Direction, EventKind, Trigger, Vector};
 use crate::fingerprint::FingerprintBuilder;
 use crate::networks::NetworkMap;
 use crate::prefetch::prefetch;
@@ -219,8 +218,8 @@ struct Residue {
     /// The learnt normal of the residue: learnt at the close of each bucket with incoming
     /// traffic, caught up lazily over silent ones, attack buckets skipped.
     baseline: Baseline,
-    /// While a carpet attack is active: the residue's mean packets/s and bits/s per host in its
-    /// last bucket. A host crossing its own limits is a host attack only if it stands out from
+    /// While a carpet attack is active: the residue's highest mean packets/s and bits/s per
+    /// host in its buckets so far. A host crossing its own limits is a host attack only if it stands out from
     /// that (a carpet spreading 50 kpps over each address is one carpet, not 256 host attacks).
     carpet_host_pps: f32,
     carpet_host_bps: f32,
@@ -813,7 +812,9 @@ impl Engine {
             // Inside a prefix whose open bucket is spread over many hosts, a host that does not
             // stand out waits for the close, where the carpet is judged first.
             let in_carpet = d == IN
-                && (self.part_of_carpet(h, &rates) || self.share_of_spread_residue(h, &rates));
+                && crossing.is_some_and(|(m, ..)| {
+                    self.part_of_carpet(h, &rates, m) || self.share_of_spread_residue(h, &rates)
+                });
             if !rates.confident || crossing.is_none() || in_carpet {
                 continue;
             }
@@ -1697,11 +1698,15 @@ impl Engine {
             events,
         );
         let res = &mut self.prefixes[p as usize].residue;
-        (res.carpet_host_pps, res.carpet_host_bps) = if active && hosts > 0 {
-            let n = f64::from(hosts);
+        // The carpet's highest rate per host so far: a host still carrying it as it fades (its
+        // rates averaged over the evidence window) is not an attack of its own either.
+        (res.carpet_host_pps, res.carpet_host_bps) = if active {
+            let n = f64::from(hosts.max(1));
             (
-                (residual_packets as f64 / n) as f32,
-                (residual_bytes as f64 * 8.0 / n) as f32,
+                res.carpet_host_pps
+                    .max((residual_packets as f64 / n) as f32),
+                res.carpet_host_bps
+                    .max((residual_bytes as f64 * 8.0 / n) as f32),
             )
         } else {
             (0.0, 0.0)
@@ -1766,7 +1771,8 @@ impl Engine {
                 }
             }
         }
-        if !rates.confident || (d == IN && self.part_of_carpet(h, &rates)) {
+        let in_carpet = |(m, ..): Crossing| d == IN && self.part_of_carpet(h, &rates, m);
+        if !rates.confident || crossing.is_some_and(in_carpet) {
             crossing = None;
         }
         (rates, crossing)
@@ -1791,10 +1797,11 @@ impl Engine {
         effective >= f64::from(c.min_hosts) && rates.total_pps < STAND_OUT * mean
     }
 
-    /// Whether host `h`'s incoming traffic `rates` is its share of a carpet attack on its prefix
-    /// rather than an attack of its own: no more than `STAND_OUT` × the carpet's rate per host,
-    /// and no vector the carpet does not have.
-    fn part_of_carpet(&self, h: u32, rates: &Rates) -> bool {
+    /// Whether host `h`'s incoming traffic `rates`, crossing `metric`, is its share of a
+    /// carpet attack on its prefix rather than an attack of its own: no more than `STAND_OUT` ×
+    /// the carpet's rate per host, on a metric the carpet's vectors already account for (a SYN
+    /// flood at one host inside a UDP carpet stands out by its kind).
+    fn part_of_carpet(&self, h: u32, rates: &Rates, metric: Metric) -> bool {
         let prefix = &self.prefixes[self.hosts[h as usize].prefix as usize];
         let res = &prefix.residue;
         if res.carpet_host_pps <= 0.0 {
@@ -1808,10 +1815,30 @@ impl Engine {
         let Some(carpet) = carpet else {
             return false;
         };
-        let own = classify(&rates.unexplained);
-        rates.total_pps < STAND_OUT * f64::from(res.carpet_host_pps)
+        let vectors = carpet.vectors();
+        let has = |f: fn(Vector) -> bool| vectors.iter().any(|v| f(*v));
+        let same_kind = match metric {
+            Metric::Pps | Metric::Mbps | Metric::FlowsPerS => true,
+            Metric::SynPps => has(|v| v == Vector::SynFlood),
+            Metric::AckPps => has(|v| v == Vector::AckFlood),
+            Metric::RstPps => has(|v| v == Vector::RstFlood),
+            Metric::TcpPps | Metric::TcpMbps => has(|v| {
+                matches!(
+                    v,
+                    Vector::SynFlood | Vector::AckFlood | Vector::RstFlood | Vector::TcpFlood
+                )
+            }),
+            Metric::UdpPps | Metric::UdpMbps => {
+                has(|v| v == Vector::UdpFlood || v.is_amplification())
+            }
+            Metric::IcmpPps | Metric::IcmpMbps => has(|v| v == Vector::IcmpFlood),
+            Metric::GrePps | Metric::GreMbps => has(|v| v == Vector::GreFlood),
+            Metric::FragmentPps | Metric::FragmentMbps => has(|v| v == Vector::FragmentFlood),
+            Metric::AmplificationPps | Metric::AmplificationMbps => has(Vector::is_amplification),
+        };
+        same_kind
+            && rates.total_pps < STAND_OUT * f64::from(res.carpet_host_pps)
             && rates.total_bps < STAND_OUT * f64::from(res.carpet_host_bps)
-            && own.iter().all(|v| carpet.vectors().contains(v))
     }
 
     fn evaluate_host(&mut self, h: u32, b: u32, end_ms: u64, events: &mut Vec<AttackEvent>) {
