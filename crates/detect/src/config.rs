@@ -30,9 +30,9 @@ use crate::counters::Metric;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
-    /// Unexplained packets/s. Default: 20000 both ways (FastNetMon's `threshold_pps`: a flood of
-    /// any vector at 20 kpps is an attack; ordinary traffic does not count, so busy servers do
-    /// not reach it).
+    /// Unexplained packets/s. Default: incoming 20000, outgoing 20000 (FastNetMon's
+    /// `threshold_pps`: a flood of any vector at 20 kpps is an attack; ordinary traffic does not
+    /// count, so busy servers do not reach it).
     pub pps: Option<f64>,
     /// Unexplained megabits/s. Default: incoming 1000 (FastNetMon's `threshold_mbps`),
     /// outgoing 500 (a customer's device flooding someone at half a gigabit is already far
@@ -50,8 +50,8 @@ pub struct Thresholds {
     pub udp_pps: Option<f64>,
     /// Unexplained UDP megabits/s. Default: disabled.
     pub udp_mbps: Option<f64>,
-    /// ICMP + ICMPv6 packets/s (never explained). Default: incoming 10000, outgoing 5000:
-    /// ordinary ICMP (path MTU, unreachables, monitoring pings) is a few packets a second.
+    /// ICMP + ICMPv6 packets/s (never explained). Default: incoming 10000, outgoing 5000.
+    /// Ordinary ICMP (path MTU, unreachables, monitoring pings) is a few packets a second.
     pub icmp_pps: Option<f64>,
     /// ICMP megabits/s. Default: disabled.
     pub icmp_mbps: Option<f64>,
@@ -61,7 +61,7 @@ pub struct Thresholds {
     /// GRE megabits/s. Default: disabled.
     pub gre_mbps: Option<f64>,
     /// TCP SYN-without-ACK packets/s beyond a quarter of the established TCP. Default: incoming
-    /// 10000, outgoing 5000: a connection carries several packets besides its SYN, so benign
+    /// 10000, outgoing 5000. A connection carries several packets besides its SYN, so benign
     /// SYNs never exceed that share; a SYN flood is almost nothing else (FastNetMon Advanced
     /// and peers single out SYN floods the same way: SYN share, SYN without established traffic).
     pub syn_pps: Option<f64>,
@@ -80,7 +80,7 @@ pub struct Thresholds {
     /// UDP packets/s from amplification source ports (DNS, NTP, SSDP, memcached, CLDAP, chargen,
     /// SNMP, WSD) of the size reflectors are abused for (DNS and SNMP from 400 bytes, NTP from
     /// 200), beyond twice the requests the target sent to that port; counted for incoming
-    /// traffic only. Default: incoming 10000: a resolver's ordinary answers are small and asked
+    /// traffic only. Default: incoming 10000. A resolver's ordinary answers are small and asked
     /// for.
     pub amplification_pps: Option<f64>,
     /// Amplification megabits/s; incoming only. Default: disabled.
@@ -247,25 +247,27 @@ impl Default for BaselineConfig {
 /// Carpet bombing: a whole prefix (`prefix_length_v4`/`_v6`) flooded, each host below its own
 /// limits. Incoming only.
 ///
-/// Only the prefix's *residue* counts: traffic to its hosts that do not cross a host limit on
-/// their own. A bucket is a carpet when the residue reaches `min_hosts` hosts, no host has more
-/// than `max_host_share` of it, enough samples stand behind it (`min_samples`) and it crosses the
-/// prefix's limit:
+/// Only the prefix's *residue* counts: traffic to its hosts that are not under attack on their
+/// own. A bucket is a carpet when the residue reaches `min_hosts` hosts (counted by their share),
+/// no host has more than `max_host_share` of it, enough samples stand behind it (`min_samples`)
+/// and one of these holds (each by more than sampling noise):
 ///
-/// * a prefix without history (fewer than `baseline.min_history_s` seconds learnt), or with
-///   `baseline = false`, uses the static `pps` / `mbps`;
-/// * once its baseline is warmed up, the limit is the baseline's alarm level (mean +
-///   `baseline.deviations` × deviation, at least `baseline.min_ratio` × mean, at least
-///   `baseline_min_pps` / `baseline_min_mbps`), which may be *below* the static limit (a surge on
-///   a quiet prefix) or *above* it (a busy prefix whose ordinary traffic exceeds it), but never
-///   above the ceiling `max_pps` / `max_mbps`: residue at the ceiling always alarms.
+/// * the residue is at or above the ceiling `max_pps` / `max_mbps`, whatever it looks like;
+/// * it is attack-shaped: its unexplained part other than data (SYNs, bare or random-flag ACKs,
+///   unanswered UDP, reflected answers, ICMP, fragments) is most of it and over `pps` / `mbps`
+///   (or, once the prefix's baseline has warmed up, over its learnt level if that is higher);
+/// * it surges: above the prefix's learnt level (mean + `baseline.deviations` × deviation, at
+///   least `baseline.min_ratio` × mean, at least `baseline_min_pps` / `baseline_min_mbps`), the
+///   rise being unexplained traffic; before the warm-up (`baseline.min_history_s`) is over, the
+///   same against what the prefix carried in its first 30 seconds.
 ///
+/// So a busy, steady prefix of ordinary traffic is learnt, not reported, from its first second.
 /// The prefix baseline learns the residue of each bucket that is not part of a carpet attack
 /// (attack buckets are skipped), with the time constant, warm-up, deviations and ratio of
-/// `[detection.baseline]` (whose `enabled` switches the per-host baseline only). A prefix whose
-/// ordinary residue is above the static limit from its first second is reported during warm-up,
-/// and its attack buckets are not learnt: give such prefixes a hostgroup with higher `pps` /
-/// `mbps`. A prefix that grows past the static limit after warming up is followed.
+/// `[detection.baseline]` (whose `enabled` switches the per-host baseline only); it is saved
+/// across restarts with the host baselines. Inside an active carpet, a host whose traffic is of
+/// the carpet's kind and no more than 4 × the carpet's rate per host is part of it, not an
+/// attack of its own.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CarpetConfig {
@@ -276,14 +278,15 @@ pub struct CarpetConfig {
     /// Largest share of the prefix's packets one host may have (else it is a host attack).
     /// Default: 0.5.
     pub max_host_share: f64,
-    /// Prefix residue packets/s limit without (or before) a baseline (0 disables). Default:
-    /// 200000.
+    /// Attack-shaped residue packets/s that is a carpet from the first second (0 disables).
+    /// Default: 200000 (a prefix-wide flood at 800 pps per address of a /24: carpets seen in
+    /// the wild run at 10–50 kpps per destination).
     pub pps: f64,
-    /// Prefix residue megabits/s limit without (or before) a baseline (0 disables). Default:
-    /// 2000.
+    /// Attack-shaped residue megabits/s that is a carpet from the first second (0 disables).
+    /// Default: 2000.
     pub mbps: f64,
-    /// Whether each prefix learns its normal incoming residue, whose alarm level then replaces
-    /// `pps` / `mbps` (see above). Default: true.
+    /// Whether each prefix learns its normal incoming residue: surges against it are carpets,
+    /// and a busy prefix's level raises `pps` / `mbps` (see above). Default: true.
     pub baseline: bool,
     /// The prefix baseline's alarm level is at least this many packets/s: below it, traffic
     /// spread over a prefix (≥ `min_hosts` hosts, a few hundred packets/s each) is not worth a
