@@ -644,6 +644,52 @@ mod tests {
         assert_eq!(withdrawn(&changes).len(), 2);
     }
 
+    /// A host attack inside a prefix under a carpet attack (both reported, each on its own):
+    /// the host's /32 rules and the prefix's rules are held side by side, and each goes with its
+    /// own attack.
+    #[test]
+    fn a_host_attack_and_a_carpet_on_its_prefix_hold_their_rules_side_by_side() {
+        let mut c = config();
+        c.blackhole.carpet = true;
+        c.flowspec.carpet = true;
+        c.hold_down_seconds = 0;
+        let mut plan = Planner::new(c).unwrap();
+        let mut changes = Vec::new();
+        let carpet = plan.on_event(&started("c1", "203.0.113.0/24"), 0, &mut changes);
+        let host = plan.on_event(&started("h1", "203.0.113.7/32"), S, &mut changes);
+        assert!(carpet.iter().chain(&host).all(|d| d.status == "announced"));
+        assert_eq!(
+            announced(&changes),
+            [
+                "blackhole:203.0.113.0/24",
+                "flowspec:203.0.113.0/24",
+                "blackhole:203.0.113.7/32",
+                "flowspec:203.0.113.7/32"
+            ]
+        );
+        assert_eq!(plan.held().count(), 4);
+        // The carpet ends first: only its rules go; the host's stay while its attack lasts.
+        changes.clear();
+        plan.on_event(
+            &with_kind(EventKind::AttackEnded, "c1", "203.0.113.0/24"),
+            10 * S,
+            &mut changes,
+        );
+        plan.tick(70 * S, &mut changes);
+        assert_eq!(
+            withdrawn(&changes),
+            [
+                ("blackhole:203.0.113.0/24".to_string(), "attack over"),
+                ("flowspec:203.0.113.0/24".to_string(), "attack over")
+            ]
+        );
+        let held: Vec<String> = plan.held().map(|h| h.mitigation.id.clone()).collect();
+        assert_eq!(
+            held,
+            ["blackhole:203.0.113.7/32", "flowspec:203.0.113.7/32"]
+        );
+    }
+
     #[test]
     fn never_mitigate_prefixes_are_not_announced_even_inside_a_carpet() {
         let mut c = config();
