@@ -109,6 +109,7 @@ fn attacks_inside_a_busy_hosting_network_are_each_found() {
             at(Format::Sflow, 2048),
             at(Format::Ipfix, 4096),
             at(Format::Sflow, 65536),
+            at(Format::Netflow9, 65536),
         ],
         Some("198.18.3.77/32"),
     );
@@ -123,6 +124,7 @@ fn attacks_among_busy_subscribers_are_each_found() {
         "eyeball-attacks",
         &[
             at(Format::Sflow, 512),
+            at(Format::Sflow, 2048),
             at(Format::Netflow9, 4096),
             at(Format::Ipfix, 8192),
         ],
