@@ -53,7 +53,7 @@ fn assert_all(name: &str, runs: &[Options], ack_target: Option<&str>) {
     );
 }
 
-/// Eight full /24s at 3-9 Gbps each (~0.6-1.3 Mpps), steady from the first second: over the
+/// Eight full /24s at 3-9 Gbps each (~0.5-1.3 Mpps), steady from the first second: over the
 /// static carpet limits, yet ordinary (issue 11, fault 1).
 #[test]
 fn hosting_day_raises_nothing_from_start_up() {
