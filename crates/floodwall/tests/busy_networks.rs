@@ -131,3 +131,18 @@ fn attacks_among_busy_subscribers_are_each_found() {
         None,
     );
 }
+
+/// A memcached amplification at start-up; after warm-up a spoofed SYN flood at the flash crowd's
+/// busiest server among its real handshakes, a GRE flood at a cache and a CLDAP amplification.
+#[test]
+fn attacks_at_a_cdn_edge_during_a_flash_crowd_are_each_found() {
+    assert_all(
+        "cdn-attacks",
+        &[
+            at(Format::Ipfix, 1024),
+            at(Format::Netflow9, 8192),
+            at(Format::Sflow, 32768),
+        ],
+        None,
+    );
+}

@@ -22,7 +22,7 @@ pub use scenario::{Format, Scenario};
 pub use truth::{Detected, ResolvedTruth};
 
 /// The built-in scenarios, embedded so `--scenario NAME` works anywhere.
-pub const BUILTIN: [(&str, &str); 18] = [
+pub const BUILTIN: [(&str, &str); 19] = [
     ("demo", include_str!("../../../../scenarios/demo.toml")),
     (
         "busy-day",
@@ -83,6 +83,10 @@ pub const BUILTIN: [(&str, &str); 18] = [
     (
         "eyeball-attacks",
         include_str!("../../../../scenarios/eyeball-attacks.toml"),
+    ),
+    (
+        "cdn-attacks",
+        include_str!("../../../../scenarios/cdn-attacks.toml"),
     ),
     (
         "record-15t",
