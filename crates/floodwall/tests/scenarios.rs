@@ -123,7 +123,8 @@ fn written_truth_matches_the_traffic() {
                 );
             }
         }
-        if name != "busy-day" {
+        // The benign days expect nothing; every other scenario expects something.
+        if !scenario.truth.expect.is_empty() {
             assert!(truth.required().count() > 0, "{name}: expects nothing");
         }
     }
@@ -273,4 +274,210 @@ fn send_refuses_other_addresses_and_delivers_on_loopback() {
         "{datagrams} datagrams"
     );
     assert_eq!(decoder.totals().total_errors(), 0);
+}
+
+/// A small scenario around one background and one benign component, for the parser and
+/// generator tests below.
+fn small_scenario(backgrounds: &str, traffic: &str) -> String {
+    format!(
+        r#"
+name = "small"
+description = "test"
+facts = "test"
+duration_s = 5
+seed = 3
+
+[telemetry]
+format = "sflow"
+sampling = 1
+exporter = "192.0.2.1"
+networks = ["198.18.0.0/15"]
+
+{backgrounds}
+{traffic}
+[truth]
+"#
+    )
+}
+
+fn packets_of(text: &str) -> Vec<simulate::model::Packet> {
+    let scenario = simulate::Scenario::parse(text, "small.toml").unwrap();
+    let plan = Plan::new(scenario, &Options::default()).unwrap();
+    let mut out = Vec::new();
+    simulate::model::generate(&plan, |step| {
+        if let simulate::model::Step::Packet(p) = step {
+            out.push(*p);
+        }
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+/// `[background]` and `[[background]]` both parse; each background keeps to its own prefix
+/// and host count, and the truth adds them up.
+#[test]
+fn several_backgrounds_each_keep_to_their_hosts() {
+    let one = small_scenario(
+        r#"[background]
+hosts = "198.18.0.0/24"
+host_count = 10
+pps_median = 100
+pps_sigma = 0
+pps_cap = 1000
+clients = 50
+hours = [12, 12]"#,
+        "",
+    );
+    let scenario = simulate::Scenario::parse(&one, "one.toml").unwrap();
+    assert_eq!(scenario.backgrounds.len(), 1);
+    let two = small_scenario(
+        r#"[[background]]
+name = "hosting"
+hosts = "198.18.1.0/24"
+host_count = 254
+pps_median = 100
+pps_sigma = 0
+pps_cap = 1000
+clients = 50
+hours = [12, 12]
+
+[[background]]
+name = "subscribers"
+hosts = "198.19.0.0/16"
+host_count = 100
+pps_median = 10
+pps_sigma = 0
+pps_cap = 1000
+clients = 50
+hours = [12, 12]"#,
+        "",
+    );
+    let scenario = simulate::Scenario::parse(&two, "two.toml").unwrap();
+    assert_eq!(scenario.backgrounds.len(), 2);
+    let plan = Plan::new(scenario, &Options::default()).unwrap();
+    // A full /24: 254 distinct hosts, none of them .0 or .255.
+    let hosting: std::collections::BTreeSet<_> = plan.backgrounds[0].hosts.iter().collect();
+    assert_eq!(hosting.len(), 254);
+    assert!(hosting.iter().all(|h| !matches!(h.octets()[3], 0 | 255)));
+    let packets = packets_of(&two);
+    let local = |p: &simulate::model::Packet| if p.outgoing { p.src } else { p.dst };
+    let in_hosting = packets
+        .iter()
+        .filter(|p| local(p).octets()[..3] == [198, 18, 1])
+        .count() as f64;
+    let in_subscribers = packets
+        .iter()
+        .filter(|p| local(p).octets()[..2] == [198, 19])
+        .count() as f64;
+    assert_eq!(in_hosting + in_subscribers, packets.len() as f64);
+    // 25,400 pps against 1,000 pps.
+    let ratio = in_hosting / in_subscribers;
+    assert!((20.0..32.0).contains(&ratio), "{ratio}");
+
+    // Errors name the background and the key.
+    let bad = two.replace("host_count = 100", "host_count = 100\nbogus = 1");
+    let err = simulate::Scenario::parse(&bad, "bad.toml").unwrap_err();
+    assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+    let bad = two.replace("host_count = 254", "host_count = 255");
+    let err = simulate::Scenario::parse(&bad, "bad.toml").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("background[0] (hosting).host_count"),
+        "{err:#}"
+    );
+    let bad = two.replace("clients = 50\nhours", "clients = 50\npeers = 51\nhours");
+    let err = simulate::Scenario::parse(&bad, "bad.toml").unwrap_err();
+    assert!(format!("{err:#}").contains("peers"), "{err:#}");
+}
+
+/// With `peers`, a host's packets come from its few peers on a stable port pair each: a
+/// download is a few connections, not a packet per random client and port.
+#[test]
+fn peers_make_connections() {
+    let text = small_scenario(
+        r#"[background]
+hosts = "198.18.0.0/24"
+host_count = 4
+pps_median = 2000
+pps_sigma = 0
+pps_cap = 10000
+clients = 100000
+peers = 3
+hours = [12, 12]"#,
+        "",
+    );
+    let packets = packets_of(&text);
+    assert!(packets.len() > 20_000, "{}", packets.len());
+    let mut conversations = std::collections::BTreeMap::new();
+    for p in &packets {
+        let (host, remote, local_port, remote_port) = if p.outgoing {
+            (p.src, p.dst, p.src_port, p.dst_port)
+        } else {
+            (p.dst, p.src, p.dst_port, p.src_port)
+        };
+        conversations
+            .entry((host, remote, p.protocol))
+            .or_insert_with(std::collections::BTreeSet::new)
+            .insert((local_port, remote_port));
+    }
+    // 4 hosts × 3 peers, over TCP and UDP.
+    let remotes: std::collections::BTreeSet<_> =
+        conversations.keys().map(|(h, r, _)| (*h, *r)).collect();
+    assert_eq!(remotes.len(), 12, "{remotes:?}");
+    // Each (host, peer, protocol) uses one local port; remote ports are the mix's (443, 80,
+    // 53 and two game ports): a handful, not thousands.
+    for ((host, remote, protocol), ports) in &conversations {
+        let locals: std::collections::BTreeSet<_> = ports.iter().map(|(l, _)| l).collect();
+        assert_eq!(locals.len(), 1, "{host} {remote} {protocol}: {ports:?}");
+        assert!(ports.len() <= 5, "{host} {remote} {protocol}: {ports:?}");
+    }
+}
+
+/// A benign component's `reply` is the answering direction: from its targets back to its
+/// sources, ports swapped, at `ratio` packets per forward packet, with its own sizes and flags.
+#[test]
+fn replies_answer_benign_traffic() {
+    let text = small_scenario(
+        "",
+        r#"[[traffic]]
+name = "crowd"
+kind = "benign"
+direction = "incoming"
+target = "198.18.0.10/32"
+start_s = 0
+duration_s = 5
+peak_pps = 4000
+protocol = "tcp"
+sizes = [{ min = 52, max = 64, share = 1.0 }]
+tcp_flags = "ACK"
+src_ports = "per-source"
+dst_ports = 443
+sources = 50
+reply = { ratio = 2.0, sizes = [{ size = 1500, share = 1.0 }], tcp_flags = "PSH|ACK" }
+"#,
+    );
+    let packets = packets_of(&text);
+    let forward: Vec<_> = packets.iter().filter(|p| !p.outgoing).collect();
+    let replies: Vec<_> = packets.iter().filter(|p| p.outgoing).collect();
+    let ratio = replies.len() as f64 / forward.len() as f64;
+    assert!((1.9..2.1).contains(&ratio), "{ratio}");
+    let clients: std::collections::BTreeSet<_> =
+        forward.iter().map(|p| (p.src, p.src_port)).collect();
+    for r in &replies {
+        assert_eq!(r.src.to_string(), "198.18.0.10");
+        assert_eq!(
+            (r.src_port, r.tcp_flags, r.size, r.ttl),
+            (443, 0x18, 1500, 63)
+        );
+        assert!(clients.contains(&(r.dst, r.dst_port)), "{r:?}");
+    }
+    // Strict: attacks are not answered; TCP answers need flags; unknown keys are refused.
+    let attack = text.replace("kind = \"benign\"", "kind = \"attack\"");
+    let err = simulate::Scenario::parse(&attack, "a.toml").unwrap_err();
+    assert!(format!("{err:#}").contains("reply"), "{err:#}");
+    let no_flags = text.replace(", tcp_flags = \"PSH|ACK\" }", " }");
+    let err = simulate::Scenario::parse(&no_flags, "a.toml").unwrap_err();
+    assert!(format!("{err:#}").contains("reply.tcp_flags"), "{err:#}");
+    let unknown = text.replace("ratio = 2.0,", "ratio = 2.0, rate = 1,");
+    assert!(simulate::Scenario::parse(&unknown, "a.toml").is_err());
 }

@@ -1,5 +1,6 @@
-//! Ingest benchmarks: how fast the decoders run on one core, and how much UDP telemetry a
-//! collector takes on loopback before it loses datagrams.
+//! Benchmarks: how fast the decoders run on one core, how much UDP telemetry a collector takes on
+//! loopback before it loses datagrams, and how often the engine cries wolf on busy networks
+//! ([`false_alarms`]).
 //!
 //! The pieces live here rather than in the CLI so the benchmark suite and tests can reuse them:
 //! [`synthetic`] builds the traffic, [`sender`] paces it onto a socket, [`measure`] times decoding
@@ -8,6 +9,7 @@
 pub mod child;
 pub mod compare;
 pub mod daemon;
+pub mod false_alarms;
 pub mod measure;
 pub mod mitigation;
 pub mod procfs;

@@ -697,3 +697,43 @@ pub fn mitigation(args: MitigationArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct FalseAlarmsArgs {
+    /// Hours of busy traffic (each a new seed, the subscribers' evening moving on from 17:00).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(floodwall::bench::false_alarms::MAX_HOURS)))]
+    pub hours: u32,
+    /// Telemetry format.
+    #[arg(long, value_enum, default_value_t = floodwall::simulate::Format::Sflow)]
+    pub format: floodwall::simulate::Format,
+    /// 1-in-N packet sampling (coarse, so hours run in about a minute each; at least 256).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
+    pub sampling: u32,
+    /// Seed of the first hour (hour h uses seed + h).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// One JSON object with the whole report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `floodwall bench false-alarms`: hours of busy networks from start-up, false alarms per hour
+/// and the attacks found.
+pub fn false_alarms(args: FalseAlarmsArgs) -> Result<()> {
+    use floodwall::bench::false_alarms::{run, text, Config};
+    let report = run(
+        &Config {
+            hours: args.hours,
+            format: args.format,
+            sampling: args.sampling,
+            seed: args.seed,
+        },
+        |line| eprintln!("bench: {line}"),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", text(&report));
+    }
+    Ok(())
+}

@@ -280,6 +280,10 @@ pub enum BenchCommand {
     /// Mitigation latency: attack_started to the blackhole route in a real gobgpd's RIB, with
     /// Floodwall's built-in BGP speaker peered on loopback.
     Mitigation(bench::MitigationArgs),
+    /// False alarms on busy networks: hours of simulated hosting, eyeball and CDN traffic with a
+    /// few attacks, replayed through the decoder and engine (default configuration) from
+    /// start-up; prints false alarms per hour and which attacks were found.
+    FalseAlarms(bench::FalseAlarmsArgs),
     /// (used by `bench ingest` and `bench compare`) send synthetic telemetry to a collector at a
     /// fixed rate, for a bounded time.
     #[command(hide = true)]
@@ -300,6 +304,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
         Command::Bench(BenchCommand::Compare(args)) => bench::compare(args),
         Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
+        Command::Bench(BenchCommand::FalseAlarms(args)) => bench::false_alarms(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),
         Command::Demo(args) => demo::run(args),

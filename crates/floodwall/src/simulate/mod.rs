@@ -22,7 +22,7 @@ pub use scenario::{Format, Scenario};
 pub use truth::{Detected, ResolvedTruth};
 
 /// The built-in scenarios, embedded so `--scenario NAME` works anywhere.
-pub const BUILTIN: [(&str, &str); 13] = [
+pub const BUILTIN: [(&str, &str); 19] = [
     ("demo", include_str!("../../../../scenarios/demo.toml")),
     (
         "busy-day",
@@ -63,6 +63,30 @@ pub const BUILTIN: [(&str, &str); 13] = [
     (
         "mirai-scan",
         include_str!("../../../../scenarios/mirai-scan.toml"),
+    ),
+    (
+        "hosting-day",
+        include_str!("../../../../scenarios/hosting-day.toml"),
+    ),
+    (
+        "eyeball-evening",
+        include_str!("../../../../scenarios/eyeball-evening.toml"),
+    ),
+    (
+        "cdn-flash-crowd",
+        include_str!("../../../../scenarios/cdn-flash-crowd.toml"),
+    ),
+    (
+        "hosting-attacks",
+        include_str!("../../../../scenarios/hosting-attacks.toml"),
+    ),
+    (
+        "eyeball-attacks",
+        include_str!("../../../../scenarios/eyeball-attacks.toml"),
+    ),
+    (
+        "cdn-attacks",
+        include_str!("../../../../scenarios/cdn-attacks.toml"),
     ),
     (
         "record-15t",

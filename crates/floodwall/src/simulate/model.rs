@@ -16,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 
 use super::scenario::{
-    default_mix, parse_flags, Direction, Flags, Format, Kind, MixEntry, NamedPorts, Ports,
-    Protocol, Scenario, Size, Traffic, DEFAULT_DIURNAL,
+    default_mix, parse_flags, Background, Direction, Flags, Format, Kind, MixEntry, NamedPorts,
+    Ports, Protocol, Reply, Scenario, Size, Traffic, DEFAULT_DIURNAL,
 };
 
 /// Time slice of the generator: sample counts are drawn per slice, and no sFlow datagram or
@@ -139,26 +139,64 @@ fn prefix_address(prefix: Ipv4Net, i: u64, key: u64) -> Ipv4Addr {
     Ipv4Addr::from(base | (i as u32))
 }
 
+/// The `i`-th (below 254) of the usable addresses .1–.254 of a /24, in a keyed order:
+/// cycle-walking a permutation from a usable address stays among usable ones, so distinct `i`
+/// give distinct addresses (a full hosting /24).
+fn dense_prefix_address(prefix: Ipv4Net, i: u64, key: u64) -> Ipv4Addr {
+    let base = u32::from(prefix.network());
+    let mut v = i + 1;
+    loop {
+        v = permute(v, 8, key);
+        if (1..=254).contains(&v) {
+            return Ipv4Addr::from(base | v as u32);
+        }
+    }
+}
+
 /// A distribution over a few values.
 #[derive(Debug, Clone)]
 pub struct Choice<T> {
     values: Vec<T>,
     alias: Option<WeightedAliasIndex<f64>>,
+    /// Cumulative normalised weights, for a pick from a hash ([`Choice::pick_unit`]).
+    cumulative: Vec<f64>,
 }
 
 impl<T: Clone> Choice<T> {
     fn new(entries: Vec<(T, f64)>) -> Result<Self> {
         let (values, weights): (Vec<T>, Vec<f64>) = entries.into_iter().unzip();
+        let total: f64 = weights.iter().sum();
+        let cumulative = weights
+            .iter()
+            .scan(0.0, |acc, w| {
+                *acc += w / total;
+                Some(*acc)
+            })
+            .collect();
         let alias = if values.len() > 1 {
             Some(WeightedAliasIndex::new(weights).map_err(|e| anyhow!("weights: {e}"))?)
         } else {
             None
         };
-        Ok(Choice { values, alias })
+        Ok(Choice {
+            values,
+            alias,
+            cumulative,
+        })
     }
 
     fn pick(&self, rng: &mut ChaCha8Rng) -> &T {
         let i = self.alias.as_ref().map_or(0, |a| a.sample(rng));
+        &self.values[i]
+    }
+
+    /// The value whose cumulative weight first exceeds `u` in [0, 1): a stable pick.
+    fn pick_unit(&self, u: f64) -> &T {
+        let i = self
+            .cumulative
+            .iter()
+            .position(|&c| u < c)
+            .unwrap_or(self.values.len() - 1);
         &self.values[i]
     }
 }
@@ -232,6 +270,18 @@ impl PortModel {
             PortModel::Any => rng.random_range(1..=65535),
             PortModel::PerSource => 1024 + (owner % 64_512) as u16,
             PortModel::Weighted(choice) => *choice.pick(rng),
+        }
+    }
+
+    /// The port of one connection, stable for its hash `h` (`owner`: the host's or source's hash,
+    /// for `per-source`).
+    fn stable(&self, h: u64, owner: u64) -> u16 {
+        match self {
+            PortModel::Fixed(p) => *p,
+            PortModel::Random => 1024 + (h % 64_512) as u16,
+            PortModel::Any => 1 + (h % 65_535) as u16,
+            PortModel::PerSource => 1024 + (owner % 64_512) as u16,
+            PortModel::Weighted(choice) => *choice.pick_unit(unit(h)),
         }
     }
 
@@ -366,8 +416,9 @@ pub struct Packet {
     pub outgoing: bool,
 }
 
-/// The always-on traffic of the monitored hosts.
+/// The always-on traffic of some monitored hosts (one `[[background]]`).
 pub struct BackgroundModel {
+    pub name: Option<String>,
     pub hosts: Vec<Ipv4Addr>,
     /// Packets/s of each host at the daily peak.
     pub host_pps: Vec<f64>,
@@ -379,6 +430,7 @@ pub struct BackgroundModel {
     hours: [f64; 2],
     duration_s: f64,
     clients: u64,
+    peers: Option<u64>,
     key: u64,
     exclude: Vec<Ipv4Net>,
 }
@@ -395,13 +447,23 @@ pub struct MixModel {
 }
 
 impl BackgroundModel {
-    fn new(scenario: &Scenario, seed: u64) -> Result<Option<Self>> {
-        let Some(bg) = &scenario.background else {
-            return Ok(None);
+    /// The `index`-th background (the first one's key is the single background's of old, so
+    /// existing scenarios generate the same bytes).
+    fn new(scenario: &Scenario, bg: &Background, index: usize, seed: u64) -> Result<Self> {
+        let key = match index {
+            0 => mix64(seed ^ 0xb4c6_0000),
+            i => mix64(seed ^ 0xb4c6_0000 ^ mix64(i as u64)),
         };
-        let key = mix64(seed ^ 0xb4c6_0000);
+        let room = 1u64 << (32 - bg.hosts.prefix_len());
+        let dense = u64::from(bg.host_count) > room / 2;
         let hosts: Vec<Ipv4Addr> = (0..u64::from(bg.host_count))
-            .map(|i| prefix_address(bg.hosts, i, key))
+            .map(|i| {
+                if dense {
+                    dense_prefix_address(bg.hosts, i, key)
+                } else {
+                    prefix_address(bg.hosts, i, key)
+                }
+            })
             .collect();
         let host_pps: Vec<f64> = (0..u64::from(bg.host_count))
             .map(|i| {
@@ -450,7 +512,8 @@ impl BackgroundModel {
         if let Some(d) = &bg.diurnal {
             diurnal.copy_from_slice(d);
         }
-        Ok(Some(BackgroundModel {
+        Ok(BackgroundModel {
+            name: bg.name.clone(),
             hosts,
             host_pps,
             total_pps,
@@ -461,9 +524,10 @@ impl BackgroundModel {
             hours: bg.hours,
             duration_s: f64::from(scenario.duration_s),
             clients: u64::from(bg.clients),
+            peers: bg.peers.map(u64::from),
             key,
             exclude: v4_networks(scenario),
-        }))
+        })
     }
 
     /// The daily-shape factor at scenario time `t` seconds.
@@ -495,10 +559,29 @@ impl BackgroundModel {
         let h = self.alias.sample(rng);
         let host = self.hosts[h];
         let m = &self.mix[*self.mix_choice.pick(rng)];
-        let client = rng.random_range(0..self.clients);
+        let (client, remote_port, local_port) = match self.peers {
+            None => {
+                let client = rng.random_range(0..self.clients);
+                let remote_port = m.remote_port.draw(rng, hash(self.key, client, 3));
+                let local_port = m.local_port.draw(rng, hash(self.key, h as u64, 4));
+                (client, remote_port, local_port)
+            }
+            Some(peers) => {
+                // One of the host's peers; the connection's ports are the pair's, the same for
+                // every mix entry with the same port model (a download's data and its ACKs).
+                let peer = rng.random_range(0..peers);
+                let pair = hash(self.key ^ 0x9ee5, h as u64, peer);
+                let client = pair % self.clients;
+                let remote_port = m
+                    .remote_port
+                    .stable(mix64(pair ^ 0x0e), hash(self.key, client, 3));
+                let local_port = m
+                    .local_port
+                    .stable(mix64(pair ^ 0x10c), hash(self.key, h as u64, 4));
+                (client, remote_port, local_port)
+            }
+        };
         let remote = public_address(client, self.key ^ 0xc1, &self.exclude);
-        let remote_port = m.remote_port.draw(rng, hash(self.key, client, 3));
-        let local_port = m.local_port.draw(rng, hash(self.key, h as u64, 4));
         let flags = m.flags.as_ref().map_or(0, |f| *f.choice.pick(rng));
         let size = m.sizes.draw(rng).max(min_size(m.protocol));
         // Remote TTLs have crossed the Internet; local ones left a host a hop or two away.
@@ -569,7 +652,7 @@ pub struct TrafficModel {
     flags: Option<FlagModel>,
     gre_eth_share: f64,
     pub sources: u64,
-    source_prefix: Option<Ipv4Net>,
+    pub source_prefix: Option<Ipv4Net>,
     active_fraction: f64,
     source_sigma: f64,
     source_cap: f64,
@@ -704,7 +787,8 @@ impl TrafficModel {
         self.weight(i) / active.max(f64::MIN_POSITIVE)
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng, time_us: u64, second: u64) -> Packet {
+    /// A source for a packet of second `second`.
+    fn pick_source(&self, rng: &mut ChaCha8Rng, second: u64) -> u64 {
         // Rejection keeps the per-second source set to the active ones, in proportion to weight.
         let mut source = self.alias.sample(rng) as u64;
         for _ in 0..64 {
@@ -713,6 +797,68 @@ impl TrafficModel {
             }
             source = self.alias.sample(rng) as u64;
         }
+        source
+    }
+
+    /// A destination address: the target host, or any address of the target prefix.
+    fn pick_target(&self, rng: &mut ChaCha8Rng) -> Ipv4Addr {
+        if self.target.prefix_len() == 32 {
+            self.target.network()
+        } else {
+            let bits = 32 - u32::from(self.target.prefix_len());
+            let offset = rng.random_range(0..(1u64 << bits)) as u32;
+            Ipv4Addr::from(u32::from(self.target.network()) | offset)
+        }
+    }
+
+    /// A packet of the answering direction: from a target address back to a (real) source,
+    /// ports swapped.
+    fn sample_reply(
+        &self,
+        reply: &ReplyModel,
+        rng: &mut ChaCha8Rng,
+        time_us: u64,
+        second: u64,
+    ) -> Packet {
+        let source = self.pick_source(rng, second);
+        let owner = hash(self.key, source, 7);
+        let client = self.source_address(source);
+        let server = self.pick_target(rng);
+        let (client_port, server_port) = match self.protocol {
+            Protocol::Tcp | Protocol::Udp => (
+                self.src_ports.draw(rng, owner),
+                self.dst_ports.draw(rng, owner),
+            ),
+            // Echo reply.
+            Protocol::Icmp => (0, 0),
+            Protocol::Gre => (0, 0),
+        };
+        let tcp_flags = reply.flags.as_ref().map_or(0, |f| *f.choice.pick(rng));
+        let size = reply.sizes.draw(rng).max(min_size(self.protocol));
+        // The answer leaves a monitored host (one hop: TTL 63) or crosses the Internet to one.
+        let outgoing = self.direction == Direction::Incoming;
+        let ttl = if outgoing {
+            63
+        } else {
+            source_ttl(hash(self.key, u64::from(u32::from(server)), 8))
+        };
+        Packet {
+            time_us,
+            src: server,
+            dst: client,
+            protocol: self.protocol.number(),
+            src_port: server_port,
+            dst_port: client_port,
+            tcp_flags,
+            ttl,
+            size,
+            gre_eth: false,
+            outgoing,
+        }
+    }
+
+    fn sample(&self, rng: &mut ChaCha8Rng, time_us: u64, second: u64) -> Packet {
+        let source = self.pick_source(rng, second);
         let owner = hash(self.key, source, 7);
         let spoofed = self.spoofed > 0.0 && rng.random_bool(self.spoofed);
         let (src, ttl) = if spoofed {
@@ -728,13 +874,7 @@ impl TrafficModel {
         } else {
             (self.source_address(source), source_ttl(owner))
         };
-        let dst = if self.target.prefix_len() == 32 {
-            self.target.network()
-        } else {
-            let bits = 32 - u32::from(self.target.prefix_len());
-            let offset = rng.random_range(0..(1u64 << bits)) as u32;
-            Ipv4Addr::from(u32::from(self.target.network()) | offset)
-        };
+        let dst = self.pick_target(rng);
         let (src_port, dst_port) = match self.protocol {
             Protocol::Tcp | Protocol::Udp => (
                 self.src_ports.draw(rng, owner),
@@ -765,6 +905,46 @@ impl TrafficModel {
     }
 }
 
+/// The answering direction of a benign component ([`Reply`]).
+pub struct ReplyModel {
+    /// Index of the component answered, in [`Plan::traffic`].
+    pub traffic: usize,
+    pub ratio: f64,
+    /// Opposite to the answered component's.
+    pub direction: Direction,
+    sizes: Sizes,
+    flags: Option<FlagModel>,
+    pub composition: Composition,
+}
+
+impl ReplyModel {
+    fn new(index: usize, reply: &Reply, t: &Traffic) -> Result<Self> {
+        let sizes = Sizes::new(&reply.sizes)?;
+        let flags = FlagModel::new(&reply.tcp_flags)?;
+        let direction = match t.direction {
+            Direction::Incoming => Direction::Outgoing,
+            Direction::Outgoing => Direction::Incoming,
+        };
+        // The answer's source port is the forward packets' destination port: answers from port
+        // 53 or 123 into the network are in the amplification class, as the engine counts them.
+        let composition = Composition::of(
+            t.protocol,
+            flags.as_ref(),
+            &sizes,
+            direction,
+            &PortModel::new(&t.dst_ports)?,
+        );
+        Ok(ReplyModel {
+            traffic: index,
+            ratio: reply.ratio,
+            direction,
+            sizes,
+            flags,
+            composition,
+        })
+    }
+}
+
 /// The scenario's monitored IPv4 networks (no Internet source is drawn from them).
 fn v4_networks(scenario: &Scenario) -> Vec<Ipv4Net> {
     scenario
@@ -788,8 +968,10 @@ pub struct Plan {
     pub scale: f64,
     /// Unix ms of second 0.
     pub start_ms: u64,
-    pub background: Option<BackgroundModel>,
+    pub backgrounds: Vec<BackgroundModel>,
     pub traffic: Vec<TrafficModel>,
+    /// Answers of benign components, generated after everything else.
+    pub replies: Vec<ReplyModel>,
 }
 
 impl Plan {
@@ -806,12 +988,23 @@ impl Plan {
             return Err(anyhow!("the start time must be a whole second"));
         }
         let networks = v4_networks(&scenario);
-        let background = BackgroundModel::new(&scenario, seed)?;
+        let backgrounds = scenario
+            .backgrounds
+            .iter()
+            .enumerate()
+            .map(|(i, bg)| BackgroundModel::new(&scenario, bg, i, seed))
+            .collect::<Result<Vec<_>>>()?;
         let traffic = scenario
             .traffic
             .iter()
             .enumerate()
             .map(|(i, t)| TrafficModel::new(t, i, scale, seed, &networks))
+            .collect::<Result<Vec<_>>>()?;
+        let replies = scenario
+            .traffic
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.reply.as_ref().map(|r| ReplyModel::new(i, r, t)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Plan {
             format: options.format.unwrap_or(scenario.telemetry.format),
@@ -820,8 +1013,9 @@ impl Plan {
             scale_name,
             scale,
             start_ms,
-            background,
+            backgrounds,
             traffic,
+            replies,
             scenario,
         })
     }
@@ -830,15 +1024,29 @@ impl Plan {
         u64::from(self.scenario.duration_s)
     }
 
-    /// Expected packets of background (index 0) and each traffic component (1..) in slice `k`
-    /// (0-based, of `SLICE_MS`): the rate at the slice's middle times its length. Generator and
-    /// truth both use exactly this.
+    /// Expected packets in slice `k` (0-based, of `SLICE_MS`) of each component, in this order:
+    /// the backgrounds (at least one entry: 0 without any), the traffic components, their
+    /// replies. The rate at the slice's middle times its length; generator and truth both use
+    /// exactly this.
     pub fn slice_packets(&self, k: u64, out: &mut Vec<f64>) {
         let dt = SLICE_MS as f64 / 1000.0;
         let mid = (k as f64 + 0.5) * dt;
         out.clear();
-        out.push(self.background.as_ref().map_or(0.0, |b| b.rate(mid) * dt));
+        if self.backgrounds.is_empty() {
+            out.push(0.0);
+        }
+        out.extend(self.backgrounds.iter().map(|b| b.rate(mid) * dt));
         out.extend(self.traffic.iter().map(|t| t.rate(mid) * dt));
+        out.extend(
+            self.replies
+                .iter()
+                .map(|r| self.traffic[r.traffic].rate(mid) * r.ratio * dt),
+        );
+    }
+
+    /// Where the traffic components start in [`Plan::slice_packets`]' output.
+    pub fn first_traffic(&self) -> usize {
+        self.backgrounds.len().max(1)
     }
 
     /// Expected samples in the whole scenario (for size estimates).
@@ -900,13 +1108,17 @@ pub fn generate(plan: &Plan, mut on: impl FnMut(Step<'_>) -> Result<()>) -> Resu
             counts[c] -= 1;
             left -= 1;
             let time_us = slice_start_us + (2 * i + 1) * SLICE_MS * 1000 / (2 * n_total);
-            let p = if c == 0 {
-                match &plan.background {
+            let first = plan.first_traffic();
+            let p = if c < first {
+                match plan.backgrounds.get(c) {
                     Some(bg) => bg.sample(&mut rng, time_us),
                     None => continue,
                 }
+            } else if c < first + plan.traffic.len() {
+                plan.traffic[c - first].sample(&mut rng, time_us, second)
             } else {
-                plan.traffic[c - 1].sample(&mut rng, time_us, second)
+                let reply = &plan.replies[c - first - plan.traffic.len()];
+                plan.traffic[reply.traffic].sample_reply(reply, &mut rng, time_us, second)
             };
             on(Step::Packet(&p))?;
         }

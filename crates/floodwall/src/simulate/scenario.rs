@@ -40,7 +40,10 @@ pub struct Scenario {
     /// The scale used unless `--scale` says otherwise; must be a key of `scales`.
     #[serde(default)]
     pub scale: Option<String>,
-    pub background: Option<Background>,
+    /// Ordinary traffic of the monitored hosts: `[background]` (one) or `[[background]]` (several,
+    /// each with its own hosts, rates, mix and daily shape).
+    #[serde(rename = "background", default, deserialize_with = "one_or_many")]
+    pub backgrounds: Vec<Background>,
     #[serde(default)]
     pub traffic: Vec<Traffic>,
     pub truth: Truth,
@@ -48,6 +51,26 @@ pub struct Scenario {
 
 fn default_start() -> u64 {
     DEFAULT_START_UNIX_S
+}
+
+/// `[background]` (a table) or `[[background]]` (an array of tables), each parsed strictly with
+/// its own error locations (an untagged enum would lose them).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Background>, D::Error> {
+    use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<Background>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a [background] table or [[background]] tables")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Background::deserialize(MapAccessDeserializer::new(map)).map(|b| vec![b])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<Background>::deserialize(SeqAccessDeserializer::new(seq))
+        }
+    }
+    d.deserialize_any(Visitor)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
@@ -113,8 +136,12 @@ impl Protocol {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Background {
+    /// What these hosts are (`hosting`, `subscribers`); for errors and reports.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The prefix the hosts are drawn from (inside a monitored network).
     pub hosts: Ipv4Net,
+    /// How many hosts: at most half the addresses of `hosts`, or all 254 of a /24.
     pub host_count: u32,
     /// Median packets/s of a host (both directions) at the daily peak.
     pub pps_median: f64,
@@ -124,6 +151,11 @@ pub struct Background {
     pub pps_cap: f64,
     /// Distinct remote addresses the hosts talk to.
     pub clients: u32,
+    /// Connections: each host talks to this many remote peers (drawn from `clients`), each on a
+    /// stable pair of ports (derived from the host and peer), as real flows do. Default: every
+    /// packet from a random client on a random port.
+    #[serde(default)]
+    pub peers: Option<u32>,
     /// The hours of the day the scenario spans, compressed into its duration: [18, 22] is the
     /// evening rise, [0, 24] a whole day.
     pub hours: [f64; 2],
@@ -205,6 +237,22 @@ pub struct Traffic {
     /// Share of packets with a forged random source address and a random TTL.
     #[serde(default)]
     pub spoofed: f64,
+    /// Benign only: the answering direction (a server's data for incoming requests and ACKs, a
+    /// client's ACKs for a download), from each packet's destination back to its source.
+    #[serde(default)]
+    pub reply: Option<Reply>,
+}
+
+/// The reverse direction of a benign component: `ratio` reply packets per forward packet, from
+/// the forward packets' destinations to their sources with the ports swapped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    pub ratio: f64,
+    pub sizes: Vec<Size>,
+    /// Required for TCP, refused otherwise.
+    #[serde(default)]
+    pub tcp_flags: Option<Flags>,
 }
 
 fn random_high() -> Ports {
@@ -447,8 +495,13 @@ impl Scenario {
                 bail!("scale: {scale:?} is not one of `scales`");
             }
         }
-        if let Some(bg) = &self.background {
-            bg.validate(self)?;
+        for (i, bg) in self.backgrounds.iter().enumerate() {
+            let what = match (&bg.name, self.backgrounds.len()) {
+                (_, 1) => "background".to_string(),
+                (Some(name), _) => format!("background[{i}] ({name})"),
+                (None, _) => format!("background[{i}]"),
+            };
+            bg.validate(self).map_err(|e| anyhow!("{what}.{e:#}"))?;
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, tr) in self.traffic.iter().enumerate() {
@@ -573,6 +626,17 @@ fn check_flags(flags: &Option<Flags>, protocol: Protocol) -> Result<()> {
 }
 
 impl Background {
+    /// The most hosts a prefix holds: half its addresses (they are spread by a permutation that
+    /// skips .0 and .255), or all 254 of a /24 (a full hosting /24).
+    pub fn max_hosts(prefix: Ipv4Net) -> u64 {
+        if prefix.prefix_len() == 24 {
+            254
+        } else {
+            (1u64 << (32 - prefix.prefix_len())) / 2
+        }
+    }
+
+    /// Errors start with the key (the caller prefixes `background.`).
     fn validate(&self, scenario: &Scenario) -> Result<()> {
         let inside = scenario
             .telemetry
@@ -580,38 +644,49 @@ impl Background {
             .iter()
             .any(|n| n.contains(&IpNet::V4(self.hosts)));
         if !inside {
-            bail!("background.hosts: must lie inside a monitored network");
+            bail!("hosts: must lie inside a monitored network");
         }
-        let room = 1u64 << (32 - self.hosts.prefix_len());
-        if self.host_count == 0 || u64::from(self.host_count) > room / 2 {
-            bail!("background.host_count: between 1 and half the addresses of `hosts`");
+        if self.host_count == 0 || u64::from(self.host_count) > Self::max_hosts(self.hosts) {
+            bail!(
+                "host_count: between 1 and {} for {}",
+                Self::max_hosts(self.hosts),
+                self.hosts
+            );
         }
         for (what, v) in [("pps_median", self.pps_median), ("pps_cap", self.pps_cap)] {
             if !(v.is_finite() && v > 0.0) {
-                bail!("background.{what}: must be positive");
+                bail!("{what}: must be positive");
             }
         }
         if !(self.pps_sigma.is_finite() && (0.0..=3.0).contains(&self.pps_sigma)) {
-            bail!("background.pps_sigma: must be in 0..=3");
+            bail!("pps_sigma: must be in 0..=3");
         }
         if self.clients == 0 {
-            bail!("background.clients: at least 1");
+            bail!("clients: at least 1");
+        }
+        if let Some(peers) = self.peers {
+            if peers == 0 || peers > self.clients {
+                bail!("peers: between 1 and `clients`");
+            }
+        }
+        if self.name.as_deref().is_some_and(str::is_empty) {
+            bail!("name: must not be empty");
         }
         let [a, b] = self.hours;
         if !(0.0..=48.0).contains(&a) || !(a..=48.0).contains(&b) {
-            bail!("background.hours: [from, to] with 0 <= from <= to <= 48");
+            bail!("hours: [from, to] with 0 <= from <= to <= 48");
         }
         if let Some(d) = &self.diurnal {
             if d.len() != 24 || d.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
-                bail!("background.diurnal: 24 non-negative numbers");
+                bail!("diurnal: 24 non-negative numbers");
             }
         }
         if let Some(mix) = &self.mix {
-            check_shares("background.mix", mix.iter().map(|m| m.share))?;
+            check_shares("mix", mix.iter().map(|m| m.share))?;
             for m in mix {
                 check_sizes(&m.sizes)?;
-                check_ports("background.mix.remote_port", &m.remote_port)?;
-                check_ports("background.mix.local_port", &m.local_port)?;
+                check_ports("mix.remote_port", &m.remote_port)?;
+                check_ports("mix.local_port", &m.local_port)?;
                 check_flags(&m.tcp_flags, m.protocol)?;
             }
         }
@@ -682,6 +757,19 @@ impl Traffic {
             if u64::from(self.sources) > room / 2 {
                 bail!("sources: at most half the addresses of source_prefix");
             }
+        }
+        if let Some(reply) = &self.reply {
+            if self.kind != Kind::Benign {
+                bail!("reply: only benign traffic is answered (an attack's backscatter is not modelled)");
+            }
+            if !(reply.ratio.is_finite() && reply.ratio > 0.0 && reply.ratio <= 100.0) {
+                bail!("reply.ratio: must be in (0, 100]");
+            }
+            if self.spoofed > 0.0 {
+                bail!("reply: spoofed sources get no answer; spoofed must be 0");
+            }
+            check_sizes(&reply.sizes).map_err(|e| anyhow!("reply.{e:#}"))?;
+            check_flags(&reply.tcp_flags, self.protocol).map_err(|e| anyhow!("reply.{e:#}"))?;
         }
         Ok(())
     }
