@@ -252,7 +252,8 @@ impl Default for BaselineConfig {
 /// no host has more than `max_host_share` of it, enough samples stand behind it (`min_samples`)
 /// and one of these holds (each by more than sampling noise):
 ///
-/// * the residue is at or above the ceiling `max_pps` / `max_mbps`, whatever it looks like;
+/// * the residue's unexplained traffic is at or above the ceiling `max_pps` / `max_mbps`,
+///   whatever it looks like;
 /// * it is attack-shaped: its unexplained part other than data (SYNs, bare or random-flag ACKs,
 ///   unanswered UDP, reflected answers, ICMP, fragments) is most of it and over `pps` / `mbps`
 ///   (or, once the prefix's baseline has warmed up, over its learnt level if that is higher);

@@ -454,8 +454,35 @@ const ANSWERED_BARE: f64 = 0.5;
 /// several more packets than its SYN, so benign SYNs stay below a quarter of the established
 /// traffic; a SYN flood is almost nothing else.
 const SYN_PER_ESTABLISHED: f64 = 0.25;
+/// How much of a direction an answering peer sends back at least, as far as sampling noise
+/// goes: a TCP receiver acknowledges every second segment, a server sends more data segments
+/// than the acknowledgements it gets, QUIC acknowledges as often; fewer samples than half the
+/// forward ones, beyond noise, is unanswered.
+const ANSWERED_EXPECTED: f64 = 0.5;
 /// A reflector answers each request once or twice: more answers than that were not asked for.
 const ANSWERS_PER_QUERY: f64 = 2.0;
+/// Samples that must show TCP data or UDP before its remotes and ports can tell it is spread
+/// (and so unexplained): below that, four keys would hold it all by chance.
+const SHAPE_SAMPLES: f64 = 8.0;
+/// How unlikely (in nats) seeing as few answering samples as `observed` must be, were the
+/// traffic answered with `expected` samples, to call it unanswered: e^-4.6 ≈ 1 %.
+const UNANSWERED_NATS: f64 = 4.6;
+
+/// Whether `observed` samples are fewer than a Poisson count with mean `expected` would give,
+/// beyond noise (the Chernoff bound of its lower tail).
+fn fewer_than(observed: f64, expected: f64) -> bool {
+    if observed >= expected {
+        return false;
+    }
+    let x = observed.max(0.0);
+    let tail = if x > 0.0 {
+        expected - x + x * (x / expected).ln()
+    } else {
+        expected
+    };
+    tail >= UNANSWERED_NATS
+}
+
 /// A share of a target's traffic guaranteed to sit on at most four keys (remotes, ports) that
 /// makes it concentrated: a download from a few servers, a service on its port.
 const CONCENTRATED: f64 = 0.5;
@@ -774,7 +801,22 @@ impl Unexplained {
             u.packets[i] = k;
             u.bytes[i] = if all > 0.0 { f.bytes[i] * k / all } else { 0.0 };
         };
-        let answered = |fwd: f64, rev: f64, ratio: f64| fwd <= 0.0 || rev >= ratio * fwd;
+        // Sampled packets per packet: under heavy sampling a few samples cannot show that a
+        // direction is unanswered, or that traffic is spread over remotes and ports. Traffic
+        // is called unanswered only when an answering peer would, beyond sampling noise, have
+        // put more samples in the other direction; spread only when enough samples show it.
+        let samples_per_packet = f.evidence / total;
+        let rev_total = r.total() + r.unknown_packets;
+        let rev_samples_per_packet = if r.evidence > 0.0 && rev_total > 0.0 {
+            r.evidence / rev_total
+        } else {
+            samples_per_packet
+        };
+        let answered = |fwd: f64, rev: f64, ratio: f64| {
+            let expected = ratio.max(ANSWERED_EXPECTED) * fwd * rev_samples_per_packet;
+            fwd <= 0.0 || rev >= ratio * fwd || !fewer_than(rev * rev_samples_per_packet, expected)
+        };
+        let shown = |packets: f64| packets * samples_per_packet >= SHAPE_SAMPLES;
         let few_remotes = f.remotes >= CONCENTRATED * total;
 
         let established = p[pk::BARE] + p[pk::DATA];
@@ -798,6 +840,7 @@ impl Unexplained {
         );
         let tcp = p[pk::TCP];
         let data_explained = answered(p[pk::DATA], r.answering(pk::TCP), ANSWERED)
+            || !shown(tcp)
             || few_remotes
             || f.tcp_local >= CONCENTRATED * tcp
             || f.tcp_remote >= CONCENTRATED * tcp;
@@ -821,6 +864,7 @@ impl Unexplained {
             (f.bytes[pk::UDP] - f.bytes[pk::AMP]).max(0.0),
         );
         let udp_explained = answered(udp_other, r.answering(pk::UDP), ANSWERED)
+            || !shown(p[pk::UDP])
             || (few_remotes && f.udp_local >= CONCENTRATED * p[pk::UDP]);
         if !udp_explained {
             u.packets[pk::UDP] = udp_other;

@@ -564,8 +564,9 @@ fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(Metric, f64
 /// `bs` are the residue's shares of the prefix's packets and bytes; `levels` the learnt (or,
 /// during warm-up, first seconds') levels, `warm` whether the warm-up is over.
 ///
-/// 1. The ceilings, on all of the residue: at `max_pps` / `max_mbps` it is a carpet whatever it
-///    looks like.
+/// 1. The ceilings, on the residue's unexplained traffic: at `max_pps` / `max_mbps` it is a
+///    carpet whatever it looks like (a CDN prefix's acknowledgements answered by its data are
+///    not).
 /// 2. The static limits (raised to the learnt level once warm: a busy prefix's normal) on the
 ///    attack-shaped residue, when it is most of the residue: what ordinary traffic does not
 ///    explain, other than data. Data that nobody answers, from scattered ports, is also what
@@ -601,7 +602,8 @@ fn carpet_crossing(
             (false, false) => None,
         }
     };
-    let ceiling = pick((pps, c.max_pps), (mbps, c.max_mbps), "carpet_bombing");
+    let (u_pps, u_mbps) = (rates.pps() * ps, rates.values[Metric::Mbps as usize] * bs);
+    let ceiling = pick((u_pps, c.max_pps), (u_mbps, c.max_mbps), "carpet_bombing");
     if ceiling.is_some() {
         return ceiling;
     }
@@ -633,7 +635,6 @@ fn carpet_crossing(
         return shaped;
     }
     let l = levels?;
-    let (u_pps, u_mbps) = (rates.pps() * ps, rates.values[Metric::Mbps as usize] * bs);
     let all = evidence(pps, pps);
     if significantly_above(pps, l.pps, all) && u_pps >= SURGE_UNEXPLAINED * (pps - l.mean_pps) {
         return Some((Metric::Pps, pps, l.pps, "baseline"));
