@@ -454,19 +454,21 @@ const ANSWERED_BARE: f64 = 0.5;
 /// several more packets than its SYN, so benign SYNs stay below a quarter of the established
 /// traffic; a SYN flood is almost nothing else.
 const SYN_PER_ESTABLISHED: f64 = 0.25;
-/// How much of a direction an answering peer sends back at least, as far as sampling noise
-/// goes: a TCP receiver acknowledges every second segment, a server sends more data segments
-/// than the acknowledgements it gets, QUIC acknowledges as often; fewer samples than half the
-/// forward ones, beyond noise, is unanswered.
-const ANSWERED_EXPECTED: f64 = 0.5;
+/// How much of a direction an answering peer plausibly sends back at least, as far as sampling
+/// noise goes (a QUIC server sends three packets per client packet, a client with ACK thinning
+/// one ACK per four to eight segments): traffic is unanswered when the other direction's
+/// samples are fewer than this share of its own beyond noise — about 20 samples of a flood in
+/// the evidence window with none coming back (7 kpps at 1:1000, 110 kpps at 1:16384).
+const ANSWERED_EXPECTED: f64 = 0.15;
 /// A reflector answers each request once or twice: more answers than that were not asked for.
 const ANSWERS_PER_QUERY: f64 = 2.0;
 /// Samples that must show TCP data or UDP before its remotes and ports can tell it is spread
 /// (and so unexplained): below that, four keys would hold it all by chance.
 const SHAPE_SAMPLES: f64 = 8.0;
 /// How unlikely (in nats) seeing as few answering samples as `observed` must be, were the
-/// traffic answered with `expected` samples, to call it unanswered: e^-4.6 ≈ 1 %.
-const UNANSWERED_NATS: f64 = 4.6;
+/// traffic answered with `expected` samples, to call it unanswered: e^-3 ≈ 5 % (the limits
+/// themselves then need their own evidence).
+const UNANSWERED_NATS: f64 = 3.0;
 
 /// Whether `observed` samples are fewer than a Poisson count with mean `expected` would give,
 /// beyond noise (the Chernoff bound of its lower tail).
@@ -591,13 +593,19 @@ impl Rates {
         // Whether traffic is answered is judged over every bucket kept, as a rate: under heavy
         // sampling (or flow records exported in bursts) one direction's samples of a second
         // may land in the next.
-        let rev_first = b + 1 - (b + 1).min(SLOTS as u32);
-        for bb in rev_first..=b {
+        // Both directions over the same buckets (every bucket kept, whatever the span of the
+        // rates): the decisions compare them as totals, with all the samples they have.
+        let wide_first = b + 1 - (b + 1).min(SLOTS as u32);
+        let mut wide = Mix::default();
+        for bb in wide_first..=b {
             if let Some(t) = reverse.ring.and_then(|r| tally_at(r, bb)) {
                 rev.add(t, reverse.classes, bb);
             }
+            if let Some(t) = tally_at(ring, bb) {
+                wide.add(t, classes, bb);
+            }
         }
-        rev.scale(f64::from(span) / f64::from(b - rev_first + 1));
+
         let span = f64::from(span);
         let mut values = [0f64; METRICS];
         let total_pps = packets as f64 / span;
@@ -607,7 +615,7 @@ impl Rates {
         let mut unexplained = [0f64; pk::N];
         let mut unexplained_bps = [0f64; pk::N];
         if has_classes {
-            let u = Unexplained::of(&fwd, &rev);
+            let u = Unexplained::of(&fwd, &wide, &rev);
             let p = |i: usize| u.packets[i] / span;
             let mbps = |i: usize| u.bytes[i] * 8.0 / 1e6 / span;
             values[Metric::Pps as usize] = u.all_packets / span;
@@ -734,23 +742,6 @@ impl Mix {
         self.evidence += c.evidence as f64 * pscale;
     }
 
-    /// Multiplies every count by `f` (another span of buckets).
-    fn scale(&mut self, f: f64) {
-        for v in self.packets.iter_mut().chain(self.bytes.iter_mut()) {
-            *v *= f;
-        }
-        for v in [
-            &mut self.remotes,
-            &mut self.tcp_local,
-            &mut self.tcp_remote,
-            &mut self.udp_local,
-            &mut self.evidence,
-            &mut self.unknown_packets,
-        ] {
-            *v *= f;
-        }
-    }
-
     fn total(&self) -> f64 {
         self.packets[pk::TCP..=pk::OTHER].iter().sum()
     }
@@ -782,7 +773,11 @@ pub(crate) struct Unexplained {
 }
 
 impl Unexplained {
-    pub fn of(f: &Mix, r: &Mix) -> Unexplained {
+    /// The unexplained part of `f`; whether its traffic is answered, spread or asked for is
+    /// judged from `wide` (the same direction) against `r` (the other), both over every bucket
+    /// kept, so that one bucket's burst of flow records in one direction is not taken for a
+    /// lack of answers in the other, and the judgement has every sample kept behind it.
+    pub fn of(f: &Mix, wide: &Mix, r: &Mix) -> Unexplained {
         let mut u = Unexplained {
             packets: [0.0; pk::N],
             bytes: [0.0; pk::N],
@@ -805,7 +800,9 @@ impl Unexplained {
         // direction is unanswered, or that traffic is spread over remotes and ports. Traffic
         // is called unanswered only when an answering peer would, beyond sampling noise, have
         // put more samples in the other direction; spread only when enough samples show it.
-        let samples_per_packet = f.evidence / total;
+        let w = &wide.packets;
+        let wide_total = wide.total().max(total);
+        let samples_per_packet = wide.evidence.max(f.evidence) / wide_total;
         let rev_total = r.total() + r.unknown_packets;
         let rev_samples_per_packet = if r.evidence > 0.0 && rev_total > 0.0 {
             r.evidence / rev_total
@@ -817,7 +814,7 @@ impl Unexplained {
             fwd <= 0.0 || rev >= ratio * fwd || !fewer_than(rev * rev_samples_per_packet, expected)
         };
         let shown = |packets: f64| packets * samples_per_packet >= SHAPE_SAMPLES;
-        let few_remotes = f.remotes >= CONCENTRATED * total;
+        let few_remotes = wide.remotes >= CONCENTRATED * wide.total();
 
         let established = p[pk::BARE] + p[pk::DATA];
         keep(
@@ -832,18 +829,18 @@ impl Unexplained {
         );
         keep(&mut u, pk::ODD, p[pk::ODD]);
         keep(&mut u, pk::URG, p[pk::URG]);
-        let bare_answered = answered(p[pk::BARE], r.answering(pk::DATA), ANSWERED_BARE);
+        let bare_answered = answered(w[pk::BARE], r.answering(pk::DATA), ANSWERED_BARE);
         keep(
             &mut u,
             pk::BARE,
             if bare_answered { 0.0 } else { p[pk::BARE] },
         );
-        let tcp = p[pk::TCP];
-        let data_explained = answered(p[pk::DATA], r.answering(pk::TCP), ANSWERED)
+        let tcp = w[pk::TCP];
+        let data_explained = answered(w[pk::DATA], r.answering(pk::TCP), ANSWERED)
             || !shown(tcp)
             || few_remotes
-            || f.tcp_local >= CONCENTRATED * tcp
-            || f.tcp_remote >= CONCENTRATED * tcp;
+            || wide.tcp_local >= CONCENTRATED * tcp
+            || wide.tcp_remote >= CONCENTRATED * tcp;
         keep(
             &mut u,
             pk::DATA,
@@ -853,8 +850,14 @@ impl Unexplained {
         let mut amp = (0.0, 0.0);
         for i in 0..8 {
             let port = pk::AMP_PORT + i;
+            // The share of the port's answers the target's requests explain.
             let asked = ANSWERS_PER_QUERY * r.answering(pk::AMP_QUERY + i);
-            keep(&mut u, port, p[port] - asked);
+            let explained = if w[port] > 0.0 {
+                (asked / w[port]).min(1.0)
+            } else {
+                0.0
+            };
+            keep(&mut u, port, p[port] * (1.0 - explained));
             amp.0 += u.packets[port];
             amp.1 += u.bytes[port];
         }
@@ -863,9 +866,10 @@ impl Unexplained {
             (p[pk::UDP] - p[pk::AMP]).max(0.0),
             (f.bytes[pk::UDP] - f.bytes[pk::AMP]).max(0.0),
         );
-        let udp_explained = answered(udp_other, r.answering(pk::UDP), ANSWERED)
-            || !shown(p[pk::UDP])
-            || (few_remotes && f.udp_local >= CONCENTRATED * p[pk::UDP]);
+        let wide_udp_other = (w[pk::UDP] - w[pk::AMP]).max(0.0);
+        let udp_explained = answered(wide_udp_other, r.answering(pk::UDP), ANSWERED)
+            || !shown(w[pk::UDP])
+            || (few_remotes && wide.udp_local >= CONCENTRATED * w[pk::UDP]);
         if !udp_explained {
             u.packets[pk::UDP] = udp_other;
             u.bytes[pk::UDP] = udp_other_bytes;
@@ -875,7 +879,7 @@ impl Unexplained {
 
         keep(&mut u, pk::ICMP, p[pk::ICMP]);
         for i in [pk::GRE, pk::OTHER] {
-            let explained = answered(p[i], r.answering(i), ANSWERED);
+            let explained = answered(w[i], r.answering(i), ANSWERED);
             keep(&mut u, i, if explained { 0.0 } else { p[i] });
         }
         let tcp_kinds = pk::SYN..=pk::DATA;

@@ -1909,7 +1909,14 @@ impl Engine {
         b: u32,
     ) -> bool {
         if rates.span == 1 {
-            return rates.values[metric as usize] >= end_level;
+            let value = rates.values[metric as usize];
+            return value >= end_level
+                && significantly_above_by(
+                    value,
+                    end_level,
+                    rates.evidence_of(metric),
+                    STATIC_EVIDENCE_NATS,
+                );
         }
         let (ring, detail, reverse) = match owner {
             Owner::Host(h) => {
@@ -1925,7 +1932,15 @@ impl Engine {
             return false;
         }
         let alone = Rates::compute_over(ring, self.detail_ring(detail), reverse, b, b, 1);
-        alone.values[metric as usize] >= end_level
+        // Beyond sampling noise: under heavy sampling one ordinary sample is far over any level.
+        let value = alone.values[metric as usize];
+        value >= end_level
+            && significantly_above_by(
+                value,
+                end_level,
+                alone.evidence_of(metric),
+                STATIC_EVIDENCE_NATS,
+            )
     }
 
     /// One bucket of one target and direction: continue or end its attack, start one, or keep

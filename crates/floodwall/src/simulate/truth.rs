@@ -16,7 +16,9 @@
 //!   detection may take one more bucket to gather `min_samples`.
 //! * **end**: `ended_at` (the end of the last bucket over the end level) is at or after the end
 //!   of the last second whose expected rate still crosses a limit — for an attack far above its
-//!   limits that is the truth's end — and at most [`END_SLACK_MS`] after the truth's end.
+//!   limits that is the truth's end — and at most [`END_SLACK_MS`] after the truth's end. When
+//!   that last second holds fewer than 30 expected samples, its end cannot be told to the second
+//!   beyond sampling noise, and `ended_at` may be up to [`END_SLACK_MS`] before it.
 //! * **peak**: measured peak pps and bps within the tolerance of the truth's peak:
 //!   `max(10 %, 4 σ)`, where σ is the relative standard deviation of a one-second estimate from
 //!   `n` samples (the truth peak's packets ÷ the sampling rate): `1/√n` for packets,
@@ -53,6 +55,8 @@ pub const END_SLACK_MS: u64 = 2000;
 /// The detector's default carpet prefix length (`prefix_length_v4`).
 const CARPET_PREFIX_LEN: u8 = 24;
 const MIN_TOLERANCE: f64 = 0.10;
+/// Samples a second below which an attack's last seconds are sparse (see `last_crossing_end_ms`).
+const SPARSE_SAMPLES: f64 = 30.0;
 
 /// One detection a correct detector makes (or may make).
 #[derive(Debug, Clone, Serialize)]
@@ -417,6 +421,13 @@ impl Plan {
                             .map(|s| s.saturating_sub(end_slack_s).max(crossing_s))
                     })
                     .unwrap_or(peak_s);
+                // The last seconds of an attack seen through a few samples a second cannot be
+                // told from its end beyond noise: it may end up to `END_SLACK_MS` early.
+                let last_s = if rates[last_s].pps / f64::from(self.sampling) < SPARSE_SAMPLES {
+                    last_s.saturating_sub(end_slack_s).max(crossing_s)
+                } else {
+                    last_s
+                };
                 let n = peak.pps / f64::from(self.sampling);
                 let cv2 =
                     (peak.size_square / peak.pps.max(1e-9) / (mean_size * mean_size).max(1e-9)
