@@ -67,6 +67,11 @@ const SURGE_MIN_HISTORY_S: u32 = 30;
 /// Share of a rise above the learnt mean that must be unexplained traffic for a baseline
 /// crossing to count.
 const SURGE_UNEXPLAINED: f64 = 0.5;
+/// How unlikely sampling noise must make a bucket's rate above an attack's end level for the
+/// bucket to count as still carrying the attack (`ended_at`): e^-2 ≈ 14 %, so a lone ordinary
+/// sample under heavy sampling does not stretch an attack, while its own last seconds at a few
+/// samples each still count.
+const HOT_EVIDENCE_NATS: f64 = 2.0;
 /// Share of a prefix's residue its attack-shaped part must have to be a carpet on its shape.
 const DOMINANT_RESIDUE: f64 = 0.5;
 /// How far above a carpet's rate per host a host in it must be to be an attack of its own.
@@ -1915,7 +1920,7 @@ impl Engine {
                     value,
                     end_level,
                     rates.evidence_of(metric),
-                    STATIC_EVIDENCE_NATS,
+                    HOT_EVIDENCE_NATS,
                 );
         }
         let (ring, detail, reverse) = match owner {
