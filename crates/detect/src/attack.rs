@@ -50,6 +50,8 @@ pub(crate) struct Attack {
 
 /// What the engine decided at the crossing bucket.
 pub(crate) struct Start {
+    /// The earliest record time counted in the crossing bucket (`u64::MAX`: none known).
+    pub first_ms: u64,
     pub direction: Direction,
     pub target: IpNet,
     pub carpet: bool,
@@ -74,7 +76,9 @@ pub(crate) enum Step {
 impl Attack {
     /// Starts an attack at bucket `b` ending at `end_ms`, whose rates are `rates`.
     pub fn start(s: Start, rates: &Rates, b: u32, end_ms: u64, lc: &Lifecycle) -> Attack {
-        let started_at = end_ms - 1000;
+        // Flow records arrive late (exporters batch them): the earliest one counted in the
+        // crossing bucket tells when the attack's traffic began better than the bucket does.
+        let started_at = (end_ms - 1000).min(s.first_ms);
         let dir = match s.direction {
             Direction::Incoming => "in",
             Direction::Outgoing => "out",

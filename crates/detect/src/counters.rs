@@ -254,6 +254,9 @@ pub(crate) struct ClassCounts {
     /// Sampled packets behind the counts: a sample is one, a sampled flow record as many as it
     /// sampled, an unsampled record every packet (unsampled counts have no sampling noise).
     pub evidence: u64,
+    /// The earliest telemetry time of the records counted (late flow records may predate the
+    /// bucket).
+    pub first_ms: u64,
     /// Remote addresses (hashed), and the monitored end's and the remote end's TCP ports and the
     /// monitored end's UDP ports: what tells a download, a service or a flood apart.
     pub remotes: Heavy,
@@ -271,6 +274,7 @@ impl Default for ClassCounts {
             covered_packets: 0,
             covered_bytes: 0,
             evidence: 0,
+            first_ms: u64::MAX,
             remotes: Heavy::default(),
             tcp_local: Heavy::default(),
             tcp_remote: Heavy::default(),
@@ -290,6 +294,7 @@ impl ClassCounts {
         self.covered_packets += p;
         self.covered_bytes += b;
         self.evidence += (p / u64::from(r.sampling_rate.max(1))).max(1);
+        self.first_ms = self.first_ms.min(r.time_ms);
         let mut count = |i: usize| {
             self.packets[i] += p;
             self.bytes[i] += b;

@@ -2039,8 +2039,15 @@ impl Engine {
                     detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
                 }
                 let detail = self.details[det as usize].as_mut().expect("live detail");
+                let slot = &detail.ring[b as usize % SLOTS];
+                let first_ms = if slot.bucket == b {
+                    slot.first_ms
+                } else {
+                    u64::MAX
+                };
                 let mut attack = Attack::start(
                     Start {
+                        first_ms,
                         direction: DIRECTIONS[d],
                         target,
                         carpet,

@@ -266,7 +266,7 @@ mod readme {
         let config = Config::parse(&readme[start..end], "README.md").unwrap();
         assert_eq!(config.networks.len(), 2);
         assert_eq!(config.detection.hostgroups.len(), 1);
-        assert_eq!(config.detection.incoming.pps, Some(100_000.0));
+        assert_eq!(config.detection.incoming.pps, Some(20_000.0));
         assert!(config.detection.carpet.baseline);
         assert_eq!(config.detection.carpet.max_pps, 2_000_000.0);
     }
