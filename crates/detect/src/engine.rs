@@ -777,7 +777,8 @@ impl Engine {
             }
             self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
             if !self.early_starts.is_empty() {
-                self.start_early(r.time_ms, events);
+                // Reported at the engine's clock: a late record does not date the report back.
+                self.start_early(self.clock_ms, events);
             }
         }
     }
