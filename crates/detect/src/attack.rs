@@ -78,7 +78,8 @@ impl Attack {
     pub fn start(s: Start, rates: &Rates, b: u32, end_ms: u64, lc: &Lifecycle) -> Attack {
         // Flow records arrive late (exporters batch them): the earliest one counted in the
         // crossing bucket tells when the attack's traffic began better than the bucket does.
-        let started_at = (end_ms - 1000).min(s.first_ms);
+        // In whole seconds, as buckets are.
+        let started_at = (end_ms - 1000).min(s.first_ms / 1000 * 1000);
         let dir = match s.direction {
             Direction::Incoming => "in",
             Direction::Outgoing => "out",
