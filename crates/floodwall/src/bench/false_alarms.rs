@@ -83,6 +83,8 @@ pub struct Report {
     pub attacks: Vec<AttackResult>,
     /// Every departure from the truth (found, vectors, start, end, peaks, false alarms).
     pub departures: usize,
+    /// The first few departures that are not false alarms (ends, peaks), as the checker says them.
+    pub other_departures: Vec<String>,
     pub seconds: f64,
     pub samples_per_second: f64,
     pub peak_rss_bytes: u64,
@@ -239,6 +241,12 @@ pub fn run(options: &Config, mut progress: impl FnMut(&str)) -> Result<Report> {
             .filter(|a| a.found && a.vectors_ok && a.start_ok)
             .count(),
         attacks,
+        other_departures: departures
+            .iter()
+            .filter(|p| !p.starts_with("false positive"))
+            .take(10)
+            .cloned()
+            .collect(),
         departures: departures.len(),
         seconds: elapsed,
         samples_per_second: samples as f64 / elapsed.max(1e-9),
@@ -334,6 +342,9 @@ pub fn text(r: &Report) -> String {
         r.peak_rss_bytes as f64 / (1 << 20) as f64,
         r.departures
     );
+    for d in &r.other_departures {
+        let _ = writeln!(out, "  {d}");
+    }
     out
 }
 

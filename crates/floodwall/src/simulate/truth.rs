@@ -555,7 +555,14 @@ impl ResolvedTruth {
             let matches: Vec<usize> = detected
                 .iter()
                 .enumerate()
-                .filter(|(_, d)| d.target == e.target && d.outgoing == outgoing)
+                // A report of the attack overlaps it in time (the same target may be attacked
+                // again later, as in the hours of `floodwall bench false-alarms`).
+                .filter(|(_, d)| {
+                    d.target == e.target
+                        && d.outgoing == outgoing
+                        && d.started_at_ms < e.end_ms + END_SLACK_MS
+                        && d.ended_at_ms + END_SLACK_MS > e.start_ms
+                })
                 .map(|(i, _)| i)
                 .collect();
             for &i in &matches {
