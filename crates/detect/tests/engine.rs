@@ -1617,7 +1617,7 @@ fn hosting_second(
                     } else {
                         tcp_flags::ACK | tcp_flags::PSH
                     },
-                    dst_port: if roll % 3 == 0 { 80 } else { 443 },
+                    dst_port: if roll.is_multiple_of(3) { 80 } else { 443 },
                     ..sample(proto::TCP, size, rate)
                 },
                 70..82 => FlowRecord {
