@@ -216,17 +216,26 @@ pub struct BaselineConfig {
     /// Whether baseline detection runs. Default: true.
     pub enabled: bool,
     /// Time constant of the moving averages, in seconds (alpha = 1 / time_constant_s; the first
-    /// `time_constant_s` buckets use a plain running mean). Default: 600.
+    /// `time_constant_s` buckets use a plain running mean). Default: 600: ten minutes follows a
+    /// network's daily shape (which moves over hours) but not an attack (which surges within
+    /// seconds and is over within minutes).
     pub time_constant_s: f64,
-    /// Seconds of history a host needs before its baseline may alarm. Default: 300.
+    /// Seconds of history a host needs before its baseline may alarm. Default: 300 (FastNetMon
+    /// Advanced's advice for a first baseline is 10–15 minutes of traffic; five already give a
+    /// mean and a deviation worth comparing with, and static limits guard the time before).
     pub min_history_s: u32,
-    /// Alarm when the rate exceeds mean + `deviations` × mean absolute deviation. Default: 4.
+    /// Alarm when the rate exceeds mean + `deviations` × mean absolute deviation. Default: 4
+    /// (far out in the tail of an ordinary target's own variation).
     pub deviations: f64,
-    /// ... and at least `min_ratio` × the mean, so busy-but-steady hosts do not alarm. Default: 4.
+    /// ... and at least `min_ratio` × the mean, so busy-but-steady hosts do not alarm. Default: 4
+    /// (peers set learnt thresholds at 2–3 × a week's peak, or 5 × a 7-day 95th percentile; an
+    /// ordinary peak is about 2 × the mean).
     pub min_ratio: f64,
-    /// ... and at least this many packets/s. Default: 5000.
+    /// ... and at least this many packets/s. Default: 5000 (a quarter of `pps`: less, however
+    /// quiet the host normally is, is not worth waking an operator for).
     pub min_pps: f64,
-    /// ... and (for the bandwidth baseline) at least this many megabits/s. Default: 50.
+    /// ... and (for the bandwidth baseline) at least this many megabits/s. Default: 50 (a
+    /// subscriber's ordinary video streams and uploads stay below it).
     pub min_mbps: f64,
 }
 
@@ -274,10 +283,12 @@ impl Default for BaselineConfig {
 pub struct CarpetConfig {
     /// Whether carpet-bombing detection runs. Default: true.
     pub enabled: bool,
-    /// Distinct hosts of the prefix that must receive traffic in the bucket. Default: 16.
+    /// Distinct hosts of the prefix that must receive traffic in the bucket, counted by their
+    /// share. Default: 16 (carpets hit every address of a prefix, dark ones included; a few
+    /// busy hosts are host attacks or downloads).
     pub min_hosts: u32,
     /// Largest share of the prefix's packets one host may have (else it is a host attack).
-    /// Default: 0.5.
+    /// Default: 0.5 (a carpet spreads evenly; one host carrying most of it is its own story).
     pub max_host_share: f64,
     /// Attack-shaped residue packets/s that is a carpet from the first second (0 disables).
     /// Default: 200000 (a prefix-wide flood at 800 pps per address of a /24: carpets seen in
@@ -346,10 +357,11 @@ pub struct DetectConfig {
     /// Default: none (nothing is monitored).
     pub networks: Vec<IpNet>,
     /// IPv4 prefix length that groups hosts for prefix accounting and carpet bombing (16..=32).
-    /// Default: 24.
+    /// Default: 24 (the smallest prefix routed between networks: what a carpet is aimed at and
+    /// what a prefix-wide rule can cover).
     pub prefix_length_v4: u8,
     /// IPv6 prefix length that groups hosts for prefix accounting and carpet bombing (32..=128).
-    /// Default: 48.
+    /// Default: 48 (a site's allocation, the smallest IPv6 prefix commonly routed).
     pub prefix_length_v6: u8,
     /// Limits for traffic to monitored hosts of the `default` group, inherited by hostgroups.
     /// Default: the built-in incoming limits named with each key.
@@ -361,29 +373,33 @@ pub struct DetectConfig {
     pub hostgroups: Vec<Hostgroup>,
     /// Samples (records) a rate needs behind it before it may alarm: at 1:16384 one sample stands
     /// for 16384 packets. A bucket with fewer is judged over the `evidence_window_s` window.
-    /// Default: 5.
+    /// Default: 5 (a rate from fewer samples is off by half or more).
     pub min_samples: u32,
     /// Buckets (1..=3) over which sparse samples are accumulated: the windowed average rate must
-    /// cross the limit and the window must hold `min_samples`. Default: 3.
+    /// cross the limit and the window must hold `min_samples`. Default: 3 (record attacks last
+    /// 35–70 s: three seconds of evidence find a heavily sampled flood early in its life).
     pub evidence_window_s: u32,
     /// Dynamic baseline settings.
     pub baseline: BaselineConfig,
     /// Carpet-bombing settings.
     pub carpet: CarpetConfig,
-    /// An attack ends after this many consecutive buckets below its end level. Default: 10.
+    /// An attack ends after this many consecutive buckets below its end level. Default: 10
+    /// (botnets pause and resume within seconds: one attack, not a flapping series).
     pub quiet_period_s: u32,
     /// Hysteresis: the end level is `end_ratio` × the limit that triggered, in (0, 1].
-    /// Default: 0.5.
+    /// Default: 0.5 (an attack hovering at its limit does not end and restart).
     pub end_ratio: f64,
     /// At most one `attack_updated` per attack per this many seconds, and only when the peak
-    /// grew ≥ 10 %, the vectors changed or the sources changed ≥ 20 %. Default: 5.
+    /// grew ≥ 10 %, the vectors changed or the sources changed ≥ 20 %. Default: 5 (news at
+    /// most every few seconds: a webhook or a log is not flooded by a changing attack).
     pub update_interval_s: u32,
     /// A target whose running bucket crosses `watch_ratio` × its lowest limit gets detailed
     /// counters and a fingerprint at once (mid-bucket), so both exist when the attack starts.
-    /// In (0, 1]. Default: 0.3.
+    /// In (0, 1]. Default: 0.3 (a flood ramping up to a limit within a second is watched before
+    /// it gets there).
     pub watch_ratio: f64,
     /// Most host entries kept; traffic of further new hosts is accounted only in their prefix.
-    /// Default: 2000000.
+    /// Default: 2000000 (every address of a /11, ~250 bytes each).
     pub max_hosts: usize,
     /// Most targets watched (detailed counters + fingerprint) without an attack; targets under
     /// attack always get them; a watched host has one per direction (whether a direction is
@@ -391,7 +407,8 @@ pub struct DetectConfig {
     pub max_watched: usize,
     /// A host idle this long is forgotten even if its baseline still matters (it is forgotten
     /// after 2 × `quiet_period_s` idle once its baseline is at the floors); likewise a prefix
-    /// without hosts and its carpet residue baseline. Default: 3600.
+    /// without hosts and its carpet residue baseline. Default: 3600 (an hour without traffic
+    /// says little about the host's normal any more).
     pub host_idle_timeout_s: u32,
 }
 

@@ -411,11 +411,14 @@ pub fn floodwall_config(setup: &Setup, port: u16, events: &Path) -> String {
         .map(|n| format!("\"{n}\""))
         .collect::<Vec<_>>()
         .join(", ");
+    // The state (mitigation snapshot, baselines) beside the events, never the working directory.
+    let state = events.parent().unwrap_or(Path::new(".")).join("state");
     format!(
         "networks = [{networks}]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
-         [events]\nfile = \"{}\"\n\n[detection.incoming]\npps = {}\nmbps = {}\n\n\
-         [detection.carpet]\nenabled = false\n",
+         [events]\nfile = \"{}\"\n\n[state]\ndir = \"{}\"\n\n[detection.incoming]\npps = {}\n\
+         mbps = {}\n\n[detection.carpet]\nenabled = false\n",
         events.display(),
+        state.display(),
         setup.threshold_pps,
         setup.threshold_mbps
     )
@@ -631,6 +634,7 @@ mod tests {
         assert_eq!(config.detection.incoming.pps, Some(THRESHOLD_PPS));
         assert_eq!(config.detection.incoming.mbps, Some(THRESHOLD_MBPS));
         assert!(!config.detection.carpet.enabled);
+        assert_eq!(config.state.dir, Path::new("/tmp/state"));
     }
 
     #[test]
