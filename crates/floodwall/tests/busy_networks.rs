@@ -146,3 +146,18 @@ fn attacks_at_a_cdn_edge_during_a_flash_crowd_are_each_found() {
         None,
     );
 }
+
+/// The vectors the other scenarios leave out, each at a busy server: RST flood, random-flag TCP
+/// flood (no ACK: `tcp_flood`), SSDP, SNMP, chargen and WS-Discovery amplification.
+#[test]
+fn every_other_vector_inside_a_busy_hosting_network_is_named() {
+    assert_all(
+        "hosting-vectors",
+        &[
+            at(Format::Sflow, 4096),
+            at(Format::Ipfix, 1024),
+            at(Format::Netflow9, 16384),
+        ],
+        None,
+    );
+}

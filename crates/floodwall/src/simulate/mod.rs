@@ -22,7 +22,7 @@ pub use scenario::{Format, Scenario};
 pub use truth::{Detected, ResolvedTruth};
 
 /// The built-in scenarios, embedded so `--scenario NAME` works anywhere.
-pub const BUILTIN: [(&str, &str); 19] = [
+pub const BUILTIN: [(&str, &str); 20] = [
     ("demo", include_str!("../../../../scenarios/demo.toml")),
     (
         "busy-day",
@@ -79,6 +79,10 @@ pub const BUILTIN: [(&str, &str); 19] = [
     (
         "hosting-attacks",
         include_str!("../../../../scenarios/hosting-attacks.toml"),
+    ),
+    (
+        "hosting-vectors",
+        include_str!("../../../../scenarios/hosting-vectors.toml"),
     ),
     (
         "eyeball-attacks",
