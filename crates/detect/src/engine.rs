@@ -1165,7 +1165,8 @@ impl Engine {
             };
         }
         totals.current.add(r);
-        let rh = remote_hash(remote);
+        // Only watched targets' class counts key by the remote: hashed where they are counted.
+        let rh = || remote_hash(remote);
         // `found` is cleared whenever hosts were evicted since it was looked up.
         let host = if found != NONE {
             Some(found)
@@ -1268,7 +1269,7 @@ impl Engine {
                     let id = dir.detail;
                     let detail = self.details[id as usize].as_mut().expect("live detail");
                     let slot = class_slot(&mut detail.ring, b);
-                    slot.add(r, class, incoming, rh);
+                    slot.add(r, class, incoming, rh());
                     let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
                     detail.fingerprint.observe(r, remote);
                     // The count can only grow within the bucket: once it crosses a static
@@ -1294,7 +1295,7 @@ impl Engine {
                 {
                     let id = self.new_detail(Owner::Host(h), d);
                     let detail = self.details[id as usize].as_mut().expect("new detail");
-                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh);
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
                     detail.fingerprint.observe(r, remote);
                     // Whether this direction is answered needs the other one's classes too.
                     if self.hosts[h as usize].dir(1 - d).detail == NONE {
@@ -1326,7 +1327,7 @@ impl Engine {
                 let detail = self.details[pd.detail as usize]
                     .as_mut()
                     .expect("live detail");
-                class_slot(&mut detail.ring, b).add(r, class, incoming, rh);
+                class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
                 if incoming {
                     detail.fingerprint.observe(r, remote);
                 }
@@ -1341,7 +1342,7 @@ impl Engine {
                 let id = self.new_detail(Owner::Prefix(prefix), d);
                 if in_residue {
                     let detail = self.details[id as usize].as_mut().expect("new detail");
-                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh);
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
                     detail.fingerprint.observe(r, remote);
                 }
                 if self.prefixes[prefix as usize].dirs[OUT].detail == NONE {
