@@ -55,6 +55,10 @@ pub struct FlowRecord {
     /// SNMP ifIndex of the input and output interface, 0 when unknown.
     pub in_if: u32,
     pub out_if: u32,
+    /// Which received datagram carried the record, numbered by the collector (0 = unknown:
+    /// each such record counts as its own datagram). Detection asks how many datagrams stand
+    /// behind an attack before a rule may move a route: one spoofed datagram is not enough.
+    pub datagram: u32,
 }
 
 impl FlowRecord {
@@ -77,6 +81,7 @@ impl FlowRecord {
             packet_len: 0,
             in_if: 0,
             out_if: 0,
+            datagram: 0,
         }
     }
 }

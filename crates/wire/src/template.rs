@@ -598,6 +598,7 @@ impl Plan {
             packet_len: 0,
             in_if: u32::try_from(values.get(Slot::InIf)).unwrap_or(u32::MAX),
             out_if: u32::try_from(values.get(Slot::OutIf)).unwrap_or(u32::MAX),
+            datagram: 0,
         })
     }
 }

@@ -110,6 +110,7 @@ fn expected(flow: &Flow, exporter: IpAddr, rate: u32) -> FlowRecord {
         packet_len: 0,
         in_if: flow.in_if,
         out_if: flow.out_if,
+        datagram: 0,
     }
 }
 
@@ -182,6 +183,7 @@ fn golden_netflow_v5() {
                 packet_len: 0,
                 in_if: 3,
                 out_if: 4,
+                datagram: 0,
             },
             FlowRecord {
                 exporter: EXPORTER,
@@ -200,6 +202,7 @@ fn golden_netflow_v5() {
                 packet_len: 0,
                 in_if: 1,
                 out_if: 2,
+                datagram: 0,
             },
         ]
     );
@@ -268,6 +271,7 @@ fn golden_netflow_v9() {
             packet_len: 0,
             in_if: 0,
             out_if: 0,
+            datagram: 0,
         }]
     );
     assert_eq!(h.counters.templates_learned, 1);
@@ -347,6 +351,7 @@ fn golden_ipfix_with_sampling_options() {
             packet_len: 0,
             in_if: 0,
             out_if: 0,
+            datagram: 0,
         }]
     );
     assert_eq!(h.counters.templates_learned, 2);

@@ -204,6 +204,7 @@ fn golden_ipv4_agent_flow_and_counter_sample() {
             packet_len: 1500,
             in_if: 3,
             out_if: 5,
+            datagram: 0,
         }]
     );
     assert_eq!(counters.counter_samples, 1);
@@ -246,6 +247,7 @@ fn golden_ipv6_agent_expanded_sample() {
             packet_len: 60,
             in_if: 513,
             out_if: 514,
+            datagram: 0,
         }]
     );
     assert_eq!(counters, ExporterCounters::default());
