@@ -4,14 +4,19 @@
 use ipnet::IpNet;
 
 use crate::classify::classify;
-use crate::counters::{Metric, Rates};
-use crate::event::{AttackEvent, Direction, EventKind, Trigger, Vector};
-use crate::fingerprint::FingerprintBuilder;
+use crate::counters::{ClassCounts, Metric, Rates};
+use crate::event::{AttackEvent, Direction, EventKind, Evidence, Trigger, Vector};
+use crate::fingerprint::{Fingerprint, FingerprintBuilder};
 
 /// Peak growth that justifies an `attack_updated`.
 const PEAK_GROWTH: f64 = 1.1;
 /// Relative change of distinct sources that justifies an `attack_updated`.
 const SOURCES_CHANGE: f64 = 0.2;
+
+/// A fingerprint behind this many samples has settled (shares within a few per cent); before,
+/// an update goes out each time the samples behind it double, so a rule derived from the first
+/// partial second is derived again as the picture sharpens.
+const SETTLED_SAMPLES: u64 = 1024;
 
 /// What was last reported, to rate-limit updates.
 #[derive(Debug, Clone)]
@@ -21,6 +26,55 @@ struct Reported {
     peak_bps: u64,
     vectors: Vec<Vector>,
     sources: u64,
+    /// The evidence confirmed the attack: its first confirmation is news at once.
+    confirmed: bool,
+    samples: u64,
+}
+
+/// Evidence summed over buckets.
+#[derive(Debug, Clone, Copy, Default)]
+struct EvidenceSum {
+    samples: u64,
+    datagrams: u64,
+    instants: u64,
+    packets: u64,
+    largest: u64,
+}
+
+impl EvidenceSum {
+    fn of(counts: &ClassCounts) -> EvidenceSum {
+        let p = &counts.provenance;
+        EvidenceSum {
+            samples: counts.evidence,
+            datagrams: u64::from(p.datagrams),
+            instants: u64::from(p.instants),
+            packets: p.packets,
+            largest: p.largest(),
+        }
+    }
+
+    fn plus(self, o: EvidenceSum) -> EvidenceSum {
+        EvidenceSum {
+            samples: self.samples.saturating_add(o.samples),
+            datagrams: self.datagrams + o.datagrams,
+            instants: self.instants + o.instants,
+            packets: self.packets.saturating_add(o.packets),
+            largest: self.largest.max(o.largest),
+        }
+    }
+
+    fn evidence(self) -> Evidence {
+        Evidence {
+            samples: self.samples,
+            datagrams: self.datagrams,
+            instants: self.instants,
+            largest_datagram_share: if self.packets == 0 {
+                1.0
+            } else {
+                (self.largest as f64 / self.packets as f64).min(1.0)
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +100,13 @@ pub(crate) struct Attack {
     /// End of the last bucket at or above the end level: `ended_at`.
     last_hot_end: u64,
     reported: Reported,
+    /// Evidence of the buckets before `open_bucket`, and of that bucket so far (an early start
+    /// and its bucket's close account the same bucket: the second replaces the first).
+    evidence_closed: EvidenceSum,
+    evidence_open: EvidenceSum,
+    open_bucket: u32,
+    /// The target's traffic before the attack, as the fingerprint builder last marked it.
+    before: Option<Fingerprint>,
 }
 
 /// What the engine decided at the crossing bucket.
@@ -75,7 +136,16 @@ pub(crate) enum Step {
 
 impl Attack {
     /// Starts an attack at bucket `b` ending at `end_ms`, whose rates are `rates`.
-    pub fn start(s: Start, rates: &Rates, b: u32, end_ms: u64, lc: &Lifecycle) -> Attack {
+    /// `counts` are the target's detailed counts of bucket `b`, if kept; `fingerprint` the
+    /// target's builder (its mark of the traffic before the attack is kept).
+    pub fn start(
+        s: Start,
+        rates: &Rates,
+        (b, end_ms): (u32, u64),
+        lc: &Lifecycle,
+        counts: Option<&ClassCounts>,
+        fingerprint: &FingerprintBuilder,
+    ) -> Attack {
         // Flow records arrive late (exporters batch them): the earliest one counted in the
         // crossing bucket tells when the attack's traffic began better than the bucket does.
         // In whole seconds, as buckets are.
@@ -90,6 +160,11 @@ impl Attack {
             Vec::new()
         };
         let (pps, bps) = (rates.total_pps as u64, rates.total_bps as u64);
+        let evidence_open = counts
+            .filter(|c| c.bucket == b)
+            .map(EvidenceSum::of)
+            .unwrap_or_default();
+        let evidence = evidence_open.evidence();
         Attack {
             id: format!("{started_at}-{dir}-{}", s.target),
             direction: s.direction,
@@ -105,6 +180,8 @@ impl Attack {
                 peak_bps: bps,
                 vectors: vectors.clone(),
                 sources: 0,
+                confirmed: evidence.confirms(),
+                samples: evidence.samples,
             },
             vectors,
             bps,
@@ -114,7 +191,28 @@ impl Attack {
             sources: 0,
             quiet: 0,
             last_hot_end: end_ms,
+            evidence_closed: EvidenceSum::default(),
+            evidence_open,
+            open_bucket: b,
+            before: fingerprint.before(),
         }
+    }
+
+    /// Accounts the target's detailed counts of bucket `b` as evidence.
+    fn account(&mut self, b: u32, counts: Option<&ClassCounts>) {
+        let Some(counts) = counts.filter(|c| c.bucket == b) else {
+            return;
+        };
+        if b != self.open_bucket {
+            self.evidence_closed = self.evidence_closed.plus(self.evidence_open);
+            self.open_bucket = b;
+        }
+        self.evidence_open = EvidenceSum::of(counts);
+    }
+
+    /// What stands behind the attack so far.
+    pub fn evidence(&self) -> Evidence {
+        self.evidence_closed.plus(self.evidence_open).evidence()
     }
 
     pub fn is_carpet(&self) -> bool {
@@ -146,6 +244,7 @@ impl Attack {
     pub fn step(
         &mut self,
         rates: &Rates,
+        counts: Option<&ClassCounts>,
         still_crossing: bool,
         bucket_hot: bool,
         sources: u64,
@@ -161,6 +260,7 @@ impl Attack {
         self.peak_pps = self.peak_pps.max(self.pps);
         self.peak_bps = self.peak_bps.max(self.bps);
         self.sources = sources;
+        self.account(b, counts);
         let hot = still_crossing || rates.values[self.metric as usize] >= self.end_level;
         // Only the attack's own buckets name vectors: during the quiet period what is left is
         // the target's ordinary traffic (a carpet's /24 background of web ACKs and DNS answers
@@ -189,13 +289,22 @@ impl Attack {
             || self.vectors != r.vectors
             || (self.sources as f64 - r.sources as f64).abs()
                 >= SOURCES_CHANGE * (r.sources.max(1) as f64);
-        if changed && b >= r.bucket + lc.update_interval {
+        // A rule waits for confirmation, and follows the fingerprint while it settles: both
+        // are news at once, whatever the update interval.
+        let evidence = self.evidence();
+        let confirmed = evidence.confirms() && !r.confirmed;
+        let settling = r.samples < SETTLED_SAMPLES
+            && evidence.samples >= r.samples.max(1).saturating_mul(2)
+            && b > r.bucket;
+        if (changed && b >= r.bucket + lc.update_interval) || confirmed || settling {
             self.reported = Reported {
                 bucket: b,
                 peak_pps: self.peak_pps,
                 peak_bps: self.peak_bps,
                 vectors: self.vectors.clone(),
                 sources: self.sources,
+                confirmed: r.confirmed || evidence.confirms(),
+                samples: evidence.samples,
             };
             events.push(self.event(EventKind::AttackUpdated, end_ms, fingerprint, hostgroup));
         }
@@ -226,7 +335,9 @@ impl Attack {
             started_at: self.started_at,
             ended_at: (kind == EventKind::AttackEnded).then_some(self.last_hot_end),
             trigger: self.trigger.clone(),
+            evidence: self.evidence(),
             fingerprint: fingerprint.snapshot(),
+            before: self.before.clone(),
         }
     }
 }

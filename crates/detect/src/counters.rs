@@ -47,6 +47,51 @@ impl Tally {
     }
 }
 
+/// Telemetry time granularity of [`Provenance::instants`]: datagrams received together (one
+/// receive batch, one export burst) are one instant.
+pub(crate) const INSTANT_MS: u64 = 100;
+
+/// Which datagrams and instants one target's records of one bucket came from. A target's records
+/// of one datagram arrive together (the collector hands whole datagrams on), so a change of
+/// datagram number starts the next one.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Provenance {
+    pub datagrams: u32,
+    pub instants: u32,
+    pub packets: u64,
+    /// Packets of the largest datagram before the current one.
+    largest_closed: u64,
+    /// Packets of the current datagram so far.
+    run: u64,
+    last_datagram: u32,
+    last_instant: u64,
+}
+
+impl Provenance {
+    #[inline]
+    pub fn add(&mut self, r: &FlowRecord) {
+        // Datagram 0 is unknown: each such record counts as its own datagram.
+        if self.datagrams == 0 || r.datagram == 0 || r.datagram != self.last_datagram {
+            self.datagrams += 1;
+            self.largest_closed = self.largest_closed.max(self.run);
+            self.run = 0;
+            self.last_datagram = r.datagram;
+        }
+        self.run = self.run.saturating_add(r.packets);
+        self.packets = self.packets.saturating_add(r.packets);
+        let instant = r.time_ms / INSTANT_MS;
+        if self.instants == 0 || instant != self.last_instant {
+            self.instants += 1;
+            self.last_instant = instant;
+        }
+    }
+
+    /// Packets of the largest single datagram.
+    pub fn largest(&self) -> u64 {
+        self.largest_closed.max(self.run)
+    }
+}
+
 /// The slot of `ring` for bucket `b`, cleared if it still holds an older bucket.
 #[inline]
 pub(crate) fn tally_slot(ring: &mut [Tally; SLOTS], b: u32) -> &mut Tally {
@@ -263,6 +308,7 @@ pub(crate) struct ClassCounts {
     pub tcp_local: Heavy,
     pub tcp_remote: Heavy,
     pub udp_local: Heavy,
+    pub provenance: Provenance,
     pub bucket: u32,
 }
 
@@ -279,6 +325,7 @@ impl Default for ClassCounts {
             tcp_local: Heavy::default(),
             tcp_remote: Heavy::default(),
             udp_local: Heavy::default(),
+            provenance: Provenance::default(),
             bucket: NO_BUCKET,
         }
     }
@@ -295,6 +342,7 @@ impl ClassCounts {
         self.covered_bytes += b;
         self.evidence += (p / u64::from(r.sampling_rate.max(1))).max(1);
         self.first_ms = self.first_ms.min(r.time_ms);
+        self.provenance.add(r);
         let mut count = |i: usize| {
             self.packets[i] += p;
             self.bytes[i] += b;

@@ -2000,6 +2000,7 @@ impl Engine {
                 let sources = detail.fingerprint.distinct_remotes();
                 let step = attack.step(
                     rates,
+                    Some(&detail.ring[b as usize % SLOTS]),
                     crossing.is_some(),
                     hot_alone.unwrap_or(false),
                     sources,
@@ -2062,9 +2063,10 @@ impl Engine {
                         metric,
                     },
                     rates,
-                    b,
-                    end_ms,
+                    (b, end_ms),
                     &self.lifecycle,
+                    Some(slot),
+                    &detail.fingerprint,
                 );
                 attack.set_sources(detail.fingerprint.distinct_remotes());
                 events.push(attack.event(
@@ -2082,6 +2084,8 @@ impl Engine {
             None => {
                 if det != NONE {
                     let detail = self.details[det as usize].as_mut().expect("live detail");
+                    // What it carried until now is the target's ordinary traffic.
+                    detail.fingerprint.mark_before();
                     let below =
                         rates.bucket_pps < watch_packets && rates.bucket_bps / 8.0 < watch_bytes;
                     detail.idle = if below { detail.idle + 1 } else { 0 };

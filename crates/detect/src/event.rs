@@ -89,6 +89,36 @@ pub struct Trigger {
     pub limit: f64,
 }
 
+/// What stands behind an attack's counts since it started: how many sampled packets, how many
+/// telemetry datagrams and instants, and how much of it the largest single datagram carried.
+/// Telemetry is unauthenticated UDP: one forged datagram can claim any rate, so a rule may move
+/// a route only once the evidence [`confirms`](Evidence::confirms) the attack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Sampled packets (a sample is one; an unsampled flow record, its packets).
+    pub samples: u64,
+    /// Distinct telemetry datagrams that carried the target's records.
+    pub datagrams: u64,
+    /// Distinct 100-ms instants of the records' telemetry time.
+    pub instants: u64,
+    /// Share of the target's packets carried by its single largest datagram (0..=1).
+    pub largest_datagram_share: f64,
+}
+
+impl Evidence {
+    /// At most this share of an attack's packets may come from one datagram for it to count as
+    /// confirmed.
+    pub const MAX_LARGEST_DATAGRAM_SHARE: f64 = 0.5;
+
+    /// More than one datagram, more than one instant, and no single datagram carrying most of
+    /// it: what a rule needs before it moves a route.
+    pub fn confirms(&self) -> bool {
+        self.datagrams >= 2
+            && self.instants >= 2
+            && self.largest_datagram_share <= Self::MAX_LARGEST_DATAGRAM_SHARE
+    }
+}
+
 /// One attack event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttackEvent {
@@ -121,7 +151,13 @@ pub struct AttackEvent {
     )]
     pub ended_at: Option<u64>,
     pub trigger: Trigger,
+    /// What stands behind the counts: a rule waits until it confirms the attack.
+    pub evidence: Evidence,
     pub fingerprint: Fingerprint,
+    /// The target's traffic while it was watched before the attack (no attack traffic), when
+    /// there was some: what a rule would also drop. In memory only, for the planner.
+    #[serde(skip)]
+    pub before: Option<Fingerprint>,
 }
 
 impl AttackEvent {

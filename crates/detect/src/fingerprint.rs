@@ -155,7 +155,36 @@ struct Sketches {
     peak_pps: u64,
     /// Records observed, to decimate the heavy-hitter sketches once a flood is under way.
     records: u64,
+    /// Weight added to the heavy-hitter sketches (decimated like them): shares are taken of
+    /// these, so a decimated sketch never reports more than all of its traffic.
+    source_weight: u64,
+    port_weight: u64,
+    flag_weight: u64,
+    /// The counts at the last bucket close before an attack, for what a rule would also drop.
+    before: Before,
 }
+
+/// Ports and flags kept of the traffic before an attack.
+const BEFORE_TOP: usize = 8;
+
+/// What the target's traffic looked like while watched without an attack: a few hundred bytes
+/// copied at each such bucket close, so an attack's rule can be weighed against it.
+#[derive(Clone, Copy, Default)]
+struct Before {
+    records: u64,
+    packets: u64,
+    protocols: [u64; 5],
+    fragments: u64,
+    sizes: [u64; SIZE_BOUNDS.len()],
+    port_weight: u64,
+    flag_weight: u64,
+    src_ports: [(u16, u64); BEFORE_TOP],
+    dst_ports: [(u16, u64); BEFORE_TOP],
+    tcp_flags: [(u8, u64); BEFORE_TOP],
+}
+
+/// Records behind a profile of the traffic before an attack for it to say anything.
+const BEFORE_MIN_RECORDS: u64 = 8;
 
 /// Records fed to every sketch before decimation starts: small attacks keep exact top lists.
 const FULL_DETAIL_RECORDS: u64 = 8_192;
@@ -182,6 +211,10 @@ impl Default for Sketches {
             peak_bps: 0,
             peak_pps: 0,
             records: 0,
+            source_weight: 0,
+            port_weight: 0,
+            flag_weight: 0,
+            before: Before::default(),
         }
     }
 }
@@ -231,16 +264,19 @@ fn histogram(bounds: &[u16], counts: &[u64]) -> Option<Histogram> {
     })
 }
 
-fn shares<K: Copy + Eq + Ord + Default, T, const N: usize>(
-    top: &TopK<K, N>,
+/// Shares of `top` among `whole` (the weight its sketch was given), scaled by `of`: the share
+/// of all packets the sketch's traffic is. Never above `of`.
+fn shares<K: Copy, T>(
+    top: impl IntoIterator<Item = (K, u64)>,
     whole: u64,
+    of: f64,
     f: impl Fn(K) -> T,
 ) -> Vec<Share<T>> {
-    top.top(TOP_N)
-        .into_iter()
+    top.into_iter()
+        .filter(|&(_, packets)| packets > 0)
         .map(|(k, packets)| Share {
             value: f(k),
-            share: ratio(packets, whole),
+            share: (ratio(packets, whole) * of).min(1.0),
             packets,
         })
         .collect()
@@ -296,14 +332,17 @@ impl FingerprintBuilder {
                 w.saturating_mul(TOPK_STRIDE)
             };
             s.sources.add(remote, hash as u32, w);
+            s.source_weight = s.source_weight.saturating_add(w);
             // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
             if p == P_TCP || p == P_UDP {
+                s.port_weight = s.port_weight.saturating_add(w);
                 s.src_ports
                     .add(record.src_port, u32::from(record.src_port), w);
                 s.dst_ports
                     .add(record.dst_port, u32::from(record.dst_port), w);
             }
             if p == P_TCP {
+                s.flag_weight = s.flag_weight.saturating_add(w);
                 s.tcp_flags
                     .add(record.tcp_flags, u32::from(record.tcp_flags), w);
             }
@@ -361,16 +400,70 @@ impl FingerprintBuilder {
         std::mem::size_of::<Sketches>()
     }
 
+    /// Notes the traffic so far as the target's ordinary traffic: called at bucket closes while
+    /// the target is watched and not attacked.
+    pub fn mark_before(&mut self) {
+        let s = &mut *self.s;
+        s.before = Before {
+            records: s.records,
+            packets: s.packets,
+            protocols: s.protocols,
+            fragments: s.fragments,
+            sizes: s.sizes,
+            port_weight: s.port_weight,
+            flag_weight: s.flag_weight,
+            src_ports: s.src_ports.top_array(),
+            dst_ports: s.dst_ports.top_array(),
+            tcp_flags: s.tcp_flags.top_array(),
+        };
+    }
+
+    /// The target's traffic as last marked before an attack, if enough of it was seen to say
+    /// anything. Ports and flags are its heaviest few; sources and TTLs are not kept.
+    pub fn before(&self) -> Option<Fingerprint> {
+        let b = &self.s.before;
+        if b.records < BEFORE_MIN_RECORDS {
+            return None;
+        }
+        let total = b.packets;
+        let tcp = b.protocols[P_TCP];
+        let ported = ratio(tcp.saturating_add(b.protocols[P_UDP]), total);
+        Some(Fingerprint {
+            sources_estimate: 0,
+            top_sources: Vec::new(),
+            top_source_ports: shares(b.src_ports, b.port_weight, ported, |p| p),
+            top_destination_ports: shares(b.dst_ports, b.port_weight, ported, |p| p),
+            top_tcp_flags: shares(b.tcp_flags, b.flag_weight, 1.0, |f| f),
+            protocols: ProtocolMix {
+                tcp: ratio(tcp, total),
+                udp: ratio(b.protocols[P_UDP], total),
+                icmp: ratio(b.protocols[P_ICMP], total),
+                gre: ratio(b.protocols[P_GRE], total),
+                other: ratio(b.protocols[P_OTHER], total),
+            },
+            fragments: ratio(b.fragments, total),
+            packet_sizes: histogram(&SIZE_BOUNDS, &b.sizes),
+            ttls: None,
+            exporters: Vec::new(),
+            peak_bps: 0,
+            peak_pps: 0,
+            packets: total,
+            bytes: 0,
+        })
+    }
+
     pub fn snapshot(&self) -> Fingerprint {
         let s = &*self.s;
         let total = s.packets;
         let tcp = s.protocols[P_TCP];
+        // Port shares are of all packets: the sketch's share of TCP and UDP, times theirs.
+        let ported = ratio(tcp.saturating_add(s.protocols[P_UDP]), total);
         Fingerprint {
             sources_estimate: s.remotes.estimate(),
-            top_sources: shares(&s.sources, total, bits_addr),
-            top_source_ports: shares(&s.src_ports, total, |p| p),
-            top_destination_ports: shares(&s.dst_ports, total, |p| p),
-            top_tcp_flags: shares(&s.tcp_flags, tcp, |f| f),
+            top_sources: shares(s.sources.top(TOP_N), s.source_weight, 1.0, bits_addr),
+            top_source_ports: shares(s.src_ports.top(TOP_N), s.port_weight, ported, |p| p),
+            top_destination_ports: shares(s.dst_ports.top(TOP_N), s.port_weight, ported, |p| p),
+            top_tcp_flags: shares(s.tcp_flags.top(TOP_N), s.flag_weight, 1.0, |f| f),
             protocols: ProtocolMix {
                 tcp: ratio(tcp, total),
                 udp: ratio(s.protocols[P_UDP], total),
@@ -389,7 +482,7 @@ impl FingerprintBuilder {
                     exporter: bits_addr(k.exporter),
                     in_if: k.in_if,
                     out_if: k.out_if,
-                    share: ratio(packets, total),
+                    share: ratio(packets, s.source_weight).min(1.0),
                     packets,
                 })
                 .collect(),

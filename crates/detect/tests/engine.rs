@@ -550,17 +550,27 @@ fn lifecycle_updates_are_rate_limited_and_end_after_quiet_period() {
     let kinds: Vec<_> = events.iter().map(|e| e.event).collect();
     assert_eq!(kinds.first(), Some(&EventKind::AttackStarted));
     assert_eq!(kinds.last(), Some(&EventKind::AttackEnded), "{kinds:?}");
-    let updates: Vec<u64> = events
+    let updates: Vec<(u64, u64)> = events
         .iter()
-        .filter(|e| e.event == EventKind::AttackUpdated)
-        .map(|e| e.ts)
+        .filter(|e| e.event != EventKind::AttackEnded)
+        .map(|e| (e.ts, e.evidence.samples))
         .collect();
-    assert!(!updates.is_empty());
-    let mut last = events[0].ts;
-    for ts in &updates {
-        assert!(ts - last >= 5000, "updates too close: {updates:?}");
-        last = *ts;
+    assert!(updates.len() > 1);
+    // While the fingerprint settles (under 1,024 samples behind it) an update goes out each
+    // time the samples double, at most one a second; after that, at most every 5 s.
+    for w in updates.windows(2) {
+        let ((t0, s0), (t1, s1)) = (w[0], w[1]);
+        assert!(t1 > t0, "two updates in one second: {updates:?}");
+        if s0 >= 1024 {
+            assert!(t1 - t0 >= 5000, "updates too close: {updates:?}");
+        } else {
+            assert!(s1 >= 2 * s0 || t1 - t0 >= 5000, "{updates:?}");
+        }
     }
+    assert!(
+        updates.iter().any(|&(_, s)| s >= 1024),
+        "the fingerprint settles: {updates:?}"
+    );
     let end = events.last().unwrap();
     // Last hot bucket [T0+11 s, T0+12 s); ended after 10 quiet buckets.
     assert_eq!(end.ended_at, Some(T0 + 12_000));
@@ -1789,4 +1799,87 @@ fn a_flash_crowd_is_data_and_a_bare_ack_flood_is_an_ack_flood() {
     assert_eq!(s.len(), 1, "{events:#?}");
     assert_eq!(s[0].host(), Some(ip("198.51.100.11")));
     assert_eq!(s[0].vectors, [Vector::AckFlood]);
+}
+
+/// Records of `n` datagrams over one second, `per` samples each, numbered from `first`.
+fn datagrams(
+    host: IpAddr,
+    start_ms: u64,
+    first: u32,
+    n: u32,
+    per: u32,
+    template: FlowRecord,
+) -> Vec<FlowRecord> {
+    let mut rng = Rng(first.into());
+    let mut out = Vec::new();
+    for d in 0..n {
+        for _ in 0..per {
+            let mut r = template;
+            r.dst = host;
+            r.src = rng.remote();
+            r.src_port = 1024 + (rng.next() % 60_000) as u16;
+            r.time_ms = start_ms + u64::from(d) * 1000 / u64::from(n);
+            r.datagram = first + d;
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_forged_datagram_never_confirms_an_attack() {
+    // Forty samples in one datagram at 1:65536: "2.6 Mpps" of UDP at a host that had nothing.
+    let host = ip("192.0.2.66");
+    let mut records = datagrams(host, T0 + 200, 7, 1, 40, udp(40_000, 1400, 65_536));
+    // Real, quiet traffic from the exporter goes on around it.
+    records.extend(datagrams(ip("192.0.2.10"), T0, 1, 20, 1, udp(443, 200, 1)));
+    records.extend(datagrams(
+        ip("192.0.2.10"),
+        T0 + 1000,
+        100,
+        20,
+        1,
+        udp(443, 200, 1),
+    ));
+    let events = run(config(), &by_time(records));
+    let attack: Vec<_> = events.iter().filter(|e| e.target.addr() == host).collect();
+    assert!(!attack.is_empty(), "the forged rate is over every limit");
+    for e in &attack {
+        assert_eq!(e.evidence.datagrams, 1, "{:?}", e.evidence);
+        assert!(!e.evidence.confirms(), "{:?}", e.evidence);
+    }
+}
+
+#[test]
+fn a_real_flood_confirms_within_its_first_second_and_says_so() {
+    // 40 kpps of UDP at 1:1024, eight samples a datagram: ~5 datagrams a second.
+    let host = ip("192.0.2.67");
+    let mut records = Vec::new();
+    for s in 0..4 {
+        records.extend(datagrams(
+            host,
+            T0 + s * 1000,
+            1 + 10 * s as u32,
+            5,
+            8,
+            udp(40_000, 1400, 1024),
+        ));
+    }
+    let events = run(config(), &by_time(records));
+    let first = events
+        .iter()
+        .find(|e| e.target.addr() == host)
+        .expect("an attack");
+    let confirmed = events
+        .iter()
+        .find(|e| e.target.addr() == host && e.evidence.confirms())
+        .expect("the flood is confirmed");
+    assert!(
+        confirmed.ts <= first.ts + 1000,
+        "{} vs {}",
+        confirmed.ts,
+        first.ts
+    );
+    assert!(confirmed.evidence.datagrams >= 2 && confirmed.evidence.instants >= 2);
+    assert!(confirmed.evidence.largest_datagram_share <= 0.5);
 }

@@ -1,6 +1,6 @@
 //! Attack events for the unit tests.
 
-use floodwall_detect::event::{Direction, EventKind, Trigger};
+use floodwall_detect::event::{Direction, EventKind, Evidence, Trigger};
 use floodwall_detect::fingerprint::{Fingerprint, ProtocolMix, Share};
 use floodwall_detect::AttackEvent;
 
@@ -28,7 +28,19 @@ pub fn event(kind: EventKind, id: &str, target: &str, fingerprint: Fingerprint) 
             value: 0.0,
             limit: 0.0,
         },
+        evidence: confirmed(),
         fingerprint,
+        before: None,
+    }
+}
+
+/// Evidence of an attack seen in many datagrams over a few seconds.
+pub fn confirmed() -> Evidence {
+    Evidence {
+        samples: 2_000,
+        datagrams: 250,
+        instants: 30,
+        largest_datagram_share: 0.01,
     }
 }
 

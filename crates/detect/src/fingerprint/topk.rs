@@ -145,6 +145,26 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
         }
     }
 
+    /// Like [`top`](Self::top) for the `M` heaviest, into an array (zero weight past the end),
+    /// without allocating: taken at every bucket close of a watched target.
+    pub(crate) fn top_array<const M: usize>(&self) -> [(K, u64); M] {
+        let mut out = [(K::default(), 0u64); M];
+        for i in 0..self.len {
+            let entry = (self.keys[i], self.counts[i] - self.errors[i]);
+            let heavier = |a: &(K, u64), b: &(K, u64)| a.1 > b.1 || (a.1 == b.1 && a.0 < b.0);
+            if entry.1 == 0 || !heavier(&entry, &out[M - 1]) && out[M - 1].1 != 0 {
+                continue;
+            }
+            let mut j = M - 1;
+            while j > 0 && (out[j - 1].1 == 0 || heavier(&entry, &out[j - 1])) {
+                out[j] = out[j - 1];
+                j -= 1;
+            }
+            out[j] = entry;
+        }
+        out
+    }
+
     /// Up to `n` keys with a non-zero guaranteed weight, heaviest first, ties by key ascending.
     pub(crate) fn top(&self, n: usize) -> Vec<(K, u64)> {
         let mut v: Vec<(K, u64)> = (0..self.len)
@@ -160,6 +180,19 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_array_is_the_head_of_top() {
+        let mut t = TopK::<u16, 8>::new();
+        for (k, w) in [(0, 5), (7, 1), (0, 2), (3, 9), (7, 1), (9, 7), (4, 3)] {
+            t.add(k, u32::from(k), w);
+        }
+        let head: [(u16, u64); 3] = t.top_array();
+        assert_eq!(head.to_vec(), t.top(3));
+        let all: [(u16, u64); 8] = t.top_array();
+        assert_eq!(all[..5].to_vec(), t.top(8));
+        assert_eq!(all[5..], [(0, 0); 3]);
+    }
 
     #[test]
     fn exact_below_capacity() {
