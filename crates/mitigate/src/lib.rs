@@ -17,5 +17,5 @@ mod testing;
 
 pub use config::MitigationConfig;
 pub use mitigation::Mitigation;
-pub use plan::{Change, Decision, Held, Planner, Snapshot};
+pub use plan::{Change, Decision, Delivery, Held, Planner, Refusal, Scope, Snapshot, Status};
 pub use rule::{Community, FlowAction, FlowFilter, Range, Rule, TcpFlags};

@@ -17,6 +17,9 @@ pub struct Mitigation {
     /// Estimated share of the attack's packets the rule matches (0..=1), from its fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
+    /// Estimated share of the target's traffic before the attack the rule also matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collateral: Option<f64>,
     /// When it was put in place (Unix ms).
     pub since: u64,
     /// Recorded but not announced (`[mitigation] dry_run`).

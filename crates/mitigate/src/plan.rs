@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use floodwall_detect::fingerprint::Fingerprint;
 use floodwall_detect::{AttackEvent, Direction, EventKind};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,118 @@ pub enum Change {
     Announce(Mitigation),
     Withdraw {
         mitigation: Mitigation,
-        reason: &'static str,
+        reason: String,
     },
+}
+
+/// What became of a rule. The plan says `announced` for a rule it hands to the actions; the
+/// actions replace that with what the mitigators did (`announced` only when one put it in the
+/// network, else `queued` or `failed` with the reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In the network: at least one mitigator sent it (a BGP peer up, ExaBGP took the command,
+    /// nftables applied it).
+    Announced,
+    /// Handed to a mitigator that sends it when it can (no BGP session established yet).
+    Queued,
+    /// Wanted but in no network: no mitigator carries its kind, or each one failed.
+    Failed,
+    /// Recorded only: `dry_run`.
+    DryRun,
+    /// Already in place.
+    Held,
+    /// The attack's evidence does not confirm it yet (one datagram or one instant so far).
+    AwaitingEvidence,
+    /// A guard rail said no; the reason names it.
+    Refused,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Announced => "announced",
+            Status::Queued => "queued",
+            Status::Failed => "failed",
+            Status::DryRun => "dry_run",
+            Status::Held => "held",
+            Status::AwaitingEvidence => "awaiting_evidence",
+            Status::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a guard rail refused a rule: the same rails for automatic, manual and restored rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The rule's target overlaps a `never` prefix.
+    NeverMitigate { target: IpNet, protected: IpNet },
+    /// `max_active` rules are already held.
+    MaxActive { max: usize },
+    /// The target is not inside the monitored networks.
+    OutsideNetworks { target: IpNet },
+    /// The target is broader than the detection's prefix length allows.
+    TooBroad { target: IpNet, broadest: u8 },
+    /// A manual duration out of range.
+    Duration { seconds: u64 },
+    /// A manual rule that is no rule (an unknown kind, a filter not aimed at its target).
+    Invalid(String),
+}
+
+/// The longest manual rule: a year. Longer is a typo, and would overflow the clock.
+pub const MAX_MANUAL_SECONDS: u64 = 365 * 24 * 3600;
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NeverMitigate { target, protected } => {
+                write!(f, "{target} overlaps never-mitigate {protected}")
+            }
+            Refusal::MaxActive { max } => write!(f, "max_active = {max} rules already held"),
+            Refusal::OutsideNetworks { target } => write!(
+                f,
+                "{target} is not inside the monitored networks: Floodwall only mitigates for its own networks"
+            ),
+            Refusal::TooBroad { target, broadest } => write!(
+                f,
+                "{target} is broader than /{broadest}, the detection's prefix length: no rule covers more than one prefix"
+            ),
+            Refusal::Duration { seconds } => write!(
+                f,
+                "{seconds} seconds is out of range: give 1 to {MAX_MANUAL_SECONDS} (a year), or none to hold until withdrawn"
+            ),
+            Refusal::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Where rules may go: the monitored networks (each with its hostgroup) and the broadest prefix
+/// a rule may cover per family — the detection's prefix length, what a carpet is aimed at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    /// The most specific network containing a target names its hostgroup.
+    pub networks: Vec<(IpNet, String)>,
+    pub broadest_v4: u8,
+    pub broadest_v6: u8,
+}
+
+impl Scope {
+    /// The hostgroup of `target`, if it lies inside the monitored networks.
+    pub fn group_of(&self, target: &IpNet) -> Option<&str> {
+        self.networks
+            .iter()
+            .filter(|(net, _)| net.contains(target))
+            .max_by_key(|(net, _)| net.prefix_len())
+            .map(|(_, group)| group.as_str())
+    }
 }
 
 /// What became of one rule the plan considered for an attack event: goes into the event's
@@ -39,10 +150,27 @@ pub struct Decision {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<f64>,
-    /// `announced`, `dry_run` (recorded only), `held` (already in place), `refused`.
-    pub status: &'static str,
+    /// Estimated share of the target's traffic before the attack the rule also matches
+    /// (filters, when that traffic was seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collateral: Option<f64>,
+    pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What each mitigator did with it, filled in by the actions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mitigators: Vec<Delivery>,
+}
+
+/// One mitigator's outcome for one rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// `bgp`, `exabgp`, `nftables`.
+    pub mitigator: String,
+    /// `announced`, `queued` or `failed`.
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A rule in place, with what decides its end.
@@ -59,6 +187,10 @@ pub struct Held {
     /// Placed by an operator: only the operator or its duration takes it out.
     #[serde(default)]
     pub manual: bool,
+    /// Sampled packets behind the fingerprint the rule was derived from: under
+    /// [`SETTLED_SAMPLES`] the rule follows the fingerprint as it settles.
+    #[serde(default)]
+    pub derived_from_samples: u64,
 }
 
 /// Everything the plan needs to resume after a restart.
@@ -71,6 +203,7 @@ pub struct Snapshot {
 
 pub struct Planner {
     config: MitigationConfig,
+    scope: Scope,
     held: BTreeMap<String, Held>,
     announcements: BTreeMap<String, Vec<u64>>,
     /// Attacks whose rules the operator withdrew or `max_seconds` ended: not announced again.
@@ -80,14 +213,21 @@ pub struct Planner {
 const MS: u64 = 1_000;
 /// A filter in place is derived again when it covers less than this of its attack's packets.
 const REDERIVE: f64 = 0.8;
+/// A fingerprint behind fewer samples is still settling: a filter derived from it is derived
+/// again as the samples double (shares' error halves every fourfold).
+pub const SETTLED_SAMPLES: u64 = 1024;
+/// A narrower filter replaces the one in place when it covers at least this close to as much.
+const NARROWER_SLACK: f64 = 0.01;
 /// Released attack ids remembered; an attack lives minutes, so this covers any that can recur.
 const RELEASED_KEPT: usize = 4_096;
 
 impl Planner {
-    pub fn new(config: MitigationConfig) -> Result<Planner, String> {
+    /// A planner for `config` whose rules stay inside `scope`.
+    pub fn new(config: MitigationConfig, scope: Scope) -> Result<Planner, String> {
         config.validate()?;
         Ok(Planner {
             config,
+            scope,
             held: BTreeMap::new(),
             announcements: BTreeMap::new(),
             released: Vec::new(),
@@ -114,14 +254,35 @@ impl Planner {
         }
     }
 
-    /// Resumes from a snapshot after a restart at `now`: every held rule is announced again
-    /// (routes do not survive a lost session); those whose attack was still going wait
-    /// `restart_confirm_seconds` for it to be detected again, the rest keep their schedule.
+    /// Resumes from a snapshot after a restart at `now`: every held rule the guard rails still
+    /// admit is announced again (routes do not survive a lost session); those whose attack was
+    /// still going wait `restart_confirm_seconds` for it to be detected again, the rest keep
+    /// their schedule. Rules over `max_active` (operators' first, then the newest) and rules the
+    /// rails refuse are withdrawn with the reason, so nothing an earlier run left stays behind.
     pub fn restore(&mut self, snapshot: Snapshot, now: u64, changes: &mut Vec<Change>) {
         self.announcements = snapshot.announcements.into_iter().collect();
-        for mut held in snapshot.held {
-            if let Some(reason) = self.no_longer_wanted(&held) {
-                // The configuration changed across the restart: what it no longer asks for goes.
+        let mut held = snapshot.held;
+        // A snapshot is a file an operator can edit: the same id twice keeps the first.
+        held.sort_by(|a, b| {
+            b.manual
+                .cmp(&a.manual)
+                .then(b.mitigation.since.cmp(&a.mitigation.since))
+        });
+        for mut held in held {
+            let id = rule_id(&held.mitigation.rule, held.mitigation.rule.target());
+            let refusal = if held.mitigation.id != id || self.held.contains_key(&id) {
+                Some(format!(
+                    "not a rule this snapshot can hold twice or under another id ({})",
+                    held.mitigation.id
+                ))
+            } else {
+                self.no_longer_wanted(&held)
+                    .map(str::to_string)
+                    .or_else(|| self.admit(&held.mitigation.rule, &id).err().map(|r| r.to_string()))
+            };
+            if let Some(reason) = refusal {
+                // The configuration changed across the restart, or the snapshot asks for what
+                // the rails refuse: it goes.
                 changes.push(Change::Withdraw {
                     mitigation: held.mitigation,
                     reason,
@@ -130,14 +291,45 @@ impl Planner {
             }
             if held.attack_active && !held.manual {
                 held.unconfirmed = true;
-                let confirm_by = now + self.config.restart_confirm_seconds * MS;
-                let min_until = held.mitigation.since + self.config.min_seconds * MS;
+                let confirm_by = now.saturating_add(self.config.restart_confirm_seconds * MS);
+                let min_until = held
+                    .mitigation
+                    .since
+                    .saturating_add(self.config.min_seconds * MS);
                 held.withdraw_at = Some(confirm_by.max(min_until));
             }
             changes.push(Change::Announce(held.mitigation.clone()));
-            self.held.insert(held.mitigation.id.clone(), held);
+            self.held.insert(id, held);
         }
         self.tick(now, changes);
+    }
+
+    /// The guard rails every rule passes before it is held, whoever asks for it: never-mitigate,
+    /// the monitored networks, the broadest prefix, and `max_active` (for a rule not held yet).
+    pub fn admit(&self, rule: &Rule, id: &str) -> Result<(), Refusal> {
+        let target = rule.target();
+        let broadest = match target {
+            IpNet::V4(_) => self.scope.broadest_v4,
+            IpNet::V6(_) => self.scope.broadest_v6,
+        };
+        if target.prefix_len() == 0 || target.prefix_len() < broadest {
+            return Err(Refusal::TooBroad { target, broadest });
+        }
+        if self.scope.group_of(&target).is_none() {
+            return Err(Refusal::OutsideNetworks { target });
+        }
+        if let Some(protected) = self.config.never.iter().find(|n| overlaps(n, &target)) {
+            return Err(Refusal::NeverMitigate {
+                target,
+                protected: *protected,
+            });
+        }
+        if !self.held.contains_key(id) && self.held.len() >= self.config.max_active {
+            return Err(Refusal::MaxActive {
+                max: self.config.max_active,
+            });
+        }
+        Ok(())
     }
 
     /// Why a held rule from a snapshot is not wanted under the current configuration, if not.
@@ -185,7 +377,7 @@ impl Planner {
                 };
                 changes.push(Change::Withdraw {
                     mitigation: held.mitigation,
-                    reason,
+                    reason: reason.to_string(),
                 });
             }
         }
@@ -273,14 +465,17 @@ impl Planner {
         changes: &mut Vec<Change>,
     ) -> Decision {
         let id = rule_id(&rule, event.target);
-        let text = rule.to_string();
+        let collateral = collateral_of(&rule, event.before.as_ref());
+        let samples = event.evidence.samples;
         let decision = |status, reason: Option<String>, rule: Rule| Decision {
             id: id.clone(),
+            text: rule.to_string(),
             rule,
-            text: text.clone(),
             coverage,
+            collateral,
             status,
             reason,
+            mitigators: Vec::new(),
         };
         let hard_stop = self.hard_stop(self.held.get(&id).map_or(now, |h| h.mitigation.since));
         if let Some(held) = self.held.get_mut(&id) {
@@ -291,12 +486,14 @@ impl Planner {
                     Rule::Filter { filter, .. } => Some(coverage_of(filter, &event.fingerprint)),
                     Rule::Blackhole { .. } => None,
                 },
+                collateral: collateral_of(&held.mitigation.rule, event.before.as_ref()),
                 rule: held.mitigation.rule.clone(),
                 status,
                 reason,
+                mitigators: Vec::new(),
             };
             if held.manual {
-                return in_place(held, "held", Some("placed by an operator".into()));
+                return in_place(held, Status::Held, Some("placed by an operator".into()));
             }
             // A new attack on a held target (or the same one seen again after a restart) adopts
             // the rule.
@@ -307,60 +504,68 @@ impl Planner {
             if adopting {
                 held.mitigation.attack_id = Some(event.attack_id.clone());
             }
-            // A filter follows the attack: a new attack's signature, or this one's once the rule
-            // in place covers too little of it (a multi-vector attack that switched vectors).
-            let outgrown = match &held.mitigation.rule {
-                Rule::Filter { filter, .. } => coverage_of(filter, &event.fingerprint) < REDERIVE,
-                Rule::Blackhole { .. } => false,
+            // A filter follows its attack both ways: a new attack's signature; a wider one when
+            // the rule in place covers too little (a multi-vector attack switched vectors); the
+            // fingerprint's while it settles (a rule from the first partial second); a narrower
+            // one that covers as much.
+            let follow = match (&held.mitigation.rule, &rule) {
+                (Rule::Filter { filter: old, .. }, Rule::Filter { filter: new, .. }) => {
+                    let covered = coverage_of(old, &event.fingerprint);
+                    let settling = held.derived_from_samples < SETTLED_SAMPLES
+                        && samples >= held.derived_from_samples.saturating_mul(2);
+                    let narrower =
+                        new.within(old) && coverage.unwrap_or(1.0) + NARROWER_SLACK >= covered;
+                    (covered < REDERIVE).then_some("the attack changed: rule derived again")
+                        .or(settling.then_some("the fingerprint settled: rule derived again"))
+                        .or(narrower.then_some("a narrower rule covers as much"))
+                }
+                _ => None,
             };
-            if held.mitigation.rule != rule && (adopting || outgrown) {
-                let old = held.mitigation.clone();
-                held.mitigation.rule = rule.clone();
-                held.mitigation.coverage = coverage;
-                changes.push(Change::Withdraw {
-                    mitigation: old,
-                    reason: if adopting {
-                        "replaced by the rule of a new attack"
+            let reason = if adopting {
+                Some("replaced by the rule of a new attack")
+            } else {
+                follow
+            };
+            if held.mitigation.rule != rule {
+                if let Some(reason) = reason {
+                    let old = held.mitigation.clone();
+                    held.mitigation.rule = rule.clone();
+                    held.mitigation.coverage = coverage;
+                    held.mitigation.collateral = collateral;
+                    held.derived_from_samples = samples;
+                    changes.push(Change::Withdraw {
+                        mitigation: old,
+                        reason: reason.to_string(),
+                    });
+                    changes.push(Change::Announce(held.mitigation.clone()));
+                    let status = if held.mitigation.dry_run {
+                        Status::DryRun
                     } else {
-                        "the attack changed: rule derived again"
-                    },
-                });
-                changes.push(Change::Announce(held.mitigation.clone()));
-                let status = if held.mitigation.dry_run {
-                    "dry_run"
-                } else {
-                    "announced"
-                };
-                return decision(status, None, rule);
+                        Status::Announced
+                    };
+                    return decision(status, Some(reason.to_string()), rule);
+                }
             }
             let status = if held.mitigation.dry_run {
-                "dry_run"
+                Status::DryRun
             } else {
-                "held"
+                Status::Held
             };
             return in_place(held, status, None);
         }
-        if let Some(protected) = self
-            .config
-            .never
-            .iter()
-            .find(|n| overlaps(n, &rule.target()))
-        {
-            return decision(
-                "refused",
-                Some(format!(
-                    "{} overlaps never-mitigate {protected}",
-                    rule.target()
-                )),
-                rule,
-            );
+        if let Err(refusal) = self.admit(&rule, &id) {
+            return decision(Status::Refused, Some(refusal.to_string()), rule);
         }
-        if self.held.len() >= self.config.max_active {
+        // Telemetry is unauthenticated UDP: nothing moves a route on one datagram's word.
+        if !event.evidence.confirms() {
+            let e = &event.evidence;
             return decision(
-                "refused",
+                Status::AwaitingEvidence,
                 Some(format!(
-                    "max_active = {} rules already held",
-                    self.config.max_active
+                    "{} datagram(s) at {} instant(s) so far, the largest carrying {:.0} %: a rule waits for more than one datagram and instant, none carrying most of the attack",
+                    e.datagrams,
+                    e.instants,
+                    100.0 * e.largest_datagram_share
                 )),
                 rule,
             );
@@ -372,6 +577,7 @@ impl Planner {
             hostgroup: event.hostgroup.clone(),
             rule: rule.clone(),
             coverage,
+            collateral,
             since: now,
             dry_run,
         };
@@ -384,10 +590,16 @@ impl Planner {
                 withdraw_at: self.hard_stop(now),
                 unconfirmed: false,
                 manual: false,
+                derived_from_samples: samples,
             },
         );
         changes.push(Change::Announce(mitigation));
-        decision(if dry_run { "dry_run" } else { "announced" }, None, rule)
+        let status = if dry_run {
+            Status::DryRun
+        } else {
+            Status::Announced
+        };
+        decision(status, None, rule)
     }
 
     fn on_end(&mut self, event: &AttackEvent, now: u64) {
@@ -427,36 +639,33 @@ impl Planner {
         }
     }
 
-    /// An operator places a rule, for `seconds` (or until withdrawn). The never list and the
-    /// cap apply: an operator who means it edits them.
+    /// An operator places a rule, for `seconds` (or until withdrawn). The same guard rails as
+    /// for attacks' rules apply — never-mitigate, the monitored networks, the broadest prefix,
+    /// the cap — and the target's hostgroup's dry run: an operator who means it edits them.
     pub fn announce_manual(
         &mut self,
         rule: Rule,
         seconds: Option<u64>,
         now: u64,
         changes: &mut Vec<Change>,
-    ) -> Result<Mitigation, String> {
-        if let Some(protected) = self
-            .config
-            .never
-            .iter()
-            .find(|n| overlaps(n, &rule.target()))
-        {
-            return Err(format!(
-                "{} overlaps never-mitigate {protected}",
-                rule.target()
-            ));
-        }
+    ) -> Result<Mitigation, Refusal> {
+        let until = match seconds {
+            None => None,
+            Some(s) if (1..=MAX_MANUAL_SECONDS).contains(&s) => Some(now.saturating_add(s * MS)),
+            Some(seconds) => return Err(Refusal::Duration { seconds }),
+        };
         let id = rule_id(&rule, rule.target());
+        self.admit(&rule, &id)?;
+        let group = self
+            .scope
+            .group_of(&rule.target())
+            .unwrap_or("default")
+            .to_string();
+        let dry_run = self.config.dry_run_for(&group);
         if let Some(old) = self.held.get(&id) {
-            if old.mitigation.rule == rule {
+            if old.mitigation.rule == rule && old.mitigation.dry_run == dry_run {
                 return Ok(old.mitigation.clone());
             }
-        } else if self.held.len() >= self.config.max_active {
-            return Err(format!(
-                "max_active = {} rules already held",
-                self.config.max_active
-            ));
         }
         let mitigation = Mitigation {
             id: id.clone(),
@@ -464,13 +673,14 @@ impl Planner {
             hostgroup: "manual".into(),
             rule,
             coverage: None,
+            collateral: None,
             since: now,
-            dry_run: false,
+            dry_run,
         };
         if let Some(old) = self.held.remove(&id) {
             changes.push(Change::Withdraw {
                 mitigation: old.mitigation,
-                reason: "replaced by an operator",
+                reason: "replaced by an operator".into(),
             });
         }
         self.held.insert(
@@ -478,9 +688,10 @@ impl Planner {
             Held {
                 mitigation: mitigation.clone(),
                 attack_active: false,
-                withdraw_at: seconds.map(|s| now + s * MS),
+                withdraw_at: until,
                 unconfirmed: false,
                 manual: true,
+                derived_from_samples: 0,
             },
         );
         changes.push(Change::Announce(mitigation.clone()));
@@ -501,7 +712,7 @@ impl Planner {
         self.release(&held);
         changes.push(Change::Withdraw {
             mitigation: held.mitigation.clone(),
-            reason: "withdrawn by an operator",
+            reason: "withdrawn by an operator".into(),
         });
         Ok(held.mitigation)
     }
@@ -514,7 +725,7 @@ impl Planner {
         for (_, held) in std::mem::take(&mut self.held) {
             changes.push(Change::Withdraw {
                 mitigation: held.mitigation,
-                reason: "shutdown",
+                reason: "shutdown".into(),
             });
         }
     }
@@ -523,6 +734,16 @@ impl Planner {
 /// `blackhole:203.0.113.7/32`, `flowspec:2001:db8::/64`: one rule per kind and target.
 pub fn rule_id(rule: &Rule, target: IpNet) -> String {
     format!("{}:{target}", rule.kind())
+}
+
+/// The share of the target's traffic before the attack a filter also matches, when it is known.
+fn collateral_of(rule: &Rule, before: Option<&Fingerprint>) -> Option<f64> {
+    match (rule, before) {
+        (Rule::Filter { filter, .. }, Some(before)) if before.packets > 0 => {
+            Some(coverage_of(filter, before))
+        }
+        _ => None,
+    }
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
@@ -542,6 +763,18 @@ mod tests {
     use crate::testing::{event, ntp_flood};
 
     const S: u64 = 1_000;
+
+    /// The monitored networks of the tests.
+    fn scope() -> Scope {
+        Scope {
+            networks: ["203.0.113.0/24", "198.51.100.0/24", "2001:db8::/32"]
+                .iter()
+                .map(|n| (n.parse().unwrap(), "default".to_string()))
+                .collect(),
+            broadest_v4: 24,
+            broadest_v6: 48,
+        }
+    }
 
     fn config() -> MitigationConfig {
         let mut c = MitigationConfig::default();
@@ -570,11 +803,13 @@ mod tests {
             .collect()
     }
 
-    fn withdrawn(changes: &[Change]) -> Vec<(String, &'static str)> {
+    fn withdrawn(changes: &[Change]) -> Vec<(String, &str)> {
         changes
             .iter()
             .filter_map(|c| match c {
-                Change::Withdraw { mitigation, reason } => Some((mitigation.id.clone(), *reason)),
+                Change::Withdraw { mitigation, reason } => {
+                    Some((mitigation.id.clone(), reason.as_str()))
+                }
                 Change::Announce(_) => None,
             })
             .collect()
@@ -582,7 +817,7 @@ mod tests {
 
     #[test]
     fn an_attack_gets_its_rules_until_the_hold_down_after_it_ends() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         let decisions = plan.on_event(&started("a1", "203.0.113.7/32"), 1_000 * S, &mut changes);
         assert_eq!(
@@ -594,7 +829,7 @@ mod tests {
             "flowspec dst 203.0.113.7/32 proto 17 sport 123 then discard"
         );
         assert_eq!(decisions[1].coverage, Some(1.0));
-        assert!(decisions.iter().all(|d| d.status == "announced"));
+        assert!(decisions.iter().all(|d| d.status == Status::Announced));
         // Updates keep what is held; nothing is announced twice.
         changes.clear();
         let decisions = plan.on_event(
@@ -603,7 +838,7 @@ mod tests {
             &mut changes,
         );
         assert!(changes.is_empty());
-        assert!(decisions.iter().all(|d| d.status == "held"));
+        assert!(decisions.iter().all(|d| d.status == Status::Held));
         plan.on_event(
             &with_kind(EventKind::AttackEnded, "a1", "203.0.113.7/32"),
             1_100 * S,
@@ -629,7 +864,7 @@ mod tests {
     fn a_short_attack_keeps_its_rules_for_the_minimum_time() {
         let mut c = config();
         c.hold_down_seconds = 0;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         plan.on_event(
@@ -653,11 +888,11 @@ mod tests {
         c.blackhole.carpet = true;
         c.flowspec.carpet = true;
         c.hold_down_seconds = 0;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         let carpet = plan.on_event(&started("c1", "203.0.113.0/24"), 0, &mut changes);
         let host = plan.on_event(&started("h1", "203.0.113.7/32"), S, &mut changes);
-        assert!(carpet.iter().chain(&host).all(|d| d.status == "announced"));
+        assert!(carpet.iter().chain(&host).all(|d| d.status == Status::Announced));
         assert_eq!(
             announced(&changes),
             [
@@ -695,18 +930,18 @@ mod tests {
         let mut c = config();
         c.never = vec!["203.0.113.0/28".parse().unwrap()];
         c.blackhole.carpet = true;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         let host = plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         let carpet = plan.on_event(&started("a2", "203.0.113.0/24"), 0, &mut changes);
         let other = plan.on_event(&started("a3", "203.0.113.99/32"), 0, &mut changes);
-        assert!(host.iter().chain(&carpet).all(|d| d.status == "refused"));
+        assert!(host.iter().chain(&carpet).all(|d| d.status == Status::Refused));
         assert!(host[0]
             .reason
             .as_deref()
             .unwrap()
             .contains("never-mitigate 203.0.113.0/28"));
-        assert!(other.iter().all(|d| d.status == "announced"));
+        assert!(other.iter().all(|d| d.status == Status::Announced));
         assert_eq!(
             announced(&changes),
             ["blackhole:203.0.113.99/32", "flowspec:203.0.113.99/32"]
@@ -720,7 +955,7 @@ mod tests {
         c.max_active = 2;
         c.min_seconds = 0;
         c.hold_down_seconds = 0;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         for (i, target) in ["198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"]
             .iter()
@@ -734,7 +969,7 @@ mod tests {
             S,
             &mut changes,
         );
-        assert_eq!(refused[0].status, "refused");
+        assert_eq!(refused[0].status, Status::Refused);
         assert!(refused[0]
             .reason
             .as_deref()
@@ -751,7 +986,7 @@ mod tests {
             3 * S,
             &mut changes,
         );
-        assert_eq!(later[0].status, "announced");
+        assert_eq!(later[0].status, Status::Announced);
         assert_eq!(plan.held().count(), 2);
     }
 
@@ -759,7 +994,7 @@ mod tests {
     fn max_seconds_withdraws_a_long_attack_and_does_not_announce_it_again() {
         let mut c = config();
         c.max_seconds = 600;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         changes.clear();
@@ -780,7 +1015,7 @@ mod tests {
         c.flowspec.enabled = false;
         c.min_seconds = 0;
         c.hold_down_seconds = 100;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         let mut t = 0;
         let mut holds = Vec::new();
@@ -802,7 +1037,7 @@ mod tests {
 
     #[test]
     fn an_attack_returning_during_the_hold_down_keeps_its_rule_without_a_flap() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         plan.on_event(
@@ -813,7 +1048,7 @@ mod tests {
         changes.clear();
         let decisions = plan.on_event(&started("a2", "203.0.113.7/32"), 150 * S, &mut changes);
         assert!(changes.is_empty(), "same rule: no withdraw/announce churn");
-        assert!(decisions.iter().all(|d| d.status == "held"));
+        assert!(decisions.iter().all(|d| d.status == Status::Held));
         plan.tick(10_000 * S, &mut changes);
         assert!(changes.is_empty(), "the new attack is still going");
         assert!(plan
@@ -830,11 +1065,11 @@ mod tests {
             blackhole: Some(false),
             flowspec: None,
         });
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         let mut changes = Vec::new();
         let decisions = plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         assert_eq!(decisions.len(), 1);
-        assert_eq!(decisions[0].status, "dry_run");
+        assert_eq!(decisions[0].status, Status::DryRun);
         assert!(
             matches!(&changes[..], [Change::Announce(m)] if m.dry_run && m.rule.kind() == "flowspec")
         );
@@ -842,7 +1077,7 @@ mod tests {
 
     #[test]
     fn after_a_restart_active_rules_return_and_go_unless_the_attack_is_seen_again() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         plan.on_event(&started("a2", "203.0.113.8/32"), 0, &mut changes);
@@ -850,7 +1085,7 @@ mod tests {
         let json = serde_json::to_string(&snapshot).unwrap();
 
         // The daemon crashed at 500 s and is back at 510 s.
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         changes.clear();
         plan.restore(serde_json::from_str(&json).unwrap(), 510 * S, &mut changes);
         assert_eq!(
@@ -873,7 +1108,7 @@ mod tests {
 
     #[test]
     fn an_operator_announces_and_withdraws_by_hand() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         let rule = Rule::Blackhole {
             prefix: "198.51.100.9/32".parse().unwrap(),
@@ -910,7 +1145,7 @@ mod tests {
 
     #[test]
     fn shutdown_withdraws_everything_unless_told_to_keep() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         changes.clear();
@@ -920,7 +1155,7 @@ mod tests {
 
         let mut c = config();
         c.keep_on_shutdown = true;
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         changes.clear();
         plan.shutdown(&mut changes);
@@ -930,7 +1165,7 @@ mod tests {
 
     #[test]
     fn ipv6_targets_get_the_ipv6_discard_next_hop() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "2001:db8::7/128"), 0, &mut changes);
         match &changes[0] {
@@ -949,14 +1184,14 @@ mod tests {
         let mut outgoing = started("o1", "203.0.113.9/32");
         outgoing.direction = Direction::Outgoing;
         let mut changes = Vec::new();
-        assert!(Planner::new(config())
+        assert!(Planner::new(config(), scope())
             .unwrap()
             .on_event(&outgoing, 0, &mut changes)
             .is_empty());
         let mut c = config();
         c.outgoing = true;
         c.blackhole.enabled = false;
-        let decisions = Planner::new(c)
+        let decisions = Planner::new(c, scope())
             .unwrap()
             .on_event(&outgoing, 0, &mut changes);
         assert_eq!(decisions.len(), 1);
@@ -969,7 +1204,7 @@ mod tests {
 
     #[test]
     fn a_restart_under_a_changed_configuration_withdraws_what_it_no_longer_asks_for() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         plan.on_event(&started("a2", "203.0.113.8/32"), 0, &mut changes);
@@ -978,7 +1213,7 @@ mod tests {
         let mut c = config();
         c.blackhole.enabled = false;
         c.never = vec!["203.0.113.8/32".parse().unwrap()];
-        let mut plan = Planner::new(c).unwrap();
+        let mut plan = Planner::new(c, scope()).unwrap();
         changes.clear();
         plan.restore(snapshot, 10 * S, &mut changes);
         assert_eq!(announced(&changes), ["flowspec:203.0.113.7/32"]);
@@ -1006,7 +1241,7 @@ mod tests {
 
     #[test]
     fn a_filter_follows_an_attack_that_switches_vectors() {
-        let mut plan = Planner::new(config()).unwrap();
+        let mut plan = Planner::new(config(), scope()).unwrap();
         let mut changes = Vec::new();
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         changes.clear();
@@ -1035,6 +1270,206 @@ mod tests {
             decisions[1].text,
             "flowspec dst 203.0.113.7/32 proto 17 sport 53 then discard"
         );
-        assert_eq!(decisions[0].status, "held", "the blackhole is unchanged");
+        assert_eq!(decisions[0].status, Status::Held, "the blackhole is unchanged");
+    }
+
+    fn blackhole(prefix: &str) -> Rule {
+        Rule::Blackhole {
+            prefix: prefix.parse().unwrap(),
+            next_hop: "192.0.2.1".parse().unwrap(),
+            communities: vec![crate::Community::BLACKHOLE],
+        }
+    }
+
+    #[test]
+    fn manual_rules_pass_the_same_guard_rails() {
+        let mut c = config();
+        c.dry_run = true;
+        c.max_active = 1;
+        let mut plan = Planner::new(c, scope()).unwrap();
+        let mut changes = Vec::new();
+        for (prefix, refusal) in [
+            ("0.0.0.0/0", "broader than /24"),
+            ("::/0", "broader than /48"),
+            ("203.0.0.0/16", "broader than /24"),
+            ("192.0.2.7/32", "not inside the monitored networks"),
+        ] {
+            let err = plan
+                .announce_manual(blackhole(prefix), None, 0, &mut changes)
+                .unwrap_err();
+            assert!(err.to_string().contains(refusal), "{prefix}: {err}");
+        }
+        let err = plan
+            .announce_manual(blackhole("203.0.113.9/32"), Some(u64::MAX), 0, &mut changes)
+            .unwrap_err();
+        assert_eq!(err, Refusal::Duration { seconds: u64::MAX });
+        assert!(changes.is_empty());
+        // Dry run holds for an operator's rule too: recorded, never announced.
+        let m = plan
+            .announce_manual(blackhole("203.0.113.9/32"), Some(60), 0, &mut changes)
+            .unwrap();
+        assert!(m.dry_run);
+        let err = plan
+            .announce_manual(blackhole("203.0.113.10/32"), None, 0, &mut changes)
+            .unwrap_err();
+        assert_eq!(err, Refusal::MaxActive { max: 1 });
+    }
+
+    #[test]
+    fn a_restored_snapshot_passes_the_guard_rails_and_the_cap() {
+        let mut c = config();
+        c.max_active = 100;
+        let mut held: Vec<Held> = (0..500u64)
+            .map(|i| Held {
+                mitigation: Mitigation {
+                    id: format!("blackhole:203.0.113.{}/32", i % 250),
+                    attack_id: Some(format!("a{i}")),
+                    hostgroup: "default".into(),
+                    rule: blackhole(&format!("203.0.113.{}/32", i % 250)),
+                    coverage: None,
+                    collateral: None,
+                    since: i * S,
+                    dry_run: false,
+                },
+                attack_active: true,
+                withdraw_at: None,
+                unconfirmed: false,
+                manual: false,
+                derived_from_samples: 0,
+            })
+            .collect();
+        let mut zero = held[0].clone();
+        zero.mitigation.id = "blackhole:0.0.0.0/0".into();
+        zero.mitigation.rule = blackhole("0.0.0.0/0");
+        zero.manual = true;
+        held.push(zero);
+        let mut plan = Planner::new(c, scope()).unwrap();
+        let mut changes = Vec::new();
+        plan.restore(
+            Snapshot {
+                held,
+                announcements: vec![],
+            },
+            1_000 * S,
+            &mut changes,
+        );
+        assert_eq!(plan.held().count(), 100);
+        assert_eq!(announced(&changes).len(), 100);
+        assert!(!announced(&changes).contains(&"blackhole:0.0.0.0/0".to_string()));
+        let gone = withdrawn(&changes);
+        assert_eq!(gone.len(), 401);
+        assert!(gone
+            .iter()
+            .any(|(id, why)| id == "blackhole:0.0.0.0/0" && why.contains("broader than /24")));
+        // The newest are kept.
+        assert!(plan.held().all(|h| h.mitigation.since >= 400 * S));
+    }
+
+    fn evidence(datagrams: u64, instants: u64, share: f64) -> floodwall_detect::event::Evidence {
+        floodwall_detect::event::Evidence {
+            samples: 40,
+            datagrams,
+            instants,
+            largest_datagram_share: share,
+        }
+    }
+
+    #[test]
+    fn no_rule_on_the_word_of_one_datagram() {
+        let mut plan = Planner::new(config(), scope()).unwrap();
+        let mut changes = Vec::new();
+        let mut forged = started("a1", "203.0.113.7/32");
+        forged.evidence = evidence(1, 1, 1.0);
+        let decisions = plan.on_event(&forged, 0, &mut changes);
+        assert!(changes.is_empty());
+        assert!(decisions
+            .iter()
+            .all(|d| d.status == Status::AwaitingEvidence && d.reason.is_some()));
+        // Two datagrams at one instant, or one carrying most of it: still waiting.
+        for (d, i, share) in [(2, 1, 0.5), (5, 3, 0.9)] {
+            let mut e = with_kind(EventKind::AttackUpdated, "a1", "203.0.113.7/32");
+            e.evidence = evidence(d, i, share);
+            plan.on_event(&e, S, &mut changes);
+            assert!(changes.is_empty(), "{d} {i} {share}");
+        }
+        let mut e = with_kind(EventKind::AttackUpdated, "a1", "203.0.113.7/32");
+        e.evidence = evidence(6, 3, 0.3);
+        let decisions = plan.on_event(&e, 2 * S, &mut changes);
+        assert_eq!(announced(&changes).len(), 2);
+        assert!(decisions.iter().all(|d| d.status == Status::Announced));
+    }
+
+    /// DNS amplification as the first partial second shows it (92 % from port 53, 6 % TCP of
+    /// the target's own traffic), then as it settles.
+    fn dns_fingerprint(dns: f64, tcp: f64) -> Fingerprint {
+        use floodwall_detect::fingerprint::{Histogram, ProtocolMix, Share};
+        Fingerprint {
+            packets: 100_000,
+            protocols: ProtocolMix {
+                tcp,
+                udp: 1.0 - tcp,
+                ..Default::default()
+            },
+            top_source_ports: vec![Share {
+                value: 53,
+                share: dns,
+                packets: (dns * 1e5) as u64,
+            }],
+            packet_sizes: Some(Histogram {
+                upper_bounds: vec![64, 128, 256, 512, 1024, 1500, 65535],
+                shares: vec![0.02, 0.0, 0.0, 0.0, 0.4, 0.58, 0.0],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_broad_early_rule_is_narrowed_as_the_fingerprint_settles() {
+        let mut c = config();
+        c.blackhole.enabled = false;
+        let mut plan = Planner::new(c, scope()).unwrap();
+        let mut changes = Vec::new();
+        let mut first = event(
+            EventKind::AttackStarted,
+            "a1",
+            "203.0.113.7/32",
+            dns_fingerprint(0.92, 0.06),
+        );
+        first.evidence.samples = 60;
+        // The resolver's own traffic before: half DNS answers, half web.
+        first.before = Some(dns_fingerprint(0.5, 0.5));
+        let d = plan.on_event(&first, 0, &mut changes);
+        assert!(d[0].text.contains("proto 6,17"), "{}", d[0].text);
+        assert!(!d[0].text.contains("sport 53"), "{}", d[0].text);
+        assert!(d[0].collateral.is_some_and(|c| c > 0.9), "{:?}", d[0].collateral);
+        changes.clear();
+        let mut settled = event(
+            EventKind::AttackUpdated,
+            "a1",
+            "203.0.113.7/32",
+            dns_fingerprint(0.995, 0.002),
+        );
+        settled.evidence.samples = 2_000;
+        settled.before = first.before.clone();
+        let d = plan.on_event(&settled, 3 * S, &mut changes);
+        assert_eq!(
+            d[0].text,
+            "flowspec dst 203.0.113.7/32 proto 17 sport 53 len 513-1500 then discard"
+        );
+        assert_eq!(
+            withdrawn(&changes),
+            [(
+                "flowspec:203.0.113.7/32".to_string(),
+                "the fingerprint settled: rule derived again"
+            )]
+        );
+        let collateral = d[0].collateral.unwrap();
+        assert!((0.2..0.5).contains(&collateral), "{collateral}");
+        // Settled, the rule stays as long as nothing narrower covers as much.
+        changes.clear();
+        let mut later = settled.clone();
+        later.evidence.samples = 10_000;
+        plan.on_event(&later, 10 * S, &mut changes);
+        assert!(changes.is_empty(), "{changes:?}");
     }
 }

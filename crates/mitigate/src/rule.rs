@@ -139,6 +139,42 @@ impl FlowFilter {
     }
 }
 
+impl FlowFilter {
+    /// Whether everything this filter matches, `wider` matches too: this one is as narrow or
+    /// narrower in every dimension.
+    pub fn within(&self, wider: &FlowFilter) -> bool {
+        let ranges_within = |narrow: &[Range], wide: &[Range]| {
+            wide.is_empty()
+                || (!narrow.is_empty()
+                    && narrow
+                        .iter()
+                        .all(|n| wide.iter().any(|w| w.first <= n.first && n.last <= w.last)))
+        };
+        wider.destination.contains(&self.destination)
+            && match (self.source, wider.source) {
+                (_, None) => true,
+                (Some(narrow), Some(wide)) => wide.contains(&narrow),
+                (None, Some(_)) => false,
+            }
+            && (wider.protocols.is_empty()
+                || (!self.protocols.is_empty()
+                    && self.protocols.iter().all(|p| wider.protocols.contains(p))))
+            && ranges_within(&self.source_ports, &wider.source_ports)
+            && ranges_within(&self.destination_ports, &wider.destination_ports)
+            && match (self.packet_length, wider.packet_length) {
+                (_, None) => true,
+                (Some(n), Some(w)) => w.first <= n.first && n.last <= w.last,
+                (None, Some(_)) => false,
+            }
+            && match (self.tcp_flags, wider.tcp_flags) {
+                (_, None) => true,
+                (Some(n), Some(w)) => n.mask & w.mask == w.mask && n.value & w.mask == w.value,
+                (None, Some(_)) => false,
+            }
+            && (self.fragments || !wider.fragments)
+    }
+}
+
 impl fmt::Display for FlowFilter {
     /// The form operators read and write: `dst 203.0.113.7/32 proto 17 sport 123 len 400-1500`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
