@@ -150,6 +150,66 @@ impl Config {
         detection
     }
 
+    /// Where mitigation rules may go: the monitored networks with their hostgroups, no broader
+    /// than the detection's prefix lengths.
+    pub fn mitigation_scope(&self) -> floodwall_mitigate::Scope {
+        let detection = self.detection_config();
+        let mut networks: Vec<(IpNet, String)> = detection
+            .networks
+            .iter()
+            .map(|n| (*n, "default".to_string()))
+            .collect();
+        for group in &detection.hostgroups {
+            networks.extend(group.networks.iter().map(|n| (*n, group.name.clone())));
+        }
+        floodwall_mitigate::Scope {
+            networks,
+            broadest_v4: detection.prefix_length_v4,
+            broadest_v6: detection.prefix_length_v6,
+        }
+    }
+
+    /// The mitigation kinds enabled somewhere (not only in dry run) that no configured
+    /// mitigator carries: their rules would be recorded as `failed`. Run and check-config say so.
+    pub fn unmitigated_kinds(&self) -> Vec<&'static str> {
+        use floodwall_bgp::Family;
+        let m = &self.mitigation;
+        let live = |enabled: bool,
+                    per_group: fn(
+            &floodwall_mitigate::config::HostgroupMitigation,
+        ) -> Option<bool>| {
+            (enabled && !m.dry_run)
+                || m.hostgroups
+                    .iter()
+                    .any(|g| per_group(g).unwrap_or(enabled) && !g.dry_run.unwrap_or(m.dry_run))
+        };
+        let bgp_carries = |families: [Family; 2]| {
+            self.bgp.as_ref().is_some_and(|b| {
+                b.peers
+                    .iter()
+                    .any(|p| p.families.iter().any(|f| families.contains(f)))
+            })
+        };
+        let mut missing = Vec::new();
+        if live(m.blackhole.enabled, |g| g.blackhole)
+            && !bgp_carries([Family::Ipv4Unicast, Family::Ipv6Unicast])
+            && !self.exabgp.enabled
+            && !self.nftables.enabled
+        {
+            missing.push("blackhole");
+        }
+        let nft_filters = self.nftables.enabled
+            && m.flowspec.action != floodwall_mitigate::config::FlowActionName::Redirect;
+        if live(m.flowspec.enabled, |g| g.flowspec)
+            && !bgp_carries([Family::Ipv4FlowSpec, Family::Ipv6FlowSpec])
+            && !self.exabgp.enabled
+            && !nft_filters
+        {
+            missing.push("flowspec");
+        }
+        missing
+    }
+
     /// Adds `--network` arguments to the monitored networks.
     pub fn add_networks(&mut self, networks: &[IpNet]) {
         for net in networks {

@@ -207,6 +207,7 @@ fn mitigation(id: &str, rule: Rule) -> Mitigation {
         hostgroup: "default".into(),
         rule,
         coverage: None,
+        collateral: None,
         since: 0,
         dry_run: false,
     }

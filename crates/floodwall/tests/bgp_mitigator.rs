@@ -23,6 +23,7 @@ fn mitigation(id: &str, rule: Rule) -> Mitigation {
         hostgroup: "customers".into(),
         rule,
         coverage: None,
+        collateral: None,
         since: 0,
         dry_run: false,
     }

@@ -278,7 +278,11 @@ impl Planner {
             } else {
                 self.no_longer_wanted(&held)
                     .map(str::to_string)
-                    .or_else(|| self.admit(&held.mitigation.rule, &id).err().map(|r| r.to_string()))
+                    .or_else(|| {
+                        self.admit(&held.mitigation.rule, &id)
+                            .err()
+                            .map(|r| r.to_string())
+                    })
             };
             if let Some(reason) = refusal {
                 // The configuration changed across the restart, or the snapshot asks for what
@@ -515,7 +519,8 @@ impl Planner {
                         && samples >= held.derived_from_samples.saturating_mul(2);
                     let narrower =
                         new.within(old) && coverage.unwrap_or(1.0) + NARROWER_SLACK >= covered;
-                    (covered < REDERIVE).then_some("the attack changed: rule derived again")
+                    (covered < REDERIVE)
+                        .then_some("the attack changed: rule derived again")
                         .or(settling.then_some("the fingerprint settled: rule derived again"))
                         .or(narrower.then_some("a narrower rule covers as much"))
                 }
@@ -892,7 +897,10 @@ mod tests {
         let mut changes = Vec::new();
         let carpet = plan.on_event(&started("c1", "203.0.113.0/24"), 0, &mut changes);
         let host = plan.on_event(&started("h1", "203.0.113.7/32"), S, &mut changes);
-        assert!(carpet.iter().chain(&host).all(|d| d.status == Status::Announced));
+        assert!(carpet
+            .iter()
+            .chain(&host)
+            .all(|d| d.status == Status::Announced));
         assert_eq!(
             announced(&changes),
             [
@@ -935,7 +943,10 @@ mod tests {
         let host = plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         let carpet = plan.on_event(&started("a2", "203.0.113.0/24"), 0, &mut changes);
         let other = plan.on_event(&started("a3", "203.0.113.99/32"), 0, &mut changes);
-        assert!(host.iter().chain(&carpet).all(|d| d.status == Status::Refused));
+        assert!(host
+            .iter()
+            .chain(&carpet)
+            .all(|d| d.status == Status::Refused));
         assert!(host[0]
             .reason
             .as_deref()
@@ -1270,7 +1281,11 @@ mod tests {
             decisions[1].text,
             "flowspec dst 203.0.113.7/32 proto 17 sport 53 then discard"
         );
-        assert_eq!(decisions[0].status, Status::Held, "the blackhole is unchanged");
+        assert_eq!(
+            decisions[0].status,
+            Status::Held,
+            "the blackhole is unchanged"
+        );
     }
 
     fn blackhole(prefix: &str) -> Rule {
@@ -1441,7 +1456,11 @@ mod tests {
         let d = plan.on_event(&first, 0, &mut changes);
         assert!(d[0].text.contains("proto 6,17"), "{}", d[0].text);
         assert!(!d[0].text.contains("sport 53"), "{}", d[0].text);
-        assert!(d[0].collateral.is_some_and(|c| c > 0.9), "{:?}", d[0].collateral);
+        assert!(
+            d[0].collateral.is_some_and(|c| c > 0.9),
+            "{:?}",
+            d[0].collateral
+        );
         changes.clear();
         let mut settled = event(
             EventKind::AttackUpdated,

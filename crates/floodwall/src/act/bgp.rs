@@ -10,7 +10,7 @@ use floodwall_bgp::{Family, PeerConfig, PeerStatus, Speaker, SpeakerConfig};
 use floodwall_mitigate::{Mitigation, Rule};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Mitigator;
+use super::{Mitigator, Outcome};
 
 /// `[bgp]`: the built-in speaker. It only connects (never listens) and only announces.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -179,6 +179,8 @@ pub struct BgpMitigator {
     families: Vec<Family>,
     /// Mitigation id → its rule, for the mitigations announced through us.
     held: BTreeMap<String, Rule>,
+    /// Held ids not yet sent: no peer of their family was established when they came.
+    queued: BTreeMap<String, Family>,
 }
 
 impl BgpMitigator {
@@ -199,6 +201,7 @@ impl BgpMitigator {
             )),
             families,
             held: BTreeMap::new(),
+            queued: BTreeMap::new(),
         })
     }
 
@@ -208,6 +211,17 @@ impl BgpMitigator {
             .as_ref()
             .map(Speaker::status)
             .unwrap_or_default()
+    }
+
+    /// The established peers that carry `family`, as `name (address)`.
+    fn carriers(&self, family: Family) -> Vec<String> {
+        self.status()
+            .iter()
+            .filter(|p| {
+                p.state == floodwall_bgp::SessionState::Established && p.families.contains(&family)
+            })
+            .map(|p| format!("{} ({})", p.name, p.address))
+            .collect()
     }
 
     fn speaker(&self) -> Result<&Speaker> {
@@ -244,18 +258,42 @@ impl Mitigator for BgpMitigator {
         self.families.contains(&floodwall_bgp::family_of(rule))
     }
 
-    /// A dry-run mitigation is recorded by the plan, never announced.
-    fn announce(&mut self, mitigation: &Mitigation) -> Result<()> {
-        if mitigation.dry_run {
-            return Ok(());
-        }
+    /// The speaker sends a route to every established peer of its family at once, and to the
+    /// others when their sessions come up: sent if one is up now, else queued.
+    fn announce(&mut self, mitigation: &Mitigation) -> Result<Outcome> {
         self.speaker()?.announce(&mitigation.rule)?;
         self.held
             .insert(mitigation.id.clone(), mitigation.rule.clone());
-        Ok(())
+        let family = floodwall_bgp::family_of(&mitigation.rule);
+        let carriers = self.carriers(family);
+        if carriers.is_empty() {
+            self.queued.insert(mitigation.id.clone(), family);
+            return Ok(Outcome::Queued(format!(
+                "no BGP session carrying {family} is established: sent when one comes up"
+            )));
+        }
+        self.queued.remove(&mitigation.id);
+        Ok(Outcome::Sent(format!("to {}", carriers.join(", "))))
+    }
+
+    fn delivered(&mut self) -> Vec<(String, String)> {
+        if self.queued.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (id, family) in std::mem::take(&mut self.queued) {
+            let carriers = self.carriers(family);
+            if carriers.is_empty() {
+                self.queued.insert(id, family);
+            } else {
+                out.push((id, format!("to {}", carriers.join(", "))));
+            }
+        }
+        out
     }
 
     fn withdraw(&mut self, mitigation: &Mitigation) -> Result<()> {
+        self.queued.remove(&mitigation.id);
         let Some(rule) = self.held.remove(&mitigation.id) else {
             return Ok(());
         };
@@ -277,6 +315,7 @@ impl Mitigator for BgpMitigator {
             speaker.shutdown(keep);
         }
         self.held.clear();
+        self.queued.clear();
         Ok(())
     }
 }

@@ -43,7 +43,7 @@ use floodwall_mitigate::{Community, FlowAction, FlowFilter, Mitigation, Range, R
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::Mitigator;
+use super::{Mitigator, Outcome};
 
 /// `[exabgp]`: announce through an operator's ExaBGP 4.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -401,7 +401,11 @@ impl Mitigator for ExaBgp {
         true
     }
 
-    fn announce(&mut self, mitigation: &Mitigation) -> Result<()> {
+    fn outlives_process(&self) -> bool {
+        true
+    }
+
+    fn announce(&mut self, mitigation: &Mitigation) -> Result<Outcome> {
         if let Rule::Filter { filter, .. } = &mitigation.rule {
             // ExaBGP takes mixed families without complaint and sends nonsense.
             if filter.source.is_some_and(|s| {
@@ -413,7 +417,7 @@ impl Mitigator for ExaBgp {
         let command = announce_command(&mitigation.rule);
         if let Some((previous, rule)) = self.announced.get(&mitigation.id) {
             if *previous == command {
-                return Ok(());
+                return Ok(Outcome::Sent("already announced to ExaBGP".into()));
             }
             // The same id with another rule: the old route must not linger beside the new one.
             let withdraw = withdraw_command(rule);
@@ -424,7 +428,10 @@ impl Mitigator for ExaBgp {
         self.send(&command)?;
         self.announced
             .insert(mitigation.id.clone(), (command, mitigation.rule.clone()));
-        Ok(())
+        Ok(Outcome::Sent(format!(
+            "taken by ExaBGP on {}",
+            self.pipe.display()
+        )))
     }
 
     fn withdraw(&mut self, mitigation: &Mitigation) -> Result<()> {

@@ -10,19 +10,40 @@ use floodwall_mitigate::{Mitigation, Rule};
 
 pub mod bgp;
 
+/// What a mitigator did with a rule it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// In the network now; the text says where (`to edge1 (192.0.2.1:179)`, `ExaBGP answered done`).
+    Sent(String),
+    /// Taken, and sent when it can be; the text says why not now (no BGP session up).
+    Queued(String),
+}
+
 /// Something that puts rules into the network and takes them out again.
 pub trait Mitigator: Send {
     /// For logs and errors: `bgp`, `exabgp`, `nftables`.
     fn name(&self) -> &str;
     /// Whether this mitigator carries rules of this kind (blackhole routes, filters).
     fn accepts(&self, rule: &Rule) -> bool;
-    /// Puts the rule in place. Idempotent: announcing what is already announced is a no-op.
-    fn announce(&mut self, mitigation: &Mitigation) -> Result<()>;
+    /// Puts the rule in place, or queues it to go when it can. Idempotent: announcing what is
+    /// already announced is a no-op.
+    fn announce(&mut self, mitigation: &Mitigation) -> Result<Outcome>;
     /// Takes the rule out. Idempotent.
     fn withdraw(&mut self, mitigation: &Mitigation) -> Result<()>;
     /// The daemon stops: withdraw everything, or with `keep` leave it in place for the next
     /// start to take over.
     fn shutdown(&mut self, keep: bool) -> Result<()>;
+    /// Queued rules that went into the network since the last call: (mitigation id, where).
+    fn delivered(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Whether rules it sent outlive this process with no way to find them again at start
+    /// (ExaBGP keeps its own RIB): announcements through it are saved to disk before they leave.
+    /// Rules that die with the process (BGP sessions) or are listed and cleaned at start
+    /// (nftables) go first and are saved right after.
+    fn outlives_process(&self) -> bool {
+        false
+    }
     /// One line per session or channel, for the log when it changes: `bgp peer edge1
     /// (192.0.2.1:179): established`, or `...: down (connection refused)`.
     fn health(&self) -> Vec<String> {

@@ -55,7 +55,7 @@ use floodwall_mitigate::{FlowAction, FlowFilter, Mitigation, Range, Rule};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::Mitigator;
+use super::{Mitigator, Outcome};
 
 /// `[nftables]`: filtering on this host with nftables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -666,50 +666,12 @@ impl Mitigator for Nftables {
         }
     }
 
-    fn announce(&mut self, mitigation: &Mitigation) -> Result<()> {
-        let id = mitigation.id.as_str();
-        check_id(id)?;
-        match &mitigation.rule {
-            Rule::Blackhole { prefix, .. } => {
-                let prefix = prefix.trunc();
-                if self.blackholes.get(id) == Some(&prefix) {
-                    return Ok(());
-                }
-                let previous = self.blackholes.insert(id.to_string(), prefix);
-                if let Err(e) = self.sync_blackholes() {
-                    match previous {
-                        Some(p) => self.blackholes.insert(id.to_string(), p),
-                        None => self.blackholes.remove(id),
-                    };
-                    return Err(e);
-                }
-                Ok(())
-            }
-            Rule::Filter { filter, action, .. } => {
-                let statement = filter_statement(filter, action, id)?;
-                let listing = self.list()?.ok_or_else(|| self.missing())?;
-                let old: Vec<u64> = listing
-                    .rules
-                    .iter()
-                    .filter(|r| r.comment == id)
-                    .map(|r| r.handle)
-                    .collect();
-                if !old.is_empty() && self.filters.get(id) == Some(&statement) {
-                    return Ok(());
-                }
-                // New rule and removal of the old one in one transaction: no gap, no double.
-                let mut script = format!("add rule inet {} {CHAIN} {statement}\n", self.name);
-                for handle in old {
-                    script.push_str(&format!(
-                        "delete rule inet {} {CHAIN} handle {handle}\n",
-                        self.name
-                    ));
-                }
-                self.apply(&script)?;
-                self.filters.insert(id.to_string(), statement);
-                Ok(())
-            }
-        }
+    fn announce(&mut self, mitigation: &Mitigation) -> Result<Outcome> {
+        self.put(mitigation)?;
+        Ok(Outcome::Sent(format!(
+            "applied to nftables table inet {}",
+            self.name
+        )))
     }
 
     fn withdraw(&mut self, mitigation: &Mitigation) -> Result<()> {
@@ -777,6 +739,55 @@ impl Nftables {
         self.blackholes.clear();
         self.filters.clear();
         Ok(())
+    }
+}
+
+impl Nftables {
+    /// Applies a mitigation's rule (idempotent).
+    fn put(&mut self, mitigation: &Mitigation) -> Result<()> {
+        let id = mitigation.id.as_str();
+        check_id(id)?;
+        match &mitigation.rule {
+            Rule::Blackhole { prefix, .. } => {
+                let prefix = prefix.trunc();
+                if self.blackholes.get(id) == Some(&prefix) {
+                    return Ok(());
+                }
+                let previous = self.blackholes.insert(id.to_string(), prefix);
+                if let Err(e) = self.sync_blackholes() {
+                    match previous {
+                        Some(p) => self.blackholes.insert(id.to_string(), p),
+                        None => self.blackholes.remove(id),
+                    };
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Rule::Filter { filter, action, .. } => {
+                let statement = filter_statement(filter, action, id)?;
+                let listing = self.list()?.ok_or_else(|| self.missing())?;
+                let old: Vec<u64> = listing
+                    .rules
+                    .iter()
+                    .filter(|r| r.comment == id)
+                    .map(|r| r.handle)
+                    .collect();
+                if !old.is_empty() && self.filters.get(id) == Some(&statement) {
+                    return Ok(());
+                }
+                // New rule and removal of the old one in one transaction: no gap, no double.
+                let mut script = format!("add rule inet {} {CHAIN} {statement}\n", self.name);
+                for handle in old {
+                    script.push_str(&format!(
+                        "delete rule inet {} {CHAIN} handle {handle}\n",
+                        self.name
+                    ));
+                }
+                self.apply(&script)?;
+                self.filters.insert(id.to_string(), statement);
+                Ok(())
+            }
+        }
     }
 }
 

@@ -1,8 +1,18 @@
 //! The actions thread: attack events in, the plan's changes out to every mitigator, the event
-//! record (with the mitigations it caused) to the events file, notices to webhooks and
-//! scripts. The snapshot is saved before a change leaves, so a crash never loses a rule the
-//! network holds.
+//! record (with what became of each rule) to the events file, notices to webhooks and scripts.
+//!
+//! A record never claims what did not happen: a rule is `announced` only when a mitigator put
+//! it in the network, `queued` when one will as soon as it can (no BGP session up yet), else
+//! `failed` with the reason — no mitigator for its kind included.
+//!
+//! Announcing does not wait for the disk where it need not: rules through the built-in BGP
+//! speaker die with the process, and nftables rules are listed and cleaned at start, so those
+//! go out first and the snapshot follows on the store's own thread. Only announcements through
+//! a mitigator whose rules outlive the process unseen (ExaBGP) are saved before they leave. A
+//! crash thus never leaves a rule in the network that the next start neither resumes nor
+//! removes.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -10,12 +20,14 @@ use std::time::Duration;
 use anyhow::Result;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use floodwall_detect::AttackEvent;
-use floodwall_mitigate::{Change, FlowFilter, Mitigation, Planner, Rule};
+use floodwall_mitigate::{
+    Change, Decision, Delivery, FlowFilter, Mitigation, Planner, Refusal, Rule, Status,
+};
 use serde_json::{json, Value};
 
 use super::control::{self, Request, Response};
 use super::store::Store;
-use super::{Mitigator, Notifier};
+use super::{Mitigator, Notifier, Outcome};
 use crate::events::{event_record, log_line};
 use crate::logging::log;
 use crate::sources::udp::unix_ms;
@@ -40,34 +52,113 @@ pub struct Actions {
 /// The mitigators' health lines as last logged.
 type Health = Vec<Vec<String>>;
 
+/// What the mitigators did with each rule announced in one batch of changes, by mitigation id.
+type Deliveries = BTreeMap<String, Vec<Delivery>>;
+
 const TICK: Duration = Duration::from_millis(100);
 /// How long a stopping daemon waits for webhooks and scripts to deliver what is queued.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
+/// The store on its own thread: snapshots are written in order, the latest of a burst once.
+struct Persister {
+    tx: Option<Sender<(floodwall_mitigate::Snapshot, Option<Sender<()>>)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Persister {
+    fn start(mut store: Store) -> Result<Persister> {
+        let (tx, rx) =
+            crossbeam_channel::unbounded::<(floodwall_mitigate::Snapshot, Option<Sender<()>>)>();
+        let thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut latest = first.0;
+                    let mut acks: Vec<Sender<()>> = first.1.into_iter().collect();
+                    // A burst of changes costs one write: only the last snapshot matters.
+                    while let Ok((snapshot, ack)) = rx.try_recv() {
+                        latest = snapshot;
+                        acks.extend(ack);
+                    }
+                    // A full or broken disk must not stop mitigation during an attack: the
+                    // rules still go out, and the log says (each time) that a restart would
+                    // not know them.
+                    if let Err(e) = store.save(&latest) {
+                        log(format!(
+                            "error: {e:#}; mitigations go on, but a restart now would not resume them"
+                        ));
+                    }
+                    for ack in acks {
+                        let _ = ack.send(());
+                    }
+                }
+            })?;
+        Ok(Persister {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues the snapshot; with `wait`, returns once it is on disk (or failed to be).
+    fn save(&self, snapshot: floodwall_mitigate::Snapshot, wait: bool) {
+        let Some(tx) = &self.tx else { return };
+        if wait {
+            let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+            if tx.send((snapshot, Some(ack_tx))).is_ok() {
+                let _ = ack_rx.recv();
+            }
+        } else {
+            let _ = tx.send((snapshot, None));
+        }
+    }
+
+    /// Writes what is queued and stops.
+    fn close(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Actions {
     /// Starts the thread; it resumes from the store first. [`Input::Stop`] (or every sender
     /// gone) stops it: rules are withdrawn (or kept with `keep_on_shutdown`), the snapshot saved.
-    pub fn spawn(mut self, input: Receiver<Input>) -> Result<JoinHandle<Result<()>>> {
+    pub fn spawn(self, input: Receiver<Input>) -> Result<JoinHandle<Result<()>>> {
+        let Actions {
+            mut planner,
+            store,
+            mitigators,
+            notifiers,
+            events,
+        } = self;
         let mut changes = Vec::new();
-        match self.store.load() {
+        match store.load() {
             Ok(Some(snapshot)) => {
                 log(format!(
                     "resuming {} mitigations from {}",
                     snapshot.held.len(),
-                    self.store.path().display()
+                    store.path().display()
                 ));
-                self.planner.restore(snapshot, unix_ms(), &mut changes);
+                planner.restore(snapshot, unix_ms(), &mut changes);
             }
             Ok(None) => {}
             Err((_, why)) => log(format!("error: {why}")),
         }
-        self.commit(&mut changes)?;
-        let held: std::collections::BTreeSet<String> = self
+        let mut thread = ActionsThread {
+            planner,
+            persister: Persister::start(store)?,
+            mitigators,
+            notifiers,
+            events,
+        };
+        thread.commit(&mut changes);
+        let held: std::collections::BTreeSet<String> = thread
             .planner
             .held()
             .map(|h| h.mitigation.id.clone())
             .collect();
-        for mitigator in &mut self.mitigators {
+        for mitigator in &mut thread.mitigators {
             match mitigator.withdraw_stale(&held) {
                 Ok(stale) if !stale.is_empty() => log(format!(
                     "{}: withdrew {} rules an earlier run left: {}",
@@ -84,50 +175,58 @@ impl Actions {
         }
         Ok(std::thread::Builder::new()
             .name("actions".into())
-            .spawn(move || self.run(input))?)
+            .spawn(move || thread.run(input))?)
     }
+}
 
+/// The actions thread's state once started.
+struct ActionsThread {
+    planner: Planner,
+    persister: Persister,
+    mitigators: Vec<Box<dyn Mitigator>>,
+    notifiers: Vec<Box<dyn Notifier>>,
+    events: Box<dyn Write + Send>,
+}
+
+impl ActionsThread {
     fn run(mut self, input: Receiver<Input>) -> Result<()> {
         let mut changes = Vec::new();
         let mut health: Health = vec![Vec::new(); self.mitigators.len()];
         loop {
             self.log_health(&mut health);
+            self.report_delivered();
             match input.recv_timeout(TICK) {
                 Ok(Input::Events(events)) => {
                     let now = unix_ms();
-                    let mut records = Vec::with_capacity(events.len());
+                    let mut decided = Vec::with_capacity(events.len());
                     for event in &events {
                         let decisions = self.planner.on_event(event, now, &mut changes);
-                        let record = event_record(event, &decisions)?;
                         log(log_line(event));
-                        records.push(record);
+                        decided.push(decisions);
                     }
-                    // Saved before the events are written: a record never names a rule the
-                    // store does not hold.
-                    self.save_if(&changes, !events.is_empty())?;
-                    for record in &records {
-                        serde_json::to_writer(&mut self.events, record)?;
+                    let deliveries = self.commit(&mut changes);
+                    for (event, decisions) in events.iter().zip(&mut decided) {
+                        settle(decisions, &deliveries);
+                        let record = event_record(event, decisions)?;
+                        serde_json::to_writer(&mut self.events, &record)?;
                         self.events.write_all(b"\n")?;
+                        self.notify(&record);
                     }
                     self.events.flush()?;
-                    self.apply(&mut changes);
-                    for record in &records {
-                        self.notify(record);
-                    }
                 }
                 Ok(Input::Control(request, reply)) => {
                     let response = self.control(request, &mut changes);
-                    self.commit(&mut changes)?;
                     let _ = reply.send(response);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             }
             self.planner.tick(unix_ms(), &mut changes);
-            self.commit(&mut changes)?;
+            self.commit(&mut changes);
         }
         self.planner.shutdown(&mut changes);
-        self.commit(&mut changes)?;
+        self.commit(&mut changes);
+        self.persister.close();
         let keep = self.planner.config().keep_on_shutdown;
         for mitigator in &mut self.mitigators {
             if let Err(e) = mitigator.shutdown(keep) {
@@ -158,71 +257,180 @@ impl Actions {
         }
     }
 
-    /// Saves the snapshot, then carries the changes out.
-    fn commit(&mut self, changes: &mut Vec<Change>) -> Result<()> {
-        self.save_if(changes, false)?;
-        self.apply(changes);
-        Ok(())
-    }
-
-    fn save_if(&mut self, changes: &[Change], touched: bool) -> Result<()> {
-        if changes.is_empty() && !touched {
-            return Ok(());
-        }
-        // A full or broken disk must not stop mitigation during an attack: the rules still go
-        // out, and the log says (each time) that a restart would not know them.
-        if let Err(e) = self.store.save(&self.planner.snapshot()) {
-            log(format!(
-                "error: {e:#}; mitigations go on, but a restart now would not resume them"
-            ));
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, changes: &mut Vec<Change>) {
-        for change in changes.drain(..) {
-            let (verb, mitigation, reason) = match &change {
-                Change::Announce(m) => ("announced", m, None),
-                Change::Withdraw { mitigation, reason } => ("withdrawn", mitigation, Some(*reason)),
-            };
-            let dry = if mitigation.dry_run {
-                "dry run, not "
-            } else {
-                ""
-            };
-            log(format!(
-                "mitigation {}{verb}: {} {}{}",
-                dry,
-                mitigation.id,
-                mitigation.rule,
-                reason.map(|r| format!(" ({r})")).unwrap_or_default()
-            ));
-            if !mitigation.dry_run {
-                for mitigator in &mut self.mitigators {
-                    if !mitigator.accepts(&mitigation.rule) {
-                        continue;
-                    }
-                    let result = match &change {
-                        Change::Announce(m) => mitigator.announce(m),
-                        Change::Withdraw { mitigation, .. } => mitigator.withdraw(mitigation),
-                    };
-                    if let Err(e) = result {
-                        log(format!(
-                            "error: {} could not be {verb} by {}: {e:#}",
-                            mitigation.id,
-                            mitigator.name()
-                        ));
-                    }
-                }
+    /// Queued rules that went out since the last look: logged and told, as they happen.
+    fn report_delivered(&mut self) {
+        let mut sent = Vec::new();
+        for mitigator in &mut self.mitigators {
+            for (id, detail) in mitigator.delivered() {
+                sent.push((mitigator.name().to_string(), id, detail));
             }
+        }
+        for (name, id, detail) in sent {
+            let Some(held) = self.planner.held().find(|h| h.mitigation.id == id) else {
+                continue;
+            };
+            let mitigation = held.mitigation.clone();
+            log(format!(
+                "mitigation announced: {id} {} (queued, now sent by {name} {detail})",
+                mitigation.rule
+            ));
             let notice = json!({
-                "event": format!("mitigation_{verb}"),
+                "event": "mitigation_announced",
                 "ts": floodwall_detect::time::rfc3339_ms(unix_ms()),
                 "mitigation": mitigation,
-                "reason": reason,
+                "mitigators": [Delivery { mitigator: name, status: Status::Announced, detail: Some(detail) }],
             });
             self.notify(&notice);
         }
+    }
+
+    /// Persists the plan and carries the changes out, in the order that keeps every rule in the
+    /// network known to the next start: announcements through a mitigator whose rules outlive
+    /// the process are saved first; everything else goes first and is saved right after.
+    fn commit(&mut self, changes: &mut Vec<Change>) -> Deliveries {
+        if changes.is_empty() {
+            return Deliveries::new();
+        }
+        let write_ahead = changes.iter().any(|c| match c {
+            Change::Announce(m) => {
+                !m.dry_run
+                    && self
+                        .mitigators
+                        .iter()
+                        .any(|x| x.accepts(&m.rule) && x.outlives_process())
+            }
+            Change::Withdraw { .. } => false,
+        });
+        if write_ahead {
+            self.persister.save(self.planner.snapshot(), true);
+        }
+        let deliveries = self.apply(changes);
+        if !write_ahead {
+            self.persister.save(self.planner.snapshot(), false);
+        }
+        deliveries
+    }
+
+    fn apply(&mut self, changes: &mut Vec<Change>) -> Deliveries {
+        let mut deliveries = Deliveries::new();
+        for change in changes.drain(..) {
+            let (mitigation, reason) = match &change {
+                Change::Announce(m) => (m, None),
+                Change::Withdraw { mitigation, reason } => (mitigation, Some(reason.as_str())),
+            };
+            if mitigation.dry_run {
+                let verb = if reason.is_some() {
+                    "withdrawn"
+                } else {
+                    "announced"
+                };
+                log(format!(
+                    "mitigation dry run, not {verb}: {} {}{}",
+                    mitigation.id,
+                    mitigation.rule,
+                    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ));
+                continue;
+            }
+            let notice = match &change {
+                Change::Announce(m) => {
+                    let outcome = self.announce(m);
+                    let status = status_of(&outcome);
+                    let why = outcome
+                        .iter()
+                        .filter_map(|d| {
+                            d.detail.as_deref().map(|t| format!("{}: {t}", d.mitigator))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    log(match status {
+                        Status::Announced => {
+                            format!("mitigation announced: {} {} ({why})", m.id, m.rule)
+                        }
+                        Status::Queued => {
+                            format!(
+                                "mitigation queued, not announced yet: {} {} ({why})",
+                                m.id, m.rule
+                            )
+                        }
+                        _ => format!(
+                            "error: mitigation not announced: {} {} ({why})",
+                            m.id, m.rule
+                        ),
+                    });
+                    let event = match status {
+                        Status::Announced => "mitigation_announced",
+                        Status::Queued => "mitigation_queued",
+                        _ => "mitigation_failed",
+                    };
+                    let notice = json!({
+                        "event": event,
+                        "ts": floodwall_detect::time::rfc3339_ms(unix_ms()),
+                        "mitigation": m,
+                        "mitigators": outcome,
+                    });
+                    deliveries.insert(m.id.clone(), outcome);
+                    notice
+                }
+                Change::Withdraw { mitigation, reason } => {
+                    log(format!(
+                        "mitigation withdrawn: {} {} ({reason})",
+                        mitigation.id, mitigation.rule
+                    ));
+                    for mitigator in &mut self.mitigators {
+                        if !mitigator.accepts(&mitigation.rule) {
+                            continue;
+                        }
+                        if let Err(e) = mitigator.withdraw(mitigation) {
+                            log(format!(
+                                "error: {} could not be withdrawn by {}: {e:#}",
+                                mitigation.id,
+                                mitigator.name()
+                            ));
+                        }
+                    }
+                    json!({
+                        "event": "mitigation_withdrawn",
+                        "ts": floodwall_detect::time::rfc3339_ms(unix_ms()),
+                        "mitigation": mitigation,
+                        "reason": reason,
+                    })
+                }
+            };
+            self.notify(&notice);
+        }
+        deliveries
+    }
+
+    /// Hands a rule to every mitigator that carries its kind; what each did.
+    fn announce(&mut self, m: &Mitigation) -> Vec<Delivery> {
+        let mut outcome = Vec::new();
+        for mitigator in &mut self.mitigators {
+            if !mitigator.accepts(&m.rule) {
+                continue;
+            }
+            let (status, detail) = match mitigator.announce(m) {
+                Ok(Outcome::Sent(where_)) => (Status::Announced, where_),
+                Ok(Outcome::Queued(why)) => (Status::Queued, why),
+                Err(e) => (Status::Failed, format!("{e:#}")),
+            };
+            outcome.push(Delivery {
+                mitigator: mitigator.name().to_string(),
+                status,
+                detail: Some(detail),
+            });
+        }
+        if outcome.is_empty() {
+            outcome.push(Delivery {
+                mitigator: "none".into(),
+                status: Status::Failed,
+                detail: Some(format!(
+                    "no mitigator carries {} rules: configure [bgp], [exabgp] or [nftables]",
+                    m.rule.kind()
+                )),
+            });
+        }
+        outcome
     }
 
     fn notify(&mut self, notice: &Value) {
@@ -240,14 +448,32 @@ impl Actions {
                 kind,
                 filter,
                 seconds,
-            } => self
+            } => match self
                 .manual_rule(target, &kind, filter)
                 .and_then(|rule| self.planner.announce_manual(rule, seconds, now, changes))
-                .map(|m: Mitigation| json!({ "mitigation": m })),
-            Request::Withdraw { id } => self
-                .planner
-                .withdraw_manual(&id, changes)
-                .map(|m| json!({ "mitigation": m })),
+            {
+                Ok(m) => {
+                    let mut deliveries = self.commit(changes);
+                    let outcome = deliveries.remove(&m.id).unwrap_or_default();
+                    let status = if m.dry_run {
+                        Status::DryRun
+                    } else if outcome.is_empty() {
+                        Status::Held
+                    } else {
+                        status_of(&outcome)
+                    };
+                    Ok(json!({ "mitigation": m, "status": status, "mitigators": outcome }))
+                }
+                Err(refusal) => Err(refusal.to_string()),
+            },
+            Request::Withdraw { id } => {
+                let result = self
+                    .planner
+                    .withdraw_manual(&id, changes)
+                    .map(|m| json!({ "mitigation": m }));
+                self.commit(changes);
+                result
+            }
         };
         match result {
             Ok(mut value) => {
@@ -264,7 +490,7 @@ impl Actions {
         target: ipnet::IpNet,
         kind: &str,
         filter: Option<FlowFilter>,
-    ) -> Result<Rule, String> {
+    ) -> Result<Rule, Refusal> {
         let config = self.planner.config();
         match kind {
             "blackhole" => Ok(Rule::Blackhole {
@@ -279,10 +505,10 @@ impl Actions {
             "flowspec" => {
                 let filter = filter.unwrap_or_else(|| FlowFilter::to(target));
                 if filter.destination != target {
-                    return Err(format!(
+                    return Err(Refusal::Invalid(format!(
                         "the filter's destination {} is not the target {target}",
                         filter.destination
-                    ));
+                    )));
                 }
                 Ok(Rule::Filter {
                     filter,
@@ -290,7 +516,43 @@ impl Actions {
                     communities: config.flowspec.communities.clone(),
                 })
             }
-            other => Err(format!("unknown kind `{other}`: use blackhole or flowspec")),
+            other => Err(Refusal::Invalid(format!(
+                "unknown kind `{other}`: use blackhole or flowspec"
+            ))),
+        }
+    }
+}
+
+/// One status from every mitigator's: in the network if any put it there, else queued if any
+/// will, else failed.
+fn status_of(outcome: &[Delivery]) -> Status {
+    if outcome.iter().any(|d| d.status == Status::Announced) {
+        Status::Announced
+    } else if outcome.iter().any(|d| d.status == Status::Queued) {
+        Status::Queued
+    } else {
+        Status::Failed
+    }
+}
+
+/// Replaces the plan's `announced` with what the mitigators did.
+fn settle(decisions: &mut [Decision], deliveries: &Deliveries) {
+    for d in decisions {
+        if d.status != Status::Announced {
+            continue;
+        }
+        if let Some(outcome) = deliveries.get(&d.id) {
+            d.status = status_of(outcome);
+            if d.status == Status::Failed {
+                d.reason = Some(
+                    outcome
+                        .iter()
+                        .filter_map(|x| x.detail.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+            d.mitigators = outcome.clone();
         }
     }
 }

@@ -123,6 +123,7 @@ mod tests {
                         communities: vec![],
                     },
                     coverage: None,
+                    collateral: None,
                     since: 1,
                     dry_run: false,
                 },
@@ -130,6 +131,7 @@ mod tests {
                 withdraw_at: None,
                 unconfirmed: false,
                 manual: false,
+                derived_from_samples: 0,
             }],
             announcements: vec![],
         };

@@ -13,7 +13,19 @@ pub fn run(args: CheckConfigArgs) -> Result<()> {
     let checked = check::check(&text);
     match checked.config {
         Some(config) if checked.problems.is_empty() => {
-            println!("{origin}: OK: {}", check::summary(&config));
+            // Valid, but a rule of these kinds would reach no router: loud, not fatal (dry runs
+            // and staged roll-outs start like this).
+            let unmitigated = config.unmitigated_kinds();
+            for kind in &unmitigated {
+                eprintln!(
+                    "{origin}: warning: {kind} mitigation is enabled but no mitigator carries {kind} rules — configure [bgp] peers with its families, [exabgp] or [nftables], or set dry_run = true; until then its rules are recorded as failed, not announced"
+                );
+            }
+            let status = match unmitigated.len() {
+                0 => "OK".to_string(),
+                n => format!("OK with {n} warning{}", if n == 1 { "" } else { "s" }),
+            };
+            println!("{origin}: {status}: {}", check::summary(&config));
             Ok(())
         }
         _ => {

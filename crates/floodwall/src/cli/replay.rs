@@ -9,7 +9,7 @@ use floodwall::config::Config;
 use floodwall::events::{event_record, write_row, TABLE_HEADER};
 use floodwall::sources::pcap::read_capture_from;
 use floodwall_detect::{AttackEvent, Engine, EventKind};
-use floodwall_mitigate::Planner;
+use floodwall_mitigate::{Planner, Status};
 use floodwall_wire::Decoder;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -34,7 +34,8 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         .hostgroups
         .iter_mut()
         .for_each(|g| g.dry_run = Some(true));
-    let mut planner = Planner::new(mitigation).map_err(|e| anyhow!("{e}"))?;
+    let mut planner =
+        Planner::new(mitigation, config.mitigation_scope()).map_err(|e| anyhow!("{e}"))?;
     let mut changes = Vec::new();
     let mut decoder = Decoder::default();
 
@@ -67,7 +68,10 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                         writeln!(
                             out,
                             "    mitigation {}: {}{coverage}{reason}",
-                            d.status.replace("dry_run", "would announce"),
+                            match d.status {
+                                Status::DryRun => "would announce",
+                                other => other.as_str(),
+                            },
                             d.text
                         )?;
                     }

@@ -56,8 +56,16 @@ pub fn run(args: RunArgs) -> Result<()> {
     let events_out = BufWriter::new(events_file);
     let store = Store::open(&config.state.dir)?;
     resume_baselines(&mut engine, &config.state.dir);
-    let planner = Planner::new(config.mitigation.clone()).map_err(|e| anyhow!("{e}"))?;
+    let planner = Planner::new(config.mitigation.clone(), config.mitigation_scope())
+        .map_err(|e| anyhow!("{e}"))?;
     let outputs = floodwall::act::build(&config)?;
+    for kind in config.unmitigated_kinds() {
+        log(format!(
+            "warning: {kind} mitigation is enabled but no mitigator carries {kind} rules \
+             (configure [bgp] peers with its families, [exabgp] or [nftables]): its rules will \
+             be recorded as failed, not announced"
+        ));
+    }
     let (act_tx, act_rx) = crossbeam_channel::bounded::<Input>(1024);
     control::serve(&config.state.dir, act_tx.clone())?;
     let actions = Actions {
