@@ -210,6 +210,31 @@ impl Attack {
         self.evidence_open = EvidenceSum::of(counts);
     }
 
+    /// Accounts the open bucket's counts as they grow, while the attack is not confirmed yet;
+    /// true once they confirm it (then the confirmation is due as an update, at once).
+    pub fn confirms_early(&mut self, b: u32, counts: &ClassCounts) -> bool {
+        if self.reported.confirmed {
+            return false;
+        }
+        self.account(b, Some(counts));
+        self.evidence().confirms()
+    }
+
+    /// The `attack_updated` that says the evidence now confirms the attack.
+    pub fn confirmed_event(
+        &mut self,
+        b: u32,
+        ts: u64,
+        fingerprint: &FingerprintBuilder,
+        hostgroup: &str,
+    ) -> AttackEvent {
+        let evidence = self.evidence();
+        self.reported.confirmed = true;
+        self.reported.samples = evidence.samples;
+        self.reported.bucket = self.reported.bucket.max(b);
+        self.event(EventKind::AttackUpdated, ts, fingerprint, hostgroup)
+    }
+
     /// What stands behind the attack so far.
     pub fn evidence(&self) -> Evidence {
         self.evidence_closed.plus(self.evidence_open).evidence()
@@ -295,7 +320,7 @@ impl Attack {
         let confirmed = evidence.confirms() && !r.confirmed;
         let settling = r.samples < SETTLED_SAMPLES
             && evidence.samples >= r.samples.max(1).saturating_mul(2)
-            && b > r.bucket;
+            && b >= r.bucket;
         if (changed && b >= r.bucket + lc.update_interval) || confirmed || settling {
             self.reported = Reported {
                 bucket: b,

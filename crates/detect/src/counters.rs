@@ -49,7 +49,7 @@ impl Tally {
 
 /// Telemetry time granularity of [`Provenance::instants`]: datagrams received together (one
 /// receive batch, one export burst) are one instant.
-pub(crate) const INSTANT_MS: u64 = 100;
+pub(crate) const INSTANT_MS: u64 = 10;
 
 /// Which datagrams and instants one target's records of one bucket came from. A target's records
 /// of one datagram arrive together (the collector hands whole datagrams on), so a change of

@@ -407,6 +407,8 @@ pub struct Engine {
     /// Watched host directions whose open bucket already crossed a static limit at ingest:
     /// their attacks start right after the record, not at the bucket's close.
     early_starts: Vec<(u32, usize)>,
+    /// Attacked host directions whose open bucket's evidence just confirmed their attack.
+    early_confirms: Vec<(u32, usize)>,
     /// Scratch list of targets to evaluate at a bucket close.
     scratch: Vec<u32>,
 
@@ -720,6 +722,7 @@ impl Engine {
             stale_prefixes: Vec::new(),
             touched_prefixes: Vec::new(),
             early_starts: Vec::new(),
+            early_confirms: Vec::new(),
             scratch: Vec::new(),
             base_bucket: None,
             open: 0,
@@ -779,6 +782,9 @@ impl Engine {
             if !self.early_starts.is_empty() {
                 // Reported at the engine's clock: a late record does not date the report back.
                 self.start_early(self.clock_ms, events);
+            }
+            if !self.early_confirms.is_empty() {
+                self.confirm_early(self.clock_ms, events);
             }
         }
     }
@@ -843,6 +849,27 @@ impl Engine {
         }
         starts.clear();
         self.early_starts = starts;
+    }
+
+    /// Reports the attacks of `early_confirms` as confirmed, at `now_ms`.
+    fn confirm_early(&mut self, now_ms: u64, events: &mut Vec<AttackEvent>) {
+        let b = self.open;
+        for (h, d) in std::mem::take(&mut self.early_confirms) {
+            let host = &self.hosts[h as usize];
+            let group = host.group as usize;
+            let id = host.dir(d).detail;
+            let Some(detail) = self.details.get_mut(id as usize).and_then(|x| x.as_mut()) else {
+                continue;
+            };
+            if let Some(attack) = detail.attack.as_mut() {
+                events.push(attack.confirmed_event(
+                    b,
+                    now_ms,
+                    &detail.fingerprint,
+                    &self.groups[group].name,
+                ));
+            }
+        }
     }
 
     /// The other direction of host `h` as seen from direction `d`.
@@ -1272,6 +1299,13 @@ impl Engine {
                     slot.add(r, class, incoming, rh());
                     let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
                     detail.fingerprint.observe(r, remote);
+                    // An attack that started on evidence from one datagram or instant is
+                    // confirmed as soon as more arrives, not at the bucket's close.
+                    if let Some(attack) = detail.attack.as_mut() {
+                        if attack.confirms_early(b, slot) {
+                            self.early_confirms.push((h, d));
+                        }
+                    }
                     // The count can only grow within the bucket: once it crosses a static
                     // limit with enough evidence, waiting for the close only adds latency.
                     // Judged again as evidence grows by a quarter (ordinary traffic over the

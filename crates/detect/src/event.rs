@@ -99,7 +99,7 @@ pub struct Evidence {
     pub samples: u64,
     /// Distinct telemetry datagrams that carried the target's records.
     pub datagrams: u64,
-    /// Distinct 100-ms instants of the records' telemetry time.
+    /// Distinct 10-ms instants of the records' telemetry time.
     pub instants: u64,
     /// Share of the target's packets carried by its single largest datagram (0..=1).
     pub largest_datagram_share: f64,

@@ -264,19 +264,25 @@ fn histogram(bounds: &[u16], counts: &[u64]) -> Option<Histogram> {
     })
 }
 
-/// Shares of `top` among `whole` (the weight its sketch was given), scaled by `of`: the share
-/// of all packets the sketch's traffic is. Never above `of`.
+/// Shares of `top` among `whole` (the weight its sketch was given), scaled by `part / of`:
+/// the share of all packets the sketch's traffic is. Never above that.
 fn shares<K: Copy, T>(
     top: impl IntoIterator<Item = (K, u64)>,
     whole: u64,
-    of: f64,
+    (part, of): (u64, u64),
     f: impl Fn(K) -> T,
 ) -> Vec<Share<T>> {
+    let scale = ratio(part, of);
     top.into_iter()
         .filter(|&(_, packets)| packets > 0)
         .map(|(k, packets)| Share {
             value: f(k),
-            share: (ratio(packets, whole) * of).min(1.0),
+            // One division of exact products: undecimated shares come out as plain ratios.
+            share: if whole == 0 || of == 0 {
+                0.0
+            } else {
+                (packets as f64 * part as f64 / (whole as f64 * of as f64)).min(scale)
+            },
             packets,
         })
         .collect()
@@ -427,13 +433,13 @@ impl FingerprintBuilder {
         }
         let total = b.packets;
         let tcp = b.protocols[P_TCP];
-        let ported = ratio(tcp.saturating_add(b.protocols[P_UDP]), total);
+        let ported = (tcp.saturating_add(b.protocols[P_UDP]), total);
         Some(Fingerprint {
             sources_estimate: 0,
             top_sources: Vec::new(),
             top_source_ports: shares(b.src_ports, b.port_weight, ported, |p| p),
             top_destination_ports: shares(b.dst_ports, b.port_weight, ported, |p| p),
-            top_tcp_flags: shares(b.tcp_flags, b.flag_weight, 1.0, |f| f),
+            top_tcp_flags: shares(b.tcp_flags, b.flag_weight, (1, 1), |f| f),
             protocols: ProtocolMix {
                 tcp: ratio(tcp, total),
                 udp: ratio(b.protocols[P_UDP], total),
@@ -457,13 +463,13 @@ impl FingerprintBuilder {
         let total = s.packets;
         let tcp = s.protocols[P_TCP];
         // Port shares are of all packets: the sketch's share of TCP and UDP, times theirs.
-        let ported = ratio(tcp.saturating_add(s.protocols[P_UDP]), total);
+        let ported = (tcp.saturating_add(s.protocols[P_UDP]), total);
         Fingerprint {
             sources_estimate: s.remotes.estimate(),
-            top_sources: shares(s.sources.top(TOP_N), s.source_weight, 1.0, bits_addr),
+            top_sources: shares(s.sources.top(TOP_N), s.source_weight, (1, 1), bits_addr),
             top_source_ports: shares(s.src_ports.top(TOP_N), s.port_weight, ported, |p| p),
             top_destination_ports: shares(s.dst_ports.top(TOP_N), s.port_weight, ported, |p| p),
-            top_tcp_flags: shares(s.tcp_flags.top(TOP_N), s.flag_weight, 1.0, |f| f),
+            top_tcp_flags: shares(s.tcp_flags.top(TOP_N), s.flag_weight, (1, 1), |f| f),
             protocols: ProtocolMix {
                 tcp: ratio(tcp, total),
                 udp: ratio(s.protocols[P_UDP], total),

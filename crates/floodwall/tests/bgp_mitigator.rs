@@ -54,7 +54,7 @@ fn mitigations_sharing_a_route_keep_it_until_the_last_is_withdrawn() {
     bgp.announce(&first).unwrap();
     bgp.announce(&first).unwrap();
     bgp.announce(&second).unwrap();
-    bgp.announce(&dry).unwrap();
+    assert!(bgp.announce(&dry).is_err(), "a dry run is refused");
     let route = set(&["198.51.100.60/32 nh 192.0.2.1 comm 65001:42,65535:666"]);
     gobgpd.wait_rib("ipv4", &route);
     assert!(

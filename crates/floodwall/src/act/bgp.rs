@@ -261,6 +261,10 @@ impl Mitigator for BgpMitigator {
     /// The speaker sends a route to every established peer of its family at once, and to the
     /// others when their sessions come up: sent if one is up now, else queued.
     fn announce(&mut self, mitigation: &Mitigation) -> Result<Outcome> {
+        // The actions never hand over a dry run; should one come, it goes nowhere.
+        if mitigation.dry_run {
+            bail!("{} is a dry run: recorded, never announced", mitigation.id);
+        }
         self.speaker()?.announce(&mitigation.rule)?;
         self.held
             .insert(mitigation.id.clone(), mitigation.rule.clone());
