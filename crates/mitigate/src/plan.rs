@@ -268,11 +268,16 @@ impl Planner {
                 .cmp(&a.manual)
                 .then(b.mitigation.since.cmp(&a.mitigation.since))
         });
+        let mut seen = std::collections::BTreeSet::new();
         for mut held in held {
             let id = rule_id(&held.mitigation.rule, held.mitigation.rule.target());
-            let refusal = if held.mitigation.id != id || self.held.contains_key(&id) {
+            if !seen.insert(id.clone()) {
+                // The rule's first entry decided it: a duplicate neither holds nor withdraws.
+                continue;
+            }
+            let refusal = if held.mitigation.id != id {
                 Some(format!(
-                    "not a rule this snapshot can hold twice or under another id ({})",
+                    "its id {} is not its rule's ({id})",
                     held.mitigation.id
                 ))
             } else {
@@ -1371,8 +1376,9 @@ mod tests {
         assert_eq!(plan.held().count(), 100);
         assert_eq!(announced(&changes).len(), 100);
         assert!(!announced(&changes).contains(&"blackhole:0.0.0.0/0".to_string()));
+        // 250 distinct rules (the rest repeat them): 100 held, 150 over the cap, and the /0.
         let gone = withdrawn(&changes);
-        assert_eq!(gone.len(), 401);
+        assert_eq!(gone.len(), 151);
         assert!(gone
             .iter()
             .any(|(id, why)| id == "blackhole:0.0.0.0/0" && why.contains("broader than /24")));

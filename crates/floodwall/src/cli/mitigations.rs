@@ -64,14 +64,39 @@ pub fn run(args: MitigationsArgs) -> Result<()> {
     }
     match &req {
         Request::List => print_list(&response),
-        _ => {
-            let m = &response["mitigation"];
-            let verb = if matches!(req, Request::Withdraw { .. }) {
-                "withdrawn"
-            } else {
-                "announced"
+        Request::Withdraw { .. } => {
+            println!(
+                "withdrawn: {}",
+                response["mitigation"]["id"].as_str().unwrap_or_default()
+            );
+        }
+        Request::Announce { .. } => {
+            // What the mitigators did, not what was asked: `announced` only when one put it in
+            // the network.
+            let id = response["mitigation"]["id"].as_str().unwrap_or_default();
+            let status = match response["status"].as_str().unwrap_or("held") {
+                "dry_run" => "dry run, recorded but not announced",
+                "held" => "already held",
+                other => other,
             };
-            println!("{verb}: {}", m["id"].as_str().unwrap_or_default());
+            println!("{status}: {id}");
+            let failed = response["status"] == "failed";
+            for d in response["mitigators"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}: {}{}",
+                    d["mitigator"].as_str().unwrap_or_default(),
+                    d["status"].as_str().unwrap_or_default(),
+                    d["detail"]
+                        .as_str()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                );
+            }
+            if failed {
+                return Err(anyhow!(
+                    "{id} is held but in no network: no mitigator took it"
+                ));
+            }
         }
     }
     Ok(())

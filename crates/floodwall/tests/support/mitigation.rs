@@ -42,6 +42,8 @@ pub struct Options {
     pub mitigation: String,
     /// Extra lines of `[bgp]`.
     pub bgp: String,
+    /// No `[bgp]` at all: blackhole and FlowSpec enabled with no mitigator.
+    pub without_bgp: bool,
 }
 
 impl Options {
@@ -51,11 +53,12 @@ impl Options {
             restart_confirm_seconds: 15,
             mitigation: String::new(),
             bgp: String::new(),
+            without_bgp: false,
         }
     }
 
     fn config(&self, dir: &Path, port: u16) -> String {
-        format!(
+        let text = format!(
             "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
              [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
              [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = false\n\n\
@@ -72,7 +75,11 @@ impl Options {
             name = self.peer.name,
             address = self.peer.address,
             remote_as = self.peer.remote_as,
-        )
+        );
+        match (self.without_bgp, text.find("\n[bgp]")) {
+            (true, Some(at)) => text[..at].to_string(),
+            _ => text,
+        }
     }
 }
 
