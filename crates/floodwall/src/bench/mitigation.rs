@@ -35,6 +35,58 @@ pub struct Options {
     pub floodwall: PathBuf,
     pub work_dir: PathBuf,
     pub trials: usize,
+    /// Fsync-heavy writes beside the daemon's state for the whole run.
+    pub disk_load: bool,
+}
+
+/// The disk load: 1 MiB appended and fsynced at a time, the file restarted every 256 MiB, until
+/// the run ends (or an hour, whichever is first).
+struct DiskLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DiskLoad {
+    fn start(dir: &Path) -> Result<DiskLoad> {
+        use std::io::Write as _;
+        use std::sync::atomic::Ordering;
+        let path = dir.join("disk-load.bin");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("disk-load".into())
+            .spawn(move || {
+                let chunk = vec![0x5a_u8; 1 << 20];
+                let until = Instant::now() + Duration::from_secs(3600);
+                let mut file = None;
+                let mut written = 0usize;
+                while !flag.load(Ordering::Relaxed) && Instant::now() < until {
+                    if file.is_none() || written >= 256 << 20 {
+                        file = std::fs::File::create(&path).ok();
+                        written = 0;
+                    }
+                    let Some(f) = file.as_mut() else { return };
+                    if f.write_all(&chunk).and_then(|()| f.sync_data()).is_err() {
+                        return;
+                    }
+                    written += chunk.len();
+                }
+                let _ = std::fs::remove_file(&path);
+            })?;
+        Ok(DiskLoad {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for DiskLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +105,7 @@ impl MitigationTrial {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MitigationLatency {
+    pub disk_load: bool,
     pub trials: Vec<MitigationTrial>,
     pub median_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -69,6 +122,10 @@ pub fn run(options: &Options) -> Result<MitigationLatency> {
     let monitor = router.monitor()?;
     let mut daemon = FloodwallDaemon::start(&options.floodwall, &dir, router.bgp_port)?;
     router.wait_established(Duration::from_secs(20))?;
+    let _disk_load = options
+        .disk_load
+        .then(|| DiskLoad::start(&dir))
+        .transpose()?;
 
     let mut trials = Vec::new();
     for n in 0..options.trials {
@@ -138,6 +195,7 @@ pub fn run(options: &Options) -> Result<MitigationLatency> {
         .filter_map(MitigationTrial::latency_ms)
         .collect();
     Ok(MitigationLatency {
+        disk_load: options.disk_load,
         median_ms: median(&latencies),
         p95_ms: percentile(&latencies, 95.0),
         max_ms: latencies.iter().copied().reduce(f64::max),
@@ -165,9 +223,15 @@ pub fn markdown(result: &MitigationLatency, command: &str) -> String {
         "`{command}`: Floodwall's daemon peered over BGP with {} on loopback (blackhole and \
          FlowSpec enabled); {} attacks at {MAGNITUDE}× the packet limit, each at a fresh host. \
          Start: the daemon's log stamp of `attack_started`; end: the arrival of the /32 in \
-         `gobgp monitor global rib -j`. Target: under 100 ms.\n\n",
+         `gobgp monitor global rib -j`.{} Target: under 100 ms.\n\n",
         result.gobgpd_version,
-        result.trials.len()
+        result.trials.len(),
+        if result.disk_load {
+            " Under disk load: a writer appends and fsyncs 1 MiB at a time beside the daemon's \
+             state for the whole run."
+        } else {
+            ""
+        }
     ));
     out.push_str(&format!(
         "| median | p95 | max |\n|---|---|---|\n| {} | {} | {} |\n\n",

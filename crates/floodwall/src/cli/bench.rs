@@ -672,6 +672,14 @@ pub struct MitigationArgs {
     /// Default: $TMPDIR/floodwall-bench-mitigation.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Keep the disk busy while the attacks come: a writer in this process appends and fsyncs
+    /// 1 MiB at a time in the work directory (the daemon's state lives there), so a daemon that
+    /// waits for its own fsync before announcing shows it.
+    #[arg(long)]
+    pub disk_load: bool,
+    /// The floodwall binary to run as the daemon (to compare builds). Default: this one.
+    #[arg(long, value_name = "PATH")]
+    pub daemon: Option<PathBuf>,
     /// How the run was invoked, for the report.
     #[arg(long, hide = true)]
     pub command: Option<String>,
@@ -680,16 +688,28 @@ pub struct MitigationArgs {
 pub fn mitigation(args: MitigationArgs) -> Result<()> {
     use floodwall::bench::mitigation::{markdown, run, Options};
     let options = Options {
-        floodwall: std::env::current_exe()?,
+        floodwall: match args.daemon {
+            Some(path) => path,
+            None => std::env::current_exe()?,
+        },
+        disk_load: args.disk_load,
         work_dir: args
             .work_dir
             .unwrap_or_else(|| std::env::temp_dir().join("floodwall-bench-mitigation")),
         trials: args.trials.max(1),
     };
     let result = run(&options)?;
-    let command = args
-        .command
-        .unwrap_or_else(|| format!("floodwall bench mitigation --trials {}", options.trials));
+    let command = args.command.unwrap_or_else(|| {
+        format!(
+            "floodwall bench mitigation --trials {}{}",
+            options.trials,
+            if options.disk_load {
+                " --disk-load"
+            } else {
+                ""
+            }
+        )
+    });
     let section = markdown(&result, &command);
     print!("{section}");
     if let Some(out) = args.out {
