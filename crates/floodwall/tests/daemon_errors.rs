@@ -157,3 +157,32 @@ fn a_collector_port_in_use_names_the_setting_to_change() {
         "{message}"
     );
 }
+
+/// A FIFO where the mitigation snapshot and the baselines belong used to hang start-up before
+/// the daemon listened, without a word: now both are refused at once, said, and the daemon runs.
+#[test]
+fn fifos_in_the_state_directory_are_reported_and_do_not_hang_start_up() {
+    let dir = test_dir("err-fifo");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    for name in ["mitigations.json", "baselines.bin"] {
+        let path = std::ffi::CString::new(state.join(name).as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    }
+    let log = stderr_until(
+        daemon(&config(&dir, &state, "")),
+        "listening on",
+        Duration::from_secs(20),
+    );
+    assert!(log.contains("listening on"), "start-up hung:\n{log}");
+    assert!(
+        log.contains("mitigations.json is a FIFO, not a regular file; moved to")
+            && log.contains("mitigations.json.corrupt; starting with no mitigations"),
+        "{log}"
+    );
+    assert!(
+        log.contains("baselines.bin is a FIFO, not a regular file; learning baselines again"),
+        "{log}"
+    );
+}
