@@ -30,8 +30,8 @@ const FILE_NAME: &str = "baselines.bin";
 /// Why a saved file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {0}: {1}")]
-    Io(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Read(#[from] crate::state_file::ReadError),
     #[error("{0} is not a Floodwall baselines file")]
     NotBaselines(PathBuf),
     #[error("{0} has version {1}; this Floodwall reads version {VERSION}")]
@@ -111,12 +111,13 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<(Baselines, u64), LoadError> 
 }
 
 /// Reads the baselines of state directory `dir`; `Ok(None)` when there are none yet.
+/// Never blocks: a FIFO or another non-regular file at the path is refused (the next save
+/// replaces it).
 pub fn load(dir: &Path) -> Result<Option<(Baselines, u64)>, LoadError> {
     let path = path(dir);
-    match std::fs::read(&path) {
-        Ok(bytes) => decode(&path, &bytes).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LoadError::Io(path, e)),
+    match crate::state_file::read(&path)? {
+        Some(bytes) => decode(&path, &bytes).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -125,6 +126,11 @@ pub fn load(dir: &Path) -> Result<Option<(Baselines, u64)>, LoadError> {
 pub fn save(dir: &Path, baselines: &Baselines, saved_at_s: u64) -> std::io::Result<()> {
     let bytes = encode(baselines, saved_at_s);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    // Whatever is at the temporary path goes first: opening a FIFO there would block.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&bytes)?;
     file.sync_all()?;
@@ -271,6 +277,39 @@ mod tests {
         save(&dir, &sample(), 42).unwrap();
         assert_eq!(load(&dir).unwrap(), Some((sample(), 42)));
         assert!(!dir.join("baselines.bin.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// FIFOs at the file's and the temporary file's paths neither block a load nor a save.
+    #[test]
+    fn fifos_in_the_state_directory_block_neither_load_nor_save() {
+        let dir = std::env::temp_dir().join(format!("fw-baselines-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["baselines.bin", "baselines.bin.tmp"] {
+            let fifo =
+                std::ffi::CString::new(dir.join(name).as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: mkfifo(3) on a NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.clone();
+        std::thread::spawn(move || {
+            let loaded = load(&d).map(|_| ()).map_err(|e| e.to_string());
+            let saved = save(&d, &sample(), 7).map_err(|e| e.to_string());
+            tx.send((loaded, saved, load(&d).map_err(|e| e.to_string())))
+                .unwrap();
+        });
+        let (loaded, saved, again) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("a FIFO in the state directory blocked");
+        let why = loaded.unwrap_err();
+        assert!(
+            why.ends_with("baselines.bin is a FIFO, not a regular file"),
+            "{why}"
+        );
+        saved.unwrap();
+        assert_eq!(again.unwrap(), Some((sample(), 7)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -114,28 +114,22 @@ impl Config {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses configuration text; `origin` names it in errors.
+    /// Parses configuration text; `origin` names it in errors. The checks are `check-config`'s
+    /// (all of them but the networks, which `--network` may still add): every problem found
+    /// is in the error, one line each.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| located(&e, text, origin))?;
-        // The messages name the field; the line is where its key is written.
-        let at = |base: &str, message: String| {
-            anyhow!(
-                "{origin}:{}: {message}",
-                check::position(text, base, &message)
-            )
-        };
-        config
-            .detection_config()
-            .validate()
-            .map_err(|message| at("detection", message))?;
-        config
-            .mitigation
-            .validate()
-            .map_err(|message| at("mitigation", message))?;
-        if let Some(bgp) = &config.bgp {
-            bgp.validate().map_err(|e| at("bgp", e.to_string()))?;
+        let checked = check::check_with(text, check::Networks::MayComeLater);
+        match checked.config {
+            Some(config) => Ok(config),
+            None => {
+                let mut lines: Vec<String> =
+                    checked.problems.iter().map(|p| p.display(origin)).collect();
+                if lines.len() > 1 {
+                    lines.push(format!("{} problems in {origin}", lines.len()));
+                }
+                Err(anyhow!("{}", lines.join("\n")))
+            }
         }
-        Ok(config)
     }
 
     /// The detection settings with the top-level networks (and any given on the command line)
@@ -340,7 +334,12 @@ mod readme {
             .expect("README has the mitigation example")
             + "```toml\n".len();
         let end = start + readme[start..].find("```").expect("the block ends");
-        let config = Config::parse(&readme[start..end], "README.md").unwrap();
+        // It is added to a file that has the networks and the hostgroup its mitigation names.
+        let file = format!(
+            "networks = [\"203.0.113.0/24\"]\n[[detection.hostgroups]]\nname = \"dns-servers\"\nnetworks = [\"203.0.113.53/32\"]\n{}",
+            &readme[start..end]
+        );
+        let config = Config::parse(&file, "README.md").unwrap();
         assert!(config.mitigation.blackhole.enabled && config.mitigation.flowspec.enabled);
         assert_eq!(config.bgp.as_ref().unwrap().peers.len(), 1);
         assert_eq!(config.webhooks.len(), 1);

@@ -78,14 +78,16 @@ pub fn log_line(event: &AttackEvent) -> String {
 }
 
 pub fn human_bps(bps: u64) -> String {
-    human(bps as f64, "bps")
+    human_rate(bps as f64, "bps")
 }
 
 pub fn human_pps(pps: u64) -> String {
-    human(pps as f64, "pps")
+    human_rate(pps as f64, "pps")
 }
 
-fn human(value: f64, unit: &str) -> String {
+/// The one rate formatter of what operators read (events, log lines, notices): SI prefixes up
+/// to tera, two decimals: `31.40 Tbps`, `120.00 kpps`.
+pub fn human_rate(value: f64, unit: &str) -> String {
     const PREFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")];
     let (scale, prefix) = PREFIXES
         .iter()

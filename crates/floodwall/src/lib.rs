@@ -15,3 +15,4 @@ pub mod logging;
 pub mod output;
 pub mod simulate;
 pub mod sources;
+pub mod state_file;

@@ -62,6 +62,41 @@ impl Serialize for CountersJson<'_> {
     }
 }
 
+/// An exporter's counters in words, labelled: the decode errors by kind and every other
+/// counter that is not zero, after the datagrams, records and sequence accounting.
+pub fn counters_text(counters: &ExporterCounters) -> String {
+    let json = serde_json::to_value(CountersJson(counters)).unwrap_or_default();
+    let words = |key: &str| key.replace('_', " ");
+    let mut parts = Vec::new();
+    let errors: Vec<String> = json["errors"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(kind, n)| format!("{n} {}", words(kind)))
+        .collect();
+    for (key, value) in json.as_object().into_iter().flatten() {
+        let always = matches!(
+            key.as_str(),
+            "datagrams" | "records" | "sequence_lost" | "sequence_resets"
+        );
+        if key == "errors" {
+            parts.push(if errors.is_empty() {
+                "0 decode errors".to_string()
+            } else {
+                format!(
+                    "{} decode errors ({})",
+                    counters.total_errors(),
+                    errors.join(", ")
+                )
+            });
+        } else if always || value.as_u64() != Some(0) {
+            parts.push(format!("{value} {}", words(key)));
+        }
+    }
+    parts.join(", ")
+}
+
 /// Writes records as JSON lines.
 pub fn write_json_lines(out: &mut impl Write, records: &[FlowRecord]) -> io::Result<()> {
     for record in records {

@@ -200,3 +200,185 @@ fn check_config_names_the_line_of_each_problem() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `run` refuses every configuration `check-config` rejects, with the same problems: one
+/// validation serves both (a mitigation hostgroup naming no detection hostgroup used to start).
+#[test]
+fn run_refuses_what_check_config_rejects_with_the_same_problems() {
+    let dir = dir("agree");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let common = format!(
+        "[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n",
+        dir.join("events.jsonl").display(),
+        dir.join("state").display()
+    );
+    let listen = format!("[collector]\nlisten = [\"127.0.0.1:{port}\"]\n");
+    for (what, text) in [
+        (
+            "a mitigation hostgroup naming no detection hostgroup",
+            format!("networks = [\"203.0.113.0/24\"]\n{common}{listen}[[mitigation.hostgroups]]\nname = \"web\"\nblackhole = false\n"),
+        ),
+        (
+            "no listener",
+            format!("networks = [\"203.0.113.0/24\"]\n{common}[collector]\nlisten = []\n"),
+        ),
+        (
+            "a network with host bits set",
+            format!("networks = [\"203.0.113.5/24\"]\n{common}{listen}"),
+        ),
+    ] {
+        let (ok, _, checked) = check(&dir, &text);
+        assert!(!ok, "{what}: check-config accepted it");
+        let file = dir.join("floodwall.toml");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floodwall"))
+            .args(["run", "--config", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{what}: `floodwall run` started with a configuration check-config rejects");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut run_err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut run_err).unwrap();
+        let run_err = run_err.replace(file.to_str().unwrap(), "F");
+        assert!(!status.success(), "{what}: run exited 0: {run_err}");
+        // Every problem line of check-config is in run's error.
+        for line in checked.lines().filter(|l| l.starts_with("F:")) {
+            assert!(run_err.contains(line), "{what}: run did not say {line:?}: {run_err}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Applies a problem's hint to the file: a `key = value` hint replaces the problem's line, a
+/// quoted form replaces the first quoted value on it.
+fn apply_hint(text: &str, problem: &str) -> String {
+    let mut parts = problem.splitn(4, ':');
+    let (_, line) = (parts.next(), parts.next().unwrap());
+    let line: usize = line.parse().unwrap();
+    let hint = problem.split(" — ").nth(1).expect("a hint");
+    let lines: Vec<&str> = text.lines().collect();
+    let target = lines[line - 1];
+    let key = target.split('=').next().unwrap().trim();
+    let assignment = hint
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|s| s.split('=').next().unwrap().trim() == key);
+    let fixed = match assignment {
+        Some(assignment) => assignment.to_string(),
+        None => {
+            let form = hint.split('"').nth(1).expect("a quoted form in the hint");
+            let start = target.find('"').unwrap();
+            let end = start + 1 + target[start + 1..].find('"').unwrap();
+            format!("{}\"{form}\"{}", &target[..start], &target[end + 1..])
+        }
+    };
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out[line - 1] = fixed;
+    out.join("\n") + "\n"
+}
+
+/// Every hint is a form the check accepts: each is fed back into the file, which then passes.
+#[test]
+fn every_hint_is_a_form_check_config_accepts() {
+    let dir = dir("hints");
+    const NETS: &str = "networks = [\"203.0.113.0/24\"]\n";
+    let peer = "[bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.254\"\n\n[[bgp.peers]]\n";
+    for text in [
+        format!("{NETS}{peer}address = \"192.0.2.1\"\nremote_as = 64511\n"),
+        format!("{NETS}{peer}address = \"2001:db8::1\"\nremote_as = 64511\n"),
+        "networks = [\"203.0.113.0/33\"]\n".to_string(),
+        "networks = [\"2001:db8::/129\"]\n".to_string(),
+        "networks = [\"203.0.113.5/24\"]\n".to_string(),
+        "networks = [\"203.0.113.5\"]\n".to_string(),
+        "networks = [\"not an address\"]\n".to_string(),
+        format!("{NETS}[collector]\nlisten = [\"0.0.0.0\"]\n"),
+        format!("{NETS}[collector]\nlisten = []\n"),
+        format!("{NETS}[mitigation]\nnever = [\"203.0.113.1/16\"]\n"),
+        "networks = []\n".to_string(),
+    ] {
+        let (ok, _, err) = check(&dir, &text);
+        assert!(!ok, "accepted: {text}");
+        let problem = err.lines().next().unwrap();
+        assert!(problem.contains(" — "), "no hint: {err}");
+        let fixed = apply_hint(&text, problem);
+        let (ok, out, err2) = check(&dir, &fixed);
+        assert!(ok, "the hint of {problem:?} is refused:\n{fixed}\n{err2}");
+        assert!(out.contains("OK"), "{out}");
+        // The hint is not the form just rejected.
+        assert_ne!(fixed, text, "{problem}");
+        let _ = err;
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Independent problems are all reported, and counted: two bad networks in one list, a bad
+/// peer address beside them, and semantic problems of other sections.
+#[test]
+fn check_config_reports_every_independent_problem_and_how_many() {
+    let dir = dir("all");
+    let (ok, _, err) = check(
+        &dir,
+        "networks = [\"203.0.113.0/33\", \"198.51.100.0/40\"]\n\n[[mitigation.hostgroups]]\nname = \"web\"\n\n[bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.254\"\n\n[[bgp.peers]]\naddress = \"192.0.2.1\"\nremote_as = 64511\n",
+    );
+    assert!(!ok);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("F:1:13: invalid IP address syntax"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("F:1:31: invalid IP address syntax"),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with("F:4:1: mitigation.hostgroups[0].name = \"web\" names no"),
+        "{err}"
+    );
+    assert!(
+        lines[3].starts_with("F:11:11: invalid socket address syntax"),
+        "{err}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &"floodwall: F: 4 problems found",
+        "{err}"
+    );
+
+    let (ok, _, err) = check(
+        &dir,
+        "networks = [\"203.0.113.5/24\", \"198.51.100.7/24\"]\n[collector]\nlisten = []\n[[mitigation.hostgroups]]\nname = \"web\"\n",
+    );
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 5, "{err}");
+    assert!(
+        err.contains("F:1:13: networks[0] = 203.0.113.5/24 has host bits set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("F:1:31: networks[1] = 198.51.100.7/24 has host bits set"),
+        "{err}"
+    );
+    assert!(err.contains("F:3:1: collector.listen is empty"), "{err}");
+    assert!(
+        err.contains("F:5:1: mitigation.hostgroups[0].name = \"web\" names no"),
+        "{err}"
+    );
+    assert!(err.ends_with("floodwall: F: 4 problems found\n"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

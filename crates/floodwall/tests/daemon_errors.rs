@@ -157,3 +157,115 @@ fn a_collector_port_in_use_names_the_setting_to_change() {
         "{message}"
     );
 }
+
+/// A FIFO where the mitigation snapshot and the baselines belong used to hang start-up before
+/// the daemon listened, without a word: now both are refused at once, said, and the daemon runs.
+#[test]
+fn fifos_in_the_state_directory_are_reported_and_do_not_hang_start_up() {
+    let dir = test_dir("err-fifo");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    for name in ["mitigations.json", "baselines.bin"] {
+        let path = std::ffi::CString::new(state.join(name).as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    }
+    let log = stderr_until(
+        daemon(&config(&dir, &state, "")),
+        "listening on",
+        Duration::from_secs(20),
+    );
+    assert!(log.contains("listening on"), "start-up hung:\n{log}");
+    assert!(
+        log.contains("mitigations.json is a FIFO, not a regular file; moved to")
+            && log.contains("mitigations.json.corrupt; starting with no mitigations"),
+        "{log}"
+    );
+    assert!(
+        log.contains("baselines.bin is a FIFO, not a regular file; learning baselines again"),
+        "{log}"
+    );
+}
+
+/// `floodwall mitigations` says why it cannot reach a daemon, each case with its remedy: no
+/// socket, a stale socket nobody listens on, and a socket the user may not use (a non-root
+/// operator against a root daemon's 0600 socket: was "no floodwall daemon answers").
+#[test]
+fn the_mitigations_command_tells_no_daemon_stale_socket_and_permission_denied_apart() {
+    let dir = test_dir("err-control");
+    let mitigations = |state: &std::path::Path, as_nobody: bool| {
+        let binary = env!("CARGO_BIN_EXE_floodwall");
+        let mut command = if as_nobody {
+            let mut c = Command::new(support::require_tool("setpriv"));
+            c.args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                binary,
+            ]);
+            c
+        } else {
+            Command::new(binary)
+        };
+        let out = command
+            .args(["mitigations", "--state-dir"])
+            .arg(state)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let said = mitigations(&empty, false);
+    assert!(
+        said.contains(&format!(
+            "no floodwall daemon here: {}/control.sock does not exist",
+            empty.display()
+        )),
+        "{said}"
+    );
+
+    let stale = dir.join("stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(stale.join("control.sock")).unwrap());
+    let said = mitigations(&stale, false);
+    assert!(
+        said.contains(&format!(
+            "{}/control.sock exists but no daemon listens on it",
+            stale.display()
+        )),
+        "{said}"
+    );
+
+    // A real daemon's socket (0600, its owner's); the caller is another user: `nobody` when
+    // the tests run as root, else the owner with the socket's permissions taken away.
+    let state = dir.join("state");
+    let daemon = daemon(&config(&dir, &state, ""));
+    let socket = state.join("control.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: getuid(2) has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    if root {
+        // `nobody` must reach the socket's directory to be refused by the socket itself.
+        use std::os::unix::fs::PermissionsExt as _;
+        for d in [&*dir, state.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    } else {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let said = mitigations(&state, root);
+    stderr_until(daemon, "never", Duration::from_millis(100));
+    assert!(
+        said.contains(&format!("permission denied on {}", socket.display()))
+            && said.contains("as that user")
+            && said.contains("or as root"),
+        "{said}"
+    );
+}

@@ -95,15 +95,35 @@ pub fn error(message: &str) -> Response {
     serde_json::json!({ "ok": false, "error": message })
 }
 
+/// Why the CLI cannot reach the daemon, told apart because each has its own remedy.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no floodwall daemon here: {0} does not exist. Is `floodwall run` running with this state directory? (--state-dir or --config names the daemon's)")]
+    NoSocket(PathBuf),
+    #[error("permission denied on {0}: the control socket is for the daemon's user only. Run this as that user (`sudo -u floodwall floodwall mitigations ...` for the Debian package) or as root")]
+    PermissionDenied(PathBuf),
+    #[error("{0} exists but no daemon listens on it: the daemon that made it is gone (stopped uncleanly?). Start `floodwall run`; it replaces the stale socket")]
+    Stale(PathBuf),
+    #[error("cannot connect to the daemon's control socket {0}: {1}")]
+    Other(PathBuf, std::io::Error),
+}
+
+impl ConnectError {
+    fn new(path: PathBuf, error: std::io::Error) -> ConnectError {
+        match error.kind() {
+            std::io::ErrorKind::NotFound => ConnectError::NoSocket(path),
+            // The socket's mode, or a state directory the user cannot enter.
+            std::io::ErrorKind::PermissionDenied => ConnectError::PermissionDenied(path),
+            std::io::ErrorKind::ConnectionRefused => ConnectError::Stale(path),
+            _ => ConnectError::Other(path, error),
+        }
+    }
+}
+
 /// The client side, for the CLI.
 pub fn request(state_dir: &Path, request: &Request) -> Result<Response> {
     let path = socket_path(state_dir);
-    let mut stream = UnixStream::connect(&path).with_context(|| {
-        format!(
-            "no floodwall daemon answers on {}: is `floodwall run` running with this state directory?",
-            path.display()
-        )
-    })?;
+    let mut stream = UnixStream::connect(&path).map_err(|e| ConnectError::new(path.clone(), e))?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT * 2))?;
     serde_json::to_writer(&mut stream, request)?;
     stream.write_all(b"\n")?;

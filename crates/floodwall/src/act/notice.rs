@@ -12,6 +12,8 @@ use crossbeam_channel::{Sender, TrySendError};
 use floodwall_mitigate::Rule;
 use serde_json::Value;
 
+use crate::events::human_rate;
+
 /// Notices waiting for delivery per notifier; more are dropped (and counted).
 pub const QUEUE: usize = 1024;
 
@@ -42,19 +44,6 @@ pub fn attack_id(notice: &Value) -> String {
         .or_else(|| notice["mitigation"]["attack_id"].as_str())
         .unwrap_or_default()
         .to_string()
-}
-
-fn rate(value: f64, unit: &str) -> String {
-    let (scaled, prefix) = if value >= 1e9 {
-        (value / 1e9, "G")
-    } else if value >= 1e6 {
-        (value / 1e6, "M")
-    } else if value >= 1e3 {
-        (value / 1e3, "k")
-    } else {
-        (value, "")
-    };
-    format!("{scaled:.2} {prefix}{unit}")
 }
 
 fn describe_mitigation(m: &Value) -> String {
@@ -114,15 +103,15 @@ pub fn summary(notice: &Value) -> String {
     if pps.is_some() || bps.is_some() {
         text.push_str(&format!(
             " at {}, {}",
-            rate(pps.unwrap_or(0.0), "pps"),
-            rate(bps.unwrap_or(0.0), "bps")
+            human_rate(pps.unwrap_or(0.0), "pps"),
+            human_rate(bps.unwrap_or(0.0), "bps")
         ));
     }
     if let (Some(pps), Some(bps)) = (notice["peak_pps"].as_f64(), notice["peak_bps"].as_f64()) {
         text.push_str(&format!(
             " (peak {}, {})",
-            rate(pps, "pps"),
-            rate(bps, "bps")
+            human_rate(pps, "pps"),
+            human_rate(bps, "bps")
         ));
     }
     let id = attack_id(notice);
@@ -280,6 +269,21 @@ impl Drop for Queue {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Webhooks and scripts say a record attack in terabits, not "31400.00 Gbps".
+    #[test]
+    fn record_rates_read_in_their_unit() {
+        let notice = json!({
+            "event": "attack_started", "direction": "incoming", "target": "203.0.113.10/32",
+            "vectors": ["udp_flood"], "pps": 7_270_000_000u64, "bps": 31_400_000_000_000u64,
+            "peak_pps": 7_270_000_000u64, "peak_bps": 31_400_000_000_000u64,
+        });
+        let text = summary(&notice);
+        assert!(
+            text.contains("at 7.27 Gpps, 31.40 Tbps (peak 7.27 Gpps, 31.40 Tbps)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn attack_notices_read_as_one_line() {

@@ -46,33 +46,30 @@ impl Store {
         &self.path
     }
 
-    /// The last snapshot saved, if any. An unreadable one is moved aside (kept for inspection)
-    /// and reported: starting without it is better than not starting during an attack.
+    /// The last snapshot saved, if any. Anything else at its path — not a regular file (a FIFO
+    /// would block start-up), unreadable, not UTF-8, not a snapshot — is moved aside (kept for
+    /// inspection) and reported: starting without it is better than not starting during an
+    /// attack.
     pub fn load(&self) -> Result<Option<Snapshot>, (Snapshot, String)> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err((
-                    Snapshot::default(),
-                    format!("cannot read {}: {e}", self.path.display()),
-                ))
-            }
+        let aside = || self.path.with_extension("json.corrupt");
+        let refuse = |why: String| {
+            let said = crate::state_file::move_aside(&self.path, &aside(), &why);
+            Err((
+                Snapshot::default(),
+                format!("{said}; starting with no mitigations"),
+            ))
         };
-        match serde_json::from_str(&text) {
+        let bytes = match crate::state_file::read(&self.path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e) => return refuse(e.to_string()),
+        };
+        match serde_json::from_slice(&bytes) {
             Ok(snapshot) => Ok(Some(snapshot)),
-            Err(e) => {
-                let aside = self.path.with_extension("json.corrupt");
-                let _ = fs::rename(&self.path, &aside);
-                Err((
-                    Snapshot::default(),
-                    format!(
-                        "{} is not a mitigation snapshot ({e}); moved to {} and starting with none",
-                        self.path.display(),
-                        aside.display()
-                    ),
-                ))
-            }
+            Err(e) => refuse(format!(
+                "{} is not a mitigation snapshot ({e})",
+                self.path.display()
+            )),
         }
     }
 
@@ -105,6 +102,7 @@ mod tests {
     use super::*;
     use floodwall_mitigate::plan::Held;
     use floodwall_mitigate::{Mitigation, Rule};
+    use std::os::unix::fs::FileTypeExt as _;
 
     #[test]
     fn snapshots_survive_a_reopen_and_garbage_is_moved_aside() {
@@ -149,6 +147,43 @@ mod tests {
         assert!(empty.held.is_empty());
         assert!(why.contains("moved to"), "{why}");
         assert!(dir.join("mitigations.json.corrupt").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A FIFO at the snapshot's path is refused at once (reading it would wait for a writer
+    /// forever) and moved aside; so is a snapshot that is not UTF-8.
+    #[test]
+    fn a_fifo_or_a_non_utf8_snapshot_is_moved_aside_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("floodwall-store-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let path = std::ffi::CString::new(store.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let loading = Store::open(&dir).unwrap();
+        std::thread::spawn(move || tx.send(loading.load()).unwrap());
+        let (empty, why) = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("loading a FIFO snapshot blocked")
+            .unwrap_err();
+        assert!(empty.held.is_empty());
+        assert!(
+            why.contains("is a FIFO, not a regular file") && why.contains("moved to"),
+            "{why}"
+        );
+        let aside = dir.join("mitigations.json.corrupt");
+        assert!(fs::symlink_metadata(&aside).unwrap().file_type().is_fifo());
+        assert!(!store.path().exists());
+
+        fs::write(store.path(), b"{\"held\": [\xff\xfe]}").unwrap();
+        let (_, why) = store.load().unwrap_err();
+        assert!(
+            why.contains("is not a mitigation snapshot") && why.contains("moved to"),
+            "{why}"
+        );
+        assert!(!store.path().exists());
+        assert_eq!(fs::read(&aside).unwrap(), b"{\"held\": [\xff\xfe]}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -335,6 +335,10 @@ fn template_stream(
         bytes: templates,
         records: 0,
     });
+    // The sampling options record is an IPFIX data record too (RFC 7011 §3.1).
+    if flavor == Flavor::Ipfix {
+        sequence = 1;
+    }
     for seq in 0..data_datagrams {
         if flavor == Flavor::NetflowV9 {
             sequence = seq as u32 + 1;
@@ -401,6 +405,11 @@ mod tests {
             let totals = decoder.totals();
             assert_eq!(totals.total_errors(), 0, "{protocol:?}: {totals:?}");
             assert_eq!(totals.records_without_ip, 0, "{protocol:?}");
+            assert_eq!(
+                (totals.sequence_lost, totals.sequence_resets),
+                (0, 0),
+                "{protocol:?}: the sequence numbers are the protocol's"
+            );
         }
     }
 

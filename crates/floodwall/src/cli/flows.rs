@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use floodwall::output::{write_json_lines, write_table, CountersJson, TABLE_HEADER};
+use floodwall::output::{counters_text, write_json_lines, write_table, CountersJson, TABLE_HEADER};
 use floodwall::sources::pcap::read_capture;
 use floodwall::sources::udp::{default_listen_addrs, UdpSource, UdpSourceConfig};
 use floodwall_wire::{Decoder, ExporterCounters, FlowRecord};
@@ -34,6 +34,7 @@ pub fn run(args: FlowsArgs) -> Result<()> {
     if !args.files.is_empty() {
         let mut decoder = Decoder::default();
         let mut records = Vec::with_capacity(8192);
+        let mut cut_off = 0;
         for path in &args.files {
             let stats = read_capture(
                 path,
@@ -43,8 +44,18 @@ pub fn run(args: FlowsArgs) -> Result<()> {
                 4096,
                 &mut print,
             )?;
+            let name = path.display().to_string();
+            if let Some(warning) = stats.truncation_warning(&name) {
+                eprintln!("floodwall: warning: {warning}");
+                cut_off += 1;
+            }
             if args.stats {
-                eprintln!("{}: {stats:?}", path.display());
+                if args.json {
+                    let line = serde_json::json!({"capture": name, "stats": stats});
+                    eprintln!("{line}");
+                } else {
+                    eprintln!("capture {name}: {}", stats.summary());
+                }
             }
         }
         out.flush()?;
@@ -56,7 +67,7 @@ pub fn run(args: FlowsArgs) -> Result<()> {
                     .map(|(ip, c)| (ip.to_string(), c.clone())),
             );
         }
-        return Ok(());
+        return super::cut_off_captures(cut_off);
     }
 
     let config = udp_config(&args.listen);
@@ -116,15 +127,22 @@ pub fn run(args: FlowsArgs) -> Result<()> {
     out.flush()?;
     if args.stats {
         for l in &stats.listeners {
-            eprintln!(
-                "listener {}: datagrams {} not_allowed {} truncated {} kernel_drops {} rcvbuf {}",
-                l.local.map_or("?".into(), |a| a.to_string()),
-                l.datagrams,
-                l.not_allowed,
-                l.truncated,
-                l.kernel_drops,
-                l.recv_buffer_bytes
-            );
+            let local = l.local.map_or("?".into(), |a| a.to_string());
+            if args.json {
+                let line = serde_json::json!({"listener": local, "stats": {
+                    "datagrams": l.datagrams,
+                    "not_allowed": l.not_allowed,
+                    "truncated": l.truncated,
+                    "kernel_drops": l.kernel_drops,
+                    "recv_buffer_bytes": l.recv_buffer_bytes,
+                }});
+                eprintln!("{line}");
+            } else {
+                eprintln!(
+                    "listener {local}: {} datagrams, {} not allowed, {} truncated, {} kernel drops, receive buffer {} bytes",
+                    l.datagrams, l.not_allowed, l.truncated, l.kernel_drops, l.recv_buffer_bytes
+                );
+            }
         }
         print_counters(
             args.json,
@@ -157,7 +175,7 @@ fn print_counters(json: bool, exporters: impl Iterator<Item = (String, ExporterC
                 serde_json::json!({"exporter": exporter, "counters": CountersJson(&counters)});
             eprintln!("{line}");
         } else {
-            eprintln!("exporter {exporter}: {counters:?}");
+            eprintln!("exporter {exporter}: {}", counters_text(&counters));
         }
     }
 }

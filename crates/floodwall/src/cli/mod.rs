@@ -164,7 +164,8 @@ pub struct ListenArgs {
 
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
-    /// Capture files to read instead of listening.
+    /// Capture files to read instead of listening. A file that ends mid-packet is read up to
+    /// the cut, with a warning, and the exit status is 1.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -187,7 +188,8 @@ pub struct FlowsArgs {
     /// Stop listening after this many seconds without a datagram (once one has arrived).
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<f64>,
-    /// Print per-exporter counters to stderr at the end (JSON with --json).
+    /// Print per-capture, per-listener and per-exporter counters to stderr at the end (JSON
+    /// lines with --json).
     #[arg(long)]
     pub stats: bool,
 }
@@ -206,7 +208,8 @@ pub struct ReplayArgs {
     /// How to read captures: telemetry datagrams, raw packets, or decide per packet.
     #[arg(long, value_enum, default_value_t = CaptureMode::Auto)]
     pub capture_mode: CaptureMode,
-    /// Capture files, read in order as one stream.
+    /// Capture files, read in order as one stream. A file that ends mid-packet (copied while
+    /// being written) is read up to the cut, with a warning, and the exit status is 1.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -288,6 +291,20 @@ pub enum BenchCommand {
     /// fixed rate, for a bounded time.
     #[command(hide = true)]
     Send(bench::SendArgs),
+}
+
+/// The end of a command that read captures: like tcpdump and tshark, a capture cut off
+/// mid-packet fails the command (exit 1) once everything before the cut has been output.
+fn cut_off_captures(count: usize) -> Result<()> {
+    match count {
+        0 => Ok(()),
+        1 => Err(anyhow::anyhow!(
+            "a capture ends in the middle of a packet (warning above): the output covers the packets before the cut"
+        )),
+        n => Err(anyhow::anyhow!(
+            "{n} captures end in the middle of a packet (warnings above): the output covers the packets before each cut"
+        )),
+    }
 }
 
 pub fn run() -> Result<()> {

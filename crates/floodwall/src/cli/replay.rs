@@ -101,6 +101,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut events = Vec::new();
     let mut record_count = 0u64;
     let mut attacks = 0u64;
+    let mut cut_off = 0;
     for path in &args.files {
         let file =
             File::open(path).with_context(|| format!("cannot open capture {}", path.display()))?;
@@ -109,7 +110,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             Some(bar) => Box::new(bar.wrap_read(file)),
             None => Box::new(file),
         };
-        read_capture_from(
+        let stats = read_capture_from(
             input,
             &name,
             args.capture_mode,
@@ -127,6 +128,14 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 emit(&mut events, &mut out)
             },
         )?;
+        if let Some(warning) = stats.truncation_warning(&name) {
+            if let Some(bar) = &progress {
+                bar.suspend(|| eprintln!("floodwall: warning: {warning}"));
+            } else {
+                eprintln!("floodwall: warning: {warning}");
+            }
+            cut_off += 1;
+        }
     }
     engine.finish(&mut events);
     attacks += events
@@ -149,5 +158,5 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         totals.datagrams,
         totals.total_errors()
     );
-    Ok(())
+    super::cut_off_captures(cut_off)
 }

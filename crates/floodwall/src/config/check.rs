@@ -9,7 +9,10 @@
 //! path is looked up in the parsed document to find its line.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+
+use ipnet::IpNet;
 
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
@@ -46,7 +49,22 @@ pub struct Checked {
     pub problems: Vec<Problem>,
 }
 
+/// Whether the file itself must name the monitored networks: `run` and `replay` also take them
+/// from `--network` (and refuse to start without any), so only `check-config` insists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Networks {
+    InFile,
+    MayComeLater,
+}
+
+/// Every problem `check-config` reports.
 pub fn check(text: &str) -> Checked {
+    check_with(text, Networks::InFile)
+}
+
+/// The one validation of a configuration text: `check-config` reports what it finds and
+/// `Config::parse` (hence `run`, `replay`, `mitigations`) refuses on it, so they always agree.
+pub fn check_with(text: &str, networks: Networks) -> Checked {
     let at = |offset: usize, message: String, hint: Option<String>| {
         let (line, column) = line_column(text, offset);
         Problem {
@@ -83,31 +101,36 @@ pub fn check(text: &str) -> Checked {
     let mut problems = Vec::new();
     let mut table = doc.clone();
     let mut config = None;
-    // Sections dropped for an error: their defaults stand in, so their semantic checks would
-    // judge values the file does not have.
+    // Sections with an error: what is left of them is incomplete, so their semantic checks
+    // would judge values the file does not have.
     let mut skipped: Vec<String> = Vec::new();
-    // Each round drops the section of the error it found; bounded by the number of sections.
-    for _ in 0..=doc.get_ref().len() {
+    // serde stops at the first error: each round drops the key or list item at fault and
+    // deserializes again, so independent errors (two bad networks in one list) are all found.
+    for _ in 0..MAX_DESERIALIZE_ROUNDS {
         match Config::deserialize(toml::de::Deserializer::from(table.clone())) {
             Ok(c) => {
                 config = Some(c);
                 break;
             }
             Err(e) => {
-                let offset = e.span().map_or(0, |s| s.start);
+                let span = e.span().unwrap_or(0..0);
                 let message = e.message().trim().to_string();
-                let hint = de_hint(&message);
-                problems.push(at(offset, message, hint));
-                let before = table.get_ref().len();
-                let (span, inner) = (table.span(), table.into_inner());
-                let (dropped, kept): (DeTable, DeTable) = inner
-                    .into_iter()
-                    .partition(|(k, v)| contains(&k.span(), offset) || covers(v, offset));
-                skipped.extend(dropped.iter().map(|(k, _)| k.get_ref().to_string()));
-                if kept.len() == before {
-                    break; // not attributable to a section: nothing more to learn
+                let path = path_at(doc.get_ref(), span.start);
+                let hint = if message.contains("address syntax") {
+                    address_hint(text, &span, &message, &path)
+                } else {
+                    de_hint(&message)
+                };
+                problems.push(at(span.start, message, hint));
+                skipped.extend(
+                    doc.get_ref()
+                        .iter()
+                        .filter(|(k, v)| contains(&k.span(), span.start) || covers(v, span.start))
+                        .map(|(k, _)| k.get_ref().to_string()),
+                );
+                if !drop_at(table.get_mut(), span.start) {
+                    break; // not attributable to a key: nothing more to learn
                 }
-                table = Spanned::new(span, kept);
             }
         }
     }
@@ -119,7 +142,8 @@ pub fn check(text: &str) -> Checked {
     };
 
     let paths = key_paths(doc.get_ref());
-    let mut semantic = |base: &str, message: String, hint: Option<&str>| {
+    for found in semantic(&config, networks) {
+        let base = found.base.as_str();
         let section = base.split(['.', '[']).next().unwrap_or(base);
         // Detection's checks read the top-level networks too.
         let inputs: &[&str] = match section {
@@ -128,19 +152,47 @@ pub fn check(text: &str) -> Checked {
             _ => &[section],
         };
         if inputs.iter().any(|s| skipped.iter().any(|k| k == s)) {
-            return;
+            continue;
         }
-        let offset = locate(&paths, base, &message);
-        problems.push(at(offset, message, hint.map(str::to_string)));
+        let offset = locate(&paths, base, &found.message);
+        problems.push(at(offset, found.message, found.hint));
+    }
+    problems.sort_by_key(|p| (p.line, p.column));
+    Checked {
+        config: problems.is_empty().then_some(config),
+        problems,
+    }
+}
+
+/// Enough rounds for every key of a long file to be wrong; each round is one parse.
+const MAX_DESERIALIZE_ROUNDS: usize = 256;
+
+/// A problem of a deserialized configuration, before it is located: `base` is the key path it
+/// belongs to (the message may name a longer one).
+struct Semantic {
+    base: String,
+    message: String,
+    hint: Option<String>,
+}
+
+/// The checks of the values themselves, for both `check-config` and `run`.
+fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
+    let mut out = Vec::new();
+    let mut found = |base: &str, message: String, hint: Option<&str>| {
+        out.push(Semantic {
+            base: base.to_string(),
+            message,
+            hint: hint.map(str::to_string),
+        })
     };
     if let Err(message) = config.detection_config().validate() {
-        semantic("detection", message, None);
+        found("detection", message, None);
     }
     if let Err(message) = config.mitigation.validate() {
         let hint = message
             .contains("less than min_seconds")
             .then_some("make max_seconds at least min_seconds, or 0 for no limit");
-        semantic("mitigation", message, hint);
+        found("mitigation", message, hint);
     }
     let group_names: Vec<&str> = config
         .detection
@@ -153,7 +205,7 @@ pub fn check(text: &str) -> Checked {
             && group.name != "default"
             && !group_names.contains(&group.name.as_str())
         {
-            semantic(
+            found(
                 &format!("mitigation.hostgroups[{i}]"),
                 format!(
                     "mitigation.hostgroups[{i}].name = {:?} names no [[detection.hostgroups]]",
@@ -173,36 +225,83 @@ pub fn check(text: &str) -> Checked {
             } else {
                 None
             };
-            semantic("bgp", message, hint);
+            found("bgp", message, hint);
         }
     }
     if config.nftables.enabled {
         if let Err(e) = config.nftables.validate() {
-            semantic("nftables", e.to_string(), None);
+            found("nftables", e.to_string(), None);
         }
     }
     for (i, webhook) in config.webhooks.iter().enumerate() {
         if let Err(e) = webhook.validate() {
-            semantic(&format!("webhooks[{i}]"), e.to_string(), None);
+            found(&format!("webhooks[{i}]"), e.to_string(), None);
         }
     }
     for (i, script) in config.scripts.iter().enumerate() {
         if let Err(e) = script.validate() {
-            semantic(&format!("scripts[{i}]"), e.to_string(), None);
+            found(&format!("scripts[{i}]"), e.to_string(), None);
         }
     }
-    if config.detection_config().networks.is_empty() {
-        semantic(
+    if config.collector.listen.is_empty() {
+        found(
+            "collector.listen",
+            "collector.listen is empty: the daemon would receive no telemetry".into(),
+            Some("list an address, e.g. `listen = [\"0.0.0.0:6343\"]`, or remove the key for the defaults (0.0.0.0 and [::] on 6343, 2055 and 4739)"),
+        );
+    }
+    // A network written with host bits set is almost always a typo for another network or for
+    // one address; which one is the operator's call, so it is refused rather than truncated.
+    let lists: Vec<(String, &[IpNet])> = [
+        ("networks".to_string(), config.networks.as_slice()),
+        ("detection.networks".into(), &config.detection.networks),
+        ("mitigation.never".into(), &config.mitigation.never),
+        (
+            "collector.allow_exporters".into(),
+            &config.collector.allow_exporters,
+        ),
+    ]
+    .into_iter()
+    .chain(
+        config
+            .detection
+            .hostgroups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                (
+                    format!("detection.hostgroups[{i}].networks"),
+                    g.networks.as_slice(),
+                )
+            }),
+    )
+    .collect();
+    for (list, nets) in lists {
+        for (i, net) in nets.iter().enumerate() {
+            if net.addr() != net.network() {
+                let host = IpNet::from(net.addr());
+                found(
+                    &format!("{list}[{i}]"),
+                    format!(
+                        "{list}[{i}] = {net} has host bits set (its network is {})",
+                        net.trunc()
+                    ),
+                    Some(&format!(
+                        "write the network, \"{}\" (or \"{host}\" for the one address)",
+                        net.trunc()
+                    )),
+                );
+            }
+        }
+    }
+    if networks == Networks::InFile && config.detection_config().networks.is_empty() {
+        found(
             "networks",
             "networks is empty: Floodwall does not know which addresses are yours, and `floodwall run` refuses to start".into(),
             Some("list your prefixes, e.g. `networks = [\"203.0.113.0/24\", \"2001:db8::/32\"]`"),
         );
     }
-    problems.sort_by_key(|p| (p.line, p.column));
-    Checked {
-        config: problems.is_empty().then_some(config),
-        problems,
-    }
+    out
 }
 
 /// The one-line summary of a valid configuration.
@@ -245,15 +344,6 @@ pub fn summary(config: &Config) -> String {
     )
 }
 
-/// `line:column` of the key a semantic error of the part `base` names, for `Config::parse`.
-pub(super) fn position(text: &str, base: &str, message: &str) -> String {
-    let paths = DeTable::parse(text)
-        .map(|doc| key_paths(doc.get_ref()))
-        .unwrap_or_default();
-    let (line, column) = line_column(text, locate(&paths, base, message));
-    format!("{line}:{column}")
-}
-
 fn contains(span: &Range<usize>, offset: usize) -> bool {
     span.contains(&offset) || (span.is_empty() && span.start == offset)
 }
@@ -270,6 +360,136 @@ fn covers(value: &Spanned<DeValue>, offset: usize) -> bool {
             .any(|(k, v)| contains(&k.span(), offset) || covers(v, offset)),
         DeValue::Array(a) => a.iter().any(|v| covers(v, offset)),
         _ => false,
+    }
+}
+
+/// Removes the innermost key or list item at `offset`; false when there is none.
+fn drop_at(table: &mut DeTable, offset: usize) -> bool {
+    let mut at = None;
+    for (key, value) in table.iter_mut() {
+        if contains(&key.span(), offset) {
+            at = Some(key.clone());
+            break;
+        }
+        if covers(value, offset) {
+            if drop_in(value.get_mut(), offset) {
+                return true;
+            }
+            at = Some(key.clone());
+            break;
+        }
+    }
+    at.is_some_and(|key| table.remove(&key).is_some())
+}
+
+fn drop_in(value: &mut DeValue, offset: usize) -> bool {
+    match value {
+        DeValue::Table(t) => drop_at(t, offset),
+        DeValue::Array(a) => {
+            let Some(i) = a.iter().position(|v| covers(v, offset)) else {
+                return false;
+            };
+            if drop_in((**a)[i].get_mut(), offset) {
+                return true;
+            }
+            let items = std::mem::replace(a, toml::de::DeArray::new());
+            *a = items
+                .into_iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, v)| v)
+                .collect();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The key path of the value at `offset` (`bgp.peers[0].address`), empty when none.
+fn path_at(table: &DeTable, offset: usize) -> String {
+    fn walk(prefix: String, value: &DeValue, offset: usize) -> String {
+        match value {
+            DeValue::Table(t) => t
+                .iter()
+                .find(|(k, v)| contains(&k.span(), offset) || covers(v, offset))
+                .map(|(k, v)| {
+                    let path = if prefix.is_empty() {
+                        k.get_ref().to_string()
+                    } else {
+                        format!("{prefix}.{}", k.get_ref())
+                    };
+                    walk(path, v.get_ref(), offset)
+                })
+                .unwrap_or(prefix),
+            DeValue::Array(a) => match a.iter().position(|v| covers(v, offset)) {
+                Some(i) => walk(format!("{prefix}[{i}]"), a[i].get_ref(), offset),
+                None => prefix,
+            },
+            _ => prefix,
+        }
+    }
+    walk(String::new(), &DeValue::Table(table.clone()), offset)
+}
+
+/// What to write instead of an address the field refused: a form derived from what was
+/// written, offered only if the field accepts it (it is put in the file's place and parsed).
+fn address_hint(text: &str, span: &Range<usize>, message: &str, path: &str) -> Option<String> {
+    let written = text.get(span.clone())?.trim().trim_matches('"');
+    let example_net = |addr: IpAddr| {
+        let len = if addr.is_ipv4() { 24 } else { 48 };
+        IpNet::new(addr, len).map(|n| n.trunc().to_string()).ok()
+    };
+    let mut candidates: Vec<(String, String)> = Vec::new();
+    if message.contains("socket address") {
+        // Listeners take telemetry, peers speak BGP: the usual port of each.
+        let port = if path.contains("listen") { 6343 } else { 179 };
+        if let Ok(addr) = written.parse::<IpAddr>() {
+            let with_port = SocketAddr::new(addr, port).to_string();
+            candidates.push((format!("add the port: \"{with_port}\""), with_port));
+        }
+        let example = SocketAddr::new(IpAddr::from([192, 0, 2, 1]), port).to_string();
+        candidates.push((
+            format!("write an address and a port, e.g. \"{example}\""),
+            example,
+        ));
+    } else {
+        match written.split_once('/') {
+            Some((addr, _)) => {
+                if let Some(example) = addr.parse().ok().and_then(example_net) {
+                    candidates.push((
+                        format!(
+                            "a prefix length is 0 to 32 for IPv4, 0 to 128 for IPv6, e.g. \"{example}\""
+                        ),
+                        example,
+                    ));
+                }
+            }
+            None => {
+                if let Ok(addr) = written.parse::<IpAddr>() {
+                    let host = IpNet::from(addr).to_string();
+                    candidates.push((
+                        format!("a network needs a prefix length: \"{host}\" for this one address"),
+                        host,
+                    ));
+                }
+            }
+        }
+        for example in ["203.0.113.0/24", "192.0.2.1"] {
+            candidates.push((format!("write e.g. \"{example}\""), example.to_string()));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|(_, form)| accepted_in_place(text, span, form))
+        .map(|(hint, _)| hint)
+}
+
+/// Whether the file with `form` (a string) in place of the value at `span` gets past that value.
+fn accepted_in_place(text: &str, span: &Range<usize>, form: &str) -> bool {
+    let fixed = format!("{}\"{form}\"{}", &text[..span.start], &text[span.end..]);
+    match toml::from_str::<Config>(&fixed) {
+        Ok(_) => true,
+        Err(e) => e.span().is_none_or(|s| s.start != span.start),
     }
 }
 
@@ -398,9 +618,6 @@ fn de_hint(message: &str) -> Option<String> {
             _ => return Some("see docs/configuration.md for the key's type".into()),
         };
         return Some(format!("write {what}"));
-    }
-    if message.contains("address syntax") || message.contains("IP address") {
-        return Some("write an address such as 203.0.113.1, 2001:db8::1 or 203.0.113.0/24".into());
     }
     None
 }

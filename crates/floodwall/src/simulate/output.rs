@@ -113,7 +113,9 @@ pub struct SflowEncoder {
     spare: Vec<SampleRepr>,
     sampling: u32,
     boot_ms: u64,
-    sample_seq: u32,
+    /// Flow samples so far per data source (uplink, customer interface): sFlow numbers samples
+    /// and counts the sample pool per source id, not per agent.
+    sample_seq: [u32; 2],
     datagram_seq: u32,
     last_us: u64,
     buf: Vec<u8>,
@@ -150,7 +152,7 @@ impl SflowEncoder {
             spare: Vec::with_capacity(SAMPLES_PER_DATAGRAM),
             sampling,
             boot_ms: start_ms.saturating_sub(UPTIME_AT_START_MS),
-            sample_seq: 0,
+            sample_seq: [0; 2],
             datagram_seq: 0,
             last_us: 0,
             buf: Vec::with_capacity(1500),
@@ -158,12 +160,14 @@ impl SflowEncoder {
     }
 
     fn packet(&mut self, p: &Packet, sink: &mut dyn Sink) -> Result<()> {
-        self.sample_seq = self.sample_seq.wrapping_add(1);
+        let seq = &mut self.sample_seq[usize::from(p.outgoing)];
+        *seq = seq.wrapping_add(1);
+        let seq = *seq;
         let Some(SampleRepr::Flow(sample)) = self.repr.samples.get_mut(self.filled) else {
             return Ok(());
         };
-        sample.sequence = self.sample_seq;
-        sample.sample_pool = self.sample_seq.wrapping_mul(self.sampling);
+        sample.sequence = seq;
+        sample.sample_pool = seq.wrapping_mul(self.sampling);
         (sample.input, sample.output) = if p.outgoing {
             (IF_CUSTOMERS, IF_UPLINK)
         } else {
@@ -376,7 +380,8 @@ impl TemplateEncoder {
     }
 
     fn next_sequence(&mut self, records: usize) -> u32 {
-        // NetFlow v9 numbers export packets; IPFIX numbers data records.
+        // NetFlow v9 numbers export packets (RFC 3954 §5.1); IPFIX numbers the data records
+        // sent before the message (RFC 7011 §3.1), options data records included.
         let sequence = self.sequence;
         self.sequence = match self.flavor {
             Flavor::NetflowV9 => sequence.wrapping_add(1),
@@ -389,7 +394,9 @@ impl TemplateEncoder {
     fn export(&mut self, export_ms: u64, sink: &mut dyn Sink) -> Result<()> {
         let clock = self.clock(export_ms);
         if export_ms >= self.next_templates_ms {
-            let sequence = self.next_sequence(0);
+            // The sampling options record is a data record: counting it as none made every
+            // later IPFIX message look one record behind, a sequence reset to the decoder.
+            let sequence = self.next_sequence(1);
             let bytes = MessageWriter::new(self.flavor, clock, sequence, 0)
                 .templates(&[&self.template])
                 .templates(&[&self.options])

@@ -7,7 +7,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{Context as _, Result};
 use floodwall_wire::packet::{self, Headers};
 use floodwall_wire::{proto, Decoder, FlowRecord, Protocol};
 use pcap_parser::data::{get_packetdata, PacketData};
@@ -28,7 +28,7 @@ pub enum CaptureMode {
 }
 
 /// Counters of one capture read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CaptureStats {
     pub packets: u64,
     pub telemetry_datagrams: u64,
@@ -36,8 +36,70 @@ pub struct CaptureStats {
     /// Packets that were neither (non-IP, unsupported link type, or non-telemetry in telemetry mode).
     pub skipped: u64,
     pub records: u64,
-    /// Bytes of the file that could not be parsed (a cut-off last block).
-    pub truncated_tail: bool,
+    /// The file ends in the middle of a packet record that starts at this byte: what came
+    /// before was read, the cut-off record was not (a capture copied or written while running).
+    pub truncated_at: Option<u64>,
+}
+
+impl CaptureStats {
+    /// `N packets (N telemetry datagrams, N raw packets, N skipped), N records`, and where the
+    /// file is cut off if it is.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} packets ({} telemetry datagrams, {} raw packets, {} skipped), {} records",
+            self.packets, self.telemetry_datagrams, self.raw_packets, self.skipped, self.records
+        );
+        if let Some(at) = self.truncated_at {
+            s.push_str(&format!(", cut off mid-packet at byte {at}"));
+        }
+        s
+    }
+
+    /// The warning for a capture that ends mid-packet, if it does.
+    pub fn truncation_warning(&self, name: &str) -> Option<String> {
+        self.truncated_at.map(|at| {
+            format!(
+                "{name} ends in the middle of a packet record (at byte {at}): {} packets were read, the rest of the file is missing",
+                self.packets
+            )
+        })
+    }
+}
+
+/// Why a capture cannot be read, in words: where, and what is wrong there (`packets`: how many
+/// packets were read before).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{name} is not a pcap or pcapng capture (it does not start like one); floodwall reads captures written by tcpdump, tshark or dumpcap")]
+    NotACapture { name: String },
+    #[error("{name} is too short to be a capture: it ends inside the file header")]
+    HeaderCutOff { name: String },
+    #[error("{name}: damaged at byte {offset}, {}: a record there claims to be larger than {} MiB", after(*packets), READ_BUFFER >> 20)]
+    RecordTooLarge {
+        name: String,
+        offset: u64,
+        packets: u64,
+    },
+    #[error("{name}: damaged at byte {offset}, {}: the record there is malformed (its length fields disagree)", after(*packets))]
+    Malformed {
+        name: String,
+        offset: u64,
+        packets: u64,
+    },
+    #[error("{name}: cannot read at byte {offset}, {}", after(*packets))]
+    Read {
+        name: String,
+        offset: u64,
+        packets: u64,
+    },
+}
+
+/// `after packet N` (numbered from 1, as tshark numbers frames), or before the first.
+fn after(packets: u64) -> String {
+    match packets {
+        0 => "before the first packet".into(),
+        n => format!("after packet {n}"),
+    }
 }
 
 /// Exporter address given to records made from raw packets: there was no exporter.
@@ -78,12 +140,17 @@ pub fn read_capture_from(
     flush_at: usize,
     mut on_records: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
 ) -> Result<CaptureStats> {
-    let mut reader = pcap_parser::create_reader(READ_BUFFER, BufReader::new(input)).map_err(|e| {
-        anyhow!(
-            "{name} is not a pcap or pcapng capture ({e:?}); floodwall reads captures written by tcpdump, tshark or dumpcap"
-        )
-    })?;
+    let name = name.to_string();
+    let mut reader = match pcap_parser::create_reader(READ_BUFFER, BufReader::new(input)) {
+        Ok(reader) => reader,
+        Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof) => {
+            return Err(CaptureError::HeaderCutOff { name }.into())
+        }
+        Err(_) => return Err(CaptureError::NotACapture { name }.into()),
+    };
     let mut stats = CaptureStats::default();
+    // Bytes consumed so far: where the next block starts, for errors.
+    let mut position = 0u64;
     // pcapng: link type and time resolution per interface, in order of description blocks.
     let mut interfaces: Vec<(Linktype, u64, i64)> = Vec::new();
     let mut legacy: (Linktype, u64) = (Linktype::ETHERNET, 1_000_000);
@@ -153,6 +220,7 @@ pub fn read_capture_from(
                     PcapBlockOwned::NG(_) => {}
                 }
                 reader.consume(offset);
+                position += offset as u64;
                 if records.len() >= flush_at {
                     on_records(records)?;
                 }
@@ -160,7 +228,7 @@ pub fn read_capture_from(
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
                 if reader.refill().is_err() {
-                    stats.truncated_tail = true;
+                    stats.truncated_at = Some(position);
                     break;
                 }
                 if reader.reader_exhausted() && reader.data().is_empty() {
@@ -168,15 +236,35 @@ pub fn read_capture_from(
                 }
                 if reader.reader_exhausted() {
                     // Data left that can never complete: a cut-off last block.
-                    stats.truncated_tail = true;
+                    stats.truncated_at = Some(position);
                     break;
                 }
             }
+            Err(PcapError::UnexpectedEof) => {
+                stats.truncated_at = Some(position);
+                break;
+            }
             Err(e) => {
-                return Err(anyhow!(
-                    "{name}: malformed capture after {} packets: {e:?}",
-                    stats.packets
-                ))
+                let (offset, packets) = (position, stats.packets);
+                // The parser's own error carries the raw bytes: never shown.
+                return Err(match e {
+                    PcapError::BufferTooSmall => CaptureError::RecordTooLarge {
+                        name,
+                        offset,
+                        packets,
+                    },
+                    PcapError::ReadError => CaptureError::Read {
+                        name,
+                        offset,
+                        packets,
+                    },
+                    _ => CaptureError::Malformed {
+                        name,
+                        offset,
+                        packets,
+                    },
+                }
+                .into());
             }
         }
     }
@@ -391,5 +479,127 @@ mod tests {
         assert_eq!((stats.packets, stats.telemetry_datagrams), (1, 1));
         let exporter = decoder.exporter(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
         assert_eq!(exporter.map(|c| c.datagrams), Some(1));
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    fn read(bytes: &[u8]) -> Result<CaptureStats> {
+        let mut decoder = Decoder::default();
+        let mut records = Vec::new();
+        read_capture_from(
+            bytes,
+            "c.pcap",
+            CaptureMode::Auto,
+            &mut decoder,
+            &mut records,
+            1024,
+            |r| {
+                r.clear();
+                Ok(())
+            },
+        )
+    }
+
+    fn legacy(frames: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [
+            0xa1b2_c3d4u32.to_le_bytes().to_vec(),
+            vec![2, 0, 4, 0],
+            vec![0; 8],
+        ] {
+            out.extend(v);
+        }
+        out.extend(65535u32.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        for frame in frames {
+            out.extend(1_700_000_000u32.to_le_bytes());
+            out.extend(0u32.to_le_bytes());
+            out.extend((frame.len() as u32).to_le_bytes());
+            out.extend((frame.len() as u32).to_le_bytes());
+            out.extend_from_slice(frame);
+        }
+        out
+    }
+
+    fn pcapng(blocks: &[(u32, Vec<u8>, Option<u32>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (kind, body, trailer) in blocks {
+            let len = 12 + body.len() as u32;
+            out.extend(kind.to_le_bytes());
+            out.extend(len.to_le_bytes());
+            out.extend(body);
+            out.extend(trailer.unwrap_or(len).to_le_bytes());
+        }
+        out
+    }
+
+    /// Errors say what is wrong and where, in a line: never the parser's raw bytes (megabytes
+    /// of `NomError([1, 1, …])`) nor its names (`Incomplete(N)`, `BufferTooSmall`).
+    #[test]
+    fn capture_errors_are_short_and_say_where() {
+        let frame = [0u8; 60];
+        let shb = (
+            0x0A0D_0D0Au32,
+            {
+                let mut b = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+                b.extend([1, 0, 0, 0]);
+                b.extend((-1i64).to_le_bytes());
+                b
+            },
+            None,
+        );
+        let idb = (1u32, vec![1, 0, 0, 0, 0xff, 0xff, 0, 0], None);
+        let mut huge = legacy(&[&frame]);
+        huge.extend([0u8; 8]);
+        huge.extend(50_000_000u32.to_le_bytes());
+        huge.extend(50_000_000u32.to_le_bytes());
+        huge.extend([0u8; 64]);
+        let mut junk_block = pcapng(&[shb.clone(), idb.clone()]);
+        junk_block.extend(vec![1u8; 3 << 20]);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                vec![1u8; 3 << 20],
+                "c.pcap is not a pcap or pcapng capture (it does not start like one); floodwall reads captures written by tcpdump, tshark or dumpcap",
+            ),
+            (
+                legacy(&[])[..10].to_vec(),
+                "c.pcap is too short to be a capture: it ends inside the file header",
+            ),
+            (
+                huge,
+                "c.pcap: damaged at byte 100, after packet 1: a record there claims to be larger than 1 MiB",
+            ),
+            (
+                junk_block,
+                "c.pcap: damaged at byte 48, before the first packet: a record there claims to be larger than 1 MiB",
+            ),
+            (
+                pcapng(&[shb, idb, (6, vec![0; 20], Some(99))]),
+                "c.pcap: damaged at byte 48, before the first packet: the record there is malformed (its length fields disagree)",
+            ),
+        ];
+        for (bytes, want) in cases {
+            let error = format!("{:#}", read(&bytes).unwrap_err());
+            assert_eq!(error, want);
+        }
+    }
+
+    /// A capture cut in the middle of a packet is read up to the cut, which is reported with
+    /// where it is.
+    #[test]
+    fn a_cut_off_capture_reports_where_and_how_much_was_read() {
+        let frame = [0u8; 60];
+        let whole = legacy(&[&frame, &frame, &frame]);
+        let stats = read(&whole[..whole.len() - 10]).unwrap();
+        assert_eq!(stats.packets, 2);
+        assert_eq!(stats.truncated_at, Some(24 + 2 * (16 + 60)));
+        assert_eq!(
+            stats.truncation_warning("c.pcap").unwrap(),
+            "c.pcap ends in the middle of a packet record (at byte 176): 2 packets were read, the rest of the file is missing"
+        );
+        assert_eq!(read(&whole).unwrap().truncated_at, None);
     }
 }
