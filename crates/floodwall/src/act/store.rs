@@ -82,7 +82,16 @@ impl Store {
         }
         let tmp = self.path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
+            // Whatever is at the temporary path (a stale file, a FIFO that would block an
+            // open for writing) is replaced, never opened.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
             fs::rename(&tmp, &self.path)?;
@@ -184,6 +193,25 @@ mod tests {
         );
         assert!(!store.path().exists());
         assert_eq!(fs::read(&aside).unwrap(), b"{\"held\": [\xff\xfe]}");
+
+        // A FIFO at the temporary path does not block a save either.
+        let tmp = std::ffi::CString::new(
+            store
+                .path()
+                .with_extension("json.tmp")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(tmp.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut saving = Store::open(&dir).unwrap();
+        std::thread::spawn(move || tx.send(saving.save(&Snapshot::default()).is_ok()).unwrap());
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("saving past a FIFO blocked"));
+        assert!(store.load().unwrap().is_some());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
