@@ -17,7 +17,7 @@ use crate::events::human_rate;
 /// Notices waiting for delivery per notifier; more are dropped (and counted).
 pub const QUEUE: usize = 1024;
 
-/// The event name: `attack_started`, …, `mitigation_announced`, `mitigation_withdrawn`.
+/// The event name: `attack_started`, …, `mitigation_announced` (or `_queued`, `_failed`), `mitigation_withdrawn`.
 pub fn event(notice: &Value) -> &str {
     notice["event"].as_str().unwrap_or("notice")
 }

@@ -4,7 +4,7 @@
 //!
 //! | variable | value |
 //! |---|---|
-//! | `FLOODWALL_EVENT` | `attack_started`, `attack_updated`, `attack_ended`, `mitigation_announced`, `mitigation_withdrawn` |
+//! | `FLOODWALL_EVENT` | `attack_started`, `attack_updated`, `attack_ended`, `mitigation_announced`, `mitigation_queued`, `mitigation_failed`, `mitigation_withdrawn` |
 //! | `FLOODWALL_TARGET` | the attacked address or prefix (`203.0.113.10/32`) |
 //! | `FLOODWALL_ATTACK_ID` | the attack's id (empty for a manual mitigation) |
 //! | `FLOODWALL_MITIGATION_ID` | the mitigation's id for mitigation notices, else empty |

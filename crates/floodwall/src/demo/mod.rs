@@ -393,6 +393,9 @@ fn mitigation_line(m: &Mitigation) -> Line {
         "announced" => ("announced", Style::Cyan),
         "held" => ("held", Style::Cyan),
         "refused" => ("refused", Style::Yellow),
+        "queued" => ("queued", Style::Yellow),
+        "failed" => ("not announced", Style::Yellow),
+        "awaiting_evidence" => ("awaiting evidence", Style::Dim),
         other => (other, Style::Plain),
     };
     let mut text = m.text.clone();
