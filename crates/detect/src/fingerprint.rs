@@ -173,6 +173,7 @@ const BEFORE_TOP: usize = 8;
 struct Before {
     records: u64,
     packets: u64,
+    bytes: u64,
     protocols: [u64; 5],
     fragments: u64,
     sizes: [u64; SIZE_BOUNDS.len()],
@@ -413,6 +414,7 @@ impl FingerprintBuilder {
         s.before = Before {
             records: s.records,
             packets: s.packets,
+            bytes: s.bytes,
             protocols: s.protocols,
             fragments: s.fragments,
             sizes: s.sizes,
@@ -458,27 +460,52 @@ impl FingerprintBuilder {
         })
     }
 
+    /// The fingerprint of the traffic since the last [`mark_before`](Self::mark_before) (all of
+    /// it when never marked): once an attack starts on a watched target, what it carried before
+    /// is left out, so the attack's rule is derived from the attack. Distinct remotes, top
+    /// sources and exporters still count from the start.
     pub fn snapshot(&self) -> Fingerprint {
         let s = &*self.s;
-        let total = s.packets;
-        let tcp = s.protocols[P_TCP];
+        let b = &s.before;
+        let protocols: [u64; 5] =
+            std::array::from_fn(|i| s.protocols[i].saturating_sub(b.protocols[i]));
+        let sizes: [u64; SIZE_BOUNDS.len()] =
+            std::array::from_fn(|i| s.sizes[i].saturating_sub(b.sizes[i]));
+        let total = s.packets.saturating_sub(b.packets);
+        let tcp = protocols[P_TCP];
         // Port shares are of all packets: the sketch's share of TCP and UDP, times theirs.
-        let ported = (tcp.saturating_add(s.protocols[P_UDP]), total);
+        let ported = (tcp.saturating_add(protocols[P_UDP]), total);
+        let port_weight = s.port_weight.saturating_sub(b.port_weight);
         Fingerprint {
             sources_estimate: s.remotes.estimate(),
             top_sources: shares(s.sources.top(TOP_N), s.source_weight, (1, 1), bits_addr),
-            top_source_ports: shares(s.src_ports.top(TOP_N), s.port_weight, ported, |p| p),
-            top_destination_ports: shares(s.dst_ports.top(TOP_N), s.port_weight, ported, |p| p),
-            top_tcp_flags: shares(s.tcp_flags.top(TOP_N), s.flag_weight, (1, 1), |f| f),
+            top_source_ports: shares(
+                since(s.src_ports.top(TOP_CAPACITY), &b.src_ports),
+                port_weight,
+                ported,
+                |p| p,
+            ),
+            top_destination_ports: shares(
+                since(s.dst_ports.top(TOP_CAPACITY), &b.dst_ports),
+                port_weight,
+                ported,
+                |p| p,
+            ),
+            top_tcp_flags: shares(
+                since(s.tcp_flags.top(TOP_CAPACITY), &b.tcp_flags),
+                s.flag_weight.saturating_sub(b.flag_weight),
+                (1, 1),
+                |f| f,
+            ),
             protocols: ProtocolMix {
                 tcp: ratio(tcp, total),
-                udp: ratio(s.protocols[P_UDP], total),
-                icmp: ratio(s.protocols[P_ICMP], total),
-                gre: ratio(s.protocols[P_GRE], total),
-                other: ratio(s.protocols[P_OTHER], total),
+                udp: ratio(protocols[P_UDP], total),
+                icmp: ratio(protocols[P_ICMP], total),
+                gre: ratio(protocols[P_GRE], total),
+                other: ratio(protocols[P_OTHER], total),
             },
-            fragments: ratio(s.fragments, total),
-            packet_sizes: histogram(&SIZE_BOUNDS, &s.sizes),
+            fragments: ratio(s.fragments.saturating_sub(b.fragments), total),
+            packet_sizes: histogram(&SIZE_BOUNDS, &sizes),
             ttls: histogram(&TTL_BOUNDS, &s.ttls),
             exporters: s
                 .exporters
@@ -495,9 +522,22 @@ impl FingerprintBuilder {
             peak_bps: s.peak_bps,
             peak_pps: s.peak_pps,
             packets: total,
-            bytes: s.bytes,
+            bytes: s.bytes.saturating_sub(b.bytes),
         }
     }
+}
+
+/// The heaviest of `now` less what each key carried at the mark, heaviest first (ties by key),
+/// at most [`TOP_N`].
+fn since<K: Copy + Ord + Default>(mut now: Vec<(K, u64)>, before: &[(K, u64)]) -> Vec<(K, u64)> {
+    for (key, count) in &mut now {
+        if let Some((_, then)) = before.iter().find(|(k, c)| *c > 0 && k == key) {
+            *count = count.saturating_sub(*then);
+        }
+    }
+    now.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    now.truncate(TOP_N);
+    now
 }
 
 impl std::fmt::Debug for FingerprintBuilder {

@@ -351,3 +351,71 @@ fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
             .collect::<Vec<_>>()
     );
 }
+
+/// DNS amplification ramping up at a busy web server: the first partial second mixes the
+/// server's HTTPS with the flood and gives a broad rule (TCP included, no port); as the
+/// fingerprint settles the rule is derived again and narrowed to the flood, and its collateral
+/// — the share of the server's traffic before the attack it would drop — falls to nothing.
+#[test]
+fn a_broad_early_filter_is_narrowed_as_the_fingerprint_settles() {
+    let dir = test_dir("mit-narrow");
+    let pcap = dir.join("dns.pcap");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/scenarios/dns-amp-at-a-web-server.toml"
+    );
+    let out = floodwall()
+        .args(["simulate", "--scenario", scenario, "--pcap"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("floodwall.toml");
+    std::fs::write(
+        &config,
+        "networks = [\"203.0.113.0/24\"]\n[mitigation.flowspec]\nenabled = true\n",
+    )
+    .unwrap();
+    let out = floodwall()
+        .args(["replay", "--json", "--config"])
+        .arg(&config)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["target"] == "203.0.113.7/32")
+        .filter_map(|r| r["mitigations"].as_array().and_then(|m| m.first()).cloned())
+        .collect();
+    let first = &rules[0];
+    assert!(
+        first["text"].as_str().unwrap().contains("proto 6,17"),
+        "the first partial second is mixed: {first}"
+    );
+    assert!(first["collateral"].as_f64().unwrap() > 0.5, "{first}");
+    let narrowed = rules
+        .iter()
+        .position(|r| r["reason"] == "the fingerprint settled: rule derived again")
+        .expect("the rule is derived again");
+    for rule in &rules[narrowed..] {
+        assert_eq!(
+            rule["text"],
+            "flowspec dst 203.0.113.7/32 proto 17 sport 53 len 513-1500 then discard"
+        );
+        assert_eq!(rule["collateral"], 0.0, "{rule}");
+        assert!(rule["coverage"].as_f64().unwrap() > 0.9, "{rule}");
+    }
+    // Narrowed within the attack's first seconds, not at its end.
+    assert!(narrowed <= 3, "{rules:?}");
+}
