@@ -191,6 +191,12 @@ pub fn check(text: &str) -> Checked {
             semantic(&format!("scripts[{i}]"), e.to_string(), None);
         }
     }
+    if let Err(message) = config.collector.validate() {
+        semantic("collector", message, None);
+    }
+    if let Some(message) = config.open_to_spoofing() {
+        semantic("collector", message, Some(super::EXPORTERS_HINT));
+    }
     if config.detection_config().networks.is_empty() {
         semantic(
             "networks",
