@@ -206,6 +206,49 @@ impl ExporterState {
         }
     }
 
+    /// What makes a datagram good (besides records): templates learnt, counter samples.
+    fn good_count(&self) -> u64 {
+        self.counters.templates_learned + self.counters.counter_samples
+    }
+
+    /// Counts a decoded datagram and judges its records (see [`ExporterState::finish`]).
+    fn conclude(
+        &mut self,
+        limits: &Limits,
+        arrival: Arrival,
+        result: Result<Summary, DecodeError>,
+        good_before: u64,
+        out: &mut Vec<FlowRecord>,
+        before: usize,
+    ) -> Result<Protocol, DecodeError> {
+        self.counters.datagrams += 1;
+        self.last_seen = arrival.decoded;
+        // Rates are learnt per stream: the datagram's sequence domain (sFlow sub-agent, v9
+        // source id, IPFIX observation domain, v5 engine) within its protocol.
+        let domain = result
+            .as_ref()
+            .ok()
+            .and_then(|s| s.sequence)
+            .map_or(u32::MAX, |s| s.domain);
+        let stream = (arrival.protocol as u64) << 32 | u64::from(domain);
+        let records = self.finish(limits, arrival.now_ms, arrival.number, stream, out, before);
+        match result {
+            Ok(summary) => {
+                if records > 0 || self.good_count() > good_before {
+                    self.last_good = arrival.decoded;
+                }
+                if let Some(seq) = summary.sequence {
+                    self.track_sequence(arrival.protocol, seq);
+                }
+                Ok(arrival.protocol)
+            }
+            Err(error) => {
+                self.counters.count_error(error);
+                Err(error)
+            }
+        }
+    }
+
     /// Judges and stamps the records this exporter's datagram number `number` appended after
     /// `before`: drops out-of-range and untrusted sampling rates, re-stamps future timestamps.
     /// Returns how many records were kept.
@@ -250,6 +293,17 @@ impl ExporterState {
         counters.records += records as u64;
         records
     }
+}
+
+/// A datagram as the decoder numbered it.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    now_ms: u64,
+    /// Its `FlowRecord::datagram` number.
+    number: u32,
+    /// The decoder's count of datagrams (the exporter table's recency clock).
+    decoded: u64,
+    protocol: Protocol,
 }
 
 /// Decodes datagrams of any supported protocol from any number of exporters.
@@ -326,71 +380,37 @@ impl Decoder {
             counters.count_error(DecodeError::UnknownVersion);
             return Err(DecodeError::UnknownVersion);
         };
+        let arrival = Arrival {
+            now_ms,
+            number: self.number,
+            decoded: self.decoded,
+            protocol,
+        };
         // One hash lookup per datagram from a known exporter.
-        let (result, admitted) = match self.exporters.get_mut(&source) {
-            Some(state) => {
-                let result = state.decode(&mut self.templates, &ctx, protocol, datagram, out);
-                (result, None)
-            }
-            None => {
-                let mut state = ExporterState::default();
-                let result = state.decode(&mut self.templates, &ctx, protocol, datagram, out);
-                (result, Some(state))
-            }
-        };
-        let state = match admitted {
-            None => self.exporters.get_mut(&source).expect("looked up above"),
-            Some(mut state) if result.is_err() => {
-                // Not well-formed from an unknown source: nothing of it is kept.
-                out.truncate(before);
-                state.counters.datagrams += 1;
-                if let Err(error) = result {
-                    state.counters.count_error(error);
-                }
-                if state.uses_templates {
-                    self.templates.forget_exporters(&|ip| ip == source);
-                }
-                state.counters.records = 0;
-                self.overflow.accumulate(&state.counters);
-                return result.map(|_| protocol);
-            }
-            Some(state) => {
-                if self.exporters.len() >= self.limits.max_exporters {
-                    self.evict();
-                }
-                self.exporters.entry(source).or_insert(state)
-            }
-        };
-        state.counters.datagrams += 1;
-        state.last_seen = self.decoded;
-        let good_before = state.counters.templates_learned + state.counters.counter_samples;
-        // Rates are learnt per stream: the datagram's sequence domain (sFlow sub-agent, v9
-        // source id, IPFIX observation domain, v5 engine) within its protocol.
-        let domain = result
-            .as_ref()
-            .ok()
-            .and_then(|s| s.sequence)
-            .map_or(u32::MAX, |s| s.domain);
-        let stream = (protocol as u64) << 32 | u64::from(domain);
-        let records = state.finish(&self.limits, now_ms, self.number, stream, out, before);
-        match result {
-            Ok(summary) => {
-                if records > 0
-                    || state.counters.templates_learned + state.counters.counter_samples
-                        > good_before
-                {
-                    state.last_good = self.decoded;
-                }
-                if let Some(seq) = summary.sequence {
-                    state.track_sequence(protocol, seq);
-                }
-                Ok(protocol)
-            }
-            Err(error) => {
-                state.counters.count_error(error);
-                Err(error)
-            }
+        if let Some(state) = self.exporters.get_mut(&source) {
+            let good_before = state.good_count();
+            let result = state.decode(&mut self.templates, &ctx, protocol, datagram, out);
+            return state.conclude(&self.limits, arrival, result, good_before, out, before);
         }
+        let mut state = ExporterState::default();
+        let result = state.decode(&mut self.templates, &ctx, protocol, datagram, out);
+        if let Err(error) = result {
+            // Not well-formed from an unknown source: nothing of it is kept, no slot is taken.
+            out.truncate(before);
+            if state.uses_templates {
+                self.templates.forget_exporters(&|ip| ip == source);
+            }
+            state.counters.datagrams += 1;
+            state.counters.count_error(error);
+            state.counters.records = 0;
+            self.overflow.accumulate(&state.counters);
+            return Err(error);
+        }
+        if self.exporters.len() >= self.limits.max_exporters {
+            self.evict();
+        }
+        let state = self.exporters.entry(source).or_insert(state);
+        state.conclude(&self.limits, arrival, result, 0, out, before)
     }
 
     /// Makes room in a full exporter table: evicts the sources that never sent a good datagram,

@@ -444,7 +444,9 @@ mod tests {
 
     #[test]
     fn a_valid_file_has_no_problems_and_a_summary() {
-        let checked = check(&format!("{NETS}[mitigation.blackhole]\nenabled = true\n"));
+        let checked = check(&format!(
+            "{NETS}[collector]\nallow_exporters = [\"192.0.2.0/24\"]\n[mitigation.blackhole]\nenabled = true\n"
+        ));
         assert!(checked.problems.is_empty(), "{:?}", checked.problems);
         let summary = summary(checked.config.as_ref().unwrap());
         assert!(
