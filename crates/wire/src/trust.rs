@@ -36,6 +36,9 @@ const POOL_WINDOW_SAMPLES: u32 = 64;
 pub const POOL_TOLERANCE: u64 = 4;
 /// A sequence step larger than this (or backwards) is a restart or reordering, not judged.
 const MAX_SEQUENCE_STEP: u32 = 1 << 20;
+/// Steps claiming more pool growth than this are not judged: with random skips the real growth
+/// may pass 2^32 and wrap the counter.
+const MAX_JUDGED_GROWTH: u64 = 1 << 31;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct RateEntry {
@@ -196,9 +199,14 @@ impl SamplePools {
         };
         let step = sequence.wrapping_sub(stream.sequence);
         let grown = pool.wrapping_sub(stream.pool);
-        let judged = step != 0 && step <= MAX_SEQUENCE_STEP && (pool | stream.pool) != 0;
+        // The 32-bit pool wraps: a step whose claimed growth could wrap it says nothing.
+        let claimed = u64::from(rate) * u64::from(step);
+        let judged = step != 0
+            && step <= MAX_SEQUENCE_STEP
+            && claimed <= MAX_JUDGED_GROWTH
+            && (pool | stream.pool) != 0;
         if !judged {
-            // A restart, a repeat or a source without pool: start again from here.
+            // A restart, a repeat, a long gap or a source without pool: start again from here.
             *stream = PoolStream {
                 key,
                 sequence,
@@ -214,7 +222,7 @@ impl SamplePools {
         }
         stream.sequence = sequence;
         stream.pool = pool;
-        stream.claimed += u64::from(rate) * u64::from(step);
+        stream.claimed += claimed;
         stream.seen += u64::from(grown);
         stream.samples += step;
         if stream.samples >= POOL_WINDOW_SAMPLES {
@@ -296,6 +304,17 @@ mod tests {
             );
         }
         assert_eq!(counters.inconsistent_samples, 128);
+        // A long gap at a coarse rate may wrap the 32-bit pool: not judged.
+        let mut counters = ExporterCounters::default();
+        assert_eq!(
+            pools.check(8, 1, 1000, 65536, &mut counters),
+            PoolVerdict::Plausible
+        );
+        assert_eq!(
+            pools.check(8, 65_537, 1000, 65536, &mut counters),
+            PoolVerdict::Plausible
+        );
+        assert_eq!(counters.impossible_samples, 0);
         // An exporter that leaves the pool at 0 is not judged.
         for seq in 1..100 {
             assert_eq!(
