@@ -269,7 +269,7 @@ impl ExporterState {
         let counters = &mut self.counters;
         let mut kept = before;
         for i in before..out.len() {
-            let mut record = out[i];
+            let record = &mut out[i];
             let rate = record.sampling_rate;
             if rate > limits.max_sampling_rate {
                 counters.sampling_rate_out_of_range += 1;
@@ -285,7 +285,10 @@ impl ExporterState {
                 counters.future_timestamps += 1;
             }
             record.datagram = number;
-            out[kept] = record;
+            // Records move down only once one was dropped: the common case writes in place.
+            if kept != i {
+                out[kept] = out[i];
+            }
             kept += 1;
         }
         out.truncate(kept);
