@@ -226,9 +226,9 @@ fn junk_from_thousands_of_sources_does_not_blind_the_collector() {
                 .send_to(datagram, ("127.0.0.1", daemon.port))
                 .unwrap();
         }
-        if i % 500 == 499 {
-            // Paced, so the kernel's socket buffer never drops any.
-            std::thread::sleep(Duration::from_millis(10));
+        if i % 100 == 99 {
+            // Paced, so the kernel's socket buffer (rmem_max may be small) hardly drops any.
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -269,8 +269,12 @@ fn junk_from_thousands_of_sources_does_not_blind_the_collector() {
         1,
         "{events:?}\n{log}"
     );
-    // Every junk datagram was received and counted as an error; none took the exporter's place.
-    assert_eq!(stopped_count(&log, " decode errors"), 12_000, "{log}");
+    // Every junk datagram was counted as an error (or dropped by the kernel under load, though
+    // far more than a table's worth of sources got through); none took the exporter's place.
+    let errors = stopped_count(&log, " decode errors");
+    let kernel_drops = stopped_count(&log, " kernel drops");
+    assert!(errors <= 12_000 && errors + kernel_drops >= 12_000, "{log}");
+    assert!(errors >= 2 * 4096 + 2000, "{log}");
     assert_eq!(stopped_count(&log, " exporters evicted"), 0, "{log}");
 }
 
