@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Result};
 use floodwall_detect::DetectConfig;
 use floodwall_mitigate::MitigationConfig;
+use floodwall_wire::Limits;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -62,10 +63,18 @@ pub struct CollectorConfig {
     /// Addresses to listen on. Default: 0.0.0.0 and [::] on 6343, 2055 and 4739. Any port takes
     /// any protocol.
     pub listen: Vec<SocketAddr>,
-    /// Exporters allowed to send; others are counted and dropped. Default: empty, allow all.
+    /// Exporters allowed to send; others are counted and dropped. Default: empty, allow all —
+    /// which `run` and `check-config` refuse when a listener is not on loopback and blackhole or
+    /// FlowSpec is enabled: anyone who can send a UDP datagram would steer your routes. List
+    /// your routers, or write `["0.0.0.0/0", "::/0"]` to accept any source knowingly.
     pub allow_exporters: Vec<IpNet>,
     /// Socket receive buffer to ask for, MiB. Default 32.
     pub recv_buffer_mib: usize,
+    /// The largest 1-in-N sampling rate a record may claim. Default 65536: real deployments
+    /// sample 1:1 to 1:32768, so this leaves a factor of two. A record claiming more is dropped,
+    /// never scaled (one spoofed datagram of five samples at 1:4294967295 would otherwise be a
+    /// 172 Tbps attack), and counted per exporter.
+    pub max_sampling_rate: u32,
 }
 
 impl Default for CollectorConfig {
@@ -74,6 +83,7 @@ impl Default for CollectorConfig {
             listen: default_listen_addrs(),
             allow_exporters: Vec::new(),
             recv_buffer_mib: 32,
+            max_sampling_rate: floodwall_wire::decoder::DEFAULT_MAX_SAMPLING_RATE,
         }
     }
 }
@@ -84,8 +94,37 @@ impl CollectorConfig {
             listen: self.listen.clone(),
             recv_buffer_bytes: self.recv_buffer_mib << 20,
             allowed_exporters: self.allow_exporters.clone(),
-            ..Default::default()
+            limits: self.limits(),
         }
+    }
+
+    /// The decoder's limits, with the configured sampling-rate ceiling.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_sampling_rate: self.max_sampling_rate,
+            ..Limits::default()
+        }
+    }
+
+    /// `max_sampling_rate` must admit unsampled telemetry.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_sampling_rate == 0 {
+            return Err(
+                "collector.max_sampling_rate = 0 would drop every record: 1 accepts only \
+                 unsampled telemetry, the default 65536 every real sampling rate"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Listeners reachable from other hosts: any address but loopback (wildcards included).
+    pub fn exposed_listeners(&self) -> Vec<SocketAddr> {
+        self.listen
+            .iter()
+            .filter(|addr| !addr.ip().is_loopback())
+            .copied()
+            .collect()
     }
 }
 
@@ -129,6 +168,43 @@ impl Config {
                 }
                 Err(anyhow!("{}", lines.join("\n")))
             }
+        }
+    }
+
+    /// Why this configuration would let anyone steer routes, if it would: a listener other
+    /// hosts can reach, blackhole or FlowSpec enabled anywhere (dry run included: it is one
+    /// flag away), and no `allow_exporters`.
+    pub fn open_to_spoofing(&self) -> Option<String> {
+        let m = &self.mitigation;
+        let mut kinds = Vec::new();
+        if m.blackhole.enabled || m.hostgroups.iter().any(|g| g.blackhole == Some(true)) {
+            kinds.push("blackhole");
+        }
+        if m.flowspec.enabled || m.hostgroups.iter().any(|g| g.flowspec == Some(true)) {
+            kinds.push("flowspec");
+        }
+        let exposed = self.collector.exposed_listeners();
+        if kinds.is_empty() || exposed.is_empty() || !self.collector.allow_exporters.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "collector.allow_exporters is empty while {} is enabled and the collector listens on \
+             {}: telemetry is unauthenticated UDP, so anyone who can send a datagram there could \
+             make Floodwall announce routes",
+            kinds.join(" and "),
+            exposed
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    /// Refuses to mitigate on telemetry anyone may send (see [`Config::open_to_spoofing`]).
+    pub fn require_trusted_exporters(&self) -> Result<()> {
+        match self.open_to_spoofing() {
+            Some(problem) => Err(anyhow!("{problem}. {EXPORTERS_HINT}")),
+            None => Ok(()),
         }
     }
 
@@ -225,6 +301,11 @@ impl Config {
         Ok(())
     }
 }
+
+/// How to fix [`Config::open_to_spoofing`].
+pub const EXPORTERS_HINT: &str = "List your exporters in `[collector] allow_exporters = \
+    [\"192.0.2.0/24\"]`, or write `allow_exporters = [\"0.0.0.0/0\", \"::/0\"]` to accept any \
+    source knowingly, or listen on loopback only";
 
 /// A TOML error as `origin:line:column: message` (configuration and scenario files alike).
 pub fn located(e: &toml::de::Error, text: &str, origin: &str) -> anyhow::Error {

@@ -58,6 +58,12 @@ impl Serialize for CountersJson<'_> {
         s.serialize_field("pending_decoded", &c.pending_decoded)?;
         s.serialize_field("pending_dropped", &c.pending_dropped)?;
         s.serialize_field("future_timestamps", &c.future_timestamps)?;
+        s.serialize_field("sampling_rate_out_of_range", &c.sampling_rate_out_of_range)?;
+        s.serialize_field("sampling_rate_changes", &c.sampling_rate_changes)?;
+        s.serialize_field("untrusted_rate_records", &c.untrusted_rate_records)?;
+        s.serialize_field("impossible_samples", &c.impossible_samples)?;
+        s.serialize_field("inconsistent_samples", &c.inconsistent_samples)?;
+        s.serialize_field("evictions", &c.evictions)?;
         s.end()
     }
 }

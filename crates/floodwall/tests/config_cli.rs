@@ -190,7 +190,7 @@ fn check_config_names_the_line_of_each_problem() {
     let (ok, out, err) = check(
         &dir,
         &format!(
-            "{NETS}\n[[detection.hostgroups]]\nname = \"web\"\nnetworks = [\"203.0.113.0/28\"]\n\n[mitigation.blackhole]\nenabled = true\n\n[bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.254\"\n\n[[bgp.peers]]\naddress = \"192.0.2.1:179\"\nremote_as = 64511\n"
+            "{NETS}\n[collector]\nallow_exporters = [\"192.0.2.0/24\"]\n\n[[detection.hostgroups]]\nname = \"web\"\nnetworks = [\"203.0.113.0/28\"]\n\n[mitigation.blackhole]\nenabled = true\n\n[bgp]\nlocal_as = 64512\nrouter_id = \"192.0.2.254\"\n\n[[bgp.peers]]\naddress = \"192.0.2.1:179\"\nremote_as = 64511\n"
         ),
     );
     assert!(ok, "{err}");

@@ -248,6 +248,8 @@ fn comparable(records: &[FlowRecord], protocol: Protocol) -> Vec<FlowRecord> {
             },
             // The exporter of re-encoded NetFlow/IPFIX is the address we decode them "from".
             exporter: r.exporter,
+            // Re-encoding packs records into datagrams of its own.
+            datagram: 0,
             ..*r
         })
         .collect()

@@ -3,11 +3,11 @@
 //!
 //! Pure and deterministic: time is passed in, nothing here does I/O.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::template::TemplateDecoder;
+use crate::trust::{RateTrust, SamplePools};
 use crate::{netflow_v5, sflow, DecodeError, ExporterCounters, FlowRecord};
 
 /// Telemetry protocols, told apart by the first bytes of a datagram.
@@ -80,10 +80,12 @@ pub struct Summary {
     pub sequence: Option<Sequence>,
 }
 
-/// Memory bounds of the decoder state. Every cache is capped; what does not fit is counted.
+/// Memory bounds of the decoder state, and the ceiling on what a record may claim. Every cache
+/// is capped; what does not fit is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Exporters tracked with their own counters and templates.
+    /// Exporters tracked with their own counters and templates. A full table evicts the sources
+    /// that never sent a good datagram, then those that sent one least recently.
     pub max_exporters: usize,
     /// Templates (data + options) kept per (exporter, source id / observation domain).
     pub max_templates_per_domain: usize,
@@ -97,7 +99,16 @@ pub struct Limits {
     pub pending_max_age_ms: u64,
     /// Templates not refreshed for this long are forgotten (0 = never).
     pub template_timeout_ms: u64,
+    /// The largest 1-in-N sampling rate a record may claim; records claiming more are dropped
+    /// (never scaled) and counted in `sampling_rate_out_of_range`.
+    pub max_sampling_rate: u32,
 }
+
+/// Default ceiling on sampling rates: real deployments sample 1:1 to 1:32768 (the coarsest
+/// router and switch settings; sFlow's recommended rates stop at 1:8192 for 100 Gb/s links), so
+/// 1:65536 leaves a factor of two. Each record is scaled by its rate: a datagram of five samples
+/// claiming 2^32−1 would be 21 G packets.
+pub const DEFAULT_MAX_SAMPLING_RATE: u32 = 65_536;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -109,6 +120,7 @@ impl Default for Limits {
             pending_max_bytes: 4 << 20,
             pending_max_age_ms: 5_000,
             template_timeout_ms: 3_600_000,
+            max_sampling_rate: DEFAULT_MAX_SAMPLING_RATE,
         }
     }
 }
@@ -119,12 +131,23 @@ pub const MAX_CLOCK_AHEAD_MS: u64 = 2_000;
 const MAX_SEQUENCE_STREAMS: usize = 32;
 /// A forward jump larger than this is a restart, not loss.
 const MAX_PLAUSIBLE_LOSS: u32 = 1 << 20;
+/// A full exporter table evicts this share of itself at once, so the ranking scan is paid once
+/// per this many admissions rather than per datagram from a new source.
+const EVICT_SHARE: usize = 32;
 
 #[derive(Debug, Default)]
 struct ExporterState {
     counters: ExporterCounters,
     /// (protocol, domain) → next expected sequence number, if known.
     sequences: Vec<(Protocol, u32, Option<u32>)>,
+    rates: RateTrust,
+    pools: SamplePools,
+    /// The decoder's datagram count when this exporter last sent a good datagram (records,
+    /// templates or counter samples), 0 = never; and when it last sent anything.
+    last_good: u64,
+    last_seen: u64,
+    /// Has state in the template cache to forget when evicted.
+    uses_templates: bool,
 }
 
 impl ExporterState {
@@ -156,16 +179,149 @@ impl ExporterState {
             }
         }
     }
+
+    /// Decodes one datagram of a detected protocol into `out`, with this exporter's state.
+    fn decode(
+        &mut self,
+        templates: &mut TemplateDecoder,
+        ctx: &Context,
+        protocol: Protocol,
+        datagram: &[u8],
+        out: &mut Vec<FlowRecord>,
+    ) -> Result<Summary, DecodeError> {
+        let counters = &mut self.counters;
+        match protocol {
+            Protocol::SflowV5 => {
+                sflow::decode_checked(ctx, datagram, out, counters, &mut self.pools)
+            }
+            Protocol::NetflowV5 => netflow_v5::decode(ctx, datagram, out, counters),
+            Protocol::NetflowV9 => {
+                self.uses_templates = true;
+                templates.decode_v9(ctx, datagram, out, counters)
+            }
+            Protocol::Ipfix => {
+                self.uses_templates = true;
+                templates.decode_ipfix(ctx, datagram, out, counters)
+            }
+        }
+    }
+
+    /// What makes a datagram good (besides records): templates learnt, counter samples.
+    fn good_count(&self) -> u64 {
+        self.counters.templates_learned + self.counters.counter_samples
+    }
+
+    /// Counts a decoded datagram and judges its records (see [`ExporterState::finish`]).
+    fn conclude(
+        &mut self,
+        limits: &Limits,
+        arrival: Arrival,
+        result: Result<Summary, DecodeError>,
+        good_before: u64,
+        out: &mut Vec<FlowRecord>,
+        before: usize,
+    ) -> Result<Protocol, DecodeError> {
+        self.counters.datagrams += 1;
+        self.last_seen = arrival.decoded;
+        // Rates are learnt per stream: the datagram's sequence domain (sFlow sub-agent, v9
+        // source id, IPFIX observation domain, v5 engine) within its protocol.
+        let domain = result
+            .as_ref()
+            .ok()
+            .and_then(|s| s.sequence)
+            .map_or(u32::MAX, |s| s.domain);
+        let stream = (arrival.protocol as u64) << 32 | u64::from(domain);
+        let records = self.finish(limits, arrival.now_ms, arrival.number, stream, out, before);
+        match result {
+            Ok(summary) => {
+                if records > 0 || self.good_count() > good_before {
+                    self.last_good = arrival.decoded;
+                }
+                if let Some(seq) = summary.sequence {
+                    self.track_sequence(arrival.protocol, seq);
+                }
+                Ok(arrival.protocol)
+            }
+            Err(error) => {
+                self.counters.count_error(error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Judges and stamps the records this exporter's datagram number `number` appended after
+    /// `before`: drops out-of-range and untrusted sampling rates, re-stamps future timestamps.
+    /// Returns how many records were kept.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        limits: &Limits,
+        now_ms: u64,
+        number: u32,
+        stream: u64,
+        out: &mut Vec<FlowRecord>,
+        before: usize,
+    ) -> usize {
+        // An exporter clock running ahead must not drag telemetry time into the future: records
+        // stamped later than their arrival count as arriving now.
+        let latest = now_ms.saturating_add(MAX_CLOCK_AHEAD_MS);
+        let datagram = self.counters.datagrams;
+        let counters = &mut self.counters;
+        let mut kept = before;
+        for i in before..out.len() {
+            let record = &mut out[i];
+            let rate = record.sampling_rate;
+            if rate > limits.max_sampling_rate {
+                counters.sampling_rate_out_of_range += 1;
+                continue;
+            }
+            // Unsampled records claim nothing beyond themselves.
+            if rate > 1 && !self.rates.admit(stream, rate, datagram, counters) {
+                counters.untrusted_rate_records += 1;
+                continue;
+            }
+            if record.time_ms > latest {
+                record.time_ms = now_ms;
+                counters.future_timestamps += 1;
+            }
+            record.datagram = number;
+            // Records move down only once one was dropped: the common case writes in place.
+            if kept != i {
+                out[kept] = out[i];
+            }
+            kept += 1;
+        }
+        out.truncate(kept);
+        let records = kept - before;
+        counters.records += records as u64;
+        records
+    }
+}
+
+/// A datagram as the decoder numbered it.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    now_ms: u64,
+    /// Its `FlowRecord::datagram` number.
+    number: u32,
+    /// The decoder's count of datagrams (the exporter table's recency clock).
+    decoded: u64,
+    protocol: Protocol,
 }
 
 /// Decodes datagrams of any supported protocol from any number of exporters.
 pub struct Decoder {
     limits: Limits,
     exporters: HashMap<IpAddr, ExporterState, foldhash::fast::RandomState>,
-    /// Counters of datagrams from exporters beyond `max_exporters`.
+    /// Counters of sources outside the table: datagrams from new sources that were not
+    /// well-formed (never admitted) and the folded counters of evicted exporters.
     overflow: ExporterCounters,
     templates: TemplateDecoder,
     last_expiry_ms: u64,
+    /// Datagrams decoded so far (the recency clock of the exporter table).
+    decoded: u64,
+    /// The number given to the last datagram's records (1, 2, … wrapping past 0 to 1).
+    number: u32,
 }
 
 impl Default for Decoder {
@@ -182,6 +338,8 @@ impl Decoder {
             overflow: ExporterCounters::default(),
             templates: TemplateDecoder::new(limits),
             last_expiry_ms: 0,
+            decoded: 0,
+            number: 0,
         }
     }
 
@@ -191,8 +349,16 @@ impl Decoder {
 
     /// Decodes one datagram received from `source` at `now_ms`, appending its records to `out`.
     ///
-    /// Records decoded before an error stay in `out`; the error is counted for the exporter and
-    /// returned. Never panics and never grows state beyond `Limits`.
+    /// Each record is numbered with the datagram that carried it (`FlowRecord::datagram`: this
+    /// decoder's count of datagrams, from 1, wrapping past 0 to 1). Records claiming a sampling
+    /// rate above `Limits::max_sampling_rate`, or one still on probation for this exporter
+    /// ([`crate::trust`]), are dropped and counted.
+    ///
+    /// A source not yet in the exporter table is admitted only if its datagram is well-formed,
+    /// so junk never takes a slot (it is counted in [`Decoder::overflow`] and its records, if
+    /// any, are dropped); a full table evicts to make room. Records decoded before an error
+    /// stay in `out`; the error is counted for the exporter and returned. Never panics and never
+    /// grows state beyond `Limits`.
     pub fn decode(
         &mut self,
         source: IpAddr,
@@ -201,58 +367,87 @@ impl Decoder {
         out: &mut Vec<FlowRecord>,
     ) -> Result<Protocol, DecodeError> {
         self.expire(now_ms);
+        self.decoded += 1;
+        self.number = self.number.wrapping_add(1).max(1);
         let ctx = Context { source, now_ms };
-        // One hash lookup per datagram; the table's cap is checked only for new exporters.
-        let tracked = self.exporters.len();
-        let state = match self.exporters.entry(source) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(_) if tracked >= self.limits.max_exporters => {
-                self.overflow.datagrams += 1;
-                self.overflow.count_error(DecodeError::TooManyExporters);
-                return Err(DecodeError::TooManyExporters);
-            }
-            Entry::Vacant(entry) => entry.insert(ExporterState::default()),
-        };
-        state.counters.datagrams += 1;
         let before = out.len();
-        let protocol = Protocol::detect(datagram);
-        let result = match protocol {
-            Some(Protocol::SflowV5) => sflow::decode(&ctx, datagram, out, &mut state.counters),
-            Some(Protocol::NetflowV5) => {
-                netflow_v5::decode(&ctx, datagram, out, &mut state.counters)
-            }
-            Some(Protocol::NetflowV9) => {
-                self.templates
-                    .decode_v9(&ctx, datagram, out, &mut state.counters)
-            }
-            Some(Protocol::Ipfix) => {
-                self.templates
-                    .decode_ipfix(&ctx, datagram, out, &mut state.counters)
-            }
-            None => Err(DecodeError::UnknownVersion),
+        let Some(protocol) = Protocol::detect(datagram) else {
+            let counters = match self.exporters.get_mut(&source) {
+                Some(state) => {
+                    state.last_seen = self.decoded;
+                    &mut state.counters
+                }
+                None => &mut self.overflow,
+            };
+            counters.datagrams += 1;
+            counters.count_error(DecodeError::UnknownVersion);
+            return Err(DecodeError::UnknownVersion);
         };
-        state.counters.records += (out.len() - before) as u64;
-        // An exporter clock running ahead must not drag telemetry time into the future: records
-        // stamped later than their arrival count as arriving now.
-        let latest = now_ms.saturating_add(MAX_CLOCK_AHEAD_MS);
-        for record in &mut out[before..] {
-            if record.time_ms > latest {
-                record.time_ms = now_ms;
-                state.counters.future_timestamps += 1;
+        let arrival = Arrival {
+            now_ms,
+            number: self.number,
+            decoded: self.decoded,
+            protocol,
+        };
+        // One hash lookup per datagram from a known exporter.
+        if let Some(state) = self.exporters.get_mut(&source) {
+            let good_before = state.good_count();
+            let result = state.decode(&mut self.templates, &ctx, protocol, datagram, out);
+            return state.conclude(&self.limits, arrival, result, good_before, out, before);
+        }
+        let mut state = ExporterState::default();
+        let result = state.decode(&mut self.templates, &ctx, protocol, datagram, out);
+        if let Err(error) = result {
+            // Not well-formed from an unknown source: nothing of it is kept, no slot is taken.
+            out.truncate(before);
+            if state.uses_templates {
+                self.templates.forget_exporters(&|ip| ip == source);
+            }
+            state.counters.datagrams += 1;
+            state.counters.count_error(error);
+            state.counters.records = 0;
+            self.overflow.accumulate(&state.counters);
+            return Err(error);
+        }
+        if self.exporters.len() >= self.limits.max_exporters {
+            self.evict();
+        }
+        let state = self.exporters.entry(source).or_insert(state);
+        state.conclude(&self.limits, arrival, result, 0, out, before)
+    }
+
+    /// Makes room in a full exporter table: evicts the sources that never sent a good datagram,
+    /// then those whose last good datagram is oldest (idle, or sending only errors since), a
+    /// share of the table at once. Their counters are folded into [`Decoder::overflow`] and
+    /// their templates forgotten.
+    fn evict(&mut self) {
+        let count = (self.limits.max_exporters / EVICT_SHARE)
+            .max(1)
+            .min(self.exporters.len());
+        if count == 0 {
+            return;
+        }
+        let mut ranked: Vec<(u64, u64, IpAddr)> = self
+            .exporters
+            .iter()
+            .map(|(ip, s)| (s.last_good, s.last_seen, *ip))
+            .collect();
+        if count < ranked.len() {
+            ranked.select_nth_unstable(count - 1);
+            ranked.truncate(count);
+        }
+        let mut templates = false;
+        for &(_, _, ip) in &ranked {
+            if let Some(state) = self.exporters.remove(&ip) {
+                templates |= state.uses_templates;
+                self.overflow.accumulate(&state.counters);
+                self.overflow.evictions += 1;
             }
         }
-        match (protocol, result) {
-            (Some(protocol), Ok(summary)) => {
-                if let Some(seq) = summary.sequence {
-                    state.track_sequence(protocol, seq);
-                }
-                Ok(protocol)
-            }
-            (_, Err(error)) => {
-                state.counters.count_error(error);
-                Err(error)
-            }
-            (None, Ok(_)) => Err(DecodeError::UnknownVersion),
+        if templates {
+            let gone: std::collections::HashSet<IpAddr, foldhash::fast::RandomState> =
+                ranked.iter().map(|&(_, _, ip)| ip).collect();
+            self.templates.forget_exporters(&|ip| gone.contains(&ip));
         }
     }
 
@@ -280,7 +475,8 @@ impl Decoder {
         self.exporters.iter().map(|(ip, s)| (*ip, &s.counters))
     }
 
-    /// Counters of datagrams from exporters that did not fit in the table.
+    /// Counters of sources outside the table: datagrams from new sources that were not
+    /// well-formed, and the counters of evicted exporters (`evictions` counts them).
     pub fn overflow(&self) -> &ExporterCounters {
         &self.overflow
     }
@@ -377,29 +573,6 @@ mod tests {
     }
 
     #[test]
-    fn exporter_table_is_bounded_and_overflow_is_counted() {
-        let limits = Limits {
-            max_exporters: 2,
-            ..Limits::default()
-        };
-        let mut decoder = Decoder::new(limits);
-        let mut out = Vec::new();
-        for last in 1..=5u8 {
-            let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, last));
-            let result = decoder.decode(source, 0, &v5_datagram(0, 1), &mut out);
-            assert_eq!(result.is_ok(), last <= 2);
-        }
-        assert_eq!(decoder.exporters().count(), 2);
-        assert_eq!(decoder.overflow().error(DecodeError::TooManyExporters), 3);
-        // Known exporters keep working when the table is full.
-        let known = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-        assert!(decoder
-            .decode(known, 0, &v5_datagram(1, 1), &mut out)
-            .is_ok());
-        assert_eq!(decoder.totals().datagrams, 6);
-    }
-
-    #[test]
     fn records_from_a_clock_running_ahead_are_stamped_with_arrival() {
         let mut decoder = Decoder::default();
         let mut out = Vec::new();
@@ -428,13 +601,17 @@ mod tests {
             decoder.decode(source, 0, b"\x00\x07junk", &mut out),
             Err(DecodeError::UnknownVersion)
         );
-        assert_eq!(
-            decoder
-                .exporter(source)
-                .unwrap()
-                .error(DecodeError::UnknownVersion),
-            1
-        );
-        assert!(out.is_empty());
+        // Junk from a new source takes no slot: it is counted with the untracked sources.
+        assert!(decoder.exporter(source).is_none());
+        assert_eq!(decoder.overflow().error(DecodeError::UnknownVersion), 1);
+        // From a known exporter it is the exporter's error.
+        decoder
+            .decode(source, 0, &v5_datagram(0, 1), &mut out)
+            .unwrap();
+        let _ = decoder.decode(source, 0, b"\x00\x07junk", &mut out);
+        let counters = decoder.exporter(source).unwrap();
+        assert_eq!(counters.error(DecodeError::UnknownVersion), 1);
+        assert_eq!(counters.datagrams, 2);
+        assert_eq!(out.len(), 1);
     }
 }

@@ -36,7 +36,6 @@ error_kinds! {
     BadCount => "bad_count", "A record or sample count disagrees with the bytes present.";
     BadTemplate => "bad_template", "A template or options template is malformed (no fields, bad field length, too many fields).";
     BadAddress => "bad_address", "An address type that is neither IPv4 nor IPv6.";
-    TooManyExporters => "too_many_exporters", "The exporter table is full; datagrams from new exporters are dropped.";
 }
 
 impl fmt::Display for DecodeError {

@@ -13,6 +13,7 @@
 //!   [`ipfix`] hold their headers).
 //! - [`export`]: the exporter side of NetFlow v9 / IPFIX, for golden tests and the simulator.
 //! - [`decoder`]: the front door that tells the protocol from the bytes and keeps per-exporter state.
+//! - [`trust`]: whether an exporter's sampling rates and sample pools agree with its past.
 
 mod be;
 pub mod decoder;
@@ -26,6 +27,7 @@ pub mod record;
 pub mod sflow;
 pub mod stats;
 pub mod template;
+pub mod trust;
 
 pub use decoder::{Context, Decoder, Limits, Protocol, Sequence, Summary};
 pub use error::DecodeError;

@@ -16,6 +16,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::packet::{self, Headers};
+use crate::trust::{pool_key, PoolVerdict, SamplePools};
 use crate::{Context, DecodeError, ExporterCounters, FlowRecord, Sequence, Summary};
 
 /// Byte ranges of the fixed-layout structures, one module per structure.
@@ -529,13 +530,32 @@ impl Found {
 }
 
 /// Decodes one sFlow v5 datagram, appending one record per flow sample with IP addresses.
+/// Stateless: no sample is judged against the exporter's earlier ones (see [`decode_checked`]).
 pub fn decode(
     ctx: &Context,
     datagram: &[u8],
     out: &mut Vec<FlowRecord>,
     counters: &mut ExporterCounters,
 ) -> Result<Summary, DecodeError> {
+    decode_checked(ctx, datagram, out, counters, &mut SamplePools::default())
+}
+
+/// [`decode`], with each flow sample's sample pool checked against the same source's earlier
+/// samples in `pools` (the exporter's); impossible samples are counted and give no record.
+pub fn decode_checked(
+    ctx: &Context,
+    datagram: &[u8],
+    out: &mut Vec<FlowRecord>,
+    counters: &mut ExporterCounters,
+    pools: &mut SamplePools,
+) -> Result<Summary, DecodeError> {
     let header = DatagramHeader::parse(datagram)?;
+    let plausible = |pools: &mut SamplePools,
+                     counters: &mut ExporterCounters,
+                     [source_id, sequence, pool, rate]: [u32; 4]| {
+        let key = pool_key(header.agent, header.sub_agent_id, source_id);
+        pools.check(key, sequence, pool, rate.max(1), counters) == PoolVerdict::Plausible
+    };
     let mut rest = header.samples;
     let mut first_error = None;
     for _ in 0..header.num_samples {
@@ -553,11 +573,25 @@ pub fn decode(
         rest = next;
         let result = match sample.standard_format() {
             Some(sample_format::FLOW) => FlowSample::new_checked(body).and_then(|s| {
+                let stream = [
+                    s.source_id(),
+                    s.sequence(),
+                    s.sample_pool(),
+                    s.sampling_rate(),
+                ];
+                if !plausible(pools, counters, stream) {
+                    return Ok(());
+                }
                 let records = body.get(FlowSample::<&[u8]>::MIN_LEN..).unwrap_or(&[]);
                 decode_flow_sample(ctx, header.agent, s.meta(), records, out, counters)
             }),
             Some(sample_format::EXPANDED_FLOW) => {
                 ExpandedFlowSample::new_checked(body).and_then(|s| {
+                    let source = s.source_id_type().rotate_left(24) ^ s.source_id_index();
+                    let stream = [source, s.sequence(), s.sample_pool(), s.sampling_rate()];
+                    if !plausible(pools, counters, stream) {
+                        return Ok(());
+                    }
                     let records = body
                         .get(ExpandedFlowSample::<&[u8]>::MIN_LEN..)
                         .unwrap_or(&[]);

@@ -36,6 +36,22 @@ pub struct ExporterCounters {
     pub pending_dropped: u64,
     /// Records stamped in the future by the exporter's clock, re-stamped with the receive time.
     pub future_timestamps: u64,
+    /// Records dropped, never scaled, because they claimed a sampling rate above
+    /// `Limits::max_sampling_rate`.
+    pub sampling_rate_out_of_range: u64,
+    /// Sampling rates the exporter had not used before (each then waits out its probation).
+    pub sampling_rate_changes: u64,
+    /// Records dropped because their sampling rate was still on probation.
+    pub untrusted_rate_records: u64,
+    /// sFlow flow samples dropped because their source's sample pool grew by less than the
+    /// samples taken from it.
+    pub impossible_samples: u64,
+    /// sFlow flow samples in windows whose sample pool disagreed with rate × samples by more
+    /// than 4× (counted, not dropped).
+    pub inconsistent_samples: u64,
+    /// Times an exporter's state was evicted from a full table (counted in the decoder's
+    /// totals of untracked sources, where evicted exporters' counters are folded).
+    pub evictions: u64,
 }
 
 impl ExporterCounters {
@@ -49,6 +65,12 @@ impl ExporterCounters {
 
     pub fn total_errors(&self) -> u64 {
         self.errors.iter().sum()
+    }
+
+    /// Records and samples dropped as implausible: out-of-range or untrusted sampling rates,
+    /// impossible sample pools.
+    pub fn implausible(&self) -> u64 {
+        self.sampling_rate_out_of_range + self.untrusted_rate_records + self.impossible_samples
     }
 
     /// Adds `other` into `self` (for totals across exporters).
@@ -70,5 +92,11 @@ impl ExporterCounters {
         self.pending_decoded += other.pending_decoded;
         self.pending_dropped += other.pending_dropped;
         self.future_timestamps += other.future_timestamps;
+        self.sampling_rate_out_of_range += other.sampling_rate_out_of_range;
+        self.sampling_rate_changes += other.sampling_rate_changes;
+        self.untrusted_rate_records += other.untrusted_rate_records;
+        self.impossible_samples += other.impossible_samples;
+        self.inconsistent_samples += other.inconsistent_samples;
+        self.evictions += other.evictions;
     }
 }

@@ -1270,6 +1270,31 @@ impl TemplateDecoder {
         }
     }
 
+    /// Forgets everything of the exporters `gone` says yes to (evicted from the decoder's table):
+    /// their templates, options state and held data sets.
+    pub fn forget_exporters(&mut self, gone: &dyn Fn(IpAddr) -> bool) {
+        let mut removed = 0usize;
+        self.domains.retain(|key, domain| {
+            let keep = !gone(key.exporter);
+            if !keep {
+                removed += domain.templates.len();
+            }
+            keep
+        });
+        self.template_count = self.template_count.saturating_sub(removed);
+        self.templates_per_exporter
+            .retain(|exporter, _| !gone(*exporter));
+        let mut freed = 0usize;
+        self.pending.retain(|(key, _), held| {
+            let keep = !gone(key.exporter);
+            if !keep {
+                freed += held.iter().map(HeldSet::charge).sum::<usize>();
+            }
+            keep
+        });
+        self.pending_bytes = self.pending_bytes.saturating_sub(freed);
+    }
+
     /// Templates and options templates cached, over all exporters.
     pub fn template_count(&self) -> usize {
         self.template_count

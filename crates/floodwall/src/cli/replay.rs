@@ -37,7 +37,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut planner =
         Planner::new(mitigation, config.mitigation_scope()).map_err(|e| anyhow!("{e}"))?;
     let mut changes = Vec::new();
-    let mut decoder = Decoder::default();
+    let mut decoder = Decoder::new(config.collector.limits());
 
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -150,13 +150,14 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let totals = decoder.totals();
     eprintln!(
-        "floodwall: {} records in {:.2} s ({:.2} M records/s), {} attacks; {} datagrams, {} decode errors",
+        "floodwall: {} records in {:.2} s ({:.2} M records/s), {} attacks; {} datagrams, {} decode errors, {} implausible records",
         record_count,
         elapsed,
         record_count as f64 / elapsed.max(1e-9) / 1e6,
         attacks,
         totals.datagrams,
-        totals.total_errors()
+        totals.total_errors(),
+        totals.implausible()
     );
     super::cut_off_captures(cut_off)
 }

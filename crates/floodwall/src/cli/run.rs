@@ -44,6 +44,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .iter_mut()
             .for_each(|g| g.dry_run = Some(true));
     }
+    config.require_trusted_exporters()?;
     let mut engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
 
     let events_path = &config.events.file;
@@ -206,16 +207,26 @@ fn resume_baselines(engine: &mut Engine, dir: &std::path::Path) {
     }
 }
 
-/// `N datagrams, N decode errors, N kernel drops, N not allowed; N hosts tracked, N attacks`:
-/// the collector's and the engine's counters, as the periodic and the final log lines show them.
+/// `N datagrams, N decode errors, N kernel drops, N not allowed, N implausible records (…),
+/// N exporters evicted; N hosts tracked, N attacks`: the collector's and the engine's counters,
+/// as the periodic and the final log lines show them.
 fn counters(collector: &CollectorStats, engine: &EngineStats) -> String {
     let totals = collector.totals();
     format!(
-        "{} datagrams, {} decode errors, {} kernel drops, {} not allowed; {} hosts tracked, {} attacks",
+        "{} datagrams, {} decode errors, {} kernel drops, {} not allowed, {} implausible records \
+         ({} sampling rate out of range, {} on probation after {} rate changes, {} impossible \
+         sample pools; {} samples inconsistent), {} exporters evicted; {} hosts tracked, {} attacks",
         totals.datagrams,
         totals.total_errors(),
         collector.kernel_drops(),
         collector.not_allowed(),
+        totals.implausible(),
+        totals.sampling_rate_out_of_range,
+        totals.untrusted_rate_records,
+        totals.sampling_rate_changes,
+        totals.impossible_samples,
+        totals.inconsistent_samples,
+        totals.evictions,
         engine.hosts_tracked,
         engine.attacks_active
     )

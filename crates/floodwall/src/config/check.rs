@@ -294,6 +294,16 @@ fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
             }
         }
     }
+    if let Err(message) = config.collector.validate() {
+        found("collector", message, None);
+    }
+    // Only the daemon listens: `check-config` judges the file as `run` would take it (which
+    // refuses the same with `require_trusted_exporters`); replay and the control client do not.
+    if networks == Networks::InFile {
+        if let Some(message) = config.open_to_spoofing() {
+            found("collector", message, Some(super::EXPORTERS_HINT));
+        }
+    }
     if networks == Networks::InFile && config.detection_config().networks.is_empty() {
         found(
             "networks",
@@ -655,7 +665,9 @@ mod tests {
 
     #[test]
     fn a_valid_file_has_no_problems_and_a_summary() {
-        let checked = check(&format!("{NETS}[mitigation.blackhole]\nenabled = true\n"));
+        let checked = check(&format!(
+            "{NETS}[collector]\nallow_exporters = [\"192.0.2.0/24\"]\n[mitigation.blackhole]\nenabled = true\n"
+        ));
         assert!(checked.problems.is_empty(), "{:?}", checked.problems);
         let summary = summary(checked.config.as_ref().unwrap());
         assert!(

@@ -76,7 +76,9 @@ pub struct ListenerStats {
     pub recv_buffer_bytes: usize,
 }
 
-/// Everything the collectors have counted, merged across sockets.
+/// Everything the collectors have counted, merged across sockets. Sources outside the
+/// decoders' exporter tables (datagrams from new sources that were not well-formed, evicted
+/// exporters) are counted under 0.0.0.0.
 #[derive(Debug, Clone, Default)]
 pub struct CollectorStats {
     pub listeners: Vec<ListenerStats>,
@@ -398,10 +400,13 @@ impl Listener {
         listener.truncated = local.truncated;
         listener.kernel_drops = local.kernel_drops;
         let exporters = &mut shared.exporters[self.index];
+        // Rebuilt, not updated: evicted exporters leave the table (their counters live on in
+        // the overflow entry).
+        exporters.clear();
         for (ip, counters) in self.decoder.exporters() {
             exporters.insert(ip, counters.clone());
         }
-        if self.decoder.overflow().datagrams > 0 {
+        if self.decoder.overflow() != &ExporterCounters::default() {
             exporters.insert(IpAddr::from([0u8; 4]), self.decoder.overflow().clone());
         }
     }
