@@ -110,11 +110,15 @@ impl Evidence {
     /// confirmed.
     pub const MAX_LARGEST_DATAGRAM_SHARE: f64 = 0.5;
 
-    /// More than one datagram, more than one instant, and no single datagram carrying most of
-    /// it: what a rule needs before it moves a route.
+    /// Distinct instants a confirmed attack spans: three 10-ms instants cannot come from a
+    /// burst sent at once (it lasts well under 10 ms), however it straddles their edges.
+    pub const MIN_INSTANTS: u64 = 3;
+
+    /// More than one datagram, more than a burst's instants, and no single datagram carrying
+    /// most of it: what a rule needs before it moves a route.
     pub fn confirms(&self) -> bool {
         self.datagrams >= 2
-            && self.instants >= 2
+            && self.instants >= Self::MIN_INSTANTS
             && self.largest_datagram_share <= Self::MAX_LARGEST_DATAGRAM_SHARE
     }
 }

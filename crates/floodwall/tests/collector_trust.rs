@@ -134,14 +134,19 @@ fn stopped_count(log: &str, label: &str) -> u64 {
 /// The datagram: five flow samples of 1,500-byte UDP packets to the victim, each
 /// claiming to stand for 2^32−1 packets ("172 Tbps"), from an agent that claims to be a router.
 fn spoofed(sequence: u32) -> Vec<u8> {
-    let samples = (1..=5)
+    forged(sequence, 5, u32::MAX)
+}
+
+/// `n` flow samples to the victim at 1:`rate`.
+fn forged(sequence: u32, n: u32, rate: u32) -> Vec<u8> {
+    let samples = (1..=n)
         .map(|i| {
             SampleRepr::Flow(FlowSampleRepr {
                 expanded: false,
-                sequence: i,
+                sequence: sequence * n + i,
                 source_id_type: 0,
                 source_id_index: 1,
-                sampling_rate: u32::MAX,
+                sampling_rate: rate,
                 sample_pool: 0,
                 drops: 0,
                 input: 1,
@@ -209,6 +214,40 @@ fn a_spoofed_datagram_or_a_burst_of_them_moves_no_route() {
         "{log}"
     );
     assert_eq!(stopped_count(&log, " records,"), 0, "{log}");
+}
+
+/// Under the rate ceiling a forged burst is an attack for detection — and evidence of nothing:
+/// sent at once, it is a few datagrams at one instant, so no rule follows it.
+#[test]
+fn a_burst_of_plausible_forged_datagrams_waits_for_evidence_and_moves_no_route() {
+    let dir = test_dir("trust-burst");
+    let daemon = Daemon::start(&dir);
+    let sender = UdpSocket::bind("127.0.0.67:0").unwrap();
+    // Five datagrams of 40 samples at 1:65,536 ("13 Gpps"), back to back.
+    let burst: Vec<Vec<u8>> = (1..=5).map(|s| forged(s, 40, 65_536)).collect();
+    for datagram in &burst {
+        sender
+            .send_to(datagram, ("127.0.0.1", daemon.port))
+            .unwrap();
+    }
+    wait_for(Duration::from_secs(10), "the attack on the victim", || {
+        attacks_on(&daemon.events(), "203.0.113.7/32") == 1
+    });
+    // Its bucket closes and the quiet period passes: nothing more ever confirms it.
+    std::thread::sleep(Duration::from_secs(5));
+    let events = daemon.events();
+    let log = daemon.stop();
+    let on_victim: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["target"] == "203.0.113.7/32")
+        .collect();
+    for e in &on_victim {
+        assert!(e["evidence"]["instants"].as_u64().unwrap() < 3, "{e}");
+        for m in e["mitigations"].as_array().into_iter().flatten() {
+            assert_eq!(m["status"], "awaiting_evidence", "{m}");
+        }
+    }
+    assert!(!log.contains("mitigation"), "{log}");
 }
 
 #[test]

@@ -572,10 +572,11 @@ impl Planner {
             return decision(
                 Status::AwaitingEvidence,
                 Some(format!(
-                    "{} datagram(s) at {} instant(s) so far, the largest carrying {:.0} %: a rule waits for more than one datagram and instant, none carrying most of the attack",
+                    "{} datagram(s) at {} instant(s) so far, the largest carrying {:.0} %: a rule waits for 2 datagrams at {} instants, none carrying most of the attack",
                     e.datagrams,
                     e.instants,
-                    100.0 * e.largest_datagram_share
+                    100.0 * e.largest_datagram_share,
+                    floodwall_detect::event::Evidence::MIN_INSTANTS
                 )),
                 rule,
             );
