@@ -1498,4 +1498,46 @@ mod tests {
         plan.on_event(&later, 10 * S, &mut changes);
         assert!(changes.is_empty(), "{changes:?}");
     }
+
+    /// After the fingerprint settled, a rule is still narrowed when a narrower one covers as
+    /// much: the TCP a mixed start let in is gone from the attack, so `proto 6,17` becomes 17.
+    #[test]
+    fn a_settled_rule_is_narrowed_when_a_narrower_one_covers_as_much() {
+        let mut c = config();
+        c.blackhole.enabled = false;
+        let mut plan = Planner::new(c, scope()).unwrap();
+        let mut changes = Vec::new();
+        let mut mixed = event(
+            EventKind::AttackStarted,
+            "a1",
+            "203.0.113.7/32",
+            dns_fingerprint(0.5, 0.1),
+        );
+        mixed.evidence.samples = 5_000;
+        let d = plan.on_event(&mixed, 0, &mut changes);
+        assert!(d[0].text.contains("proto 6,17"), "{}", d[0].text);
+        changes.clear();
+        let mut pure = event(
+            EventKind::AttackUpdated,
+            "a1",
+            "203.0.113.7/32",
+            dns_fingerprint(0.5, 0.0),
+        );
+        // Not settling: the samples have not doubled.
+        pure.evidence.samples = 6_000;
+        let d = plan.on_event(&pure, 5 * S, &mut changes);
+        assert_eq!(
+            d[0].text,
+            "flowspec dst 203.0.113.7/32 proto 17 len 513-1500 then discard"
+        );
+        assert_eq!(
+            d[0].reason.as_deref(),
+            Some("a narrower rule covers as much")
+        );
+        assert_eq!(announced(&changes), ["flowspec:203.0.113.7/32"]);
+        // And a wider one never replaces it while it covers enough.
+        changes.clear();
+        plan.on_event(&mixed, 6 * S, &mut changes);
+        assert!(changes.is_empty(), "{changes:?}");
+    }
 }
