@@ -280,12 +280,12 @@ fn never_mitigate_holds_and_operators_announce_and_withdraw_by_hand() {
     });
 }
 
-#[test]
-fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
-    let dir = test_dir("mit-replay");
-    let pcap = dir.join("ntp.pcap");
+/// A scenario simulated to a capture in `dir`, and a replay of it under `config` (TOML):
+/// `replay(json)` runs it and returns its stdout.
+fn simulated(dir: &Path, scenario: &str, config: &str) -> impl Fn(bool) -> String {
+    let pcap = dir.join("capture.pcap");
     let out = floodwall()
-        .args(["simulate", "--scenario", FLOOD, "--pcap"])
+        .args(["simulate", "--scenario", scenario, "--pcap"])
         .arg(&pcap)
         .output()
         .unwrap();
@@ -294,15 +294,11 @@ fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = dir.join("floodwall.toml");
-    std::fs::write(
-        &config,
-        "networks = [\"203.0.113.0/24\"]\n[mitigation.blackhole]\nenabled = true\n[mitigation.flowspec]\nenabled = true\naction = \"rate-limit\"\n",
-    )
-    .unwrap();
-    let replay = |json: bool| {
+    let path = dir.join("floodwall.toml");
+    std::fs::write(&path, config).unwrap();
+    move |json: bool| {
         let mut command = floodwall();
-        command.args(["replay", "--config"]).arg(&config).arg(&pcap);
+        command.args(["replay", "--config"]).arg(&path).arg(&pcap);
         if json {
             command.arg("--json");
         }
@@ -313,7 +309,17 @@ fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
-    };
+    }
+}
+
+#[test]
+fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
+    let dir = test_dir("mit-replay");
+    let replay = simulated(
+        &dir,
+        FLOOD,
+        "networks = [\"203.0.113.0/24\"]\n[mitigation.blackhole]\nenabled = true\n[mitigation.flowspec]\nenabled = true\naction = \"rate-limit\"\n",
+    );
     let records: Vec<Value> = replay(true)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -359,40 +365,15 @@ fn replay_shows_the_rules_an_attack_would_get_with_their_coverage() {
 #[test]
 fn a_broad_early_filter_is_narrowed_as_the_fingerprint_settles() {
     let dir = test_dir("mit-narrow");
-    let pcap = dir.join("dns.pcap");
-    let scenario = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/scenarios/dns-amp-at-a-web-server.toml"
-    );
-    let out = floodwall()
-        .args(["simulate", "--scenario", scenario, "--pcap"])
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.join("floodwall.toml");
-    std::fs::write(
-        &config,
+    let replay = simulated(
+        &dir,
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/scenarios/dns-amp-at-a-web-server.toml"
+        ),
         "networks = [\"203.0.113.0/24\"]\n[mitigation.flowspec]\nenabled = true\n",
-    )
-    .unwrap();
-    let out = floodwall()
-        .args(["replay", "--json", "--config"])
-        .arg(&config)
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let rules: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    let rules: Vec<Value> = replay(true)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|r| r["target"] == "203.0.113.7/32")
