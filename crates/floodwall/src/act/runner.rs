@@ -204,7 +204,14 @@ impl ActionsThread {
                         log(log_line(event));
                         decided.push(decisions);
                     }
+                    let quiet = changes.is_empty();
                     let deliveries = self.commit(&mut changes);
+                    if quiet && !events.is_empty() {
+                        // Events change the plan without a change for the network too (an
+                        // attack ended, a rule adopted): the store keeps up (identical
+                        // snapshots cost nothing).
+                        self.persister.save(self.planner.snapshot(), false);
+                    }
                     for (event, decisions) in events.iter().zip(&mut decided) {
                         settle(decisions, &deliveries);
                         let record = event_record(event, decisions)?;
@@ -554,5 +561,95 @@ fn settle(decisions: &mut [Decision], deliveries: &Deliveries) {
             }
             d.mitigators = outcome.clone();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floodwall_detect::event::{Direction, EventKind, Evidence, Trigger};
+    use floodwall_detect::fingerprint::Fingerprint;
+    use floodwall_mitigate::{MitigationConfig, Scope};
+
+    fn event(kind: EventKind) -> AttackEvent {
+        AttackEvent {
+            event: kind,
+            attack_id: "a1".into(),
+            ts: 0,
+            direction: Direction::Incoming,
+            target: "203.0.113.7/32".parse().unwrap(),
+            carpet_bombing: false,
+            hostgroup: "default".into(),
+            vectors: vec![],
+            bps: 0,
+            pps: 0,
+            peak_bps: 0,
+            peak_pps: 0,
+            sources: 0,
+            started_at: 0,
+            ended_at: None,
+            trigger: Trigger {
+                kind: "threshold",
+                metric: "pps",
+                value: 0.0,
+                limit: 0.0,
+            },
+            evidence: Evidence {
+                samples: 100,
+                datagrams: 10,
+                instants: 10,
+                largest_datagram_share: 0.1,
+            },
+            fingerprint: Fingerprint::default(),
+            before: None,
+        }
+    }
+
+    /// An attack's end changes the plan (its rule's hold-down begins) without a change for the
+    /// network: the store must still hear of it, or a restart would think the attack active.
+    #[test]
+    fn the_store_follows_the_plan_when_events_change_nothing_in_the_network() {
+        let dir = std::env::temp_dir().join(format!("floodwall-runner-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut config = MitigationConfig::default();
+        config.blackhole.enabled = true;
+        config.dry_run = true;
+        let scope = Scope {
+            networks: vec![("203.0.113.0/24".parse().unwrap(), "default".into())],
+            broadest_v4: 24,
+            broadest_v6: 48,
+        };
+        let actions = Actions {
+            planner: Planner::new(config, scope).unwrap(),
+            store: Store::open(&dir).unwrap(),
+            mitigators: Vec::new(),
+            notifiers: Vec::new(),
+            events: Box::new(std::io::sink()),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = actions.spawn(rx).unwrap();
+        tx.send(Input::Events(vec![event(EventKind::AttackStarted)]))
+            .unwrap();
+        tx.send(Input::Events(vec![event(EventKind::AttackEnded)]))
+            .unwrap();
+        // Read the store while the daemon still runs (a crash now must find the end).
+        let store = Store::open(&dir).unwrap();
+        let mut ended = false;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(20));
+            if let Ok(Some(snapshot)) = store.load() {
+                ended = snapshot
+                    .held
+                    .iter()
+                    .any(|h| !h.attack_active && h.withdraw_at.is_some());
+                if ended {
+                    break;
+                }
+            }
+        }
+        tx.send(Input::Stop).unwrap();
+        thread.join().unwrap().unwrap();
+        assert!(ended, "the store never heard the attack ended");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
