@@ -242,3 +242,35 @@ fn with_the_bgp_session_down_rules_are_queued_not_announced() {
     );
     assert!(!log.contains("mitigation announced"), "{log}");
 }
+
+/// The router is down when the attack comes: its rules are queued, not called announced; when
+/// the session comes up they go out, and the log says so then.
+#[test]
+fn queued_rules_are_announced_when_the_session_comes_up() {
+    let dir = test_dir("trust-late-session");
+    let mut router = router(&dir);
+    let daemon = Daemon::start(&dir, &options(router.bgp_port, ""));
+    router.wait_established(Duration::from_secs(15)).unwrap();
+    router.stop();
+    wait_for(
+        Duration::from_secs(15),
+        "the daemon to see the session down",
+        || daemon.log().contains("gobgpd (127.0.0.1") && daemon.log().contains(": down"),
+    );
+    let _flood = Flood::start(&daemon);
+    wait_for(Duration::from_secs(15), "the attack's rules", || {
+        first_rules(&daemon).is_some()
+    });
+    let rules = first_rules(&daemon).unwrap();
+    assert!(rules.iter().all(|r| r["status"] == "queued"), "{rules:?}");
+    router.start_again().unwrap();
+    router.wait_established(Duration::from_secs(30)).unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "the queued route in gobgpd",
+        || unicast(&router) == ["203.0.113.7/32"],
+    );
+    wait_for(Duration::from_secs(5), "the log to say it went out", || {
+        daemon.log().contains("(queued, now sent by bgp to gobgpd")
+    });
+}

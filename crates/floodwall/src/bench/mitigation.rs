@@ -341,8 +341,18 @@ impl Gobgpd {
 
     /// Kills gobgpd (its PID) and starts it again on the same ports: a router restart.
     pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.start_again()
+    }
+
+    /// Kills gobgpd (its PID): the router is down until [`Gobgpd::start_again`].
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts a stopped gobgpd again on the same ports.
+    pub fn start_again(&mut self) -> Result<()> {
         let api_port: u16 = self.api.parse()?;
         self.child = Self::spawn(&self.program, &self.config, &self.dir, api_port)?;
         self.wait_api()
