@@ -88,12 +88,17 @@ fn an_attack_is_blackholed_and_filtered_at_the_router_until_it_ends() {
         "{rules}"
     );
 
-    // The attack's record shows the rules, their coverage and that they were announced.
+    // The attack's record shows the rules, their coverage and that they were announced: the
+    // first record that placed them (a start on too little evidence waits for the next).
     let events = daemon.events();
     let started = events
         .iter()
-        .find(|e| e["event"] == "attack_started")
-        .expect("attack_started");
+        .find(|e| {
+            e["mitigations"].as_array().is_some_and(|m| {
+                !m.is_empty() && m.iter().all(|r| r["status"] != "awaiting_evidence")
+            })
+        })
+        .expect("the record that placed the rules");
     let mitigations = started["mitigations"]
         .as_array()
         .expect("mitigations in the record");

@@ -42,12 +42,12 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The first event of the attack that carries rules, and its rules.
+/// The rules of the first event that placed them (before it, they may wait for evidence).
 fn first_rules(daemon: &Daemon) -> Option<Vec<Value>> {
     daemon.events().into_iter().find_map(|e| {
         e["mitigations"]
             .as_array()
-            .filter(|m| !m.is_empty())
+            .filter(|m| !m.is_empty() && m.iter().all(|r| r["status"] != "awaiting_evidence"))
             .cloned()
     })
 }
