@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::event::Vector;
 use hll::Hll;
-use topk::TopK;
+use topk::{TopK, Weights};
 
 /// One of the heaviest values of a field, with its share of the target's packets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,11 +164,8 @@ struct Sketches {
     before: Before,
 }
 
-/// Ports and flags kept of the traffic before an attack.
-const BEFORE_TOP: usize = 8;
-
-/// What the target's traffic looked like while watched without an attack: a few hundred bytes
-/// copied at each such bucket close, so an attack's rule can be weighed against it.
+/// What the target's traffic looked like while watched without an attack: copied (not sorted)
+/// at each such bucket close, so an attack's rule can be weighed against it.
 #[derive(Clone, Copy, Default)]
 struct Before {
     records: u64,
@@ -179,9 +176,9 @@ struct Before {
     sizes: [u64; SIZE_BOUNDS.len()],
     port_weight: u64,
     flag_weight: u64,
-    src_ports: [(u16, u64); BEFORE_TOP],
-    dst_ports: [(u16, u64); BEFORE_TOP],
-    tcp_flags: [(u8, u64); BEFORE_TOP],
+    src_ports: Weights<u16, TOP_CAPACITY>,
+    dst_ports: Weights<u16, TOP_CAPACITY>,
+    tcp_flags: Weights<u8, TOP_CAPACITY>,
 }
 
 /// Records behind a profile of the traffic before an attack for it to say anything.
@@ -411,19 +408,22 @@ impl FingerprintBuilder {
     /// the target is watched and not attacked.
     pub fn mark_before(&mut self) {
         let s = &mut *self.s;
-        s.before = Before {
-            records: s.records,
-            packets: s.packets,
-            bytes: s.bytes,
-            protocols: s.protocols,
-            fragments: s.fragments,
-            sizes: s.sizes,
-            port_weight: s.port_weight,
-            flag_weight: s.flag_weight,
-            src_ports: s.src_ports.top_array(),
-            dst_ports: s.dst_ports.top_array(),
-            tcp_flags: s.tcp_flags.top_array(),
-        };
+        // Nothing new since the last mark (an idle watch): the mark stands.
+        if s.before.records == s.records {
+            return;
+        }
+        let b = &mut s.before;
+        b.records = s.records;
+        b.packets = s.packets;
+        b.bytes = s.bytes;
+        b.protocols = s.protocols;
+        b.fragments = s.fragments;
+        b.sizes = s.sizes;
+        b.port_weight = s.port_weight;
+        b.flag_weight = s.flag_weight;
+        s.src_ports.weights_into(&mut b.src_ports);
+        s.dst_ports.weights_into(&mut b.dst_ports);
+        s.tcp_flags.weights_into(&mut b.tcp_flags);
     }
 
     /// The target's traffic as last marked before an attack, if enough of it was seen to say
@@ -439,9 +439,9 @@ impl FingerprintBuilder {
         Some(Fingerprint {
             sources_estimate: 0,
             top_sources: Vec::new(),
-            top_source_ports: shares(b.src_ports, b.port_weight, ported, |p| p),
-            top_destination_ports: shares(b.dst_ports, b.port_weight, ported, |p| p),
-            top_tcp_flags: shares(b.tcp_flags, b.flag_weight, (1, 1), |f| f),
+            top_source_ports: shares(b.src_ports.top(TOP_N), b.port_weight, ported, |p| p),
+            top_destination_ports: shares(b.dst_ports.top(TOP_N), b.port_weight, ported, |p| p),
+            top_tcp_flags: shares(b.tcp_flags.top(TOP_N), b.flag_weight, (1, 1), |f| f),
             protocols: ProtocolMix {
                 tcp: ratio(tcp, total),
                 udp: ratio(b.protocols[P_UDP], total),
@@ -529,11 +529,12 @@ impl FingerprintBuilder {
 
 /// The heaviest of `now` less what each key carried at the mark, heaviest first (ties by key),
 /// at most [`TOP_N`].
-fn since<K: Copy + Ord + Default>(mut now: Vec<(K, u64)>, before: &[(K, u64)]) -> Vec<(K, u64)> {
+fn since<K: Copy + Ord + Default>(
+    mut now: Vec<(K, u64)>,
+    before: &Weights<K, TOP_CAPACITY>,
+) -> Vec<(K, u64)> {
     for (key, count) in &mut now {
-        if let Some((_, then)) = before.iter().find(|(k, c)| *c > 0 && k == key) {
-            *count = count.saturating_sub(*then);
-        }
+        *count = count.saturating_sub(before.get(*key));
     }
     now.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     now.truncate(TOP_N);

@@ -362,7 +362,9 @@ fn memory_is_bounded_and_constant() {
         std::mem::size_of::<FingerprintBuilder>(),
         fp.heap_bytes()
     );
-    assert!(before <= 8 * 1024, "{before}");
+    // 8 KiB of sketches, plus ~1 KiB since issue 12: a copy of the port and flag weights at
+    // the last close before an attack (what the attack's fingerprint leaves out).
+    assert!(before <= 9 * 1024, "{before}");
     let mut rng = Rng(3);
     for _ in 0..1_000_000 {
         let x = rng.next();

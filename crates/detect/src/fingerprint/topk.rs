@@ -145,24 +145,14 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
         }
     }
 
-    /// Like [`top`](Self::top) for the `M` heaviest, into an array (zero weight past the end),
-    /// without allocating: taken at every bucket close of a watched target.
-    pub(crate) fn top_array<const M: usize>(&self) -> [(K, u64); M] {
-        let mut out = [(K::default(), 0u64); M];
+    /// Copies every key's guaranteed weight into `out`, unsorted: taken at every bucket close
+    /// of a watched target, so it must cost a copy, not a sort.
+    pub(crate) fn weights_into(&self, out: &mut Weights<K, N>) {
+        out.len = self.len;
         for i in 0..self.len {
-            let entry = (self.keys[i], self.counts[i] - self.errors[i]);
-            let heavier = |a: &(K, u64), b: &(K, u64)| a.1 > b.1 || (a.1 == b.1 && a.0 < b.0);
-            if entry.1 == 0 || !heavier(&entry, &out[M - 1]) && out[M - 1].1 != 0 {
-                continue;
-            }
-            let mut j = M - 1;
-            while j > 0 && (out[j - 1].1 == 0 || heavier(&entry, &out[j - 1])) {
-                out[j] = out[j - 1];
-                j -= 1;
-            }
-            out[j] = entry;
+            out.keys[i] = self.keys[i];
+            out.weights[i] = self.counts[i] - self.errors[i];
         }
-        out
     }
 
     /// Up to `n` keys with a non-zero guaranteed weight, heaviest first, ties by key ascending.
@@ -177,21 +167,60 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
     }
 }
 
+/// A sketch's keys and guaranteed weights at one moment (see [`TopK::weights_into`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<K, const N: usize> {
+    keys: [K; N],
+    weights: [u64; N],
+    len: usize,
+}
+
+impl<K: Copy + Eq + Ord + Default, const N: usize> Default for Weights<K, N> {
+    fn default() -> Self {
+        Weights {
+            keys: [K::default(); N],
+            weights: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Ord + Default, const N: usize> Weights<K, N> {
+    /// The weight `key` had (0 when it was not kept).
+    pub(crate) fn get(&self, key: K) -> u64 {
+        (0..self.len)
+            .find(|&i| self.keys[i] == key)
+            .map_or(0, |i| self.weights[i])
+    }
+
+    /// Up to `n` keys with a non-zero weight, heaviest first, ties by key ascending.
+    pub(crate) fn top(&self, n: usize) -> Vec<(K, u64)> {
+        let mut v: Vec<(K, u64)> = (0..self.len)
+            .map(|i| (self.keys[i], self.weights[i]))
+            .filter(|&(_, w)| w > 0)
+            .collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn top_array_is_the_head_of_top() {
+    fn weights_are_a_copy_that_reads_like_top() {
         let mut t = TopK::<u16, 8>::new();
         for (k, w) in [(0, 5), (7, 1), (0, 2), (3, 9), (7, 1), (9, 7), (4, 3)] {
             t.add(k, u32::from(k), w);
         }
-        let head: [(u16, u64); 3] = t.top_array();
-        assert_eq!(head.to_vec(), t.top(3));
-        let all: [(u16, u64); 8] = t.top_array();
-        assert_eq!(all[..5].to_vec(), t.top(8));
-        assert_eq!(all[5..], [(0, 0); 3]);
+        let mut copy = Weights::default();
+        t.weights_into(&mut copy);
+        t.add(3, 3, 100);
+        assert_eq!(copy.top(3), vec![(3, 9), (0, 7), (9, 7)]);
+        assert_eq!(copy.get(7), 2);
+        assert_eq!(copy.get(42), 0);
     }
 
     #[test]
