@@ -245,6 +245,17 @@ fn bucket(bounds: &[u16], v: u16) -> usize {
     bounds.iter().filter(|&&b| b < v).count()
 }
 
+/// Each protocol's share of `total` packets.
+fn protocol_mix(protocols: &[u64; 5], total: u64) -> ProtocolMix {
+    ProtocolMix {
+        tcp: ratio(protocols[P_TCP], total),
+        udp: ratio(protocols[P_UDP], total),
+        icmp: ratio(protocols[P_ICMP], total),
+        gre: ratio(protocols[P_GRE], total),
+        other: ratio(protocols[P_OTHER], total),
+    }
+}
+
 /// `part / whole`, 0 when nothing was observed (never NaN in the JSON).
 fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -442,13 +453,7 @@ impl FingerprintBuilder {
             top_source_ports: shares(b.src_ports.top(TOP_N), b.port_weight, ported, |p| p),
             top_destination_ports: shares(b.dst_ports.top(TOP_N), b.port_weight, ported, |p| p),
             top_tcp_flags: shares(b.tcp_flags.top(TOP_N), b.flag_weight, (1, 1), |f| f),
-            protocols: ProtocolMix {
-                tcp: ratio(tcp, total),
-                udp: ratio(b.protocols[P_UDP], total),
-                icmp: ratio(b.protocols[P_ICMP], total),
-                gre: ratio(b.protocols[P_GRE], total),
-                other: ratio(b.protocols[P_OTHER], total),
-            },
+            protocols: protocol_mix(&b.protocols, total),
             fragments: ratio(b.fragments, total),
             packet_sizes: histogram(&SIZE_BOUNDS, &b.sizes),
             ttls: None,
@@ -497,13 +502,7 @@ impl FingerprintBuilder {
                 (1, 1),
                 |f| f,
             ),
-            protocols: ProtocolMix {
-                tcp: ratio(tcp, total),
-                udp: ratio(protocols[P_UDP], total),
-                icmp: ratio(protocols[P_ICMP], total),
-                gre: ratio(protocols[P_GRE], total),
-                other: ratio(protocols[P_OTHER], total),
-            },
+            protocols: protocol_mix(&protocols, total),
             fragments: ratio(s.fragments.saturating_sub(b.fragments), total),
             packet_sizes: histogram(&SIZE_BOUNDS, &sizes),
             ttls: histogram(&TTL_BOUNDS, &s.ttls),
