@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = std::path::Path::new("baselines.bin");
-    if let Ok((baselines, saved_at)) = floodwall::baselines::decode(path, data) {
-        assert_eq!(floodwall::baselines::encode(&baselines, saved_at), data);
+    if let Ok((baselines, saved_at)) = floodwall_daemon::baselines::decode(path, data) {
+        assert_eq!(floodwall_daemon::baselines::encode(&baselines, saved_at), data);
     }
 });

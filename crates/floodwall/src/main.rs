@@ -1,6 +1,7 @@
 //! The `floodwall` command: a thin front end over the library crates.
 
 mod cli;
+mod docs;
 
 use std::io;
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use floodwall::act::exabgp::{ExaBgp, ExaBgpConfig};
-use floodwall::act::Mitigator;
+use floodwall_daemon::act::exabgp::{ExaBgp, ExaBgpConfig};
+use floodwall_daemon::act::Mitigator;
 use floodwall_mitigate::{Community, FlowAction, FlowFilter, Mitigation, Range, Rule};
 
 const NOBODY: u32 = 65534;

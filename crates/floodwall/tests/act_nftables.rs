@@ -9,8 +9,8 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use floodwall::act::nftables::{Nftables, NftablesConfig};
-use floodwall::act::Mitigator;
+use floodwall_daemon::act::nftables::{Nftables, NftablesConfig};
+use floodwall_daemon::act::Mitigator;
 use floodwall_mitigate::{Community, FlowAction, FlowFilter, Mitigation, Range, Rule, TcpFlags};
 
 fn sh(args: &[&str]) {

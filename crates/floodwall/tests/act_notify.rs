@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use floodwall::act::script::{Script, ScriptConfig};
-use floodwall::act::webhook::{Webhook, WebhookConfig, WebhookFormat};
-use floodwall::act::Notifier;
+use floodwall_daemon::act::script::{Script, ScriptConfig};
+use floodwall_daemon::act::webhook::{Webhook, WebhookConfig, WebhookFormat};
+use floodwall_daemon::act::Notifier;
 use serde_json::{json, Value};
 
 fn attack_notice() -> Value {

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use floodwall::act::bgp::{BgpConfig, BgpMitigator};
-use floodwall::act::Mitigator;
+use floodwall_daemon::act::bgp::{BgpConfig, BgpMitigator};
+use floodwall_daemon::act::Mitigator;
 use floodwall_mitigate::{Mitigation, Rule};
 use serde::Deserialize;
 use support::*;

@@ -3,7 +3,7 @@
 //! around their busy prefixes, at start-up and after warm-up — replayed from start-up through
 //! the real decoder and engine with the default configuration, in sFlow, NetFlow v9 and IPFIX at
 //! sampling rates from 1:512 to 1:65536, and checked against their truth (see
-//! `floodwall::simulate::truth`). The benign days must raise nothing; every attack must be found
+//! `floodwall_lab::simulate::truth`). The benign days must raise nothing; every attack must be found
 //! with its target, direction, carpet flag, vectors and start time, and nothing else.
 //!
 //! Millions of samples per run: `scripts/test` runs this target in release
@@ -12,7 +12,7 @@
 
 mod support;
 
-use floodwall::simulate::{Format, Options};
+use floodwall_lab::simulate::{Format, Options};
 use support::scenario::replay;
 
 fn at(format: Format, sampling: u32) -> Options {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use floodwall::sources::udp::{UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
 use floodwall_wire::export::{ExportClock, Flow, MessageWriter, TemplateRepr};
 use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
 use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use floodwall::config::Config;
+use floodwall_daemon::config::Config;
 
 fn floodwall(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_floodwall"))

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use floodwall::simulate::{self, Options, Plan};
+use floodwall_lab::simulate::{self, Options, Plan};
 use support::{require_tool, test_dir, wait_or_kill};
 
 const SPEED: &str = "4";

@@ -538,7 +538,7 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
         prefixes: vec![("203.0.113.0/24".parse().unwrap(), state(3000.0))],
     };
     std::fs::create_dir_all(dir.join("state")).unwrap();
-    floodwall::baselines::save(&dir.join("state"), &previous, 1_700_000_000).unwrap();
+    floodwall_daemon::baselines::save(&dir.join("state"), &previous, 1_700_000_000).unwrap();
     let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_floodwall"))
         .args(["run", "--config", config.to_str().unwrap()])

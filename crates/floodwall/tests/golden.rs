@@ -10,8 +10,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use floodwall::output::RecordJson;
-use floodwall::sources::pcap::{read_capture, CaptureMode};
+use floodwall_daemon::output::RecordJson;
+use floodwall_daemon::sources::pcap::{read_capture, CaptureMode};
 use floodwall_wire::export::{ExportClock, Flow, MessageWriter, TemplateRepr};
 use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
 use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use floodwall::bench::mitigation::{Gobgpd, ROUTER_AS};
+use floodwall_lab::bench::mitigation::{Gobgpd, ROUTER_AS};
 use serde_json::Value;
 use support::mitigation::{
     floodwall, wait_for, Daemon, Flood, Options, Peer, FLOOD, LOCAL_AS, VICTIM,

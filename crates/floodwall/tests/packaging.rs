@@ -280,7 +280,7 @@ fn strip_overstrike(text: &str) -> String {
 #[test]
 fn the_default_configuration_loads_and_keeps_state_in_the_state_directory() {
     let path = repo().join("packaging/floodwall.toml");
-    let config = floodwall::config::Config::load(&path).unwrap();
+    let config = floodwall_daemon::config::Config::load(&path).unwrap();
     assert_eq!(config.state.dir, Path::new("/var/lib/floodwall"));
     assert!(config.events.file.starts_with("/var/lib/floodwall/"));
     assert!(

@@ -6,7 +6,7 @@
 
 mod support;
 
-use floodwall::simulate::Options;
+use floodwall_lab::simulate::Options;
 use support::scenario::assert_matches_truth;
 
 #[test]

@@ -1,7 +1,7 @@
 //! Every built-in scenario replayed through the real decoder and engine (default configuration,
 //! the scenario's monitored networks), its attacks checked against the scenario's ground truth:
 //! found with the right target, direction, carpet flag and vectors, on time, with the true peak
-//! within the sampling tolerance, and nothing else (see `floodwall::simulate::truth` for the
+//! within the sampling tolerance, and nothing else (see `floodwall_lab::simulate::truth` for the
 //! rules). sFlow for every scenario; NetFlow v9 and IPFIX for a few. The record-scale scenarios
 //! are in `record_scale.rs`, run in release by `scripts/test`.
 //!
@@ -14,7 +14,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use floodwall::simulate::{self, Format, Options, Plan};
+use floodwall_lab::simulate::{self, Format, Options, Plan};
 use floodwall_wire::Decoder;
 use support::scenario::{assert_matches_truth, format, replay};
 

@@ -1,5 +1,5 @@
 //! `floodwall bench ingest` and its hidden helper `bench send`: argument handling, the sender
-//! child process, and printing. The measuring itself is in [`floodwall::bench`].
+//! child process, and printing. The measuring itself is in [`floodwall_lab::bench`].
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
-use floodwall::bench::child::run_send;
-use floodwall::bench::measure::{
+use floodwall_daemon::clock::unix_ms;
+use floodwall_lab::bench::child::run_send;
+use floodwall_lab::bench::measure::{
     decode_throughput, end_to_end, sustained_loss_free, DecodeResult, E2eResult, LOSS_FREE_PCT,
 };
-use floodwall::bench::report::si;
-use floodwall::bench::sender::{self, SendPlan, SendReport};
-use floodwall::bench::stream::{documentation_hosts, LatencySchedule, PatchedStream, Scenario};
-use floodwall::bench::synthetic::Workload;
-use floodwall::bench::Rate;
-use floodwall::sources::udp::unix_ms;
+use floodwall_lab::bench::report::si;
+use floodwall_lab::bench::sender::{self, SendPlan, SendReport};
+use floodwall_lab::bench::stream::{documentation_hosts, LatencySchedule, PatchedStream, Scenario};
+use floodwall_lab::bench::synthetic::Workload;
+use floodwall_lab::bench::Rate;
 use floodwall_wire::Protocol;
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -450,8 +450,8 @@ pub struct ReplayBenchArgs {
     pub protocol: BenchProtocol,
     /// Ordinary traffic from a million active hosts (sFlow), or every record an attack (all
     /// protocols).
-    #[arg(long, value_enum, default_value_t = floodwall::bench::replay::Mix::Normal)]
-    pub mix: floodwall::bench::replay::Mix,
+    #[arg(long, value_enum, default_value_t = floodwall_lab::bench::replay::Mix::Normal)]
+    pub mix: floodwall_lab::bench::replay::Mix,
     /// Datagrams in each capture (sFlow: 10 samples each; NetFlow v5: 30 records; v9/IPFIX ~24).
     /// Default: five rounds over every host (normal, 524,290), 200,000 (heavy).
     #[arg(long)]
@@ -473,7 +473,7 @@ pub struct ReplayBenchArgs {
 
 /// `floodwall bench replay`: the whole replay pipeline (pcap → decode → engine) on one core.
 pub fn replay(args: ReplayBenchArgs) -> Result<()> {
-    use floodwall::bench::replay::{networks_for, replay_capture, write_capture, Mix};
+    use floodwall_lab::bench::replay::{networks_for, replay_capture, write_capture, Mix};
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let datagrams = args.datagrams.unwrap_or(args.mix.default_datagrams());
     let per_second = args.per_second.unwrap_or(args.mix.default_per_second());
@@ -592,9 +592,9 @@ pub struct CompareArgs {
 
 /// `floodwall bench compare`.
 pub fn compare(args: CompareArgs) -> Result<()> {
-    use floodwall::bench::compare::{self, Options, Parts};
-    use floodwall::bench::daemon::Programs;
-    use floodwall::bench::report::{markdown, summary_rows, text_table, Machine};
+    use floodwall_lab::bench::compare::{self, Options, Parts};
+    use floodwall_lab::bench::daemon::Programs;
+    use floodwall_lab::bench::report::{markdown, summary_rows, text_table, Machine};
 
     let mut programs = Programs::installed()?;
     programs.fastnetmon = args.fastnetmon.clone();
@@ -686,7 +686,7 @@ pub struct MitigationArgs {
 }
 
 pub fn mitigation(args: MitigationArgs) -> Result<()> {
-    use floodwall::bench::mitigation::{markdown, run, Options};
+    use floodwall_lab::bench::mitigation::{markdown, run, Options};
     let options = Options {
         floodwall: match args.daemon {
             Some(path) => path,
@@ -721,11 +721,11 @@ pub fn mitigation(args: MitigationArgs) -> Result<()> {
 #[derive(Args, Debug)]
 pub struct FalseAlarmsArgs {
     /// Hours of busy traffic (each a new seed, the subscribers' evening moving on from 17:00).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(floodwall::bench::false_alarms::MAX_HOURS)))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(floodwall_lab::bench::false_alarms::MAX_HOURS)))]
     pub hours: u32,
     /// Telemetry format.
-    #[arg(long, value_enum, default_value_t = floodwall::simulate::Format::Sflow)]
-    pub format: floodwall::simulate::Format,
+    #[arg(long, value_enum, default_value_t = floodwall_lab::simulate::Format::Sflow)]
+    pub format: floodwall_lab::simulate::Format,
     /// 1-in-N packet sampling (coarse, so hours run in about a minute each; at least 256).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
     pub sampling: u32,
@@ -740,7 +740,7 @@ pub struct FalseAlarmsArgs {
 /// `floodwall bench false-alarms`: hours of busy networks from start-up, false alarms per hour
 /// and the attacks found.
 pub fn false_alarms(args: FalseAlarmsArgs) -> Result<()> {
-    use floodwall::bench::false_alarms::{run, text, Config};
+    use floodwall_lab::bench::false_alarms::{run, text, Config};
     let report = run(
         &Config {
             hours: args.hours,

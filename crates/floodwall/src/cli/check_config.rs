@@ -2,7 +2,7 @@
 //! is wrong — what to do`; exit 1 if there is any, else a one-line summary and exit 0.
 
 use anyhow::{anyhow, Result};
-use floodwall::config::check;
+use floodwall_daemon::config::check;
 
 use super::CheckConfigArgs;
 

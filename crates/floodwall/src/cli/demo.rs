@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use floodwall::bench::sender::PacedSender;
-use floodwall::demo::{self, Line, Style, View, WIDTH};
-use floodwall::simulate::{self, Options, Plan, Sink};
-use floodwall::sources::udp::unix_ms;
+use floodwall_daemon::clock::unix_ms;
+use floodwall_lab::bench::sender::PacedSender;
+use floodwall_lab::demo::{self, Line, Style, View, WIDTH};
+use floodwall_lab::simulate::{self, Options, Plan, Sink};
 use floodwall_wire::{Decoder, FlowRecord};
 
 use super::DemoArgs;

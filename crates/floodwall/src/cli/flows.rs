@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use floodwall::output::{counters_text, write_json_lines, write_table, CountersJson, TABLE_HEADER};
-use floodwall::sources::pcap::read_capture;
-use floodwall::sources::udp::{default_listen_addrs, UdpSource, UdpSourceConfig};
+use floodwall_daemon::output::{
+    counters_text, write_json_lines, write_table, CountersJson, TABLE_HEADER,
+};
+use floodwall_daemon::sources::pcap::read_capture;
+use floodwall_daemon::sources::udp::{default_listen_addrs, UdpSource, UdpSourceConfig};
 use floodwall_wire::{Decoder, ExporterCounters, FlowRecord};
 
 use super::{FlowsArgs, ListenArgs};

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
-use floodwall::config::reference;
+use floodwall_daemon::config::reference;
 
 use super::InitArgs;
 

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
-use floodwall::act::control::{request, Request};
-use floodwall::config::Config;
+use floodwall_daemon::act::control::{request, Request};
+use floodwall_daemon::config::Config;
 use floodwall_detect::time::rfc3339_ms;
 use floodwall_mitigate::{FlowFilter, Range};
 use serde_json::Value;

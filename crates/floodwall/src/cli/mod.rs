@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use floodwall::sources::pcap::CaptureMode;
+use floodwall_daemon::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
 mod bench;
@@ -33,10 +33,10 @@ pub struct Cli {
 enum Command {
     /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
     #[command(hide = true)]
-    Completions(floodwall::docs::CompletionsArgs),
+    Completions(crate::docs::CompletionsArgs),
     /// Write the man pages, generated from these definitions.
     #[command(hide = true)]
-    Man(floodwall::docs::ManArgs),
+    Man(crate::docs::ManArgs),
     /// Run captures (pcap/pcapng of sFlow/NetFlow/IPFIX datagrams, or raw packets) through the
     /// detection engine as fast as the CPU allows and print the attack events.
     Replay(ReplayArgs),
@@ -100,7 +100,7 @@ pub struct SimulateArgs {
     pub scenario: Option<String>,
     /// Telemetry format; default: the scenario's.
     #[arg(long, value_enum)]
-    pub format: Option<floodwall::simulate::Format>,
+    pub format: Option<floodwall_lab::simulate::Format>,
     /// 1-in-N packet sampling; default: the scenario's.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub sampling: Option<u32>,
@@ -132,7 +132,7 @@ pub struct SimulateArgs {
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// A built-in scenario (`floodwall simulate --list`) or a scenario file.
-    #[arg(long, default_value = floodwall::demo::DEFAULT_SCENARIO, value_name = "NAME_OR_FILE")]
+    #[arg(long, default_value = floodwall_lab::demo::DEFAULT_SCENARIO, value_name = "NAME_OR_FILE")]
     pub scenario: String,
     /// Time compression: 2 plays the scenario in half its duration. The collector stamps
     /// telemetry on arrival, so the rates it sees are multiplied by this too.
@@ -311,8 +311,8 @@ pub fn run() -> Result<()> {
     use clap::CommandFactory as _;
     let cli = Cli::parse();
     match cli.command {
-        Command::Completions(args) => floodwall::docs::completions(Cli::command(), &args),
-        Command::Man(args) => floodwall::docs::man(Cli::command(), &args),
+        Command::Completions(args) => crate::docs::completions(Cli::command(), &args),
+        Command::Man(args) => crate::docs::man(Cli::command(), &args),
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Flows(args) => flows::run(args),

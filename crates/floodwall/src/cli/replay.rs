@@ -5,9 +5,9 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _, Result};
-use floodwall::config::Config;
-use floodwall::events::{event_record, write_row, TABLE_HEADER};
-use floodwall::sources::pcap::read_capture_from;
+use floodwall_daemon::config::Config;
+use floodwall_daemon::events::{event_record, write_row, TABLE_HEADER};
+use floodwall_daemon::sources::pcap::read_capture_from;
 use floodwall_detect::{AttackEvent, Engine, EventKind};
 use floodwall_mitigate::{Planner, Status};
 use floodwall_wire::Decoder;

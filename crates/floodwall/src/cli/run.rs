@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
-use floodwall::act::control;
-use floodwall::act::runner::{Actions, Input};
-use floodwall::act::store::Store;
-use floodwall::config::Config;
-use floodwall::logging::log;
-use floodwall::sources::udp::{unix_ms, CollectorStats, UdpSource};
+use floodwall_daemon::act::control;
+use floodwall_daemon::act::runner::{Actions, Input};
+use floodwall_daemon::act::store::Store;
+use floodwall_daemon::clock::unix_ms;
+use floodwall_daemon::config::Config;
+use floodwall_daemon::logging::log;
+use floodwall_daemon::sources::udp::{CollectorStats, UdpSource};
 use floodwall_detect::{Engine, EngineStats};
 use floodwall_mitigate::Planner;
 
@@ -59,7 +60,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     resume_baselines(&mut engine, &config.state.dir);
     let planner = Planner::new(config.mitigation.clone(), config.mitigation_scope())
         .map_err(|e| anyhow!("{e}"))?;
-    let outputs = floodwall::act::build(&config)?;
+    let outputs = floodwall_daemon::act::build(&config)?;
     for kind in config.unmitigated_kinds() {
         log(format!(
             "warning: {kind} mitigation is enabled but no mitigator carries {kind} rules \
@@ -131,7 +132,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             // The snapshot is taken here (a copy, milliseconds); the disk is the writer's.
             let (dir, saved) = (config.state.dir.clone(), engine.baselines());
             baselines_writer = Some(std::thread::spawn(move || {
-                if let Err(e) = floodwall::baselines::save(&dir, &saved, unix_ms() / 1000) {
+                if let Err(e) = floodwall_daemon::baselines::save(&dir, &saved, unix_ms() / 1000) {
                     log(format!(
                         "cannot save the learnt baselines in {}: {e}",
                         dir.display()
@@ -169,7 +170,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let _ = writer.join();
     }
     let saved = engine.baselines();
-    match floodwall::baselines::save(&config.state.dir, &saved, unix_ms() / 1000) {
+    match floodwall_daemon::baselines::save(&config.state.dir, &saved, unix_ms() / 1000) {
         Ok(()) => log(format!(
             "saved the baselines of {} hosts and {} prefixes",
             saved.hosts.len(),
@@ -194,7 +195,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 /// Resumes the baselines saved in state directory `dir` by the previous run, if any; a file that
 /// cannot be used is reported and the engine learns again.
 fn resume_baselines(engine: &mut Engine, dir: &std::path::Path) {
-    match floodwall::baselines::load(dir) {
+    match floodwall_daemon::baselines::load(dir) {
         Ok(None) => log("no saved baselines: learning from scratch"),
         Ok(Some((saved, at))) => {
             let (hosts, prefixes) = engine.restore_baselines(&saved);

@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use floodwall::bench::sender::{require_loopback, PacedSender};
-use floodwall::simulate::{self, collector_port, Options, Plan, Sink};
-use floodwall::sources::pcap::PcapWriter;
+use floodwall_daemon::sources::pcap::PcapWriter;
+use floodwall_lab::bench::sender::{require_loopback, PacedSender};
+use floodwall_lab::simulate::{self, collector_port, Options, Plan, Sink};
 
 use super::SimulateArgs;
 

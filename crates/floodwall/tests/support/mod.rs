@@ -18,8 +18,8 @@ use etherparse::PacketBuilder;
 pub mod mitigation;
 pub mod scenario;
 pub mod telemetry;
-use floodwall::sources::pcap::PcapWriter;
-use floodwall::sources::udp::{CollectorStats, UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::pcap::PcapWriter;
+use floodwall_daemon::sources::udp::{CollectorStats, UdpSource, UdpSourceConfig};
 use floodwall_wire::FlowRecord;
 
 /// A fresh directory for one test's files, removed when the test passes and kept (with the

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use anyhow::Result;
-use floodwall::simulate::{self, Detected, Format, Options, Plan, Sink};
 use floodwall_detect::{AttackEvent, DetectConfig, Engine};
+use floodwall_lab::simulate::{self, Detected, Format, Options, Plan, Sink};
 use floodwall_wire::{Decoder, FlowRecord};
 
 /// Decodes each datagram as a collector would (the exporter's address, the datagram's time)

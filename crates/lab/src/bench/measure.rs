@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::sender::SendReport;
 use super::synthetic::{Workload, EXPORTER};
-use crate::sources::udp::{UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
 
 /// A rung losing less than this share of its records (in percent) counts as loss-free.
 pub const LOSS_FREE_PCT: f64 = 0.1;

@@ -28,9 +28,9 @@ use serde_json::{json, Value};
 use super::control::{self, Request, Response};
 use super::store::Store;
 use super::{Mitigator, Notifier, Outcome};
+use crate::clock::unix_ms;
 use crate::events::{event_record, log_line};
 use crate::logging::log;
-use crate::sources::udp::unix_ms;
 
 pub enum Input {
     Events(Vec<AttackEvent>),

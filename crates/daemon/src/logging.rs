@@ -3,7 +3,7 @@
 
 use floodwall_detect::time::rfc3339_ms;
 
-use crate::sources::udp::unix_ms;
+use crate::clock::unix_ms;
 
 pub fn log(message: impl AsRef<str>) {
     eprintln!("{} floodwall: {}", rfc3339_ms(unix_ms()), message.as_ref());

@@ -23,7 +23,7 @@ use super::sender::{unix_us, SendReport};
 use super::stream::{MILLION_DATAGRAMS, SAMPLES_PER_DATAGRAM};
 use super::synthetic::Workload;
 use super::Rate;
-use crate::sources::udp::unix_ms;
+use floodwall_daemon::clock::unix_ms;
 use floodwall_wire::Protocol;
 
 /// Monitored network of the ingest ladder: 131,072 hosts, so that even the fastest rung keeps

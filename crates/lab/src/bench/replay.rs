@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::synthetic::Workload;
-use crate::sources::pcap::{read_capture, CaptureMode, PcapWriter};
+use floodwall_daemon::sources::pcap::{read_capture, CaptureMode, PcapWriter};
 
 /// What one replay measured.
 #[derive(Debug, Clone, Serialize)]

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::child::spawn_send;
 use super::compare::{median, percentile};
 use super::daemon::{free_udp_port, THRESHOLD_MBPS, THRESHOLD_PPS};
-use crate::sources::udp::unix_ms;
+use floodwall_daemon::clock::unix_ms;
 
 /// The attack: ten times the packet limit, so detection is quick and the measurement is about
 /// mitigation.
@@ -500,7 +500,7 @@ impl FloodwallDaemon {
             .lines()
             .find(|l| l.contains(" started ") && l.contains(prefix))
             .and_then(|l| l.split_whitespace().next())
-            .and_then(crate::logging::parse_stamp))
+            .and_then(floodwall_daemon::logging::parse_stamp))
     }
 
     fn stop(mut self) -> Result<()> {

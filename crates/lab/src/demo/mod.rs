@@ -11,8 +11,8 @@ use std::path::Path;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::events::{human_bps, human_pps};
 use crate::simulate::truth::Expectation;
+use floodwall_daemon::events::{human_bps, human_pps};
 
 /// The built-in scenario the demo plays unless `--scenario` says otherwise.
 pub const DEFAULT_SCENARIO: &str = "demo";
@@ -117,7 +117,7 @@ impl View {
         let kind = record["event"].as_str().unwrap_or("");
         let ts = record["ts"]
             .as_str()
-            .and_then(crate::logging::parse_stamp)
+            .and_then(floodwall_daemon::logging::parse_stamp)
             .unwrap_or(0);
         let mut changes = Vec::new();
         let index = match self.attacks.iter().position(|a| a.id == id) {
@@ -196,7 +196,7 @@ impl View {
             attack.ended_ms = Some(
                 record["ended_at"]
                     .as_str()
-                    .and_then(crate::logging::parse_stamp)
+                    .and_then(floodwall_daemon::logging::parse_stamp)
                     .unwrap_or(ts),
             );
             changes.push(Change::Ended(index));
@@ -689,7 +689,7 @@ mod tests {
             "127.0.0.1:40000".parse().unwrap(),
             dir,
         );
-        let config = crate::config::Config::parse(&text, "demo").unwrap();
+        let config = floodwall_daemon::config::Config::parse(&text, "demo").unwrap();
         assert_eq!(config.networks, ["198.18.0.0/15".parse::<IpNet>().unwrap()]);
         assert_eq!(
             config.collector.listen,

@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::procfs;
-use crate::sources::udp::unix_ms;
+use floodwall_daemon::clock::unix_ms;
 
 /// Which daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -625,7 +625,7 @@ mod tests {
     fn floodwall_config_parses_with_equal_limits() {
         let setup = Setup::new("t", &["198.51.100.0/24", "203.0.113.0/24"]);
         let text = floodwall_config(&setup, 16343, Path::new("/tmp/e.jsonl"));
-        let config = crate::config::Config::parse(&text, "bench").unwrap();
+        let config = floodwall_daemon::config::Config::parse(&text, "bench").unwrap();
         assert_eq!(config.networks.len(), 2);
         assert_eq!(
             config.collector.listen,

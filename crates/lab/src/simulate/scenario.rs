@@ -427,8 +427,8 @@ pub fn parse_flags(text: &str) -> Result<u8> {
 impl Scenario {
     /// Parses scenario text; `origin` names it in errors (`file:line:column: message`).
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
-        let scenario: Scenario =
-            toml::from_str(text).map_err(|e| crate::config::located(&e, text, origin))?;
+        let scenario: Scenario = toml::from_str(text)
+            .map_err(|e| floodwall_daemon::config::located(&e, text, origin))?;
         scenario
             .validate()
             .map_err(|e| anyhow!("{origin}: {e:#}"))?;

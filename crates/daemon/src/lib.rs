@@ -1,0 +1,18 @@
+//! The Floodwall daemon as a library: what `floodwall run` and `floodwall replay` are built from.
+//!
+//! Configuration in, a running pipeline out: sources (UDP collectors, capture files) feed
+//! decoders and the detection engine; attack events go onto a typed bus; subscribers (the
+//! actions — mitigators, events file, notifiers — and whatever attaches next) each read it on
+//! their own thread. Decoding lives in `floodwall-wire`, detection in `floodwall-detect`, the
+//! mitigation plan in `floodwall-mitigate`, the BGP speaker in `floodwall-bgp`. Nothing here
+//! depends on the lab (simulator, benchmarks, demo). See ARCHITECTURE.md.
+
+pub mod act;
+pub mod baselines;
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod logging;
+pub mod output;
+pub mod sources;
+pub mod state_file;
