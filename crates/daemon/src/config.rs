@@ -281,6 +281,15 @@ impl Config {
     }
 
     /// Adds `--network` arguments to the monitored networks.
+    /// Every rule recorded, none announced: `run --dry-run`, and every replay.
+    pub fn force_dry_run(&mut self) {
+        self.mitigation.dry_run = true;
+        self.mitigation
+            .hostgroups
+            .iter_mut()
+            .for_each(|g| g.dry_run = Some(true));
+    }
+
     pub fn add_networks(&mut self, networks: &[IpNet]) {
         for net in networks {
             if !self.networks.contains(net) {

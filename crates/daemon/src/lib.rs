@@ -9,10 +9,14 @@
 
 pub mod act;
 pub mod baselines;
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod events;
 pub mod logging;
 pub mod output;
+pub mod pipeline;
+pub mod sinks;
 pub mod sources;
 pub mod state_file;
+pub mod status;

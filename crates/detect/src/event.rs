@@ -20,7 +20,9 @@ pub enum EventKind {
 
 /// Incoming: traffic to a monitored address (it is the victim). Outgoing: traffic from a
 /// monitored address (a customer's device is attacking someone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Incoming,
@@ -28,7 +30,9 @@ pub enum Direction {
 }
 
 /// Attack vectors, a fixed vocabulary. An attack may carry several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Vector {
     UdpFlood,

@@ -163,7 +163,7 @@ pub struct Decision {
 }
 
 /// One mitigator's outcome for one rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     /// `bgp`, `exabgp`, `nftables`.
     pub mitigator: String,

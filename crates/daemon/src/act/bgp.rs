@@ -233,19 +233,19 @@ impl BgpMitigator {
 }
 
 impl Mitigator for BgpMitigator {
-    fn health(&self) -> Vec<String> {
+    fn health(&self) -> Vec<super::Channel> {
         self.status()
             .iter()
-            .map(|p| {
-                let state = if p.state == floodwall_bgp::SessionState::Established {
-                    "established".to_string()
+            .map(|p| super::Channel {
+                name: format!("bgp peer {} ({})", p.name, p.address),
+                state: if p.state == floodwall_bgp::SessionState::Established {
+                    super::ChannelState::Established
                 } else {
                     match &p.last_error {
-                        Some(e) => format!("down ({e})"),
-                        None => "connecting".to_string(),
+                        Some(e) => super::ChannelState::Down(e.to_string()),
+                        None => super::ChannelState::Connecting,
                     }
-                };
-                format!("bgp peer {} ({}): {state}", p.name, p.address)
+                },
             })
             .collect()
     }

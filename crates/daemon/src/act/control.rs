@@ -8,13 +8,18 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{anyhow, Context as _, Result};
 use crossbeam_channel::{bounded, Sender};
-use floodwall_mitigate::FlowFilter;
+use floodwall_mitigate::{Delivery, FlowFilter, Held, Mitigation, Status};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::runner::Input;
+use crate::status::StatusBoard;
+
+/// A request and where its reply goes, as the actions thread receives it.
+pub type Call = (Request, Sender<Reply>);
 
 /// What an operator asks of the daemon.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,11 +27,13 @@ use super::runner::Input;
 pub enum Request {
     /// Every rule held, with its attack and schedule.
     List,
-    /// Place a rule by hand: `kind` is `blackhole` or `flowspec` (the configured next hop,
-    /// communities and FlowSpec action apply); `filter` narrows a flowspec rule.
+    /// The daemon's status snapshot: collectors, engine, attacks, mitigators, bus.
+    Status,
+    /// Place a rule by hand (the configured next hop, communities and FlowSpec action apply);
+    /// `filter` narrows a flowspec rule.
     Announce {
         target: IpNet,
-        kind: String,
+        kind: RuleKind,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filter: Option<FlowFilter>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,8 +44,80 @@ pub enum Request {
     },
 }
 
-/// Replies are `{"ok": true, ...}` or `{"ok": false, "error": "..."}`.
-pub type Response = serde_json::Value;
+/// The kinds of rule an operator can place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Blackhole,
+    Flowspec,
+}
+
+/// A reply: `{"ok": true, ...}` with the fields of the request's answer, or
+/// `{"ok": false, "error": "..."}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reply {
+    /// `list`: every rule held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigations: Option<Vec<Held>>,
+    /// `announce` and `withdraw`: the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigation: Option<Mitigation>,
+    /// `announce`: what became of it (`announced`, `queued`, `failed`, `dry_run`, `held`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// `announce`: what each mitigator did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigators: Option<Vec<Delivery>>,
+    /// `status`: the daemon's snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<Arc<crate::status::Status>>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    pub fn error(message: &str) -> Reply {
+        Reply {
+            error: Some(message.to_string()),
+            ..Reply::default()
+        }
+    }
+
+    pub fn list(held: Vec<Held>) -> Reply {
+        Reply {
+            mitigations: Some(held),
+            ok: true,
+            ..Reply::default()
+        }
+    }
+
+    pub fn announced(mitigation: Mitigation, status: Status, mitigators: Vec<Delivery>) -> Reply {
+        Reply {
+            mitigation: Some(mitigation),
+            status: Some(status),
+            mitigators: Some(mitigators),
+            ok: true,
+            ..Reply::default()
+        }
+    }
+
+    pub fn withdrawn(mitigation: Mitigation) -> Reply {
+        Reply {
+            mitigation: Some(mitigation),
+            ok: true,
+            ..Reply::default()
+        }
+    }
+
+    pub fn status(status: Arc<crate::status::Status>) -> Reply {
+        Reply {
+            daemon: Some(status),
+            ok: true,
+            ..Reply::default()
+        }
+    }
+}
 
 const SOCKET: &str = "control.sock";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,8 +126,9 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET)
 }
 
-/// Serves the socket on its own thread until the daemon exits.
-pub fn serve(state_dir: &Path, actions: Sender<Input>) -> Result<PathBuf> {
+/// Serves the socket on its own thread until the daemon exits: rule requests go to the actions
+/// thread, status is read from the board without asking anyone.
+pub fn serve(state_dir: &Path, actions: Sender<Call>, status: Arc<StatusBoard>) -> Result<PathBuf> {
     let path = socket_path(state_dir);
     if UnixStream::connect(&path).is_ok() {
         return Err(anyhow!(
@@ -64,35 +144,32 @@ pub fn serve(state_dir: &Path, actions: Sender<Input>) -> Result<PathBuf> {
         .name("control".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                let _ = handle(stream, &actions);
+                let _ = handle(stream, &actions, &status);
             }
         })?;
     Ok(path)
 }
 
-fn handle(stream: UnixStream, actions: &Sender<Input>) -> std::io::Result<()> {
+fn handle(stream: UnixStream, actions: &Sender<Call>, status: &StatusBoard) -> std::io::Result<()> {
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line)?;
     let response = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Status) => Reply::status(status.latest()),
         Ok(request) => {
             let (tx, rx) = bounded(1);
-            if actions.send(Input::Control(request, tx)).is_err() {
-                error("the daemon is stopping")
+            if actions.send((request, tx)).is_err() {
+                Reply::error("the daemon is stopping")
             } else {
                 rx.recv_timeout(REQUEST_TIMEOUT)
-                    .unwrap_or_else(|_| error("the daemon did not answer in time"))
+                    .unwrap_or_else(|_| Reply::error("the daemon did not answer in time"))
             }
         }
-        Err(e) => error(&format!("not a request: {e}")),
+        Err(e) => Reply::error(&format!("not a request: {e}")),
     };
     let mut stream = stream;
     serde_json::to_writer(&mut stream, &response)?;
     stream.write_all(b"\n")
-}
-
-pub fn error(message: &str) -> Response {
-    serde_json::json!({ "ok": false, "error": message })
 }
 
 /// Why the CLI cannot reach the daemon, told apart because each has its own remedy.
@@ -121,7 +198,7 @@ impl ConnectError {
 }
 
 /// The client side, for the CLI.
-pub fn request(state_dir: &Path, request: &Request) -> Result<Response> {
+pub fn request(state_dir: &Path, request: &Request) -> Result<Reply> {
     let path = socket_path(state_dir);
     let mut stream = UnixStream::connect(&path).map_err(|e| ConnectError::new(path.clone(), e))?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT * 2))?;

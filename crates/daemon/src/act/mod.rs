@@ -1,7 +1,8 @@
 //! Actions: where mitigations and attack events leave Floodwall — BGP (built-in speaker or
 //! ExaBGP), nftables, webhooks and scripts. The plan (`floodwall-mitigate`) decides *what*
-//! the network should hold; the types here carry it out. Everything runs on the actions
-//! thread, never on the engine's.
+//! the network should hold; the types here carry it out. The actions thread plans; each
+//! mitigator does its I/O on its own worker thread with its own queue ([`worker`]), so a slow
+//! ExaBGP acknowledgement or `nft` call holds up nobody else.
 
 use anyhow::Result;
 
@@ -44,9 +45,8 @@ pub trait Mitigator: Send {
     fn outlives_process(&self) -> bool {
         false
     }
-    /// One line per session or channel, for the log when it changes: `bgp peer edge1
-    /// (192.0.2.1:179): established`, or `...: down (connection refused)`.
-    fn health(&self) -> Vec<String> {
+    /// Its sessions or channels (BGP peers) and their state, logged when they change.
+    fn health(&self) -> Vec<Channel> {
         Vec::new()
     }
     /// At start, after the held rules were announced again: take out what an earlier run left
@@ -57,6 +57,35 @@ pub trait Mitigator: Send {
         _held: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+}
+
+/// One session or channel of a mitigator: a BGP peer, say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Channel {
+    /// `bgp peer edge1 (192.0.2.1:179)`.
+    pub name: String,
+    pub state: ChannelState,
+}
+
+/// Whether a channel can carry rules now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", content = "error", rename_all = "snake_case")]
+pub enum ChannelState {
+    Established,
+    Connecting,
+    /// Down, with the last error (`connection refused`).
+    Down(String),
+}
+
+impl std::fmt::Display for Channel {
+    /// The log line: `bgp peer edge1 (192.0.2.1:179): established` or `...: down (why)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            ChannelState::Established => write!(f, "{}: established", self.name),
+            ChannelState::Connecting => write!(f, "{}: connecting", self.name),
+            ChannelState::Down(why) => write!(f, "{}: down ({why})", self.name),
+        }
     }
 }
 
@@ -73,14 +102,15 @@ pub trait Notifier: Send {
     }
 }
 
+pub mod actions;
 pub mod control;
 pub mod exabgp;
 pub mod nftables;
 pub mod notice;
-pub mod runner;
 pub mod script;
 pub mod store;
 pub mod webhook;
+pub mod worker;
 
 /// Where mitigations and notices go, as the configuration asks.
 #[derive(Default)]

@@ -58,6 +58,9 @@ enum Command {
     /// List, announce and withdraw the running daemon's mitigations (BGP blackhole and
     /// FlowSpec routes, nftables rules) through its control socket.
     Mitigations(MitigationsArgs),
+    /// What the running daemon is doing now: collectors and exporters, engine, active attacks,
+    /// mitigators and their sessions, through its control socket.
+    Status(StatusArgs),
     /// Write a commented floodwall.toml with every option and its default.
     Init(InitArgs),
     /// Check a configuration file: syntax, unknown keys, types and values, each problem with
@@ -243,6 +246,35 @@ pub struct MitigationsArgs {
     pub action: Option<MitigationsAction>,
 }
 
+/// The kinds of rule `mitigations announce` places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Blackhole,
+    Flowspec,
+}
+
+impl From<KindArg> for floodwall_daemon::act::control::RuleKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Blackhole => Self::Blackhole,
+            KindArg::Flowspec => Self::Flowspec,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The daemon's configuration, for its `[state] dir`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The daemon's state directory (overrides the configuration's).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the daemon's status snapshot as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum MitigationsAction {
     /// List the rules the network holds (the default).
@@ -252,8 +284,8 @@ pub enum MitigationsAction {
         /// Host or prefix to protect.
         target: IpNet,
         /// `blackhole` (RTBH) or `flowspec`.
-        #[arg(long, default_value = "blackhole")]
-        kind: String,
+        #[arg(long, value_enum, default_value = "blackhole")]
+        kind: KindArg,
         /// For flowspec: IP protocol number (17 UDP, 6 TCP).
         #[arg(long)]
         protocol: Option<u8>,
@@ -324,6 +356,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::FalseAlarms(args)) => bench::false_alarms(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),
+        Command::Status(args) => mitigations::status(args),
         Command::Demo(args) => demo::run(args),
         Command::Init(args) => init::run(args),
         Command::CheckConfig(args) => check_config::run(args),

@@ -1,0 +1,481 @@
+//! The pipeline, built from the configuration: sources → decode → engine → bus → subscribers.
+//! `floodwall run` and `floodwall replay` are the same pipeline with different ends:
+//!
+//! | | [`Pipeline::daemon`] | [`Pipeline::replay`] |
+//! |---|---|---|
+//! | source | UDP collectors of `[collector]` | capture files |
+//! | engine clock | now, less the lateness allowed | the records' own time; finished at the end |
+//! | full subscriber queue | drop and count | wait |
+//! | actions | mitigators, store, control socket | the plan only, in dry run |
+//! | subscribers | events file, notifiers | the caller's (stdout) |
+//!
+//! Threads: the source's own, the engine thread (this module), the actions thread with one
+//! worker per mitigator, one thread per bus subscriber, the store's, the control socket's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use crossbeam_channel::RecvTimeoutError;
+use floodwall_detect::{AttackEvent, Engine, EngineStats, EventKind};
+use floodwall_mitigate::Planner;
+
+use crate::act::actions::{Actions, ActionsHandle, PlanClock};
+use crate::act::control;
+use crate::act::store::Store;
+use crate::bus::{Backpressure, Bus, BusBuilder, Message, Subscriber, Topic};
+use crate::clock::unix_ms;
+use crate::config::Config;
+use crate::logging::log;
+use crate::sinks::{EventsFile, Notify};
+use crate::sources::udp::CollectorStats;
+use crate::sources::{RunningSource, Source, SourceReport};
+use crate::status::{ActiveAttacks, CollectorStatus, Status, StatusBoard};
+
+/// Records may arrive this late (exporter batching, network) and still count in their own
+/// second; a quiet collector closes buckets this long after they end.
+const LIVE_LATENESS_MS: u64 = 1_000;
+const TICK: Duration = Duration::from_millis(100);
+const STATS_EVERY: Duration = Duration::from_secs(10);
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often the learnt baselines are saved (and at shutdown): a crash loses at most this much
+/// learning, and the write (a few MB per 100,000 hosts) stays rare.
+const BASELINES_EVERY: Duration = Duration::from_secs(300);
+/// Batches in flight between the source and the engine.
+const BATCHES: usize = 256;
+
+/// Live telemetry or a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Live,
+    Replay,
+}
+
+/// A started pipeline.
+pub struct Pipeline {
+    mode: Mode,
+    config: Config,
+    stop: Arc<AtomicBool>,
+    engine: Option<JoinHandle<EngineEnd>>,
+    actions: Option<ActionsHandle>,
+    bus: Option<Bus>,
+    status: Arc<StatusBoard>,
+    local_addrs: Vec<SocketAddr>,
+    control_socket: Option<PathBuf>,
+}
+
+/// What the engine thread hands back at the end.
+struct EngineEnd {
+    engine: Engine,
+    source: SourceReport,
+    records: u64,
+    attacks_started: u64,
+}
+
+/// What a finished pipeline did.
+#[derive(Debug)]
+pub struct Report {
+    pub records: u64,
+    pub attacks_started: u64,
+    pub engine: EngineStats,
+    pub collector: CollectorStats,
+    /// Captures cut off mid-packet (replay).
+    pub warnings: Vec<String>,
+    /// Why the input could not be read to its end (replay).
+    pub source_error: Option<anyhow::Error>,
+    /// Subscribers that failed, with their first error (a closed stdout, a full disk).
+    pub subscriber_errors: Vec<(String, anyhow::Error)>,
+}
+
+impl Pipeline {
+    /// The daemon: the configured collectors, mitigators, store, control socket, events file and
+    /// notifiers. `extra` subscribers attach to the bus beside them.
+    pub fn daemon(config: Config, extra: Vec<Box<dyn Subscriber>>) -> Result<Pipeline> {
+        let mut engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
+        let events_file = EventsFile::open(&config.events.file)?;
+        let store = Store::open(&config.state.dir)?;
+        resume_baselines(&mut engine, &config.state.dir);
+        let planner = Planner::new(config.mitigation.clone(), config.mitigation_scope())
+            .map_err(|e| anyhow!("{e}"))?;
+        let outputs = crate::act::build(&config)?;
+        for kind in config.unmitigated_kinds() {
+            log(format!(
+                "warning: {kind} mitigation is enabled but no mitigator carries {kind} rules \
+                 (configure [bgp] peers with its families, [exabgp] or [nftables]): its rules will \
+                 be recorded as failed, not announced"
+            ));
+        }
+        let status = Arc::new(StatusBoard::default());
+        let mut subscribers: Vec<Box<dyn Subscriber>> = vec![
+            Box::new(events_file),
+            Box::new(Notify::new(outputs.notifiers)),
+        ];
+        subscribers.extend(extra);
+        let (calls_tx, calls) = crossbeam_channel::bounded(64);
+        let control_socket = control::serve(&config.state.dir, calls_tx, status.clone())?;
+        let actions = Actions {
+            planner,
+            clock: PlanClock::Wall,
+            store: Some(store),
+            mitigators: outputs.mitigators,
+            status: Some(status.clone()),
+        };
+        let source = Box::new(crate::sources::Udp(config.collector.udp_source()));
+        let mut pipeline = Pipeline::start(
+            Mode::Live,
+            config,
+            engine,
+            source,
+            actions,
+            calls,
+            subscribers,
+            status,
+        )?;
+        pipeline.control_socket = Some(control_socket);
+        Ok(pipeline)
+    }
+
+    /// A replay: the captures through the engine and the plan (dry run, on telemetry time),
+    /// records to `output`. Nothing is announced, saved or listened on.
+    pub fn replay(
+        mut config: Config,
+        source: Box<dyn Source>,
+        output: Box<dyn Subscriber>,
+    ) -> Result<Pipeline> {
+        let engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
+        // What the configured mitigation would do: a replay never announces.
+        config.force_dry_run();
+        let planner = Planner::new(config.mitigation.clone(), config.mitigation_scope())
+            .map_err(|e| anyhow!("{e}"))?;
+        let actions = Actions {
+            planner,
+            clock: PlanClock::Telemetry,
+            store: None,
+            mitigators: Vec::new(),
+            status: None,
+        };
+        let status = Arc::new(StatusBoard::default());
+        Pipeline::start(
+            Mode::Replay,
+            config,
+            engine,
+            source,
+            actions,
+            crossbeam_channel::never(),
+            vec![output],
+            status,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        mode: Mode,
+        config: Config,
+        engine: Engine,
+        source: Box<dyn Source>,
+        actions: Actions,
+        calls: crossbeam_channel::Receiver<control::Call>,
+        subscribers: Vec<Box<dyn Subscriber>>,
+        status: Arc<StatusBoard>,
+    ) -> Result<Pipeline> {
+        let mut bus = BusBuilder::new(match mode {
+            Mode::Live => Backpressure::Drop,
+            Mode::Replay => Backpressure::Wait,
+        });
+        let detected = bus.queue("actions", &[Topic::Detected]);
+        for subscriber in subscribers {
+            bus.subscribe(subscriber);
+        }
+        let bus = bus.start()?;
+        let actions = actions.spawn(detected, calls, bus.clone())?;
+
+        let (tx, rx) = crossbeam_channel::bounded(BATCHES);
+        let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(BATCHES);
+        let source = source.start(tx, recycle_rx)?;
+        let local_addrs = source.local_addrs();
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine_thread = EngineThread {
+            mode,
+            engine,
+            source: Some(source),
+            batches: rx,
+            recycle: recycle_tx,
+            bus: bus.clone(),
+            status: status.clone(),
+            stop: stop.clone(),
+            state_dir: config.state.dir.clone(),
+        };
+        let engine = std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || engine_thread.run())?;
+        Ok(Pipeline {
+            mode,
+            config,
+            stop,
+            engine: Some(engine),
+            actions: Some(actions),
+            bus: Some(bus),
+            status,
+            local_addrs,
+            control_socket: None,
+        })
+    }
+
+    /// Where the collectors listen.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The latest status snapshot, refreshed every second.
+    pub fn status(&self) -> Arc<StatusBoard> {
+        self.status.clone()
+    }
+
+    /// Setting it stops the pipeline (signal handlers set it).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Runs to the end — the stop flag set (daemon) or the input read (replay) — then stops
+    /// the source, lets the actions handle every event, withdraws (or keeps) the rules, drains
+    /// the subscribers and saves the baselines.
+    pub fn wait(mut self) -> Result<Report> {
+        let end = self
+            .engine
+            .take()
+            .map(|t| t.join())
+            .ok_or_else(|| anyhow!("the pipeline was already waited for"))?
+            .map_err(|_| anyhow!("the engine thread panicked"))?;
+        let actions = self.actions.take().map(ActionsHandle::stop);
+        if let Some(path) = &self.control_socket {
+            let _ = std::fs::remove_file(path);
+        }
+        let subscriber_errors = self.bus.take().map(Bus::close).unwrap_or_default();
+        actions.transpose()?;
+        if self.mode == Mode::Live {
+            let saved = end.engine.baselines();
+            match crate::baselines::save(&self.config.state.dir, &saved, unix_ms() / 1000) {
+                Ok(()) => log(format!(
+                    "saved the baselines of {} hosts and {} prefixes",
+                    saved.hosts.len(),
+                    saved.prefixes.len()
+                )),
+                Err(e) => log(format!(
+                    "cannot save the learnt baselines in {}: {e}",
+                    self.config.state.dir.display()
+                )),
+            }
+        }
+        let engine = end.engine.stats();
+        if self.mode == Mode::Live {
+            // Attacks still active are not declared over: the traffic did not stop, we did.
+            // The totals since start are what benchmarks and operators compare with what was
+            // sent.
+            log(format!(
+                "stopped; {} records, {} were active",
+                engine.records,
+                counters(&end.source.stats, &engine)
+            ));
+        }
+        Ok(Report {
+            records: end.records,
+            attacks_started: end.attacks_started,
+            engine,
+            collector: end.source.stats,
+            warnings: end.source.warnings,
+            source_error: end.source.error,
+            subscriber_errors,
+        })
+    }
+}
+
+/// The engine's thread: batches in, events onto the bus, the clock, the status, the baselines.
+struct EngineThread {
+    mode: Mode,
+    engine: Engine,
+    /// Taken when it stops.
+    source: Option<Box<dyn RunningSource>>,
+    batches: crossbeam_channel::Receiver<Vec<floodwall_wire::FlowRecord>>,
+    recycle: crossbeam_channel::Sender<Vec<floodwall_wire::FlowRecord>>,
+    bus: Bus,
+    status: Arc<StatusBoard>,
+    stop: Arc<AtomicBool>,
+    state_dir: PathBuf,
+}
+
+impl EngineThread {
+    fn run(mut self) -> EngineEnd {
+        let live = self.mode == Mode::Live;
+        let started_ms = unix_ms();
+        let mut events = Vec::new();
+        let mut active = ActiveAttacks::default();
+        let mut records = 0u64;
+        let mut attacks_started = 0u64;
+        let mut input_ended = false;
+        let mut last_tick = Instant::now();
+        let mut last_stats = Instant::now();
+        let mut last_status = Instant::now();
+        let mut records_since = 0u64;
+        let mut last_baselines = Instant::now();
+        let mut baselines_writer: Option<JoinHandle<()>> = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            match self.batches.recv_timeout(TICK) {
+                Ok(mut batch) => {
+                    records += batch.len() as u64;
+                    records_since += batch.len() as u64;
+                    self.engine.ingest(&batch, &mut events);
+                    batch.clear();
+                    let _ = self.recycle.try_send(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    input_ended = true;
+                    break;
+                }
+            }
+            if live && last_tick.elapsed() >= TICK {
+                self.engine
+                    .tick(unix_ms().saturating_sub(LIVE_LATENESS_MS), &mut events);
+                last_tick = Instant::now();
+            }
+            attacks_started += self.publish(&mut events, &mut active);
+            if !live {
+                continue;
+            }
+            if last_baselines.elapsed() >= BASELINES_EVERY
+                && baselines_writer.as_ref().is_none_or(|w| w.is_finished())
+            {
+                // The snapshot is taken here (a copy, milliseconds); the disk is the writer's.
+                let (dir, saved) = (self.state_dir.clone(), self.engine.baselines());
+                baselines_writer = Some(std::thread::spawn(move || {
+                    if let Err(e) = crate::baselines::save(&dir, &saved, unix_ms() / 1000) {
+                        log(format!(
+                            "cannot save the learnt baselines in {}: {e}",
+                            dir.display()
+                        ));
+                    }
+                }));
+                last_baselines = Instant::now();
+            }
+            if last_status.elapsed() >= STATUS_EVERY {
+                self.refresh_status(started_ms, &active);
+                last_status = Instant::now();
+            }
+            if last_stats.elapsed() >= STATS_EVERY {
+                log(format!(
+                    "{:.0} records/s; {} active",
+                    records_since as f64 / last_stats.elapsed().as_secs_f64(),
+                    counters(&self.source_stats(), &self.engine.stats())
+                ));
+                records_since = 0;
+                last_stats = Instant::now();
+            }
+        }
+        if live {
+            log("stopping");
+        }
+        let source = match self.source.take() {
+            Some(source) => source.stop(),
+            None => SourceReport::default(),
+        };
+        // What the source handed over before it stopped still counts.
+        while let Ok(batch) = self.batches.try_recv() {
+            records += batch.len() as u64;
+            self.engine.ingest(&batch, &mut events);
+        }
+        // A capture read to its end is over; live traffic is not (we stopped, it did not).
+        if input_ended && !live && source.error.is_none() {
+            self.engine.finish(&mut events);
+        }
+        attacks_started += self.publish(&mut events, &mut active);
+        if let Some(writer) = baselines_writer {
+            let _ = writer.join();
+        }
+        EngineEnd {
+            engine: self.engine,
+            source,
+            records,
+            attacks_started,
+        }
+    }
+
+    /// Puts the events on the bus; returns how many attacks started.
+    fn publish(&self, events: &mut Vec<AttackEvent>, active: &mut ActiveAttacks) -> u64 {
+        if events.is_empty() {
+            return 0;
+        }
+        active.follow(events);
+        let started = events
+            .iter()
+            .filter(|e| e.event == EventKind::AttackStarted)
+            .count() as u64;
+        self.bus
+            .publish(Message::Detected(Arc::new(std::mem::take(events))));
+        started
+    }
+
+    fn source_stats(&self) -> CollectorStats {
+        self.source.as_ref().map(|s| s.stats()).unwrap_or_default()
+    }
+
+    fn refresh_status(&self, started_ms: u64, active: &ActiveAttacks) {
+        let status = Arc::new(Status {
+            at_ms: unix_ms(),
+            started_ms,
+            collector: CollectorStatus::from_stats(&self.source_stats()),
+            engine: (&self.engine.stats()).into(),
+            attacks: active.list(),
+            mitigation: (*self.status.mitigation()).clone(),
+            bus: self.bus.stats(),
+        });
+        self.status.publish(status.clone());
+        if self.bus.wants(Topic::Status) {
+            self.bus.publish(Message::Status(status));
+        }
+    }
+}
+
+/// Resumes the baselines saved in state directory `dir` by the previous run, if any; a file that
+/// cannot be used is reported and the engine learns again.
+fn resume_baselines(engine: &mut Engine, dir: &std::path::Path) {
+    match crate::baselines::load(dir) {
+        Ok(None) => log("no saved baselines: learning from scratch"),
+        Ok(Some((saved, at))) => {
+            let (hosts, prefixes) = engine.restore_baselines(&saved);
+            log(format!(
+                "resumed the baselines of {hosts} hosts and {prefixes} prefixes saved {} s ago",
+                (unix_ms() / 1000).saturating_sub(at)
+            ));
+        }
+        Err(e) => log(format!("{e}; learning baselines again")),
+    }
+}
+
+/// `N datagrams, N decode errors, N kernel drops, N not allowed, N implausible records (…),
+/// N exporters evicted; N hosts tracked, N attacks`: the collector's and the engine's counters,
+/// as the periodic and the final log lines show them.
+pub fn counters(collector: &CollectorStats, engine: &EngineStats) -> String {
+    let totals = collector.totals();
+    format!(
+        "{} datagrams, {} decode errors, {} kernel drops, {} not allowed, {} implausible records \
+         ({} sampling rate out of range, {} on probation after {} rate changes, {} impossible \
+         sample pools; {} samples inconsistent), {} exporters evicted; {} hosts tracked, {} attacks",
+        totals.datagrams,
+        totals.total_errors(),
+        collector.kernel_drops(),
+        collector.not_allowed(),
+        totals.implausible(),
+        totals.sampling_rate_out_of_range,
+        totals.untrusted_rate_records,
+        totals.sampling_rate_changes,
+        totals.impossible_samples,
+        totals.inconsistent_samples,
+        totals.evictions,
+        engine.hosts_tracked,
+        engine.attacks_active
+    )
+}

@@ -1,0 +1,218 @@
+//! What the daemon is doing now, as one typed snapshot: collectors and exporters, the engine,
+//! the active attacks, the mitigators and the bus. The engine thread refreshes it every second
+//! (and publishes it on the bus); readers — the control socket now, the API and metrics later —
+//! take the latest `Arc` from the [`StatusBoard`] and never touch the engine or its locks.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+
+use floodwall_detect::{AttackEvent, Direction, EngineStats, EventKind, Vector};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::bus::SubscriberStats;
+use crate::sources::udp::CollectorStats;
+
+/// The daemon's state at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// When this snapshot was taken, Unix ms.
+    pub at_ms: u64,
+    /// When the pipeline started, Unix ms.
+    pub started_ms: u64,
+    pub collector: CollectorStatus,
+    pub engine: EngineStatus,
+    /// Attacks active now, oldest first.
+    pub attacks: Vec<ActiveAttack>,
+    pub mitigation: MitigationStatus,
+    /// The bus's subscribers and what became of their messages.
+    pub bus: Vec<SubscriberStats>,
+}
+
+/// The collectors' counters (zero for a capture replay's listeners: it has none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CollectorStatus {
+    pub listeners: Vec<ListenerStatus>,
+    pub exporters: Vec<ExporterStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    pub local: Option<SocketAddr>,
+    pub datagrams: u64,
+    pub not_allowed: u64,
+    pub kernel_drops: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExporterStatus {
+    pub address: IpAddr,
+    pub datagrams: u64,
+    pub records: u64,
+    pub decode_errors: u64,
+    pub sequence_lost: u64,
+    /// Records dropped as implausible (sampling rate out of range or on probation, impossible
+    /// sample pools).
+    pub implausible: u64,
+}
+
+impl CollectorStatus {
+    pub fn from_stats(stats: &CollectorStats) -> CollectorStatus {
+        CollectorStatus {
+            listeners: stats
+                .listeners
+                .iter()
+                .map(|l| ListenerStatus {
+                    local: l.local,
+                    datagrams: l.datagrams,
+                    not_allowed: l.not_allowed,
+                    kernel_drops: l.kernel_drops,
+                })
+                .collect(),
+            exporters: stats
+                .exporters
+                .iter()
+                .map(|(address, c)| ExporterStatus {
+                    address: *address,
+                    datagrams: c.datagrams,
+                    records: c.records,
+                    decode_errors: c.total_errors(),
+                    sequence_lost: c.sequence_lost,
+                    implausible: c.implausible(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The engine's counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineStatus {
+    pub records: u64,
+    pub records_unmonitored: u64,
+    pub hosts_tracked: u64,
+    pub prefixes_tracked: u64,
+    pub attacks_active: u64,
+    pub targets_watched: u64,
+    pub records_host_overflow: u64,
+    pub hosts_evicted: u64,
+}
+
+impl From<&EngineStats> for EngineStatus {
+    fn from(s: &EngineStats) -> EngineStatus {
+        EngineStatus {
+            records: s.records,
+            records_unmonitored: s.records_unmonitored,
+            hosts_tracked: s.hosts_tracked,
+            prefixes_tracked: s.prefixes_tracked,
+            attacks_active: s.attacks_active,
+            targets_watched: s.targets_watched,
+            records_host_overflow: s.records_host_overflow,
+            hosts_evicted: s.hosts_evicted,
+        }
+    }
+}
+
+/// An attack as its latest event left it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActiveAttack {
+    pub attack_id: String,
+    pub target: IpNet,
+    pub direction: Direction,
+    pub carpet_bombing: bool,
+    pub hostgroup: String,
+    pub vectors: Vec<Vector>,
+    pub bps: u64,
+    pub pps: u64,
+    pub peak_bps: u64,
+    pub peak_pps: u64,
+    /// Telemetry time, Unix ms.
+    pub started_at: u64,
+}
+
+/// The attacks active now, kept from the engine's events (start and updates in, end out).
+#[derive(Debug, Default)]
+pub struct ActiveAttacks {
+    attacks: std::collections::BTreeMap<String, ActiveAttack>,
+}
+
+impl ActiveAttacks {
+    pub fn follow(&mut self, events: &[AttackEvent]) {
+        for e in events {
+            if e.event == EventKind::AttackEnded {
+                self.attacks.remove(&e.attack_id);
+                continue;
+            }
+            self.attacks.insert(
+                e.attack_id.clone(),
+                ActiveAttack {
+                    attack_id: e.attack_id.clone(),
+                    target: e.target,
+                    direction: e.direction,
+                    carpet_bombing: e.carpet_bombing,
+                    hostgroup: e.hostgroup.clone(),
+                    vectors: e.vectors.clone(),
+                    bps: e.bps,
+                    pps: e.pps,
+                    peak_bps: e.peak_bps,
+                    peak_pps: e.peak_pps,
+                    started_at: e.started_at,
+                },
+            );
+        }
+    }
+
+    pub fn list(&self) -> Vec<ActiveAttack> {
+        let mut list: Vec<ActiveAttack> = self.attacks.values().cloned().collect();
+        list.sort_by_key(|a| a.started_at);
+        list
+    }
+}
+
+/// The actions' side: rules held and the mitigators' channels.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MitigationStatus {
+    /// Rules the plan holds (announced, queued, dry run, awaiting evidence).
+    pub held: usize,
+    pub mitigators: Vec<MitigatorStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MitigatorStatus {
+    pub name: String,
+    /// Rules handed to it and not yet done with (its queue).
+    pub queued: usize,
+    pub channels: Vec<crate::act::Channel>,
+}
+
+/// Where the latest snapshot is kept. The engine thread writes the whole snapshot; the actions
+/// thread writes its part, which the next snapshot takes in.
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    latest: RwLock<Arc<Status>>,
+    mitigation: RwLock<Arc<MitigationStatus>>,
+}
+
+impl StatusBoard {
+    pub fn latest(&self) -> Arc<Status> {
+        self.latest
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn publish(&self, status: Arc<Status>) {
+        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = status;
+    }
+
+    pub fn mitigation(&self) -> Arc<MitigationStatus> {
+        self.mitigation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_mitigation(&self, mitigation: MitigationStatus) {
+        *self.mitigation.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(mitigation);
+    }
+}
