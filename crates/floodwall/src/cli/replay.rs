@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
@@ -19,25 +20,17 @@ use super::ReplayArgs;
 /// Inputs smaller than this finish before a progress bar would be worth drawing.
 const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 
-/// The records on stdout: JSON lines, or the table with each decision under its event.
+/// The records on stdout: JSON lines, or the table with each decision under its event. Its
+/// first write error (a reader that went away) ends its writing and becomes the command's
+/// error, not a log line.
 struct Print {
     json: bool,
     out: BufWriter<io::Stdout>,
+    failed: Arc<Mutex<Option<anyhow::Error>>>,
 }
 
-impl Subscriber for Print {
-    fn name(&self) -> &str {
-        "stdout"
-    }
-
-    fn topics(&self) -> &[Topic] {
-        &[Topic::Attack]
-    }
-
-    fn handle(&mut self, message: &Message) -> Result<()> {
-        let Message::Attack(record) = message else {
-            return Ok(());
-        };
+impl Print {
+    fn write(&mut self, record: &floodwall_daemon::bus::AttackRecord) -> Result<()> {
         if self.json {
             serde_json::to_writer(&mut self.out, &record.to_json()?)?;
             self.out.write_all(b"\n")?;
@@ -67,8 +60,45 @@ impl Subscriber for Print {
         Ok(())
     }
 
+    fn keep(&self, result: Result<()>) {
+        if let Err(e) = result {
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.get_or_insert(e);
+        }
+    }
+
+    fn broken(&self) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+impl Subscriber for Print {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
+    fn topics(&self) -> &[Topic] {
+        &[Topic::Attack]
+    }
+
+    fn handle(&mut self, message: &Message) -> Result<()> {
+        if let Message::Attack(record) = message {
+            if !self.broken() {
+                let result = self.write(record);
+                self.keep(result);
+            }
+        }
+        Ok(())
+    }
+
     fn close(&mut self) -> Result<()> {
-        self.out.flush()?;
+        if !self.broken() {
+            let result = self.out.flush().map_err(anyhow::Error::from);
+            self.keep(result);
+        }
         Ok(())
     }
 }
@@ -118,16 +148,18 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     if !args.json {
         writeln!(out, "{TABLE_HEADER}")?;
     }
+    let failed = Arc::new(Mutex::new(None));
     let printer = Print {
         json: args.json,
         out,
+        failed: failed.clone(),
     };
     let started = Instant::now();
     let report = Pipeline::replay(config, Box::new(source), Box::new(printer))?.wait()?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    if let Some((_, error)) = report.subscriber_errors.into_iter().next() {
+    if let Some(error) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(error);
     }
     if let Some(error) = report.source_error {
