@@ -89,8 +89,10 @@ impl Daemon {
     /// SIGTERM, then waits (bounded); SIGKILL if it does not stop. Returns its log.
     fn stop(&mut self) -> String {
         if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: kill(2) on the PID of our own child, not yet reaped.
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&self.child),
+                rustix::process::Signal::TERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(10);
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
@@ -437,12 +439,10 @@ fn draw(out: &mut impl Write, screen: &[Line], (rows, columns): (usize, usize)) 
 
 /// Rows and columns of the terminal on stdout (24 × 80 when it does not say).
 fn terminal_size() -> (usize, usize) {
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_row > 0 && size.ws_col > 0 {
-        (size.ws_row as usize, size.ws_col as usize)
-    } else {
-        (24, 80)
+    match rustix::termios::tcgetwinsize(io::stdout()) {
+        Ok(size) if size.ws_row > 0 && size.ws_col > 0 => {
+            (size.ws_row as usize, size.ws_col as usize)
+        }
+        _ => (24, 80),
     }
 }
