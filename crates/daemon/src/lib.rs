@@ -24,3 +24,4 @@ pub mod sinks;
 pub mod sources;
 pub mod state_file;
 pub mod status;
+pub mod units;
