@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use super::child::{run_send, spawn_send};
 use super::daemon::{Daemon, Invocation, Programs, Setup, StopTotals, Tool, THRESHOLD_PPS};
+use super::hash::splitmix;
 use super::measure::{decode_throughput, DecodeResult, LOSS_FREE_PCT};
 use super::procfs;
-use super::replay::splitmix;
 use super::sender::{unix_us, SendReport};
 use super::stream::{MILLION_DATAGRAMS, SAMPLES_PER_DATAGRAM};
 use super::synthetic::Workload;
