@@ -287,10 +287,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for name in ["baselines.bin", "baselines.bin.tmp"] {
-            let fifo =
-                std::ffi::CString::new(dir.join(name).as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: mkfifo(3) on a NUL-terminated path.
-            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+            let mode = rustix::fs::Mode::from_raw_mode(0o600);
+            rustix::fs::mkfifoat(rustix::fs::CWD, dir.join(name), mode).unwrap();
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let d = dir.clone();

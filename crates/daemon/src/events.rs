@@ -7,6 +7,10 @@ use floodwall_detect::time::rfc3339_ms;
 use floodwall_detect::{AttackEvent, EventKind};
 use floodwall_mitigate::Decision;
 
+use crate::units::{human_bps, human_pps};
+// Where the formatters lived before `units`: callers outside this crate still import them here.
+pub use crate::units::human_rate;
+
 /// An event as its record: the README's event object, with `mitigations` (what the plan did
 /// about it) when there are any.
 pub fn event_record(
@@ -75,36 +79,4 @@ pub fn log_line(event: &AttackEvent) -> String {
     let mut row = Vec::new();
     let _ = write_row(&mut row, event);
     String::from_utf8_lossy(&row).trim_end().to_string()
-}
-
-pub fn human_bps(bps: u64) -> String {
-    human_rate(bps as f64, "bps")
-}
-
-pub fn human_pps(pps: u64) -> String {
-    human_rate(pps as f64, "pps")
-}
-
-/// The one rate formatter of what operators read (events, log lines, notices): SI prefixes up
-/// to tera, two decimals: `31.40 Tbps`, `120.00 kpps`.
-pub fn human_rate(value: f64, unit: &str) -> String {
-    const PREFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")];
-    let (scale, prefix) = PREFIXES
-        .iter()
-        .find(|(s, _)| value >= *s)
-        .copied()
-        .unwrap_or((1.0, ""));
-    format!("{:.2} {prefix}{unit}", value / scale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_read_like_an_operator_writes_them() {
-        assert_eq!(human_bps(31_400_000_000_000), "31.40 Tbps");
-        assert_eq!(human_pps(120_000), "120.00 kpps");
-        assert_eq!(human_pps(0), "0.00 pps");
-    }
 }

@@ -6,6 +6,10 @@
 //! their own thread. Decoding lives in `floodwall-wire`, detection in `floodwall-detect`, the
 //! mitigation plan in `floodwall-mitigate`, the BGP speaker in `floodwall-bgp`. Nothing here
 //! depends on the lab (simulator, benchmarks, demo). See ARCHITECTURE.md.
+//!
+//! System calls go through rustix; the only `unsafe` left is `sources::recvmmsg`, which allows
+//! it for itself (rustix has no `recvmmsg`).
+#![deny(unsafe_code)]
 
 pub mod act;
 pub mod baselines;
@@ -20,3 +24,4 @@ pub mod sinks;
 pub mod sources;
 pub mod state_file;
 pub mod status;
+pub mod units;

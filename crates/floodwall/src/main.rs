@@ -1,4 +1,5 @@
 //! The `floodwall` command: a thin front end over the library crates.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod docs;
@@ -46,12 +47,11 @@ fn broken_pipe(error: &anyhow::Error) -> bool {
 
 /// Whether nobody reads standard output any more (a pipe whose reader exited, a closed socket).
 fn stdout_closed() -> bool {
-    let mut fd = libc::pollfd {
-        fd: libc::STDOUT_FILENO,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: poll(2) on one pollfd that lives for the call; a zero timeout never blocks.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdout = io::stdout();
+    // No events asked for: POLLERR and POLLHUP are reported regardless.
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    // A zero timeout never blocks.
+    let ready = poll(&mut fds, Some(&Timespec::default())).unwrap_or(0);
+    ready > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }

@@ -24,12 +24,9 @@ fn free_port() -> u16 {
 }
 
 fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o666) },
-        0,
-        "mkfifo {path:?}"
-    );
+    let mode = rustix::fs::Mode::from_raw_mode(0o666);
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, mode)
+        .unwrap_or_else(|e| panic!("mkfifo {path:?}: {e}"));
     // The umask may have narrowed it; ExaBGP runs as nobody.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
@@ -44,9 +41,8 @@ struct Peers {
 
 impl Peers {
     fn start() -> Peers {
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
+        assert!(
+            rustix::process::geteuid().is_root(),
             "the ExaBGP test runs exabgp and gobgpd as nobody: run it as root"
         );
         let pid = std::process::id();
@@ -170,7 +166,10 @@ impl Peers {
 impl Drop for Peers {
     fn drop(&mut self) {
         for child in &mut self.children {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(child),
+                rustix::process::Signal::TERM,
+            );
         }
         for child in &mut self.children {
             let deadline = Instant::now() + Duration::from_secs(5);

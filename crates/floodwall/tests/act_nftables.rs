@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,8 @@ struct Netns {
 
 impl Netns {
     fn new(tag: &str) -> Netns {
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
+        assert!(
+            rustix::process::geteuid().is_root(),
             "the nftables tests make network namespaces: run them as root"
         );
         let name = format!("fw{tag}{}", std::process::id());
@@ -68,11 +67,8 @@ impl Netns {
         let addr: SocketAddr = addr.parse().unwrap();
         std::thread::spawn(move || {
             let ns = File::open(path).unwrap();
-            assert_eq!(
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0,
-                "setns"
-            );
+            let network = Some(rustix::thread::LinkNameSpaceType::Network);
+            rustix::thread::move_into_link_name_space(ns.as_fd(), network).expect("setns");
             UdpSocket::bind(addr).unwrap()
         })
         .join()

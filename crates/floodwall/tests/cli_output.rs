@@ -363,8 +363,10 @@ fn a_closed_stdout_ends_every_command_quietly_with_success() {
     .iter()
     .map(|args| (args.clone(), with_closed_stdout(args)))
     .collect();
-    // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&daemon),
+        rustix::process::Signal::TERM,
+    );
     wait_or_kill(&mut daemon, Duration::from_secs(10), "floodwall run");
     for (args, (status, stderr)) in results {
         assert!(

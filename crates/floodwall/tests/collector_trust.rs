@@ -96,8 +96,10 @@ impl Daemon {
 
     /// SIGTERM; the log with its `stopped;` totals line.
     fn stop(mut self) -> String {
-        // SAFETY: kill(2) on the PID of the daemon this test started.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         wait_or_kill(&mut self.child, Duration::from_secs(10), "floodwall run");
         let status = self.child.wait().unwrap();
         let log = self.log();
@@ -386,8 +388,10 @@ fn mitigation_on_telemetry_anyone_may_send_is_refused_until_exporters_are_listed
             .unwrap_or_default()
             .contains("listening on")
     });
-    // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     wait_or_kill(&mut child, Duration::from_secs(10), "floodwall run");
     assert!(child.wait().unwrap().success());
 

@@ -59,8 +59,10 @@ fn stderr_until(mut child: std::process::Child, want: &str, timeout: Duration) -
             text.push_str(&String::from_utf8_lossy(&bytes));
         }
     }
-    // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     wait_or_kill(&mut child, Duration::from_secs(10), "floodwall run");
     text
 }
@@ -166,9 +168,8 @@ fn fifos_in_the_state_directory_are_reported_and_do_not_hang_start_up() {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
     for name in ["mitigations.json", "baselines.bin"] {
-        let path = std::ffi::CString::new(state.join(name).as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo(3) on a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let mode = rustix::fs::Mode::from_raw_mode(0o600);
+        rustix::fs::mkfifoat(rustix::fs::CWD, state.join(name), mode).unwrap();
     }
     let log = stderr_until(
         daemon(&config(&dir, &state, "")),
@@ -248,8 +249,7 @@ fn the_mitigations_command_tells_no_daemon_stale_socket_and_permission_denied_ap
     while !socket.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: getuid(2) has no preconditions.
-    let root = unsafe { libc::getuid() } == 0;
+    let root = rustix::process::getuid().is_root();
     if root {
         // `nobody` must reach the socket's directory to be refused by the socket itself.
         use std::os::unix::fs::PermissionsExt as _;

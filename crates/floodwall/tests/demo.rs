@@ -218,8 +218,10 @@ fn ctrl_c_ends_the_demo_cleanly() {
         assert!(child.try_wait().unwrap().is_none(), "the demo ended early");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: kill(2) on the PID of the demo this test started.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    );
     wait_or_kill(
         &mut child,
         Duration::from_secs(20),

@@ -595,8 +595,10 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
     while Instant::now() < deadline && of_kind(&read_events(), "attack_ended").is_empty() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&daemon),
+        rustix::process::Signal::TERM,
+    );
     wait_or_kill(&mut daemon, Duration::from_secs(5), "floodwall run");
     let status = daemon.wait().unwrap();
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
@@ -644,8 +646,10 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: kill(2) on the PID of the daemon this test started.
-        unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&daemon),
+            rustix::process::Signal::TERM,
+        );
         wait_or_kill(&mut daemon, Duration::from_secs(5), "floodwall run");
         assert!(daemon.wait().unwrap().success());
         std::fs::read_to_string(&log_path).unwrap()

@@ -15,9 +15,8 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Netns {
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
+        assert!(
+            rustix::process::geteuid().is_root(),
             "this test makes a network namespace: run it as root"
         );
         let name = format!("fwd{}", std::process::id());
@@ -172,8 +171,10 @@ fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_
     });
 
     // SIGTERM takes Floodwall's table away (no keep_on_shutdown).
-    // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&daemon.0),
+        rustix::process::Signal::TERM,
+    );
     wait_or_kill(&mut daemon.0, Duration::from_secs(10), "floodwall run");
     assert_eq!(ns.table(), "", "the table outlived the daemon");
 }

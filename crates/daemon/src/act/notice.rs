@@ -12,7 +12,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use floodwall_mitigate::Rule;
 use serde_json::Value;
 
-use crate::events::human_rate;
+use crate::units::human_rate;
 
 /// Notices waiting for delivery per notifier; more are dropped (and counted).
 pub const QUEUE: usize = 1024;

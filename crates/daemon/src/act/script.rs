@@ -113,8 +113,8 @@ impl Script {
 
 /// Kills the child's whole process group (the child leads it) and reaps the child.
 fn kill_group(child: &mut Child) {
-    // SAFETY: kill(2) on the group this code created for the child; no memory is involved.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let group = rustix::process::Pid::from_child(child);
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
     let _ = child.kill();
     let _ = child.wait();
 }

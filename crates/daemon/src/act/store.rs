@@ -166,9 +166,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("floodwall-store-fifo-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let store = Store::open(&dir).unwrap();
-        let path = std::ffi::CString::new(store.path().as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo(3) on a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let mkfifo = |path: &std::path::Path| {
+            let mode = rustix::fs::Mode::from_raw_mode(0o600);
+            rustix::fs::mkfifoat(rustix::fs::CWD, path, mode).unwrap();
+        };
+        mkfifo(store.path());
         let (tx, rx) = std::sync::mpsc::channel();
         let loading = Store::open(&dir).unwrap();
         std::thread::spawn(move || tx.send(loading.load()).unwrap());
@@ -195,16 +197,7 @@ mod tests {
         assert_eq!(fs::read(&aside).unwrap(), b"{\"held\": [\xff\xfe]}");
 
         // A FIFO at the temporary path does not block a save either.
-        let tmp = std::ffi::CString::new(
-            store
-                .path()
-                .with_extension("json.tmp")
-                .as_os_str()
-                .as_encoded_bytes(),
-        )
-        .unwrap();
-        // SAFETY: mkfifo(3) on a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(tmp.as_ptr(), 0o600) }, 0);
+        mkfifo(&store.path().with_extension("json.tmp"));
         let (tx, rx) = std::sync::mpsc::channel();
         let mut saving = Store::open(&dir).unwrap();
         std::thread::spawn(move || tx.send(saving.save(&Snapshot::default()).is_ok()).unwrap());

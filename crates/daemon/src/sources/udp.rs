@@ -263,18 +263,12 @@ fn bind(addr: SocketAddr, recv_buffer: usize) -> Result<(UdpSocket, usize)> {
 
 /// SO_RCVBUFFORCE: a receive buffer above net.core.rmem_max, allowed with CAP_NET_ADMIN.
 fn force_recv_buffer(socket: &Socket, bytes: usize) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
-    // SAFETY: a plain setsockopt with a pointer to a c_int of the stated size. The kernel doubles
-    // the value for its bookkeeping, hence the halving.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
+    // The kernel doubles the value for its bookkeeping, hence the halving.
+    let rc = match rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, value as usize) {
+        Ok(()) => 0,
+        // rustix returns the error instead of leaving it in errno.
+        Err(errno) => return Err(errno.into()),
     };
     if rc == 0 {
         Ok(())

@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use floodwall_daemon::clock::unix_ms;
+use floodwall_daemon::units::compact_si;
 use floodwall_lab::bench::child::run_send;
 use floodwall_lab::bench::measure::{
     decode_throughput, end_to_end, sustained_loss_free, DecodeResult, E2eResult, LOSS_FREE_PCT,
 };
-use floodwall_lab::bench::report::si;
 use floodwall_lab::bench::sender::{self, SendPlan, SendReport};
 use floodwall_lab::bench::stream::{documentation_hosts, LatencySchedule, PatchedStream, Scenario};
 use floodwall_lab::bench::synthetic::Workload;
@@ -234,7 +234,7 @@ pub fn ingest(args: IngestArgs) -> Result<()> {
              collector; on a 2-core machine loopback sendmmsg tops out around 0.25-0.36 M \
              datagrams/s (fastest send here: {} datagrams/s), so rungs near that measure the \
              sender as much as the collector.",
-            si(fastest)
+            compact_si(fastest)
         ));
     }
     if args.json {
@@ -374,9 +374,9 @@ fn print_tables(report: &Report, args: &IngestArgs) {
             println!(
                 "{:<9} {:>11} {:>10.1} {:>12} {:>9.0} {:>7}",
                 d.protocol,
-                si(d.records_per_sec),
+                compact_si(d.records_per_sec),
                 d.ns_per_record,
-                si(d.datagrams_per_sec),
+                compact_si(d.datagrams_per_sec),
                 d.mbytes_per_sec,
                 d.errors
             );
@@ -411,11 +411,11 @@ fn print_tables(report: &Report, args: &IngestArgs) {
             println!(
                 "{:<9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>7.2} {:>8} {:>8.2} {:>9.3} {:>8.2}",
                 ladder.protocol,
-                r.sent.target_rate.map_or("max".to_string(), si),
-                si(r.sent.achieved_rate),
+                r.sent.target_rate.map_or("max".to_string(), compact_si),
+                compact_si(r.sent.achieved_rate),
                 r.sent.records,
                 r.received_records,
-                si(r.records_per_sec()),
+                compact_si(r.records_per_sec()),
                 r.loss_pct,
                 r.kernel_drops,
                 r.collector_cpu_seconds,
@@ -429,14 +429,14 @@ fn print_tables(report: &Report, args: &IngestArgs) {
             Some(s) if s.limited_by_sender => println!(
                 "{name}: sustained loss-free: >= {} datagrams/s = {} records/s (no rung lost \
                  records: the sender was the limit)",
-                si(s.datagrams_per_sec),
-                si(s.records_per_sec)
+                compact_si(s.datagrams_per_sec),
+                compact_si(s.records_per_sec)
             ),
             Some(s) => println!(
                 "{name}: sustained loss-free (< {LOSS_FREE_PCT} % lost): {} datagrams/s = {} \
                  records/s",
-                si(s.datagrams_per_sec),
-                si(s.records_per_sec)
+                compact_si(s.datagrams_per_sec),
+                compact_si(s.records_per_sec)
             ),
             None => println!("{name}: no rung was loss-free (< {LOSS_FREE_PCT} % lost)"),
         }

@@ -11,14 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use floodwall_daemon::clock::unix_ms;
 use floodwall_lab::bench::sender::PacedSender;
 use floodwall_lab::demo::{self, Line, Style, View, WIDTH};
-use floodwall_lab::simulate::{self, Options, Plan, Sink};
+use floodwall_lab::simulate::{self, Options, Plan, ResolvedTruth, Sink};
 use floodwall_wire::{Decoder, FlowRecord};
+use ipnet::IpNet;
 
 use super::DemoArgs;
 
@@ -89,8 +91,10 @@ impl Daemon {
     /// SIGTERM, then waits (bounded); SIGKILL if it does not stop. Returns its log.
     fn stop(&mut self) -> String {
         if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: kill(2) on the PID of our own child, not yet reaped.
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&self.child),
+                rustix::process::Signal::TERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(10);
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
@@ -142,50 +146,111 @@ impl Follow {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 100.0) {
-        bail!("--speed must be above 0 and at most 100");
-    }
-    let tty = io::stdout().is_terminal() && !args.plain;
-    let scenario = simulate::load(&args.scenario)?;
-    // Live, the telemetry's clock is now (as `simulate --send` does).
-    let options = Options {
-        start_ms: Some((unix_ms() / 1000 + 1) * 1000),
-        ..Options::default()
-    };
-    let plan = Arc::new(Plan::new(scenario, &options)?);
-    let truth = plan.truth()?;
-    let networks = plan.scenario.telemetry.networks.clone();
-
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "floodwall-demo-{}-{}",
-        std::process::id(),
-        unix_ms()
-    )));
-    std::fs::create_dir_all(&dir.0)
-        .with_context(|| format!("cannot create {}", dir.0.display()))?;
-    // A free port on loopback: the kernel picks it, the daemon binds it right after.
-    let listen: SocketAddr = UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
-    let config = dir.0.join("floodwall.toml");
-    std::fs::write(&config, demo::daemon_config(&networks, listen, &dir.0))?;
-    let mut daemon = start_daemon(&config, &dir.0)?;
-
+    let setup = Setup::new(&args)?;
+    let mut daemon = start_daemon(&setup.config, &setup.dir.0)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
+    let mut view = first_view(&setup, &daemon, args.speed);
+    let mut out = io::stdout().lock();
+    show_intro(&mut out, &setup, &view)?;
 
-    let total_s = plan.scenario.duration_s as f64 / args.speed;
-    let mut view = View {
+    let sent = Arc::new(Sent::default());
+    let origin_ms = unix_ms();
+    let sender = spawn_sender(&setup, args.speed, &sent, &stop)?;
+    let mut live = follow_live(&mut out, &setup, &mut daemon, &mut view, &sent, &stop)?;
+
+    stop.store(true, Ordering::Relaxed);
+    let send_result = sender.join().map_err(|_| anyhow!("the sender panicked"))?;
+    let log = daemon.stop();
+    // Events written while the daemon stopped.
+    show_events(&mut out, &mut view, &mut live.follow, setup.tty)?;
+    if let Err(e) = send_result {
+        if !live.interrupted {
+            return Err(e.context("sending the scenario"));
+        }
+    }
+    summarize(&mut view, &setup, &live, &sent, &log, origin_ms, args.speed);
+    let screen = show_summary(&mut out, &view, setup.tty)?;
+    if let Some(path) = &args.svg {
+        let title = format!("floodwall demo --scenario {}", setup.plan.scenario.name);
+        std::fs::write(path, demo::svg::render(&screen, WIDTH, &title))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("demo: wrote the final screen to {}", path.display());
+    }
+    Ok(())
+}
+
+/// What the demo runs: the scenario's plan and truth, and the daemon's temporary directory,
+/// configuration and collector address.
+struct Setup {
+    tty: bool,
+    plan: Arc<Plan>,
+    truth: ResolvedTruth,
+    networks: Vec<IpNet>,
+    dir: TempDir,
+    listen: SocketAddr,
+    config: PathBuf,
+}
+
+impl Setup {
+    /// Checks the arguments, plans the scenario, and writes the daemon's configuration into a
+    /// new temporary directory.
+    fn new(args: &DemoArgs) -> Result<Setup> {
+        if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 100.0) {
+            bail!("--speed must be above 0 and at most 100");
+        }
+        let tty = io::stdout().is_terminal() && !args.plain;
+        let scenario = simulate::load(&args.scenario)?;
+        // Live, the telemetry's clock is now (as `simulate --send` does).
+        let options = Options {
+            start_ms: Some((unix_ms() / 1000 + 1) * 1000),
+            ..Options::default()
+        };
+        let plan = Arc::new(Plan::new(scenario, &options)?);
+        let truth = plan.truth()?;
+        let networks = plan.scenario.telemetry.networks.clone();
+
+        let dir = TempDir(std::env::temp_dir().join(format!(
+            "floodwall-demo-{}-{}",
+            std::process::id(),
+            unix_ms()
+        )));
+        std::fs::create_dir_all(&dir.0)
+            .with_context(|| format!("cannot create {}", dir.0.display()))?;
+        // A free port on loopback: the kernel picks it, the daemon binds it right after.
+        let listen: SocketAddr = UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+        let config = dir.0.join("floodwall.toml");
+        std::fs::write(&config, demo::daemon_config(&networks, listen, &dir.0))?;
+        Ok(Setup {
+            tty,
+            plan,
+            truth,
+            networks,
+            dir,
+            listen,
+            config,
+        })
+    }
+}
+
+/// The view before any telemetry: the title and what runs where.
+fn first_view(setup: &Setup, daemon: &Daemon, speed: f64) -> View {
+    let plan = &setup.plan;
+    View {
         title: format!(
             "Floodwall demo · scenario {} at {}× speed",
-            plan.scenario.name, args.speed
+            plan.scenario.name, speed
         ),
         about: vec![
             plan.scenario.description.clone(),
             format!(
-                "daemon: floodwall run --dry-run (pid {}) · collector {listen} · watching {}",
+                "daemon: floodwall run --dry-run (pid {}) · collector {} · watching {}",
                 daemon.child.id(),
-                networks
+                setup.listen,
+                setup
+                    .networks
                     .iter()
                     .map(|n| n.to_string())
                     .collect::<Vec<_>>()
@@ -195,60 +260,88 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 .into(),
         ],
         telemetry: "telemetry: starting".into(),
-        total_s,
+        total_s: plan.scenario.duration_s as f64 / speed,
         ..View::default()
-    };
-    let mut out = io::stdout().lock();
-    if tty {
-        // Clear once; later frames redraw from the top left.
-        write!(out, "\x1b[2J\x1b[H\x1b[?25l")?;
-    } else {
-        writeln!(out, "{}", view.title)?;
-        for line in &view.about {
-            writeln!(out, "{line}")?;
-        }
-        writeln!(
-            out,
-            "sending the scenario's telemetry ({}, 1:{} sampling, from exporter {}) to {listen}; \
-             the engine's default limits decide",
-            plan.format.name(),
-            plan.sampling,
-            plan.scenario.telemetry.exporter
-        )?;
-        out.flush()?;
     }
+}
 
-    let sent = Arc::new(Sent::default());
-    let origin_ms = unix_ms();
-    let sender = {
-        let sent = sent.clone();
-        let stop = stop.clone();
-        let plan = plan.clone();
-        std::thread::Builder::new()
-            .name("demo-sender".into())
-            .spawn(move || -> Result<()> {
-                let mut sink = DemoSink {
-                    sender: PacedSender::new(listen, args.speed, MAX_RATE)
-                        .map_err(|e| anyhow!("{e}"))?,
-                    decoder: Decoder::default(),
-                    records: Vec::new(),
-                    exporter: IpAddr::V4(plan.scenario.telemetry.exporter),
-                    sent: sent.clone(),
-                    stop,
-                };
-                let result =
-                    simulate::run(&plan, &mut sink).and_then(|_| Ok(sink.sender.flush()?));
-                sent.done.store(true, Ordering::Relaxed);
-                result
-            })?
-    };
+/// Clears the terminal, or prints the title and what is about to be sent.
+fn show_intro(out: &mut impl Write, setup: &Setup, view: &View) -> io::Result<()> {
+    if setup.tty {
+        // Clear once; later frames redraw from the top left.
+        return write!(out, "\x1b[2J\x1b[H\x1b[?25l");
+    }
+    writeln!(out, "{}", view.title)?;
+    for line in &view.about {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "sending the scenario's telemetry ({}, 1:{} sampling, from exporter {}) to {}; \
+         the engine's default limits decide",
+        setup.plan.format.name(),
+        setup.plan.sampling,
+        setup.plan.scenario.telemetry.exporter,
+        setup.listen
+    )?;
+    out.flush()
+}
 
+/// The thread that streams the scenario to the collector, counting into `sent` and marking it
+/// done at the end; it stops generating when `stop` is set.
+fn spawn_sender(
+    setup: &Setup,
+    speed: f64,
+    sent: &Arc<Sent>,
+    stop: &Arc<AtomicBool>,
+) -> Result<JoinHandle<Result<()>>> {
+    let sent = sent.clone();
+    let stop = stop.clone();
+    let plan = setup.plan.clone();
+    let listen = setup.listen;
+    Ok(std::thread::Builder::new()
+        .name("demo-sender".into())
+        .spawn(move || -> Result<()> {
+            let mut sink = DemoSink {
+                sender: PacedSender::new(listen, speed, MAX_RATE).map_err(|e| anyhow!("{e}"))?,
+                decoder: Decoder::default(),
+                records: Vec::new(),
+                exporter: IpAddr::V4(plan.scenario.telemetry.exporter),
+                sent: sent.clone(),
+                stop,
+            };
+            let result = simulate::run(&plan, &mut sink).and_then(|_| Ok(sink.sender.flush()?));
+            sent.done.store(true, Ordering::Relaxed);
+            result
+        })?)
+}
+
+/// How the live part ended.
+struct Live {
+    started: Instant,
+    follow: Follow,
+    sender_done_at: Option<Instant>,
+    interrupted: bool,
+}
+
+/// The live part: follows the events file into the view and redraws it (or prints what
+/// changed) until the attacks are over after the last datagram, the end grace passes, a signal
+/// arrives, or the hard deadline.
+fn follow_live(
+    out: &mut impl Write,
+    setup: &Setup,
+    daemon: &mut Daemon,
+    view: &mut View,
+    sent: &Sent,
+    stop: &AtomicBool,
+) -> Result<Live> {
+    let tty = setup.tty;
     let started = Instant::now();
     // Bounded whatever happens: the scenario at this speed, the end grace, and a margin.
     let hard_deadline =
-        started + Duration::from_secs_f64(total_s) + END_GRACE + Duration::from_secs(20);
+        started + Duration::from_secs_f64(view.total_s) + END_GRACE + Duration::from_secs(20);
     let mut follow = Follow {
-        path: dir.0.join("events.jsonl"),
+        path: setup.dir.0.join("events.jsonl"),
         offset: 0,
         partial: String::new(),
     };
@@ -267,15 +360,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             bail!("the daemon stopped unexpectedly ({status}):\n{log}");
         }
         view.elapsed_s = started.elapsed().as_secs_f64();
-        for record in follow.lines() {
-            for change in view.apply(&record) {
-                if !tty {
-                    for line in demo::change_lines(&view, &change) {
-                        writeln!(out, "{line}")?;
-                    }
-                }
-            }
-        }
+        show_events(out, view, &mut follow, tty)?;
         let (datagrams, records) = (
             sent.datagrams.load(Ordering::Relaxed),
             sent.records.load(Ordering::Relaxed),
@@ -286,15 +371,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "telemetry: {} records/s in {} datagrams/s ({}, 1:{}) · {} records sent",
                 demo::thousands(((records - rate_window.2) as f64 / seconds) as u64),
                 demo::thousands(((datagrams - rate_window.1) as f64 / seconds) as u64),
-                plan.format.name(),
-                plan.sampling,
+                setup.plan.format.name(),
+                setup.plan.sampling,
                 demo::thousands(records)
             );
             rate_window = (Instant::now(), datagrams, records);
         }
         if tty {
             if last_draw.elapsed() >= REDRAW {
-                draw(&mut out, &view.screen(), terminal_size())?;
+                draw(out, &view.screen(), terminal_size())?;
                 last_draw = Instant::now();
             }
         } else if last_plain_rate.elapsed() >= PLAIN_RATE_EVERY {
@@ -314,25 +399,45 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         std::thread::sleep(POLL);
     }
-    stop.store(true, Ordering::Relaxed);
-    let send_result = sender.join().map_err(|_| anyhow!("the sender panicked"))?;
-    let log = daemon.stop();
-    // Events written while the daemon stopped.
+    Ok(Live {
+        started,
+        follow,
+        sender_done_at,
+        interrupted,
+    })
+}
+
+/// Applies the events file's new lines to the view; plain output prints what changed.
+fn show_events(
+    out: &mut impl Write,
+    view: &mut View,
+    follow: &mut Follow,
+    tty: bool,
+) -> io::Result<()> {
     for record in follow.lines() {
         for change in view.apply(&record) {
             if !tty {
-                for line in demo::change_lines(&view, &change) {
+                for line in demo::change_lines(view, &change) {
                     writeln!(out, "{line}")?;
                 }
             }
         }
     }
-    if let Err(e) = send_result {
-        if !interrupted {
-            return Err(e.context("sending the scenario"));
-        }
-    }
-    view.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// The final telemetry line and the summary: detections against the scenario's truth, and
+/// what the daemon counted at exit (from its `log`).
+fn summarize(
+    view: &mut View,
+    setup: &Setup,
+    live: &Live,
+    sent: &Sent,
+    log: &str,
+    origin_ms: u64,
+    speed: f64,
+) {
+    view.elapsed_s = live.started.elapsed().as_secs_f64();
     let (datagrams, records) = (
         sent.datagrams.load(Ordering::Relaxed),
         sent.records.load(Ordering::Relaxed),
@@ -341,15 +446,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "telemetry: {} records in {} datagrams sent in {:.0} s ({}, 1:{} sampling)",
         demo::thousands(records),
         demo::thousands(datagrams),
-        sender_done_at
+        live.sender_done_at
             .unwrap_or_else(Instant::now)
-            .duration_since(started)
+            .duration_since(live.started)
             .as_secs_f64(),
-        plan.format.name(),
-        plan.sampling
+        setup.plan.format.name(),
+        setup.plan.sampling
     );
-    view.summary = demo::summary(&view, &truth.expect, plan.start_ms, origin_ms, args.speed);
-    if interrupted {
+    view.summary = demo::summary(
+        view,
+        &setup.truth.expect,
+        setup.plan.start_ms,
+        origin_ms,
+        speed,
+    );
+    if live.interrupted {
         view.summary.insert(
             0,
             Line::styled(Style::Yellow, "interrupted: the scenario was cut short"),
@@ -370,6 +481,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         Style::Dim,
         "  more: floodwall simulate --list, then floodwall demo --scenario NAME",
     ));
+}
+
+/// Prints the final screen (whole, on a terminal) or the summary lines; returns the screen.
+fn show_summary(out: &mut impl Write, view: &View, tty: bool) -> io::Result<Vec<Line>> {
     let screen: Vec<Line> = view.screen().iter().map(|l| l.truncated(WIDTH)).collect();
     if tty {
         // The final screen stays in the terminal, whole, scrolling if it must.
@@ -385,13 +500,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     }
     out.flush()?;
-    if let Some(path) = &args.svg {
-        let title = format!("floodwall demo --scenario {}", plan.scenario.name);
-        std::fs::write(path, demo::svg::render(&screen, WIDTH, &title))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("demo: wrote the final screen to {}", path.display());
-    }
-    Ok(())
+    Ok(screen)
 }
 
 fn start_daemon(config: &Path, dir: &Path) -> Result<Daemon> {
@@ -437,12 +546,10 @@ fn draw(out: &mut impl Write, screen: &[Line], (rows, columns): (usize, usize)) 
 
 /// Rows and columns of the terminal on stdout (24 × 80 when it does not say).
 fn terminal_size() -> (usize, usize) {
-    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_row > 0 && size.ws_col > 0 {
-        (size.ws_row as usize, size.ws_col as usize)
-    } else {
-        (24, 80)
+    match rustix::termios::tcgetwinsize(io::stdout()) {
+        Ok(size) if size.ws_row > 0 && size.ws_col > 0 => {
+            (size.ws_row as usize, size.ws_col as usize)
+        }
+        _ => (24, 80),
     }
 }

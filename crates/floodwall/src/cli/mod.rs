@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{EnumValueParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use floodwall_daemon::sources::pcap::CaptureMode;
 use ipnet::IpNet;
 
@@ -165,6 +166,35 @@ pub struct ListenArgs {
     pub recv_buffer_mib: usize,
 }
 
+/// `--capture-mode`: what the packets of a capture are. The daemon's [`CaptureMode`] stays free
+/// of clap; this enum carries the names and the help, and converts into it.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureModeArg {
+    /// Per packet: a UDP payload that is a well-formed telemetry datagram is decoded as
+    /// telemetry, anything else counts as a raw packet.
+    Auto,
+    /// Only telemetry datagrams; other packets are counted and skipped.
+    Telemetry,
+    /// Only raw packets, each one a 1:1 record (even UDP packets that look like telemetry).
+    Packets,
+}
+
+impl From<CaptureModeArg> for CaptureMode {
+    fn from(mode: CaptureModeArg) -> Self {
+        match mode {
+            CaptureModeArg::Auto => CaptureMode::Auto,
+            CaptureModeArg::Telemetry => CaptureMode::Telemetry,
+            CaptureModeArg::Packets => CaptureMode::Packets,
+        }
+    }
+}
+
+/// Parses `--capture-mode` with [`CaptureModeArg`]'s names and help into the daemon's type, so
+/// the commands hand `args.capture_mode` to the capture reader as it is.
+fn capture_mode_parser() -> impl TypedValueParser<Value = CaptureMode> {
+    EnumValueParser::<CaptureModeArg>::new().map(CaptureMode::from)
+}
+
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
     /// Capture files to read instead of listening. A file that ends mid-packet is read up to
@@ -174,7 +204,7 @@ pub struct FlowsArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
     /// How to read captures: telemetry datagrams, raw packets, or decide per packet.
-    #[arg(long, value_enum, default_value_t = CaptureMode::Auto)]
+    #[arg(long, value_parser = capture_mode_parser(), default_value = "auto")]
     pub capture_mode: CaptureMode,
     /// Print one JSON object per record.
     #[arg(long)]
@@ -209,7 +239,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// How to read captures: telemetry datagrams, raw packets, or decide per packet.
-    #[arg(long, value_enum, default_value_t = CaptureMode::Auto)]
+    #[arg(long, value_parser = capture_mode_parser(), default_value = "auto")]
     pub capture_mode: CaptureMode,
     /// Capture files, read in order as one stream. A file that ends mid-packet (copied while
     /// being written) is read up to the cut, with a warning, and the exit status is 1.
@@ -360,5 +390,36 @@ pub fn run() -> Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Init(args) => init::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--capture-mode` reaches the commands as the daemon's type, `auto` when not given.
+    #[test]
+    fn capture_mode_parses_into_the_daemon_type() {
+        let mode = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Flows(flows) => flows.capture_mode,
+            Command::Replay(replay) => replay.capture_mode,
+            _ => unreachable!(),
+        };
+        assert_eq!(mode(&["floodwall", "flows", "a.pcap"]), CaptureMode::Auto);
+        assert_eq!(
+            mode(&["floodwall", "replay", "--capture-mode", "packets", "a.pcap"]),
+            CaptureMode::Packets
+        );
+        assert_eq!(
+            mode(&["floodwall", "flows", "--capture-mode=telemetry", "a.pcap"]),
+            CaptureMode::Telemetry
+        );
+        assert!(Cli::try_parse_from(["floodwall", "flows", "--capture-mode", "raw"]).is_err());
     }
 }

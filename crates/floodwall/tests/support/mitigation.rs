@@ -147,8 +147,10 @@ impl Daemon {
 
     pub fn sigterm(&mut self) {
         let mut child = self.child.take().expect("running");
-        // SAFETY: kill(2) on the PID of the daemon this test started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        );
         wait_or_kill(
             &mut child,
             Duration::from_secs(10),

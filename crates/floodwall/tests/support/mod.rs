@@ -336,8 +336,11 @@ pub fn wait_or_kill(child: &mut Child, timeout: Duration, what: &str) {
 /// Sends SIGINT to a child we started in its own process group (and so to the helper processes
 /// it forked), then waits for it.
 pub fn interrupt_group(child: &mut Child, timeout: Duration, what: &str) {
-    // SAFETY: kill(2) on the process group of our own child, which `spawn_pmacctd` made its leader.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
+    // `spawn_pmacctd` made the child the leader of its own group.
+    let _ = rustix::process::kill_process_group(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::INT,
+    );
     wait_or_kill(child, timeout, what);
 }
 

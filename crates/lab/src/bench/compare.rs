@@ -16,14 +16,15 @@ use serde::Serialize;
 
 use super::child::{run_send, spawn_send};
 use super::daemon::{Daemon, Invocation, Programs, Setup, StopTotals, Tool, THRESHOLD_PPS};
+use super::hash::splitmix;
 use super::measure::{decode_throughput, DecodeResult, LOSS_FREE_PCT};
 use super::procfs;
-use super::replay::splitmix;
 use super::sender::{unix_us, SendReport};
 use super::stream::{MILLION_DATAGRAMS, SAMPLES_PER_DATAGRAM};
 use super::synthetic::Workload;
 use super::Rate;
 use floodwall_daemon::clock::unix_ms;
+use floodwall_daemon::units::compact_si;
 use floodwall_wire::Protocol;
 
 /// Monitored network of the ingest ladder: 131,072 hosts, so that even the fastest rung keeps
@@ -511,7 +512,7 @@ fn parse_report<T: serde::de::DeserializeOwned>(line: &str) -> Result<T> {
 
 fn rate_label(rate: Rate) -> String {
     match rate {
-        Rate::PerSecond(r) => super::report::si(r),
+        Rate::PerSecond(r) => compact_si(r),
         Rate::Max => "max".to_string(),
     }
 }

@@ -340,8 +340,10 @@ impl Daemon {
     /// Stops the daemon (SIGTERM, then SIGKILL after 15 s) and returns Floodwall's logged
     /// totals (`None` for FastNetMon).
     pub fn stop(mut self) -> Result<Option<StopTotals>> {
-        // SAFETY: kill(2) on the PID of the child this process started and has not reaped.
-        unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         let status = loop {
             if let Some(status) = self.child.try_wait()? {

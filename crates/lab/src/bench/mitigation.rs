@@ -504,8 +504,10 @@ impl FloodwallDaemon {
     }
 
     fn stop(mut self) -> Result<()> {
-        // SAFETY: kill(2) on the PID of the daemon this benchmark started.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.child.try_wait()?.is_none() {
             if Instant::now() > deadline {

@@ -10,6 +10,7 @@ pub mod child;
 pub mod compare;
 pub mod daemon;
 pub mod false_alarms;
+mod hash;
 pub mod measure;
 pub mod mitigation;
 pub mod procfs;

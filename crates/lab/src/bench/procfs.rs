@@ -29,8 +29,7 @@ impl CpuTimes {
 pub fn cpu_times(pid: u32) -> io::Result<CpuTimes> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let (user, system) = parse_stat_cpu_ticks(&stat).ok_or_else(|| invalid("/proc/PID/stat"))?;
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let per_second = rustix::param::clock_ticks_per_second().max(1) as f64;
     Ok(CpuTimes {
         user: user as f64 / per_second,
         system: system as f64 / per_second,

@@ -17,6 +17,7 @@ use floodwall_wire::{Decoder, Protocol};
 use ipnet::IpNet;
 use serde::Serialize;
 
+use super::hash::{scatter, splitmix, SCATTER_BITS};
 use super::synthetic::Workload;
 use floodwall_daemon::sources::pcap::{read_capture, CaptureMode, PcapWriter};
 
@@ -92,24 +93,11 @@ pub fn networks_for(mix: Mix) -> Vec<IpNet> {
     }
 }
 
-/// Hosts of the ordinary mix: every address of 10.0.0.0/12.
-const NORMAL_HOST_BITS: u32 = 20;
+/// Hosts of the ordinary mix: every address of 10.0.0.0/12, the domain of [`scatter`].
+const NORMAL_HOST_BITS: u32 = SCATTER_BITS;
 const NORMAL_SAMPLES_PER_DATAGRAM: u64 = 10;
 /// Datagrams of one round of the ordinary mix, in which every host is sampled once.
 pub const NORMAL_ROUND_DATAGRAMS: u64 = (1 << NORMAL_HOST_BITS) / NORMAL_SAMPLES_PER_DATAGRAM + 1;
-
-/// A bijection of `NORMAL_HOST_BITS`-bit numbers that scatters neighbours far apart, so that
-/// consecutive samples of a round hit unrelated hosts (as real traffic does).
-pub(crate) fn scatter(mut x: u32) -> u32 {
-    const MASK: u32 = (1 << NORMAL_HOST_BITS) - 1;
-    for _ in 0..2 {
-        x ^= x >> 11;
-        x = x.wrapping_mul(0x9e37_79b1) & MASK;
-        x ^= x >> 7;
-        x = x.wrapping_mul(0x85eb_ca6b) & MASK;
-    }
-    x
-}
 
 /// Datagram `seq` of the ordinary mix: 10 sFlow samples (1:1000) for the next 10 hosts of the
 /// round, with ports, protocol and size drawn from a hash of the sample index.
@@ -183,14 +171,6 @@ fn normal_datagram(seq: u64) -> super::synthetic::Datagram {
         bytes,
         records: NORMAL_SAMPLES_PER_DATAGRAM as u32,
     }
-}
-
-/// SplitMix64 of `k`: a cheap, well-mixed hash of a counter.
-pub(crate) fn splitmix(k: u64) -> u64 {
-    let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Writes `datagrams` telemetry datagrams as a classic pcap, `per_second` of them per second of

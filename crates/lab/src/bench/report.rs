@@ -11,6 +11,7 @@ use super::compare::{
 };
 use super::daemon::{Tool, THRESHOLD_MBPS, THRESHOLD_PPS};
 use super::measure::LOSS_FREE_PCT;
+use floodwall_daemon::units::compact_si;
 
 /// Sustained loss-free ingest must be at least this many times FastNetMon's.
 pub const INGEST_RATIO_TARGET: f64 = 10.0;
@@ -20,17 +21,6 @@ pub const INGEST_RATE_TARGET: f64 = 5e6;
 pub const LATENCY_P95_TARGET_MS: f64 = 1000.0;
 /// ... and the median at most this share of FastNetMon's.
 pub const LATENCY_SHARE_TARGET: f64 = 0.25;
-
-/// `12.3 M`, `456.7 k`: rates at a glance.
-pub fn si(value: f64) -> String {
-    if value >= 1e6 {
-        format!("{:.2} M", value / 1e6)
-    } else if value >= 1e3 {
-        format!("{:.1} k", value / 1e3)
-    } else {
-        format!("{value:.0}")
-    }
-}
 
 /// The machine a run was made on.
 #[derive(Debug, Clone, Serialize)]
@@ -175,7 +165,7 @@ pub fn summary_rows(c: &Comparison) -> Vec<Row> {
     for d in &c.decode {
         rows.push(row(
             format!("Decode {} (records/s, one core)", d.protocol),
-            si(d.records_per_sec),
+            compact_si(d.records_per_sec),
             "no equivalent".into(),
             "—".into(),
         ));
@@ -193,16 +183,16 @@ fn ingest_rows(ingest: &Ingest, rows: &mut Vec<Row>) {
     };
     let looser = |t: &super::compare::IngestSummary| {
         if t.median_small_loss > t.median_loss_free {
-            format!(" (< 1 % lost: {})", si(t.median_small_loss))
+            format!(" (< 1 % lost: {})", compact_si(t.median_small_loss))
         } else {
             String::new()
         }
     };
     let mut r = row(
         "sFlow ingest, highest loss-free rate (samples/s)".into(),
-        format!("{}{bound}{}", si(fw.median_loss_free), looser(fw)),
+        format!("{}{bound}{}", compact_si(fw.median_loss_free), looser(fw)),
         if fnm.median_loss_free > 0.0 {
-            format!("{}{}", si(fnm.median_loss_free), looser(fnm))
+            format!("{}{}", compact_si(fnm.median_loss_free), looser(fnm))
         } else {
             format!("none loss-free{}", looser(fnm))
         },
@@ -225,7 +215,7 @@ fn ingest_rows(ingest: &Ingest, rows: &mut Vec<Row>) {
     let per_cpu = |t: &super::compare::IngestSummary| {
         format!(
             "{} ({:.0} % in the kernel)",
-            si(t.records_per_cpu_second),
+            compact_si(t.records_per_cpu_second),
             100.0 * t.system_share
         )
     };
@@ -235,19 +225,19 @@ fn ingest_rows(ingest: &Ingest, rows: &mut Vec<Row>) {
         per_cpu(fnm),
         times(fw.records_per_cpu_second / fnm.records_per_cpu_second.max(1.0)),
     );
-    r.target = format!("≥ {} samples/s on one core", si(INGEST_RATE_TARGET));
+    r.target = format!("≥ {} samples/s on one core", compact_si(INGEST_RATE_TARGET));
     r.result = if fw.median_loss_free >= INGEST_RATE_TARGET {
-        format!("met end to end ({})", si(fw.median_loss_free))
+        format!("met end to end ({})", compact_si(fw.median_loss_free))
     } else if fw.records_per_cpu_second >= INGEST_RATE_TARGET && fw.sender_bound {
         format!(
             "not shown end to end: the sender tops out at {}; the CPU cost means {} on one core",
-            si(fw.median_loss_free),
-            si(fw.records_per_cpu_second)
+            compact_si(fw.median_loss_free),
+            compact_si(fw.records_per_cpu_second)
         )
     } else {
         format!(
             "missed: {} per CPU-second is {:.0} % short",
-            si(fw.records_per_cpu_second),
+            compact_si(fw.records_per_cpu_second),
             (1.0 - fw.records_per_cpu_second / INGEST_RATE_TARGET) * 100.0
         )
     };
@@ -261,7 +251,7 @@ fn ingest_rows(ingest: &Ingest, rows: &mut Vec<Row>) {
         rows.push(row(
             format!(
                 "CPU-seconds per million samples at {} samples/s (both losing < 1 %)",
-                si(rate)
+                compact_si(rate)
             ),
             format!("{a:.3}"),
             format!("{b:.3}"),
@@ -574,7 +564,7 @@ fn method(out: &mut String, c: &Comparison) {
              (a) every host of {HOSTS_NETWORK} (1,048,576, both tools monitoring it) sampled once \
              per round; (b) a UDP flood at one host of {} from 1,048,576 distinct spoofed \
              sources, each sampled once.",
-            si(memory.rate),
+            compact_si(memory.rate),
             DOC_NETWORKS[1]
         );
     }
@@ -668,8 +658,8 @@ fn details(out: &mut String, c: &Comparison) {
                 vec![
                     (r.repeat + 1).to_string(),
                     r.tool.to_string(),
-                    r.target.map_or("max".into(), si),
-                    si(r.sent_rate()),
+                    r.target.map_or("max".into(), compact_si),
+                    compact_si(r.sent_rate()),
                     r.sent.records.to_string(),
                     r.counted.to_string(),
                     format!("{:.2}", r.loss_pct),
@@ -694,14 +684,19 @@ fn details(out: &mut String, c: &Comparison) {
                 "samples per CPU-second",
             ],
             ingest.tools.iter().map(|t| {
-                let list = |v: &[f64]| v.iter().map(|&v| si(v)).collect::<Vec<_>>().join(", ");
+                let list = |v: &[f64]| {
+                    v.iter()
+                        .map(|&v| compact_si(v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 vec![
                     t.tool.to_string(),
                     list(&t.loss_free),
-                    si(t.median_loss_free),
+                    compact_si(t.median_loss_free),
                     list(&t.small_loss),
-                    si(t.median_small_loss),
-                    si(t.records_per_cpu_second),
+                    compact_si(t.median_small_loss),
+                    compact_si(t.records_per_cpu_second),
                 ]
             }),
         );
@@ -722,7 +717,7 @@ fn details(out: &mut String, c: &Comparison) {
             latency.trials.iter().enumerate().map(|(i, t)| {
                 vec![
                     (i + 1).to_string(),
-                    format!("{}× ({} pps)", t.magnitude, si(t.attack_pps)),
+                    format!("{}× ({} pps)", t.magnitude, compact_si(t.attack_pps)),
                     t.victim.to_string(),
                     format!("{:.0}", t.phase_ms),
                     ms(t.floodwall_ms),
@@ -782,9 +777,9 @@ fn details(out: &mut String, c: &Comparison) {
             c.decode.iter().map(|d| {
                 vec![
                     d.protocol.clone(),
-                    si(d.records_per_sec),
+                    compact_si(d.records_per_sec),
                     format!("{:.1}", d.ns_per_record),
-                    si(d.datagrams_per_sec),
+                    compact_si(d.datagrams_per_sec),
                     format!("{:.0}", d.mbytes_per_sec),
                     d.errors.to_string(),
                 ]

@@ -1,12 +1,11 @@
 //! The load generator: sends a [`Stream`] of datagrams to a collector with `sendmmsg(2)`, paced by
 //! a token bucket against the monotonic clock, and always bounded in both time and count.
 
-use std::io;
-use std::mem::zeroed;
+use std::io::{self, IoSlice};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags};
 use serde::{Deserialize, Serialize};
 
 use super::stream::{LatencySchedule, Stream, SAMPLES_PER_DATAGRAM};
@@ -70,10 +69,6 @@ pub fn send(stream: &mut impl Stream, plan: &SendPlan) -> io::Result<SendReport>
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty stream"));
     }
     let socket = connect(plan.target)?;
-    let mut iovecs: Vec<libc::iovec> = Vec::with_capacity(MAX_BATCH);
-    // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the socket is
-    // connected; no control data).
-    let mut headers: Vec<libc::mmsghdr> = vec![unsafe { zeroed() }; MAX_BATCH];
     let mut records_of = vec![0u32; ring];
 
     let batch = plan
@@ -112,34 +107,15 @@ pub fn send(stream: &mut impl Stream, plan: &SendPlan) -> io::Result<SendReport>
             *records = stream.prepare(slot, datagrams + (slot - next) as u64);
         }
         prepared = next + want;
-        iovecs.clear();
-        iovecs.extend((next..next + want).map(|slot| {
-            let datagram = stream.datagram(slot);
-            libc::iovec {
-                iov_base: datagram.as_ptr().cast_mut().cast(),
-                iov_len: datagram.len(),
+        let datagrams_of_batch = (next..next + want).map(|slot| stream.datagram(slot));
+        let sent = match send_batch(&socket, datagrams_of_batch) {
+            Ok(sent) => sent,
+            Err(error) => {
+                send_errors += 1;
+                retry_after_error(error, send_errors)?;
+                continue;
             }
-        }));
-        for (header, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: the headers point at iovecs and datagram bytes that are not touched until the
-        // call returns; the kernel only reads them (and writes each header's msg_len).
-        let sent = unsafe {
-            libc::sendmmsg(
-                socket.as_raw_fd(),
-                headers.as_mut_ptr(),
-                want as libc::c_uint,
-                0,
-            )
         };
-        if sent < 0 {
-            send_errors += 1;
-            retry_after_error(send_errors)?;
-            continue;
-        }
-        let sent = sent as usize;
         for (slot, &count) in records_of.iter().enumerate().skip(next).take(sent) {
             records += u64::from(count);
             bytes += stream.datagram(slot).len() as u64;
@@ -254,26 +230,29 @@ pub fn connect(target: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// One `sendmmsg` header per buffer, for a connected socket.
-fn mmsg_headers(iovecs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
-    iovecs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: mmsghdr is a plain C struct for which all-zero is valid (no address: the
-            // socket is connected; no control data).
-            let mut header: libc::mmsghdr = unsafe { zeroed() };
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            header
-        })
-        .collect()
+/// Sends `datagrams` on a connected socket with one `sendmmsg` call; how many went out.
+fn send_batch<'a>(
+    socket: &UdpSocket,
+    datagrams: impl Iterator<Item = &'a [u8]>,
+) -> io::Result<usize> {
+    let iovs: Vec<IoSlice<'_>> = datagrams.map(IoSlice::new).collect();
+    // No address (the socket is connected) and no control data; each header borrows its own.
+    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = iovs
+        .iter()
+        .map(|_| SendAncillaryBuffer::default())
+        .collect();
+    let mut headers: Vec<MMsgHdr<'_>> = iovs
+        .iter()
+        .zip(controls.iter_mut())
+        .map(|(iov, control)| MMsgHdr::new(std::slice::from_ref(iov), control))
+        .collect();
+    Ok(sendmmsg(socket, &mut headers, SendFlags::empty())?)
 }
 
 /// Whether a failed `sendmmsg` may be retried: refused sends (nobody listening yet) up to
 /// [`MAX_REFUSED`] times, full buffers and interruptions after a short pause; anything else is
 /// the caller's error.
-fn retry_after_error(errors_so_far: u64) -> io::Result<()> {
-    let error = io::Error::last_os_error();
+fn retry_after_error(error: io::Error, errors_so_far: u64) -> io::Result<()> {
     match error.raw_os_error() {
         Some(libc::ECONNREFUSED) if errors_so_far < MAX_REFUSED => Ok(()),
         Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR) => {
@@ -377,32 +356,18 @@ impl PacedSender {
                 std::thread::sleep(wait);
                 continue;
             }
-            let mut iovecs: Vec<libc::iovec> = self.batch[next..self.filled]
-                .iter()
-                .map(|d| libc::iovec {
-                    iov_base: d.as_ptr().cast_mut().cast(),
-                    iov_len: d.len(),
-                })
-                .collect();
-            let mut headers = mmsg_headers(&mut iovecs);
-            // SAFETY: headers point at iovecs and buffers that outlive the call; the kernel only
-            // reads them (and writes each header's msg_len).
-            let sent = unsafe {
-                libc::sendmmsg(
-                    self.socket.as_raw_fd(),
-                    headers.as_mut_ptr(),
-                    want as libc::c_uint,
-                    0,
-                )
+            let queued = self.batch[next..self.filled].iter().map(Vec::as_slice);
+            let sent = match send_batch(&self.socket, queued) {
+                Ok(sent) => sent,
+                Err(error) => {
+                    self.send_errors += 1;
+                    retry_after_error(error, self.send_errors)?;
+                    continue;
+                }
             };
-            if sent < 0 {
-                self.send_errors += 1;
-                retry_after_error(self.send_errors)?;
-                continue;
-            }
-            self.bucket.take(sent as usize);
+            self.bucket.take(sent);
             self.datagrams += sent as u64;
-            next += sent as usize;
+            next += sent;
         }
         self.filled = 0;
         Ok(())

@@ -13,8 +13,8 @@ use std::time::Duration;
 use floodwall_wire::packet::{internet_checksum, EthernetRepr, PacketRepr, TransportRepr};
 use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};
 
-use super::replay::{scatter, splitmix};
-use super::synthetic::EXPORTER;
+use super::hash::{scatter, splitmix};
+use super::synthetic::{Workload, EXPORTER};
 
 pub const SAMPLES_PER_DATAGRAM: usize = 10;
 pub const SAMPLING_RATE: u32 = 1000;
@@ -197,6 +197,25 @@ pub trait Stream {
     /// Makes buffer `slot` hold datagram number `seq` of the stream; returns its flow records.
     fn prepare(&mut self, slot: usize, seq: u64) -> u32;
     fn datagram(&self, slot: usize) -> &[u8];
+}
+
+/// A workload is a ring of fixed datagrams: nothing to prepare.
+impl Stream for Workload {
+    fn protocol(&self) -> &str {
+        self.protocol.name()
+    }
+
+    fn ring_len(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    fn prepare(&mut self, slot: usize, _seq: u64) -> u32 {
+        self.datagrams[slot].records
+    }
+
+    fn datagram(&self, slot: usize) -> &[u8] {
+        &self.datagrams[slot].bytes
+    }
 }
 
 /// A ring of sFlow datagrams whose sample addresses are rewritten for every send.

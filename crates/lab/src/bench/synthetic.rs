@@ -119,25 +119,6 @@ impl Workload {
     }
 }
 
-/// A workload is a ring of fixed datagrams: nothing to prepare.
-impl super::stream::Stream for Workload {
-    fn protocol(&self) -> &str {
-        self.protocol.name()
-    }
-
-    fn ring_len(&self) -> usize {
-        self.datagrams.len()
-    }
-
-    fn prepare(&mut self, slot: usize, _seq: u64) -> u32 {
-        self.datagrams[slot].records
-    }
-
-    fn datagram(&self, slot: usize) -> &[u8] {
-        &self.datagrams[slot].bytes
-    }
-}
-
 /// SplitMix64: tiny, fast and good enough to vary synthetic traffic.
 struct Rng(u64);
 

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::simulate::truth::Expectation;
-use floodwall_daemon::events::{human_bps, human_pps};
+use floodwall_daemon::units::{human_bps, human_pps};
 
 /// The built-in scenario the demo plays unless `--scenario` says otherwise.
 pub const DEFAULT_SCENARIO: &str = "demo";
