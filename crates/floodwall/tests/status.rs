@@ -21,8 +21,7 @@ fn status(daemon: &Daemon, json: bool) -> (bool, String) {
     let out = command.output().unwrap();
     (
         out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -78,13 +77,19 @@ fn status_shows_the_exporter_the_attack_the_peer_and_the_bus_as_they_are() {
     assert!(s["engine"]["attacks_active"].as_u64() >= Some(1), "{s}");
     let bus = s["bus"].as_array().unwrap();
     for name in ["actions", "events-file", "notify"] {
-        let sub = bus.iter().find(|b| b["name"] == name).unwrap_or_else(|| panic!("{s}"));
+        let sub = bus
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("{s}"));
         assert_eq!(sub["dropped"], 0, "{s}");
         assert_eq!(sub["failed"], 0, "{s}");
     }
     // The attack the status names is the one the events file records.
     let id = s["attacks"][0]["attack_id"].as_str().unwrap().to_string();
-    assert!(daemon.events().iter().any(|e| e["attack_id"] == id.as_str()));
+    assert!(daemon
+        .events()
+        .iter()
+        .any(|e| e["attack_id"] == id.as_str()));
 
     // The text form says the same for people.
     let (ok, text) = status(&daemon, false);

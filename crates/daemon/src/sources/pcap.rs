@@ -15,7 +15,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError};
 
 /// What the packets of a capture are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CaptureMode {
     /// Per packet: a UDP payload that is a well-formed telemetry datagram is decoded as
     /// telemetry, anything else counts as a raw packet.

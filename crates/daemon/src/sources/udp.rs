@@ -263,18 +263,11 @@ fn bind(addr: SocketAddr, recv_buffer: usize) -> Result<(UdpSocket, usize)> {
 
 /// SO_RCVBUFFORCE: a receive buffer above net.core.rmem_max, allowed with CAP_NET_ADMIN.
 fn force_recv_buffer(socket: &Socket, bytes: usize) -> io::Result<()> {
-    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
     // The kernel doubles the value for its bookkeeping, hence the halving.
-    let rc = match rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, value as usize) {
-        Ok(()) => 0,
-        // rustix returns the error instead of leaving it in errno.
-        Err(errno) => return Err(errno.into()),
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let value = (bytes / 2).min(libc::c_int::MAX as usize);
+    Ok(rustix::net::sockopt::set_socket_recv_buffer_size_force(
+        socket, value,
+    )?)
 }
 
 // One socket's receive loop.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Result};
 use floodwall_daemon::act::control::{request, Reply, Request, RuleKind};
 use floodwall_daemon::config::Config;
-use floodwall_daemon::events::human_rate;
+use floodwall_daemon::units::human_rate;
 use floodwall_detect::time::rfc3339_ms;
 use floodwall_mitigate::{FlowFilter, Held, Range, Status};
 
