@@ -8,7 +8,6 @@ use floodwall_detect::{AttackEvent, EventKind};
 use floodwall_mitigate::Decision;
 
 use crate::units::{human_bps, human_pps};
-// Where the formatters lived before `units`: callers outside this crate still import them here.
 
 /// An event as its record: the README's event object, with `mitigations` (what the plan did
 /// about it) when there are any.
