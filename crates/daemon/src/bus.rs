@@ -23,7 +23,7 @@ use floodwall_mitigate::{Decision, Delivery, Mitigation};
 use serde::{Deserialize, Serialize};
 
 use crate::logging::log;
-use crate::status::Status;
+use crate::status::{Status, SubscriberStats};
 
 /// What travels on the bus.
 #[derive(Debug, Clone)]
@@ -129,17 +129,6 @@ pub trait Subscriber: Send + 'static {
     fn close(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
-}
-
-/// One subscriber's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubscriberStats {
-    pub name: String,
-    pub delivered: u64,
-    /// Dropped because its queue was full (or it was gone).
-    pub dropped: u64,
-    /// Messages it failed to handle.
-    pub failed: u64,
 }
 
 #[derive(Default)]

@@ -10,7 +10,6 @@ use floodwall_detect::{AttackEvent, Direction, EngineStats, EventKind, Vector};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::SubscriberStats;
 use crate::sources::udp::CollectorStats;
 
 /// The daemon's state at one moment.
@@ -215,4 +214,15 @@ impl StatusBoard {
     pub fn set_mitigation(&self, mitigation: MitigationStatus) {
         *self.mitigation.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(mitigation);
     }
+}
+
+/// One subscriber's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberStats {
+    pub name: String,
+    pub delivered: u64,
+    /// Dropped because its queue was full (or it was gone).
+    pub dropped: u64,
+    /// Messages it failed to handle.
+    pub failed: u64,
 }
