@@ -28,6 +28,7 @@ pub mod sflow;
 pub mod stats;
 pub mod template;
 pub mod trust;
+mod view;
 
 pub use decoder::{Context, Decoder, Limits, Protocol, Sequence, Summary};
 pub use error::DecodeError;
