@@ -18,6 +18,8 @@
 //!   helper keeps our routes when we close without withdrawing (`shutdown(keep = true)`), and
 //!   we send End-of-RIB after every initial table so it can drop what we no longer hold.
 
+#![forbid(unsafe_code)]
+
 mod encode;
 mod fsm;
 mod peer;

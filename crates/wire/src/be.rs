@@ -1,7 +1,7 @@
 //! Big-endian reads that cannot panic: a read past the end yields 0. Views check their length up
 //! front, so the fallback is never hit on the hot path; it only keeps a bug from becoming a panic.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[inline(always)]
 pub(crate) fn u8_at(bytes: &[u8], at: usize) -> u8 {
@@ -26,6 +26,55 @@ pub(crate) fn ipv4_at(bytes: &[u8], at: usize) -> Ipv4Addr {
 #[inline(always)]
 pub(crate) fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
     bytes.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// A value stored big-endian at a fixed offset: lets the one view macro ([`crate::view`]) pick
+/// the read by the accessor's return type. Like the functions above, a read past the end yields
+/// zero (or the unspecified address).
+pub(crate) trait FromBe: Sized {
+    fn read_at(bytes: &[u8], at: usize) -> Self;
+}
+
+impl FromBe for u8 {
+    #[inline(always)]
+    fn read_at(bytes: &[u8], at: usize) -> Self {
+        u8_at(bytes, at)
+    }
+}
+
+impl FromBe for u16 {
+    #[inline(always)]
+    fn read_at(bytes: &[u8], at: usize) -> Self {
+        u16_at(bytes, at)
+    }
+}
+
+impl FromBe for u32 {
+    #[inline(always)]
+    fn read_at(bytes: &[u8], at: usize) -> Self {
+        u32_at(bytes, at)
+    }
+}
+
+impl FromBe for Ipv4Addr {
+    #[inline(always)]
+    fn read_at(bytes: &[u8], at: usize) -> Self {
+        ipv4_at(bytes, at)
+    }
+}
+
+impl FromBe for Ipv6Addr {
+    #[inline(always)]
+    fn read_at(bytes: &[u8], at: usize) -> Self {
+        array_at(bytes, at).map_or(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from)
+    }
+}
+
+impl<const N: usize> FromBe for [u8; N] {
+    #[inline(always)]
+    fn read_at(bytes: &[u8], at: usize) -> Self {
+        array_at(bytes, at).unwrap_or([0; N])
+    }
 }
 
 /// An unsigned big-endian integer of 1..=8 bytes (IPFIX reduced-size encoding); longer inputs
@@ -54,5 +103,7 @@ mod tests {
         assert_eq!(u32_at(&[1, 2, 3], 0), 0);
         assert_eq!(u16_at(&[1, 2, 3], 1), 0x0203);
         assert_eq!(u16_at(&[1, 2, 3], usize::MAX), 0);
+        assert_eq!(<[u8; 2]>::read_at(&[1, 2, 3], 2), [0, 0]);
+        assert_eq!(Ipv6Addr::read_at(&[1; 15], 0), Ipv6Addr::UNSPECIFIED);
     }
 }

@@ -1,7 +1,7 @@
 //! IPFIX (RFC 7011) message header. Sets are decoded by [`crate::template`], which IPFIX shares
 //! with NetFlow v9.
 
-use crate::be::{u16_at, u32_at};
+use crate::view::view;
 use crate::DecodeError;
 
 pub const VERSION: u16 = 10;
@@ -15,52 +15,23 @@ mod field {
     pub const DOMAIN_ID: usize = 12;
 }
 
-/// A read-only view of an IPFIX message.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of an IPFIX message.
+    pub struct Packet, min_len = HEADER_LEN, error = DecodeError;
+    pub fn version -> u16 = field::VERSION;
+    /// Message length including this header.
+    pub fn length -> u16 = field::LENGTH;
+    /// Seconds since the Unix epoch at export.
+    pub fn export_time -> u32 = field::EXPORT_TIME;
+    /// Data records sent in this observation domain before this message (IPFIX counts records).
+    pub fn sequence -> u32 = field::SEQUENCE;
+    pub fn domain_id -> u32 = field::DOMAIN_ID;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    pub fn check_len(&self) -> Result<(), DecodeError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(DecodeError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn version(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), field::VERSION)
-    }
-    /// Message length including this header.
-    pub fn length(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), field::LENGTH)
-    }
-    /// Seconds since the Unix epoch at export.
-    pub fn export_time(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::EXPORT_TIME)
-    }
-    /// Data records sent in this observation domain before this message (IPFIX counts records).
-    pub fn sequence(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::SEQUENCE)
-    }
-    pub fn domain_id(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::DOMAIN_ID)
-    }
     /// The sets after the header, up to the declared length or the end of the buffer.
     pub fn payload(&self) -> &[u8] {
-        let bytes = self.buffer.as_ref();
+        let bytes = self.bytes();
         let end = usize::from(self.length()).min(bytes.len());
         bytes.get(HEADER_LEN..end).unwrap_or_default()
     }

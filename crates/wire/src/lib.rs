@@ -15,6 +15,8 @@
 //! - [`decoder`]: the front door that tells the protocol from the bytes and keeps per-exporter state.
 //! - [`trust`]: whether an exporter's sampling rates and sample pools agree with its past.
 
+#![forbid(unsafe_code)]
+
 mod be;
 pub mod decoder;
 pub mod error;
@@ -28,6 +30,7 @@ pub mod sflow;
 pub mod stats;
 pub mod template;
 pub mod trust;
+mod view;
 
 pub use decoder::{Context, Decoder, Limits, Protocol, Sequence, Summary};
 pub use error::DecodeError;

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::be::{ipv4_at, u16_at, u32_at, u8_at};
+use crate::view::view;
 use crate::{Context, DecodeError, ExporterCounters, FlowRecord, Sequence, Summary};
 
 pub const VERSION: u16 = 5;
@@ -48,65 +48,23 @@ mod field {
     }
 }
 
-/// A read-only view of a NetFlow v5 datagram.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of a NetFlow v5 datagram: the header must be whole; records are checked
+    /// against `count` by [`decode`].
+    pub struct Packet, min_len = HEADER_LEN, error = DecodeError;
+    pub fn version -> u16 = field::VERSION;
+    pub fn count -> u16 = field::COUNT;
+    pub fn sys_uptime -> u32 = field::SYS_UPTIME;
+    pub fn unix_secs -> u32 = field::UNIX_SECS;
+    pub fn unix_nsecs -> u32 = field::UNIX_NSECS;
+    pub fn flow_sequence -> u32 = field::FLOW_SEQUENCE;
+    pub fn engine_type -> u8 = field::ENGINE_TYPE;
+    pub fn engine_id -> u8 = field::ENGINE_ID;
+    /// Raw field: top 2 bits sampling mode, low 14 bits interval.
+    pub fn sampling -> u16 = field::SAMPLING;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Wraps `buffer` after checking that the header is present.
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// The header must be whole; records are checked against `count` by [`decode`].
-    pub fn check_len(&self) -> Result<(), DecodeError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(DecodeError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    pub fn version(&self) -> u16 {
-        u16_at(self.bytes(), field::VERSION)
-    }
-    pub fn count(&self) -> u16 {
-        u16_at(self.bytes(), field::COUNT)
-    }
-    pub fn sys_uptime(&self) -> u32 {
-        u32_at(self.bytes(), field::SYS_UPTIME)
-    }
-    pub fn unix_secs(&self) -> u32 {
-        u32_at(self.bytes(), field::UNIX_SECS)
-    }
-    pub fn unix_nsecs(&self) -> u32 {
-        u32_at(self.bytes(), field::UNIX_NSECS)
-    }
-    pub fn flow_sequence(&self) -> u32 {
-        u32_at(self.bytes(), field::FLOW_SEQUENCE)
-    }
-    pub fn engine_type(&self) -> u8 {
-        u8_at(self.bytes(), field::ENGINE_TYPE)
-    }
-    pub fn engine_id(&self) -> u8 {
-        u8_at(self.bytes(), field::ENGINE_ID)
-    }
-    /// Raw field: top 2 bits sampling mode, low 14 bits interval.
-    pub fn sampling(&self) -> u16 {
-        u16_at(self.bytes(), field::SAMPLING)
-    }
     /// The 1-in-N rate; an interval of 0 means unsampled.
     pub fn sampling_rate(&self) -> u32 {
         u32::from(self.sampling() & 0x3fff).max(1)
@@ -122,85 +80,30 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
-/// A read-only view of one 48-byte flow record.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Record<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Record { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < RECORD_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(Self::new_unchecked(buffer))
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    pub fn src_addr(&self) -> Ipv4Addr {
-        ipv4_at(self.bytes(), field::record::SRC_ADDR)
-    }
-    pub fn dst_addr(&self) -> Ipv4Addr {
-        ipv4_at(self.bytes(), field::record::DST_ADDR)
-    }
-    pub fn next_hop(&self) -> Ipv4Addr {
-        ipv4_at(self.bytes(), field::record::NEXT_HOP)
-    }
-    pub fn input(&self) -> u16 {
-        u16_at(self.bytes(), field::record::INPUT)
-    }
-    pub fn output(&self) -> u16 {
-        u16_at(self.bytes(), field::record::OUTPUT)
-    }
-    pub fn packets(&self) -> u32 {
-        u32_at(self.bytes(), field::record::PACKETS)
-    }
-    pub fn octets(&self) -> u32 {
-        u32_at(self.bytes(), field::record::OCTETS)
-    }
+view! {
+    /// A read-only view of one 48-byte flow record.
+    pub struct Record, min_len = RECORD_LEN, error = DecodeError;
+    pub fn src_addr -> Ipv4Addr = field::record::SRC_ADDR;
+    pub fn dst_addr -> Ipv4Addr = field::record::DST_ADDR;
+    pub fn next_hop -> Ipv4Addr = field::record::NEXT_HOP;
+    pub fn input -> u16 = field::record::INPUT;
+    pub fn output -> u16 = field::record::OUTPUT;
+    pub fn packets -> u32 = field::record::PACKETS;
+    pub fn octets -> u32 = field::record::OCTETS;
     /// sysUptime (ms) at the first packet of the flow.
-    pub fn first(&self) -> u32 {
-        u32_at(self.bytes(), field::record::FIRST)
-    }
+    pub fn first -> u32 = field::record::FIRST;
     /// sysUptime (ms) at the last packet of the flow.
-    pub fn last(&self) -> u32 {
-        u32_at(self.bytes(), field::record::LAST)
-    }
-    pub fn src_port(&self) -> u16 {
-        u16_at(self.bytes(), field::record::SRC_PORT)
-    }
+    pub fn last -> u32 = field::record::LAST;
+    pub fn src_port -> u16 = field::record::SRC_PORT;
     /// For ICMP, `type << 8 | code`.
-    pub fn dst_port(&self) -> u16 {
-        u16_at(self.bytes(), field::record::DST_PORT)
-    }
-    pub fn tcp_flags(&self) -> u8 {
-        u8_at(self.bytes(), field::record::TCP_FLAGS)
-    }
-    pub fn protocol(&self) -> u8 {
-        u8_at(self.bytes(), field::record::PROTOCOL)
-    }
-    pub fn tos(&self) -> u8 {
-        u8_at(self.bytes(), field::record::TOS)
-    }
-    pub fn src_as(&self) -> u16 {
-        u16_at(self.bytes(), field::record::SRC_AS)
-    }
-    pub fn dst_as(&self) -> u16 {
-        u16_at(self.bytes(), field::record::DST_AS)
-    }
-    pub fn src_mask(&self) -> u8 {
-        u8_at(self.bytes(), field::record::SRC_MASK)
-    }
-    pub fn dst_mask(&self) -> u8 {
-        u8_at(self.bytes(), field::record::DST_MASK)
-    }
+    pub fn dst_port -> u16 = field::record::DST_PORT;
+    pub fn tcp_flags -> u8 = field::record::TCP_FLAGS;
+    pub fn protocol -> u8 = field::record::PROTOCOL;
+    pub fn tos -> u8 = field::record::TOS;
+    pub fn src_as -> u16 = field::record::SRC_AS;
+    pub fn dst_as -> u16 = field::record::DST_AS;
+    pub fn src_mask -> u8 = field::record::SRC_MASK;
+    pub fn dst_mask -> u8 = field::record::DST_MASK;
 }
 
 /// The header as plain values. `count` is not stored: [`emit`] writes the number of records.
@@ -302,9 +205,7 @@ impl Default for RecordRepr {
 
 impl RecordRepr {
     pub fn parse<T: AsRef<[u8]>>(record: &Record<T>) -> Result<Self, DecodeError> {
-        if record.bytes().len() < RECORD_LEN {
-            return Err(DecodeError::Truncated);
-        }
+        record.check_len()?;
         Ok(RecordRepr {
             src_addr: record.src_addr(),
             dst_addr: record.dst_addr(),

@@ -1,7 +1,7 @@
 //! NetFlow v9 (RFC 3954) packet header. Flowsets are decoded by [`crate::template`], which NetFlow
 //! v9 shares with IPFIX.
 
-use crate::be::{u16_at, u32_at};
+use crate::view::view;
 use crate::DecodeError;
 
 pub const VERSION: u16 = 9;
@@ -16,56 +16,25 @@ mod field {
     pub const SOURCE_ID: usize = 16;
 }
 
-/// A read-only view of a NetFlow v9 export packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of a NetFlow v9 export packet.
+    pub struct Packet, min_len = HEADER_LEN, error = DecodeError;
+    pub fn version -> u16 = field::VERSION;
+    /// Records (template + data) the exporter claims to have sent; vendors get it wrong, so the
+    /// decoder never uses it as a loop bound.
+    pub fn count -> u16 = field::COUNT;
+    /// Milliseconds since the exporter booted, at export time.
+    pub fn sys_uptime -> u32 = field::SYS_UPTIME;
+    pub fn unix_secs -> u32 = field::UNIX_SECS;
+    /// Export packets sent by this source id (v9 counts packets, not records).
+    pub fn sequence -> u32 = field::SEQUENCE;
+    pub fn source_id -> u32 = field::SOURCE_ID;
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    pub fn check_len(&self) -> Result<(), DecodeError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(DecodeError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn version(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), field::VERSION)
-    }
-    /// Records (template + data) the exporter claims to have sent; vendors get it wrong, so the
-    /// decoder never uses it as a loop bound.
-    pub fn count(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), field::COUNT)
-    }
-    /// Milliseconds since the exporter booted, at export time.
-    pub fn sys_uptime(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::SYS_UPTIME)
-    }
-    pub fn unix_secs(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::UNIX_SECS)
-    }
-    /// Export packets sent by this source id (v9 counts packets, not records).
-    pub fn sequence(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::SEQUENCE)
-    }
-    pub fn source_id(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), field::SOURCE_ID)
-    }
     /// The flowsets after the header.
     pub fn payload(&self) -> &[u8] {
-        self.buffer.as_ref().get(HEADER_LEN..).unwrap_or_default()
+        self.bytes().get(HEADER_LEN..).unwrap_or_default()
     }
 }
 

@@ -3,80 +3,73 @@
 //!
 //! sFlow exporters send only the first 64–256 bytes of each sampled packet, so truncation is the
 //! normal case, not an error: every complete layer is reported, and only a packet without complete
-//! IP addresses is an `Err`. The views ([`EthernetFrame`], [`Ipv4Packet`], ...) follow smoltcp's
-//! `wire` style, but getters read through `get`, so they can never panic: a view is only built by
-//! `new_checked`, and even a getter past the end would return zero rather than index out of bounds.
+//! IP addresses is an `Err`. The views ([`EthernetFrame`], [`Ipv4Packet`], ...) are the crate's
+//! one view shape (the `view!` macro): `new_checked` requires the fixed header, and even a getter
+//! past the end would return zero rather than index out of bounds.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::be::u16_at;
+use crate::view::view;
 use crate::{proto, FlowRecord};
 
-/// Byte ranges of every fixed header field, one module per header.
+/// Byte offsets of every fixed header field, one module per header.
 mod field {
-    pub type Field = core::ops::Range<usize>;
-
     pub mod ethernet {
-        use super::Field;
-        pub const DESTINATION: Field = 0..6;
-        pub const SOURCE: Field = 6..12;
-        pub const ETHERTYPE: Field = 12..14;
+        pub const DESTINATION: usize = 0;
+        pub const SOURCE: usize = 6;
+        pub const ETHERTYPE: usize = 12;
         pub const HEADER_LEN: usize = 14;
     }
 
     pub mod vlan {
-        use super::Field;
-        pub const TCI: Field = 0..2;
-        pub const ETHERTYPE: Field = 2..4;
+        pub const TCI: usize = 0;
+        pub const ETHERTYPE: usize = 2;
         pub const HEADER_LEN: usize = 4;
     }
 
     pub mod ipv4 {
-        use super::Field;
         pub const VER_IHL: usize = 0;
-        pub const LENGTH: Field = 2..4;
-        pub const FLAGS_OFFSET: Field = 6..8;
+        pub const LENGTH: usize = 2;
+        pub const FLAGS_OFFSET: usize = 6;
         pub const TTL: usize = 8;
         pub const PROTOCOL: usize = 9;
-        pub const CHECKSUM: Field = 10..12;
-        pub const SOURCE: Field = 12..16;
-        pub const DESTINATION: Field = 16..20;
+        pub const CHECKSUM: usize = 10;
+        pub const SOURCE: usize = 12;
+        pub const DESTINATION: usize = 16;
         /// Everything up to and including the addresses: what a truncated sample must still hold.
         pub const HEADER_LEN: usize = 20;
     }
 
     pub mod ipv6 {
-        use super::Field;
         pub const VER_TC_FLOW: usize = 0;
-        pub const PAYLOAD_LEN: Field = 4..6;
+        pub const PAYLOAD_LEN: usize = 4;
         pub const NEXT_HEADER: usize = 6;
         pub const HOP_LIMIT: usize = 7;
-        pub const SOURCE: Field = 8..24;
-        pub const DESTINATION: Field = 24..40;
+        pub const SOURCE: usize = 8;
+        pub const DESTINATION: usize = 24;
         pub const HEADER_LEN: usize = 40;
     }
 
     /// IPv6 extension headers share the first two bytes; the fragment header adds its offset.
     pub mod ext {
-        use super::Field;
         pub const NEXT_HEADER: usize = 0;
         pub const LENGTH: usize = 1;
-        pub const FRAGMENT_OFFSET: Field = 2..4;
+        pub const FRAGMENT_OFFSET: usize = 2;
         pub const MIN_LEN: usize = 8;
     }
 
     pub mod tcp {
-        use super::Field;
-        pub const SOURCE_PORT: Field = 0..2;
-        pub const DESTINATION_PORT: Field = 2..4;
+        pub const SOURCE_PORT: usize = 0;
+        pub const DESTINATION_PORT: usize = 2;
         pub const DATA_OFFSET: usize = 12;
         pub const FLAGS: usize = 13;
         pub const HEADER_LEN: usize = 20;
     }
 
     pub mod udp {
-        use super::Field;
-        pub const SOURCE_PORT: Field = 0..2;
-        pub const DESTINATION_PORT: Field = 2..4;
+        pub const SOURCE_PORT: usize = 0;
+        pub const DESTINATION_PORT: usize = 2;
         pub const HEADER_LEN: usize = 8;
     }
 
@@ -88,13 +81,10 @@ mod field {
     }
 
     pub mod gre {
-        use super::Field;
-        pub const FLAGS: Field = 0..2;
+        pub const FLAGS: usize = 0;
         pub const HEADER_LEN: usize = 4;
     }
 }
-
-use field::Field;
 
 /// EtherType values we follow.
 pub mod ethertype {
@@ -122,81 +112,16 @@ const MAX_VLAN_TAGS: usize = 4;
 /// Bound on IPv6 extension headers walked (real traffic has one or two).
 const MAX_IPV6_EXT_HEADERS: usize = 8;
 
-fn read_u8(bytes: &[u8], at: usize) -> u8 {
-    bytes.get(at).copied().unwrap_or(0)
-}
-
-fn read_array<const N: usize>(bytes: &[u8], field: Field) -> [u8; N] {
-    bytes
-        .get(field)
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
-}
-
-fn read_u16(bytes: &[u8], field: Field) -> u16 {
-    u16::from_be_bytes(read_array(bytes, field))
-}
-
 fn tail(bytes: &[u8], from: usize) -> &[u8] {
     bytes.get(from..).unwrap_or(&[])
 }
 
-/// Defines a checked, zero-copy view over a header of at least `$min_len` bytes.
-macro_rules! header_view {
-    ($(#[$doc:meta])* $name:ident, $min_len:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub struct $name<T: AsRef<[u8]>> {
-            buffer: T,
-        }
-
-        impl<T: AsRef<[u8]>> $name<T> {
-            /// Minimum bytes for the fixed part of the header.
-            pub const MIN_LEN: usize = $min_len;
-
-            /// Wraps `buffer` after [`Self::check_len`].
-            pub fn new_checked(buffer: T) -> Result<Self, HeaderError> {
-                let view = Self { buffer };
-                view.check_len()?;
-                Ok(view)
-            }
-
-            /// `Err(Truncated)` when the buffer is shorter than the fixed header.
-            pub fn check_len(&self) -> Result<(), HeaderError> {
-                if self.buffer.as_ref().len() < Self::MIN_LEN {
-                    Err(HeaderError::Truncated)
-                } else {
-                    Ok(())
-                }
-            }
-
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-
-            fn bytes(&self) -> &[u8] {
-                self.buffer.as_ref()
-            }
-        }
-    };
-}
-
-header_view!(
+view! {
     /// An Ethernet II frame.
-    EthernetFrame,
-    field::ethernet::HEADER_LEN
-);
-
-impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    pub fn destination(&self) -> [u8; 6] {
-        read_array(self.bytes(), field::ethernet::DESTINATION)
-    }
-    pub fn source(&self) -> [u8; 6] {
-        read_array(self.bytes(), field::ethernet::SOURCE)
-    }
-    pub fn ethertype(&self) -> u16 {
-        read_u16(self.bytes(), field::ethernet::ETHERTYPE)
-    }
+    pub struct EthernetFrame, min_len = field::ethernet::HEADER_LEN, error = HeaderError;
+    pub fn destination -> [u8; 6] = field::ethernet::DESTINATION;
+    pub fn source -> [u8; 6] = field::ethernet::SOURCE;
+    pub fn ethertype -> u16 = field::ethernet::ETHERTYPE;
 }
 
 impl<'a> EthernetFrame<&'a [u8]> {
@@ -206,18 +131,16 @@ impl<'a> EthernetFrame<&'a [u8]> {
     }
 }
 
-header_view!(
+view! {
     /// An 802.1Q / 802.1ad tag: the 4 bytes after a VLAN TPID, ending in the inner EtherType.
-    VlanTag,
-    field::vlan::HEADER_LEN
-);
+    pub struct VlanTag, min_len = field::vlan::HEADER_LEN, error = HeaderError;
+    fn tci -> u16 = field::vlan::TCI;
+    pub fn ethertype -> u16 = field::vlan::ETHERTYPE;
+}
 
 impl<T: AsRef<[u8]>> VlanTag<T> {
     pub fn vlan_id(&self) -> u16 {
-        read_u16(self.bytes(), field::vlan::TCI) & 0x0fff
-    }
-    pub fn ethertype(&self) -> u16 {
-        read_u16(self.bytes(), field::vlan::ETHERTYPE)
+        self.tci() & 0x0fff
     }
 }
 
@@ -228,44 +151,33 @@ impl<'a> VlanTag<&'a [u8]> {
     }
 }
 
-header_view!(
+view! {
     /// An IPv4 header (the fixed 20 bytes; options follow up to `header_len`).
-    Ipv4Packet,
-    field::ipv4::HEADER_LEN
-);
+    pub struct Ipv4Packet, min_len = field::ipv4::HEADER_LEN, error = HeaderError;
+    fn ver_ihl -> u8 = field::ipv4::VER_IHL;
+    pub fn total_len -> u16 = field::ipv4::LENGTH;
+    fn flags_offset -> u16 = field::ipv4::FLAGS_OFFSET;
+    pub fn ttl -> u8 = field::ipv4::TTL;
+    pub fn protocol -> u8 = field::ipv4::PROTOCOL;
+    pub fn checksum -> u16 = field::ipv4::CHECKSUM;
+    pub fn source -> Ipv4Addr = field::ipv4::SOURCE;
+    pub fn destination -> Ipv4Addr = field::ipv4::DESTINATION;
+}
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn version(&self) -> u8 {
-        read_u8(self.bytes(), field::ipv4::VER_IHL) >> 4
+        self.ver_ihl() >> 4
     }
     /// Header length in bytes including options (IHL × 4); below 20 means a malformed header.
     pub fn header_len(&self) -> usize {
-        usize::from(read_u8(self.bytes(), field::ipv4::VER_IHL) & 0x0f) * 4
-    }
-    pub fn total_len(&self) -> u16 {
-        read_u16(self.bytes(), field::ipv4::LENGTH)
+        usize::from(self.ver_ihl() & 0x0f) * 4
     }
     pub fn more_fragments(&self) -> bool {
-        read_u16(self.bytes(), field::ipv4::FLAGS_OFFSET) & 0x2000 != 0
+        self.flags_offset() & 0x2000 != 0
     }
     /// Fragment offset in 8-byte units.
     pub fn fragment_offset(&self) -> u16 {
-        read_u16(self.bytes(), field::ipv4::FLAGS_OFFSET) & 0x1fff
-    }
-    pub fn ttl(&self) -> u8 {
-        read_u8(self.bytes(), field::ipv4::TTL)
-    }
-    pub fn protocol(&self) -> u8 {
-        read_u8(self.bytes(), field::ipv4::PROTOCOL)
-    }
-    pub fn checksum(&self) -> u16 {
-        read_u16(self.bytes(), field::ipv4::CHECKSUM)
-    }
-    pub fn source(&self) -> Ipv4Addr {
-        Ipv4Addr::from(read_array::<4>(self.bytes(), field::ipv4::SOURCE))
-    }
-    pub fn destination(&self) -> Ipv4Addr {
-        Ipv4Addr::from(read_array::<4>(self.bytes(), field::ipv4::DESTINATION))
+        self.flags_offset() & 0x1fff
     }
     /// True when the header (options included) is present and its checksum is right.
     pub fn verify_checksum(&self) -> bool {
@@ -275,47 +187,36 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
-header_view!(
+view! {
     /// An IPv6 fixed header.
-    Ipv6Packet,
-    field::ipv6::HEADER_LEN
-);
+    pub struct Ipv6Packet, min_len = field::ipv6::HEADER_LEN, error = HeaderError;
+    fn ver_tc_flow -> u8 = field::ipv6::VER_TC_FLOW;
+    pub fn payload_len -> u16 = field::ipv6::PAYLOAD_LEN;
+    pub fn next_header -> u8 = field::ipv6::NEXT_HEADER;
+    pub fn hop_limit -> u8 = field::ipv6::HOP_LIMIT;
+    pub fn source -> Ipv6Addr = field::ipv6::SOURCE;
+    pub fn destination -> Ipv6Addr = field::ipv6::DESTINATION;
+}
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn version(&self) -> u8 {
-        read_u8(self.bytes(), field::ipv6::VER_TC_FLOW) >> 4
-    }
-    pub fn payload_len(&self) -> u16 {
-        read_u16(self.bytes(), field::ipv6::PAYLOAD_LEN)
-    }
-    pub fn next_header(&self) -> u8 {
-        read_u8(self.bytes(), field::ipv6::NEXT_HEADER)
-    }
-    pub fn hop_limit(&self) -> u8 {
-        read_u8(self.bytes(), field::ipv6::HOP_LIMIT)
-    }
-    pub fn source(&self) -> Ipv6Addr {
-        Ipv6Addr::from(read_array::<16>(self.bytes(), field::ipv6::SOURCE))
-    }
-    pub fn destination(&self) -> Ipv6Addr {
-        Ipv6Addr::from(read_array::<16>(self.bytes(), field::ipv6::DESTINATION))
+        self.ver_tc_flow() >> 4
     }
 }
 
-header_view!(
+view! {
     /// An IPv6 extension header (Hop-by-Hop, Routing, Fragment, Destination Options, AH).
-    Ipv6ExtHeader,
-    field::ext::MIN_LEN
-);
+    pub struct Ipv6ExtHeader, min_len = field::ext::MIN_LEN, error = HeaderError;
+    pub fn next_header -> u8 = field::ext::NEXT_HEADER;
+    fn length_units -> u8 = field::ext::LENGTH;
+    fn fragment_word -> u16 = field::ext::FRAGMENT_OFFSET;
+}
 
 impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
-    pub fn next_header(&self) -> u8 {
-        read_u8(self.bytes(), field::ext::NEXT_HEADER)
-    }
     /// Total length in bytes of an extension header of the given kind: AH counts 4-byte units
     /// minus 2, the others 8-byte units minus 1, and the fragment header is always 8.
     pub fn header_len(&self, kind: u8) -> usize {
-        let units = usize::from(read_u8(self.bytes(), field::ext::LENGTH));
+        let units = usize::from(self.length_units());
         match kind {
             ipv6_ext::FRAGMENT => field::ext::MIN_LEN,
             ipv6_ext::AUTH => (units + 2) * 4,
@@ -324,73 +225,51 @@ impl<T: AsRef<[u8]>> Ipv6ExtHeader<T> {
     }
     /// Fragment offset in 8-byte units (meaningful for the fragment header only).
     pub fn fragment_offset(&self) -> u16 {
-        read_u16(self.bytes(), field::ext::FRAGMENT_OFFSET) >> 3
+        self.fragment_word() >> 3
     }
 }
 
-header_view!(
+view! {
     /// A TCP header.
-    TcpPacket,
-    field::tcp::HEADER_LEN
-);
+    pub struct TcpPacket, min_len = field::tcp::HEADER_LEN, error = HeaderError;
+    pub fn src_port -> u16 = field::tcp::SOURCE_PORT;
+    pub fn dst_port -> u16 = field::tcp::DESTINATION_PORT;
+    fn data_offset -> u8 = field::tcp::DATA_OFFSET;
+    /// The flags byte (`tcp_flags::*`; NS lives in the data-offset byte and is not reported).
+    pub fn flags -> u8 = field::tcp::FLAGS;
+}
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    pub fn src_port(&self) -> u16 {
-        read_u16(self.bytes(), field::tcp::SOURCE_PORT)
-    }
-    pub fn dst_port(&self) -> u16 {
-        read_u16(self.bytes(), field::tcp::DESTINATION_PORT)
-    }
-    /// The flags byte (`tcp_flags::*`; NS lives in the data-offset byte and is not reported).
-    pub fn flags(&self) -> u8 {
-        read_u8(self.bytes(), field::tcp::FLAGS)
-    }
     /// Header length in bytes including options (data offset × 4).
     pub fn header_len(&self) -> usize {
-        usize::from(read_u8(self.bytes(), field::tcp::DATA_OFFSET) >> 4) * 4
+        usize::from(self.data_offset() >> 4) * 4
     }
 }
 
-header_view!(
+view! {
     /// A UDP header.
-    UdpPacket,
-    field::udp::HEADER_LEN
-);
-
-impl<T: AsRef<[u8]>> UdpPacket<T> {
-    pub fn src_port(&self) -> u16 {
-        read_u16(self.bytes(), field::udp::SOURCE_PORT)
-    }
-    pub fn dst_port(&self) -> u16 {
-        read_u16(self.bytes(), field::udp::DESTINATION_PORT)
-    }
+    pub struct UdpPacket, min_len = field::udp::HEADER_LEN, error = HeaderError;
+    pub fn src_port -> u16 = field::udp::SOURCE_PORT;
+    pub fn dst_port -> u16 = field::udp::DESTINATION_PORT;
 }
 
-header_view!(
+view! {
     /// An ICMP or ICMPv6 header.
-    IcmpPacket,
-    field::icmp::HEADER_LEN
-);
-
-impl<T: AsRef<[u8]>> IcmpPacket<T> {
-    pub fn msg_type(&self) -> u8 {
-        read_u8(self.bytes(), field::icmp::TYPE)
-    }
-    pub fn code(&self) -> u8 {
-        read_u8(self.bytes(), field::icmp::CODE)
-    }
+    pub struct IcmpPacket, min_len = field::icmp::HEADER_LEN, error = HeaderError;
+    pub fn msg_type -> u8 = field::icmp::TYPE;
+    pub fn code -> u8 = field::icmp::CODE;
 }
 
-header_view!(
+view! {
     /// A GRE header (RFC 2784/2890); the tunnelled packet is not decapsulated.
-    GrePacket,
-    field::gre::HEADER_LEN
-);
+    pub struct GrePacket, min_len = field::gre::HEADER_LEN, error = HeaderError;
+    fn flags -> u16 = field::gre::FLAGS;
+}
 
 impl<T: AsRef<[u8]>> GrePacket<T> {
     /// Header length: 4, plus 4 for each of the checksum, key and sequence-number fields present.
     pub fn header_len(&self) -> usize {
-        let flags = read_u16(self.bytes(), field::gre::FLAGS);
+        let flags = self.flags();
         let optional = [0x8000, 0x2000, 0x1000]
             .iter()
             .filter(|&&bit| flags & bit != 0)
@@ -635,7 +514,7 @@ pub fn internet_checksum(bytes: &[u8]) -> u16 {
     let mut chunks = bytes.chunks_exact(2);
     let mut sum: u32 = chunks
         .by_ref()
-        .map(|pair| u32::from(u16::from_be_bytes(read_array(pair, 0..2))))
+        .map(|pair| u32::from(u16_at(pair, 0)))
         .fold(0u32, u32::wrapping_add);
     if let [last] = chunks.remainder() {
         sum = sum.wrapping_add(u32::from(*last) << 8);
@@ -787,7 +666,8 @@ impl PacketRepr {
             let ip_end = out.len();
             if let Some(header) = out.get_mut(ip_start..ip_end) {
                 let checksum = internet_checksum(header).to_be_bytes();
-                if let Some(slot) = header.get_mut(field::ipv4::CHECKSUM) {
+                let at = field::ipv4::CHECKSUM;
+                if let Some(slot) = header.get_mut(at..at + 2) {
                     slot.copy_from_slice(&checksum);
                 }
             }

@@ -17,104 +17,93 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::packet::{self, Headers};
 use crate::trust::{pool_key, PoolVerdict, SamplePools};
+use crate::view::view;
 use crate::{Context, DecodeError, ExporterCounters, FlowRecord, Sequence, Summary};
 
-/// Byte ranges of the fixed-layout structures, one module per structure.
+/// Byte offsets of the fixed-layout structures, one module per structure.
 mod field {
-    pub type Field = core::ops::Range<usize>;
-
     /// Datagram header up to the agent address.
     pub mod datagram {
-        use super::Field;
-        pub const VERSION: Field = 0..4;
-        pub const ADDRESS_TYPE: Field = 4..8;
+        pub const VERSION: usize = 0;
+        pub const ADDRESS_TYPE: usize = 4;
         pub const ADDRESS: usize = 8;
     }
 
     /// Datagram header after the (variable-length) agent address.
     pub mod datagram_tail {
-        use super::Field;
-        pub const SUB_AGENT_ID: Field = 0..4;
-        pub const SEQUENCE: Field = 4..8;
-        pub const UPTIME: Field = 8..12;
-        pub const NUM_SAMPLES: Field = 12..16;
+        pub const SUB_AGENT_ID: usize = 0;
+        pub const SEQUENCE: usize = 4;
+        pub const UPTIME: usize = 8;
+        pub const NUM_SAMPLES: usize = 12;
         pub const LEN: usize = 16;
     }
 
     /// `data_format` (enterprise << 12 | format) + opaque length: the envelope of samples and records.
     pub mod envelope {
-        use super::Field;
-        pub const DATA_FORMAT: Field = 0..4;
-        pub const LENGTH: Field = 4..8;
+        pub const DATA_FORMAT: usize = 0;
+        pub const LENGTH: usize = 4;
         pub const LEN: usize = 8;
     }
 
     pub mod flow_sample {
-        use super::Field;
-        pub const SEQUENCE: Field = 0..4;
-        pub const SOURCE_ID: Field = 4..8;
-        pub const SAMPLING_RATE: Field = 8..12;
-        pub const SAMPLE_POOL: Field = 12..16;
-        pub const DROPS: Field = 16..20;
-        pub const INPUT: Field = 20..24;
-        pub const OUTPUT: Field = 24..28;
-        pub const NUM_RECORDS: Field = 28..32;
+        pub const SEQUENCE: usize = 0;
+        pub const SOURCE_ID: usize = 4;
+        pub const SAMPLING_RATE: usize = 8;
+        pub const SAMPLE_POOL: usize = 12;
+        pub const DROPS: usize = 16;
+        pub const INPUT: usize = 20;
+        pub const OUTPUT: usize = 24;
+        pub const NUM_RECORDS: usize = 28;
         pub const LEN: usize = 32;
     }
 
     pub mod expanded_flow_sample {
-        use super::Field;
-        pub const SEQUENCE: Field = 0..4;
-        pub const SOURCE_ID_TYPE: Field = 4..8;
-        pub const SOURCE_ID_INDEX: Field = 8..12;
-        pub const SAMPLING_RATE: Field = 12..16;
-        pub const SAMPLE_POOL: Field = 16..20;
-        pub const DROPS: Field = 20..24;
-        pub const INPUT_FORMAT: Field = 24..28;
-        pub const INPUT_VALUE: Field = 28..32;
-        pub const OUTPUT_FORMAT: Field = 32..36;
-        pub const OUTPUT_VALUE: Field = 36..40;
-        pub const NUM_RECORDS: Field = 40..44;
+        pub const SEQUENCE: usize = 0;
+        pub const SOURCE_ID_TYPE: usize = 4;
+        pub const SOURCE_ID_INDEX: usize = 8;
+        pub const SAMPLING_RATE: usize = 12;
+        pub const SAMPLE_POOL: usize = 16;
+        pub const DROPS: usize = 20;
+        pub const INPUT_FORMAT: usize = 24;
+        pub const INPUT_VALUE: usize = 28;
+        pub const OUTPUT_FORMAT: usize = 32;
+        pub const OUTPUT_VALUE: usize = 36;
+        pub const NUM_RECORDS: usize = 40;
         pub const LEN: usize = 44;
     }
 
     pub mod raw_header {
-        use super::Field;
-        pub const PROTOCOL: Field = 0..4;
-        pub const FRAME_LENGTH: Field = 4..8;
-        pub const STRIPPED: Field = 8..12;
-        pub const HEADER_LENGTH: Field = 12..16;
+        pub const PROTOCOL: usize = 0;
+        pub const FRAME_LENGTH: usize = 4;
+        pub const STRIPPED: usize = 8;
+        pub const HEADER_LENGTH: usize = 12;
         pub const LEN: usize = 16;
     }
 
     pub mod sampled_ipv4 {
-        use super::Field;
-        pub const LENGTH: Field = 0..4;
-        pub const PROTOCOL: Field = 4..8;
-        pub const SOURCE: Field = 8..12;
-        pub const DESTINATION: Field = 12..16;
-        pub const SOURCE_PORT: Field = 16..20;
-        pub const DESTINATION_PORT: Field = 20..24;
-        pub const TCP_FLAGS: Field = 24..28;
-        pub const TOS: Field = 28..32;
+        pub const LENGTH: usize = 0;
+        pub const PROTOCOL: usize = 4;
+        pub const SOURCE: usize = 8;
+        pub const DESTINATION: usize = 12;
+        pub const SOURCE_PORT: usize = 16;
+        pub const DESTINATION_PORT: usize = 20;
+        pub const TCP_FLAGS: usize = 24;
+        pub const TOS: usize = 28;
         pub const LEN: usize = 32;
     }
 
     pub mod sampled_ipv6 {
-        use super::Field;
-        pub const LENGTH: Field = 0..4;
-        pub const PROTOCOL: Field = 4..8;
-        pub const SOURCE: Field = 8..24;
-        pub const DESTINATION: Field = 24..40;
-        pub const SOURCE_PORT: Field = 40..44;
-        pub const DESTINATION_PORT: Field = 44..48;
-        pub const TCP_FLAGS: Field = 48..52;
-        pub const PRIORITY: Field = 52..56;
+        pub const LENGTH: usize = 0;
+        pub const PROTOCOL: usize = 4;
+        pub const SOURCE: usize = 8;
+        pub const DESTINATION: usize = 24;
+        pub const SOURCE_PORT: usize = 40;
+        pub const DESTINATION_PORT: usize = 44;
+        pub const TCP_FLAGS: usize = 48;
+        pub const PRIORITY: usize = 52;
         pub const LEN: usize = 56;
     }
 }
-
-use field::Field;
 
 pub const VERSION: u32 = 5;
 const ADDRESS_IPV4: u32 = 1;
@@ -150,80 +139,24 @@ pub mod header_protocol {
 /// The largest opaque length that a UDP datagram could carry: anything longer is a lie, not a cut.
 const MAX_DATAGRAM_LEN: u32 = 65_535;
 
-fn read_u32(bytes: &[u8], field: Field) -> u32 {
-    bytes
-        .get(field)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn read_array<const N: usize>(bytes: &[u8], field: Field) -> [u8; N] {
-    bytes
-        .get(field)
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
-}
-
 /// XDR pads opaque data to a multiple of 4 bytes.
 fn padded(len: usize) -> usize {
     len.saturating_add(3) & !3
 }
 
-/// Defines a checked, zero-copy view over an XDR structure of at least `$min_len` bytes.
-macro_rules! xdr_view {
-    ($(#[$doc:meta])* $name:ident, $min_len:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub struct $name<T: AsRef<[u8]>> {
-            buffer: T,
-        }
-
-        impl<T: AsRef<[u8]>> $name<T> {
-            /// Bytes of the fixed part.
-            pub const MIN_LEN: usize = $min_len;
-
-            /// Wraps `buffer` after [`Self::check_len`].
-            pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-                let view = Self { buffer };
-                view.check_len()?;
-                Ok(view)
-            }
-
-            /// `Err(Truncated)` when the buffer is shorter than the fixed part.
-            pub fn check_len(&self) -> Result<(), DecodeError> {
-                if self.buffer.as_ref().len() < Self::MIN_LEN {
-                    Err(DecodeError::Truncated)
-                } else {
-                    Ok(())
-                }
-            }
-
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-
-            fn u32_at(&self, field: Field) -> u32 {
-                read_u32(self.buffer.as_ref(), field)
-            }
-        }
-    };
-}
-
-xdr_view!(
+view! {
     /// The enterprise/format tag and opaque length that wrap every sample and record.
-    Envelope,
-    field::envelope::LEN
-);
+    pub struct Envelope, min_len = field::envelope::LEN, error = DecodeError;
+    fn data_format -> u32 = field::envelope::DATA_FORMAT;
+    pub fn length -> u32 = field::envelope::LENGTH;
+}
 
 impl<T: AsRef<[u8]>> Envelope<T> {
     pub fn enterprise(&self) -> u32 {
-        self.u32_at(field::envelope::DATA_FORMAT) >> 12
+        self.data_format() >> 12
     }
     pub fn format(&self) -> u32 {
-        self.u32_at(field::envelope::DATA_FORMAT) & 0x0fff
-    }
-    pub fn length(&self) -> u32 {
-        self.u32_at(field::envelope::LENGTH)
+        self.data_format() & 0x0fff
     }
     /// Enterprise 0 format, or `None` for vendor structures (all skipped).
     fn standard_format(&self) -> Option<u32> {
@@ -243,39 +176,22 @@ impl<'a> Envelope<&'a [u8]> {
     }
 }
 
-xdr_view!(
+view! {
     /// A compact flow sample (format 1): interfaces and source id packed into 32-bit words.
-    FlowSample,
-    field::flow_sample::LEN
-);
+    pub struct FlowSample, min_len = field::flow_sample::LEN, error = DecodeError;
+    pub fn sequence -> u32 = field::flow_sample::SEQUENCE;
+    /// Source id type (top 8 bits) and index (low 24 bits).
+    pub fn source_id -> u32 = field::flow_sample::SOURCE_ID;
+    pub fn sampling_rate -> u32 = field::flow_sample::SAMPLING_RATE;
+    pub fn sample_pool -> u32 = field::flow_sample::SAMPLE_POOL;
+    pub fn drops -> u32 = field::flow_sample::DROPS;
+    /// Interface format in the top 2 bits, value in the low 30.
+    pub fn input -> u32 = field::flow_sample::INPUT;
+    pub fn output -> u32 = field::flow_sample::OUTPUT;
+    pub fn num_records -> u32 = field::flow_sample::NUM_RECORDS;
+}
 
 impl<T: AsRef<[u8]>> FlowSample<T> {
-    pub fn sequence(&self) -> u32 {
-        self.u32_at(field::flow_sample::SEQUENCE)
-    }
-    /// Source id type (top 8 bits) and index (low 24 bits).
-    pub fn source_id(&self) -> u32 {
-        self.u32_at(field::flow_sample::SOURCE_ID)
-    }
-    pub fn sampling_rate(&self) -> u32 {
-        self.u32_at(field::flow_sample::SAMPLING_RATE)
-    }
-    pub fn sample_pool(&self) -> u32 {
-        self.u32_at(field::flow_sample::SAMPLE_POOL)
-    }
-    pub fn drops(&self) -> u32 {
-        self.u32_at(field::flow_sample::DROPS)
-    }
-    /// Interface format in the top 2 bits, value in the low 30.
-    pub fn input(&self) -> u32 {
-        self.u32_at(field::flow_sample::INPUT)
-    }
-    pub fn output(&self) -> u32 {
-        self.u32_at(field::flow_sample::OUTPUT)
-    }
-    pub fn num_records(&self) -> u32 {
-        self.u32_at(field::flow_sample::NUM_RECORDS)
-    }
     fn meta(&self) -> SampleMeta {
         SampleMeta {
             sampling_rate: self.sampling_rate(),
@@ -286,46 +202,23 @@ impl<T: AsRef<[u8]>> FlowSample<T> {
     }
 }
 
-xdr_view!(
+view! {
     /// An expanded flow sample (format 3): full 32-bit source ids and interface indexes.
-    ExpandedFlowSample,
-    field::expanded_flow_sample::LEN
-);
+    pub struct ExpandedFlowSample, min_len = field::expanded_flow_sample::LEN, error = DecodeError;
+    pub fn sequence -> u32 = field::expanded_flow_sample::SEQUENCE;
+    pub fn source_id_type -> u32 = field::expanded_flow_sample::SOURCE_ID_TYPE;
+    pub fn source_id_index -> u32 = field::expanded_flow_sample::SOURCE_ID_INDEX;
+    pub fn sampling_rate -> u32 = field::expanded_flow_sample::SAMPLING_RATE;
+    pub fn sample_pool -> u32 = field::expanded_flow_sample::SAMPLE_POOL;
+    pub fn drops -> u32 = field::expanded_flow_sample::DROPS;
+    pub fn input_format -> u32 = field::expanded_flow_sample::INPUT_FORMAT;
+    pub fn input_value -> u32 = field::expanded_flow_sample::INPUT_VALUE;
+    pub fn output_format -> u32 = field::expanded_flow_sample::OUTPUT_FORMAT;
+    pub fn output_value -> u32 = field::expanded_flow_sample::OUTPUT_VALUE;
+    pub fn num_records -> u32 = field::expanded_flow_sample::NUM_RECORDS;
+}
 
 impl<T: AsRef<[u8]>> ExpandedFlowSample<T> {
-    pub fn sequence(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::SEQUENCE)
-    }
-    pub fn source_id_type(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::SOURCE_ID_TYPE)
-    }
-    pub fn source_id_index(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::SOURCE_ID_INDEX)
-    }
-    pub fn sampling_rate(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::SAMPLING_RATE)
-    }
-    pub fn sample_pool(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::SAMPLE_POOL)
-    }
-    pub fn drops(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::DROPS)
-    }
-    pub fn input_format(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::INPUT_FORMAT)
-    }
-    pub fn input_value(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::INPUT_VALUE)
-    }
-    pub fn output_format(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::OUTPUT_FORMAT)
-    }
-    pub fn output_value(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::OUTPUT_VALUE)
-    }
-    pub fn num_records(&self) -> u32 {
-        self.u32_at(field::expanded_flow_sample::NUM_RECORDS)
-    }
     fn meta(&self) -> SampleMeta {
         SampleMeta {
             sampling_rate: self.sampling_rate(),
@@ -346,27 +239,15 @@ fn if_index(format: u32, value: u32) -> u32 {
     }
 }
 
-xdr_view!(
+view! {
     /// A raw packet header record (format 1): the first bytes of the sampled packet.
-    RawPacketHeader,
-    field::raw_header::LEN
-);
-
-impl<T: AsRef<[u8]>> RawPacketHeader<T> {
-    pub fn protocol(&self) -> u32 {
-        self.u32_at(field::raw_header::PROTOCOL)
-    }
+    pub struct RawPacketHeader, min_len = field::raw_header::LEN, error = DecodeError;
+    pub fn protocol -> u32 = field::raw_header::PROTOCOL;
     /// Length of the original packet, including what was not sampled (L2 header and FCS included
     /// for Ethernet).
-    pub fn frame_length(&self) -> u32 {
-        self.u32_at(field::raw_header::FRAME_LENGTH)
-    }
-    pub fn stripped(&self) -> u32 {
-        self.u32_at(field::raw_header::STRIPPED)
-    }
-    pub fn header_length(&self) -> u32 {
-        self.u32_at(field::raw_header::HEADER_LENGTH)
-    }
+    pub fn frame_length -> u32 = field::raw_header::FRAME_LENGTH;
+    pub fn stripped -> u32 = field::raw_header::STRIPPED;
+    pub fn header_length -> u32 = field::raw_header::HEADER_LENGTH;
 }
 
 impl<'a> RawPacketHeader<&'a [u8]> {
@@ -380,84 +261,50 @@ impl<'a> RawPacketHeader<&'a [u8]> {
     }
 }
 
-xdr_view!(
+view! {
     /// A sampled IPv4 record (format 3): addresses and ports already parsed by the exporter.
-    SampledIpv4,
-    field::sampled_ipv4::LEN
-);
-
-impl<T: AsRef<[u8]>> SampledIpv4<T> {
+    pub struct SampledIpv4, min_len = field::sampled_ipv4::LEN, error = DecodeError;
     /// Length of the IP packet.
-    pub fn length(&self) -> u32 {
-        self.u32_at(field::sampled_ipv4::LENGTH)
-    }
-    pub fn protocol(&self) -> u32 {
-        self.u32_at(field::sampled_ipv4::PROTOCOL)
-    }
-    pub fn source(&self) -> Ipv4Addr {
-        Ipv4Addr::from(read_array::<4>(
-            self.buffer.as_ref(),
-            field::sampled_ipv4::SOURCE,
-        ))
-    }
-    pub fn destination(&self) -> Ipv4Addr {
-        Ipv4Addr::from(read_array::<4>(
-            self.buffer.as_ref(),
-            field::sampled_ipv4::DESTINATION,
-        ))
-    }
-    pub fn src_port(&self) -> u32 {
-        self.u32_at(field::sampled_ipv4::SOURCE_PORT)
-    }
-    pub fn dst_port(&self) -> u32 {
-        self.u32_at(field::sampled_ipv4::DESTINATION_PORT)
-    }
-    pub fn tcp_flags(&self) -> u32 {
-        self.u32_at(field::sampled_ipv4::TCP_FLAGS)
-    }
-    pub fn tos(&self) -> u32 {
-        self.u32_at(field::sampled_ipv4::TOS)
-    }
+    pub fn length -> u32 = field::sampled_ipv4::LENGTH;
+    pub fn protocol -> u32 = field::sampled_ipv4::PROTOCOL;
+    pub fn source -> Ipv4Addr = field::sampled_ipv4::SOURCE;
+    pub fn destination -> Ipv4Addr = field::sampled_ipv4::DESTINATION;
+    pub fn src_port -> u32 = field::sampled_ipv4::SOURCE_PORT;
+    pub fn dst_port -> u32 = field::sampled_ipv4::DESTINATION_PORT;
+    pub fn tcp_flags -> u32 = field::sampled_ipv4::TCP_FLAGS;
+    pub fn tos -> u32 = field::sampled_ipv4::TOS;
 }
 
-xdr_view!(
+view! {
     /// A sampled IPv6 record (format 4).
-    SampledIpv6,
-    field::sampled_ipv6::LEN
-);
-
-impl<T: AsRef<[u8]>> SampledIpv6<T> {
+    pub struct SampledIpv6, min_len = field::sampled_ipv6::LEN, error = DecodeError;
     /// Length of the IP packet (payload + 40).
-    pub fn length(&self) -> u32 {
-        self.u32_at(field::sampled_ipv6::LENGTH)
-    }
-    pub fn protocol(&self) -> u32 {
-        self.u32_at(field::sampled_ipv6::PROTOCOL)
-    }
-    pub fn source(&self) -> Ipv6Addr {
-        Ipv6Addr::from(read_array::<16>(
-            self.buffer.as_ref(),
-            field::sampled_ipv6::SOURCE,
-        ))
-    }
-    pub fn destination(&self) -> Ipv6Addr {
-        Ipv6Addr::from(read_array::<16>(
-            self.buffer.as_ref(),
-            field::sampled_ipv6::DESTINATION,
-        ))
-    }
-    pub fn src_port(&self) -> u32 {
-        self.u32_at(field::sampled_ipv6::SOURCE_PORT)
-    }
-    pub fn dst_port(&self) -> u32 {
-        self.u32_at(field::sampled_ipv6::DESTINATION_PORT)
-    }
-    pub fn tcp_flags(&self) -> u32 {
-        self.u32_at(field::sampled_ipv6::TCP_FLAGS)
-    }
-    pub fn priority(&self) -> u32 {
-        self.u32_at(field::sampled_ipv6::PRIORITY)
-    }
+    pub fn length -> u32 = field::sampled_ipv6::LENGTH;
+    pub fn protocol -> u32 = field::sampled_ipv6::PROTOCOL;
+    pub fn source -> Ipv6Addr = field::sampled_ipv6::SOURCE;
+    pub fn destination -> Ipv6Addr = field::sampled_ipv6::DESTINATION;
+    pub fn src_port -> u32 = field::sampled_ipv6::SOURCE_PORT;
+    pub fn dst_port -> u32 = field::sampled_ipv6::DESTINATION_PORT;
+    pub fn tcp_flags -> u32 = field::sampled_ipv6::TCP_FLAGS;
+    pub fn priority -> u32 = field::sampled_ipv6::PRIORITY;
+}
+
+view! {
+    /// The datagram header up to the agent address, whose length depends on its type.
+    struct DatagramStart, min_len = field::datagram::ADDRESS, error = DecodeError;
+    fn version -> u32 = field::datagram::VERSION;
+    fn address_type -> u32 = field::datagram::ADDRESS_TYPE;
+    fn agent_ipv4 -> Ipv4Addr = field::datagram::ADDRESS;
+    fn agent_ipv6 -> Ipv6Addr = field::datagram::ADDRESS;
+}
+
+view! {
+    /// The datagram header after the agent address.
+    struct DatagramTail, min_len = field::datagram_tail::LEN, error = DecodeError;
+    fn sub_agent_id -> u32 = field::datagram_tail::SUB_AGENT_ID;
+    fn sequence -> u32 = field::datagram_tail::SEQUENCE;
+    fn uptime_ms -> u32 = field::datagram_tail::UPTIME;
+    fn num_samples -> u32 = field::datagram_tail::NUM_SAMPLES;
 }
 
 /// The datagram header.
@@ -474,29 +321,29 @@ pub struct DatagramHeader<'a> {
 
 impl<'a> DatagramHeader<'a> {
     pub fn parse(datagram: &'a [u8]) -> Result<Self, DecodeError> {
-        if datagram.len() < field::datagram::ADDRESS {
-            return Err(DecodeError::Truncated);
-        }
-        if read_u32(datagram, field::datagram::VERSION) != VERSION {
+        let start = DatagramStart::new_checked(datagram)?;
+        if start.version() != VERSION {
             return Err(DecodeError::UnknownVersion);
         }
-        let at = field::datagram::ADDRESS;
-        let (agent, address_len) = match read_u32(datagram, field::datagram::ADDRESS_TYPE) {
-            ADDRESS_IPV4 => (IpAddr::from(read_array::<4>(datagram, at..at + 4)), 4),
-            ADDRESS_IPV6 => (IpAddr::from(read_array::<16>(datagram, at..at + 16)), 16),
+        let (agent, address_len) = match start.address_type() {
+            ADDRESS_IPV4 => (IpAddr::V4(start.agent_ipv4()), 4),
+            ADDRESS_IPV6 => (IpAddr::V6(start.agent_ipv6()), 16),
             _ => return Err(DecodeError::BadAddress),
         };
         let tail = datagram
-            .get(at + address_len..)
-            .filter(|tail| tail.len() >= field::datagram_tail::LEN)
-            .ok_or(DecodeError::Truncated)?;
+            .get(field::datagram::ADDRESS + address_len..)
+            .unwrap_or_default();
+        let tail = DatagramTail::new_checked(tail)?;
         Ok(DatagramHeader {
             agent,
-            sub_agent_id: read_u32(tail, field::datagram_tail::SUB_AGENT_ID),
-            sequence: read_u32(tail, field::datagram_tail::SEQUENCE),
-            uptime_ms: read_u32(tail, field::datagram_tail::UPTIME),
-            num_samples: read_u32(tail, field::datagram_tail::NUM_SAMPLES),
-            samples: tail.get(field::datagram_tail::LEN..).unwrap_or(&[]),
+            sub_agent_id: tail.sub_agent_id(),
+            sequence: tail.sequence(),
+            uptime_ms: tail.uptime_ms(),
+            num_samples: tail.num_samples(),
+            samples: tail
+                .into_inner()
+                .get(field::datagram_tail::LEN..)
+                .unwrap_or(&[]),
         })
     }
 }
