@@ -4,8 +4,9 @@
 use ipnet::IpNet;
 
 use crate::classify::classify;
-use crate::counters::{ClassCounts, Metric, Rates};
-use crate::event::{AttackEvent, Direction, EventKind, Evidence, Trigger, Vector};
+use crate::counters::{ClassCounts, Rates};
+use crate::event::{AttackEvent, Direction, EventKind, Evidence, Trigger};
+use crate::vocab::{Metric, Vector};
 use crate::fingerprint::{Fingerprint, FingerprintBuilder};
 
 /// Peak growth that justifies an `attack_updated`.

@@ -8,7 +8,7 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::counters::Metric;
+use crate::vocab::Metric;
 
 /// Per-direction limits. Every field is optional: unset inherits from the layer below
 /// (hostgroup → top-level `incoming`/`outgoing` → built-in default), `0` disables the check.

@@ -23,13 +23,14 @@ use crate::baseline::{
 };
 use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
 use crate::counters::{
-    class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Metric, Rates, RecordClass,
-    Reverse, Tally, METRICS, NO_BUCKET, SLOTS,
+    class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Rates, RecordClass, Reverse,
+    Tally, NO_BUCKET, SLOTS,
 };
-use crate::event::{Direction, EventKind, Trigger, Vector};
+use crate::event::{Direction, EventKind, Trigger};
 use crate::fingerprint::FingerprintBuilder;
 use crate::networks::NetworkMap;
 use crate::prefetch::prefetch;
+use crate::vocab::{Metric, Vector, METRICS};
 use crate::{AttackEvent, DetectConfig};
 
 /// Counters about the engine itself.

@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use crate::fingerprint::Fingerprint;
 use crate::time::rfc3339_ms;
+pub use crate::vocab::Vector;
 
 /// Where an attack is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -25,55 +26,6 @@ pub enum EventKind {
 pub enum Direction {
     Incoming,
     Outgoing,
-}
-
-/// Attack vectors, a fixed vocabulary. An attack may carry several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Vector {
-    UdpFlood,
-    SynFlood,
-    AckFlood,
-    RstFlood,
-    /// TCP with other flag mixes (e.g. ACK/PSH with random flags).
-    TcpFlood,
-    IcmpFlood,
-    GreFlood,
-    FragmentFlood,
-    DnsAmplification,
-    NtpAmplification,
-    SsdpAmplification,
-    MemcachedAmplification,
-    CldapAmplification,
-    ChargenAmplification,
-    SnmpAmplification,
-    WsdAmplification,
-}
-
-impl Vector {
-    /// Amplification vectors and the UDP source port their reflected traffic comes from.
-    pub const AMPLIFICATION: [(u16, Vector); 8] = [
-        (53, Vector::DnsAmplification),
-        (123, Vector::NtpAmplification),
-        (1900, Vector::SsdpAmplification),
-        (11211, Vector::MemcachedAmplification),
-        (389, Vector::CldapAmplification),
-        (19, Vector::ChargenAmplification),
-        (161, Vector::SnmpAmplification),
-        (3702, Vector::WsdAmplification),
-    ];
-
-    /// The amplification vector of reflected UDP traffic from `port`, if it is a known reflector port.
-    pub fn amplification_from_port(port: u16) -> Option<Vector> {
-        Self::AMPLIFICATION
-            .iter()
-            .find(|(p, _)| *p == port)
-            .map(|(_, v)| *v)
-    }
-
-    pub fn is_amplification(self) -> bool {
-        Self::AMPLIFICATION.iter().any(|(_, v)| *v == self)
-    }
 }
 
 /// What made the engine declare (or keep) an attack.

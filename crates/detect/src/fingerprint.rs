@@ -19,7 +19,7 @@ use floodwall_wire::record::proto;
 use floodwall_wire::FlowRecord;
 use serde::Serialize;
 
-use crate::event::Vector;
+use crate::vocab::Vector;
 use hll::Hll;
 use topk::{TopK, Weights};
 

@@ -7,6 +7,7 @@
 //! - [`counters`]: what is counted per target per 1-second bucket.
 //! - [`fingerprint`]: bounded per-attack sketches (distinct sources, top talkers, ports, sizes).
 //! - [`event`]: the attack events, the public JSON interface.
+//! - [`vocab`]: the words all of these share (attack vectors, metrics, trigger kinds).
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
 //!
 //! Internals: `networks` (address → monitored hostgroup by binary search over ranges),
@@ -25,8 +26,10 @@ pub mod fingerprint;
 mod networks;
 mod prefetch;
 pub mod time;
+pub mod vocab;
 
 pub use baseline::{BaselineState, Baselines};
 pub use config::DetectConfig;
 pub use engine::{Engine, EngineStats, HostgroupRates};
-pub use event::{AttackEvent, Direction, EventKind, Vector};
+pub use event::{AttackEvent, Direction, EventKind};
+pub use vocab::{Metric, Vector};
