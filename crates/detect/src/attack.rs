@@ -6,8 +6,8 @@ use ipnet::IpNet;
 use crate::classify::classify;
 use crate::counters::{ClassCounts, Rates};
 use crate::event::{AttackEvent, Direction, EventKind, Evidence, Trigger};
-use crate::vocab::{Metric, Vector};
 use crate::fingerprint::{Fingerprint, FingerprintBuilder};
+use crate::vocab::{Metric, Vector};
 
 /// Peak growth that justifies an `attack_updated`.
 const PEAK_GROWTH: f64 = 1.1;

@@ -26,7 +26,7 @@ use crate::counters::{
     class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Rates, RecordClass, Reverse,
     Tally, NO_BUCKET, SLOTS,
 };
-use crate::event::{Direction, EventKind, Trigger};
+use crate::event::{Direction, EventKind, Trigger, TriggerKind};
 use crate::fingerprint::FingerprintBuilder;
 use crate::networks::NetworkMap;
 use crate::prefetch::prefetch;
@@ -611,7 +611,11 @@ fn carpet_crossing(
         }
     };
     let (u_pps, u_mbps) = (rates.pps() * ps, rates.values[Metric::Mbps as usize] * bs);
-    let ceiling = pick((u_pps, c.max_pps), (u_mbps, c.max_mbps), "carpet_bombing");
+    let ceiling = pick(
+        (u_pps, c.max_pps),
+        (u_mbps, c.max_mbps),
+        TriggerKind::CarpetBombing,
+    );
     if ceiling.is_some() {
         return ceiling;
     }
@@ -637,7 +641,7 @@ fn carpet_crossing(
     let shaped = pick(
         (dominant(strong_pps, pps), lp),
         (dominant(strong_mbps, mbps), lm),
-        "carpet_bombing",
+        TriggerKind::CarpetBombing,
     );
     if shaped.is_some() {
         return shaped;
@@ -645,13 +649,13 @@ fn carpet_crossing(
     let l = levels?;
     let all = evidence(pps, pps);
     if significantly_above(pps, l.pps, all) && u_pps >= SURGE_UNEXPLAINED * (pps - l.mean_pps) {
-        return Some((Metric::Pps, pps, l.pps, "baseline"));
+        return Some((Metric::Pps, pps, l.pps, TriggerKind::Baseline));
     }
     let mean_mbps = l.mean_bps / 1e6;
     if significantly_above(mbps, l.bps / 1e6, all)
         && u_mbps >= SURGE_UNEXPLAINED * (mbps - mean_mbps)
     {
-        return Some((Metric::Mbps, mbps, l.bps / 1e6, "baseline"));
+        return Some((Metric::Mbps, mbps, l.bps / 1e6, TriggerKind::Baseline));
     }
     None
 }
@@ -822,7 +826,7 @@ impl Engine {
                 self.config.min_samples,
             );
             let crossing = static_trigger(&self.groups[group].limits[d], &rates)
-                .map(|(m, v, l)| (m, v, l, "threshold"));
+                .map(|(m, v, l)| (m, v, l, TriggerKind::Threshold));
             // Inside a prefix whose open bucket is spread over many hosts, a host that does not
             // stand out waits for the close, where the carpet is judged first.
             let in_carpet = d == IN
@@ -1394,7 +1398,7 @@ fn square(x: u64) -> u128 {
 }
 
 /// A limit crossed at a bucket close: metric, value, limit, trigger kind.
-type Crossing = (Metric, f64, f64, &'static str);
+type Crossing = (Metric, f64, f64, TriggerKind);
 
 impl Engine {
     fn new_host(&mut self, addr: IpAddr, group: u16) -> Option<u32> {
@@ -1782,7 +1786,8 @@ impl Engine {
         let (classes, reverse) = (self.detail_ring(dir.detail), self.reverse_of_host(h, d));
         let min_samples = self.config.min_samples;
         let rates = Rates::compute(&dir.ring, classes, reverse, b, window, min_samples);
-        let mut crossing = static_trigger(limits, &rates).map(|(m, v, l)| (m, v, l, "threshold"));
+        let mut crossing =
+            static_trigger(limits, &rates).map(|(m, v, l)| (m, v, l, TriggerKind::Threshold));
         let over = Metric::ALL
             .iter()
             .any(|&m| rates.values[m as usize] >= limits[m as usize]);
@@ -1792,7 +1797,8 @@ impl Engine {
             // (only a bucket over a limit looks back, so an attack's end is not held up).
             let first = b + 1 - window;
             let wide = Rates::compute_over(&dir.ring, classes, reverse, first, b, min_samples);
-            crossing = static_trigger(limits, &wide).map(|(m, v, l)| (m, v, l, "threshold"));
+            crossing =
+                static_trigger(limits, &wide).map(|(m, v, l)| (m, v, l, TriggerKind::Threshold));
         }
         if crossing.is_none() {
             if let Some(levels) = dir.baseline.levels(&self.baseline) {
@@ -1806,11 +1812,16 @@ impl Engine {
                 if significantly_above(pps, levels.pps, evidence)
                     && u_pps >= SURGE_UNEXPLAINED * (pps - levels.mean_pps)
                 {
-                    crossing = Some((Metric::Pps, pps, levels.pps, "baseline"));
+                    crossing = Some((Metric::Pps, pps, levels.pps, TriggerKind::Baseline));
                 } else if significantly_above(bps, levels.bps, evidence)
                     && u_bps >= SURGE_UNEXPLAINED * (bps - levels.mean_bps)
                 {
-                    crossing = Some((Metric::Mbps, bps / 1e6, levels.bps / 1e6, "baseline"));
+                    crossing = Some((
+                        Metric::Mbps,
+                        bps / 1e6,
+                        levels.bps / 1e6,
+                        TriggerKind::Baseline,
+                    ));
                 }
             }
         }
@@ -2091,7 +2102,7 @@ impl Engine {
                         carpet,
                         trigger: Trigger {
                             kind,
-                            metric: metric.name(),
+                            metric,
                             value,
                             limit,
                         },

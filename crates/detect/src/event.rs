@@ -1,6 +1,7 @@
 //! Attack events: the public interface of the engine (`floodwall replay --json`, the daemon's
 //! event log, and every action of later stages). Field names and vocabulary are stable.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -8,6 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::fingerprint::Fingerprint;
 use crate::time::rfc3339_ms;
+use crate::vocab::Metric;
 pub use crate::vocab::Vector;
 
 /// Where an attack is in its life.
@@ -28,14 +30,42 @@ pub enum Direction {
     Outgoing,
 }
 
+/// Which kind of limit a trigger crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// A static host limit.
+    Threshold,
+    /// The learnt normal of the host, or of the prefix for carpet bombing.
+    Baseline,
+    /// A static prefix limit or its ceiling.
+    CarpetBombing,
+}
+
+impl TriggerKind {
+    /// The name events write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Threshold => "threshold",
+            TriggerKind::Baseline => "baseline",
+            TriggerKind::CarpetBombing => "carpet_bombing",
+        }
+    }
+}
+
+impl fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What made the engine declare (or keep) an attack.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trigger {
-    /// `threshold` (a static host limit), `baseline` (the learnt normal of the host, or of the
-    /// prefix for carpet bombing) or `carpet_bombing` (a static prefix limit or its ceiling).
-    pub kind: &'static str,
+    /// `threshold`, `baseline` or `carpet_bombing`.
+    pub kind: TriggerKind,
     /// The counter that crossed, e.g. `pps`, `mbps`, `syn_pps`.
-    pub metric: &'static str,
+    pub metric: Metric,
     /// Its value in the bucket that crossed, and the limit it crossed.
     pub value: f64,
     pub limit: f64,

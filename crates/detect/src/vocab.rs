@@ -2,6 +2,8 @@
 //! counters, fingerprints and events all speak them, so they live here, below all of those, and
 //! every import points one way (into this module).
 
+use std::fmt;
+
 use serde::Serialize;
 
 /// Attack vectors, a fixed vocabulary. An attack may carry several.
@@ -55,7 +57,8 @@ impl Vector {
 
 /// A counter a limit can apply to. Names are the config field names and the `metric` of
 /// triggers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     Pps,
     Mbps,
@@ -102,6 +105,7 @@ impl Metric {
         Metric::AmplificationMbps,
     ];
 
+    /// The config field name, as events write it.
     pub fn name(self) -> &'static str {
         match self {
             Metric::Pps => "pps",
@@ -143,5 +147,50 @@ impl Metric {
     /// Needs per-class counts (else the totals suffice).
     pub fn needs_classes(self) -> bool {
         !matches!(self, Metric::Pps | Metric::Mbps | Metric::FlowsPerS)
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Thresholds;
+
+    /// A trigger's metric is written as the config key of its limit.
+    #[test]
+    fn metrics_are_written_as_their_config_keys() {
+        let all = Thresholds {
+            pps: Some(1.0),
+            mbps: Some(1.0),
+            flows_per_s: Some(1.0),
+            tcp_pps: Some(1.0),
+            tcp_mbps: Some(1.0),
+            udp_pps: Some(1.0),
+            udp_mbps: Some(1.0),
+            icmp_pps: Some(1.0),
+            icmp_mbps: Some(1.0),
+            gre_pps: Some(1.0),
+            gre_mbps: Some(1.0),
+            syn_pps: Some(1.0),
+            ack_pps: Some(1.0),
+            rst_pps: Some(1.0),
+            fragment_pps: Some(1.0),
+            fragment_mbps: Some(1.0),
+            amplification_pps: Some(1.0),
+            amplification_mbps: Some(1.0),
+        };
+        let keys = serde_json::to_value(&all).unwrap();
+        let keys = keys.as_object().unwrap();
+        assert_eq!(keys.len(), METRICS);
+        for m in Metric::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert!(keys.contains_key(m.name()), "{m}");
+            assert_eq!(all.get(m), Some(1.0));
+        }
     }
 }

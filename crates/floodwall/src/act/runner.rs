@@ -567,7 +567,7 @@ fn settle(decisions: &mut [Decision], deliveries: &Deliveries) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use floodwall_detect::event::{Direction, EventKind, Evidence, Trigger};
+    use floodwall_detect::event::{Direction, EventKind, Evidence, Trigger, TriggerKind};
     use floodwall_detect::fingerprint::Fingerprint;
     use floodwall_mitigate::{MitigationConfig, Scope};
 
@@ -589,8 +589,8 @@ mod tests {
             started_at: 0,
             ended_at: None,
             trigger: Trigger {
-                kind: "threshold",
-                metric: "pps",
+                kind: TriggerKind::Threshold,
+                metric: floodwall_detect::Metric::Pps,
                 value: 0.0,
                 limit: 0.0,
             },
