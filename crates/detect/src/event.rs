@@ -5,15 +5,15 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::fingerprint::Fingerprint;
-use crate::time::rfc3339_ms;
+use crate::time::{parse_rfc3339_ms, rfc3339_ms};
 use crate::vocab::Metric;
 pub use crate::vocab::Vector;
 
 /// Where an attack is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     AttackStarted,
@@ -23,7 +23,7 @@ pub enum EventKind {
 
 /// Incoming: traffic to a monitored address (it is the victim). Outgoing: traffic from a
 /// monitored address (a customer's device is attacking someone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Incoming,
@@ -31,7 +31,7 @@ pub enum Direction {
 }
 
 /// Which kind of limit a trigger crossed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     /// A static host limit.
@@ -60,7 +60,7 @@ impl fmt::Display for TriggerKind {
 }
 
 /// What made the engine declare (or keep) an attack.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
     /// `threshold`, `baseline` or `carpet_bombing`.
     pub kind: TriggerKind,
@@ -75,7 +75,7 @@ pub struct Trigger {
 /// telemetry datagrams and instants, and how much of it the largest single datagram carried.
 /// Telemetry is unauthenticated UDP: one forged datagram can claim any rate, so a rule may move
 /// a route only once the evidence [`confirms`](Evidence::confirms) the attack.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Sampled packets (a sample is one; an unsampled flow record, its packets).
     pub samples: u64,
@@ -106,13 +106,13 @@ impl Evidence {
 }
 
 /// One attack event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttackEvent {
     pub event: EventKind,
     /// Stable for the life of the attack, and the same in a replay of the same input.
     pub attack_id: String,
     /// Telemetry time of the event: the end of the bucket that produced it.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub ts: u64,
     pub direction: Direction,
     /// The attacked (incoming) or attacking (outgoing) host as /32 or /128, or the prefix for
@@ -129,11 +129,13 @@ pub struct AttackEvent {
     pub peak_pps: u64,
     /// Estimated distinct remote addresses (sources for incoming, destinations for outgoing).
     pub sources: u64,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub started_at: u64,
     #[serde(
         serialize_with = "ser_opt_time",
-        skip_serializing_if = "Option::is_none"
+        deserialize_with = "de_opt_time",
+        skip_serializing_if = "Option::is_none",
+        default
     )]
     pub ended_at: Option<u64>,
     pub trigger: Trigger,
@@ -162,4 +164,20 @@ fn ser_opt_time<S: Serializer>(ms: &Option<u64>, s: S) -> Result<S::Ok, S::Error
         Some(ms) => s.serialize_str(&rfc3339_ms(*ms)),
         None => s.serialize_none(),
     }
+}
+
+/// Owned strings: a borrowed `&str` fails on input that cannot lend one (a reader, a `Value`).
+fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    parse_time(&String::deserialize(d)?)
+}
+
+fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| parse_time(&text))
+        .transpose()
+}
+
+fn parse_time<E: serde::de::Error>(text: &str) -> Result<u64, E> {
+    parse_rfc3339_ms(text)
+        .ok_or_else(|| E::custom(format!("`{text}` is not a time as events write it")))
 }
