@@ -267,11 +267,34 @@ impl Rule {
     }
 
     /// `blackhole` or `flowspec`: the names of the configuration and the event record.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RuleKind {
         match self {
-            Rule::Blackhole { .. } => "blackhole",
-            Rule::Filter { .. } => "flowspec",
+            Rule::Blackhole { .. } => RuleKind::Blackhole,
+            Rule::Filter { .. } => RuleKind::Flowspec,
         }
+    }
+}
+
+/// The kinds of [`Rule`], by the names of the configuration, the event record and rule ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Blackhole,
+    Flowspec,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Blackhole => "blackhole",
+            RuleKind::Flowspec => "flowspec",
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -336,5 +359,9 @@ mod tests {
         );
         let json = serde_json::to_string(&rule).unwrap();
         assert_eq!(serde_json::from_str::<Rule>(&json).unwrap(), rule);
+        // The rule's `kind` tag is its kind's name.
+        let kind = serde_json::to_value(&rule).unwrap()["kind"].clone();
+        assert_eq!(kind, serde_json::to_value(rule.kind()).unwrap());
+        assert_eq!(kind, rule.kind().as_str());
     }
 }

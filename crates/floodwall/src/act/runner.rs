@@ -323,7 +323,7 @@ impl ActionsThread {
         for change in changes.drain(..) {
             let (mitigation, reason) = match &change {
                 Change::Announce(m) => (m, None),
-                Change::Withdraw { mitigation, reason } => (mitigation, Some(reason.as_str())),
+                Change::Withdraw { mitigation, reason } => (mitigation, Some(reason.to_string())),
             };
             if mitigation.dry_run {
                 let verb = if reason.is_some() {
@@ -477,7 +477,8 @@ impl ActionsThread {
                 let result = self
                     .planner
                     .withdraw_manual(&id, changes)
-                    .map(|m| json!({ "mitigation": m }));
+                    .map(|m| json!({ "mitigation": m }))
+                    .map_err(|e| e.to_string());
                 self.commit(changes);
                 result
             }

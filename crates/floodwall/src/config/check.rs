@@ -188,11 +188,10 @@ fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
     if let Err(message) = config.detection_config().validate() {
         found("detection", message, None);
     }
-    if let Err(message) = config.mitigation.validate() {
-        let hint = message
-            .contains("less than min_seconds")
+    if let Err(e) = config.mitigation.validate() {
+        let hint = matches!(e, floodwall_mitigate::ConfigError::MaxBelowMin { .. })
             .then_some("make max_seconds at least min_seconds, or 0 for no limit");
-        found("mitigation", message, hint);
+        found("mitigation", e.to_string(), hint);
     }
     let group_names: Vec<&str> = config
         .detection
