@@ -21,7 +21,7 @@ use crate::baseline::{
     significantly_above, significantly_above_by, Baseline, BaselineParams, Baselines, Levels,
     STATIC_EVIDENCE_NATS,
 };
-use crate::config::{BaselineConfig, CarpetConfig, Thresholds};
+use crate::config::{BaselineConfig, CarpetConfig, ConfigError, Thresholds};
 use crate::counters::{
     class_slot, pk, remote_hash, tally_at, tally_slot, ClassCounts, Rates, RecordClass, Reverse,
     Tally, NO_BUCKET, SLOTS,
@@ -661,7 +661,7 @@ fn carpet_crossing(
 }
 
 impl Engine {
-    pub fn new(config: DetectConfig) -> Result<Engine, String> {
+    pub fn new(config: DetectConfig) -> Result<Engine, ConfigError> {
         config.validate()?;
         let group_nets: Vec<Vec<IpNet>> = config
             .hostgroups

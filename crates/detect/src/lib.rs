@@ -29,7 +29,7 @@ pub mod time;
 pub mod vocab;
 
 pub use baseline::{BaselineState, Baselines};
-pub use config::DetectConfig;
+pub use config::{ConfigError, DetectConfig};
 pub use engine::{Engine, EngineStats, HostgroupRates};
 pub use event::{AttackEvent, Direction, EventKind};
 pub use vocab::{Metric, Vector};

@@ -824,7 +824,7 @@ fn config_rejects_nonsense_and_unknown_fields() {
     assert!(toml::from_str::<DetectConfig>("[baseline]\nalpha = 1").is_err());
     let bad = |text: &str| {
         let cfg: DetectConfig = toml::from_str(text).unwrap();
-        Engine::new(cfg).err().expect(text)
+        Engine::new(cfg).err().expect(text).to_string()
     };
     assert!(bad("prefix_length_v4 = 33").contains("prefix_length_v4"));
     assert!(bad("prefix_length_v6 = 8").contains("prefix_length_v6"));
