@@ -1,0 +1,392 @@
+//! The record path: records in, telemetry time advanced, every monitored side of a record
+//! accounted (its hostgroup, its host, its prefix's carpet residue, its prefix, and the detailed
+//! counters and fingerprint of watched targets). Memory latency bound on many hosts, so entries
+//! are prefetched a few records ahead; nothing here allocates or locks per record.
+
+use std::net::IpAddr;
+
+use floodwall_wire::FlowRecord;
+
+use crate::addrmap::Key;
+use crate::counters::{class_slot, remote_hash, tally_slot, RecordClass, Tally, SLOTS};
+use crate::prefetch::prefetch;
+use crate::AttackEvent;
+
+use super::carpet::square;
+use super::entries::Owner;
+use super::{Engine, IN, IN_RESIDUE, NONE, OUT};
+
+/// How many records ahead ingest prefetches host entries (map slots twice as far).
+pub(super) const PREFETCH_AHEAD: usize = 16;
+
+/// Records whose hostgroup lookups are in flight: more than `2 * PREFETCH_AHEAD`.
+const LOOKAHEAD_RING: usize = 64;
+
+/// Hostgroups of a record's destination and source, `None` when not monitored.
+type Sides = (Option<u16>, Option<u16>);
+
+impl Engine {
+    /// Accounts records. Telemetry time advances with the records' `time_ms`; crossing a bucket
+    /// boundary closes the bucket and runs detection, appending events. Records older than the
+    /// open bucket (late flows) are counted in the open bucket.
+    pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
+        // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
+        // the map entries they point to 1.5 × ahead, host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
+        // first stage, and kept in a small ring until the record is accounted.
+        let mut sides = [(None, None); LOOKAHEAD_RING];
+        // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
+        let mut found = [(NONE, NONE); LOOKAHEAD_RING];
+        for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
+            sides[j % LOOKAHEAD_RING] = self.sides(r);
+        }
+        for (i, r) in records.iter().enumerate() {
+            if let Some(ahead) = records.get(i + 2 * PREFETCH_AHEAD) {
+                let s = self.sides(ahead);
+                sides[(i + 2 * PREFETCH_AHEAD) % LOOKAHEAD_RING] = s;
+                self.prefetch_slots(ahead, s);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD * 3 / 2) {
+                self.prefetch_entries(ahead, sides[(i + PREFETCH_AHEAD * 3 / 2) % LOOKAHEAD_RING]);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+                let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
+                found[j] = self.prefetch_hosts(ahead, sides[j]);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD / 2) {
+                self.prefetch_prefixes(ahead, found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
+            }
+            self.stats.records += 1;
+            let evicted = self.stats.hosts_evicted;
+            self.advance(r.time_ms, events);
+            if self.stats.hosts_evicted != evicted {
+                // Freed entries may be reused for other addresses: look up again.
+                found = [(NONE, NONE); LOOKAHEAD_RING];
+            }
+            self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
+            if !self.early_starts.is_empty() {
+                // Reported at the engine's clock: a late record does not date the report back.
+                self.start_early(self.clock_ms, events);
+            }
+            if !self.early_confirms.is_empty() {
+                self.confirm_early(self.clock_ms, events);
+            }
+        }
+    }
+
+    /// The hostgroups of a record's destination and source, when monitored.
+    #[inline]
+    pub(super) fn sides(&self, r: &FlowRecord) -> Sides {
+        (self.networks.lookup(r.dst), self.networks.lookup(r.src))
+    }
+
+    #[inline]
+    fn prefetch_slots(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
+                self.host_index.prefetch(Key::of(addr));
+            }
+        }
+    }
+
+    /// Prefetches the address-map entries of a record's monitored sides (their slots were
+    /// prefetched earlier).
+    #[inline]
+    fn prefetch_entries(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
+                self.host_index.prefetch_entry(Key::of(addr));
+            }
+        }
+    }
+
+    /// Prefetches the host entries of a record's monitored sides and returns their indices
+    /// (`NONE` where there is none yet).
+    #[inline]
+    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) -> (u32, u32) {
+        let mut found = [NONE; 2];
+        for (d, group, addr) in [(IN, dst, r.dst), (OUT, src, r.src)] {
+            if group.is_some() {
+                if let Some(h) = self.host_index.get(Key::of(addr)) {
+                    found[d] = h;
+                    // The header and the whole direction: a first touch in a bucket may apply
+                    // a pending learn (ring and baseline).
+                    let host = &self.hosts[h as usize];
+                    let dir = host.dir(d);
+                    prefetch(&host.touched);
+                    prefetch(&dir.ring[0]);
+                    // Between ring[0] and watch_bytes lies up to a whole line (host entries
+                    // are not line-aligned).
+                    prefetch(&dir.baseline);
+                    prefetch(&dir.watch_bytes);
+                }
+            }
+        }
+        (found[IN], found[OUT])
+    }
+
+    /// Prefetches the prefix entries of host entries found (and prefetched) earlier, and the
+    /// fingerprint state of watched ones.
+    #[inline]
+    fn prefetch_prefixes(&self, r: &FlowRecord, (dst_h, src_h): (u32, u32)) {
+        for (d, h) in [(IN, dst_h), (OUT, src_h)] {
+            if let Some(host) = self.hosts.get(h as usize) {
+                // A watched host's fingerprint: the sketch register this record will update.
+                if let Some(Some(detail)) = self.details.get(host.dir(d).detail as usize) {
+                    detail
+                        .fingerprint
+                        .prefetch(if d == IN { r.src } else { r.dst });
+                }
+                if let Some(p) = self.prefixes.get(host.prefix as usize) {
+                    let pd = &p.dirs[d];
+                    prefetch(&p.touched);
+                    prefetch(&pd.ring[self.open as usize % SLOTS]);
+                    prefetch(&pd.detail);
+                    if d == IN {
+                        prefetch(&p.residue);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub(super) fn account(
+        &mut self,
+        r: &FlowRecord,
+        (dst, src): Sides,
+        (dst_h, src_h): (u32, u32),
+    ) {
+        if dst.is_none() && src.is_none() {
+            self.stats.records_unmonitored += 1;
+            return;
+        }
+        let class = RecordClass::of(r);
+        if let Some(g) = dst {
+            self.account_side(r.dst, dst_h, g, IN, r, r.src, &class);
+        }
+        if let Some(g) = src {
+            self.account_side(r.src, src_h, g, OUT, r, r.dst, &class);
+        }
+    }
+
+    /// Accounts one side of a record: `addr` is the monitored end, `remote` the other.
+    /// `found` is the host entry of `addr` as looked up a few records earlier (or `NONE`): used
+    /// when it still holds `addr`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn account_side(
+        &mut self,
+        addr: IpAddr,
+        found: u32,
+        group: u16,
+        d: usize,
+        r: &FlowRecord,
+        remote: IpAddr,
+        class: &RecordClass,
+    ) {
+        let b = self.open;
+        let incoming = d == IN;
+        let g = &mut self.groups[group as usize];
+        let totals = &mut g.totals[d];
+        if totals.current.bucket != b {
+            totals.last = totals.current;
+            totals.current = Tally {
+                bucket: b,
+                ..Tally::default()
+            };
+        }
+        totals.current.add(r);
+        // Only watched targets' class counts key by the remote: hashed where they are counted.
+        let rh = || remote_hash(remote);
+        // `found` is cleared whenever hosts were evicted since it was looked up.
+        let host = if found != NONE {
+            Some(found)
+        } else {
+            match self.host_index.get(Key::of(addr)) {
+                Some(h) => Some(h),
+                None => self.new_host(addr, group),
+            }
+        };
+        // Whether the record's host is part of its prefix's carpet residue: not over a host
+        // limit on its own and not under attack on its own (its traffic is that attack's, so
+        // the carpet's counts and fingerprint leave it out).
+        let mut in_residue = false;
+        let prefix = match host {
+            Some(h) => {
+                let host = &mut self.hosts[h as usize];
+                if host.touched != b {
+                    if host.learn_pending() {
+                        let g = &self.groups[host.group as usize];
+                        host.learn_quiet(g, &self.baseline, &self.config);
+                    }
+                    host.touched = b;
+                    host.dirs_touched = 0;
+                    self.touched_hosts.push((h, host.prefix));
+                }
+                host.dirs_touched |= 1 << d;
+                let g = &self.groups[host.group as usize];
+                let (floor_packets, floor_bytes, floor_samples) =
+                    (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
+                let prefix = host.prefix;
+                let detail_id = host.dir(d).detail;
+                let attacked = detail_id != NONE
+                    && self.details[detail_id as usize]
+                        .as_ref()
+                        .is_some_and(|x| x.attack.is_some());
+                let dir = host.dir_mut(d);
+                let t = tally_slot(&mut dir.ring, b);
+                let before = *t;
+                t.add(r);
+                let t = *t;
+                let quiet = |t: &Tally| {
+                    (t.packets as f64) < floor_packets
+                        && (t.bytes as f64) < floor_bytes
+                        && t.samples < floor_samples
+                };
+                if (before.samples == 0 || quiet(&before)) && !quiet(&t) {
+                    self.eval_hosts.push(h);
+                }
+                if incoming {
+                    // The carpet residue of the prefix (see `Residue`), kept incrementally.
+                    let was_in = host.dirs_touched & IN_RESIDUE != 0;
+                    in_residue = !attacked;
+                    if in_residue {
+                        host.dirs_touched |= IN_RESIDUE;
+                    } else {
+                        host.dirs_touched &= !IN_RESIDUE;
+                    }
+                    let res = &mut self.prefixes[prefix as usize].residue;
+                    if res.stat_bucket != b {
+                        res.stat_bucket = b;
+                        res.hosts_active = 0;
+                        res.residual_packets = 0;
+                        res.residual_bytes = 0;
+                        res.residual_sq = [0; 2];
+                        res.top_host_packets = 0;
+                    }
+                    // A host leaves the residue for good within a bucket (attacks end only at
+                    // closes); it enters it only with its first record.
+                    match (was_in, in_residue) {
+                        (false, true) => {
+                            res.hosts_active += 1;
+                            res.residual_packets += t.packets;
+                            res.residual_bytes += t.bytes;
+                            res.add_sq(square(t.packets), 0);
+                            res.top_host_packets = res.top_host_packets.max(t.packets);
+                        }
+                        (true, true) => {
+                            res.residual_packets += t.packets - before.packets;
+                            res.residual_bytes += t.bytes - before.bytes;
+                            res.add_sq(square(t.packets), square(before.packets));
+                            res.top_host_packets = res.top_host_packets.max(t.packets);
+                        }
+                        (true, false) => {
+                            res.hosts_active -= 1;
+                            res.residual_packets -= before.packets;
+                            res.residual_bytes -= before.bytes;
+                            res.add_sq(0, square(before.packets));
+                            // Its packets may be the recorded top: recount at the close.
+                            if res.top_stale != b {
+                                res.top_stale = b;
+                                self.stale_prefixes.push(prefix);
+                            }
+                        }
+                        (false, false) => {}
+                    }
+                }
+                let host = &mut self.hosts[h as usize];
+                let dir = host.dir_mut(d);
+                if dir.detail != NONE {
+                    let id = dir.detail;
+                    let detail = self.details[id as usize].as_mut().expect("live detail");
+                    let slot = class_slot(&mut detail.ring, b);
+                    slot.add(r, class, incoming, rh());
+                    let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
+                    detail.fingerprint.observe(r, remote);
+                    // An attack that started on evidence from one datagram or instant is
+                    // confirmed as soon as more arrives, not at the bucket's close.
+                    if let Some(attack) = detail.attack.as_mut() {
+                        if attack.confirms_early(b, slot) {
+                            self.early_confirms.push((h, d));
+                        }
+                    }
+                    // The count can only grow within the bucket: once it crosses a static
+                    // limit with enough evidence, waiting for the close only adds latency.
+                    // Judged again as evidence grows by a quarter (ordinary traffic over the
+                    // totals of the limits is judged a few times a bucket, not per record).
+                    if !attacked
+                        && t.samples >= self.config.min_samples
+                        && (t.packets as f64 >= g.lowest_packets[d]
+                            || t.bytes as f64 * 8.0 >= g.lowest_bits[d])
+                        && (detail.early_bucket != b
+                            || evidence >= detail.early_evidence + detail.early_evidence / 4)
+                    {
+                        detail.early_bucket = b;
+                        detail.early_evidence = evidence;
+                        self.early_starts.push((h, d));
+                    }
+                } else if t.samples >= self.watch_min_samples
+                    && (t.packets as f32 >= dir.watch_packets
+                        || t.bytes as f32 >= dir.watch_bytes
+                        || t.samples >= self.groups[group as usize].watch_samples[d])
+                    && self.details_live - self.attacks_live < self.config.max_watched
+                {
+                    let id = self.new_detail(Owner::Host(h), d);
+                    let detail = self.details[id as usize].as_mut().expect("new detail");
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
+                    detail.fingerprint.observe(r, remote);
+                    // Whether this direction is answered needs the other one's classes too.
+                    if self.hosts[h as usize].dir(1 - d).detail == NONE {
+                        self.new_detail(Owner::Host(h), 1 - d);
+                    }
+                }
+                self.hosts[h as usize].prefix
+            }
+            None => {
+                self.stats.records_host_overflow += 1;
+                match self.prefix_of(addr, group) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        let p = &mut self.prefixes[prefix as usize];
+        if p.touched != b {
+            p.touched = b;
+            self.touched_prefixes.push(prefix);
+        }
+        let pd = &mut p.dirs[d];
+        let t = tally_slot(&mut pd.ring, b);
+        t.add(r);
+        if pd.detail != NONE {
+            // The incoming detail describes the residue (a carpet); the outgoing one only says
+            // what the prefix answers.
+            if !incoming || in_residue {
+                let detail = self.details[pd.detail as usize]
+                    .as_mut()
+                    .expect("live detail");
+                class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
+                if incoming {
+                    detail.fingerprint.observe(r, remote);
+                }
+            }
+        } else if incoming {
+            // Infinite watch levels when carpet detection is off.
+            let res = &p.residue;
+            if t.samples >= self.watch_min_samples
+                && (t.packets as f32 >= res.watch_packets || t.bytes as f32 >= res.watch_bytes)
+                && self.details_live - self.attacks_live < self.config.max_watched
+            {
+                let id = self.new_detail(Owner::Prefix(prefix), d);
+                if in_residue {
+                    let detail = self.details[id as usize].as_mut().expect("new detail");
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
+                    detail.fingerprint.observe(r, remote);
+                }
+                if self.prefixes[prefix as usize].dirs[OUT].detail == NONE {
+                    self.new_detail(Owner::Prefix(prefix), OUT);
+                }
+            }
+        }
+    }
+}
