@@ -6,14 +6,14 @@
 use crate::baseline::{
     significantly_above, significantly_above_by, Baseline, Levels, STATIC_EVIDENCE_NATS,
 };
-use crate::counters::{pk, tally_at, Rates, NO_BUCKET};
+use crate::counters::{pk, tally_at, Rates, Tally, NO_BUCKET};
 use crate::event::TriggerKind;
 use crate::vocab::{Metric, Vector};
 use crate::AttackEvent;
 
-use super::entries::Owner;
+use super::entries::{Owner, IN_RESIDUE};
 use super::limits::CarpetLimits;
-use super::{Crossing, Engine, IN, IN_RESIDUE, NONE, SURGE_UNEXPLAINED};
+use super::{Crossing, Engine, IN, NONE, SURGE_UNEXPLAINED};
 
 /// Seconds a prefix must have learnt before a surge against them is a carpet during its warm-up.
 const SURGE_MIN_HISTORY_S: u32 = 30;
@@ -64,9 +64,62 @@ impl Residue {
 
     /// Adds `plus` and takes `minus` from the sum of squares.
     #[inline]
-    pub(super) fn add_sq(&mut self, plus: u128, minus: u128) {
+    fn add_sq(&mut self, plus: u128, minus: u128) {
         let v = self.sq() + plus - minus;
         self.residual_sq = [(v >> 64) as u64, v as u64];
+    }
+}
+
+impl Residue {
+    /// Counts a host's record in the open bucket `b`: `before` and `after` are the host's
+    /// incoming totals around it, `was_in` / `is_in` whether the host was and is in the residue.
+    /// True the first time in a bucket a host leaves the residue: its packets may be the
+    /// recorded top, to be recounted at the close.
+    #[inline]
+    fn count(
+        &mut self,
+        b: u32,
+        (was_in, is_in): (bool, bool),
+        before: Tally,
+        after: Tally,
+    ) -> bool {
+        if self.stat_bucket != b {
+            self.stat_bucket = b;
+            self.hosts_active = 0;
+            self.residual_packets = 0;
+            self.residual_bytes = 0;
+            self.residual_sq = [0; 2];
+            self.top_host_packets = 0;
+        }
+        // A host leaves the residue for good within a bucket (attacks end only at
+        // closes); it enters it only with its first record.
+        match (was_in, is_in) {
+            (false, true) => {
+                self.hosts_active += 1;
+                self.residual_packets += after.packets;
+                self.residual_bytes += after.bytes;
+                self.add_sq(square(after.packets), 0);
+                self.top_host_packets = self.top_host_packets.max(after.packets);
+            }
+            (true, true) => {
+                self.residual_packets += after.packets - before.packets;
+                self.residual_bytes += after.bytes - before.bytes;
+                self.add_sq(square(after.packets), square(before.packets));
+                self.top_host_packets = self.top_host_packets.max(after.packets);
+            }
+            (true, false) => {
+                self.hosts_active -= 1;
+                self.residual_packets -= before.packets;
+                self.residual_bytes -= before.bytes;
+                self.add_sq(0, square(before.packets));
+                if self.top_stale != b {
+                    self.top_stale = b;
+                    return true;
+                }
+            }
+            (false, false) => {}
+        }
+        false
     }
 }
 
@@ -90,7 +143,7 @@ impl Default for Residue {
 }
 
 #[inline]
-pub(super) fn square(x: u64) -> u128 {
+fn square(x: u64) -> u128 {
     u128::from(x) * u128::from(x)
 }
 
@@ -187,6 +240,34 @@ fn carpet_crossing(
 }
 
 impl Engine {
+    /// Keeps the carpet residue of host `h`'s prefix (see `Residue`) as its incoming record
+    /// comes in: `before` / `after` its totals, `attacked` whether it is under attack on its own.
+    /// Returns whether the host is in the residue.
+    #[inline]
+    pub(super) fn count_residue(
+        &mut self,
+        h: u32,
+        before: Tally,
+        after: Tally,
+        attacked: bool,
+    ) -> bool {
+        let b = self.open;
+        let host = &mut self.hosts[h as usize];
+        let prefix = host.prefix;
+        let was_in = host.dirs_touched & IN_RESIDUE != 0;
+        let in_residue = !attacked;
+        if in_residue {
+            host.dirs_touched |= IN_RESIDUE;
+        } else {
+            host.dirs_touched &= !IN_RESIDUE;
+        }
+        let res = &mut self.prefixes[prefix as usize].residue;
+        if res.count(b, (was_in, in_residue), before, after) {
+            self.stale_prefixes.push(prefix);
+        }
+        in_residue
+    }
+
     /// Recounts the largest residual host of the prefixes in `stale_prefixes` (the other
     /// statistics are exact incrementally).
     pub(super) fn recount_tops(&mut self, b: u32) {

@@ -26,6 +26,10 @@ pub(super) struct HostDir {
     pub(super) watch_bytes: f32,
 }
 
+/// `Host::dirs_touched` bit: the host's incoming traffic of the open bucket is counted in its
+/// prefix's carpet residue.
+pub(super) const IN_RESIDUE: u8 = 1 << 2;
+
 /// One host: 240 bytes, laid out so that the incoming direction and the header are adjacent
 /// (126 bytes: ordinary traffic touches nothing else). The address lives in `Engine::host_addrs`:
 /// it is needed only at bucket closes and evictions.

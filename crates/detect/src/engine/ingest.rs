@@ -12,9 +12,8 @@ use crate::counters::{class_slot, remote_hash, tally_slot, RecordClass, Tally, S
 use crate::prefetch::prefetch;
 use crate::AttackEvent;
 
-use super::carpet::square;
 use super::entries::Owner;
-use super::{Engine, IN, IN_RESIDUE, NONE, OUT};
+use super::{Engine, IN, NONE, OUT};
 
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
 pub(super) const PREFETCH_AHEAD: usize = 16;
@@ -172,6 +171,10 @@ impl Engine {
     /// Accounts one side of a record: `addr` is the monitored end, `remote` the other.
     /// `found` is the host entry of `addr` as looked up a few records earlier (or `NONE`): used
     /// when it still holds `addr`.
+    ///
+    /// In steps: the hostgroup's totals; the host's entry, totals, carpet residue (incoming) and
+    /// detailed counts or watch; then its prefix's totals and detailed counts or watch. Without
+    /// a host entry (`max_hosts` reached) only the prefix counts the record.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn account_side(
@@ -184,10 +187,45 @@ impl Engine {
         remote: IpAddr,
         class: &RecordClass,
     ) {
+        let side = Side {
+            r,
+            class,
+            d,
+            remote,
+        };
+        self.count_group(group, d, r);
+        // Whether the record's host is part of its prefix's carpet residue: not over a host
+        // limit on its own and not under attack on its own (its traffic is that attack's, so
+        // the carpet's counts and fingerprint leave it out).
+        let (prefix, in_residue) = match self.host_entry(addr, found, group) {
+            Some(h) => {
+                self.touch_host(h, d);
+                let (before, t, attacked) = self.count_host_totals(h, d, r);
+                let in_residue = d == IN && self.count_residue(h, before, t, attacked);
+                let id = self.hosts[h as usize].dir(d).detail;
+                if id != NONE {
+                    self.count_watched_host(h, id, side, t, attacked);
+                } else {
+                    self.watch_host(h, side, group, t);
+                }
+                (self.hosts[h as usize].prefix, in_residue)
+            }
+            None => {
+                self.stats.records_host_overflow += 1;
+                match self.prefix_of(addr, group) {
+                    Some(p) => (p, false),
+                    None => return,
+                }
+            }
+        };
+        self.count_prefix(prefix, side, in_residue);
+    }
+
+    /// The hostgroup's totals of the open bucket, for its rates.
+    #[inline]
+    fn count_group(&mut self, group: u16, d: usize, r: &FlowRecord) {
         let b = self.open;
-        let incoming = d == IN;
-        let g = &mut self.groups[group as usize];
-        let totals = &mut g.totals[d];
+        let totals = &mut self.groups[group as usize].totals[d];
         if totals.current.bucket != b {
             totals.last = totals.current;
             totals.current = Tally {
@@ -196,160 +234,152 @@ impl Engine {
             };
         }
         totals.current.add(r);
-        // Only watched targets' class counts key by the remote: hashed where they are counted.
-        let rh = || remote_hash(remote);
-        // `found` is cleared whenever hosts were evicted since it was looked up.
-        let host = if found != NONE {
+    }
+
+    /// The host entry of `addr`: `found` unless cleared (it is whenever hosts were evicted
+    /// since it was looked up), else looked up or created; `None` at `max_hosts`.
+    #[inline]
+    fn host_entry(&mut self, addr: IpAddr, found: u32, group: u16) -> Option<u32> {
+        if found != NONE {
             Some(found)
         } else {
             match self.host_index.get(Key::of(addr)) {
                 Some(h) => Some(h),
                 None => self.new_host(addr, group),
             }
-        };
-        // Whether the record's host is part of its prefix's carpet residue: not over a host
-        // limit on its own and not under attack on its own (its traffic is that attack's, so
-        // the carpet's counts and fingerprint leave it out).
-        let mut in_residue = false;
-        let prefix = match host {
-            Some(h) => {
-                let host = &mut self.hosts[h as usize];
-                if host.touched != b {
-                    if host.learn_pending() {
-                        let g = &self.groups[host.group as usize];
-                        host.learn_quiet(g, &self.baseline, &self.config);
-                    }
-                    host.touched = b;
-                    host.dirs_touched = 0;
-                    self.touched_hosts.push((h, host.prefix));
-                }
-                host.dirs_touched |= 1 << d;
+        }
+    }
+
+    /// Marks host `h` touched in the open bucket in direction `d`; its first touch of a bucket
+    /// first applies the learning its last bucket left pending.
+    #[inline]
+    fn touch_host(&mut self, h: u32, d: usize) {
+        let b = self.open;
+        let host = &mut self.hosts[h as usize];
+        if host.touched != b {
+            if host.learn_pending() {
                 let g = &self.groups[host.group as usize];
-                let (floor_packets, floor_bytes, floor_samples) =
-                    (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
-                let prefix = host.prefix;
-                let detail_id = host.dir(d).detail;
-                let attacked = detail_id != NONE
-                    && self.details[detail_id as usize]
-                        .as_ref()
-                        .is_some_and(|x| x.attack.is_some());
-                let dir = host.dir_mut(d);
-                let t = tally_slot(&mut dir.ring, b);
-                let before = *t;
-                t.add(r);
-                let t = *t;
-                let quiet = |t: &Tally| {
-                    (t.packets as f64) < floor_packets
-                        && (t.bytes as f64) < floor_bytes
-                        && t.samples < floor_samples
-                };
-                if (before.samples == 0 || quiet(&before)) && !quiet(&t) {
-                    self.eval_hosts.push(h);
-                }
-                if incoming {
-                    // The carpet residue of the prefix (see `Residue`), kept incrementally.
-                    let was_in = host.dirs_touched & IN_RESIDUE != 0;
-                    in_residue = !attacked;
-                    if in_residue {
-                        host.dirs_touched |= IN_RESIDUE;
-                    } else {
-                        host.dirs_touched &= !IN_RESIDUE;
-                    }
-                    let res = &mut self.prefixes[prefix as usize].residue;
-                    if res.stat_bucket != b {
-                        res.stat_bucket = b;
-                        res.hosts_active = 0;
-                        res.residual_packets = 0;
-                        res.residual_bytes = 0;
-                        res.residual_sq = [0; 2];
-                        res.top_host_packets = 0;
-                    }
-                    // A host leaves the residue for good within a bucket (attacks end only at
-                    // closes); it enters it only with its first record.
-                    match (was_in, in_residue) {
-                        (false, true) => {
-                            res.hosts_active += 1;
-                            res.residual_packets += t.packets;
-                            res.residual_bytes += t.bytes;
-                            res.add_sq(square(t.packets), 0);
-                            res.top_host_packets = res.top_host_packets.max(t.packets);
-                        }
-                        (true, true) => {
-                            res.residual_packets += t.packets - before.packets;
-                            res.residual_bytes += t.bytes - before.bytes;
-                            res.add_sq(square(t.packets), square(before.packets));
-                            res.top_host_packets = res.top_host_packets.max(t.packets);
-                        }
-                        (true, false) => {
-                            res.hosts_active -= 1;
-                            res.residual_packets -= before.packets;
-                            res.residual_bytes -= before.bytes;
-                            res.add_sq(0, square(before.packets));
-                            // Its packets may be the recorded top: recount at the close.
-                            if res.top_stale != b {
-                                res.top_stale = b;
-                                self.stale_prefixes.push(prefix);
-                            }
-                        }
-                        (false, false) => {}
-                    }
-                }
-                let host = &mut self.hosts[h as usize];
-                let dir = host.dir_mut(d);
-                if dir.detail != NONE {
-                    let id = dir.detail;
-                    let detail = self.details[id as usize].as_mut().expect("live detail");
-                    let slot = class_slot(&mut detail.ring, b);
-                    slot.add(r, class, incoming, rh());
-                    let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
-                    detail.fingerprint.observe(r, remote);
-                    // An attack that started on evidence from one datagram or instant is
-                    // confirmed as soon as more arrives, not at the bucket's close.
-                    if let Some(attack) = detail.attack.as_mut() {
-                        if attack.confirms_early(b, slot) {
-                            self.early_confirms.push((h, d));
-                        }
-                    }
-                    // The count can only grow within the bucket: once it crosses a static
-                    // limit with enough evidence, waiting for the close only adds latency.
-                    // Judged again as evidence grows by a quarter (ordinary traffic over the
-                    // totals of the limits is judged a few times a bucket, not per record).
-                    if !attacked
-                        && t.samples >= self.config.min_samples
-                        && (t.packets as f64 >= g.lowest_packets[d]
-                            || t.bytes as f64 * 8.0 >= g.lowest_bits[d])
-                        && (detail.early_bucket != b
-                            || evidence >= detail.early_evidence + detail.early_evidence / 4)
-                    {
-                        detail.early_bucket = b;
-                        detail.early_evidence = evidence;
-                        self.early_starts.push((h, d));
-                    }
-                } else if t.samples >= self.watch_min_samples
-                    && (t.packets as f32 >= dir.watch_packets
-                        || t.bytes as f32 >= dir.watch_bytes
-                        || t.samples >= self.groups[group as usize].watch_samples[d])
-                    && self.details_live - self.attacks_live < self.config.max_watched
-                {
-                    let id = self.new_detail(Owner::Host(h), d);
-                    let detail = self.details[id as usize].as_mut().expect("new detail");
-                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
-                    detail.fingerprint.observe(r, remote);
-                    // Whether this direction is answered needs the other one's classes too.
-                    if self.hosts[h as usize].dir(1 - d).detail == NONE {
-                        self.new_detail(Owner::Host(h), 1 - d);
-                    }
-                }
-                self.hosts[h as usize].prefix
+                host.learn_quiet(g, &self.baseline, &self.config);
             }
-            None => {
-                self.stats.records_host_overflow += 1;
-                match self.prefix_of(addr, group) {
-                    Some(p) => p,
-                    None => return,
-                }
-            }
+            host.touched = b;
+            host.dirs_touched = 0;
+            self.touched_hosts.push((h, host.prefix));
+        }
+        host.dirs_touched |= 1 << d;
+    }
+
+    /// Adds the record to host `h`'s totals of the open bucket in direction `d`; the host is
+    /// evaluated at the close once they leave its group's quiet floors. Returns the totals before
+    /// and after, and whether the host is under attack in that direction.
+    #[inline]
+    fn count_host_totals(&mut self, h: u32, d: usize, r: &FlowRecord) -> (Tally, Tally, bool) {
+        let b = self.open;
+        let host = &mut self.hosts[h as usize];
+        let g = &self.groups[host.group as usize];
+        let (floor_packets, floor_bytes, floor_samples) =
+            (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
+        let detail_id = host.dir(d).detail;
+        let attacked = detail_id != NONE
+            && self.details[detail_id as usize]
+                .as_ref()
+                .is_some_and(|x| x.attack.is_some());
+        let dir = host.dir_mut(d);
+        let t = tally_slot(&mut dir.ring, b);
+        let before = *t;
+        t.add(r);
+        let t = *t;
+        let quiet = |t: &Tally| {
+            (t.packets as f64) < floor_packets
+                && (t.bytes as f64) < floor_bytes
+                && t.samples < floor_samples
         };
+        if (before.samples == 0 || quiet(&before)) && !quiet(&t) {
+            self.eval_hosts.push(h);
+        }
+        (before, t, attacked)
+    }
+
+    /// Class counts and fingerprint of a watched host direction (detail `id`); an attack on
+    /// thin evidence is confirmed, or a crossing started, without waiting for the close.
+    #[inline]
+    fn count_watched_host(&mut self, h: u32, id: u32, side: Side<'_>, t: Tally, attacked: bool) {
+        let b = self.open;
+        let Side {
+            r,
+            class,
+            d,
+            remote,
+        } = side;
+        let g = &self.groups[self.hosts[h as usize].group as usize];
+        let detail = self.details[id as usize].as_mut().expect("live detail");
+        let slot = class_slot(&mut detail.ring, b);
+        slot.add(r, class, d == IN, remote_hash(remote));
+        let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
+        detail.fingerprint.observe(r, remote);
+        // An attack that started on evidence from one datagram or instant is
+        // confirmed as soon as more arrives, not at the bucket's close.
+        if let Some(attack) = detail.attack.as_mut() {
+            if attack.confirms_early(b, slot) {
+                self.early_confirms.push((h, d));
+            }
+        }
+        // The count can only grow within the bucket: once it crosses a static
+        // limit with enough evidence, waiting for the close only adds latency.
+        // Judged again as evidence grows by a quarter (ordinary traffic over the
+        // totals of the limits is judged a few times a bucket, not per record).
+        if !attacked
+            && t.samples >= self.config.min_samples
+            && (t.packets as f64 >= g.lowest_packets[d] || t.bytes as f64 * 8.0 >= g.lowest_bits[d])
+            && (detail.early_bucket != b
+                || evidence >= detail.early_evidence + detail.early_evidence / 4)
+        {
+            detail.early_bucket = b;
+            detail.early_evidence = evidence;
+            self.early_starts.push((h, d));
+        }
+    }
+
+    /// Starts watching host `h` (both directions) once its running bucket `t` reaches the watch
+    /// level of its direction, while fewer than `max_watched` targets are watched.
+    #[inline]
+    fn watch_host(&mut self, h: u32, side: Side<'_>, group: u16, t: Tally) {
+        let b = self.open;
+        let Side {
+            r,
+            class,
+            d,
+            remote,
+        } = side;
+        let dir = self.hosts[h as usize].dir(d);
+        if t.samples >= self.watch_min_samples
+            && (t.packets as f32 >= dir.watch_packets
+                || t.bytes as f32 >= dir.watch_bytes
+                || t.samples >= self.groups[group as usize].watch_samples[d])
+            && self.details_live - self.attacks_live < self.config.max_watched
+        {
+            let id = self.new_detail(Owner::Host(h), d);
+            let detail = self.details[id as usize].as_mut().expect("new detail");
+            class_slot(&mut detail.ring, b).add(r, class, d == IN, remote_hash(remote));
+            detail.fingerprint.observe(r, remote);
+            // Whether this direction is answered needs the other one's classes too.
+            if self.hosts[h as usize].dir(1 - d).detail == NONE {
+                self.new_detail(Owner::Host(h), 1 - d);
+            }
+        }
+    }
+
+    /// The prefix's totals of the open bucket, and its detailed counts (incoming: only the
+    /// carpet residue's) or the start of its watch (incoming only).
+    #[inline]
+    fn count_prefix(&mut self, prefix: u32, side: Side<'_>, in_residue: bool) {
+        let b = self.open;
+        let Side {
+            r,
+            class,
+            d,
+            remote,
+        } = side;
+        let incoming = d == IN;
         let p = &mut self.prefixes[prefix as usize];
         if p.touched != b {
             p.touched = b;
@@ -365,7 +395,7 @@ impl Engine {
                 let detail = self.details[pd.detail as usize]
                     .as_mut()
                     .expect("live detail");
-                class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
+                class_slot(&mut detail.ring, b).add(r, class, incoming, remote_hash(remote));
                 if incoming {
                     detail.fingerprint.observe(r, remote);
                 }
@@ -380,7 +410,7 @@ impl Engine {
                 let id = self.new_detail(Owner::Prefix(prefix), d);
                 if in_residue {
                     let detail = self.details[id as usize].as_mut().expect("new detail");
-                    class_slot(&mut detail.ring, b).add(r, class, incoming, rh());
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, remote_hash(remote));
                     detail.fingerprint.observe(r, remote);
                 }
                 if self.prefixes[prefix as usize].dirs[OUT].detail == NONE {
@@ -389,4 +419,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// One monitored side of a record: the record and its class, the direction of the monitored
+/// end, and the other end.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    r: &'a FlowRecord,
+    class: &'a RecordClass,
+    d: usize,
+    remote: IpAddr,
 }

@@ -57,9 +57,6 @@ const DIRECTIONS: [Direction; 2] = [Direction::Incoming, Direction::Outgoing];
 /// Share of a rise above the learnt mean that must be unexplained traffic for a baseline
 /// crossing to count (hosts and carpets alike).
 const SURGE_UNEXPLAINED: f64 = 0.5;
-/// `Host::dirs_touched` bit: the host's incoming traffic of the open bucket is counted in its
-/// prefix's carpet residue.
-const IN_RESIDUE: u8 = 1 << 2;
 
 /// The detection engine. See the module docs.
 pub struct Engine {
