@@ -23,4 +23,4 @@ pub use plan::{
     Change, Decision, Delivery, Held, NotHeld, Planner, Refusal, Scope, Snapshot, Status,
     WithdrawReason,
 };
-pub use rule::{Community, FlowAction, FlowFilter, Range, Rule, RuleKind, TcpFlags};
+pub use rule::{Community, FlowAction, FlowFilter, NotACommunity, Range, Rule, RuleKind, TcpFlags};

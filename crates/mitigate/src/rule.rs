@@ -32,13 +32,16 @@ impl fmt::Display for Community {
     }
 }
 
+/// Text that is no `ASN:VALUE` community.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a BGP community: write ASN:VALUE with both parts 0..=65535, e.g. 65535:666")]
+pub struct NotACommunity(pub String);
+
 impl FromStr for Community {
-    type Err = String;
+    type Err = NotACommunity;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!("`{s}` is not a BGP community: write ASN:VALUE with both parts 0..=65535, e.g. 65535:666")
-        };
+        let bad = || NotACommunity(s.to_string());
         let (asn, value) = s.split_once(':').ok_or_else(bad)?;
         let asn: u16 = asn.trim().parse().map_err(|_| bad())?;
         let value: u16 = value.trim().parse().map_err(|_| bad())?;
@@ -336,7 +339,10 @@ mod tests {
         assert_eq!("65535:666".parse::<Community>(), Ok(Community::BLACKHOLE));
         assert_eq!(Community::BLACKHOLE.to_string(), "65535:666");
         assert!("65536:1".parse::<Community>().is_err());
-        assert!("666".parse::<Community>().is_err());
+        assert_eq!(
+            "666".parse::<Community>().unwrap_err().to_string(),
+            "`666` is not a BGP community: write ASN:VALUE with both parts 0..=65535, e.g. 65535:666"
+        );
     }
 
     #[test]
