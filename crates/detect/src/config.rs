@@ -689,6 +689,40 @@ fn validate_carpet(what: &str, c: &CarpetThresholds) -> Result<(), ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::METRICS;
+
+    /// A trigger's metric is written as the config key of its limit.
+    #[test]
+    fn metrics_are_written_as_their_config_keys() {
+        let all = Thresholds {
+            pps: Some(1.0),
+            mbps: Some(1.0),
+            flows_per_s: Some(1.0),
+            tcp_pps: Some(1.0),
+            tcp_mbps: Some(1.0),
+            udp_pps: Some(1.0),
+            udp_mbps: Some(1.0),
+            icmp_pps: Some(1.0),
+            icmp_mbps: Some(1.0),
+            gre_pps: Some(1.0),
+            gre_mbps: Some(1.0),
+            syn_pps: Some(1.0),
+            ack_pps: Some(1.0),
+            rst_pps: Some(1.0),
+            fragment_pps: Some(1.0),
+            fragment_mbps: Some(1.0),
+            amplification_pps: Some(1.0),
+            amplification_mbps: Some(1.0),
+        };
+        let keys = serde_json::to_value(&all).unwrap();
+        let keys = keys.as_object().unwrap();
+        assert_eq!(keys.len(), METRICS);
+        for m in Metric::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert!(keys.contains_key(m.name()), "{m}");
+            assert_eq!(all.get(m), Some(1.0));
+        }
+    }
 
     /// The messages operators (and `check-config`) have always read, and the key paths
     /// `check-config` finds their lines by.
