@@ -280,7 +280,8 @@ mod tests {
     /// and `check-config` have always read.
     #[test]
     fn errors_name_their_key() {
-        let cases: Vec<(fn(&mut MitigationConfig), &str)> = vec![
+        type Edit = fn(&mut MitigationConfig);
+        let cases: Vec<(Edit, &str)> = vec![
             (
                 |c| c.blackhole.next_hop_v4 = "2001:db8::1".parse().unwrap(),
                 "mitigation.blackhole.next_hop_v4 = 2001:db8::1 is not an IPv4 address",

@@ -47,7 +47,7 @@ fn records() -> Vec<FlowRecord> {
             r.datagram = (r.time_ms / 20) as u32;
             r.in_if = 3;
             r.out_if = (n % 3) as u32;
-            r.src = IpAddr::V4(Ipv4Addr::from(0x2000_0000 | (n >> 40) as u32 % 5000));
+            r.src = IpAddr::V4(Ipv4Addr::from(0x2000_0000 | ((n >> 40) as u32 % 5000)));
             r.dst = victim4;
             r.ttl = 50 + (n % 20) as u8;
             if !flooding || i % 4 == 0 {
