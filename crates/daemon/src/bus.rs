@@ -61,18 +61,14 @@ impl Message {
 }
 
 /// An attack event and the plan's decisions about it (empty when it caused none), each with
-/// what the mitigators did. Serialized, it is the README's event object with `mitigations`.
-#[derive(Debug, Clone)]
+/// what the mitigators did: the README's event object with `mitigations`, as the events file,
+/// `replay --json` and notifiers carry it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttackRecord {
+    #[serde(flatten)]
     pub event: AttackEvent,
+    #[serde(rename = "mitigations", default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
-}
-
-impl AttackRecord {
-    /// The record as the events file and `replay --json` write it.
-    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
-        crate::events::event_record(&self.event, &self.decisions)
-    }
 }
 
 /// What happened to a rule, as webhooks and scripts are told.
@@ -90,7 +86,7 @@ pub enum MitigationEvent {
 
 /// A rule entering or leaving the network: the notice's JSON object is
 /// `{"event", "ts", "mitigation", "mitigators" | "reason"}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MitigationNotice {
     pub event: MitigationEvent,
     /// RFC 3339, milliseconds.

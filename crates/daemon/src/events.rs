@@ -5,22 +5,8 @@ use std::io::{self, Write};
 
 use floodwall_detect::time::rfc3339_ms;
 use floodwall_detect::{AttackEvent, EventKind};
-use floodwall_mitigate::Decision;
 
 use crate::units::{human_bps, human_pps};
-
-/// An event as its record: the README's event object, with `mitigations` (what the plan did
-/// about it) when there are any.
-pub fn event_record(
-    event: &AttackEvent,
-    decisions: &[Decision],
-) -> serde_json::Result<serde_json::Value> {
-    let mut record = serde_json::to_value(event)?;
-    if !decisions.is_empty() {
-        record["mitigations"] = serde_json::to_value(decisions)?;
-    }
-    Ok(record)
-}
 
 /// Writes one event as a JSON line.
 pub fn write_json(out: &mut impl Write, event: &AttackEvent) -> io::Result<()> {

@@ -427,7 +427,7 @@ impl EngineThread {
             at_ms: unix_ms(),
             started_ms,
             collector: CollectorStatus::from_stats(&self.source_stats()),
-            engine: (&self.engine.stats()).into(),
+            engine: self.engine.stats(),
             attacks: active.list(),
             mitigation: (*self.status.mitigation()).clone(),
             bus: self.bus.stats(),

@@ -49,7 +49,7 @@ impl Subscriber for EventsFile {
         let Message::Attack(record) = message else {
             return Ok(());
         };
-        let mut line = serde_json::to_vec(&record.to_json()?)?;
+        let mut line = serde_json::to_vec(record.as_ref())?;
         line.push(b'\n');
         self.out
             .write_all(&line)
@@ -88,7 +88,7 @@ impl Subscriber for Notify {
 
     fn handle(&mut self, message: &Message) -> Result<()> {
         let notice = match message {
-            Message::Attack(record) => record.to_json()?,
+            Message::Attack(record) => serde_json::to_value(record.as_ref())?,
             Message::Mitigation(notice) => serde_json::to_value(notice.as_ref())?,
             _ => return Ok(()),
         };

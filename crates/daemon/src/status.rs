@@ -20,7 +20,7 @@ pub struct Status {
     /// When the pipeline started, Unix ms.
     pub started_ms: u64,
     pub collector: CollectorStatus,
-    pub engine: EngineStatus,
+    pub engine: EngineStats,
     /// Attacks active now, oldest first.
     pub attacks: Vec<ActiveAttack>,
     pub mitigation: MitigationStatus,
@@ -80,34 +80,6 @@ impl CollectorStatus {
                     implausible: c.implausible(),
                 })
                 .collect(),
-        }
-    }
-}
-
-/// The engine's counters.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EngineStatus {
-    pub records: u64,
-    pub records_unmonitored: u64,
-    pub hosts_tracked: u64,
-    pub prefixes_tracked: u64,
-    pub attacks_active: u64,
-    pub targets_watched: u64,
-    pub records_host_overflow: u64,
-    pub hosts_evicted: u64,
-}
-
-impl From<&EngineStats> for EngineStatus {
-    fn from(s: &EngineStats) -> EngineStatus {
-        EngineStatus {
-            records: s.records,
-            records_unmonitored: s.records_unmonitored,
-            hosts_tracked: s.hosts_tracked,
-            prefixes_tracked: s.prefixes_tracked,
-            attacks_active: s.attacks_active,
-            targets_watched: s.targets_watched,
-            records_host_overflow: s.records_host_overflow,
-            hosts_evicted: s.hosts_evicted,
         }
     }
 }

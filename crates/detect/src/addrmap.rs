@@ -224,7 +224,9 @@ impl AddrMap {
         }
     }
 
-    #[inline]
+    /// Always inlined: the record path looks every monitored side up here (twice, with the
+    /// prefetch), and left to itself the compiler calls it out of line from the engine's modules.
+    #[inline(always)]
     pub fn get(&self, key: Key) -> Option<u32> {
         match key.v4() {
             Some(a) => {

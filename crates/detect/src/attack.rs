@@ -4,9 +4,10 @@
 use ipnet::IpNet;
 
 use crate::classify::classify;
-use crate::counters::{ClassCounts, Metric, Rates};
-use crate::event::{AttackEvent, Direction, EventKind, Evidence, Trigger, Vector};
+use crate::counters::{ClassCounts, Rates};
+use crate::event::{AttackEvent, Direction, EventKind, Evidence, Trigger};
 use crate::fingerprint::{Fingerprint, FingerprintBuilder};
+use crate::vocab::{Metric, Vector};
 
 /// Peak growth that justifies an `attack_updated`.
 const PEAK_GROWTH: f64 = 1.1;

@@ -3,7 +3,7 @@
 //! download — is never a vector, whatever its volume.
 
 use crate::counters::pk;
-use crate::event::Vector;
+use crate::vocab::Vector;
 
 /// A protocol family carrying at least this share of the unexplained packets contributes its
 /// vector.

@@ -8,7 +8,7 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::counters::Metric;
+use crate::vocab::Metric;
 
 /// Per-direction limits. Every field is optional: unset inherits from the layer below
 /// (hostgroup → top-level `incoming`/`outgoing` → built-in default), `0` disables the check.
@@ -150,13 +150,14 @@ impl Thresholds {
         }
     }
 
-    fn validate(&self, what: &str) -> Result<(), String> {
+    /// `what`: the key of this layer under `[detection]` (`hostgroups[0].incoming`).
+    fn validate(&self, what: &str) -> Result<(), ConfigError> {
         for metric in Metric::ALL {
             if let Some(v) = self.get(metric) {
                 if !(v.is_finite() && v >= 0.0) {
-                    return Err(format!(
-                        "{what}.{}: must be a finite number >= 0 (0 disables), got {v}",
-                        metric.name()
+                    return Err(ConfigError::new(
+                        format!("{what}.{metric}"),
+                        ConfigProblem::NegativeLimit(v),
                     ));
                 }
             }
@@ -439,76 +440,159 @@ impl Default for DetectConfig {
 /// The largest supported `evidence_window_s`: each host keeps this many buckets of totals.
 pub const MAX_EVIDENCE_WINDOW_S: u32 = 3;
 
-fn unit_interval(name: &str, v: f64) -> Result<(), String> {
-    if v > 0.0 && v <= 1.0 {
-        Ok(())
-    } else {
-        Err(format!("{name}: must be in (0, 1], got {v}"))
+/// The section of the configuration file these settings come from.
+const SECTION: &str = "detection";
+
+/// A detection setting that cannot work: the key at fault and what is wrong with it. Reads
+/// `key: problem`, the key as under `[detection]` (`hostgroups[1].networks: …`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {problem}", key_of(.path))]
+pub struct ConfigError {
+    path: String,
+    problem: ConfigProblem,
+}
+
+impl ConfigError {
+    /// `key` is the setting's path under `[detection]`.
+    fn new(key: impl std::fmt::Display, problem: ConfigProblem) -> ConfigError {
+        ConfigError {
+            path: format!("{SECTION}.{key}"),
+            problem,
+        }
+    }
+
+    /// The key at fault as a path from the top of the configuration file, the form
+    /// `check-config` looks keys up by: `detection.hostgroups[2].incoming.pps`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The key under `[detection]`: `hostgroups[2].incoming.pps`.
+    pub fn key(&self) -> &str {
+        key_of(&self.path)
+    }
+
+    pub fn problem(&self) -> &ConfigProblem {
+        &self.problem
     }
 }
 
-fn non_negative(name: &str, v: f64) -> Result<(), String> {
+fn key_of(path: &str) -> &str {
+    &path[SECTION.len() + 1..]
+}
+
+/// What is wrong with a detection setting.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("must be in {min}..={max}, got {value}")]
+    OutOfRange { min: u32, max: u32, value: u32 },
+    #[error("must be at least 1")]
+    Zero,
+    /// Carpet bombing needs a few hosts to be a carpet.
+    #[error("must be at least 2, got {0}")]
+    TooFewHosts(u32),
+    #[error("must be in (0, 1], got {0}")]
+    NotAShare(f64),
+    /// An idle host must outlive the quiet period that ends its attacks, twice.
+    #[error("must be at least 2 × quiet_period_s")]
+    IdleTimeoutTooShort,
+    #[error("must be >= 1, got {0}")]
+    BelowOne(f64),
+    #[error("must be a finite number >= 0, got {0}")]
+    Negative(f64),
+    /// A limit: `0` disables it, below is an error.
+    #[error("must be a finite number >= 0 (0 disables), got {0}")]
+    NegativeLimit(f64),
+    #[error("required")]
+    NameRequired,
+    #[error("`default` is reserved")]
+    ReservedName,
+    #[error("duplicate hostgroup `{0}`")]
+    DuplicateName(String),
+    #[error("must not be empty (hostgroup `{0}`)")]
+    NoNetworks(String),
+    /// Longest-prefix matching would be ambiguous.
+    #[error("{net} of hostgroup `{group}` is also in hostgroup `{other}`")]
+    NetworkInTwoGroups {
+        net: IpNet,
+        group: String,
+        other: String,
+    },
+    #[error("{net} of hostgroup `{group}` is not inside any monitored network")]
+    NetworkNotMonitored { net: IpNet, group: String },
+}
+
+fn unit_interval(name: &str, v: f64) -> Result<(), ConfigError> {
+    if v > 0.0 && v <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(name, ConfigProblem::NotAShare(v)))
+    }
+}
+
+fn non_negative(name: &str, v: f64) -> Result<(), ConfigError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(format!("{name}: must be a finite number >= 0, got {v}"))
+        Err(ConfigError::new(name, ConfigProblem::Negative(v)))
+    }
+}
+
+fn at_least_one(name: &str, v: u64) -> Result<(), ConfigError> {
+    if v == 0 {
+        Err(ConfigError::new(name, ConfigProblem::Zero))
+    } else {
+        Ok(())
+    }
+}
+
+fn in_range(name: &str, v: u32, (min, max): (u32, u32)) -> Result<(), ConfigError> {
+    if (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            name,
+            ConfigProblem::OutOfRange { min, max, value: v },
+        ))
     }
 }
 
 impl DetectConfig {
     /// Checks what serde cannot: impossible values, hostgroups outside the monitored networks,
     /// duplicate names. Errors name the offending field.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(16..=32).contains(&self.prefix_length_v4) {
-            return Err(format!(
-                "prefix_length_v4: must be in 16..=32, got {}",
-                self.prefix_length_v4
-            ));
-        }
-        if !(32..=128).contains(&self.prefix_length_v6) {
-            return Err(format!(
-                "prefix_length_v6: must be in 32..=128, got {}",
-                self.prefix_length_v6
-            ));
-        }
-        if self.min_samples == 0 {
-            return Err("min_samples: must be at least 1".into());
-        }
-        if !(1..=MAX_EVIDENCE_WINDOW_S).contains(&self.evidence_window_s) {
-            return Err(format!(
-                "evidence_window_s: must be in 1..={MAX_EVIDENCE_WINDOW_S}, got {}",
-                self.evidence_window_s
-            ));
-        }
-        if self.quiet_period_s == 0 {
-            return Err("quiet_period_s: must be at least 1".into());
-        }
-        if self.update_interval_s == 0 {
-            return Err("update_interval_s: must be at least 1".into());
-        }
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        in_range("prefix_length_v4", self.prefix_length_v4.into(), (16, 32))?;
+        in_range("prefix_length_v6", self.prefix_length_v6.into(), (32, 128))?;
+        at_least_one("min_samples", self.min_samples.into())?;
+        in_range(
+            "evidence_window_s",
+            self.evidence_window_s,
+            (1, MAX_EVIDENCE_WINDOW_S),
+        )?;
+        at_least_one("quiet_period_s", self.quiet_period_s.into())?;
+        at_least_one("update_interval_s", self.update_interval_s.into())?;
         unit_interval("end_ratio", self.end_ratio)?;
         unit_interval("watch_ratio", self.watch_ratio)?;
-        if self.max_hosts == 0 {
-            return Err("max_hosts: must be at least 1".into());
-        }
-        if self.max_watched == 0 {
-            return Err("max_watched: must be at least 1".into());
-        }
+        at_least_one("max_hosts", self.max_hosts as u64)?;
+        at_least_one("max_watched", self.max_watched as u64)?;
         if self.host_idle_timeout_s < 2 * self.quiet_period_s {
-            return Err("host_idle_timeout_s: must be at least 2 × quiet_period_s".into());
+            return Err(ConfigError::new(
+                "host_idle_timeout_s",
+                ConfigProblem::IdleTimeoutTooShort,
+            ));
         }
         let b = &self.baseline;
         if !(b.time_constant_s.is_finite() && b.time_constant_s >= 1.0) {
-            return Err(format!(
-                "baseline.time_constant_s: must be >= 1, got {}",
-                b.time_constant_s
+            return Err(ConfigError::new(
+                "baseline.time_constant_s",
+                ConfigProblem::BelowOne(b.time_constant_s),
             ));
         }
         non_negative("baseline.deviations", b.deviations)?;
         if !(b.min_ratio.is_finite() && b.min_ratio >= 1.0) {
-            return Err(format!(
-                "baseline.min_ratio: must be >= 1, got {}",
-                b.min_ratio
+            return Err(ConfigError::new(
+                "baseline.min_ratio",
+                ConfigProblem::BelowOne(b.min_ratio),
             ));
         }
         non_negative("baseline.min_pps", b.min_pps)?;
@@ -522,34 +606,46 @@ impl DetectConfig {
         let mut group_nets = std::collections::BTreeMap::new();
         for (i, g) in self.hostgroups.iter().enumerate() {
             let what = format!("hostgroups[{i}]");
+            let name = format!("{what}.name");
+            let networks = format!("{what}.networks");
             if g.name.is_empty() {
-                return Err(format!("{what}.name: required"));
+                return Err(ConfigError::new(name, ConfigProblem::NameRequired));
             }
             if g.name == "default" {
-                return Err(format!("{what}.name: `default` is reserved"));
+                return Err(ConfigError::new(name, ConfigProblem::ReservedName));
             }
             if !names.insert(g.name.as_str()) {
-                return Err(format!("{what}.name: duplicate hostgroup `{}`", g.name));
+                return Err(ConfigError::new(
+                    name,
+                    ConfigProblem::DuplicateName(g.name.clone()),
+                ));
             }
             if g.networks.is_empty() {
-                return Err(format!(
-                    "{what}.networks: must not be empty (hostgroup `{}`)",
-                    g.name
+                return Err(ConfigError::new(
+                    networks,
+                    ConfigProblem::NoNetworks(g.name.clone()),
                 ));
             }
             for net in &g.networks {
                 if let Some(other) = group_nets.insert(net.trunc(), g.name.as_str()) {
                     if other != g.name {
-                        return Err(format!(
-                            "{what}.networks: {net} of hostgroup `{}` is also in hostgroup `{other}`",
-                            g.name
+                        return Err(ConfigError::new(
+                            networks,
+                            ConfigProblem::NetworkInTwoGroups {
+                                net: *net,
+                                group: g.name.clone(),
+                                other: other.to_string(),
+                            },
                         ));
                     }
                 }
                 if !self.networks.iter().any(|m| m.contains(net)) {
-                    return Err(format!(
-                        "{what}.networks: {net} of hostgroup `{}` is not inside any monitored network",
-                        g.name
+                    return Err(ConfigError::new(
+                        networks,
+                        ConfigProblem::NetworkNotMonitored {
+                            net: *net,
+                            group: g.name.clone(),
+                        },
                     ));
                 }
             }
@@ -563,10 +659,13 @@ impl DetectConfig {
     }
 }
 
-fn validate_carpet(what: &str, c: &CarpetThresholds) -> Result<(), String> {
+fn validate_carpet(what: &str, c: &CarpetThresholds) -> Result<(), ConfigError> {
     if let Some(h) = c.min_hosts {
         if h < 2 {
-            return Err(format!("{what}.min_hosts: must be at least 2, got {h}"));
+            return Err(ConfigError::new(
+                format!("{what}.min_hosts"),
+                ConfigProblem::TooFewHosts(h),
+            ));
         }
     }
     if let Some(s) = c.max_host_share {
@@ -585,4 +684,209 @@ fn validate_carpet(what: &str, c: &CarpetThresholds) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::METRICS;
+
+    /// A trigger's metric is written as the config key of its limit.
+    #[test]
+    fn metrics_are_written_as_their_config_keys() {
+        let all = Thresholds {
+            pps: Some(1.0),
+            mbps: Some(1.0),
+            flows_per_s: Some(1.0),
+            tcp_pps: Some(1.0),
+            tcp_mbps: Some(1.0),
+            udp_pps: Some(1.0),
+            udp_mbps: Some(1.0),
+            icmp_pps: Some(1.0),
+            icmp_mbps: Some(1.0),
+            gre_pps: Some(1.0),
+            gre_mbps: Some(1.0),
+            syn_pps: Some(1.0),
+            ack_pps: Some(1.0),
+            rst_pps: Some(1.0),
+            fragment_pps: Some(1.0),
+            fragment_mbps: Some(1.0),
+            amplification_pps: Some(1.0),
+            amplification_mbps: Some(1.0),
+        };
+        let keys = serde_json::to_value(&all).unwrap();
+        let keys = keys.as_object().unwrap();
+        assert_eq!(keys.len(), METRICS);
+        for m in Metric::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert!(keys.contains_key(m.name()), "{m}");
+            assert_eq!(all.get(m), Some(1.0));
+        }
+    }
+
+    /// The messages operators (and `check-config`) have always read, and the key paths
+    /// `check-config` finds their lines by.
+    #[test]
+    fn errors_read_as_before_and_carry_their_key_path() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let group = |name: &str, nets: &[&str]| Hostgroup {
+            name: name.into(),
+            networks: nets.iter().map(|n| net(n)).collect(),
+            ..Hostgroup::default()
+        };
+        let monitored = vec![net("10.0.0.0/8")];
+        let cases: Vec<(DetectConfig, &str, &str)> = vec![
+            (
+                DetectConfig {
+                    prefix_length_v4: 33,
+                    ..DetectConfig::default()
+                },
+                "detection.prefix_length_v4",
+                "prefix_length_v4: must be in 16..=32, got 33",
+            ),
+            (
+                DetectConfig {
+                    prefix_length_v6: 8,
+                    ..DetectConfig::default()
+                },
+                "detection.prefix_length_v6",
+                "prefix_length_v6: must be in 32..=128, got 8",
+            ),
+            (
+                DetectConfig {
+                    evidence_window_s: 4,
+                    ..DetectConfig::default()
+                },
+                "detection.evidence_window_s",
+                "evidence_window_s: must be in 1..=3, got 4",
+            ),
+            (
+                DetectConfig {
+                    max_watched: 0,
+                    ..DetectConfig::default()
+                },
+                "detection.max_watched",
+                "max_watched: must be at least 1",
+            ),
+            (
+                DetectConfig {
+                    end_ratio: 1.5,
+                    ..DetectConfig::default()
+                },
+                "detection.end_ratio",
+                "end_ratio: must be in (0, 1], got 1.5",
+            ),
+            (
+                DetectConfig {
+                    quiet_period_s: 2000,
+                    ..DetectConfig::default()
+                },
+                "detection.host_idle_timeout_s",
+                "host_idle_timeout_s: must be at least 2 × quiet_period_s",
+            ),
+            (
+                DetectConfig {
+                    baseline: BaselineConfig {
+                        min_ratio: 0.5,
+                        ..BaselineConfig::default()
+                    },
+                    ..DetectConfig::default()
+                },
+                "detection.baseline.min_ratio",
+                "baseline.min_ratio: must be >= 1, got 0.5",
+            ),
+            (
+                DetectConfig {
+                    baseline: BaselineConfig {
+                        min_pps: -1.0,
+                        ..BaselineConfig::default()
+                    },
+                    ..DetectConfig::default()
+                },
+                "detection.baseline.min_pps",
+                "baseline.min_pps: must be a finite number >= 0, got -1",
+            ),
+            (
+                DetectConfig {
+                    carpet: CarpetConfig {
+                        min_hosts: 1,
+                        ..CarpetConfig::default()
+                    },
+                    ..DetectConfig::default()
+                },
+                "detection.carpet.min_hosts",
+                "carpet.min_hosts: must be at least 2, got 1",
+            ),
+            (
+                DetectConfig {
+                    outgoing: Thresholds {
+                        syn_pps: Some(f64::NAN),
+                        ..Thresholds::default()
+                    },
+                    ..DetectConfig::default()
+                },
+                "detection.outgoing.syn_pps",
+                "outgoing.syn_pps: must be a finite number >= 0 (0 disables), got NaN",
+            ),
+            (
+                DetectConfig {
+                    networks: monitored.clone(),
+                    hostgroups: vec![group("", &["10.0.0.0/24"])],
+                    ..DetectConfig::default()
+                },
+                "detection.hostgroups[0].name",
+                "hostgroups[0].name: required",
+            ),
+            (
+                DetectConfig {
+                    networks: monitored.clone(),
+                    hostgroups: vec![group("a", &["10.0.0.0/24"]), group("a", &["10.0.1.0/24"])],
+                    ..DetectConfig::default()
+                },
+                "detection.hostgroups[1].name",
+                "hostgroups[1].name: duplicate hostgroup `a`",
+            ),
+            (
+                DetectConfig {
+                    networks: monitored.clone(),
+                    hostgroups: vec![group("a", &[])],
+                    ..DetectConfig::default()
+                },
+                "detection.hostgroups[0].networks",
+                "hostgroups[0].networks: must not be empty (hostgroup `a`)",
+            ),
+            (
+                DetectConfig {
+                    networks: monitored.clone(),
+                    hostgroups: vec![group("a", &["11.0.0.0/24"])],
+                    ..DetectConfig::default()
+                },
+                "detection.hostgroups[0].networks",
+                "hostgroups[0].networks: 11.0.0.0/24 of hostgroup `a` is not inside any monitored network",
+            ),
+            (
+                DetectConfig {
+                    networks: monitored.clone(),
+                    hostgroups: vec![
+                        group("a", &["10.0.0.0/24"]),
+                        Hostgroup {
+                            carpet: Some(CarpetThresholds {
+                                max_host_share: Some(0.0),
+                                ..CarpetThresholds::default()
+                            }),
+                            ..group("b", &["10.0.1.0/24"])
+                        },
+                    ],
+                    ..DetectConfig::default()
+                },
+                "detection.hostgroups[1].carpet.max_host_share",
+                "hostgroups[1].carpet.max_host_share: must be in (0, 1], got 0",
+            ),
+        ];
+        for (config, path, text) in cases {
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.path(), path, "{text}");
+        }
+    }
 }

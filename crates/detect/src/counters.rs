@@ -10,7 +10,7 @@ use floodwall_wire::record::{proto, tcp_flags};
 use floodwall_wire::FlowRecord;
 
 use crate::config::MAX_EVIDENCE_WINDOW_S;
-use crate::event::Vector;
+use crate::vocab::{Metric, Vector, METRICS};
 
 /// Buckets of history per target: the evidence window.
 pub(crate) const SLOTS: usize = MAX_EVIDENCE_WINDOW_S as usize;
@@ -401,98 +401,6 @@ pub(crate) fn remote_hash(ip: std::net::IpAddr) -> u32 {
         }
     };
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
-}
-
-/// A counter a limit can apply to. Names are the config field names and the `metric` of
-/// triggers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Metric {
-    Pps,
-    Mbps,
-    FlowsPerS,
-    TcpPps,
-    TcpMbps,
-    UdpPps,
-    UdpMbps,
-    IcmpPps,
-    IcmpMbps,
-    GrePps,
-    GreMbps,
-    SynPps,
-    AckPps,
-    RstPps,
-    FragmentPps,
-    FragmentMbps,
-    AmplificationPps,
-    AmplificationMbps,
-}
-
-pub(crate) const METRICS: usize = 18;
-
-impl Metric {
-    pub const ALL: [Metric; METRICS] = [
-        Metric::Pps,
-        Metric::Mbps,
-        Metric::FlowsPerS,
-        Metric::TcpPps,
-        Metric::TcpMbps,
-        Metric::UdpPps,
-        Metric::UdpMbps,
-        Metric::IcmpPps,
-        Metric::IcmpMbps,
-        Metric::GrePps,
-        Metric::GreMbps,
-        Metric::SynPps,
-        Metric::AckPps,
-        Metric::RstPps,
-        Metric::FragmentPps,
-        Metric::FragmentMbps,
-        Metric::AmplificationPps,
-        Metric::AmplificationMbps,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Pps => "pps",
-            Metric::Mbps => "mbps",
-            Metric::FlowsPerS => "flows_per_s",
-            Metric::TcpPps => "tcp_pps",
-            Metric::TcpMbps => "tcp_mbps",
-            Metric::UdpPps => "udp_pps",
-            Metric::UdpMbps => "udp_mbps",
-            Metric::IcmpPps => "icmp_pps",
-            Metric::IcmpMbps => "icmp_mbps",
-            Metric::GrePps => "gre_pps",
-            Metric::GreMbps => "gre_mbps",
-            Metric::SynPps => "syn_pps",
-            Metric::AckPps => "ack_pps",
-            Metric::RstPps => "rst_pps",
-            Metric::FragmentPps => "fragment_pps",
-            Metric::FragmentMbps => "fragment_mbps",
-            Metric::AmplificationPps => "amplification_pps",
-            Metric::AmplificationMbps => "amplification_mbps",
-        }
-    }
-
-    /// Counted in packets (else in megabits), for the watch level.
-    pub fn is_packets(self) -> bool {
-        !matches!(
-            self,
-            Metric::Mbps
-                | Metric::TcpMbps
-                | Metric::UdpMbps
-                | Metric::IcmpMbps
-                | Metric::GreMbps
-                | Metric::FragmentMbps
-                | Metric::AmplificationMbps
-                | Metric::FlowsPerS
-        )
-    }
-
-    /// Needs per-class counts (else the totals suffice).
-    pub fn needs_classes(self) -> bool {
-        !matches!(self, Metric::Pps | Metric::Mbps | Metric::FlowsPerS)
-    }
 }
 
 /// Shares of one direction's traffic that the other direction answers: a receiver acknowledges

@@ -1,16 +1,19 @@
 //! Attack events: the public interface of the engine (`floodwall replay --json`, the daemon's
 //! event log, and every action of later stages). Field names and vocabulary are stable.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::fingerprint::Fingerprint;
-use crate::time::rfc3339_ms;
+use crate::time::{parse_rfc3339_ms, rfc3339_ms};
+use crate::vocab::Metric;
+pub use crate::vocab::Vector;
 
 /// Where an attack is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     AttackStarted,
@@ -20,74 +23,49 @@ pub enum EventKind {
 
 /// Incoming: traffic to a monitored address (it is the victim). Outgoing: traffic from a
 /// monitored address (a customer's device is attacking someone).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Incoming,
     Outgoing,
 }
 
-/// Attack vectors, a fixed vocabulary. An attack may carry several.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
+/// Which kind of limit a trigger crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Vector {
-    UdpFlood,
-    SynFlood,
-    AckFlood,
-    RstFlood,
-    /// TCP with other flag mixes (e.g. ACK/PSH with random flags).
-    TcpFlood,
-    IcmpFlood,
-    GreFlood,
-    FragmentFlood,
-    DnsAmplification,
-    NtpAmplification,
-    SsdpAmplification,
-    MemcachedAmplification,
-    CldapAmplification,
-    ChargenAmplification,
-    SnmpAmplification,
-    WsdAmplification,
+pub enum TriggerKind {
+    /// A static host limit.
+    Threshold,
+    /// The learnt normal of the host, or of the prefix for carpet bombing.
+    Baseline,
+    /// A static prefix limit or its ceiling.
+    CarpetBombing,
 }
 
-impl Vector {
-    /// Amplification vectors and the UDP source port their reflected traffic comes from.
-    pub const AMPLIFICATION: [(u16, Vector); 8] = [
-        (53, Vector::DnsAmplification),
-        (123, Vector::NtpAmplification),
-        (1900, Vector::SsdpAmplification),
-        (11211, Vector::MemcachedAmplification),
-        (389, Vector::CldapAmplification),
-        (19, Vector::ChargenAmplification),
-        (161, Vector::SnmpAmplification),
-        (3702, Vector::WsdAmplification),
-    ];
-
-    /// The amplification vector of reflected UDP traffic from `port`, if it is a known reflector port.
-    pub fn amplification_from_port(port: u16) -> Option<Vector> {
-        Self::AMPLIFICATION
-            .iter()
-            .find(|(p, _)| *p == port)
-            .map(|(_, v)| *v)
+impl TriggerKind {
+    /// The name events write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Threshold => "threshold",
+            TriggerKind::Baseline => "baseline",
+            TriggerKind::CarpetBombing => "carpet_bombing",
+        }
     }
+}
 
-    pub fn is_amplification(self) -> bool {
-        Self::AMPLIFICATION.iter().any(|(_, v)| *v == self)
+impl fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// What made the engine declare (or keep) an attack.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
-    /// `threshold` (a static host limit), `baseline` (the learnt normal of the host, or of the
-    /// prefix for carpet bombing) or `carpet_bombing` (a static prefix limit or its ceiling).
-    pub kind: &'static str,
+    /// `threshold`, `baseline` or `carpet_bombing`.
+    pub kind: TriggerKind,
     /// The counter that crossed, e.g. `pps`, `mbps`, `syn_pps`.
-    pub metric: &'static str,
+    pub metric: Metric,
     /// Its value in the bucket that crossed, and the limit it crossed.
     pub value: f64,
     pub limit: f64,
@@ -97,7 +75,7 @@ pub struct Trigger {
 /// telemetry datagrams and instants, and how much of it the largest single datagram carried.
 /// Telemetry is unauthenticated UDP: one forged datagram can claim any rate, so a rule may move
 /// a route only once the evidence [`confirms`](Evidence::confirms) the attack.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Sampled packets (a sample is one; an unsampled flow record, its packets).
     pub samples: u64,
@@ -128,13 +106,13 @@ impl Evidence {
 }
 
 /// One attack event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttackEvent {
     pub event: EventKind,
     /// Stable for the life of the attack, and the same in a replay of the same input.
     pub attack_id: String,
     /// Telemetry time of the event: the end of the bucket that produced it.
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub ts: u64,
     pub direction: Direction,
     /// The attacked (incoming) or attacking (outgoing) host as /32 or /128, or the prefix for
@@ -151,11 +129,13 @@ pub struct AttackEvent {
     pub peak_pps: u64,
     /// Estimated distinct remote addresses (sources for incoming, destinations for outgoing).
     pub sources: u64,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
     pub started_at: u64,
     #[serde(
         serialize_with = "ser_opt_time",
-        skip_serializing_if = "Option::is_none"
+        deserialize_with = "de_opt_time",
+        skip_serializing_if = "Option::is_none",
+        default
     )]
     pub ended_at: Option<u64>,
     pub trigger: Trigger,
@@ -184,4 +164,20 @@ fn ser_opt_time<S: Serializer>(ms: &Option<u64>, s: S) -> Result<S::Ok, S::Error
         Some(ms) => s.serialize_str(&rfc3339_ms(*ms)),
         None => s.serialize_none(),
     }
+}
+
+/// Owned strings: a borrowed `&str` fails on input that cannot lend one (a reader, a `Value`).
+fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    parse_time(&String::deserialize(d)?)
+}
+
+fn de_opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| parse_time(&text))
+        .transpose()
+}
+
+fn parse_time<E: serde::de::Error>(text: &str) -> Result<u64, E> {
+    parse_rfc3339_ms(text)
+        .ok_or_else(|| E::custom(format!("`{text}` is not a time as events write it")))
 }

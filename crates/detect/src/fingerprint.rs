@@ -17,14 +17,14 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use floodwall_wire::record::proto;
 use floodwall_wire::FlowRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::event::Vector;
+use crate::vocab::Vector;
 use hll::Hll;
 use topk::{TopK, Weights};
 
 /// One of the heaviest values of a field, with its share of the target's packets.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Share<T> {
     pub value: T,
     /// Fraction of the observed packets (0..=1).
@@ -34,7 +34,7 @@ pub struct Share<T> {
 }
 
 /// Shares of packets by IP protocol.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProtocolMix {
     pub tcp: f64,
     pub udp: f64,
@@ -44,14 +44,14 @@ pub struct ProtocolMix {
 }
 
 /// A histogram as bucket upper bounds (inclusive) and the share of packets in each.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
     pub upper_bounds: Vec<u16>,
     pub shares: Vec<f64>,
 }
 
 /// Which exporter and interfaces carried the traffic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExporterShare {
     pub exporter: IpAddr,
     pub in_if: u32,
@@ -62,7 +62,7 @@ pub struct ExporterShare {
 }
 
 /// What an attack looks like.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
     /// Estimated distinct remote addresses (sources of an incoming attack).
     pub sources_estimate: u64,

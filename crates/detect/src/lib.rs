@@ -7,11 +7,14 @@
 //! - [`counters`]: what is counted per target per 1-second bucket.
 //! - [`fingerprint`]: bounded per-attack sketches (distinct sources, top talkers, ports, sizes).
 //! - [`event`]: the attack events, the public JSON interface.
+//! - [`vocab`]: the words all of these share (attack vectors, metrics).
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
 //!
 //! Internals: `networks` (address → monitored hostgroup by binary search over ranges),
 //! `addrmap` (prefetchable host index), `baseline` (lazy EWMA baselines), `classify` (vectors
 //! from per-class shares), `attack` (lifecycle and rate-limited updates).
+
+#![deny(unsafe_code)]
 
 mod addrmap;
 mod attack;
@@ -23,10 +26,16 @@ pub mod engine;
 pub mod event;
 pub mod fingerprint;
 mod networks;
+// SAFETY: the crate's only unsafe code, two hints that cannot change results: a cache prefetch
+// intrinsic (never faults, no architectural effect) and an madvise over the spare capacity of a
+// live allocation. Each `unsafe` block there states why it is sound.
+#[allow(unsafe_code)]
 mod prefetch;
 pub mod time;
+pub mod vocab;
 
 pub use baseline::{BaselineState, Baselines};
-pub use config::DetectConfig;
+pub use config::{ConfigError, DetectConfig};
 pub use engine::{Engine, EngineStats, HostgroupRates};
-pub use event::{AttackEvent, Direction, EventKind, Vector};
+pub use event::{AttackEvent, Direction, EventKind};
+pub use vocab::{Metric, Vector};

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use common::*;
-use floodwall_detect::{AttackEvent, DetectConfig, Direction, Engine, EventKind, Vector};
+use floodwall_detect::event::TriggerKind;
+use floodwall_detect::{AttackEvent, DetectConfig, Direction, Engine, EventKind, Metric, Vector};
 use floodwall_wire::record::{proto, tcp_flags};
 use floodwall_wire::FlowRecord;
 use proptest::prelude::*;
@@ -193,7 +194,7 @@ fn syn_flood_is_reported_within_one_bucket_with_true_peak() {
     let s = started(&events);
     assert_eq!(s.len(), 1);
     let e = s[0];
-    assert_eq!(e.trigger.kind, "threshold");
+    assert_eq!(e.trigger.kind, TriggerKind::Threshold);
     assert_eq!(e.vectors, vec![Vector::SynFlood]);
     // The first full second [T0+1000, T0+2000) crosses; reported by the end of the next bucket.
     assert!(e.ts <= T0 + 3000, "ts {}", e.ts);
@@ -322,7 +323,7 @@ fn carpet_bombing_is_one_prefix_attack_without_host_attacks() {
         s[0].target,
         "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap()
     );
-    assert_eq!(s[0].trigger.kind, "carpet_bombing");
+    assert_eq!(s[0].trigger.kind, TriggerKind::CarpetBombing);
     assert_eq!(s[0].vectors, vec![Vector::NtpAmplification]);
     assert!(events.iter().all(|e| e.carpet_bombing));
 }
@@ -484,8 +485,8 @@ fn step_above_baseline_below_static_limits_is_a_baseline_attack() {
     assert_lifecycles(&events);
     let s = started(&events);
     assert_eq!(s.len(), 1, "{events:#?}");
-    assert_eq!(s[0].trigger.kind, "baseline");
-    assert_eq!(s[0].trigger.metric, "pps");
+    assert_eq!(s[0].trigger.kind, TriggerKind::Baseline);
+    assert_eq!(s[0].trigger.metric, Metric::Pps);
     assert_eq!(s[0].vectors, [Vector::UdpFlood]);
     assert!(s[0].ts <= T0 + 402_000);
     let end = events.last().unwrap();
@@ -823,7 +824,7 @@ fn config_rejects_nonsense_and_unknown_fields() {
     assert!(toml::from_str::<DetectConfig>("[baseline]\nalpha = 1").is_err());
     let bad = |text: &str| {
         let cfg: DetectConfig = toml::from_str(text).unwrap();
-        Engine::new(cfg).err().expect(text)
+        Engine::new(cfg).err().expect(text).to_string()
     };
     assert!(bad("prefix_length_v4 = 33").contains("prefix_length_v4"));
     assert!(bad("prefix_length_v6 = 8").contains("prefix_length_v6"));
@@ -1180,7 +1181,7 @@ fn unexplained_residue_at_the_ceiling_is_a_carpet() {
     assert!(s[0].carpet_bombing);
     assert_eq!(
         (s[0].trigger.kind, s[0].trigger.metric, s[0].trigger.limit),
-        ("carpet_bombing", "pps", 250_000.0)
+        (TriggerKind::CarpetBombing, Metric::Pps, 250_000.0)
     );
     assert_eq!(s[0].vectors, [Vector::AckFlood]);
 }
@@ -1231,7 +1232,10 @@ fn surge_on_a_quiet_prefix_is_one_carpet_attack_below_static_limits() {
     let e = s[0];
     assert_eq!(e.target.to_string(), CARPET_PREFIX);
     assert!(e.carpet_bombing);
-    assert_eq!((e.trigger.kind, e.trigger.metric), ("baseline", "pps"));
+    assert_eq!(
+        (e.trigger.kind, e.trigger.metric),
+        (TriggerKind::Baseline, Metric::Pps)
+    );
     // The learnt level: 4 × the 5 kpps normal, raised to the 20 kpps floor; below 200 kpps.
     assert_eq!(e.trigger.limit, 20_000.0);
     assert!((e.trigger.value - 50_000.0).abs() < 1_000.0, "{e:?}");
@@ -1278,7 +1282,7 @@ fn heavily_sampled_surge_with_too_few_samples_raises_nothing() {
     assert_eq!(s.len(), 1, "{events:#?}");
     assert_eq!(s[0].target.to_string(), CARPET_PREFIX);
     assert!(s[0].carpet_bombing);
-    assert_eq!(s[0].trigger.kind, "baseline");
+    assert_eq!(s[0].trigger.kind, TriggerKind::Baseline);
     assert!((T0 + 320_000..T0 + 340_000).contains(&s[0].started_at));
 }
 
@@ -1446,7 +1450,7 @@ fn quiet_hosts_do_not_alarm_on_sampling_noise() {
     assert_eq!(s.len(), 10, "{events:#?}");
     assert!(s
         .iter()
-        .all(|e| e.trigger.kind == "baseline" && !e.carpet_bombing));
+        .all(|e| e.trigger.kind == TriggerKind::Baseline && !e.carpet_bombing));
 }
 
 #[test]
@@ -1588,7 +1592,7 @@ fn baselines_survive_a_restart() {
     resumed.finish(&mut events);
     let s = started(&events);
     assert_eq!(s.len(), 1, "{events:#?}");
-    assert_eq!(s[0].trigger.kind, "baseline");
+    assert_eq!(s[0].trigger.kind, TriggerKind::Baseline);
     assert_eq!(s[0].started_at, T0 + (restart + 20) * 1000);
     // A fresh engine has nothing to compare with yet.
     assert!(run(config(), &after).is_empty());
@@ -1732,7 +1736,7 @@ fn a_40_kpps_syn_flood_at_a_fresh_host_is_reported() {
         assert_eq!(s[0].host(), Some(ip("198.51.100.251")));
         assert_eq!(s[0].vectors, [Vector::SynFlood]);
         assert_eq!(s[0].started_at, T0 + 20_000, "1:{rate}");
-        assert_eq!(s[0].trigger.metric, "syn_pps");
+        assert_eq!(s[0].trigger.metric, Metric::SynPps);
     }
 }
 

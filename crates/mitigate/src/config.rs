@@ -156,41 +156,78 @@ pub struct HostgroupMitigation {
     pub dry_run: Option<bool>,
 }
 
+/// A `[mitigation]` setting that cannot work: a sentence naming its key, which [`path`] gives
+/// as the configuration file writes it (`mitigation.max_seconds`).
+///
+/// [`path`]: ConfigError::path
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("mitigation.blackhole.next_hop_v4 = {0} is not an IPv4 address")]
+    NextHopV4NotIpv4(IpAddr),
+    #[error("mitigation.blackhole.next_hop_v6 = {0} is not an IPv6 address")]
+    NextHopV6NotIpv6(IpAddr),
+    #[error(
+        "mitigation.blackhole.next_hop_v4 is a loopback address, which routers reject as a next hop; use a discard address such as 192.0.2.1"
+    )]
+    NextHopV4Loopback,
+    #[error(
+        "mitigation.flowspec.action = \"redirect\" needs `redirect = \"ASN:VALUE\"`, the route target of the scrubbing VRF"
+    )]
+    RedirectWithoutTarget,
+    #[error("mitigation.flowspec.rate_bytes_per_second must be a number >= 0")]
+    InvalidRate,
+    #[error("mitigation.max_seconds = {max} is less than min_seconds = {min}")]
+    MaxBelowMin { max: u64, min: u64 },
+    /// The index of the `[[mitigation.hostgroups]]` entry.
+    #[error("mitigation.hostgroups[{0}] has no name")]
+    UnnamedHostgroup(usize),
+}
+
+impl ConfigError {
+    /// The key at fault, as a path from the top of the configuration file.
+    pub fn path(&self) -> String {
+        match self {
+            ConfigError::NextHopV4NotIpv4(_) | ConfigError::NextHopV4Loopback => {
+                "mitigation.blackhole.next_hop_v4".into()
+            }
+            ConfigError::NextHopV6NotIpv6(_) => "mitigation.blackhole.next_hop_v6".into(),
+            ConfigError::RedirectWithoutTarget => "mitigation.flowspec.action".into(),
+            ConfigError::InvalidRate => "mitigation.flowspec.rate_bytes_per_second".into(),
+            ConfigError::MaxBelowMin { .. } => "mitigation.max_seconds".into(),
+            ConfigError::UnnamedHostgroup(i) => format!("mitigation.hostgroups[{i}].name"),
+        }
+    }
+}
+
 impl MitigationConfig {
-    /// Settings that cannot work, as a sentence naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Settings that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let b = &self.blackhole;
         if !b.next_hop_v4.is_ipv4() {
-            return Err(format!(
-                "mitigation.blackhole.next_hop_v4 = {} is not an IPv4 address",
-                b.next_hop_v4
-            ));
+            return Err(ConfigError::NextHopV4NotIpv4(b.next_hop_v4));
         }
         if !b.next_hop_v6.is_ipv6() {
-            return Err(format!(
-                "mitigation.blackhole.next_hop_v6 = {} is not an IPv6 address",
-                b.next_hop_v6
-            ));
+            return Err(ConfigError::NextHopV6NotIpv6(b.next_hop_v6));
         }
         if b.next_hop_v4.is_loopback() {
-            return Err("mitigation.blackhole.next_hop_v4 is a loopback address, which routers reject as a next hop; use a discard address such as 192.0.2.1".into());
+            return Err(ConfigError::NextHopV4Loopback);
         }
         let f = &self.flowspec;
         if f.action == FlowActionName::Redirect && f.redirect.is_none() {
-            return Err("mitigation.flowspec.action = \"redirect\" needs `redirect = \"ASN:VALUE\"`, the route target of the scrubbing VRF".into());
+            return Err(ConfigError::RedirectWithoutTarget);
         }
         if !(f.rate_bytes_per_second.is_finite() && f.rate_bytes_per_second >= 0.0) {
-            return Err("mitigation.flowspec.rate_bytes_per_second must be a number >= 0".into());
+            return Err(ConfigError::InvalidRate);
         }
         if self.max_seconds != 0 && self.max_seconds < self.min_seconds {
-            return Err(format!(
-                "mitigation.max_seconds = {} is less than min_seconds = {}",
-                self.max_seconds, self.min_seconds
-            ));
+            return Err(ConfigError::MaxBelowMin {
+                max: self.max_seconds,
+                min: self.min_seconds,
+            });
         }
         for (i, group) in self.hostgroups.iter().enumerate() {
             if group.name.is_empty() {
-                return Err(format!("mitigation.hostgroups[{i}] has no name"));
+                return Err(ConfigError::UnnamedHostgroup(i));
             }
         }
         Ok(())
@@ -232,5 +269,57 @@ impl MitigationConfig {
         self.group(hostgroup)
             .and_then(|g| g.dry_run)
             .unwrap_or(self.dry_run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each message names its key first, as `path()` gives it; the texts are what operators
+    /// and `check-config` have always read.
+    #[test]
+    fn errors_name_their_key() {
+        type Edit = fn(&mut MitigationConfig);
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                |c| c.blackhole.next_hop_v4 = "2001:db8::1".parse().unwrap(),
+                "mitigation.blackhole.next_hop_v4 = 2001:db8::1 is not an IPv4 address",
+            ),
+            (
+                |c| c.blackhole.next_hop_v6 = "192.0.2.1".parse().unwrap(),
+                "mitigation.blackhole.next_hop_v6 = 192.0.2.1 is not an IPv6 address",
+            ),
+            (
+                |c| c.blackhole.next_hop_v4 = "127.0.0.1".parse().unwrap(),
+                "mitigation.blackhole.next_hop_v4 is a loopback address, which routers reject as a next hop; use a discard address such as 192.0.2.1",
+            ),
+            (
+                |c| c.flowspec.action = FlowActionName::Redirect,
+                "mitigation.flowspec.action = \"redirect\" needs `redirect = \"ASN:VALUE\"`, the route target of the scrubbing VRF",
+            ),
+            (
+                |c| c.flowspec.rate_bytes_per_second = -1.0,
+                "mitigation.flowspec.rate_bytes_per_second must be a number >= 0",
+            ),
+            (
+                |c| c.max_seconds = 10,
+                "mitigation.max_seconds = 10 is less than min_seconds = 60",
+            ),
+            (
+                |c| c.hostgroups = vec![HostgroupMitigation::default()],
+                "mitigation.hostgroups[0] has no name",
+            ),
+        ];
+        for (change, text) in cases {
+            let mut config = MitigationConfig::default();
+            change(&mut config);
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.to_string(), text);
+            let path = e.path();
+            let named = path.strip_suffix(".name").unwrap_or(&path);
+            assert!(text.starts_with(named), "{path}: {text}");
+        }
+        assert_eq!(MitigationConfig::default().validate(), Ok(()));
     }
 }

@@ -7,6 +7,8 @@
 //! - [`derive`]: a filter from an attack's fingerprint, and how much of the attack it covers.
 //! - [`plan`]: the [`Planner`] — guard rails, lifecycle, restart snapshot.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod derive;
 pub mod mitigation;
@@ -15,7 +17,10 @@ pub mod rule;
 #[cfg(test)]
 mod testing;
 
-pub use config::MitigationConfig;
+pub use config::{ConfigError, MitigationConfig};
 pub use mitigation::Mitigation;
-pub use plan::{Change, Decision, Delivery, Held, Planner, Refusal, Scope, Snapshot, Status};
-pub use rule::{Community, FlowAction, FlowFilter, Range, Rule, TcpFlags};
+pub use plan::{
+    Change, Decision, Delivery, Held, NotHeld, Planner, Refusal, Scope, Snapshot, Status,
+    WithdrawReason,
+};
+pub use rule::{Community, FlowAction, FlowFilter, NotACommunity, Range, Rule, RuleKind, TcpFlags};

@@ -15,7 +15,7 @@ use floodwall_detect::{AttackEvent, Direction, EventKind};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::config::MitigationConfig;
+use crate::config::{ConfigError, MitigationConfig};
 use crate::derive::{coverage_of, filter_for};
 use crate::mitigation::Mitigation;
 use crate::rule::Rule;
@@ -26,8 +26,65 @@ pub enum Change {
     Announce(Mitigation),
     Withdraw {
         mitigation: Mitigation,
-        reason: String,
+        reason: WithdrawReason,
     },
+}
+
+/// Why a rule goes (or, for a rule followed by a new one, was replaced). Written as its sentence:
+/// in logs, the withdrawal notice's `reason` and a decision's `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WithdrawReason {
+    /// After a restart, the attack of a rule it was still holding was not detected again.
+    #[error("attack not seen again after restart")]
+    NotSeenAfterRestart,
+    /// A manual rule's duration ran out.
+    #[error("duration over")]
+    DurationOver,
+    /// `max_seconds` ended a rule whose attack goes on.
+    #[error("max_seconds reached")]
+    MaxSeconds,
+    /// The attack ended and its hold-down ran out.
+    #[error("attack over")]
+    AttackOver,
+    /// A filter in place covered too little of its attack.
+    #[error("the attack changed: rule derived again")]
+    AttackChanged,
+    /// A filter derived while its fingerprint was still settling.
+    #[error("the fingerprint settled: rule derived again")]
+    FingerprintSettled,
+    /// A narrower filter covers as much of the attack.
+    #[error("a narrower rule covers as much")]
+    Narrower,
+    /// A new attack on a held target adopted the rule with its own.
+    #[error("replaced by the rule of a new attack")]
+    NewAttack,
+    /// An operator placed another rule of the same id.
+    #[error("replaced by an operator")]
+    ReplacedByOperator,
+    #[error("withdrawn by an operator")]
+    WithdrawnByOperator,
+    /// The daemon stops without `keep_on_shutdown`.
+    #[error("shutdown")]
+    Shutdown,
+    /// Restored from a snapshot, its target is now in `never`.
+    #[error("target now never-mitigate")]
+    NowNeverMitigate,
+    /// Restored from a snapshot, its kind (or dry run) is no longer configured for its group.
+    #[error("no longer configured")]
+    NoLongerConfigured,
+    /// A snapshot entry whose id is not its rule's.
+    #[error("its id {id} is not its rule's ({rule_id})")]
+    IdMismatch { id: String, rule_id: String },
+    /// Restored from a snapshot, a guard rail refuses it now.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+impl Serialize for WithdrawReason {
+    /// As its sentence, which is what the withdrawal notice has always carried.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// What became of a rule. The plan says `announced` for a rule it hands to the actions; the
@@ -74,50 +131,44 @@ impl std::fmt::Display for Status {
 }
 
 /// Why a guard rail refused a rule: the same rails for automatic, manual and restored rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The rule's target overlaps a `never` prefix.
+    #[error("{target} overlaps never-mitigate {protected}")]
     NeverMitigate { target: IpNet, protected: IpNet },
     /// `max_active` rules are already held.
+    #[error("max_active = {max} rules already held")]
     MaxActive { max: usize },
     /// The target is not inside the monitored networks.
+    #[error(
+        "{target} is not inside the monitored networks: Floodwall only mitigates for its own networks"
+    )]
     OutsideNetworks { target: IpNet },
     /// The target is broader than the detection's prefix length allows.
+    #[error(
+        "{target} is broader than /{broadest}, the detection's prefix length: no rule covers more than one prefix"
+    )]
     TooBroad { target: IpNet, broadest: u8 },
     /// A manual duration out of range.
+    #[error(
+        "{seconds} seconds is out of range: give 1 to {max} (a year), or none to hold until withdrawn",
+        max = MAX_MANUAL_SECONDS
+    )]
     Duration { seconds: u64 },
     /// A manual rule that is no rule (an unknown kind, a filter not aimed at its target).
+    #[error("{0}")]
     Invalid(String),
+}
+
+/// An operator asked to withdraw a rule the plan does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no rule `{id}` is held; `floodwall mitigations` lists them")]
+pub struct NotHeld {
+    pub id: String,
 }
 
 /// The longest manual rule: a year. Longer is a typo, and would overflow the clock.
 pub const MAX_MANUAL_SECONDS: u64 = 365 * 24 * 3600;
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::NeverMitigate { target, protected } => {
-                write!(f, "{target} overlaps never-mitigate {protected}")
-            }
-            Refusal::MaxActive { max } => write!(f, "max_active = {max} rules already held"),
-            Refusal::OutsideNetworks { target } => write!(
-                f,
-                "{target} is not inside the monitored networks: Floodwall only mitigates for its own networks"
-            ),
-            Refusal::TooBroad { target, broadest } => write!(
-                f,
-                "{target} is broader than /{broadest}, the detection's prefix length: no rule covers more than one prefix"
-            ),
-            Refusal::Duration { seconds } => write!(
-                f,
-                "{seconds} seconds is out of range: give 1 to {MAX_MANUAL_SECONDS} (a year), or none to hold until withdrawn"
-            ),
-            Refusal::Invalid(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// Where rules may go: the monitored networks (each with its hostgroup) and the broadest prefix
 /// a rule may cover per family — the detection's prefix length, what a carpet is aimed at.
@@ -142,7 +193,7 @@ impl Scope {
 
 /// What became of one rule the plan considered for an attack event: goes into the event's
 /// record, so the operator sees the rule, its coverage and why it was or was not announced.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub id: String,
     pub rule: Rule,
@@ -158,7 +209,7 @@ pub struct Decision {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What each mitigator did with it, filled in by the actions.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mitigators: Vec<Delivery>,
 }
 
@@ -223,7 +274,7 @@ const RELEASED_KEPT: usize = 4_096;
 
 impl Planner {
     /// A planner for `config` whose rules stay inside `scope`.
-    pub fn new(config: MitigationConfig, scope: Scope) -> Result<Planner, String> {
+    pub fn new(config: MitigationConfig, scope: Scope) -> Result<Planner, ConfigError> {
         config.validate()?;
         Ok(Planner {
             config,
@@ -276,18 +327,16 @@ impl Planner {
                 continue;
             }
             let refusal = if held.mitigation.id != id {
-                Some(format!(
-                    "its id {} is not its rule's ({id})",
-                    held.mitigation.id
-                ))
+                Some(WithdrawReason::IdMismatch {
+                    id: held.mitigation.id.clone(),
+                    rule_id: id.clone(),
+                })
             } else {
-                self.no_longer_wanted(&held)
-                    .map(str::to_string)
-                    .or_else(|| {
-                        self.admit(&held.mitigation.rule, &id)
-                            .err()
-                            .map(|r| r.to_string())
-                    })
+                self.no_longer_wanted(&held).or_else(|| {
+                    self.admit(&held.mitigation.rule, &id)
+                        .err()
+                        .map(WithdrawReason::Refused)
+                })
             };
             if let Some(reason) = refusal {
                 // The configuration changed across the restart, or the snapshot asks for what
@@ -342,7 +391,7 @@ impl Planner {
     }
 
     /// Why a held rule from a snapshot is not wanted under the current configuration, if not.
-    fn no_longer_wanted(&self, held: &Held) -> Option<&'static str> {
+    fn no_longer_wanted(&self, held: &Held) -> Option<WithdrawReason> {
         let rule = &held.mitigation.rule;
         if self
             .config
@@ -350,7 +399,7 @@ impl Planner {
             .iter()
             .any(|n| overlaps(n, &rule.target()))
         {
-            return Some("target now never-mitigate");
+            return Some(WithdrawReason::NowNeverMitigate);
         }
         if held.manual {
             return None;
@@ -361,7 +410,7 @@ impl Planner {
             Rule::Filter { .. } => self.config.flowspec_for(group),
         };
         (!enabled || held.mitigation.dry_run != self.config.dry_run_for(group))
-            .then_some("no longer configured")
+            .then_some(WithdrawReason::NoLongerConfigured)
     }
 
     /// Rules due to go at `now` are withdrawn.
@@ -375,18 +424,18 @@ impl Planner {
         for id in due {
             if let Some(held) = self.held.remove(&id) {
                 let reason = if held.unconfirmed {
-                    "attack not seen again after restart"
+                    WithdrawReason::NotSeenAfterRestart
                 } else if held.manual {
-                    "duration over"
+                    WithdrawReason::DurationOver
                 } else if held.attack_active {
                     self.release(&held);
-                    "max_seconds reached"
+                    WithdrawReason::MaxSeconds
                 } else {
-                    "attack over"
+                    WithdrawReason::AttackOver
                 };
                 changes.push(Change::Withdraw {
                     mitigation: held.mitigation,
-                    reason: reason.to_string(),
+                    reason,
                 });
             }
         }
@@ -525,14 +574,14 @@ impl Planner {
                     let narrower =
                         new.within(old) && coverage.unwrap_or(1.0) + NARROWER_SLACK >= covered;
                     (covered < REDERIVE)
-                        .then_some("the attack changed: rule derived again")
-                        .or(settling.then_some("the fingerprint settled: rule derived again"))
-                        .or(narrower.then_some("a narrower rule covers as much"))
+                        .then_some(WithdrawReason::AttackChanged)
+                        .or(settling.then_some(WithdrawReason::FingerprintSettled))
+                        .or(narrower.then_some(WithdrawReason::Narrower))
                 }
                 _ => None,
             };
             let reason = if adopting {
-                Some("replaced by the rule of a new attack")
+                Some(WithdrawReason::NewAttack)
             } else {
                 follow
             };
@@ -543,9 +592,10 @@ impl Planner {
                     held.mitigation.coverage = coverage;
                     held.mitigation.collateral = collateral;
                     held.derived_from_samples = samples;
+                    let text = reason.to_string();
                     changes.push(Change::Withdraw {
                         mitigation: old,
-                        reason: reason.to_string(),
+                        reason,
                     });
                     changes.push(Change::Announce(held.mitigation.clone()));
                     let status = if held.mitigation.dry_run {
@@ -553,7 +603,7 @@ impl Planner {
                     } else {
                         Status::Announced
                     };
-                    return decision(status, Some(reason.to_string()), rule);
+                    return decision(status, Some(text), rule);
                 }
             }
             let status = if held.mitigation.dry_run {
@@ -691,7 +741,7 @@ impl Planner {
         if let Some(old) = self.held.remove(&id) {
             changes.push(Change::Withdraw {
                 mitigation: old.mitigation,
-                reason: "replaced by an operator".into(),
+                reason: WithdrawReason::ReplacedByOperator,
             });
         }
         self.held.insert(
@@ -715,15 +765,15 @@ impl Planner {
         &mut self,
         id: &str,
         changes: &mut Vec<Change>,
-    ) -> Result<Mitigation, String> {
+    ) -> Result<Mitigation, NotHeld> {
         let held = self
             .held
             .remove(id)
-            .ok_or_else(|| format!("no rule `{id}` is held; `floodwall mitigations` lists them"))?;
+            .ok_or_else(|| NotHeld { id: id.into() })?;
         self.release(&held);
         changes.push(Change::Withdraw {
             mitigation: held.mitigation.clone(),
-            reason: "withdrawn by an operator".into(),
+            reason: WithdrawReason::WithdrawnByOperator,
         });
         Ok(held.mitigation)
     }
@@ -736,7 +786,7 @@ impl Planner {
         for (_, held) in std::mem::take(&mut self.held) {
             changes.push(Change::Withdraw {
                 mitigation: held.mitigation,
-                reason: "shutdown".into(),
+                reason: WithdrawReason::Shutdown,
             });
         }
     }
@@ -814,12 +864,12 @@ mod tests {
             .collect()
     }
 
-    fn withdrawn(changes: &[Change]) -> Vec<(String, &str)> {
+    fn withdrawn(changes: &[Change]) -> Vec<(String, WithdrawReason)> {
         changes
             .iter()
             .filter_map(|c| match c {
                 Change::Withdraw { mitigation, reason } => {
-                    Some((mitigation.id.clone(), reason.as_str()))
+                    Some((mitigation.id.clone(), reason.clone()))
                 }
                 Change::Announce(_) => None,
             })
@@ -864,8 +914,14 @@ mod tests {
         assert_eq!(
             withdrawn(&changes),
             [
-                ("blackhole:203.0.113.7/32".to_string(), "attack over"),
-                ("flowspec:203.0.113.7/32".to_string(), "attack over")
+                (
+                    "blackhole:203.0.113.7/32".to_string(),
+                    WithdrawReason::AttackOver
+                ),
+                (
+                    "flowspec:203.0.113.7/32".to_string(),
+                    WithdrawReason::AttackOver
+                )
             ]
         );
         assert_eq!(plan.held().count(), 0);
@@ -928,8 +984,14 @@ mod tests {
         assert_eq!(
             withdrawn(&changes),
             [
-                ("blackhole:203.0.113.0/24".to_string(), "attack over"),
-                ("flowspec:203.0.113.0/24".to_string(), "attack over")
+                (
+                    "blackhole:203.0.113.0/24".to_string(),
+                    WithdrawReason::AttackOver
+                ),
+                (
+                    "flowspec:203.0.113.0/24".to_string(),
+                    WithdrawReason::AttackOver
+                )
             ]
         );
         let held: Vec<String> = plan.held().map(|h| h.mitigation.id.clone()).collect();
@@ -1016,7 +1078,7 @@ mod tests {
         plan.on_event(&started("a1", "203.0.113.7/32"), 0, &mut changes);
         changes.clear();
         plan.tick(600 * S, &mut changes);
-        assert_eq!(withdrawn(&changes)[0].1, "max_seconds reached");
+        assert_eq!(withdrawn(&changes)[0].1, WithdrawReason::MaxSeconds);
         changes.clear();
         let decisions = plan.on_event(
             &with_kind(EventKind::AttackUpdated, "a1", "203.0.113.7/32"),
@@ -1088,7 +1150,7 @@ mod tests {
         assert_eq!(decisions.len(), 1);
         assert_eq!(decisions[0].status, Status::DryRun);
         assert!(
-            matches!(&changes[..], [Change::Announce(m)] if m.dry_run && m.rule.kind() == "flowspec")
+            matches!(&changes[..], [Change::Announce(m)] if m.dry_run && m.rule.kind() == crate::RuleKind::Flowspec)
         );
     }
 
@@ -1117,7 +1179,7 @@ mod tests {
         let gone = withdrawn(&changes);
         assert_eq!(gone.len(), 2);
         assert!(gone.iter().all(|(id, why)| id.ends_with("203.0.113.8/32")
-            && *why == "attack not seen again after restart"));
+            && *why == WithdrawReason::NotSeenAfterRestart));
         assert!(plan
             .held()
             .all(|h| h.mitigation.attack_id.as_deref() == Some("b1") && !h.unconfirmed));
@@ -1141,7 +1203,10 @@ mod tests {
         plan.tick(30 * S, &mut changes);
         assert_eq!(
             withdrawn(&changes),
-            [("blackhole:198.51.100.9/32".to_string(), "duration over")]
+            [(
+                "blackhole:198.51.100.9/32".to_string(),
+                WithdrawReason::DurationOver
+            )]
         );
 
         // Withdrawing an attack's rule by hand keeps it out for that attack.
@@ -1235,21 +1300,21 @@ mod tests {
         plan.restore(snapshot, 10 * S, &mut changes);
         assert_eq!(announced(&changes), ["flowspec:203.0.113.7/32"]);
         let mut gone = withdrawn(&changes);
-        gone.sort();
+        gone.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             gone,
             [
                 (
                     "blackhole:203.0.113.7/32".to_string(),
-                    "no longer configured"
+                    WithdrawReason::NoLongerConfigured
                 ),
                 (
                     "blackhole:203.0.113.8/32".to_string(),
-                    "target now never-mitigate"
+                    WithdrawReason::NowNeverMitigate
                 ),
                 (
                     "flowspec:203.0.113.8/32".to_string(),
-                    "target now never-mitigate"
+                    WithdrawReason::NowNeverMitigate
                 ),
             ]
         );
@@ -1279,7 +1344,7 @@ mod tests {
             withdrawn(&changes),
             [(
                 "flowspec:203.0.113.7/32".to_string(),
-                "the attack changed: rule derived again"
+                WithdrawReason::AttackChanged
             )]
         );
         assert_eq!(announced(&changes), ["flowspec:203.0.113.7/32"]);
@@ -1291,6 +1356,81 @@ mod tests {
             decisions[0].status,
             Status::Held,
             "the blackhole is unchanged"
+        );
+    }
+
+    /// The sentences operators and notices have always read.
+    #[test]
+    fn reasons_read_as_they_always_have() {
+        let target: IpNet = "203.0.113.0/16".parse().unwrap();
+        for (reason, text) in [
+            (
+                WithdrawReason::NotSeenAfterRestart,
+                "attack not seen again after restart",
+            ),
+            (WithdrawReason::DurationOver, "duration over"),
+            (WithdrawReason::MaxSeconds, "max_seconds reached"),
+            (WithdrawReason::AttackOver, "attack over"),
+            (
+                WithdrawReason::AttackChanged,
+                "the attack changed: rule derived again",
+            ),
+            (
+                WithdrawReason::FingerprintSettled,
+                "the fingerprint settled: rule derived again",
+            ),
+            (WithdrawReason::Narrower, "a narrower rule covers as much"),
+            (WithdrawReason::NewAttack, "replaced by the rule of a new attack"),
+            (WithdrawReason::ReplacedByOperator, "replaced by an operator"),
+            (WithdrawReason::WithdrawnByOperator, "withdrawn by an operator"),
+            (WithdrawReason::Shutdown, "shutdown"),
+            (WithdrawReason::NowNeverMitigate, "target now never-mitigate"),
+            (WithdrawReason::NoLongerConfigured, "no longer configured"),
+            (
+                WithdrawReason::IdMismatch {
+                    id: "x".into(),
+                    rule_id: "blackhole:203.0.113.7/32".into(),
+                },
+                "its id x is not its rule's (blackhole:203.0.113.7/32)",
+            ),
+            (
+                WithdrawReason::Refused(Refusal::TooBroad {
+                    target,
+                    broadest: 24,
+                }),
+                "203.0.113.0/16 is broader than /24, the detection's prefix length: no rule covers more than one prefix",
+            ),
+        ] {
+            assert_eq!(reason.to_string(), text);
+            assert_eq!(serde_json::to_value(&reason).unwrap(), text);
+        }
+        for (refusal, text) in [
+            (
+                Refusal::NeverMitigate {
+                    target,
+                    protected: "203.0.113.7/32".parse().unwrap(),
+                },
+                "203.0.113.0/16 overlaps never-mitigate 203.0.113.7/32",
+            ),
+            (
+                Refusal::MaxActive { max: 3 },
+                "max_active = 3 rules already held",
+            ),
+            (
+                Refusal::OutsideNetworks { target },
+                "203.0.113.0/16 is not inside the monitored networks: Floodwall only mitigates for its own networks",
+            ),
+            (
+                Refusal::Duration { seconds: 0 },
+                "0 seconds is out of range: give 1 to 31536000 (a year), or none to hold until withdrawn",
+            ),
+            (Refusal::Invalid("no such kind".into()), "no such kind"),
+        ] {
+            assert_eq!(refusal.to_string(), text);
+        }
+        assert_eq!(
+            NotHeld { id: "x".into() }.to_string(),
+            "no rule `x` is held; `floodwall mitigations` lists them"
         );
     }
 
@@ -1382,7 +1522,8 @@ mod tests {
         assert_eq!(gone.len(), 151);
         assert!(gone
             .iter()
-            .any(|(id, why)| id == "blackhole:0.0.0.0/0" && why.contains("broader than /24")));
+            .any(|(id, why)| id == "blackhole:0.0.0.0/0"
+                && why.to_string().contains("broader than /24")));
         // The newest are kept.
         assert!(plan.held().all(|h| h.mitigation.since >= 400 * S));
     }
@@ -1486,7 +1627,7 @@ mod tests {
             withdrawn(&changes),
             [(
                 "flowspec:203.0.113.7/32".to_string(),
-                "the fingerprint settled: rule derived again"
+                WithdrawReason::FingerprintSettled
             )]
         );
         let collateral = d[0].collateral.unwrap();

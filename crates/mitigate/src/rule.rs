@@ -32,13 +32,16 @@ impl fmt::Display for Community {
     }
 }
 
+/// Text that is no `ASN:VALUE` community.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a BGP community: write ASN:VALUE with both parts 0..=65535, e.g. 65535:666")]
+pub struct NotACommunity(pub String);
+
 impl FromStr for Community {
-    type Err = String;
+    type Err = NotACommunity;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!("`{s}` is not a BGP community: write ASN:VALUE with both parts 0..=65535, e.g. 65535:666")
-        };
+        let bad = || NotACommunity(s.to_string());
         let (asn, value) = s.split_once(':').ok_or_else(bad)?;
         let asn: u16 = asn.trim().parse().map_err(|_| bad())?;
         let value: u16 = value.trim().parse().map_err(|_| bad())?;
@@ -267,11 +270,34 @@ impl Rule {
     }
 
     /// `blackhole` or `flowspec`: the names of the configuration and the event record.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RuleKind {
         match self {
-            Rule::Blackhole { .. } => "blackhole",
-            Rule::Filter { .. } => "flowspec",
+            Rule::Blackhole { .. } => RuleKind::Blackhole,
+            Rule::Filter { .. } => RuleKind::Flowspec,
         }
+    }
+}
+
+/// The kinds of [`Rule`], by the names of the configuration, the event record and rule ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Blackhole,
+    Flowspec,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Blackhole => "blackhole",
+            RuleKind::Flowspec => "flowspec",
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -313,7 +339,10 @@ mod tests {
         assert_eq!("65535:666".parse::<Community>(), Ok(Community::BLACKHOLE));
         assert_eq!(Community::BLACKHOLE.to_string(), "65535:666");
         assert!("65536:1".parse::<Community>().is_err());
-        assert!("666".parse::<Community>().is_err());
+        assert_eq!(
+            "666".parse::<Community>().unwrap_err().to_string(),
+            "`666` is not a BGP community: write ASN:VALUE with both parts 0..=65535, e.g. 65535:666"
+        );
     }
 
     #[test]
@@ -336,5 +365,9 @@ mod tests {
         );
         let json = serde_json::to_string(&rule).unwrap();
         assert_eq!(serde_json::from_str::<Rule>(&json).unwrap(), rule);
+        // The rule's `kind` tag is its kind's name.
+        let kind = serde_json::to_value(&rule).unwrap()["kind"].clone();
+        assert_eq!(kind, serde_json::to_value(rule.kind()).unwrap());
+        assert_eq!(kind, rule.kind().as_str());
     }
 }

@@ -1,8 +1,8 @@
 //! Attack events for the unit tests.
 
-use floodwall_detect::event::{Direction, EventKind, Evidence, Trigger};
+use floodwall_detect::event::{Direction, EventKind, Evidence, Trigger, TriggerKind};
 use floodwall_detect::fingerprint::{Fingerprint, ProtocolMix, Share};
-use floodwall_detect::AttackEvent;
+use floodwall_detect::{AttackEvent, Metric};
 
 pub fn event(kind: EventKind, id: &str, target: &str, fingerprint: Fingerprint) -> AttackEvent {
     let target: ipnet::IpNet = target.parse().expect("test target");
@@ -23,8 +23,8 @@ pub fn event(kind: EventKind, id: &str, target: &str, fingerprint: Fingerprint) 
         started_at: 0,
         ended_at: None,
         trigger: Trigger {
-            kind: "threshold",
-            metric: "pps",
+            kind: TriggerKind::Threshold,
+            metric: Metric::Pps,
             value: 0.0,
             limit: 0.0,
         },

@@ -24,10 +24,11 @@ use anyhow::Result;
 use crossbeam_channel::{select, Receiver, Sender};
 use floodwall_detect::AttackEvent;
 use floodwall_mitigate::{
-    Change, Decision, Delivery, FlowFilter, Mitigation, Planner, Refusal, Rule, Snapshot, Status,
+    Change, Decision, Delivery, FlowFilter, Mitigation, Planner, Refusal, Rule, RuleKind, Snapshot,
+    Status,
 };
 
-use super::control::{Call, Reply, Request, RuleKind};
+use super::control::{Call, Reply, Request};
 use super::store::Store;
 use super::worker::{Command, Report, Worker};
 use super::Mitigator;
@@ -402,7 +403,7 @@ impl ActionsThread {
                 }
                 Change::Withdraw { mitigation, reason } if mitigation.dry_run => {
                     if self.clock == PlanClock::Wall {
-                        log_dry_run(&mitigation, Some(&reason))
+                        log_dry_run(&mitigation, Some(&reason.to_string()))
                     }
                 }
                 Change::Announce(m) => {
@@ -424,7 +425,7 @@ impl ActionsThread {
                         ts: floodwall_detect::time::rfc3339_ms(unix_ms()),
                         mitigation,
                         mitigators: None,
-                        reason: Some(reason),
+                        reason: Some(reason.to_string()),
                     });
                 }
             }
@@ -774,8 +775,8 @@ mod tests {
             started_at: 0,
             ended_at: None,
             trigger: Trigger {
-                kind: "threshold",
-                metric: "pps",
+                kind: floodwall_detect::event::TriggerKind::Threshold,
+                metric: floodwall_detect::Metric::Pps,
                 value: 0.0,
                 limit: 0.0,
             },
@@ -883,7 +884,7 @@ mod tests {
         }
         fn handle(&mut self, message: &Message) -> anyhow::Result<()> {
             let text = match message {
-                Message::Attack(r) => serde_json::to_string(&r.to_json()?)?,
+                Message::Attack(r) => serde_json::to_string(r.as_ref())?,
                 Message::Mitigation(n) => serde_json::to_string(n.as_ref())?,
                 _ => return Ok(()),
             };

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _, Result};
 use crossbeam_channel::{bounded, Sender};
+pub use floodwall_mitigate::RuleKind;
 use floodwall_mitigate::{Delivery, FlowFilter, Held, Mitigation, Status};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -42,14 +43,6 @@ pub enum Request {
     Withdraw {
         id: String,
     },
-}
-
-/// The kinds of rule an operator can place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleKind {
-    Blackhole,
-    Flowspec,
 }
 
 /// A reply: `{"ok": true, ...}` with the fields of the request's answer, or

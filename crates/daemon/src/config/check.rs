@@ -154,7 +154,11 @@ pub fn check_with(text: &str, networks: Networks) -> Checked {
         if inputs.iter().any(|s| skipped.iter().any(|k| k == s)) {
             continue;
         }
-        let offset = locate(&paths, base, &found.message);
+        let offset = match found.path.as_deref().and_then(|p| paths.get(p)) {
+            Some(&offset) => offset,
+            // Untyped errors, and keys the file leaves to their defaults: by the message.
+            None => locate(&paths, base, &found.message),
+        };
         problems.push(at(offset, found.message, found.hint));
     }
     problems.sort_by_key(|p| (p.line, p.column));
@@ -168,9 +172,11 @@ pub fn check_with(text: &str, networks: Networks) -> Checked {
 const MAX_DESERIALIZE_ROUNDS: usize = 256;
 
 /// A problem of a deserialized configuration, before it is located: `base` is the key path it
-/// belongs to (the message may name a longer one).
+/// belongs to (the message may name a longer one); `path` the key at fault, when the error
+/// says which.
 struct Semantic {
     base: String,
+    path: Option<String>,
     message: String,
     hint: Option<String>,
 }
@@ -178,22 +184,32 @@ struct Semantic {
 /// The checks of the values themselves, for both `check-config` and `run`.
 fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
     let mut out = Vec::new();
+    if let Err(e) = config.detection_config().validate() {
+        out.push(Semantic {
+            base: "detection".into(),
+            path: Some(e.path().into()),
+            message: e.to_string(),
+            hint: None,
+        });
+    }
+    if let Err(e) = config.mitigation.validate() {
+        let hint = matches!(e, floodwall_mitigate::ConfigError::MaxBelowMin { .. })
+            .then_some("make max_seconds at least min_seconds, or 0 for no limit");
+        out.push(Semantic {
+            base: "mitigation".into(),
+            path: Some(e.path()),
+            message: e.to_string(),
+            hint: hint.map(str::to_string),
+        });
+    }
     let mut found = |base: &str, message: String, hint: Option<&str>| {
         out.push(Semantic {
             base: base.to_string(),
+            path: None,
             message,
             hint: hint.map(str::to_string),
         })
     };
-    if let Err(message) = config.detection_config().validate() {
-        found("detection", message, None);
-    }
-    if let Err(message) = config.mitigation.validate() {
-        let hint = message
-            .contains("less than min_seconds")
-            .then_some("make max_seconds at least min_seconds, or 0 for no limit");
-        found("mitigation", message, hint);
-    }
     let group_names: Vec<&str> = config
         .detection
         .hostgroups

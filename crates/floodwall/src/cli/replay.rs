@@ -32,7 +32,7 @@ struct Print {
 impl Print {
     fn write(&mut self, record: &floodwall_daemon::bus::AttackRecord) -> Result<()> {
         if self.json {
-            serde_json::to_writer(&mut self.out, &record.to_json()?)?;
+            serde_json::to_writer(&mut self.out, record)?;
             self.out.write_all(b"\n")?;
             return Ok(());
         }

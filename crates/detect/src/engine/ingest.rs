@@ -1,0 +1,425 @@
+//! The record path: records in, telemetry time advanced, every monitored side of a record
+//! accounted (its hostgroup, its host, its prefix's carpet residue, its prefix, and the detailed
+//! counters and fingerprint of watched targets). Memory latency bound on many hosts, so entries
+//! are prefetched a few records ahead; nothing here allocates or locks per record.
+
+use std::net::IpAddr;
+
+use floodwall_wire::FlowRecord;
+
+use crate::addrmap::Key;
+use crate::counters::{class_slot, remote_hash, tally_slot, RecordClass, Tally, SLOTS};
+use crate::prefetch::prefetch;
+use crate::AttackEvent;
+
+use super::entries::Owner;
+use super::{Engine, IN, NONE, OUT};
+
+/// How many records ahead ingest prefetches host entries (map slots twice as far).
+pub(super) const PREFETCH_AHEAD: usize = 16;
+
+/// Records whose hostgroup lookups are in flight: more than `2 * PREFETCH_AHEAD`.
+const LOOKAHEAD_RING: usize = 64;
+
+/// Hostgroups of a record's destination and source, `None` when not monitored.
+type Sides = (Option<u16>, Option<u16>);
+
+impl Engine {
+    /// Accounts records. Telemetry time advances with the records' `time_ms`; crossing a bucket
+    /// boundary closes the bucket and runs detection, appending events. Records older than the
+    /// open bucket (late flows) are counted in the open bucket.
+    pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
+        // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
+        // the map entries they point to 1.5 × ahead, host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
+        // first stage, and kept in a small ring until the record is accounted.
+        let mut sides = [(None, None); LOOKAHEAD_RING];
+        // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
+        let mut found = [(NONE, NONE); LOOKAHEAD_RING];
+        for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
+            sides[j % LOOKAHEAD_RING] = self.sides(r);
+        }
+        for (i, r) in records.iter().enumerate() {
+            if let Some(ahead) = records.get(i + 2 * PREFETCH_AHEAD) {
+                let s = self.sides(ahead);
+                sides[(i + 2 * PREFETCH_AHEAD) % LOOKAHEAD_RING] = s;
+                self.prefetch_slots(ahead, s);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD * 3 / 2) {
+                self.prefetch_entries(ahead, sides[(i + PREFETCH_AHEAD * 3 / 2) % LOOKAHEAD_RING]);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+                let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
+                found[j] = self.prefetch_hosts(ahead, sides[j]);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD / 2) {
+                self.prefetch_prefixes(ahead, found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
+            }
+            self.stats.records += 1;
+            let evicted = self.stats.hosts_evicted;
+            self.advance(r.time_ms, events);
+            if self.stats.hosts_evicted != evicted {
+                // Freed entries may be reused for other addresses: look up again.
+                found = [(NONE, NONE); LOOKAHEAD_RING];
+            }
+            self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
+            if !self.early_starts.is_empty() {
+                // Reported at the engine's clock: a late record does not date the report back.
+                self.start_early(self.clock_ms, events);
+            }
+            if !self.early_confirms.is_empty() {
+                self.confirm_early(self.clock_ms, events);
+            }
+        }
+    }
+
+    /// The hostgroups of a record's destination and source, when monitored.
+    #[inline]
+    pub(super) fn sides(&self, r: &FlowRecord) -> Sides {
+        (self.networks.lookup(r.dst), self.networks.lookup(r.src))
+    }
+
+    #[inline]
+    fn prefetch_slots(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
+                self.host_index.prefetch(Key::of(addr));
+            }
+        }
+    }
+
+    /// Prefetches the address-map entries of a record's monitored sides (their slots were
+    /// prefetched earlier).
+    #[inline]
+    fn prefetch_entries(&self, r: &FlowRecord, (dst, src): Sides) {
+        for (group, addr) in [(dst, r.dst), (src, r.src)] {
+            if group.is_some() {
+                self.host_index.prefetch_entry(Key::of(addr));
+            }
+        }
+    }
+
+    /// Prefetches the host entries of a record's monitored sides and returns their indices
+    /// (`NONE` where there is none yet).
+    #[inline]
+    fn prefetch_hosts(&self, r: &FlowRecord, (dst, src): Sides) -> (u32, u32) {
+        let mut found = [NONE; 2];
+        for (d, group, addr) in [(IN, dst, r.dst), (OUT, src, r.src)] {
+            if group.is_some() {
+                if let Some(h) = self.host_index.get(Key::of(addr)) {
+                    found[d] = h;
+                    // The header and the whole direction: a first touch in a bucket may apply
+                    // a pending learn (ring and baseline).
+                    let host = &self.hosts[h as usize];
+                    let dir = host.dir(d);
+                    prefetch(&host.touched);
+                    prefetch(&dir.ring[0]);
+                    // Between ring[0] and watch_bytes lies up to a whole line (host entries
+                    // are not line-aligned).
+                    prefetch(&dir.baseline);
+                    prefetch(&dir.watch_bytes);
+                }
+            }
+        }
+        (found[IN], found[OUT])
+    }
+
+    /// Prefetches the prefix entries of host entries found (and prefetched) earlier, and the
+    /// fingerprint state of watched ones.
+    #[inline]
+    fn prefetch_prefixes(&self, r: &FlowRecord, (dst_h, src_h): (u32, u32)) {
+        for (d, h) in [(IN, dst_h), (OUT, src_h)] {
+            if let Some(host) = self.hosts.get(h as usize) {
+                // A watched host's fingerprint: the sketch register this record will update.
+                if let Some(Some(detail)) = self.details.get(host.dir(d).detail as usize) {
+                    detail
+                        .fingerprint
+                        .prefetch(if d == IN { r.src } else { r.dst });
+                }
+                if let Some(p) = self.prefixes.get(host.prefix as usize) {
+                    let pd = &p.dirs[d];
+                    prefetch(&p.touched);
+                    prefetch(&pd.ring[self.open as usize % SLOTS]);
+                    prefetch(&pd.detail);
+                    if d == IN {
+                        prefetch(&p.residue);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub(super) fn account(
+        &mut self,
+        r: &FlowRecord,
+        (dst, src): Sides,
+        (dst_h, src_h): (u32, u32),
+    ) {
+        if dst.is_none() && src.is_none() {
+            self.stats.records_unmonitored += 1;
+            return;
+        }
+        let class = RecordClass::of(r);
+        if let Some(g) = dst {
+            self.account_side(r.dst, dst_h, g, IN, r, r.src, &class);
+        }
+        if let Some(g) = src {
+            self.account_side(r.src, src_h, g, OUT, r, r.dst, &class);
+        }
+    }
+
+    /// Accounts one side of a record: `addr` is the monitored end, `remote` the other.
+    /// `found` is the host entry of `addr` as looked up a few records earlier (or `NONE`): used
+    /// when it still holds `addr`.
+    ///
+    /// In steps: the hostgroup's totals; the host's entry and its side (`count_host`); then its
+    /// prefix's. Without a host entry (`max_hosts` reached) only the prefix counts the record.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn account_side(
+        &mut self,
+        addr: IpAddr,
+        found: u32,
+        group: u16,
+        d: usize,
+        r: &FlowRecord,
+        remote: IpAddr,
+        class: &RecordClass,
+    ) {
+        let side = Side {
+            r,
+            class,
+            d,
+            remote,
+        };
+        self.count_group(group, d, r);
+        let (prefix, in_residue) = match self.host_entry(addr, found, group) {
+            Some(h) => self.count_host(h, side, group),
+            None => {
+                self.stats.records_host_overflow += 1;
+                match self.prefix_of(addr, group) {
+                    Some(p) => (p, false),
+                    None => return,
+                }
+            }
+        };
+        self.count_prefix(prefix, side, in_residue);
+    }
+
+    /// The hostgroup's totals of the open bucket, for its rates.
+    #[inline]
+    fn count_group(&mut self, group: u16, d: usize, r: &FlowRecord) {
+        let b = self.open;
+        let totals = &mut self.groups[group as usize].totals[d];
+        if totals.current.bucket != b {
+            totals.last = totals.current;
+            totals.current = Tally {
+                bucket: b,
+                ..Tally::default()
+            };
+        }
+        totals.current.add(r);
+    }
+
+    /// The host entry of `addr`: `found` unless cleared (it is whenever hosts were evicted
+    /// since it was looked up), else looked up or created; `None` at `max_hosts`.
+    #[inline]
+    fn host_entry(&mut self, addr: IpAddr, found: u32, group: u16) -> Option<u32> {
+        if found != NONE {
+            Some(found)
+        } else {
+            match self.host_index.get(Key::of(addr)) {
+                Some(h) => Some(h),
+                None => self.new_host(addr, group),
+            }
+        }
+    }
+
+    /// Host `h`'s side of the record: touched, its totals (evaluated at the close once they
+    /// leave the quiet floors), its prefix's carpet residue (incoming), then its detailed
+    /// counts or the start of its watch. Returns its prefix and whether the host is in the
+    /// prefix's carpet residue: not over a host limit on its own and not under attack on its
+    /// own (its traffic is that attack's, so the carpet's counts and fingerprint leave it out).
+    #[inline]
+    fn count_host(&mut self, h: u32, side: Side<'_>, group: u16) -> (u32, bool) {
+        let b = self.open;
+        let (r, d) = (side.r, side.d);
+        let host = &mut self.hosts[h as usize];
+        let g = &self.groups[host.group as usize];
+        if host.touch(b, d, g, &self.baseline, &self.config) {
+            self.touched_hosts.push((h, host.prefix));
+        }
+        let id = host.dir(d).detail;
+        let attacked = id != NONE
+            && self.details[id as usize]
+                .as_ref()
+                .is_some_and(|x| x.attack.is_some());
+        let dir = host.dir_mut(d);
+        let (before, t) = dir.count(b, r);
+        if g.leaves_floors(d, &before, &t) {
+            self.eval_hosts.push(h);
+        }
+        let watch = (dir.watch_packets, dir.watch_bytes);
+        let prefix = host.prefix;
+        let in_residue = d == IN && !attacked;
+        if d == IN {
+            // The carpet residue of the prefix (see `Residue`), kept incrementally.
+            let was_in = host.set_in_residue(in_residue);
+            let res = &mut self.prefixes[prefix as usize].residue;
+            if res.count(b, (was_in, in_residue), before, t) {
+                self.stale_prefixes.push(prefix);
+            }
+        }
+        if id != NONE {
+            let lowest = (g.lowest_packets[d], g.lowest_bits[d]);
+            self.count_watched_host(h, id, side, t, attacked, lowest);
+        } else {
+            self.watch_host(h, side, group, t, watch);
+        }
+        (prefix, in_residue)
+    }
+
+    /// Class counts and fingerprint of a watched host direction (detail `id`); an attack on
+    /// thin evidence is confirmed, or a crossing started, without waiting for the close.
+    #[inline]
+    fn count_watched_host(
+        &mut self,
+        h: u32,
+        id: u32,
+        side: Side<'_>,
+        t: Tally,
+        attacked: bool,
+        (lowest_packets, lowest_bits): (f64, f64),
+    ) {
+        let b = self.open;
+        let Side {
+            r,
+            class,
+            d,
+            remote,
+        } = side;
+        let detail = self.details[id as usize].as_mut().expect("live detail");
+        let slot = class_slot(&mut detail.ring, b);
+        slot.add(r, class, d == IN, remote_hash(remote));
+        let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
+        detail.fingerprint.observe(r, remote);
+        // An attack that started on evidence from one datagram or instant is
+        // confirmed as soon as more arrives, not at the bucket's close.
+        if let Some(attack) = detail.attack.as_mut() {
+            if attack.confirms_early(b, slot) {
+                self.early_confirms.push((h, d));
+            }
+        }
+        // The count can only grow within the bucket: once it crosses a static
+        // limit with enough evidence, waiting for the close only adds latency.
+        // Judged again as evidence grows by a quarter (ordinary traffic over the
+        // totals of the limits is judged a few times a bucket, not per record).
+        if !attacked
+            && t.samples >= self.config.min_samples
+            && (t.packets as f64 >= lowest_packets || t.bytes as f64 * 8.0 >= lowest_bits)
+            && (detail.early_bucket != b
+                || evidence >= detail.early_evidence + detail.early_evidence / 4)
+        {
+            detail.early_bucket = b;
+            detail.early_evidence = evidence;
+            self.early_starts.push((h, d));
+        }
+    }
+
+    /// Starts watching host `h` (both directions) once its running bucket `t` reaches the watch
+    /// level of its direction, while fewer than `max_watched` targets are watched.
+    #[inline]
+    fn watch_host(
+        &mut self,
+        h: u32,
+        side: Side<'_>,
+        group: u16,
+        t: Tally,
+        (watch_packets, watch_bytes): (f32, f32),
+    ) {
+        let b = self.open;
+        let Side {
+            r,
+            class,
+            d,
+            remote,
+        } = side;
+        if t.samples >= self.watch_min_samples
+            && (t.packets as f32 >= watch_packets
+                || t.bytes as f32 >= watch_bytes
+                || t.samples >= self.groups[group as usize].watch_samples[d])
+            && self.details_live - self.attacks_live < self.config.max_watched
+        {
+            let id = self.new_detail(Owner::Host(h), d);
+            let detail = self.details[id as usize].as_mut().expect("new detail");
+            class_slot(&mut detail.ring, b).add(r, class, d == IN, remote_hash(remote));
+            detail.fingerprint.observe(r, remote);
+            // Whether this direction is answered needs the other one's classes too.
+            if self.hosts[h as usize].dir(1 - d).detail == NONE {
+                self.new_detail(Owner::Host(h), 1 - d);
+            }
+        }
+    }
+
+    /// The prefix's totals of the open bucket, and its detailed counts (incoming: only the
+    /// carpet residue's) or the start of its watch (incoming only).
+    #[inline]
+    fn count_prefix(&mut self, prefix: u32, side: Side<'_>, in_residue: bool) {
+        let b = self.open;
+        let Side {
+            r,
+            class,
+            d,
+            remote,
+        } = side;
+        let incoming = d == IN;
+        let p = &mut self.prefixes[prefix as usize];
+        if p.touched != b {
+            p.touched = b;
+            self.touched_prefixes.push(prefix);
+        }
+        let pd = &mut p.dirs[d];
+        let t = tally_slot(&mut pd.ring, b);
+        t.add(r);
+        if pd.detail != NONE {
+            // The incoming detail describes the residue (a carpet); the outgoing one only says
+            // what the prefix answers.
+            if !incoming || in_residue {
+                let detail = self.details[pd.detail as usize]
+                    .as_mut()
+                    .expect("live detail");
+                class_slot(&mut detail.ring, b).add(r, class, incoming, remote_hash(remote));
+                if incoming {
+                    detail.fingerprint.observe(r, remote);
+                }
+            }
+        } else if incoming {
+            // Infinite watch levels when carpet detection is off.
+            let res = &p.residue;
+            if t.samples >= self.watch_min_samples
+                && (t.packets as f32 >= res.watch_packets || t.bytes as f32 >= res.watch_bytes)
+                && self.details_live - self.attacks_live < self.config.max_watched
+            {
+                let id = self.new_detail(Owner::Prefix(prefix), d);
+                if in_residue {
+                    let detail = self.details[id as usize].as_mut().expect("new detail");
+                    class_slot(&mut detail.ring, b).add(r, class, incoming, remote_hash(remote));
+                    detail.fingerprint.observe(r, remote);
+                }
+                if self.prefixes[prefix as usize].dirs[OUT].detail == NONE {
+                    self.new_detail(Owner::Prefix(prefix), OUT);
+                }
+            }
+        }
+    }
+}
+
+/// One monitored side of a record: the record and its class, the direction of the monitored
+/// end, and the other end.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    r: &'a FlowRecord,
+    class: &'a RecordClass,
+    d: usize,
+    remote: IpAddr,
+}

@@ -1,0 +1,224 @@
+//! The configuration resolved once per hostgroup: the layered limits (built-in, top-level,
+//! hostgroup) as one array per direction, the watch levels derived from them and the
+//! carpet-bombing limits, so the record path and the bucket close read numbers, not options.
+
+use crate::baseline::{Baseline, BaselineParams, Levels};
+use crate::config::{CarpetConfig, CarpetThresholds, Thresholds};
+use crate::counters::Tally;
+use crate::vocab::{Metric, METRICS};
+use crate::DetectConfig;
+
+use super::{IN, OUT};
+
+/// Carpet-bombing limits resolved for one hostgroup (`f64::INFINITY` = disabled).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CarpetLimits {
+    pub(super) enabled: bool,
+    pub(super) min_hosts: u32,
+    pub(super) max_host_share: f64,
+    /// Static residue limits: the limits of a prefix without a warmed-up baseline.
+    pub(super) pps: f64,
+    pub(super) mbps: f64,
+    /// Whether prefixes learn a residue baseline.
+    pub(super) baseline: bool,
+    /// Floors of the baseline alarm levels (packets/s, bits/s).
+    pub(super) floor_pps: f64,
+    pub(super) floor_bps: f64,
+    /// Ceilings (never below the static limits): a baseline never raises the limits above them.
+    pub(super) max_pps: f64,
+    pub(super) max_mbps: f64,
+    /// Watch levels of a prefix without a warmed-up baseline (`watch_ratio` × static limits).
+    pub(super) watch_packets: f64,
+    pub(super) watch_bytes: f64,
+}
+
+impl CarpetLimits {
+    /// The lowest residue limits (packets/s, megabits/s) that can trigger, for the watch: the
+    /// static ones, the ceilings, and the baseline's `levels` when there are some.
+    pub(super) fn lowest(&self, levels: Option<Levels>) -> (f64, f64) {
+        let (mut p, mut m) = (self.pps.min(self.max_pps), self.mbps.min(self.max_mbps));
+        if let Some(l) = levels {
+            p = p.min(l.pps);
+            m = m.min(l.bps / 1e6);
+        }
+        (p, m)
+    }
+
+    /// The levels of a prefix's residue baseline, when it learns one and has warmed up.
+    pub(super) fn levels(&self, baseline: &Baseline, params: &BaselineParams) -> Option<Levels> {
+        if self.enabled && self.baseline {
+            baseline.levels_above(params, self.floor_pps, self.floor_bps)
+        } else {
+            None
+        }
+    }
+}
+
+/// Per-hostgroup totals of one direction.
+#[derive(Debug, Clone, Default)]
+pub(super) struct GroupTotals {
+    pub(super) current: Tally,
+    pub(super) last: Tally,
+}
+
+/// A hostgroup with its resolved limits (`f64::INFINITY` = disabled).
+#[derive(Debug, Clone)]
+pub(super) struct Group {
+    pub(super) name: String,
+    pub(super) limits: [[f64; METRICS]; 2],
+    pub(super) watch_packets: [f64; 2],
+    pub(super) watch_bytes: [f64; 2],
+    pub(super) watch_samples: [u32; 2],
+    /// The lowest running-bucket packets / bytes at which a host direction without a detail can
+    /// leave the quiet fast path at a bucket close, whatever its baseline: `watch_packets` /
+    /// `watch_bytes` capped by `watch_ratio` × the baseline floors (alarm levels never go below
+    /// them). Hosts whose bucket stays below these (and below `watch_samples`) only learn.
+    pub(super) floor_packets: [f64; 2],
+    pub(super) floor_bytes: [f64; 2],
+    /// The lowest packets/s and bits/s limits: a running bucket below both crosses nothing.
+    pub(super) lowest_packets: [f64; 2],
+    pub(super) lowest_bits: [f64; 2],
+    pub(super) carpet: CarpetLimits,
+    pub(super) totals: [GroupTotals; 2],
+}
+
+impl Group {
+    /// Whether a host's running bucket in direction `d` just left the group's evaluation floors
+    /// (`before` / `after` a record): from then on the close evaluates it, not only learns.
+    #[inline]
+    pub(super) fn leaves_floors(&self, d: usize, before: &Tally, after: &Tally) -> bool {
+        let quiet = |t: &Tally| {
+            (t.packets as f64) < self.floor_packets[d]
+                && (t.bytes as f64) < self.floor_bytes[d]
+                && t.samples < self.watch_samples[d]
+        };
+        (before.samples == 0 || quiet(before)) && !quiet(after)
+    }
+}
+
+fn resolve_limits(
+    builtin: &Thresholds,
+    global: &Thresholds,
+    group: Option<&Thresholds>,
+) -> [f64; METRICS] {
+    let mut out = [f64::INFINITY; METRICS];
+    for m in Metric::ALL {
+        let v = group
+            .and_then(|g| g.get(m))
+            .or(global.get(m))
+            .or(builtin.get(m));
+        if let Some(v) = v.filter(|v| *v > 0.0) {
+            out[m as usize] = v;
+        }
+    }
+    out
+}
+
+pub(super) fn resolve_group(
+    config: &DetectConfig,
+    name: &str,
+    incoming: Option<&Thresholds>,
+    outgoing: Option<&Thresholds>,
+    carpet: Option<&CarpetThresholds>,
+) -> Group {
+    let limits = [
+        resolve_limits(&Thresholds::builtin_incoming(), &config.incoming, incoming),
+        resolve_limits(&Thresholds::builtin_outgoing(), &config.outgoing, outgoing),
+    ];
+    let r = config.watch_ratio;
+    let watch = |l: &[f64; METRICS], packets: bool| {
+        Metric::ALL
+            .iter()
+            .filter(|m| m.is_packets() == packets && **m != Metric::FlowsPerS)
+            .map(|m| l[*m as usize])
+            .fold(f64::INFINITY, f64::min)
+            * r
+    };
+    let watch_samples = |l: &[f64; METRICS]| {
+        let f = l[Metric::FlowsPerS as usize] * r;
+        if f.is_finite() {
+            (f.ceil() as u32).max(1)
+        } else {
+            u32::MAX
+        }
+    };
+    let c: &CarpetConfig = &config.carpet;
+    let pick = |o: Option<f64>, d: f64| {
+        let v = o.unwrap_or(d);
+        if v > 0.0 {
+            v
+        } else {
+            f64::INFINITY
+        }
+    };
+    let (pps, mbps) = (
+        pick(carpet.and_then(|c| c.pps), c.pps),
+        pick(carpet.and_then(|c| c.mbps), c.mbps),
+    );
+    // A ceiling below the static limit would lower the limit of prefixes without history.
+    let ceiling = |o: Option<f64>, d: f64, limit: f64| {
+        let v = pick(o, d);
+        if limit.is_finite() {
+            v.max(limit)
+        } else {
+            v
+        }
+    };
+    Group {
+        name: name.to_string(),
+        watch_packets: [watch(&limits[IN], true), watch(&limits[OUT], true)],
+        watch_bytes: [
+            watch(&limits[IN], false) * 1e6 / 8.0,
+            watch(&limits[OUT], false) * 1e6 / 8.0,
+        ],
+        watch_samples: [watch_samples(&limits[IN]), watch_samples(&limits[OUT])],
+        floor_packets: [f64::INFINITY; 2],
+        floor_bytes: [f64::INFINITY; 2],
+        lowest_packets: [watch(&limits[IN], true) / r, watch(&limits[OUT], true) / r],
+        lowest_bits: [
+            watch(&limits[IN], false) * 1e6 / r,
+            watch(&limits[OUT], false) * 1e6 / r,
+        ],
+        limits,
+        carpet: CarpetLimits {
+            enabled: c.enabled,
+            min_hosts: carpet.and_then(|c| c.min_hosts).unwrap_or(c.min_hosts),
+            max_host_share: carpet
+                .and_then(|c| c.max_host_share)
+                .unwrap_or(c.max_host_share),
+            pps,
+            mbps,
+            baseline: carpet.and_then(|c| c.baseline).unwrap_or(c.baseline),
+            floor_pps: carpet
+                .and_then(|c| c.baseline_min_pps)
+                .unwrap_or(c.baseline_min_pps),
+            floor_bps: carpet
+                .and_then(|c| c.baseline_min_mbps)
+                .unwrap_or(c.baseline_min_mbps)
+                * 1e6,
+            max_pps: ceiling(carpet.and_then(|c| c.max_pps), c.max_pps, pps),
+            max_mbps: ceiling(carpet.and_then(|c| c.max_mbps), c.max_mbps, mbps),
+            watch_packets: pps * r,
+            watch_bytes: mbps * r * 1e6 / 8.0,
+        },
+        totals: Default::default(),
+    }
+}
+
+/// Running-bucket packets and bytes at which a host direction is watched: `watch_ratio` × its
+/// lowest static limit or its baseline alarm level, whichever is lower.
+#[inline]
+pub(super) fn watch_levels(
+    g: &Group,
+    d: usize,
+    baseline: &Baseline,
+    params: &BaselineParams,
+    config: &DetectConfig,
+) -> (f64, f64) {
+    let (mut wp, mut wb) = (g.watch_packets[d], g.watch_bytes[d]);
+    if let Some(levels) = baseline.levels(params) {
+        wp = wp.min(levels.pps * config.watch_ratio);
+        wb = wb.min(levels.bps / 8.0 * config.watch_ratio);
+    }
+    (wp, wb)
+}
