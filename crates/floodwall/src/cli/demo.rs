@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use floodwall_daemon::bus::AttackRecord;
 use floodwall_daemon::clock::unix_ms;
 use floodwall_lab::bench::sender::PacedSender;
 use floodwall_lab::demo::{self, Line, Style, View, WIDTH};
@@ -122,7 +123,7 @@ struct Follow {
 }
 
 impl Follow {
-    fn lines(&mut self) -> Vec<serde_json::Value> {
+    fn lines(&mut self) -> Vec<AttackRecord> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -137,8 +138,8 @@ impl Follow {
         let mut out = Vec::new();
         while let Some(end) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=end).collect();
-            if let Ok(value) = serde_json::from_str(line.trim()) {
-                out.push(value);
+            if let Ok(record) = serde_json::from_str(line.trim()) {
+                out.push(record);
             }
         }
         out

@@ -8,8 +8,12 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use floodwall_daemon::bus::AttackRecord;
+use floodwall_detect::event::{Direction, EventKind, Trigger};
+use floodwall_detect::fingerprint::Share;
+use floodwall_detect::{Metric, Vector};
+use floodwall_mitigate::Status;
 use ipnet::IpNet;
-use serde_json::Value;
 
 use crate::simulate::truth::Expectation;
 use floodwall_daemon::units::{human_bps, human_pps};
@@ -56,7 +60,7 @@ fn toml_path(path: &Path) -> String {
 pub struct Mitigation {
     pub id: String,
     pub text: String,
-    pub status: String,
+    pub status: Status,
     pub coverage: Option<f64>,
     pub reason: Option<String>,
 }
@@ -109,34 +113,31 @@ pub enum Change {
 }
 
 impl View {
-    /// Applies one event record of the events file; returns what a reader should be told.
-    pub fn apply(&mut self, record: &Value) -> Vec<Change> {
-        let Some(id) = record["attack_id"].as_str() else {
-            return Vec::new();
-        };
-        let kind = record["event"].as_str().unwrap_or("");
-        let ts = record["ts"]
-            .as_str()
-            .and_then(floodwall_daemon::logging::parse_stamp)
-            .unwrap_or(0);
+    /// Applies one record of the events file; returns what a reader should be told.
+    pub fn apply(&mut self, record: &AttackRecord) -> Vec<Change> {
+        let event = &record.event;
         let mut changes = Vec::new();
-        let index = match self.attacks.iter().position(|a| a.id == id) {
+        let index = match self.attacks.iter().position(|a| a.id == event.attack_id) {
             Some(i) => i,
             None => {
                 self.attacks.push(Attack {
-                    id: id.to_string(),
-                    target: str_of(&record["target"]),
-                    direction: str_of(&record["direction"]),
-                    carpet: record["carpet_bombing"].as_bool().unwrap_or(false),
+                    id: event.attack_id.clone(),
+                    target: event.target.to_string(),
+                    direction: match event.direction {
+                        Direction::Incoming => "incoming",
+                        Direction::Outgoing => "outgoing",
+                    }
+                    .to_string(),
+                    carpet: event.carpet_bombing,
                     vectors: Vec::new(),
                     pps: 0,
                     bps: 0,
                     peak_pps: 0,
                     peak_bps: 0,
                     sources: 0,
-                    detected_ms: ts,
+                    detected_ms: event.ts,
                     ended_ms: None,
-                    trigger: trigger(&record["trigger"]),
+                    trigger: trigger(&event.trigger),
                     top_sources: String::new(),
                     top_source_ports: String::new(),
                     top_destination_ports: String::new(),
@@ -147,33 +148,28 @@ impl View {
             }
         };
         let attack = &mut self.attacks[index];
-        attack.vectors = record["vectors"]
-            .as_array()
-            .map(|v| v.iter().map(str_of).collect())
-            .unwrap_or_default();
-        attack.pps = u64_of(&record["pps"]);
-        attack.bps = u64_of(&record["bps"]);
-        attack.peak_pps = u64_of(&record["peak_pps"]).max(attack.peak_pps);
-        attack.peak_bps = u64_of(&record["peak_bps"]).max(attack.peak_bps);
-        attack.sources = u64_of(&record["sources"]).max(attack.sources);
-        let fingerprint = &record["fingerprint"];
-        if fingerprint.is_object() {
-            attack.top_sources = shares(&fingerprint["top_sources"], 3);
-            attack.top_source_ports = shares(&fingerprint["top_source_ports"], 3);
-            attack.top_destination_ports = shares(&fingerprint["top_destination_ports"], 3);
-        }
+        attack.vectors = event.vectors.iter().map(|v| vector_name(*v)).collect();
+        attack.pps = event.pps;
+        attack.bps = event.bps;
+        attack.peak_pps = event.peak_pps.max(attack.peak_pps);
+        attack.peak_bps = event.peak_bps.max(attack.peak_bps);
+        attack.sources = event.sources.max(attack.sources);
+        let fingerprint = &event.fingerprint;
+        attack.top_sources = shares(&fingerprint.top_sources, 3);
+        attack.top_source_ports = shares(&fingerprint.top_source_ports, 3);
+        attack.top_destination_ports = shares(&fingerprint.top_destination_ports, 3);
         let mut new_rules = Vec::new();
-        for m in record["mitigations"].as_array().into_iter().flatten() {
+        for d in &record.decisions {
             let rule = Mitigation {
-                id: str_of(&m["id"]),
-                text: str_of(&m["text"]),
-                status: str_of(&m["status"]),
-                coverage: m["coverage"].as_f64(),
-                reason: m["reason"].as_str().map(str::to_string),
+                id: d.id.clone(),
+                text: d.text.clone(),
+                status: d.status,
+                coverage: d.coverage,
+                reason: d.reason.clone(),
             };
             match attack.mitigations.iter_mut().find(|r| r.id == rule.id) {
                 // A later event says the rule is `held`: what it first said it would do stays.
-                Some(known) if known.status == "dry_run" && rule.status == "held" => {}
+                Some(known) if known.status == Status::DryRun && rule.status == Status::Held => {}
                 // In dry run nothing is held, so each update derives the rule afresh: a reader
                 // is told when it says something new, not when its coverage moves a little.
                 Some(known) => {
@@ -192,13 +188,8 @@ impl View {
         if !new_rules.is_empty() {
             changes.push(Change::Mitigations(index, new_rules));
         }
-        if kind == "attack_ended" {
-            attack.ended_ms = Some(
-                record["ended_at"]
-                    .as_str()
-                    .and_then(floodwall_daemon::logging::parse_stamp)
-                    .unwrap_or(ts),
-            );
+        if event.event == EventKind::AttackEnded {
+            attack.ended_ms = Some(event.ended_at.unwrap_or(event.ts));
             changes.push(Change::Ended(index));
         }
         changes
@@ -232,54 +223,45 @@ impl View {
     }
 }
 
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
-
-fn u64_of(v: &Value) -> u64 {
-    v.as_u64()
-        .or_else(|| v.as_f64().map(|f| f as u64))
-        .unwrap_or(0)
+/// A vector as the events file names it (`udp_flood`).
+fn vector_name(vector: Vector) -> String {
+    serde_json::to_value(vector)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// `value share%, ...` of a fingerprint's top list.
-fn shares(list: &Value, n: usize) -> String {
-    list.as_array()
-        .into_iter()
-        .flatten()
+fn shares<T: std::fmt::Display>(list: &[Share<T>], n: usize) -> String {
+    list.iter()
         .take(n)
         .map(|s| {
-            let value = match &s["value"] {
-                Value::String(v) => v.clone(),
-                other => other.to_string(),
-            };
-            let share = s["share"].as_f64().unwrap_or(0.0) * 100.0;
+            let share = s.share * 100.0;
             // A spread flood's top entries hold fractions of a percent: that is the point.
             if share < 1.0 {
-                format!("{value} {share:.2}%")
+                format!("{} {share:.2}%", s.value)
             } else {
-                format!("{value} {share:.0}%")
+                format!("{} {share:.0}%", s.value)
             }
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn trigger(t: &Value) -> String {
-    let metric = t["metric"].as_str().unwrap_or("?");
-    let kind = t["kind"].as_str().unwrap_or("?");
-    let value = t["value"].as_f64().unwrap_or(0.0);
-    let limit = t["limit"].as_f64().unwrap_or(0.0);
-    let (value, limit) = if metric.contains("bps") || metric == "mbps" {
-        let scale = if metric == "mbps" { 1e6 } else { 1.0 };
-        (
-            human_bps((value * scale) as u64),
-            human_bps((limit * scale) as u64),
-        )
-    } else {
-        (human_pps(value as u64), human_pps(limit as u64))
+fn trigger(t: &Trigger) -> String {
+    let (value, limit) = match t.metric {
+        Metric::Mbps => (
+            human_bps((t.value * 1e6) as u64),
+            human_bps((t.limit * 1e6) as u64),
+        ),
+        m if m.name().contains("bps") => (human_bps(t.value as u64), human_bps(t.limit as u64)),
+        _ => (human_pps(t.value as u64), human_pps(t.limit as u64)),
     };
-    format!("{metric} {value} crossed the limit of {limit} ({kind})")
+    format!(
+        "{} {value} crossed the limit of {limit} ({})",
+        t.metric.name(),
+        t.kind
+    )
 }
 
 /// Seconds as `m:ss`.
@@ -388,15 +370,14 @@ fn mitigation_lines(m: &Mitigation) -> Vec<Line> {
 }
 
 fn mitigation_line(m: &Mitigation) -> Line {
-    let (label, style) = match m.status.as_str() {
-        "dry_run" => ("would announce", Style::Cyan),
-        "announced" => ("announced", Style::Cyan),
-        "held" => ("held", Style::Cyan),
-        "refused" => ("refused", Style::Yellow),
-        "queued" => ("queued", Style::Yellow),
-        "failed" => ("not announced", Style::Yellow),
-        "awaiting_evidence" => ("awaiting evidence", Style::Dim),
-        other => (other, Style::Plain),
+    let (label, style) = match m.status {
+        Status::DryRun => ("would announce", Style::Cyan),
+        Status::Announced => ("announced", Style::Cyan),
+        Status::Held => ("held", Style::Cyan),
+        Status::Refused => ("refused", Style::Yellow),
+        Status::Queued => ("queued", Style::Yellow),
+        Status::Failed => ("not announced", Style::Yellow),
+        Status::AwaitingEvidence => ("awaiting evidence", Style::Dim),
     };
     let mut text = m.text.clone();
     if let Some(c) = m.coverage {
@@ -636,34 +617,50 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
+    /// A record as the daemon writes it (dry run), parsed as the demo parses the events file.
     fn started() -> Value {
         json!({"event":"attack_started","attack_id":"1-in-198.18.2.77/32","ts":"2026-11-30T10:00:01.000Z",
-            "direction":"incoming","target":"198.18.2.77/32","carpet_bombing":false,"vectors":["udp_flood"],
-            "bps":4464000000u64,"pps":1000000,"peak_bps":4464000000u64,"peak_pps":1000000,"sources":13912,
+            "direction":"incoming","target":"198.18.2.77/32","carpet_bombing":false,"hostgroup":"default",
+            "vectors":["udp_flood"],"bps":4464000000u64,"pps":1000000,"peak_bps":4464000000u64,
+            "peak_pps":1000000,"sources":13912,"started_at":"2026-11-30T10:00:01.000Z",
             "trigger":{"kind":"threshold","metric":"pps","value":1000000.0,"limit":100000.0},
-            "fingerprint":{"top_sources":[{"value":"100.64.0.1","share":0.01,"packets":1}],
-                "top_source_ports":[],"top_destination_ports":[{"value":443,"share":0.5,"packets":1}]},
-            "mitigations":[{"id":"blackhole:198.18.2.77/32","text":"blackhole 198.18.2.77/32 next-hop 192.0.2.1 communities 65535:666","status":"dry_run"},
-                {"id":"flowspec:198.18.2.77/32","text":"flowspec dst 198.18.2.77/32 proto 17 then discard","coverage":0.97,"status":"dry_run"}]})
+            "evidence":{"samples":1000,"datagrams":100,"instants":50,"largest_datagram_share":0.01},
+            "fingerprint":{"sources_estimate":13912,
+                "protocols":{"tcp":0.0,"udp":1.0,"icmp":0.0,"gre":0.0,"other":0.0},"fragments":0.0,
+                "packet_sizes":{"upper_bounds":[64,128,256,512,1024,1500,65535],"shares":[0.0,0.0,0.0,0.0,1.0,0.0,0.0]},
+                "ttls":{"upper_bounds":[32,64,128,255],"shares":[0.0,1.0,0.0,0.0]},
+                "top_sources":[{"value":"100.64.0.1","share":0.01,"packets":1}],
+                "top_source_ports":[],"top_destination_ports":[{"value":443,"share":0.5,"packets":1}],"top_tcp_flags":[],
+                "exporters":[],"peak_bps":4464000000u64,"peak_pps":1000000,"packets":1000000,"bytes":558000000},
+            "mitigations":[{"id":"blackhole:198.18.2.77/32",
+                    "rule":{"kind":"blackhole","prefix":"198.18.2.77/32","next_hop":"192.0.2.1","communities":["65535:666"]},
+                    "text":"blackhole 198.18.2.77/32 next-hop 192.0.2.1 communities 65535:666","status":"dry_run"},
+                {"id":"flowspec:198.18.2.77/32",
+                    "rule":{"kind":"flowspec","filter":{"destination":"198.18.2.77/32","protocols":[17]},"action":{"type":"discard"}},
+                    "text":"flowspec dst 198.18.2.77/32 proto 17 then discard","coverage":0.97,"status":"dry_run"}]})
+    }
+
+    fn record(value: &Value) -> AttackRecord {
+        serde_json::from_value(value.clone()).expect("a record as the daemon writes it")
     }
 
     #[test]
     fn events_become_an_attack_with_its_rules_once() {
         let mut view = View::default();
-        let changes = view.apply(&started());
+        let changes = view.apply(&record(&started()));
         assert_eq!(changes[0], Change::Started(0));
         assert!(matches!(&changes[1], Change::Mitigations(0, r) if r.len() == 2));
         let mut update = started();
         update["event"] = json!("attack_updated");
         update["peak_pps"] = json!(3_000_000);
         update["mitigations"][0]["status"] = json!("held");
-        assert!(view.apply(&update).is_empty());
+        assert!(view.apply(&record(&update)).is_empty());
         assert_eq!(view.attacks[0].peak_pps, 3_000_000);
         update["event"] = json!("attack_ended");
         update["ended_at"] = json!("2026-11-30T10:00:31.000Z");
-        assert_eq!(view.apply(&update), [Change::Ended(0)]);
+        assert_eq!(view.apply(&record(&update)), [Change::Ended(0)]);
         let text: Vec<String> = view.screen().iter().map(|l| l.text()).collect();
         let text = text.join("\n");
         assert!(text.contains("ended after 30 s"), "{text}");
