@@ -45,8 +45,11 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the learnt baselines are saved (and at shutdown): a crash loses at most this much
 /// learning, and the write (a few MB per 100,000 hosts) stays rare.
 const BASELINES_EVERY: Duration = Duration::from_secs(300);
-/// Batches in flight between the source and the engine.
-const BATCHES: usize = 256;
+/// Batches in flight between the source and the engine: live, room for bursts (a collector
+/// that finds it full blocks, and the kernel counts the drops); a capture only needs to stay a
+/// step ahead of the engine, and each batch holds 8,192 records.
+const LIVE_BATCHES: usize = 256;
+const REPLAY_BATCHES: usize = 4;
 
 /// Live telemetry or a capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,8 +196,12 @@ impl Pipeline {
         let bus = bus.start()?;
         let actions = actions.spawn(detected, calls, bus.clone())?;
 
-        let (tx, rx) = crossbeam_channel::bounded(BATCHES);
-        let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(BATCHES);
+        let batches = match mode {
+            Mode::Live => LIVE_BATCHES,
+            Mode::Replay => REPLAY_BATCHES,
+        };
+        let (tx, rx) = crossbeam_channel::bounded(batches);
+        let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(batches);
         let source = source.start(tx, recycle_rx)?;
         let local_addrs = source.local_addrs();
         let stop = Arc::new(AtomicBool::new(false));

@@ -210,6 +210,7 @@ impl Actions {
             settled: BTreeMap::new(),
             records: VecDeque::new(),
             replies: Vec::new(),
+            _reports: reports_tx,
         };
         thread.channels = vec![Vec::new(); thread.workers.len()];
         thread.commit(&mut changes);
@@ -250,6 +251,9 @@ struct ActionsThread {
     /// Records in event order; the head is published once its announcements are answered.
     records: VecDeque<PendingRecord>,
     replies: Vec<PendingReply>,
+    /// Kept so that the reports channel never disconnects (with no mitigator, a disconnected
+    /// channel would make `select!` spin).
+    _reports: Sender<Report>,
 }
 
 impl ActionsThread {
@@ -931,5 +935,57 @@ mod tests {
         assert!(record.contains("\"mitigator\":\"slow\""), "{record}");
         actions.stop().unwrap();
         drop(bus);
+    }
+
+    /// CPU ticks (1/100 s) used so far by this process's threads of that name.
+    fn thread_ticks(name: &str) -> u64 {
+        let mut ticks = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // After the command in parentheses: state is field 3, utime 14, stime 15.
+            let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            ticks += fields
+                .get(11)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+            ticks += fields
+                .get(12)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        ticks
+    }
+
+    /// With no mitigator and no control socket (a replay, or a daemon that only detects), the
+    /// actions thread waits for work: it must not spin on channels that have no sender.
+    #[test]
+    fn idle_actions_without_mitigators_sleep() {
+        let mut bus = BusBuilder::new(Backpressure::Wait);
+        let detected = bus.queue("actions", &[Topic::Detected]);
+        let bus = bus.start().unwrap();
+        let actions = Actions {
+            planner: planner(true),
+            clock: PlanClock::Telemetry,
+            store: None,
+            mitigators: Vec::new(),
+            status: None,
+        }
+        .spawn(detected, crossbeam_channel::never(), bus.clone())
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let before = thread_ticks("actions");
+        std::thread::sleep(Duration::from_secs(1));
+        let used = thread_ticks("actions") - before;
+        actions.stop().unwrap();
+        // A spinning thread uses ~100 ticks a second; a waiting one a few at most.
+        assert!(
+            used < 20,
+            "the idle actions thread used {used} ticks in a second"
+        );
     }
 }
