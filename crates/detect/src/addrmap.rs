@@ -224,9 +224,7 @@ impl AddrMap {
         }
     }
 
-    /// Always inlined: the record path looks every monitored side up here (twice, with the
-    /// prefetch), and left to itself the compiler calls it out of line from the engine's modules.
-    #[inline(always)]
+    #[inline]
     pub fn get(&self, key: Key) -> Option<u32> {
         match key.v4() {
             Some(a) => {

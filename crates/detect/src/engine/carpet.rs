@@ -68,13 +68,15 @@ impl Residue {
         let v = self.sq() + plus - minus;
         self.residual_sq = [(v >> 64) as u64, v as u64];
     }
+}
 
+impl Residue {
     /// Counts a host's record in the open bucket `b`: `before` and `after` are the host's
     /// incoming totals around it, `was_in` / `is_in` whether the host was and is in the residue.
     /// True the first time in a bucket a host leaves the residue: its packets may be the
     /// recorded top, to be recounted at the close.
     #[inline]
-    pub(super) fn count(
+    fn count(
         &mut self,
         b: u32,
         (was_in, is_in): (bool, bool),
@@ -238,6 +240,34 @@ fn carpet_crossing(
 }
 
 impl Engine {
+    /// Keeps the carpet residue of host `h`'s prefix (see `Residue`) as its incoming record
+    /// comes in: `before` / `after` its totals, `attacked` whether it is under attack on its own.
+    /// Returns whether the host is in the residue.
+    #[inline]
+    pub(super) fn count_residue(
+        &mut self,
+        h: u32,
+        before: Tally,
+        after: Tally,
+        attacked: bool,
+    ) -> bool {
+        let b = self.open;
+        let host = &mut self.hosts[h as usize];
+        let prefix = host.prefix;
+        let was_in = host.dirs_touched & IN_RESIDUE != 0;
+        let in_residue = !attacked;
+        if in_residue {
+            host.dirs_touched |= IN_RESIDUE;
+        } else {
+            host.dirs_touched &= !IN_RESIDUE;
+        }
+        let res = &mut self.prefixes[prefix as usize].residue;
+        if res.count(b, (was_in, in_residue), before, after) {
+            self.stale_prefixes.push(prefix);
+        }
+        in_residue
+    }
+
     /// Recounts the largest residual host of the prefixes in `stale_prefixes` (the other
     /// statistics are exact incrementally).
     pub(super) fn recount_tops(&mut self, b: u32) {

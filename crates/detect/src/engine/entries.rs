@@ -2,12 +2,11 @@
 //! path: what ordinary traffic touches sits together, everything else further away. Their sizes
 //! bound the engine's memory, so tests pin them.
 
-use floodwall_wire::FlowRecord;
 use ipnet::IpNet;
 
 use crate::attack::Attack;
 use crate::baseline::{Baseline, BaselineParams};
-use crate::counters::{tally_at, tally_slot, ClassCounts, Tally, NO_BUCKET, SLOTS};
+use crate::counters::{tally_at, ClassCounts, Tally, NO_BUCKET, SLOTS};
 use crate::fingerprint::FingerprintBuilder;
 use crate::DetectConfig;
 
@@ -49,54 +48,7 @@ pub(super) struct Host {
     pub(super) dir_out: HostDir,
 }
 
-impl HostDir {
-    /// Adds a record to the running bucket `b`; its totals before and after.
-    #[inline]
-    pub(super) fn count(&mut self, b: u32, r: &FlowRecord) -> (Tally, Tally) {
-        let t = tally_slot(&mut self.ring, b);
-        let before = *t;
-        t.add(r);
-        (before, *t)
-    }
-}
-
 impl Host {
-    /// Marks the host touched in bucket `b` in direction `d`; its first touch of a bucket first
-    /// applies the learning its last bucket left pending. True at that first touch.
-    #[inline]
-    pub(super) fn touch(
-        &mut self,
-        b: u32,
-        d: usize,
-        g: &Group,
-        params: &BaselineParams,
-        config: &DetectConfig,
-    ) -> bool {
-        let first = self.touched != b;
-        if first {
-            if self.learn_pending() {
-                self.learn_quiet(g, params, config);
-            }
-            self.touched = b;
-            self.dirs_touched = 0;
-        }
-        self.dirs_touched |= 1 << d;
-        first
-    }
-
-    /// Marks whether the host's incoming traffic of the open bucket is in its prefix's carpet
-    /// residue; whether it was.
-    #[inline]
-    pub(super) fn set_in_residue(&mut self, in_residue: bool) -> bool {
-        let was_in = self.dirs_touched & IN_RESIDUE != 0;
-        if in_residue {
-            self.dirs_touched |= IN_RESIDUE;
-        } else {
-            self.dirs_touched &= !IN_RESIDUE;
-        }
-        was_in
-    }
-
     #[inline]
     pub(super) fn dir(&self, d: usize) -> &HostDir {
         if d == IN {

@@ -172,8 +172,9 @@ impl Engine {
     /// `found` is the host entry of `addr` as looked up a few records earlier (or `NONE`): used
     /// when it still holds `addr`.
     ///
-    /// In steps: the hostgroup's totals; the host's entry and its side (`count_host`); then its
-    /// prefix's. Without a host entry (`max_hosts` reached) only the prefix counts the record.
+    /// In steps: the hostgroup's totals; the host's entry, totals, carpet residue (incoming) and
+    /// detailed counts or watch; then its prefix's totals and detailed counts or watch. Without
+    /// a host entry (`max_hosts` reached) only the prefix counts the record.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn account_side(
@@ -193,8 +194,22 @@ impl Engine {
             remote,
         };
         self.count_group(group, d, r);
+        // Whether the record's host is part of its prefix's carpet residue: not over a host
+        // limit on its own and not under attack on its own (its traffic is that attack's, so
+        // the carpet's counts and fingerprint leave it out).
         let (prefix, in_residue) = match self.host_entry(addr, found, group) {
-            Some(h) => self.count_host(h, side, group),
+            Some(h) => {
+                self.touch_host(h, d);
+                let (before, t, attacked) = self.count_host_totals(h, d, r);
+                let in_residue = d == IN && self.count_residue(h, before, t, attacked);
+                let id = self.hosts[h as usize].dir(d).detail;
+                if id != NONE {
+                    self.count_watched_host(h, id, side, t, attacked);
+                } else {
+                    self.watch_host(h, side, group, t);
+                }
+                (self.hosts[h as usize].prefix, in_residue)
+            }
             None => {
                 self.stats.records_host_overflow += 1;
                 match self.prefix_of(addr, group) {
@@ -235,62 +250,59 @@ impl Engine {
         }
     }
 
-    /// Host `h`'s side of the record: touched, its totals (evaluated at the close once they
-    /// leave the quiet floors), its prefix's carpet residue (incoming), then its detailed
-    /// counts or the start of its watch. Returns its prefix and whether the host is in the
-    /// prefix's carpet residue: not over a host limit on its own and not under attack on its
-    /// own (its traffic is that attack's, so the carpet's counts and fingerprint leave it out).
+    /// Marks host `h` touched in the open bucket in direction `d`; its first touch of a bucket
+    /// first applies the learning its last bucket left pending.
     #[inline]
-    fn count_host(&mut self, h: u32, side: Side<'_>, group: u16) -> (u32, bool) {
+    fn touch_host(&mut self, h: u32, d: usize) {
         let b = self.open;
-        let (r, d) = (side.r, side.d);
         let host = &mut self.hosts[h as usize];
-        let g = &self.groups[host.group as usize];
-        if host.touch(b, d, g, &self.baseline, &self.config) {
+        if host.touched != b {
+            if host.learn_pending() {
+                let g = &self.groups[host.group as usize];
+                host.learn_quiet(g, &self.baseline, &self.config);
+            }
+            host.touched = b;
+            host.dirs_touched = 0;
             self.touched_hosts.push((h, host.prefix));
         }
-        let id = host.dir(d).detail;
-        let attacked = id != NONE
-            && self.details[id as usize]
+        host.dirs_touched |= 1 << d;
+    }
+
+    /// Adds the record to host `h`'s totals of the open bucket in direction `d`; the host is
+    /// evaluated at the close once they leave its group's quiet floors. Returns the totals before
+    /// and after, and whether the host is under attack in that direction.
+    #[inline]
+    fn count_host_totals(&mut self, h: u32, d: usize, r: &FlowRecord) -> (Tally, Tally, bool) {
+        let b = self.open;
+        let host = &mut self.hosts[h as usize];
+        let g = &self.groups[host.group as usize];
+        let (floor_packets, floor_bytes, floor_samples) =
+            (g.floor_packets[d], g.floor_bytes[d], g.watch_samples[d]);
+        let detail_id = host.dir(d).detail;
+        let attacked = detail_id != NONE
+            && self.details[detail_id as usize]
                 .as_ref()
                 .is_some_and(|x| x.attack.is_some());
         let dir = host.dir_mut(d);
-        let (before, t) = dir.count(b, r);
-        if g.leaves_floors(d, &before, &t) {
+        let t = tally_slot(&mut dir.ring, b);
+        let before = *t;
+        t.add(r);
+        let t = *t;
+        let quiet = |t: &Tally| {
+            (t.packets as f64) < floor_packets
+                && (t.bytes as f64) < floor_bytes
+                && t.samples < floor_samples
+        };
+        if (before.samples == 0 || quiet(&before)) && !quiet(&t) {
             self.eval_hosts.push(h);
         }
-        let watch = (dir.watch_packets, dir.watch_bytes);
-        let prefix = host.prefix;
-        let in_residue = d == IN && !attacked;
-        if d == IN {
-            // The carpet residue of the prefix (see `Residue`), kept incrementally.
-            let was_in = host.set_in_residue(in_residue);
-            let res = &mut self.prefixes[prefix as usize].residue;
-            if res.count(b, (was_in, in_residue), before, t) {
-                self.stale_prefixes.push(prefix);
-            }
-        }
-        if id != NONE {
-            let lowest = (g.lowest_packets[d], g.lowest_bits[d]);
-            self.count_watched_host(h, id, side, t, attacked, lowest);
-        } else {
-            self.watch_host(h, side, group, t, watch);
-        }
-        (prefix, in_residue)
+        (before, t, attacked)
     }
 
     /// Class counts and fingerprint of a watched host direction (detail `id`); an attack on
     /// thin evidence is confirmed, or a crossing started, without waiting for the close.
     #[inline]
-    fn count_watched_host(
-        &mut self,
-        h: u32,
-        id: u32,
-        side: Side<'_>,
-        t: Tally,
-        attacked: bool,
-        (lowest_packets, lowest_bits): (f64, f64),
-    ) {
+    fn count_watched_host(&mut self, h: u32, id: u32, side: Side<'_>, t: Tally, attacked: bool) {
         let b = self.open;
         let Side {
             r,
@@ -298,6 +310,7 @@ impl Engine {
             d,
             remote,
         } = side;
+        let g = &self.groups[self.hosts[h as usize].group as usize];
         let detail = self.details[id as usize].as_mut().expect("live detail");
         let slot = class_slot(&mut detail.ring, b);
         slot.add(r, class, d == IN, remote_hash(remote));
@@ -316,7 +329,7 @@ impl Engine {
         // totals of the limits is judged a few times a bucket, not per record).
         if !attacked
             && t.samples >= self.config.min_samples
-            && (t.packets as f64 >= lowest_packets || t.bytes as f64 * 8.0 >= lowest_bits)
+            && (t.packets as f64 >= g.lowest_packets[d] || t.bytes as f64 * 8.0 >= g.lowest_bits[d])
             && (detail.early_bucket != b
                 || evidence >= detail.early_evidence + detail.early_evidence / 4)
         {
@@ -329,14 +342,7 @@ impl Engine {
     /// Starts watching host `h` (both directions) once its running bucket `t` reaches the watch
     /// level of its direction, while fewer than `max_watched` targets are watched.
     #[inline]
-    fn watch_host(
-        &mut self,
-        h: u32,
-        side: Side<'_>,
-        group: u16,
-        t: Tally,
-        (watch_packets, watch_bytes): (f32, f32),
-    ) {
+    fn watch_host(&mut self, h: u32, side: Side<'_>, group: u16, t: Tally) {
         let b = self.open;
         let Side {
             r,
@@ -344,9 +350,10 @@ impl Engine {
             d,
             remote,
         } = side;
+        let dir = self.hosts[h as usize].dir(d);
         if t.samples >= self.watch_min_samples
-            && (t.packets as f32 >= watch_packets
-                || t.bytes as f32 >= watch_bytes
+            && (t.packets as f32 >= dir.watch_packets
+                || t.bytes as f32 >= dir.watch_bytes
                 || t.samples >= self.groups[group as usize].watch_samples[d])
             && self.details_live - self.attacks_live < self.config.max_watched
         {

@@ -82,20 +82,6 @@ pub(super) struct Group {
     pub(super) totals: [GroupTotals; 2],
 }
 
-impl Group {
-    /// Whether a host's running bucket in direction `d` just left the group's evaluation floors
-    /// (`before` / `after` a record): from then on the close evaluates it, not only learns.
-    #[inline]
-    pub(super) fn leaves_floors(&self, d: usize, before: &Tally, after: &Tally) -> bool {
-        let quiet = |t: &Tally| {
-            (t.packets as f64) < self.floor_packets[d]
-                && (t.bytes as f64) < self.floor_bytes[d]
-                && t.samples < self.watch_samples[d]
-        };
-        (before.samples == 0 || quiet(before)) && !quiet(after)
-    }
-}
-
 fn resolve_limits(
     builtin: &Thresholds,
     global: &Thresholds,
