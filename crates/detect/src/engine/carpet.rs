@@ -3,16 +3,15 @@
 //! judged at the close against static limits, ceilings and the prefix's learnt level; hosts
 //! that merely carry their share of an active carpet are not attacks of their own.
 
-use crate::baseline::{
-    significantly_above, significantly_above_by, Baseline, Levels, STATIC_EVIDENCE_NATS,
-};
-use crate::counters::{pk, tally_at, Rates, Tally, NO_BUCKET};
+use crate::baseline::{significantly_above, significantly_above_by, Levels, STATIC_EVIDENCE_NATS};
+use crate::counters::{pk, tally_at, Rates, Tally};
 use crate::event::TriggerKind;
 use crate::vocab::{Metric, Vector};
 use crate::AttackEvent;
 
 use super::entries::{Owner, IN_RESIDUE};
 use super::limits::CarpetLimits;
+use super::residue::square;
 use super::{Crossing, Engine, IN, NONE, SURGE_UNEXPLAINED};
 
 /// Seconds a prefix must have learnt before a surge against them is a carpet during its warm-up.
@@ -23,129 +22,6 @@ const DOMINANT_RESIDUE: f64 = 0.5;
 
 /// How far above a carpet's rate per host a host in it must be to be an attack of its own.
 const STAND_OUT: f64 = 4.0;
-
-/// The carpet-bombing state of a prefix: 72 bytes, once per prefix since carpet bombing is
-/// incoming only (outgoing prefix totals are accounting). The fields read per record come first.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-pub(super) struct Residue {
-    /// Running-bucket packets / bytes at which the prefix is watched: `watch_ratio` × its current
-    /// carpet limits (static, or from `baseline`); infinite when carpet detection is off.
-    pub(super) watch_packets: f32,
-    pub(super) watch_bytes: f32,
-    /// In bucket `stat_bucket`: hosts with traffic that are not under attack on their own (the
-    /// carpet's residue), their packets and bytes, and the largest one's packets. A host attack's
-    /// traffic is its own, not the carpet's.
-    pub(super) hosts_active: u32,
-    pub(super) stat_bucket: u32,
-    pub(super) residual_packets: u64,
-    pub(super) residual_bytes: u64,
-    /// Sum over the residue's hosts of their packets squared: with `residual_packets` it gives
-    /// the effective number of hosts carrying the residue, (Σx)² / Σx².
-    /// (A `u128` kept as two words: its 16-byte alignment would pad the entry.)
-    pub(super) residual_sq: [u64; 2],
-    pub(super) top_host_packets: u64,
-    /// Bucket in which `top_host_packets` may hold a host no longer in the residue.
-    pub(super) top_stale: u32,
-    /// The learnt normal of the residue: learnt at the close of each bucket with incoming
-    /// traffic, caught up lazily over silent ones, attack buckets skipped.
-    pub(super) baseline: Baseline,
-    /// While a carpet attack is active: the residue's highest mean packets/s and bits/s per
-    /// host in its buckets so far. A host crossing its own limits is a host attack only if it stands out from
-    /// that (a carpet spreading 50 kpps over each address is one carpet, not 256 host attacks).
-    pub(super) carpet_host_pps: f32,
-    pub(super) carpet_host_bps: f32,
-}
-
-impl Residue {
-    fn sq(&self) -> u128 {
-        (u128::from(self.residual_sq[0]) << 64) | u128::from(self.residual_sq[1])
-    }
-
-    /// Adds `plus` and takes `minus` from the sum of squares.
-    #[inline]
-    fn add_sq(&mut self, plus: u128, minus: u128) {
-        let v = self.sq() + plus - minus;
-        self.residual_sq = [(v >> 64) as u64, v as u64];
-    }
-}
-
-impl Residue {
-    /// Counts a host's record in the open bucket `b`: `before` and `after` are the host's
-    /// incoming totals around it, `was_in` / `is_in` whether the host was and is in the residue.
-    /// True the first time in a bucket a host leaves the residue: its packets may be the
-    /// recorded top, to be recounted at the close.
-    #[inline]
-    fn count(
-        &mut self,
-        b: u32,
-        (was_in, is_in): (bool, bool),
-        before: Tally,
-        after: Tally,
-    ) -> bool {
-        if self.stat_bucket != b {
-            self.stat_bucket = b;
-            self.hosts_active = 0;
-            self.residual_packets = 0;
-            self.residual_bytes = 0;
-            self.residual_sq = [0; 2];
-            self.top_host_packets = 0;
-        }
-        // A host leaves the residue for good within a bucket (attacks end only at
-        // closes); it enters it only with its first record.
-        match (was_in, is_in) {
-            (false, true) => {
-                self.hosts_active += 1;
-                self.residual_packets += after.packets;
-                self.residual_bytes += after.bytes;
-                self.add_sq(square(after.packets), 0);
-                self.top_host_packets = self.top_host_packets.max(after.packets);
-            }
-            (true, true) => {
-                self.residual_packets += after.packets - before.packets;
-                self.residual_bytes += after.bytes - before.bytes;
-                self.add_sq(square(after.packets), square(before.packets));
-                self.top_host_packets = self.top_host_packets.max(after.packets);
-            }
-            (true, false) => {
-                self.hosts_active -= 1;
-                self.residual_packets -= before.packets;
-                self.residual_bytes -= before.bytes;
-                self.add_sq(0, square(before.packets));
-                if self.top_stale != b {
-                    self.top_stale = b;
-                    return true;
-                }
-            }
-            (false, false) => {}
-        }
-        false
-    }
-}
-
-impl Default for Residue {
-    fn default() -> Self {
-        Residue {
-            watch_packets: f32::INFINITY,
-            watch_bytes: f32::INFINITY,
-            hosts_active: 0,
-            stat_bucket: NO_BUCKET,
-            residual_packets: 0,
-            residual_bytes: 0,
-            residual_sq: [0; 2],
-            top_host_packets: 0,
-            top_stale: NO_BUCKET,
-            baseline: Baseline::default(),
-            carpet_host_pps: 0.0,
-            carpet_host_bps: 0.0,
-        }
-    }
-}
-
-#[inline]
-fn square(x: u64) -> u128 {
-    u128::from(x) * u128::from(x)
-}
 
 /// The carpet limit a prefix's residue crosses, if any, by more than sampling noise. `ps` and
 /// `bs` are the residue's shares of the prefix's packets and bytes; `levels` the learnt (or,

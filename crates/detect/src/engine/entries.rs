@@ -10,8 +10,8 @@ use crate::counters::{tally_at, ClassCounts, Tally, NO_BUCKET, SLOTS};
 use crate::fingerprint::FingerprintBuilder;
 use crate::DetectConfig;
 
-use super::carpet::Residue;
 use super::limits::{watch_levels, Group};
+use super::residue::Residue;
 use super::{IN, NONE};
 
 /// One direction of one host: ~112 bytes.

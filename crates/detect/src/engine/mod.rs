@@ -25,6 +25,7 @@ mod entries;
 mod ingest;
 mod lifecycle;
 mod limits;
+mod residue;
 mod slabs;
 mod stats;
 

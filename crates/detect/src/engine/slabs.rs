@@ -10,8 +10,8 @@ use crate::baseline::Baseline;
 use crate::counters::NO_BUCKET;
 use crate::fingerprint::FingerprintBuilder;
 
-use super::carpet::Residue;
 use super::entries::{Detail, Host, HostDir, Owner, Prefix};
+use super::residue::Residue;
 use super::{Engine, IN, NONE, OUT};
 
 impl Engine {
