@@ -75,7 +75,7 @@ impl Residue {
     /// incoming totals around it, `was_in` / `is_in` whether the host was and is in the residue.
     /// True the first time in a bucket a host leaves the residue: its packets may be the
     /// recorded top, to be recounted at the close.
-    #[inline]
+    #[inline(always)]
     fn count(
         &mut self,
         b: u32,
@@ -243,7 +243,7 @@ impl Engine {
     /// Keeps the carpet residue of host `h`'s prefix (see `Residue`) as its incoming record
     /// comes in: `before` / `after` its totals, `attacked` whether it is under attack on its own.
     /// Returns whether the host is in the residue.
-    #[inline]
+    #[inline(always)]
     pub(super) fn count_residue(
         &mut self,
         h: u32,
