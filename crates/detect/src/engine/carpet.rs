@@ -119,7 +119,7 @@ impl Engine {
     /// Keeps the carpet residue of host `h`'s prefix (see `Residue`) as its incoming record
     /// comes in: `before` / `after` its totals, `attacked` whether it is under attack on its own.
     /// Returns whether the host is in the residue.
-    #[inline]
+    #[inline(always)]
     pub(super) fn count_residue(
         &mut self,
         h: u32,

@@ -175,6 +175,9 @@ impl Engine {
     /// In steps: the hostgroup's totals; the host's entry, totals, carpet residue (incoming) and
     /// detailed counts or watch; then its prefix's totals and detailed counts or watch. Without
     /// a host entry (`max_hosts` reached) only the prefix counts the record.
+    ///
+    /// The steps are `#[inline(always)]`: inlined before the optimiser runs, they compile as the
+    /// one function they once were (merely `#[inline]`, the record path measured ~2 % slower).
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn account_side(
@@ -222,7 +225,7 @@ impl Engine {
     }
 
     /// The hostgroup's totals of the open bucket, for its rates.
-    #[inline]
+    #[inline(always)]
     fn count_group(&mut self, group: u16, d: usize, r: &FlowRecord) {
         let b = self.open;
         let totals = &mut self.groups[group as usize].totals[d];
@@ -238,7 +241,7 @@ impl Engine {
 
     /// The host entry of `addr`: `found` unless cleared (it is whenever hosts were evicted
     /// since it was looked up), else looked up or created; `None` at `max_hosts`.
-    #[inline]
+    #[inline(always)]
     fn host_entry(&mut self, addr: IpAddr, found: u32, group: u16) -> Option<u32> {
         if found != NONE {
             Some(found)
@@ -252,7 +255,7 @@ impl Engine {
 
     /// Marks host `h` touched in the open bucket in direction `d`; its first touch of a bucket
     /// first applies the learning its last bucket left pending.
-    #[inline]
+    #[inline(always)]
     fn touch_host(&mut self, h: u32, d: usize) {
         let b = self.open;
         let host = &mut self.hosts[h as usize];
@@ -271,7 +274,7 @@ impl Engine {
     /// Adds the record to host `h`'s totals of the open bucket in direction `d`; the host is
     /// evaluated at the close once they leave its group's quiet floors. Returns the totals before
     /// and after, and whether the host is under attack in that direction.
-    #[inline]
+    #[inline(always)]
     fn count_host_totals(&mut self, h: u32, d: usize, r: &FlowRecord) -> (Tally, Tally, bool) {
         let b = self.open;
         let host = &mut self.hosts[h as usize];
@@ -301,7 +304,7 @@ impl Engine {
 
     /// Class counts and fingerprint of a watched host direction (detail `id`); an attack on
     /// thin evidence is confirmed, or a crossing started, without waiting for the close.
-    #[inline]
+    #[inline(always)]
     fn count_watched_host(&mut self, h: u32, id: u32, side: Side<'_>, t: Tally, attacked: bool) {
         let b = self.open;
         let Side {
@@ -341,7 +344,7 @@ impl Engine {
 
     /// Starts watching host `h` (both directions) once its running bucket `t` reaches the watch
     /// level of its direction, while fewer than `max_watched` targets are watched.
-    #[inline]
+    #[inline(always)]
     fn watch_host(&mut self, h: u32, side: Side<'_>, group: u16, t: Tally) {
         let b = self.open;
         let Side {
@@ -370,7 +373,7 @@ impl Engine {
 
     /// The prefix's totals of the open bucket, and its detailed counts (incoming: only the
     /// carpet residue's) or the start of its watch (incoming only).
-    #[inline]
+    #[inline(always)]
     fn count_prefix(&mut self, prefix: u32, side: Side<'_>, in_residue: bool) {
         let b = self.open;
         let Side {

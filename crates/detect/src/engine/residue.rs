@@ -56,7 +56,7 @@ impl Residue {
     /// incoming totals around it, `was_in` / `is_in` whether the host was and is in the residue.
     /// True the first time in a bucket a host leaves the residue: its packets may be the
     /// recorded top, to be recounted at the close.
-    #[inline]
+    #[inline(always)]
     pub(super) fn count(
         &mut self,
         b: u32,
