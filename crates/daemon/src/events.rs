@@ -8,12 +8,6 @@ use floodwall_detect::{AttackEvent, EventKind};
 
 use crate::units::{human_bps, human_pps};
 
-/// Writes one event as a JSON line.
-pub fn write_json(out: &mut impl Write, event: &AttackEvent) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, event)?;
-    out.write_all(b"\n")
-}
-
 pub const TABLE_HEADER: &str = "time                      event     dir  target                  rate                     peak                 sources  vectors";
 
 /// Writes one event as a table row.
