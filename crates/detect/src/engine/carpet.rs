@@ -4,7 +4,7 @@
 //! that merely carry their share of an active carpet are not attacks of their own.
 
 use crate::baseline::{significantly_above, significantly_above_by, Levels, STATIC_EVIDENCE_NATS};
-use crate::counters::{pk, tally_at, Rates, Tally};
+use crate::counters::{pk, tally_at, Rates};
 use crate::event::TriggerKind;
 use crate::vocab::{Metric, Vector};
 use crate::AttackEvent;
@@ -116,34 +116,6 @@ fn carpet_crossing(
 }
 
 impl Engine {
-    /// Keeps the carpet residue of host `h`'s prefix (see `Residue`) as its incoming record
-    /// comes in: `before` / `after` its totals, `attacked` whether it is under attack on its own.
-    /// Returns whether the host is in the residue.
-    #[inline(always)]
-    pub(super) fn count_residue(
-        &mut self,
-        h: u32,
-        before: Tally,
-        after: Tally,
-        attacked: bool,
-    ) -> bool {
-        let b = self.open;
-        let host = &mut self.hosts[h as usize];
-        let prefix = host.prefix;
-        let was_in = host.dirs_touched & IN_RESIDUE != 0;
-        let in_residue = !attacked;
-        if in_residue {
-            host.dirs_touched |= IN_RESIDUE;
-        } else {
-            host.dirs_touched &= !IN_RESIDUE;
-        }
-        let res = &mut self.prefixes[prefix as usize].residue;
-        if res.count(b, (was_in, in_residue), before, after) {
-            self.stale_prefixes.push(prefix);
-        }
-        in_residue
-    }
-
     /// Recounts the largest residual host of the prefixes in `stale_prefixes` (the other
     /// statistics are exact incrementally).
     pub(super) fn recount_tops(&mut self, b: u32) {
