@@ -1,11 +1,18 @@
 //! Per-attack fingerprints.
 //!
 //! A `FingerprintBuilder` exists only for watched targets (those above the cheap watch level),
-//! and its memory is bounded whatever the traffic (~6.6 KiB, one allocation at `new`): distinct
+//! and its memory is bounded whatever the traffic (~7.7 KiB, one allocation at `new`): distinct
 //! remotes by a HyperLogLog, top talkers, ports, TCP flag combinations and exporters by
 //! Space-Saving heavy-hitter sketches of fixed capacity, everything else by fixed counters.
 //! `observe` never allocates and uses no hashing with a random seed, so a replay of the same
 //! records gives the same fingerprint.
+//!
+//! Cost per record is bounded: packets, bytes, protocols, fragments, amplification ports (the
+//! counts vectors are named from) and the distinct-remote sketch see every record; the top
+//! lists, size and TTL histograms see every record until the fingerprint has settled (1,024
+//! records since it started or since an attack started on the target), then a fixed
+//! pseudo-random one in 2, 4, 8 and finally 16, weighted by the stride so that shares stay
+//! unbiased. See `Exact::stride` for the error.
 //!
 //! Addresses are kept in their 128-bit form with IPv4 as IPv4-mapped IPv6, so an IPv4-mapped
 //! IPv6 remote (which must not appear on the wire, RFC 4291 §2.5.5.2) is reported as IPv4.
@@ -137,26 +144,26 @@ pub struct FingerprintBuilder {
 
 #[derive(Clone)]
 struct Sketches {
+    /// Exact counts, touched by every record: one or two cache lines.
+    exact: Exact,
+    /// Kept records not yet added to the sampled sketches: `exact.pending` of them.
+    pending: [Kept; PENDING],
     remotes: Hll,
+    /// Estimated from a sample of the records once the fingerprint has settled (see
+    /// [`Exact::stride`]), each kept record weighted by the stride it was kept at.
     sources: TopK<u128, TOP_CAPACITY>,
     src_ports: TopK<u16, TOP_CAPACITY>,
     dst_ports: TopK<u16, TOP_CAPACITY>,
     tcp_flags: TopK<u8, TOP_CAPACITY>,
     exporters: TopK<PathKey, EXPORTERS>,
-    /// UDP packets per source port of `Vector::AMPLIFICATION`, same order. Exact.
-    amplification: [u64; 8],
-    protocols: [u64; 5],
-    fragments: u64,
     sizes: [u64; SIZE_BOUNDS.len()],
     ttls: [u64; TTL_BOUNDS.len()],
-    packets: u64,
-    bytes: u64,
+    /// UDP packets per source port of `Vector::AMPLIFICATION`, same order. Exact.
+    amplification: [u64; 8],
     peak_bps: u64,
     peak_pps: u64,
-    /// Records observed, to decimate the heavy-hitter sketches once a flood is under way.
-    records: u64,
-    /// Weight added to the heavy-hitter sketches (decimated like them): shares are taken of
-    /// these, so a decimated sketch never reports more than all of its traffic.
+    /// Weight added to the sampled sketches: shares are taken of these, so a sampled sketch
+    /// never reports more than all of its traffic.
     source_weight: u64,
     port_weight: u64,
     flag_weight: u64,
@@ -164,6 +171,66 @@ struct Sketches {
     before: Before,
 }
 
+/// What every record updates, together so that a record that is not sampled costs one or two
+/// cache lines however many targets are watched.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Exact {
+    /// Records observed (with packets).
+    records: u64,
+    packets: u64,
+    bytes: u64,
+    protocols: [u64; 5],
+    fragments: u64,
+    /// `records` when the fingerprint last (re)started settling: at creation, and when an
+    /// attack starts on the target, so an attack's own first records are all kept.
+    settle_from: u64,
+    /// Entries of `Sketches::pending` in use.
+    pending: u8,
+    /// Every record feeds every sketch (the reference the sampling is tested against).
+    unsampled: bool,
+}
+
+/// What the sampled sketches need of a kept record: one cache line. Kept records are added
+/// [`PENDING`] at a time, so that with thousands of targets watched (a busy network's prefixes
+/// above their watch level) the kilobytes of sketches are fetched once per batch, not once per
+/// record. Added in order, so the sketches end up exactly as if fed one by one.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Kept {
+    remote: u128,
+    exporter: u128,
+    weight: u64,
+    in_if: u32,
+    out_if: u32,
+    hash: u32,
+    src_port: u16,
+    dst_port: u16,
+    packet_len: u16,
+    protocol: u8,
+    tcp_flags: u8,
+    ttl: u8,
+}
+
+/// Kept records batched before they are added to the sampled sketches.
+const PENDING: usize = 16;
+
+impl Exact {
+    /// One record in `stride` feeds the sampled sketches: every record for the first
+    /// [`SETTLE_RECORDS`] since settling began, then one in 2, 4, 8 and from 8 × SETTLE_RECORDS
+    /// on one in [`MAX_STRIDE`]. The shares have settled by then: their standard error is at
+    /// most 0.5 / √(SETTLE_RECORDS × 2.5) ≈ 1 percentage point, and each further doubling of
+    /// the records halves the variance of what is added.
+    #[inline]
+    fn stride(&self) -> u64 {
+        let n = (self.records - self.settle_from) / SETTLE_RECORDS;
+        if n == 0 || self.unsampled {
+            1
+        } else {
+            (2u64 << n.ilog2()).min(MAX_STRIDE)
+        }
+    }
+}
 /// What the target's traffic looked like while watched without an attack: copied (not sorted)
 /// at each such bucket close, so an attack's rule can be weighed against it.
 #[derive(Clone, Copy, Default)]
@@ -184,31 +251,28 @@ struct Before {
 /// Records behind a profile of the traffic before an attack for it to say anything.
 const BEFORE_MIN_RECORDS: u64 = 8;
 
-/// Records fed to every sketch before decimation starts: small attacks keep exact top lists.
-const FULL_DETAIL_RECORDS: u64 = 8_192;
-/// After that, one record in this many updates the heavy-hitter sketches, with its weight
-/// multiplied: shares stay unbiased and a million-record flood costs an eighth of the sketch work.
-const TOPK_STRIDE: u64 = 8;
+/// Records fed to every sketch after a fingerprint starts settling (see [`Exact::stride`]).
+const SETTLE_RECORDS: u64 = 1_024;
+/// The sampling stride once settled: a long flood costs a sixteenth of the sketch work per
+/// record, and its shares stay unbiased (each kept record counts sixteen times).
+const MAX_STRIDE: u64 = 16;
 
 impl Default for Sketches {
     fn default() -> Self {
         Sketches {
+            exact: Exact::default(),
+            pending: [Kept::default(); PENDING],
             remotes: Hll::new(),
             sources: TopK::new(),
             src_ports: TopK::new(),
             dst_ports: TopK::new(),
             tcp_flags: TopK::new(),
             exporters: TopK::new(),
-            amplification: [0; 8],
-            protocols: [0; 5],
-            fragments: 0,
             sizes: [0; SIZE_BOUNDS.len()],
             ttls: [0; TTL_BOUNDS.len()],
-            packets: 0,
-            bytes: 0,
+            amplification: [0; 8],
             peak_bps: 0,
             peak_pps: 0,
-            records: 0,
             source_weight: 0,
             port_weight: 0,
             flag_weight: 0,
@@ -302,9 +366,19 @@ impl FingerprintBuilder {
         Self::default()
     }
 
+    /// A builder that feeds every record to every sketch, never sampling: the exact reference
+    /// the sampled fingerprints (and the rules derived from them) are tested against. Costs
+    /// several times more per record on a long flood; the engine never uses it.
+    pub fn unsampled() -> Self {
+        let mut builder = Self::default();
+        builder.s.exact.unsampled = true;
+        builder
+    }
+
     /// Hints the CPU to fetch the state `observe` will touch first for `remote`.
     #[inline]
     pub fn prefetch(&self, remote: IpAddr) {
+        crate::prefetch::prefetch(&self.s.exact);
         self.s.remotes.prefetch(hll::hash_addr(addr_bits(remote)));
     }
 
@@ -312,19 +386,24 @@ impl FingerprintBuilder {
     ///
     /// Everything but the distinct-remote count is weighted by the record's scaled packets, so a
     /// 1:1000 sample counts a thousand times an unsampled packet.
+    ///
+    /// Exact for every record: packets, bytes, protocols, fragments, amplification ports, and
+    /// the distinct remotes (a HyperLogLog must see every remote). Sampled once settled (see
+    /// [`Exact::stride`]): top sources, ports, TCP flags, exporters, packet sizes and TTLs.
     #[inline]
     pub fn observe(&mut self, record: &FlowRecord, remote: IpAddr) {
         let s = &mut *self.s;
         let remote = addr_bits(remote);
         let hash = hll::hash_addr(remote);
         s.remotes.insert(hash);
-        s.bytes = s.bytes.saturating_add(record.bytes);
+        let e = &mut s.exact;
+        e.bytes = e.bytes.saturating_add(record.bytes);
         let w = record.packets;
         if w == 0 {
             return;
         }
-        s.packets = s.packets.saturating_add(w);
-        s.records += 1;
+        e.packets = e.packets.saturating_add(w);
+        e.records += 1;
         let p = match record.protocol {
             proto::TCP => P_TCP,
             proto::UDP => P_UDP,
@@ -332,41 +411,9 @@ impl FingerprintBuilder {
             proto::GRE => P_GRE,
             _ => P_OTHER,
         };
-        s.protocols[p] = s.protocols[p].saturating_add(w);
-        // Which records are kept is a fixed pseudo-random function of their position, so periodic
-        // traffic cannot alias with the stride, and replays keep the same ones.
-        // Records much heavier than average (fat NetFlow flows) are always kept at their weight;
-        // the rest are kept one in TOPK_STRIDE at TOPK_STRIDE times theirs. Either way each
-        // record's expected contribution is its weight.
-        let exact = s.records <= FULL_DETAIL_RECORDS
-            || w.saturating_mul(s.records) >= s.packets.saturating_mul(TOPK_STRIDE);
-        if exact || mix64(s.records).is_multiple_of(TOPK_STRIDE) {
-            let w = if exact {
-                w
-            } else {
-                w.saturating_mul(TOPK_STRIDE)
-            };
-            s.sources.add(remote, hash as u32, w);
-            s.source_weight = s.source_weight.saturating_add(w);
-            // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
-            if p == P_TCP || p == P_UDP {
-                s.port_weight = s.port_weight.saturating_add(w);
-                s.src_ports
-                    .add(record.src_port, u32::from(record.src_port), w);
-                s.dst_ports
-                    .add(record.dst_port, u32::from(record.dst_port), w);
-            }
-            if p == P_TCP {
-                s.flag_weight = s.flag_weight.saturating_add(w);
-                s.tcp_flags
-                    .add(record.tcp_flags, u32::from(record.tcp_flags), w);
-            }
-            let path = PathKey {
-                exporter: addr_bits(record.exporter),
-                in_if: record.in_if,
-                out_if: record.out_if,
-            };
-            s.exporters.add(path, path.tag(), w);
+        e.protocols[p] = e.protocols[p].saturating_add(w);
+        if record.fragment {
+            e.fragments = e.fragments.saturating_add(w);
         }
         if p == P_UDP {
             for (i, (port, _)) in Vector::AMPLIFICATION.iter().enumerate() {
@@ -375,17 +422,91 @@ impl FingerprintBuilder {
                 }
             }
         }
-        if record.fragment {
-            s.fragments = s.fragments.saturating_add(w);
+        // Which records are kept is a fixed pseudo-random function of their position, so periodic
+        // traffic cannot alias with the stride, and replays keep the same ones. Records much
+        // heavier than average (fat NetFlow flows) are always kept at their weight; the rest one
+        // in `stride` at `stride` times theirs. Either way each record's expected contribution
+        // is its weight.
+        let stride = e.stride();
+        let w = if stride == 1 || w.saturating_mul(e.records) >= e.packets.saturating_mul(stride) {
+            w
+        } else if mix64(e.records).is_multiple_of(stride) {
+            w.saturating_mul(stride)
+        } else {
+            return;
+        };
+        s.pending[usize::from(e.pending)] = Kept {
+            remote,
+            exporter: addr_bits(record.exporter),
+            weight: w,
+            in_if: record.in_if,
+            out_if: record.out_if,
+            hash: hash as u32,
+            src_port: record.src_port,
+            dst_port: record.dst_port,
+            packet_len: record.packet_len,
+            protocol: p as u8,
+            tcp_flags: record.tcp_flags,
+            ttl: record.ttl,
+        };
+        e.pending += 1;
+        if usize::from(e.pending) == PENDING {
+            self.flush();
         }
-        if record.packet_len > 0 {
-            let b = bucket(&SIZE_BOUNDS, record.packet_len);
-            s.sizes[b] = s.sizes[b].saturating_add(w);
+    }
+
+    /// Adds the kept records still pending to the sampled sketches. The engine calls it before
+    /// reading a fingerprint; readers that find records pending work on a flushed copy.
+    pub fn flush(&mut self) {
+        let s = &mut *self.s;
+        let n = usize::from(std::mem::take(&mut s.exact.pending));
+        for k in &s.pending[..n] {
+            let (p, w) = (usize::from(k.protocol), k.weight);
+            s.sources.add(k.remote, k.hash, w);
+            s.source_weight = s.source_weight.saturating_add(w);
+            // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
+            if p == P_TCP || p == P_UDP {
+                s.port_weight = s.port_weight.saturating_add(w);
+                s.src_ports.add(k.src_port, u32::from(k.src_port), w);
+                s.dst_ports.add(k.dst_port, u32::from(k.dst_port), w);
+            }
+            if p == P_TCP {
+                s.flag_weight = s.flag_weight.saturating_add(w);
+                s.tcp_flags.add(k.tcp_flags, u32::from(k.tcp_flags), w);
+            }
+            let path = PathKey {
+                exporter: k.exporter,
+                in_if: k.in_if,
+                out_if: k.out_if,
+            };
+            s.exporters.add(path, path.tag(), w);
+            if k.packet_len > 0 {
+                let b = bucket(&SIZE_BOUNDS, k.packet_len);
+                s.sizes[b] = s.sizes[b].saturating_add(w);
+            }
+            if k.ttl > 0 {
+                let b = bucket(&TTL_BOUNDS, u16::from(k.ttl));
+                s.ttls[b] = s.ttls[b].saturating_add(w);
+            }
         }
-        if record.ttl > 0 {
-            let b = bucket(&TTL_BOUNDS, u16::from(record.ttl));
-            s.ttls[b] = s.ttls[b].saturating_add(w);
+    }
+
+    /// This builder with nothing pending: itself, or a flushed copy.
+    fn flushed(&self) -> std::borrow::Cow<'_, FingerprintBuilder> {
+        if self.s.exact.pending == 0 {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            let mut copy = self.clone();
+            copy.flush();
+            std::borrow::Cow::Owned(copy)
         }
+    }
+
+    /// An attack started on the target: its first records are kept in full again, so the
+    /// attack's own fingerprint (and the rule derived from it) settles on them, however long
+    /// the target was watched before.
+    pub fn settle_again(&mut self) {
+        self.s.exact.settle_from = self.s.exact.records;
     }
 
     /// Records the rates of a completed bucket, for the peaks.
@@ -407,7 +528,7 @@ impl FingerprintBuilder {
 
     /// Scaled packets observed since the builder started (the denominator of every share).
     pub fn remote_packets_total(&self) -> u64 {
-        self.s.packets
+        self.s.exact.packets
     }
 
     /// Heap bytes owned by the builder; constant for its whole life.
@@ -418,17 +539,18 @@ impl FingerprintBuilder {
     /// Notes the traffic so far as the target's ordinary traffic: called at bucket closes while
     /// the target is watched and not attacked.
     pub fn mark_before(&mut self) {
+        self.flush();
         let s = &mut *self.s;
         // Nothing new since the last mark (an idle watch): the mark stands.
-        if s.before.records == s.records {
+        if s.before.records == s.exact.records {
             return;
         }
         let b = &mut s.before;
-        b.records = s.records;
-        b.packets = s.packets;
-        b.bytes = s.bytes;
-        b.protocols = s.protocols;
-        b.fragments = s.fragments;
+        b.records = s.exact.records;
+        b.packets = s.exact.packets;
+        b.bytes = s.exact.bytes;
+        b.protocols = s.exact.protocols;
+        b.fragments = s.exact.fragments;
         b.sizes = s.sizes;
         b.port_weight = s.port_weight;
         b.flag_weight = s.flag_weight;
@@ -440,6 +562,7 @@ impl FingerprintBuilder {
     /// The target's traffic as last marked before an attack, if enough of it was seen to say
     /// anything. Ports and flags are its heaviest few; sources and TTLs are not kept.
     pub fn before(&self) -> Option<Fingerprint> {
+        // The mark flushed: nothing pending belongs to it.
         let b = &self.s.before;
         if b.records < BEFORE_MIN_RECORDS {
             return None;
@@ -470,13 +593,14 @@ impl FingerprintBuilder {
     /// is left out, so the attack's rule is derived from the attack. Distinct remotes, top
     /// sources and exporters still count from the start.
     pub fn snapshot(&self) -> Fingerprint {
-        let s = &*self.s;
+        let this = self.flushed();
+        let s = &*this.s;
         let b = &s.before;
         let protocols: [u64; 5] =
-            std::array::from_fn(|i| s.protocols[i].saturating_sub(b.protocols[i]));
+            std::array::from_fn(|i| s.exact.protocols[i].saturating_sub(b.protocols[i]));
         let sizes: [u64; SIZE_BOUNDS.len()] =
             std::array::from_fn(|i| s.sizes[i].saturating_sub(b.sizes[i]));
-        let total = s.packets.saturating_sub(b.packets);
+        let total = s.exact.packets.saturating_sub(b.packets);
         let tcp = protocols[P_TCP];
         // Port shares are of all packets: the sketch's share of TCP and UDP, times theirs.
         let ported = (tcp.saturating_add(protocols[P_UDP]), total);
@@ -503,7 +627,7 @@ impl FingerprintBuilder {
                 |f| f,
             ),
             protocols: protocol_mix(&protocols, total),
-            fragments: ratio(s.fragments.saturating_sub(b.fragments), total),
+            fragments: ratio(s.exact.fragments.saturating_sub(b.fragments), total),
             packet_sizes: histogram(&SIZE_BOUNDS, &sizes),
             ttls: histogram(&TTL_BOUNDS, &s.ttls),
             exporters: s
@@ -521,7 +645,7 @@ impl FingerprintBuilder {
             peak_bps: s.peak_bps,
             peak_pps: s.peak_pps,
             packets: total,
-            bytes: s.bytes.saturating_sub(b.bytes),
+            bytes: s.exact.bytes.saturating_sub(b.bytes),
         }
     }
 }
@@ -545,8 +669,8 @@ impl std::fmt::Debug for FingerprintBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FingerprintBuilder")
             .field("distinct_remotes", &self.distinct_remotes())
-            .field("packets", &self.s.packets)
-            .field("bytes", &self.s.bytes)
+            .field("packets", &self.s.exact.packets)
+            .field("bytes", &self.s.exact.bytes)
             .field("peak_bps", &self.s.peak_bps)
             .field("peak_pps", &self.s.peak_pps)
             .finish_non_exhaustive()

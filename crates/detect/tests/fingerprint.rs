@@ -363,8 +363,9 @@ fn memory_is_bounded_and_constant() {
         fp.heap_bytes()
     );
     // 8 KiB of sketches, plus ~1 KiB since issue 12: a copy of the port and flag weights at
-    // the last close before an attack (what the attack's fingerprint leaves out).
-    assert!(before <= 9 * 1024, "{before}");
+    // the last close before an attack (what the attack's fingerprint leaves out), plus 1 KiB
+    // since issue 14: kept records batched before they reach the sketches.
+    assert!(before <= 10 * 1024, "{before}");
     let mut rng = Rng(3);
     for _ in 0..1_000_000 {
         let x = rng.next();

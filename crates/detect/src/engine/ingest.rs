@@ -30,8 +30,10 @@ impl Engine {
     /// open bucket (late flows) are counted in the open bucket.
     pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
         // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
-        // the map entries they point to 1.5 × ahead, host entries PREFETCH_AHEAD ahead. Each record's hostgroups are looked up once, at the
-        // first stage, and kept in a small ring until the record is accounted.
+        // the map entries they point to 1.5 × ahead, host entries PREFETCH_AHEAD ahead, their
+        // prefixes and details ½ ahead, watched targets' sketches ¼ and ⅛ ahead. Each record's
+        // hostgroups are looked up once, at the first stage, and kept in a small ring until the
+        // record is accounted.
         let mut sides = [(None, None); LOOKAHEAD_RING];
         // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
         let mut found = [(NONE, NONE); LOOKAHEAD_RING];
@@ -51,8 +53,15 @@ impl Engine {
                 let j = (i + PREFETCH_AHEAD) % LOOKAHEAD_RING;
                 found[j] = self.prefetch_hosts(ahead, sides[j]);
             }
-            if let Some(ahead) = records.get(i + PREFETCH_AHEAD / 2) {
-                self.prefetch_prefixes(ahead, found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
+            if records.len() > i + PREFETCH_AHEAD / 2 {
+                self.prefetch_prefixes(found[(i + PREFETCH_AHEAD / 2) % LOOKAHEAD_RING]);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD / 4) {
+                self.prefetch_watched(ahead, found[(i + PREFETCH_AHEAD / 4) % LOOKAHEAD_RING]);
+            }
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD / 8) {
+                let j = (i + PREFETCH_AHEAD / 8) % LOOKAHEAD_RING;
+                self.prefetch_prefix_fingerprints(ahead, found[j]);
             }
             self.stats.records += 1;
             let evicted = self.stats.hosts_evicted;
@@ -124,17 +133,12 @@ impl Engine {
     }
 
     /// Prefetches the prefix entries of host entries found (and prefetched) earlier, and the
-    /// fingerprint state of watched ones.
+    /// open bucket's class counts of watched hosts.
     #[inline]
-    fn prefetch_prefixes(&self, r: &FlowRecord, (dst_h, src_h): (u32, u32)) {
+    fn prefetch_prefixes(&self, (dst_h, src_h): (u32, u32)) {
         for (d, h) in [(IN, dst_h), (OUT, src_h)] {
             if let Some(host) = self.hosts.get(h as usize) {
-                // A watched host's fingerprint: the sketch register this record will update.
-                if let Some(Some(detail)) = self.details.get(host.dir(d).detail as usize) {
-                    detail
-                        .fingerprint
-                        .prefetch(if d == IN { r.src } else { r.dst });
-                }
+                self.prefetch_detail(host.dir(d).detail);
                 if let Some(p) = self.prefixes.get(host.prefix as usize) {
                     let pd = &p.dirs[d];
                     prefetch(&p.touched);
@@ -142,6 +146,50 @@ impl Engine {
                     prefetch(&pd.detail);
                     if d == IN {
                         prefetch(&p.residue);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lines of detail `id` a record updates first (the open bucket's class counts, the
+    /// fingerprint's address), without reading it.
+    #[inline]
+    fn prefetch_detail(&self, id: u32) {
+        if let Some(Some(detail)) = self.details.get(id as usize) {
+            let slot = &detail.ring[self.open as usize % SLOTS];
+            prefetch(slot);
+            prefetch(&slot.remotes);
+            prefetch(&slot.provenance);
+            prefetch(&detail.fingerprint);
+        }
+    }
+
+    /// A few records ahead, with host and prefix entries in cache: the sketch lines of watched
+    /// hosts' fingerprints, and the details of watched prefixes (a busy network's prefixes over
+    /// their watch level take every record of their hosts: without this each is a miss).
+    #[inline]
+    fn prefetch_watched(&self, r: &FlowRecord, (dst_h, src_h): (u32, u32)) {
+        for (d, h, remote) in [(IN, dst_h, r.src), (OUT, src_h, r.dst)] {
+            if let Some(host) = self.hosts.get(h as usize) {
+                if let Some(Some(detail)) = self.details.get(host.dir(d).detail as usize) {
+                    detail.fingerprint.prefetch(remote);
+                }
+                if let Some(p) = self.prefixes.get(host.prefix as usize) {
+                    self.prefetch_detail(p.dirs[d].detail);
+                }
+            }
+        }
+    }
+
+    /// Right before accounting: the sketch lines of watched prefixes' fingerprints.
+    #[inline]
+    fn prefetch_prefix_fingerprints(&self, r: &FlowRecord, (dst_h, src_h): (u32, u32)) {
+        for (d, h, remote) in [(IN, dst_h, r.src), (OUT, src_h, r.dst)] {
+            if let Some(host) = self.hosts.get(h as usize) {
+                if let Some(p) = self.prefixes.get(host.prefix as usize) {
+                    if let Some(Some(detail)) = self.details.get(p.dirs[d].detail as usize) {
+                        detail.fingerprint.prefetch(remote);
                     }
                 }
             }
@@ -324,7 +372,9 @@ impl Engine {
         let slot = class_slot(&mut detail.ring, b);
         slot.add(r, class, d == IN, remote_hash(remote));
         let evidence = slot.evidence.min(u64::from(u32::MAX)) as u32;
-        detail.fingerprint.observe(r, remote);
+        if self.fingerprinting {
+            detail.fingerprint.observe(r, remote);
+        }
         // An attack that started on evidence from one datagram or instant is
         // confirmed as soon as more arrives, not at the bucket's close.
         if let Some(attack) = detail.attack.as_mut() {
@@ -363,7 +413,9 @@ impl Engine {
         let id = self.new_detail(Owner::Host(h), d);
         let detail = self.details[id as usize].as_mut().expect("new detail");
         class_slot(&mut detail.ring, b).add(r, class, d == IN, remote_hash(remote));
-        detail.fingerprint.observe(r, remote);
+        if self.fingerprinting {
+            detail.fingerprint.observe(r, remote);
+        }
         if self.hosts[h as usize].dir(1 - d).detail == NONE {
             self.new_detail(Owner::Host(h), 1 - d);
         }
@@ -397,7 +449,7 @@ impl Engine {
                     .as_mut()
                     .expect("live detail");
                 class_slot(&mut detail.ring, b).add(r, class, incoming, remote_hash(remote));
-                if incoming {
+                if incoming && self.fingerprinting {
                     detail.fingerprint.observe(r, remote);
                 }
             }
@@ -426,7 +478,9 @@ impl Engine {
         if in_residue {
             let detail = self.details[id as usize].as_mut().expect("new detail");
             class_slot(&mut detail.ring, b).add(r, class, true, remote_hash(remote));
-            detail.fingerprint.observe(r, remote);
+            if self.fingerprinting {
+                detail.fingerprint.observe(r, remote);
+            }
         }
         if self.prefixes[p as usize].dirs[OUT].detail == NONE {
             self.new_detail(Owner::Prefix(p), OUT);

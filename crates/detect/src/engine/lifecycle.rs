@@ -94,6 +94,7 @@ impl Engine {
             let Some(detail) = self.details.get_mut(id as usize).and_then(|x| x.as_mut()) else {
                 continue;
             };
+            detail.fingerprint.flush();
             if let Some(attack) = detail.attack.as_mut() {
                 events.push(attack.confirmed_event(
                     b,
@@ -150,6 +151,7 @@ impl Engine {
             .map(|(metric, level)| self.bucket_hot(owner, d, rates, metric, level, b));
         if det != NONE {
             let detail = self.details[det as usize].as_mut().expect("live detail");
+            detail.fingerprint.flush();
             detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
             if let Some(attack) = detail.attack.as_mut() {
                 let sources = detail.fingerprint.distinct_remotes();
@@ -224,6 +226,7 @@ impl Engine {
                     &detail.fingerprint,
                 );
                 attack.set_sources(detail.fingerprint.distinct_remotes());
+                detail.fingerprint.settle_again();
                 events.push(attack.event(
                     EventKind::AttackStarted,
                     end_ms,

@@ -109,6 +109,12 @@ pub struct Engine {
     clock_ms: u64,
     last_sweep: u32,
     stats: EngineStats,
+    /// Time spent closing buckets (detection), for the benchmark's per-stage breakdown: two
+    /// clock reads per second of telemetry, never read by detection itself.
+    close_time: std::time::Duration,
+    /// Whether watched targets' records feed their fingerprints: off only to measure what
+    /// fingerprinting costs (`floodwall bench replay`).
+    fingerprinting: bool,
 }
 
 /// A limit crossed at a bucket close: metric, value, limit, trigger kind.
@@ -188,12 +194,26 @@ impl Engine {
             clock_ms: 0,
             last_sweep: 0,
             stats: EngineStats::default(),
+            close_time: std::time::Duration::ZERO,
+            fingerprinting: true,
             config,
         })
     }
 
     pub fn config(&self) -> &DetectConfig {
         &self.config
+    }
+
+    /// Time spent closing buckets so far: the detection stage of the benchmark's breakdown.
+    pub fn close_time(&self) -> std::time::Duration {
+        self.close_time
+    }
+
+    /// Stops feeding fingerprints, so a benchmark can tell what fingerprinting costs. Events
+    /// then carry empty fingerprints: never for detection.
+    #[doc(hidden)]
+    pub fn disable_fingerprints_for_benchmark(&mut self) {
+        self.fingerprinting = false;
     }
 
     /// The engine clock: the latest telemetry time seen (records or `tick`).
@@ -218,7 +238,9 @@ impl Engine {
         // Relative buckets are u32: 136 years of telemetry.
         let target = abs.saturating_sub(base).min(u64::from(u32::MAX - 16)) as u32;
         while self.open < target {
+            let started = std::time::Instant::now();
             self.close_bucket(events);
+            self.close_time += started.elapsed();
             self.open += 1;
             // Nothing watched or under attack and nothing touched: empty buckets change nothing
             // (baselines catch up lazily), so jump over the gap.

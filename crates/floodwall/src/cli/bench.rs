@@ -448,16 +448,21 @@ pub struct ReplayBenchArgs {
     /// Protocol of the synthetic capture.
     #[arg(long, value_enum, default_value_t = BenchProtocol::All)]
     pub protocol: BenchProtocol,
-    /// Ordinary traffic from a million active hosts (sFlow), or every record an attack (all
-    /// protocols).
+    /// Ordinary traffic from a million active hosts or a busy network's capture (sFlow), or
+    /// every record an attack (all protocols).
     #[arg(long, value_enum, default_value_t = floodwall_lab::bench::replay::Mix::Normal)]
     pub mix: floodwall_lab::bench::replay::Mix,
-    /// Datagrams in each capture (sFlow: 10 samples each; NetFlow v5: 30 records; v9/IPFIX ~24).
-    /// Default: five rounds over every host (normal, 524,290), 200,000 (heavy).
+    /// Active hosts of the normal (at most 1,048,576, the default) or busy mix (at most 131,072,
+    /// the default).
+    #[arg(long)]
+    pub hosts: Option<u64>,
+    /// Datagrams in each capture (sFlow: 10 samples each, 8 in the busy mix; NetFlow v5: 30
+    /// records; v9/IPFIX ~24). Default: five rounds over every host (normal, 524,290), 4 M
+    /// samples (busy), 200,000 (heavy).
     #[arg(long)]
     pub datagrams: Option<u64>,
     /// Datagrams per second of capture time (sets how many 1-second buckets the engine closes).
-    /// Default: a round every 10 s (normal, 104,858), 2,000 (heavy).
+    /// Default: a round every 10 s (normal, 104,858), 60 s of capture (busy), 2,000 (heavy).
     #[arg(long)]
     pub per_second: Option<u64>,
     /// Directory for the temporary captures (removed afterwards).
@@ -475,12 +480,16 @@ pub struct ReplayBenchArgs {
 pub fn replay(args: ReplayBenchArgs) -> Result<()> {
     use floodwall_lab::bench::replay::{networks_for, replay_capture, write_capture, Mix};
     let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let datagrams = args.datagrams.unwrap_or(args.mix.default_datagrams());
-    let per_second = args.per_second.unwrap_or(args.mix.default_per_second());
+    let datagrams = args
+        .datagrams
+        .unwrap_or(args.mix.default_datagrams(args.hosts));
+    let per_second = args
+        .per_second
+        .unwrap_or(args.mix.default_per_second(args.hosts));
     let mut reports = Vec::new();
     let protocols = match args.mix {
-        // The ordinary mix is sFlow: samples are what spreads over many hosts.
-        Mix::Normal => vec![Protocol::SflowV5],
+        // The spread mixes are sFlow: samples are what spreads over many hosts.
+        Mix::Normal | Mix::Busy => vec![Protocol::SflowV5],
         Mix::Heavy => args.protocol.protocols(),
     };
     for protocol in protocols {
@@ -499,6 +508,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
             &path,
             protocol,
             args.mix,
+            args.hosts,
             datagrams,
             per_second,
             1_760_000_000_000,
@@ -515,20 +525,41 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         return Ok(());
     }
     println!("Replay throughput: pcap reader + decoder + detection engine, one core");
-    println!("({})", args.mix.describe());
+    println!("({})", args.mix.describe(args.hosts));
     println!(
-        "{:<10} {:>12} {:>12} {:>10} {:>14} {:>12}",
-        "protocol", "records", "capture MB", "seconds", "records/s", "peak RSS MB"
+        "{:<10} {:>10} {:>11} {:>8} {:>8} {:>11} {:>12} {:>8}",
+        "protocol", "records", "capture MB", "seconds", "CPU-s", "records/s", "per CPU-s", "RSS MB"
     );
     for r in &reports {
         println!(
-            "{:<10} {:>12} {:>12.1} {:>10.2} {:>12.2} M {:>12.1}",
+            "{:<10} {:>10} {:>11.1} {:>8.2} {:>8.2} {:>9.2} M {:>10.2} M {:>8.1}",
             r.protocol,
             r.records,
             r.capture_bytes as f64 / 1e6,
             r.seconds,
+            r.cpu_seconds,
             r.records_per_second / 1e6,
+            r.records_per_cpu_second / 1e6,
             r.peak_rss_bytes as f64 / (1 << 20) as f64
+        );
+    }
+    println!();
+    println!("Per stage, CPU nanoseconds per record (each stage on its own pass):");
+    println!(
+        "{:<10} {:>12} {:>12} {:>12} {:>14} {:>8} {:>12}",
+        "protocol", "read+decode", "accounting", "detection", "fingerprints", "total", "per CPU-s"
+    );
+    for r in &reports {
+        let s = &r.stages;
+        println!(
+            "{:<10} {:>12.1} {:>12.1} {:>12.1} {:>14.1} {:>8.1} {:>10.2} M",
+            r.protocol,
+            s.read_decode_ns,
+            s.accounting_ns,
+            s.detection_ns,
+            s.fingerprinting_ns,
+            s.total_ns(),
+            1e3 / s.total_ns().max(1e-9)
         );
     }
     Ok(())

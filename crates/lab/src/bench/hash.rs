@@ -7,13 +7,19 @@ pub(crate) const SCATTER_BITS: u32 = 20;
 
 /// A bijection of `SCATTER_BITS`-bit numbers that scatters neighbours far apart, so that
 /// consecutive samples of a round hit unrelated hosts (as real traffic does).
-pub(crate) fn scatter(mut x: u32) -> u32 {
-    const MASK: u32 = (1 << SCATTER_BITS) - 1;
+pub(crate) fn scatter(x: u32) -> u32 {
+    scatter_in(x, SCATTER_BITS)
+}
+
+/// [`scatter`] over `bits`-bit numbers (1..=32): odd multipliers and right xor-shifts modulo
+/// 2^bits are bijections, so every host of a smaller network is still sampled once a round.
+pub(crate) fn scatter_in(mut x: u32, bits: u32) -> u32 {
+    let mask = u32::MAX >> (32 - bits.clamp(1, 32));
     for _ in 0..2 {
         x ^= x >> 11;
-        x = x.wrapping_mul(0x9e37_79b1) & MASK;
+        x = x.wrapping_mul(0x9e37_79b1) & mask;
         x ^= x >> 7;
-        x = x.wrapping_mul(0x85eb_ca6b) & MASK;
+        x = x.wrapping_mul(0x85eb_ca6b) & mask;
     }
     x
 }

@@ -17,7 +17,7 @@ use floodwall_wire::{Decoder, Protocol};
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::hash::{scatter, splitmix, SCATTER_BITS};
+use super::hash::{scatter_in, splitmix, SCATTER_BITS};
 use super::synthetic::Workload;
 use floodwall_daemon::sources::pcap::{read_capture, CaptureMode, PcapWriter};
 
@@ -30,9 +30,13 @@ pub struct ReplayReport {
     pub capture_bytes: u64,
     pub seconds: f64,
     pub records_per_second: f64,
+    /// CPU seconds (user + system) of the replaying thread, and records per CPU-second.
+    pub cpu_seconds: f64,
+    pub records_per_cpu_second: f64,
     pub attack_events: u64,
     /// Peak resident memory of this process so far (VmHWM), bytes.
     pub peak_rss_bytes: u64,
+    pub stages: Stages,
 }
 
 /// The networks the synthetic workload's destinations live in.
@@ -49,38 +53,95 @@ pub enum Mix {
     /// Ordinary traffic: sFlow 1:1000 samples from 1,048,576 active hosts of 10.0.0.0/12, each
     /// sampled once per round of ~10 s of capture time, in a scattered order; none near a limit.
     Normal,
+    /// A busy network's capture: sFlow 1:1024, 8 samples a datagram, 131,072 active hosts of
+    /// 10.0.0.0/15 sampled in turn (`--hosts` for fewer), 4 M samples over 60 s; none near a
+    /// limit.
+    Busy,
     /// Everything to 64 hosts far above their limits: every record feeds an attack fingerprint.
     Heavy,
 }
 
+/// Ordinary traffic spread over many hosts, each sampled once per round in a scattered order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// The hosts are addresses of `base`/(32 − `host_bits`).
+    pub base: Ipv4Addr,
+    pub host_bits: u32,
+    /// Active hosts (at most 2^`host_bits`).
+    pub hosts: u64,
+    pub samples_per_datagram: u64,
+    pub sampling_rate: u32,
+}
+
+impl Spread {
+    /// Datagrams of one round, in which every host is sampled once.
+    pub fn round_datagrams(&self) -> u64 {
+        self.hosts.div_ceil(self.samples_per_datagram)
+    }
+
+    /// The network the hosts live in.
+    pub fn network(&self) -> IpNet {
+        IpNet::new(self.base.into(), (32 - self.host_bits) as u8).expect("valid prefix length")
+    }
+}
+
 impl Mix {
-    /// Default size of a capture: five rounds over every host for the ordinary mix.
-    pub fn default_datagrams(self) -> u64 {
-        match self {
-            Mix::Normal => 5 * NORMAL_ROUND_DATAGRAMS,
-            Mix::Heavy => 200_000,
+    /// The shape of a mix spread over many hosts, with `hosts` of them if given (clamped to
+    /// the network's size).
+    pub fn spread(self, hosts: Option<u64>) -> Option<Spread> {
+        let (host_bits, samples_per_datagram, sampling_rate) = match self {
+            Mix::Normal => (SCATTER_BITS, 10, 1000),
+            Mix::Busy => (17, 8, 1024),
+            Mix::Heavy => return None,
+        };
+        Some(Spread {
+            base: Ipv4Addr::new(10, 0, 0, 0),
+            host_bits,
+            hosts: hosts.unwrap_or(1 << host_bits).clamp(1, 1 << host_bits),
+            samples_per_datagram,
+            sampling_rate,
+        })
+    }
+
+    /// Default size of a capture: five rounds over every host for the ordinary mix, 4 M samples
+    /// for the busy one.
+    pub fn default_datagrams(self, hosts: Option<u64>) -> u64 {
+        match (self, self.spread(hosts)) {
+            (Mix::Normal, Some(spread)) => 5 * spread.round_datagrams(),
+            (Mix::Busy, Some(spread)) => 4_000_000 / spread.samples_per_datagram,
+            _ => 200_000,
         }
     }
 
-    /// Default datagrams per second of capture time: one round of the ordinary mix per 10 s.
-    pub fn default_per_second(self) -> u64 {
-        match self {
-            Mix::Normal => NORMAL_ROUND_DATAGRAMS / 10,
-            Mix::Heavy => 2_000,
+    /// Default datagrams per second of capture time: one round of the ordinary mix per 10 s,
+    /// the busy capture over 60 s.
+    pub fn default_per_second(self, hosts: Option<u64>) -> u64 {
+        match (self, self.spread(hosts)) {
+            (Mix::Normal, Some(spread)) => (spread.round_datagrams() / 10).max(1),
+            (Mix::Busy, Some(_)) => self.default_datagrams(hosts).div_ceil(60),
+            _ => 2_000,
         }
     }
 
     /// What the mix is, for the report.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Mix::Normal => {
-                "ordinary traffic: sFlow 1:1000 from 1,048,576 active hosts of 10.0.0.0/12, \
-                 each sampled once per round"
-            }
-            Mix::Heavy => {
-                "heavy case: every record is attack traffic to one of 64 hosts and feeds a \
-                 fingerprint"
-            }
+    pub fn describe(self, hosts: Option<u64>) -> String {
+        match self.spread(hosts) {
+            Some(s) => format!(
+                "{}: sFlow 1:{} from {} active hosts of {}, {} samples a datagram, each host \
+                 sampled once per round",
+                if self == Mix::Busy {
+                    "busy network"
+                } else {
+                    "ordinary traffic"
+                },
+                s.sampling_rate,
+                s.hosts,
+                s.network(),
+                s.samples_per_datagram
+            ),
+            None => "heavy case: every record is attack traffic to one of 64 hosts and feeds a \
+                     fingerprint"
+                .into(),
         }
     }
 }
@@ -89,28 +150,23 @@ impl Mix {
 pub fn networks_for(mix: Mix) -> Vec<IpNet> {
     match mix {
         Mix::Normal => vec!["10.0.0.0/8".parse().expect("valid")],
+        Mix::Busy => vec!["10.0.0.0/15".parse().expect("valid")],
         Mix::Heavy => monitored_networks(),
     }
 }
 
-/// Hosts of the ordinary mix: every address of 10.0.0.0/12, the domain of [`scatter`].
-const NORMAL_HOST_BITS: u32 = SCATTER_BITS;
-const NORMAL_SAMPLES_PER_DATAGRAM: u64 = 10;
-/// Datagrams of one round of the ordinary mix, in which every host is sampled once.
-pub const NORMAL_ROUND_DATAGRAMS: u64 = (1 << NORMAL_HOST_BITS) / NORMAL_SAMPLES_PER_DATAGRAM + 1;
-
-/// Datagram `seq` of the ordinary mix: 10 sFlow samples (1:1000) for the next 10 hosts of the
-/// round, with ports, protocol and size drawn from a hash of the sample index.
-fn normal_datagram(seq: u64) -> super::synthetic::Datagram {
+/// Datagram `seq` of a spread mix: the next samples of the round, with ports, protocol and
+/// size drawn from a hash of the sample index.
+fn spread_datagram(spread: &Spread, seq: u64) -> super::synthetic::Datagram {
     use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
     use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};
-    use std::net::{IpAddr, Ipv4Addr};
-    let samples = (0..NORMAL_SAMPLES_PER_DATAGRAM)
+    use std::net::IpAddr;
+    let samples = (0..spread.samples_per_datagram)
         .map(|i| {
-            let k = seq * NORMAL_SAMPLES_PER_DATAGRAM + i;
-            let host = scatter((k % (1 << NORMAL_HOST_BITS)) as u32);
+            let k = seq * spread.samples_per_datagram + i;
+            let host = scatter_in((k % spread.hosts) as u32, spread.host_bits);
             let r = splitmix(k);
-            let dst = Ipv4Addr::from(0x0a00_0000 | host);
+            let dst = Ipv4Addr::from(u32::from(spread.base) | host);
             let src = Ipv4Addr::from(0x2d00_0000 | ((r >> 20) as u32 & 0x00ff_ffff));
             let port = 1024 + ((r >> 44) % 60_000) as u16;
             let transport = if r >> 60 < 11 {
@@ -144,7 +200,7 @@ fn normal_datagram(seq: u64) -> super::synthetic::Datagram {
                 sequence: k as u32,
                 source_id_type: 0,
                 source_id_index: 1,
-                sampling_rate: 1000,
+                sampling_rate: spread.sampling_rate,
                 sample_pool: 0,
                 drops: 0,
                 input: 1,
@@ -169,7 +225,7 @@ fn normal_datagram(seq: u64) -> super::synthetic::Datagram {
     .emit(&mut bytes);
     super::synthetic::Datagram {
         bytes,
-        records: NORMAL_SAMPLES_PER_DATAGRAM as u32,
+        records: spread.samples_per_datagram as u32,
     }
 }
 
@@ -179,14 +235,15 @@ pub fn write_capture(
     path: &Path,
     protocol: Protocol,
     mix: Mix,
+    hosts: Option<u64>,
     datagrams: u64,
     per_second: u64,
     start_ms: u64,
 ) -> Result<u64> {
-    let heavy = match mix {
-        Mix::Heavy => Some(Workload::generate(protocol, 1024, start_ms)),
-        Mix::Normal => None,
-    };
+    let spread = mix.spread(hosts);
+    let heavy = spread
+        .is_none()
+        .then(|| Workload::generate(protocol, 1024, start_ms));
     let mut out = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
     let mut records = 0u64;
     // Template-based workloads begin with their templates; later datagrams cycle through the data.
@@ -203,7 +260,7 @@ pub fn write_capture(
                 &workload.datagrams[index]
             }
             None => {
-                generated = normal_datagram(i);
+                generated = spread_datagram(spread.as_ref().expect("a spread mix"), i);
                 &generated
             }
         };
@@ -221,29 +278,34 @@ pub fn write_capture(
     Ok(records)
 }
 
-/// Replays a capture through decoder and engine, timing the whole read.
+/// Replays a capture through decoder and engine, timing the whole read; then, stage by stage,
+/// what the same records cost (see [`Stages`]).
 pub fn replay_capture(
     path: &Path,
     protocol: Protocol,
     networks: Vec<IpNet>,
 ) -> Result<ReplayReport> {
-    let mut engine = Engine::new(DetectConfig {
-        networks,
-        ..Default::default()
-    })
-    .map_err(|e| anyhow!(e))?;
+    let new_engine = || {
+        Engine::new(DetectConfig {
+            networks: networks.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| anyhow!(e))
+    };
+    let mut engine = new_engine()?;
     let mut decoder = Decoder::default();
     let mut records = Vec::with_capacity(16384);
     let mut events = Vec::new();
     let mut count = 0u64;
     let mut attack_events = 0u64;
+    let cpu_before = thread_cpu_seconds();
     let started = Instant::now();
     let stats = read_capture(
         path,
         CaptureMode::Telemetry,
         &mut decoder,
         &mut records,
-        8192,
+        BATCH,
         |batch| {
             count += batch.len() as u64;
             engine.ingest(batch, &mut events);
@@ -256,6 +318,9 @@ pub fn replay_capture(
     engine.finish(&mut events);
     attack_events += events.len() as u64;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_before;
+    drop(engine);
+    let stages = stages(path, &new_engine)?;
     Ok(ReplayReport {
         protocol: protocol.name(),
         datagrams: stats.telemetry_datagrams,
@@ -263,9 +328,104 @@ pub fn replay_capture(
         capture_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         seconds,
         records_per_second: count as f64 / seconds.max(1e-9),
+        cpu_seconds,
+        records_per_cpu_second: count as f64 / cpu_seconds.max(1e-9),
         attack_events,
         peak_rss_bytes: peak_rss_bytes(),
+        stages,
     })
+}
+
+/// Records per batch, as the pipeline hands them to the engine.
+const BATCH: usize = 8192;
+
+/// Where a replay's time goes, in nanoseconds per record, each stage measured on its own pass
+/// over the same capture:
+/// - `read_decode`: the pcap reader and the decoder, records dropped;
+/// - `detection`: the engine closing buckets (limits, baselines, carpets, lifecycle), timed
+///   inside the engine;
+/// - `fingerprinting`: the engine's time less that of an engine whose fingerprints are not fed;
+/// - `accounting`: the rest of the engine (lookups, totals, class counts, watches).
+///
+/// Passes two and three replay records decoded beforehand and kept in memory.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stages {
+    pub read_decode_ns: f64,
+    pub accounting_ns: f64,
+    pub detection_ns: f64,
+    pub fingerprinting_ns: f64,
+}
+
+impl Stages {
+    pub fn total_ns(&self) -> f64 {
+        self.read_decode_ns + self.accounting_ns + self.detection_ns + self.fingerprinting_ns
+    }
+}
+
+fn stages(path: &Path, new_engine: &dyn Fn() -> Result<Engine>) -> Result<Stages> {
+    let mut decoder = Decoder::default();
+    let mut records = Vec::with_capacity(2 * BATCH);
+    let mut count = 0u64;
+    let cpu = thread_cpu_seconds();
+    read_capture(
+        path,
+        CaptureMode::Telemetry,
+        &mut decoder,
+        &mut records,
+        BATCH,
+        |batch| {
+            count += batch.len() as u64;
+            std::hint::black_box(&batch);
+            batch.clear();
+            Ok(())
+        },
+    )?;
+    let read_decode = thread_cpu_seconds() - cpu;
+    let mut batches = Vec::new();
+    let mut decoder = Decoder::default();
+    read_capture(
+        path,
+        CaptureMode::Telemetry,
+        &mut decoder,
+        &mut records,
+        BATCH,
+        |batch| {
+            batches.push(std::mem::replace(batch, Vec::with_capacity(2 * BATCH)));
+            Ok(())
+        },
+    )?;
+    let engine_pass = |fingerprints: bool| -> Result<(f64, f64)> {
+        let mut engine = new_engine()?;
+        if !fingerprints {
+            engine.disable_fingerprints_for_benchmark();
+        }
+        let mut events = Vec::new();
+        let cpu = thread_cpu_seconds();
+        for batch in &batches {
+            engine.ingest(batch, &mut events);
+            events.clear();
+        }
+        engine.finish(&mut events);
+        Ok((
+            thread_cpu_seconds() - cpu,
+            engine.close_time().as_secs_f64(),
+        ))
+    };
+    let (with, detection) = engine_pass(true)?;
+    let (without, _) = engine_pass(false)?;
+    let per_record = |s: f64| s * 1e9 / count.max(1) as f64;
+    let fingerprinting = (with - without).max(0.0);
+    Ok(Stages {
+        read_decode_ns: per_record(read_decode),
+        accounting_ns: per_record((with - detection - fingerprinting).max(0.0)),
+        detection_ns: per_record(detection),
+        fingerprinting_ns: per_record(fingerprinting),
+    })
+}
+
+/// User + system CPU seconds of the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    super::measure::cpu_seconds(libc::RUSAGE_THREAD)
 }
 
 /// VmHWM of this process, in bytes (0 where /proc is unavailable).
@@ -292,36 +452,54 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for protocol in [Protocol::SflowV5, Protocol::Ipfix] {
             let path = dir.join(format!("{}.pcap", protocol.name()));
-            let written =
-                write_capture(&path, protocol, Mix::Heavy, 300, 1000, 1_760_000_000_000).unwrap();
+            let written = write_capture(
+                &path,
+                protocol,
+                Mix::Heavy,
+                None,
+                300,
+                1000,
+                1_760_000_000_000,
+            )
+            .unwrap();
             let report = replay_capture(&path, protocol, monitored_networks()).unwrap();
             assert_eq!(report.records, written, "{protocol:?}");
             assert_eq!(report.datagrams, 300);
             assert!(report.peak_rss_bytes > 0);
         }
-        let path = dir.join("normal.pcap");
-        assert_eq!(
-            (0..1u32 << NORMAL_HOST_BITS)
-                .map(scatter)
-                .collect::<std::collections::HashSet<_>>()
-                .len(),
-            1 << NORMAL_HOST_BITS,
-            "every host of the round is sampled once"
-        );
-        let written = write_capture(
-            &path,
-            Protocol::SflowV5,
-            Mix::Normal,
-            300,
-            1000,
-            1_760_000_000_000,
-        )
-        .unwrap();
-        let report = replay_capture(&path, Protocol::SflowV5, networks_for(Mix::Normal)).unwrap();
-        assert_eq!(
-            (written, report.records, report.attack_events),
-            (3000, 3000, 0)
-        );
+        for (mix, hosts) in [(Mix::Normal, None), (Mix::Busy, Some(20_000))] {
+            let spread = mix.spread(hosts).unwrap();
+            let sampled = (0..spread.hosts)
+                .map(|j| scatter_in(j as u32, spread.host_bits))
+                .collect::<std::collections::HashSet<_>>();
+            assert_eq!(
+                sampled.len() as u64,
+                spread.hosts,
+                "every host sampled once a round"
+            );
+            assert!(
+                sampled.iter().all(|&h| h < 1 << spread.host_bits),
+                "inside the network"
+            );
+            let path = dir.join("spread.pcap");
+            let written = write_capture(
+                &path,
+                Protocol::SflowV5,
+                mix,
+                hosts,
+                300,
+                1000,
+                1_760_000_000_000,
+            )
+            .unwrap();
+            let report = replay_capture(&path, Protocol::SflowV5, networks_for(mix)).unwrap();
+            assert_eq!(
+                (written, report.records, report.attack_events),
+                (300 * spread.samples_per_datagram, written, 0),
+                "{mix:?}"
+            );
+            assert!(report.stages.read_decode_ns > 0.0 && report.stages.accounting_ns > 0.0);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
