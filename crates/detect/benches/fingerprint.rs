@@ -47,9 +47,19 @@ fn flood(v6: bool) -> Vec<FlowRecord> {
 fn observe(c: &mut Criterion) {
     let mut g = c.benchmark_group("fingerprint");
     g.throughput(Throughput::Elements(N as u64));
-    for (name, v6) in [("observe_flood_v4", false), ("observe_flood_v6", true)] {
+    // A settled builder samples (see `Exact::stride`); the unsampled one is the exact reference
+    // the sampling replaced, for the before/after of issue 14.
+    for (name, v6, sampled) in [
+        ("observe_flood_v4", false, true),
+        ("observe_flood_v6", true, true),
+        ("observe_flood_v4_unsampled", false, false),
+    ] {
         let records = flood(v6);
-        let mut fp = FingerprintBuilder::new();
+        let mut fp = if sampled {
+            FingerprintBuilder::new()
+        } else {
+            FingerprintBuilder::unsampled()
+        };
         g.bench_function(name, |b| {
             b.iter(|| {
                 for r in &records {
