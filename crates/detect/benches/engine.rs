@@ -105,6 +105,36 @@ fn records() -> Vec<FlowRecord> {
     out
 }
 
+/// Every record attack traffic: SYN floods and DNS reflection on 64 hosts from random sources,
+/// 100,000 records a second for 10 s. What an Aisuru-class attack makes of the telemetry: the
+/// cost per *attack* record (class counts, fingerprints, attack lifecycle).
+fn flood_records() -> Vec<FlowRecord> {
+    let mut rng = Rng(0xf100d);
+    let per_second = 100_000u64;
+    (0..10 * per_second)
+        .map(|i| {
+            let x = rng.next();
+            let dns = x % 3 == 0;
+            FlowRecord {
+                time_ms: T0 + i * 1000 / per_second,
+                sampling_rate: 1000,
+                packets: 1000,
+                bytes: if dns { 1_400_000 } else { 60_000 },
+                ttl: 40 + (x >> 56) as u8 % 80,
+                src: IpAddr::V4(Ipv4Addr::from((x >> 32) as u32 | 0x0100_0000)),
+                // One host in each of 64 /24s: 64 host attacks, not a carpet.
+                dst: host(((x >> 8) as u32 % 64) << 8 | 10),
+                protocol: if dns { proto::UDP } else { proto::TCP },
+                src_port: if dns { 53 } else { (x >> 16) as u16 },
+                dst_port: if dns { (x >> 16) as u16 } else { 80 },
+                tcp_flags: if dns { 0 } else { tcp_flags::SYN },
+                packet_len: if dns { 1400 } else { 60 },
+                ..FlowRecord::default()
+            }
+        })
+        .collect()
+}
+
 /// An ISP-sized config: 1 002 monitored networks (IPv4 and IPv6) and 20 hostgroups, so network
 /// matching costs what it would in production.
 fn config() -> DetectConfig {
@@ -152,6 +182,21 @@ fn ingest(c: &mut Criterion) {
             black_box(events.len())
         })
     });
+    let flood = flood_records();
+    group.throughput(Throughput::Elements(flood.len() as u64));
+    group.bench_function("ingest_flood_64_hosts", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(config()).unwrap();
+            let mut events = Vec::new();
+            for chunk in flood.chunks(4096) {
+                engine.ingest(black_box(chunk), &mut events);
+            }
+            engine.finish(&mut events);
+            assert!(events.len() >= 64, "{} events", events.len());
+            black_box(events.len())
+        })
+    });
+    group.throughput(Throughput::Elements(records.len() as u64));
     // Steady state: the engine has seen every host once (first second, untimed), so the timed
     // part is what a long-running collector does every second.
     let first_second = (PER_SECOND) as usize;

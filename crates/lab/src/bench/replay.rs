@@ -347,7 +347,9 @@ const BATCH: usize = 8192;
 /// - `fingerprinting`: the engine's time less that of an engine whose fingerprints are not fed;
 /// - `accounting`: the rest of the engine (lookups, totals, class counts, watches).
 ///
-/// Passes two and three replay records decoded beforehand and kept in memory.
+/// The engine passes replay records decoded beforehand and kept in memory; each runs twice and
+/// the faster run counts (the first also faults in the engine's memory, which the single-pass
+/// figure above includes).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Stages {
     pub read_decode_ns: f64,
@@ -411,8 +413,15 @@ fn stages(path: &Path, new_engine: &dyn Fn() -> Result<Engine>) -> Result<Stages
             engine.close_time().as_secs_f64(),
         ))
     };
-    let (with, detection) = engine_pass(true)?;
-    let (without, _) = engine_pass(false)?;
+    // The first pass also pays for faulting in the engine's memory: each kind runs twice, in
+    // turn, and the faster run of each counts.
+    let (mut with, mut detection) = engine_pass(true)?;
+    let (mut without, _) = engine_pass(false)?;
+    let again = engine_pass(true)?;
+    if again.0 < with {
+        (with, detection) = again;
+    }
+    without = without.min(engine_pass(false)?.0);
     let per_record = |s: f64| s * 1e9 / count.max(1) as f64;
     let fingerprinting = (with - without).max(0.0);
     Ok(Stages {
