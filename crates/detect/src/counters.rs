@@ -340,7 +340,9 @@ impl ClassCounts {
         let (p, b) = (r.packets, r.bytes);
         self.covered_packets += p;
         self.covered_bytes += b;
-        self.evidence += (p / u64::from(r.sampling_rate.max(1))).max(1);
+        // A sample (packets = the rate) is one sampled packet: no division on the common path.
+        let rate = u64::from(r.sampling_rate.max(1));
+        self.evidence += if p <= rate { 1 } else { p / rate };
         self.first_ms = self.first_ms.min(r.time_ms);
         self.provenance.add(r);
         let mut count = |i: usize| {
