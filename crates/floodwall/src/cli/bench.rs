@@ -469,6 +469,9 @@ pub struct ReplayBenchArgs {
     /// Keep the captures (to replay them with `floodwall replay` or look at them with tshark).
     #[arg(long)]
     pub keep: bool,
+    /// Engine shards (threads) to replay through; 1 is the single engine of earlier figures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: u32,
 }
 
 /// `floodwall bench replay`: the whole replay pipeline (pcap → decode → engine) on one core.
@@ -504,7 +507,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
             1_760_000_000_000,
         )?;
         eprintln!("bench: replaying");
-        let report = replay_capture(&path, protocol, networks_for(args.mix));
+        let report = replay_capture(&path, protocol, networks_for(args.mix), args.shards);
         if !args.keep {
             let _ = std::fs::remove_file(&path);
         }
@@ -514,20 +517,32 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&reports)?);
         return Ok(());
     }
-    println!("Replay throughput: pcap reader + decoder + detection engine, one core");
+    println!(
+        "Replay throughput: pcap reader + decoder + detection engine, {} engine shard(s)",
+        args.shards
+    );
     println!("({})", args.mix.describe());
     println!(
-        "{:<10} {:>12} {:>12} {:>10} {:>14} {:>12}",
-        "protocol", "records", "capture MB", "seconds", "records/s", "peak RSS MB"
+        "{:<10} {:>12} {:>12} {:>10} {:>14} {:>10} {:>16} {:>12}",
+        "protocol",
+        "records",
+        "capture MB",
+        "seconds",
+        "records/s",
+        "CPU s",
+        "records/CPU-s",
+        "peak RSS MB"
     );
     for r in &reports {
         println!(
-            "{:<10} {:>12} {:>12.1} {:>10.2} {:>12.2} M {:>12.1}",
+            "{:<10} {:>12} {:>12.1} {:>10.2} {:>12.2} M {:>10.2} {:>14.2} M {:>12.1}",
             r.protocol,
             r.records,
             r.capture_bytes as f64 / 1e6,
             r.seconds,
             r.records_per_second / 1e6,
+            r.cpu_seconds,
+            r.records_per_cpu_second / 1e6,
             r.peak_rss_bytes as f64 / (1 << 20) as f64
         );
     }

@@ -173,7 +173,7 @@ pub fn sustained_loss_free(rungs: &[E2eResult]) -> Option<&E2eResult> {
 /// User + system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_CHILDREN`).
 // rustix (1.1) has no getrusage, and /proc has no microsecond CPU times of reaped children.
 #[allow(unsafe_code)]
-fn cpu_seconds(who: libc::c_int) -> f64 {
+pub(crate) fn cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: rusage is a plain C struct for which all-zero is valid; getrusage only writes it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable rusage.

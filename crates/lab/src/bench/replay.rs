@@ -11,8 +11,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
-use floodwall_detect::{DetectConfig, Engine};
+use anyhow::Result;
+use floodwall_daemon::shards::Engines;
+use floodwall_detect::DetectConfig;
 use floodwall_wire::{Decoder, Protocol};
 use ipnet::IpNet;
 use serde::Serialize;
@@ -30,6 +31,11 @@ pub struct ReplayReport {
     pub capture_bytes: u64,
     pub seconds: f64,
     pub records_per_second: f64,
+    /// Engine shards (threads) the records went through.
+    pub shards: u32,
+    /// CPU time of the whole process (user + system, every thread) while replaying.
+    pub cpu_seconds: f64,
+    pub records_per_cpu_second: f64,
     pub attack_events: u64,
     /// Peak resident memory of this process so far (VmHWM), bytes.
     pub peak_rss_bytes: u64,
@@ -226,18 +232,23 @@ pub fn replay_capture(
     path: &Path,
     protocol: Protocol,
     networks: Vec<IpNet>,
+    shards: u32,
 ) -> Result<ReplayReport> {
-    let mut engine = Engine::new(DetectConfig {
-        networks,
-        ..Default::default()
-    })
-    .map_err(|e| anyhow!(e))?;
+    let (mut engine, _) = Engines::new(
+        DetectConfig {
+            networks,
+            shards: Some(shards),
+            ..Default::default()
+        },
+        None,
+    )?;
     let mut decoder = Decoder::default();
     let mut records = Vec::with_capacity(16384);
     let mut events = Vec::new();
     let mut count = 0u64;
     let mut attack_events = 0u64;
     let started = Instant::now();
+    let cpu_before = super::measure::cpu_seconds(libc::RUSAGE_SELF);
     let stats = read_capture(
         path,
         CaptureMode::Telemetry,
@@ -256,6 +267,7 @@ pub fn replay_capture(
     engine.finish(&mut events);
     attack_events += events.len() as u64;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = super::measure::cpu_seconds(libc::RUSAGE_SELF) - cpu_before;
     Ok(ReplayReport {
         protocol: protocol.name(),
         datagrams: stats.telemetry_datagrams,
@@ -263,6 +275,9 @@ pub fn replay_capture(
         capture_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         seconds,
         records_per_second: count as f64 / seconds.max(1e-9),
+        shards,
+        cpu_seconds,
+        records_per_cpu_second: count as f64 / cpu_seconds.max(1e-9),
         attack_events,
         peak_rss_bytes: peak_rss_bytes(),
     })
@@ -294,7 +309,7 @@ mod tests {
             let path = dir.join(format!("{}.pcap", protocol.name()));
             let written =
                 write_capture(&path, protocol, Mix::Heavy, 300, 1000, 1_760_000_000_000).unwrap();
-            let report = replay_capture(&path, protocol, monitored_networks()).unwrap();
+            let report = replay_capture(&path, protocol, monitored_networks(), 1).unwrap();
             assert_eq!(report.records, written, "{protocol:?}");
             assert_eq!(report.datagrams, 300);
             assert!(report.peak_rss_bytes > 0);
@@ -317,7 +332,8 @@ mod tests {
             1_760_000_000_000,
         )
         .unwrap();
-        let report = replay_capture(&path, Protocol::SflowV5, networks_for(Mix::Normal)).unwrap();
+        let report =
+            replay_capture(&path, Protocol::SflowV5, networks_for(Mix::Normal), 1).unwrap();
         assert_eq!(
             (written, report.records, report.attack_events),
             (3000, 3000, 0)
