@@ -501,3 +501,105 @@ impl ShardedEngine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(a: &str) -> ShardKey {
+        ShardKey::of(a.parse().unwrap(), 24, 48)
+    }
+
+    /// Machines will split work by these values: they must never change.
+    #[test]
+    fn keys_are_pinned() {
+        let pinned = [
+            (key("192.0.2.1"), 16_361_707_247_571_313_428, [0, 1, 1]),
+            (key("2001:db8::1"), 8_024_162_335_510_618_759, [0, 1, 1]),
+        ];
+        for (k, value, shards) in pinned {
+            assert_eq!(k.0, value, "{k:?}");
+            assert_eq!([k.shard(1), k.shard(2), k.shard(3)], shards, "{k:?}");
+        }
+        assert_eq!(key("192.0.2.1"), key("192.0.2.254"));
+        assert_ne!(key("192.0.2.1"), key("192.0.3.1"));
+        assert_eq!(key("2001:db8:0:ffff::1"), key("2001:db8::"));
+        assert_ne!(key("2001:db8::1"), key("2001:db8:1::1"));
+        // The family and the length are part of the key.
+        assert_ne!(key("0.0.0.1"), key("::1"));
+        assert_ne!(
+            ShardKey::of("192.0.2.1".parse().unwrap(), 24, 48),
+            ShardKey::of("192.0.2.1".parse().unwrap(), 23, 48)
+        );
+    }
+
+    #[test]
+    fn shards_are_balanced_and_move_little_when_added() {
+        let keys: Vec<ShardKey> = (0..4096u32)
+            .map(|i| ShardKey::of(IpAddr::from((0x0a00_0000 | (i << 8)).to_be_bytes()), 24, 48))
+            .collect();
+        for n in 1..=8u32 {
+            let mut counts = vec![0u32; n as usize];
+            for k in &keys {
+                counts[k.shard(n) as usize] += 1;
+            }
+            let even = 4096 / n;
+            assert!(
+                counts
+                    .iter()
+                    .all(|&c| c > even * 8 / 10 && c < even * 12 / 10),
+                "{counts:?}"
+            );
+            // n -> n + 1: only keys moving to the new shard move.
+            for k in &keys {
+                let (before, after) = (k.shard(n), k.shard(n + 1));
+                assert!(after == before || after == n, "{k:?}");
+            }
+        }
+        assert_eq!(key("192.0.2.1").shard(1), 0);
+    }
+
+    #[test]
+    fn shard_counts_are_checked() {
+        assert!(Shard { index: 0, count: 0 }.validate().is_err());
+        assert!(Shard {
+            index: 0,
+            count: MAX_SHARDS + 1
+        }
+        .validate()
+        .is_err());
+        assert!(Shard { index: 2, count: 2 }.validate().is_err());
+        assert!(Shard { index: 1, count: 2 }.validate().is_ok());
+        let config = DetectConfig {
+            shards: Some(0),
+            ..DetectConfig::default()
+        };
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "shards: must be in 1..=256, got 0"
+        );
+    }
+
+    #[test]
+    fn stats_merge_counts_records_once() {
+        let shard = |records, hosts| EngineStats {
+            records,
+            hosts_tracked: hosts,
+            attacks_active: 1,
+            ..EngineStats::default()
+        };
+        let merged = EngineStats::merged(&[shard(10, 3), shard(7, 4)]);
+        assert_eq!(
+            (merged.records, merged.hosts_tracked, merged.attacks_active),
+            (17, 7, 2)
+        );
+        let config = DetectConfig::default();
+        let (mut d, mut works) = Dispatcher::new(&config, 2).unwrap();
+        d.split(&[FlowRecord::default(); 3], &mut works);
+        let s = d.stats(&[shard(10, 3), shard(7, 4)]);
+        assert_eq!(
+            (s.records, s.records_unmonitored, s.hosts_tracked),
+            (3, 3, 7)
+        );
+    }
+}
