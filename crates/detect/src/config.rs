@@ -411,8 +411,8 @@ pub struct DetectConfig {
     /// without hosts and its carpet residue baseline. Default: 3600 (an hour without traffic
     /// says little about the host's normal any more).
     pub host_idle_timeout_s: u32,
-    /// Engine threads (1..=256), each holding the targets whose prefix (`prefix_length_v4`/
-    /// `_v6`) hashes to it: a prefix and its hosts stay together, so carpets are judged whole.
+    /// Engine threads (1..=256), each holding the targets whose prefix (of
+    /// `prefix_length_v4` or `_v6`) hashes to it: a prefix and its hosts stay together.
     /// The events are the same for any number; `max_hosts` and `max_watched` are split evenly
     /// between the shards. Default: the number of cores (1 runs a single engine thread).
     #[schemars(example = 2)]
