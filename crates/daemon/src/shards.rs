@@ -27,7 +27,7 @@ pub fn default_shards() -> u32 {
 /// One engine or shards of one.
 pub enum Engines {
     One(Box<Engine>),
-    Sharded(ShardPool),
+    Sharded(Box<ShardPool>),
 }
 
 impl Engines {
@@ -52,7 +52,7 @@ impl Engines {
         let engines = if count == 1 {
             Engines::One(Box::new(engines.remove(0)))
         } else {
-            Engines::Sharded(ShardPool::start(&config, engines)?)
+            Engines::Sharded(Box::new(ShardPool::start(&config, engines)?))
         };
         Ok((engines, resumed))
     }

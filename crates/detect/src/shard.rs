@@ -402,7 +402,7 @@ impl Dispatcher {
             merged.extend(w.order.drain(..).zip(w.events.drain(..)));
         }
         // Stable: ties are one shard's events, in its order.
-        merged.sort_by(|a, b| a.0.cmp(&b.0));
+        merged.sort_by_key(|(order, _)| *order);
         out.extend(merged.drain(..).map(|(_, e)| e));
     }
 
