@@ -349,6 +349,9 @@ impl CarpetConfig {
     }
 }
 
+/// The most engine shards (`shards`).
+pub const MAX_SHARDS: u32 = 256;
+
 /// `[detection]`: what counts as an attack: static limits per direction (`incoming`,
 /// `outgoing`, per hostgroup), per-host baselines and carpet bombing of whole prefixes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -583,7 +586,7 @@ impl DetectConfig {
         at_least_one("max_hosts", self.max_hosts as u64)?;
         at_least_one("max_watched", self.max_watched as u64)?;
         if let Some(n) = self.shards {
-            in_range("shards", n, (1, crate::shard::MAX_SHARDS))?;
+            in_range("shards", n, (1, MAX_SHARDS))?;
         }
         if self.host_idle_timeout_s < 2 * self.quiet_period_s {
             return Err(ConfigError::new(

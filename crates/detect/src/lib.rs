@@ -27,6 +27,7 @@ pub mod engine;
 pub mod event;
 pub mod fingerprint;
 mod networks;
+mod partition;
 // SAFETY: the crate's only unsafe code, two hints that cannot change results: a cache prefetch
 // intrinsic (never faults, no architectural effect) and an madvise over the spare capacity of a
 // live allocation. Each `unsafe` block there states why it is sound.

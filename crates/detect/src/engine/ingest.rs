@@ -9,8 +9,8 @@ use floodwall_wire::FlowRecord;
 
 use crate::addrmap::Key;
 use crate::counters::{class_slot, remote_hash, tally_slot, RecordClass, Tally, SLOTS};
+use crate::partition::{RecordMeta, OWNS_DST, OWNS_SRC};
 use crate::prefetch::prefetch;
-use crate::shard::{RecordMeta, OWNS_DST, OWNS_SRC};
 use crate::AttackEvent;
 
 use super::entries::{Owner, IN_RESIDUE};

@@ -42,7 +42,7 @@ use crate::config::{BaselineConfig, ConfigError};
 use crate::counters::{ClassCounts, Reverse, SLOTS};
 use crate::event::{Direction, TriggerKind};
 use crate::networks::NetworkMap;
-use crate::shard::{Shard, ShardKey};
+use crate::partition::{Shard, ShardKey};
 use crate::vocab::Metric;
 use crate::{AttackEvent, DetectConfig};
 
