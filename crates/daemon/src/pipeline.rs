@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use crossbeam_channel::RecvTimeoutError;
-use floodwall_detect::{AttackEvent, Engine, EngineStats, EventKind};
+use floodwall_detect::{AttackEvent, Baselines, EngineStats, EventKind};
 use floodwall_mitigate::Planner;
 
 use crate::act::actions::{Actions, ActionsHandle, PlanClock};
@@ -31,6 +31,7 @@ use crate::bus::{Backpressure, Bus, BusBuilder, Message, Subscriber, Topic};
 use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::logging::log;
+use crate::shards::Engines;
 use crate::sinks::{EventsFile, Notify};
 use crate::sources::udp::CollectorStats;
 use crate::sources::{RunningSource, Source, SourceReport};
@@ -73,7 +74,7 @@ pub struct Pipeline {
 
 /// What the engine thread hands back at the end.
 struct EngineEnd {
-    engine: Engine,
+    engine: Engines,
     source: SourceReport,
     records: u64,
     attacks_started: u64,
@@ -98,10 +99,9 @@ impl Pipeline {
     /// The daemon: the configured collectors, mitigators, store, control socket, events file and
     /// notifiers. `extra` subscribers attach to the bus beside them.
     pub fn daemon(config: Config, extra: Vec<Box<dyn Subscriber>>) -> Result<Pipeline> {
-        let mut engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
         let events_file = EventsFile::open(&config.events.file)?;
         let store = Store::open(&config.state.dir)?;
-        resume_baselines(&mut engine, &config.state.dir);
+        let engine = resume_baselines(config.detection_config(), &config.state.dir)?;
         let planner = Planner::new(config.mitigation.clone(), config.mitigation_scope())
             .map_err(|e| anyhow!("{e}"))?;
         let outputs = crate::act::build(&config)?;
@@ -149,7 +149,7 @@ impl Pipeline {
         source: Box<dyn Source>,
         output: Box<dyn Subscriber>,
     ) -> Result<Pipeline> {
-        let engine = Engine::new(config.detection_config()).map_err(|e| anyhow!("{e}"))?;
+        let (engine, _) = Engines::new(config.detection_config(), None)?;
         // What the configured mitigation would do: a replay never announces.
         config.force_dry_run();
         let planner = Planner::new(config.mitigation.clone(), config.mitigation_scope())
@@ -178,7 +178,7 @@ impl Pipeline {
     fn start(
         mode: Mode,
         config: Config,
-        engine: Engine,
+        engine: Engines,
         source: Box<dyn Source>,
         actions: Actions,
         calls: crossbeam_channel::Receiver<control::Call>,
@@ -251,7 +251,7 @@ impl Pipeline {
     /// the source, lets the actions handle every event, withdraws (or keeps) the rules, drains
     /// the subscribers and saves the baselines.
     pub fn wait(mut self) -> Result<Report> {
-        let end = self
+        let mut end = self
             .engine
             .take()
             .map(|t| t.join())
@@ -303,7 +303,7 @@ impl Pipeline {
 /// The engine's thread: batches in, events onto the bus, the clock, the status, the baselines.
 struct EngineThread {
     mode: Mode,
-    engine: Engine,
+    engine: Engines,
     /// Taken when it stops.
     source: Option<Box<dyn RunningSource>>,
     batches: crossbeam_channel::Receiver<Vec<floodwall_wire::FlowRecord>>,
@@ -435,6 +435,7 @@ impl EngineThread {
             started_ms,
             collector: CollectorStatus::from_stats(&self.source_stats()),
             engine: self.engine.stats(),
+            shard_records: self.engine.shard_records(),
             attacks: active.list(),
             mitigation: (*self.status.mitigation()).clone(),
             bus: self.bus.stats(),
@@ -446,20 +447,32 @@ impl EngineThread {
     }
 }
 
-/// Resumes the baselines saved in state directory `dir` by the previous run, if any; a file that
-/// cannot be used is reported and the engine learns again.
-fn resume_baselines(engine: &mut Engine, dir: &std::path::Path) {
-    match crate::baselines::load(dir) {
-        Ok(None) => log("no saved baselines: learning from scratch"),
-        Ok(Some((saved, at))) => {
-            let (hosts, prefixes) = engine.restore_baselines(&saved);
-            log(format!(
-                "resumed the baselines of {hosts} hosts and {prefixes} prefixes saved {} s ago",
-                (unix_ms() / 1000).saturating_sub(at)
-            ));
+/// The engines, with the baselines saved in state directory `dir` by the previous run resumed,
+/// if any (whatever number of shards saved them); a file that cannot be used is reported and
+/// the engines learn again.
+fn resume_baselines(
+    config: floodwall_detect::DetectConfig,
+    dir: &std::path::Path,
+) -> Result<Engines> {
+    let saved: Option<(Baselines, u64)> = match crate::baselines::load(dir) {
+        Ok(None) => {
+            log("no saved baselines: learning from scratch");
+            None
         }
-        Err(e) => log(format!("{e}; learning baselines again")),
+        Ok(Some(saved)) => Some(saved),
+        Err(e) => {
+            log(format!("{e}; learning baselines again"));
+            None
+        }
+    };
+    let (engines, (hosts, prefixes)) = Engines::new(config, saved.as_ref().map(|(b, _)| b))?;
+    if let Some((_, at)) = saved {
+        log(format!(
+            "resumed the baselines of {hosts} hosts and {prefixes} prefixes saved {} s ago",
+            (unix_ms() / 1000).saturating_sub(at)
+        ));
     }
+    Ok(engines)
 }
 
 /// `N datagrams, N decode errors, N kernel drops, N not allowed, N implausible records (…),

@@ -21,6 +21,10 @@ pub struct Status {
     pub started_ms: u64,
     pub collector: CollectorStatus,
     pub engine: EngineStats,
+    /// Records handed to each engine shard (`[detection] shards`), in shard order; empty with
+    /// one engine. A record with ends on two shards counts on both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_records: Vec<u64>,
     /// Attacks active now, oldest first.
     pub attacks: Vec<ActiveAttack>,
     pub mitigation: MitigationStatus,

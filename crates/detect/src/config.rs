@@ -349,6 +349,9 @@ impl CarpetConfig {
     }
 }
 
+/// The most engine shards (`shards`).
+pub const MAX_SHARDS: u32 = 256;
+
 /// `[detection]`: what counts as an attack: static limits per direction (`incoming`,
 /// `outgoing`, per hostgroup), per-host baselines and carpet bombing of whole prefixes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -411,6 +414,12 @@ pub struct DetectConfig {
     /// without hosts and its carpet residue baseline. Default: 3600 (an hour without traffic
     /// says little about the host's normal any more).
     pub host_idle_timeout_s: u32,
+    /// Engine threads (1..=256), each holding the targets whose prefix (of
+    /// `prefix_length_v4` or `_v6`) hashes to it: a prefix and its hosts stay together.
+    /// The events are the same for any number; `max_hosts` and `max_watched` are split evenly
+    /// between the shards. Default: the number of cores (1 runs a single engine thread).
+    #[schemars(example = 2)]
+    pub shards: Option<u32>,
 }
 
 impl Default for DetectConfig {
@@ -433,6 +442,7 @@ impl Default for DetectConfig {
             max_hosts: 2_000_000,
             max_watched: 16_384,
             host_idle_timeout_s: 3600,
+            shards: None,
         }
     }
 }
@@ -454,7 +464,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// `key` is the setting's path under `[detection]`.
-    fn new(key: impl std::fmt::Display, problem: ConfigProblem) -> ConfigError {
+    pub(crate) fn new(key: impl std::fmt::Display, problem: ConfigProblem) -> ConfigError {
         ConfigError {
             path: format!("{SECTION}.{key}"),
             problem,
@@ -575,6 +585,9 @@ impl DetectConfig {
         unit_interval("watch_ratio", self.watch_ratio)?;
         at_least_one("max_hosts", self.max_hosts as u64)?;
         at_least_one("max_watched", self.max_watched as u64)?;
+        if let Some(n) = self.shards {
+            in_range("shards", n, (1, MAX_SHARDS))?;
+        }
         if self.host_idle_timeout_s < 2 * self.quiet_period_s {
             return Err(ConfigError::new(
                 "host_idle_timeout_s",

@@ -9,6 +9,7 @@
 //! - [`event`]: the attack events, the public JSON interface.
 //! - [`vocab`]: the words all of these share (attack vectors, metrics).
 //! - [`engine`]: accounting, detection, classification and the attack lifecycle.
+//! - [`shard`]: the engine split by target over shards, with the events of one engine.
 //!
 //! Internals: `networks` (address → monitored hostgroup by binary search over ranges),
 //! `addrmap` (prefetchable host index), `baseline` (lazy EWMA baselines), `classify` (vectors
@@ -26,11 +27,13 @@ pub mod engine;
 pub mod event;
 pub mod fingerprint;
 mod networks;
+mod partition;
 // SAFETY: the crate's only unsafe code, two hints that cannot change results: a cache prefetch
 // intrinsic (never faults, no architectural effect) and an madvise over the spare capacity of a
 // live allocation. Each `unsafe` block there states why it is sound.
 #[allow(unsafe_code)]
 mod prefetch;
+pub mod shard;
 pub mod time;
 pub mod vocab;
 
@@ -38,4 +41,5 @@ pub use baseline::{BaselineState, Baselines};
 pub use config::{ConfigError, DetectConfig};
 pub use engine::{Engine, EngineStats, HostgroupRates};
 pub use event::{AttackEvent, Direction, EventKind};
+pub use shard::{Shard, ShardKey, ShardedEngine};
 pub use vocab::{Metric, Vector};

@@ -27,14 +27,15 @@ impl Engine {
     }
 
     /// Resumes baselines saved by [`Engine::baselines`] (before a restart), for addresses and
-    /// prefixes still monitored, up to `max_hosts`; invalid entries (non-finite, negative) are
+    /// prefixes still monitored (and of this engine's shard: a file saved by any number of
+    /// shards resumes in any other), up to `max_hosts`; invalid entries (non-finite, negative) are
     /// skipped. Call before ingesting: the time the daemon was down is not counted as silence.
     /// Returns the host and prefix baselines resumed.
     pub fn restore_baselines(&mut self, saved: &Baselines) -> (usize, usize) {
         let b = self.open;
         let mut restored = (0, 0);
         for (addr, states) in &saved.hosts {
-            let Some(group) = self.networks.lookup(*addr) else {
+            let Some(group) = self.networks.lookup(*addr).filter(|_| self.owns(*addr)) else {
                 continue;
             };
             let h = match self.host_index.get(Key::of(*addr)) {
@@ -64,7 +65,7 @@ impl Engine {
         }
         for (net, state) in &saved.prefixes {
             let addr = net.network();
-            let Some(group) = self.networks.lookup(addr) else {
+            let Some(group) = self.networks.lookup(addr).filter(|_| self.owns(addr)) else {
                 continue;
             };
             let Some(p) = self.prefix_of(addr, group) else {

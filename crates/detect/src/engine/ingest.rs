@@ -9,6 +9,7 @@ use floodwall_wire::FlowRecord;
 
 use crate::addrmap::Key;
 use crate::counters::{class_slot, remote_hash, tally_slot, RecordClass, Tally, SLOTS};
+use crate::partition::{RecordMeta, OWNS_DST, OWNS_SRC};
 use crate::prefetch::prefetch;
 use crate::AttackEvent;
 
@@ -29,6 +30,45 @@ impl Engine {
     /// boundary closes the bucket and runs detection, appending events. Records older than the
     /// open bucket (late flows) are counted in the open bucket.
     pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
+        self.ingest_with::<false>(records, &[], events, &mut Vec::new());
+    }
+
+    /// A shard's records: `meta[i]` holds the whole stream's clock at record `i` (its running
+    /// maximum, which the engine would have reached) and the sides of it this shard owns.
+    /// Pushes `(i, events.len())` to `marks` after each record `i` that added events.
+    pub(crate) fn ingest_shard(
+        &mut self,
+        records: &[FlowRecord],
+        meta: &[RecordMeta],
+        events: &mut Vec<AttackEvent>,
+        marks: &mut Vec<(u32, u32)>,
+    ) {
+        self.ingest_with::<true>(records, meta, events, marks);
+    }
+
+    /// `SHARD` decides at compile time whether `meta` and `marks` are used: the unsharded
+    /// record path stays as it was.
+    #[inline(always)]
+    fn ingest_with<const SHARD: bool>(
+        &mut self,
+        records: &[FlowRecord],
+        meta: &[RecordMeta],
+        events: &mut Vec<AttackEvent>,
+        marks: &mut Vec<(u32, u32)>,
+    ) {
+        // Sides of other shards are not this engine's: as if unmonitored.
+        let sides_of = |engine: &Engine, j: usize, r: &FlowRecord| {
+            let (dst, src) = engine.sides(r);
+            if SHARD {
+                let owned = meta.get(j).map_or(0, |m| m.owned);
+                (
+                    dst.filter(|_| owned & OWNS_DST != 0),
+                    src.filter(|_| owned & OWNS_SRC != 0),
+                )
+            } else {
+                (dst, src)
+            }
+        };
         // Memory-latency bound on many hosts: fetch map slots 2 × PREFETCH_AHEAD records ahead,
         // the map entries they point to 1.5 × ahead, host entries PREFETCH_AHEAD ahead, their
         // prefixes and details ½ ahead, watched targets' sketches ¼ and ⅛ ahead. Each record's
@@ -38,11 +78,11 @@ impl Engine {
         // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
         let mut found = [(NONE, NONE); LOOKAHEAD_RING];
         for (j, r) in records.iter().take(2 * PREFETCH_AHEAD).enumerate() {
-            sides[j % LOOKAHEAD_RING] = self.sides(r);
+            sides[j % LOOKAHEAD_RING] = sides_of(self, j, r);
         }
         for (i, r) in records.iter().enumerate() {
             if let Some(ahead) = records.get(i + 2 * PREFETCH_AHEAD) {
-                let s = self.sides(ahead);
+                let s = sides_of(self, i + 2 * PREFETCH_AHEAD, ahead);
                 sides[(i + 2 * PREFETCH_AHEAD) % LOOKAHEAD_RING] = s;
                 self.prefetch_slots(ahead, s);
             }
@@ -65,7 +105,13 @@ impl Engine {
             }
             self.stats.records += 1;
             let evicted = self.stats.hosts_evicted;
-            self.advance(r.time_ms, events);
+            let before = events.len();
+            let clock = if SHARD {
+                meta.get(i).map_or(r.time_ms, |m| m.clock_ms)
+            } else {
+                r.time_ms
+            };
+            self.advance(clock, events);
             if self.stats.hosts_evicted != evicted {
                 // Freed entries may be reused for other addresses: look up again.
                 found = [(NONE, NONE); LOOKAHEAD_RING];
@@ -77,6 +123,9 @@ impl Engine {
             }
             if !self.early_confirms.is_empty() {
                 self.confirm_early(self.clock_ms, events);
+            }
+            if SHARD && events.len() != before {
+                marks.push((i as u32, events.len() as u32));
             }
         }
     }

@@ -325,10 +325,11 @@ impl Engine {
         }
     }
 
-    /// End of input: closes the open bucket and ends every active attack.
-    pub fn finish(&mut self, events: &mut Vec<AttackEvent>) {
+    /// End of input: closes the open bucket and ends every active attack. Returns where the
+    /// events of the attacks ended (rather than of the close) begin.
+    pub fn finish(&mut self, events: &mut Vec<AttackEvent>) -> usize {
         let Some(base) = self.base_bucket else {
-            return;
+            return events.len();
         };
         let end_ms = (base + u64::from(self.open) + 1) * 1000;
         self.close_bucket(events);
@@ -352,5 +353,6 @@ impl Engine {
         }
         sort_events(&mut events[start..]);
         self.open += 1;
+        start
     }
 }

@@ -42,6 +42,7 @@ use crate::config::{BaselineConfig, ConfigError};
 use crate::counters::{ClassCounts, Reverse, SLOTS};
 use crate::event::{Direction, TriggerKind};
 use crate::networks::NetworkMap;
+use crate::partition::{Shard, ShardKey};
 use crate::vocab::Metric;
 use crate::{AttackEvent, DetectConfig};
 
@@ -115,6 +116,8 @@ pub struct Engine {
     /// Whether watched targets' records feed their fingerprints: off only to measure what
     /// fingerprinting costs (`floodwall bench replay`).
     fingerprinting: bool,
+    /// The part of the targets this engine holds ([`Shard::ALL`] unless sharded).
+    shard: Shard,
 }
 
 /// A limit crossed at a bucket close: metric, value, limit, trigger kind.
@@ -122,7 +125,18 @@ type Crossing = (Metric, f64, f64, TriggerKind);
 
 impl Engine {
     pub fn new(config: DetectConfig) -> Result<Engine, ConfigError> {
+        Engine::new_shard(config, Shard::ALL)
+    }
+
+    /// The engine of one shard: it accounts only the record sides whose target
+    /// ([`ShardKey`]) falls on `shard`, and resumes only their baselines. `max_hosts` and
+    /// `max_watched` are split evenly between the shards (rounded up).
+    pub fn new_shard(mut config: DetectConfig, shard: Shard) -> Result<Engine, ConfigError> {
         config.validate()?;
+        shard.validate()?;
+        let count = shard.count as usize;
+        config.max_hosts = config.max_hosts.div_ceil(count);
+        config.max_watched = config.max_watched.div_ceil(count);
         let group_nets: Vec<Vec<IpNet>> = config
             .hostgroups
             .iter()
@@ -196,8 +210,26 @@ impl Engine {
             stats: EngineStats::default(),
             close_time: std::time::Duration::ZERO,
             fingerprinting: true,
+            shard,
             config,
         })
+    }
+
+    /// Which part of the targets this engine holds.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Whether monitored address `addr` is one of this engine's targets.
+    pub(crate) fn owns(&self, addr: IpAddr) -> bool {
+        self.shard.count == 1
+            || ShardKey::of(
+                addr,
+                self.config.prefix_length_v4,
+                self.config.prefix_length_v6,
+            )
+            .shard(self.shard.count)
+                == self.shard.index
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -228,6 +260,13 @@ impl Engine {
         }
     }
 
+    /// Moves a shard's clock to the whole stream's, `now_ms` (the first record's time starts
+    /// it), as a record at that time would: every shard closes the same buckets at the same
+    /// point of the stream, whichever shard that record went to.
+    pub(crate) fn sync_clock(&mut self, now_ms: u64, events: &mut Vec<AttackEvent>) {
+        self.advance(now_ms, events);
+    }
+
     /// Moves the clock to `time_ms`, closing every bucket that ends at or before it. Called per
     /// record: inlined into the record path, which lives in another module.
     #[inline]
@@ -243,10 +282,30 @@ impl Engine {
             self.close_time += started.elapsed();
             self.open += 1;
             // Nothing watched or under attack and nothing touched: empty buckets change nothing
-            // (baselines catch up lazily), so jump over the gap.
+            // (baselines catch up lazily) but for their sweeps, so jump over the gap and sweep
+            // where their closes would have. Eviction then does not depend on whether anything
+            // was watched meanwhile (on a shard: by another shard).
             if self.details_live == 0 && self.open < target {
+                self.sweep_gap(target - 1);
                 self.open = target;
             }
+        }
+    }
+
+    /// The sweeps that closes of empty buckets up to `last` would have made.
+    #[cold]
+    fn sweep_gap(&mut self, last: u32) {
+        let period = 2 * self.config.quiet_period_s;
+        let mut b = self.last_sweep + period;
+        while b <= last {
+            self.sweep(b);
+            self.last_sweep = b;
+            if self.host_index.len() == 0 && self.prefix_index.is_empty() {
+                // Nothing left to evict: later sweeps would find nothing either.
+                self.last_sweep = last - (last - b) % period;
+                break;
+            }
+            b += period;
         }
     }
 

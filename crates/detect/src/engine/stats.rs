@@ -23,6 +23,26 @@ pub struct EngineStats {
     pub hosts_evicted: u64,
 }
 
+impl EngineStats {
+    /// Shards' counters summed (each host, prefix and attack is on one shard). `records` sums
+    /// the records each shard was handed: one with ends on two shards counts twice, so a
+    /// sharded engine takes `records` and `records_unmonitored` from its dispatcher.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a EngineStats>) -> EngineStats {
+        parts
+            .into_iter()
+            .fold(EngineStats::default(), |a, b| EngineStats {
+                records: a.records + b.records,
+                records_unmonitored: a.records_unmonitored + b.records_unmonitored,
+                hosts_tracked: a.hosts_tracked + b.hosts_tracked,
+                prefixes_tracked: a.prefixes_tracked + b.prefixes_tracked,
+                attacks_active: a.attacks_active + b.attacks_active,
+                targets_watched: a.targets_watched + b.targets_watched,
+                records_host_overflow: a.records_host_overflow + b.records_host_overflow,
+                hosts_evicted: a.hosts_evicted + b.hosts_evicted,
+            })
+    }
+}
+
 /// Rates of one hostgroup and direction in the last complete bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostgroupRates {
@@ -32,6 +52,34 @@ pub struct HostgroupRates {
     pub bps: u64,
     /// Records per second.
     pub flows: u64,
+}
+
+impl HostgroupRates {
+    /// Shards' rates summed per hostgroup and direction (every shard lists the same ones, in
+    /// the same order).
+    pub fn merged(parts: impl IntoIterator<Item = Vec<HostgroupRates>>) -> Vec<HostgroupRates> {
+        let mut out: Vec<HostgroupRates> = Vec::new();
+        for part in parts {
+            if out.is_empty() {
+                out = part;
+                continue;
+            }
+            for r in part {
+                match out
+                    .iter_mut()
+                    .find(|o| o.hostgroup == r.hostgroup && o.direction == r.direction)
+                {
+                    Some(o) => {
+                        o.pps += r.pps;
+                        o.bps += r.bps;
+                        o.flows += r.flows;
+                    }
+                    None => out.push(r),
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Engine {

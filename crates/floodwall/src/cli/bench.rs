@@ -474,6 +474,9 @@ pub struct ReplayBenchArgs {
     /// Keep the captures (to replay them with `floodwall replay` or look at them with tshark).
     #[arg(long)]
     pub keep: bool,
+    /// Engine shards (threads) to replay through; 1 is the single engine of earlier figures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: u32,
 }
 
 /// `floodwall bench replay`: the whole replay pipeline (pcap → decode → engine) on one core.
@@ -514,7 +517,7 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
             1_760_000_000_000,
         )?;
         eprintln!("bench: replaying");
-        let report = replay_capture(&path, protocol, networks_for(args.mix));
+        let report = replay_capture(&path, protocol, networks_for(args.mix), args.shards);
         if !args.keep {
             let _ = std::fs::remove_file(&path);
         }
@@ -524,7 +527,10 @@ pub fn replay(args: ReplayBenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&reports)?);
         return Ok(());
     }
-    println!("Replay throughput: pcap reader + decoder + detection engine, one core");
+    println!(
+        "Replay throughput: pcap reader + decoder + detection engine, {} engine shard(s)",
+        args.shards
+    );
     println!("({})", args.mix.describe(args.hosts));
     println!(
         "{:<10} {:>10} {:>11} {:>8} {:>8} {:>11} {:>12} {:>8}",

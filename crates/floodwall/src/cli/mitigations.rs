@@ -173,6 +173,14 @@ pub fn status(args: StatusArgs) -> Result<()> {
         "engine: {} records, {} hosts and {} prefixes tracked, {} attacks active",
         e.records, e.hosts_tracked, e.prefixes_tracked, e.attacks_active
     );
+    if !status.shard_records.is_empty() {
+        let shards: Vec<String> = status.shard_records.iter().map(u64::to_string).collect();
+        println!(
+            "engine shards: {} (records each: {})",
+            shards.len(),
+            shards.join(", ")
+        );
+    }
     for l in &status.collector.listeners {
         println!(
             "listener {}: {} datagrams, {} not allowed, {} kernel drops",

@@ -241,6 +241,10 @@ pub struct ReplayArgs {
     /// How to read captures: telemetry datagrams, raw packets, or decide per packet.
     #[arg(long, value_parser = capture_mode_parser(), default_value = "auto")]
     pub capture_mode: CaptureMode,
+    /// Engine shards (threads); overrides `[detection] shards`. The events are the same for
+    /// any number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: Option<u32>,
     /// Capture files, read in order as one stream. A file that ends mid-packet (copied while
     /// being written) is read up to the cut, with a warning, and the exit status is 1.
     #[arg(value_name = "FILE", required = true)]

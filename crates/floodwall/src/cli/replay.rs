@@ -110,6 +110,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     };
     config.add_networks(&args.network);
     config.require_networks()?;
+    if let Some(n) = args.shards {
+        config.detection.shards = Some(n);
+    }
 
     let total_bytes: u64 = args
         .files

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
+use floodwall_daemon::shards::Engines;
 use floodwall_detect::{DetectConfig, Engine};
 use floodwall_wire::{Decoder, Protocol};
 use ipnet::IpNet;
@@ -30,7 +31,10 @@ pub struct ReplayReport {
     pub capture_bytes: u64,
     pub seconds: f64,
     pub records_per_second: f64,
-    /// CPU seconds (user + system) of the replaying thread, and records per CPU-second.
+    /// Engine shards (threads) the records went through.
+    pub shards: u32,
+    /// CPU time of the whole process (user + system, every thread) while replaying, and records
+    /// per CPU-second.
     pub cpu_seconds: f64,
     pub records_per_cpu_second: f64,
     pub attack_events: u64,
@@ -284,6 +288,7 @@ pub fn replay_capture(
     path: &Path,
     protocol: Protocol,
     networks: Vec<IpNet>,
+    shards: u32,
 ) -> Result<ReplayReport> {
     let new_engine = || {
         Engine::new(DetectConfig {
@@ -292,13 +297,20 @@ pub fn replay_capture(
         })
         .map_err(|e| anyhow!(e))
     };
-    let mut engine = new_engine()?;
+    let (mut engine, _) = Engines::new(
+        DetectConfig {
+            networks: networks.clone(),
+            shards: Some(shards),
+            ..Default::default()
+        },
+        None,
+    )?;
     let mut decoder = Decoder::default();
     let mut records = Vec::with_capacity(16384);
     let mut events = Vec::new();
     let mut count = 0u64;
     let mut attack_events = 0u64;
-    let cpu_before = thread_cpu_seconds();
+    let cpu_before = super::measure::cpu_seconds(libc::RUSAGE_SELF);
     let started = Instant::now();
     let stats = read_capture(
         path,
@@ -318,7 +330,7 @@ pub fn replay_capture(
     engine.finish(&mut events);
     attack_events += events.len() as u64;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_seconds = thread_cpu_seconds() - cpu_before;
+    let cpu_seconds = super::measure::cpu_seconds(libc::RUSAGE_SELF) - cpu_before;
     drop(engine);
     let stages = stages(path, &new_engine)?;
     Ok(ReplayReport {
@@ -328,6 +340,7 @@ pub fn replay_capture(
         capture_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         seconds,
         records_per_second: count as f64 / seconds.max(1e-9),
+        shards,
         cpu_seconds,
         records_per_cpu_second: count as f64 / cpu_seconds.max(1e-9),
         attack_events,
@@ -471,7 +484,7 @@ mod tests {
                 1_760_000_000_000,
             )
             .unwrap();
-            let report = replay_capture(&path, protocol, monitored_networks()).unwrap();
+            let report = replay_capture(&path, protocol, monitored_networks(), 1).unwrap();
             assert_eq!(report.records, written, "{protocol:?}");
             assert_eq!(report.datagrams, 300);
             assert!(report.peak_rss_bytes > 0);
@@ -501,7 +514,7 @@ mod tests {
                 1_760_000_000_000,
             )
             .unwrap();
-            let report = replay_capture(&path, Protocol::SflowV5, networks_for(mix)).unwrap();
+            let report = replay_capture(&path, Protocol::SflowV5, networks_for(mix), 2).unwrap();
             assert_eq!(
                 (written, report.records, report.attack_events),
                 (300 * spread.samples_per_datagram, written, 0),
