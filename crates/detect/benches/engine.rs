@@ -114,7 +114,7 @@ fn flood_records() -> Vec<FlowRecord> {
     (0..10 * per_second)
         .map(|i| {
             let x = rng.next();
-            let dns = x % 3 == 0;
+            let dns = x.is_multiple_of(3);
             FlowRecord {
                 time_ms: T0 + i * 1000 / per_second,
                 sampling_rate: 1000,

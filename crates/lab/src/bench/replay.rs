@@ -445,9 +445,10 @@ fn stages(path: &Path, new_engine: &dyn Fn() -> Result<Engine>) -> Result<Stages
     })
 }
 
-/// User + system CPU seconds of the calling thread.
+/// CPU seconds of the calling thread, to the nanosecond (getrusage counts in scheduler ticks).
 fn thread_cpu_seconds() -> f64 {
-    super::measure::cpu_seconds(libc::RUSAGE_THREAD)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// VmHWM of this process, in bytes (0 where /proc is unavailable).
@@ -520,7 +521,12 @@ mod tests {
                 (300 * spread.samples_per_datagram, written, 0),
                 "{mix:?}"
             );
-            assert!(report.stages.read_decode_ns > 0.0 && report.stages.accounting_ns > 0.0);
+            // A few thousand records: too few to weigh the stages, enough to see them run.
+            let s = report.stages;
+            assert!(
+                s.read_decode_ns > 0.0 && s.total_ns() > s.read_decode_ns,
+                "{s:?}"
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
