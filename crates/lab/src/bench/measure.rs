@@ -170,7 +170,7 @@ pub fn sustained_loss_free(rungs: &[E2eResult]) -> Option<&E2eResult> {
         .max_by(|a, b| a.sent.achieved_rate.total_cmp(&b.sent.achieved_rate))
 }
 
-/// User + system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_CHILDREN`, `RUSAGE_THREAD`).
+/// User + system CPU seconds of `who` (`RUSAGE_SELF`, `RUSAGE_CHILDREN`).
 // rustix (1.1) has no getrusage, and /proc has no microsecond CPU times of reaped children.
 #[allow(unsafe_code)]
 pub(crate) fn cpu_seconds(who: libc::c_int) -> f64 {
