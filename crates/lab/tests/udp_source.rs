@@ -88,12 +88,18 @@ fn batches_keep_every_record_in_order_per_exporter() {
         UdpSocket::bind("127.0.0.1:0").unwrap(),
         UdpSocket::bind("127.0.0.2:0").unwrap(),
     ];
+    // sFlow records name the agent, not the UDP source: the second exporter's datagrams say
+    // agent 192.0.2.2 (the IPv4 agent address is bytes 8..12 of the header).
+    let agents = [[192, 0, 2, 1], [192, 0, 2, 2]];
+    let datagram = |agent: usize, i: usize| {
+        let mut bytes = workload.datagrams[i % 64].bytes.clone();
+        bytes[8..12].copy_from_slice(&agents[agent]);
+        bytes
+    };
     let per_exporter = 400;
     for i in 0..per_exporter {
-        for exporter in &exporters {
-            exporter
-                .send_to(&workload.datagrams[i % 64].bytes, target)
-                .unwrap();
+        for (agent, exporter) in exporters.iter().enumerate() {
+            exporter.send_to(&datagram(agent, i), target).unwrap();
         }
     }
     let expected = 2 * per_exporter as u64 * workload.datagrams[0].records as u64;
@@ -119,8 +125,8 @@ fn batches_keep_every_record_in_order_per_exporter() {
         largest < floodwall_daemon::sources::udp::RECORDS_PER_BATCH + 64,
         "a batch of {largest} records"
     );
-    for exporter in &exporters {
-        let ip = exporter.local_addr().unwrap().ip();
+    for (agent, exporter) in exporters.iter().enumerate() {
+        let ip = std::net::IpAddr::from(agents[agent]);
         let theirs: Vec<_> = records.iter().filter(|r| r.0 == ip).collect();
         assert_eq!(theirs.len() as u64, expected / 2);
         // The decoder numbers datagrams as they come: an exporter's records never go back.
@@ -128,8 +134,9 @@ fn batches_keep_every_record_in_order_per_exporter() {
         // And each datagram's samples are those it carried, in the order it carried them.
         let mut decoder = floodwall_wire::Decoder::default();
         let mut sent = Vec::new();
+        let source = exporter.local_addr().unwrap().ip();
         for i in 0..per_exporter {
-            let _ = decoder.decode(ip, 0, &workload.datagrams[i % 64].bytes, &mut sent);
+            let _ = decoder.decode(source, 0, &datagram(agent, i), &mut sent);
         }
         let sent: Vec<_> = sent.iter().map(|r| r.dst).collect();
         assert_eq!(theirs.iter().map(|r| r.2).collect::<Vec<_>>(), sent);
