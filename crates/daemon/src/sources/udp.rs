@@ -2,7 +2,7 @@
 //! with its own [`Decoder`] and hands record batches to the pipeline over a bounded channel.
 //!
 //! A full channel blocks the receiver, so overload shows up as kernel drops (counted from
-//! `SO_RXQ_OVFL`), never as unbounded queues in Floodwall.
+//! `SO_MEMINFO`), never as unbounded queues in Floodwall.
 
 use std::collections::BTreeMap;
 use std::io;

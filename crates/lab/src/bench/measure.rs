@@ -97,7 +97,7 @@ pub struct E2eResult {
     /// Records that reached the consumer of the collector's batches.
     pub received_records: u64,
     pub loss_pct: f64,
-    /// Datagrams dropped by the kernel because the socket buffer was full (`SO_RXQ_OVFL`).
+    /// Datagrams dropped by the kernel because the socket buffer was full (`SO_MEMINFO`).
     pub kernel_drops: u64,
     pub decode_errors: u64,
     /// Socket receive buffer the kernel granted.
