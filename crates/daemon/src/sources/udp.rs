@@ -3,6 +3,11 @@
 //!
 //! A full channel blocks the receiver, so overload shows up as kernel drops (counted from
 //! `SO_MEMINFO`), never as unbounded queues in Floodwall.
+//!
+//! What a datagram costs is mostly the kernel's: a system call and a wake-up per `recvmmsg`,
+//! a copy per datagram. So each call should take a batch: after a partial one the receiver
+//! lets the next gather for a moment ([`Gather`]), and nothing else is done per datagram but
+//! decoding into the batch being filled (no clock read, socket option or allocation).
 
 use std::collections::BTreeMap;
 use std::io;
