@@ -6,7 +6,7 @@
 //!
 //! What a datagram costs is mostly the kernel's: a system call and a wake-up per `recvmmsg`,
 //! a copy per datagram. So each call should take a batch: after a partial one the receiver
-//! lets the next gather for a moment ([`Gather`]), and nothing else is done per datagram but
+//! lets the next gather for a moment (`Gather`), and nothing else is done per datagram but
 //! decoding into the batch being filled (no clock read, socket option or allocation).
 
 use std::collections::BTreeMap;
