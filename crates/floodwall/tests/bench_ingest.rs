@@ -32,4 +32,14 @@ fn bench_ingest_json_reports_decode_and_end_to_end() {
     assert!(rung["received_records"].as_u64().unwrap() > 0, "{rung}");
     assert!(rung["loss_pct"].as_f64().unwrap() < 50.0, "{rung}");
     assert!(rung["collector_cpu_seconds"].as_f64().unwrap() >= 0.0);
+    // The collector threads' own share, kernel time included, is reported beside it.
+    let own = rung["collector_thread_cpu_seconds"].as_f64().unwrap();
+    assert!(own > 0.0, "{rung}");
+    assert!(rung["collector_thread_system_seconds"].as_f64().unwrap() <= own + 1e-9);
+    assert!(
+        rung["collector_thread_cpu_seconds_per_million_records"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }

@@ -393,7 +393,12 @@ fn print_tables(report: &Report, args: &IngestArgs) {
     );
     println!("Note: {note}");
     println!(
-        "{:<9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8} {:>9} {:>8}",
+        "proc.cpu / cpu s/M: the whole bench process; thr s/M: the collector threads alone \
+         (receive + decode + hand-over, kernel time included), CPU-seconds per million records; \
+         sys %: their kernel share"
+    );
+    println!(
+        "{:<9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6} {:>8}",
         "protocol",
         "target",
         "sent dg/s",
@@ -402,14 +407,16 @@ fn print_tables(report: &Report, args: &IngestArgs) {
         "records/s",
         "loss %",
         "k.drops",
-        "coll.cpu",
+        "proc.cpu",
         "cpu s/M",
+        "thr s/M",
+        "sys %",
         "send.cpu"
     );
     for ladder in &report.e2e {
         for r in &ladder.rungs {
             println!(
-                "{:<9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>7.2} {:>8} {:>8.2} {:>9.3} {:>8.2}",
+                "{:<9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>7.2} {:>8} {:>8.2} {:>9.3} {:>9.3} {:>6.0} {:>8.2}",
                 ladder.protocol,
                 r.sent.target_rate.map_or("max".to_string(), compact_si),
                 compact_si(r.sent.achieved_rate),
@@ -421,6 +428,10 @@ fn print_tables(report: &Report, args: &IngestArgs) {
                 r.collector_cpu_seconds,
                 r.collector_cpu_seconds_per_million_records
                     .unwrap_or(f64::NAN),
+                r.collector_thread_cpu_seconds_per_million_records
+                    .unwrap_or(f64::NAN),
+                100.0 * r.collector_thread_system_seconds
+                    / r.collector_thread_cpu_seconds.max(1e-9),
                 r.sender_cpu_seconds
             );
         }

@@ -17,8 +17,10 @@ use serde::Serialize;
 use super::child::{run_send, spawn_send};
 use super::daemon::{Daemon, Invocation, Programs, Setup, StopTotals, Tool, THRESHOLD_PPS};
 use super::hash::splitmix;
-use super::measure::{decode_throughput, DecodeResult, LOSS_FREE_PCT};
-use super::procfs;
+use super::measure::{
+    decode_throughput, DecodeResult, COLLECTOR_THREAD, ENGINE_THREAD, LOSS_FREE_PCT,
+};
+use super::procfs::{self, threads_cpu_since, ThreadCpu};
 use super::sender::{unix_us, SendReport};
 use super::stream::{MILLION_DATAGRAMS, SAMPLES_PER_DATAGRAM};
 use super::synthetic::Workload;
@@ -163,8 +165,38 @@ pub struct Rung {
     /// ... of which in the kernel (receiving datagrams, mostly).
     pub system_seconds: f64,
     pub cpu_per_million: Option<f64>,
+    /// Floodwall only: the part of `cpu_seconds` its collector and engine threads used.
+    pub threads: Option<ThreadSplit>,
     /// Floodwall's own counters at SIGTERM.
     pub floodwall_totals: Option<StopTotals>,
+}
+
+/// Floodwall's CPU over a rung by thread (`/proc/PID/task`), kernel time included.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ThreadSplit {
+    /// The collector threads: receive, decode, hand batches over.
+    pub collector_seconds: f64,
+    /// ... of which in the kernel (the receive path).
+    pub collector_system_seconds: f64,
+    pub collector_per_million: Option<f64>,
+    /// The engine thread: accounting, detection.
+    pub engine_seconds: f64,
+    pub engine_per_million: Option<f64>,
+}
+
+impl ThreadSplit {
+    fn between(before: &[ThreadCpu], after: &[ThreadCpu], counted: u64) -> ThreadSplit {
+        let collector = threads_cpu_since(before, after, COLLECTOR_THREAD);
+        let engine = threads_cpu_since(before, after, ENGINE_THREAD).total();
+        let per_million = |seconds: f64| (counted > 0).then(|| seconds * 1e6 / counted as f64);
+        ThreadSplit {
+            collector_seconds: collector.total(),
+            collector_system_seconds: collector.system,
+            collector_per_million: per_million(collector.total()),
+            engine_seconds: engine,
+            engine_per_million: per_million(engine),
+        }
+    }
 }
 
 impl Rung {
@@ -420,6 +452,7 @@ fn ingest_rung(
     remember(comparison, &daemon);
     std::thread::sleep(Duration::from_millis(300));
     let cpu_before = daemon.cpu_times()?;
+    let threads_before = daemon.thread_cpu_times()?;
     let drops_before = daemon.socket()?.drops;
     let processed_before = match tool {
         Tool::Fastnetmon => daemon.fastnetmon_processed()?,
@@ -444,6 +477,7 @@ fn ingest_rung(
     )?)?;
     drain(&daemon)?;
     let cpu = daemon.cpu_times()?.since(&cpu_before);
+    let threads_after = daemon.thread_cpu_times()?;
     let cpu_seconds = cpu.total();
     let kernel_drops = daemon.socket()?.drops - drops_before;
     let processed = match tool {
@@ -461,6 +495,8 @@ fn ingest_rung(
         cpu_per_million: (counted > 0).then(|| cpu_seconds * 1e6 / counted as f64),
         cpu_seconds,
         system_seconds: cpu.system,
+        threads: (tool == Tool::Floodwall)
+            .then(|| ThreadSplit::between(&threads_before, &threads_after, counted)),
         counted,
         sent,
         floodwall_totals: totals,
@@ -996,6 +1032,7 @@ mod tests {
             cpu_seconds: counted as f64 / 1e6 * if tool == Tool::Floodwall { 0.2 } else { 1.5 },
             system_seconds: counted as f64 / 1e6 * 0.1,
             cpu_per_million: Some(if tool == Tool::Floodwall { 0.2 } else { 1.5 }),
+            threads: None,
             floodwall_totals: None,
         }
     }

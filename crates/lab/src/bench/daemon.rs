@@ -287,6 +287,11 @@ impl Daemon {
         Ok(procfs::cpu_times(self.pid())?)
     }
 
+    /// CPU each of the daemon's live threads has used so far.
+    pub fn thread_cpu_times(&self) -> Result<Vec<procfs::ThreadCpu>> {
+        Ok(procfs::thread_cpu_times(self.pid())?)
+    }
+
     pub fn peak_rss_bytes(&self) -> Result<u64> {
         Ok(procfs::peak_rss_bytes(self.pid())?)
     }

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use floodwall_wire::Decoder;
 use serde::Serialize;
 
+use super::procfs::{thread_cpu_times, threads_cpu_since};
 use super::sender::SendReport;
 use super::synthetic::{Workload, EXPORTER};
 use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
@@ -19,6 +20,11 @@ pub const LOSS_FREE_PCT: f64 = 0.1;
 /// How long the collector keeps draining after the sender exits: datagrams still queued in the
 /// socket are received late, not lost.
 pub const TAIL: Duration = Duration::from_millis(300);
+
+/// How the daemon names its collector threads (`collector-ADDR`, cut to 15 bytes by the kernel).
+pub const COLLECTOR_THREAD: &str = "collector";
+/// How the daemon names its engine thread.
+pub const ENGINE_THREAD: &str = "engine";
 
 /// Decode throughput of one protocol.
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +97,7 @@ pub struct E2eResult {
     /// Records that reached the consumer of the collector's batches.
     pub received_records: u64,
     pub loss_pct: f64,
-    /// Datagrams dropped by the kernel because the socket buffer was full (`SO_RXQ_OVFL`).
+    /// Datagrams dropped by the kernel because the socket buffer was full (`SO_MEMINFO`).
     pub kernel_drops: u64,
     pub decode_errors: u64,
     /// Socket receive buffer the kernel granted.
@@ -99,6 +105,12 @@ pub struct E2eResult {
     /// User + system CPU of this whole process (which hosts only the collector) during the rung.
     pub collector_cpu_seconds: f64,
     pub collector_cpu_seconds_per_million_records: Option<f64>,
+    /// User + system CPU of the collector threads alone (`collector-*`: receive, decode, hand
+    /// over), from `/proc/self/task`: the collector's cost without the consumer or the bench.
+    pub collector_thread_cpu_seconds: f64,
+    /// ... of which in the kernel (the receive path).
+    pub collector_thread_system_seconds: f64,
+    pub collector_thread_cpu_seconds_per_million_records: Option<f64>,
     /// User + system CPU of the sender, when it ran as a child process that has been waited for.
     pub sender_cpu_seconds: f64,
 }
@@ -122,6 +134,7 @@ pub fn end_to_end(run_sender: impl FnOnce(SocketAddr) -> Result<SendReport>) -> 
     let (recycle, recycled) = crossbeam_channel::bounded(64);
     let cpu_before = cpu_seconds(libc::RUSAGE_SELF);
     let children_before = cpu_seconds(libc::RUSAGE_CHILDREN);
+    let threads_before = thread_cpu_times(std::process::id()).unwrap_or_default();
     let source = UdpSource::start(&config, output, recycled)?;
     // Ends when the collector stops and drops its senders.
     let consumer = std::thread::Builder::new()
@@ -141,7 +154,10 @@ pub fn end_to_end(run_sender: impl FnOnce(SocketAddr) -> Result<SendReport>) -> 
         .context("the collector bound no socket")?;
     let sent = run_sender(target)?;
     std::thread::sleep(TAIL);
+    // Read before stopping: a thread's /proc entry goes with it.
+    let threads_after = thread_cpu_times(std::process::id()).unwrap_or_default();
     let stats = source.stop();
+    let collector = threads_cpu_since(&threads_before, &threads_after, COLLECTOR_THREAD);
     let received_records = consumer
         .join()
         .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))?;
@@ -157,6 +173,10 @@ pub fn end_to_end(run_sender: impl FnOnce(SocketAddr) -> Result<SendReport>) -> 
         collector_cpu_seconds,
         collector_cpu_seconds_per_million_records: (received_records > 0)
             .then(|| collector_cpu_seconds * 1e6 / received_records as f64),
+        collector_thread_cpu_seconds: collector.total(),
+        collector_thread_system_seconds: collector.system,
+        collector_thread_cpu_seconds_per_million_records: (received_records > 0)
+            .then(|| collector.total() * 1e6 / received_records as f64),
         sender_cpu_seconds: cpu_seconds(libc::RUSAGE_CHILDREN) - children_before,
         sent,
     })
@@ -217,5 +237,11 @@ mod tests {
         assert!(result.received_records > 0);
         assert!(result.loss_pct < 50.0, "{result:?}");
         assert_eq!(result.decode_errors, 0);
+        // The collector thread's share is found by name and is part of the process's total.
+        assert!(result.collector_thread_cpu_seconds > 0.0, "{result:?}");
+        assert!(
+            result.collector_thread_cpu_seconds <= result.collector_cpu_seconds + 0.02,
+            "{result:?}"
+        );
     }
 }

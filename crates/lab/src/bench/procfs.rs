@@ -47,6 +47,97 @@ pub fn parse_stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     Some((utime, stime))
 }
 
+/// CPU time of one thread of a process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadCpu {
+    pub tid: u32,
+    /// The thread's name as the kernel keeps it (`comm`: at most 15 bytes).
+    pub name: String,
+    /// User and system time as `stat` counts them, in whole clock ticks (10 ms).
+    pub ticks: CpuTimes,
+    /// Seconds on a CPU as the scheduler counts them (nanoseconds), when the kernel keeps it.
+    pub runtime: Option<f64>,
+}
+
+/// CPU time of every live thread of process `pid`, from `/proc/PID/task/TID/{comm,stat,schedstat}`.
+/// A thread that ends while it is read is left out.
+///
+/// The total is the scheduler's nanosecond run time (`schedstat`) when the kernel keeps it;
+/// `stat`'s tick counts (10 ms each) only split it into user and system.
+pub fn thread_cpu_times(pid: u32) -> io::Result<Vec<ThreadCpu>> {
+    let per_second = rustix::param::clock_ticks_per_second().max(1) as f64;
+    let mut threads = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let entry = entry?;
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let dir = entry.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue;
+        };
+        let Some((user, system)) = parse_stat_cpu_ticks(&stat) else {
+            continue;
+        };
+        let ticks = CpuTimes {
+            user: user as f64 / per_second,
+            system: system as f64 / per_second,
+        };
+        let runtime = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| parse_schedstat_ns(&s))
+            .map(|ns| ns as f64 / 1e9);
+        threads.push(ThreadCpu {
+            tid,
+            name: name.trim_end().to_string(),
+            ticks,
+            runtime,
+        });
+    }
+    Ok(threads)
+}
+
+/// The first field of `/proc/.../schedstat`: nanoseconds the task has run on a CPU.
+pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// `total` seconds split into user and system in the proportion of `ticks` (all user when
+/// no tick was counted yet).
+fn split_like(total: f64, ticks: &CpuTimes) -> CpuTimes {
+    let system_share = if ticks.total() > 0.0 {
+        ticks.system / ticks.total()
+    } else {
+        0.0
+    };
+    CpuTimes {
+        user: total * (1.0 - system_share),
+        system: total * system_share,
+    }
+}
+
+/// The CPU used between two snapshots of [`thread_cpu_times`] by the threads whose name starts
+/// with `prefix` (threads are matched by id; one born in between counts from zero).
+pub fn threads_cpu_since(before: &[ThreadCpu], after: &[ThreadCpu], prefix: &str) -> CpuTimes {
+    let mut used = CpuTimes::default();
+    for thread in after.iter().filter(|t| t.name.starts_with(prefix)) {
+        let earlier = before.iter().find(|t| t.tid == thread.tid);
+        let ticks = thread
+            .ticks
+            .since(&earlier.map_or(CpuTimes::default(), |t| t.ticks));
+        let delta = match (thread.runtime, earlier.map_or(Some(0.0), |t| t.runtime)) {
+            (Some(now), Some(then)) => split_like((now - then).max(0.0), &ticks),
+            _ => ticks,
+        };
+        used.user += delta.user;
+        used.system += delta.system;
+    }
+    used
+}
+
 /// Peak resident set size (VmHWM) of process `pid`, bytes.
 pub fn peak_rss_bytes(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -153,6 +244,39 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmRSS"), Some(972_824));
         assert_eq!(parse_status_kib(status, "VmSwap"), None);
         assert!(peak_rss_bytes(std::process::id()).unwrap() > 1 << 20);
+    }
+
+    #[test]
+    fn a_named_thread_is_charged_its_own_cpu_only() {
+        assert_eq!(
+            parse_schedstat_ns("109512021 10360790 226\n"),
+            Some(109_512_021)
+        );
+        assert_eq!(parse_schedstat_ns(""), None);
+        let before = thread_cpu_times(std::process::id()).unwrap();
+        let spinner = std::thread::Builder::new()
+            .name("cpu-probe-spin".into())
+            .spawn(|| {
+                let spin = std::time::Instant::now();
+                while spin.elapsed() < std::time::Duration::from_millis(60) {
+                    std::hint::black_box(0);
+                }
+                let threads = thread_cpu_times(std::process::id()).unwrap();
+                assert!(threads.iter().any(|t| t.name == "cpu-probe-spin"));
+                threads
+            })
+            .unwrap();
+        let after = spinner.join().unwrap();
+        let spun = threads_cpu_since(&before, &after, "cpu-probe");
+        // It ran for its 60 ms of wall time, give or take what the scheduler took from it.
+        assert!(
+            spun.total() > 0.0 && spun.user >= 0.0 && spun.system >= 0.0,
+            "{spun:?}"
+        );
+        assert_eq!(
+            threads_cpu_since(&before, &after, "no-such-thread"),
+            CpuTimes::default()
+        );
     }
 
     #[test]

@@ -653,8 +653,13 @@ fn details(out: &mut String, c: &Comparison) {
                 "CPU-s",
                 "of which kernel",
                 "CPU-s per M",
+                "collector CPU-s per M (kernel)",
+                "engine CPU-s per M",
             ],
             ingest.rungs.iter().map(|r| {
+                let per_million =
+                    |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+                let threads = r.threads.as_ref();
                 vec![
                     (r.repeat + 1).to_string(),
                     r.tool.to_string(),
@@ -670,6 +675,14 @@ fn details(out: &mut String, c: &Comparison) {
                         100.0 * r.system_seconds / r.cpu_seconds.max(1e-9)
                     ),
                     r.cpu_per_million.map_or("—".into(), |v| format!("{v:.3}")),
+                    threads.map_or("—".into(), |t| {
+                        format!(
+                            "{} ({:.0} %)",
+                            per_million(t.collector_per_million),
+                            100.0 * t.collector_system_seconds / t.collector_seconds.max(1e-9)
+                        )
+                    }),
+                    per_million(threads.and_then(|t| t.engine_per_million)),
                 ]
             }),
         );
@@ -822,6 +835,7 @@ mod tests {
             cpu_seconds: cpu,
             system_seconds: cpu / 4.0,
             cpu_per_million: Some(cpu * 1e6 / counted as f64),
+            threads: None,
             floodwall_totals: None,
         }
     }
