@@ -66,10 +66,15 @@ impl Engine {
         let mut todo = std::mem::take(&mut self.scratch);
         todo.clear();
         todo.extend_from_slice(&self.touched_prefixes);
-        todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
-            Owner::Prefix(p) => Some(p),
-            Owner::Host(_) => None,
-        }));
+        todo.extend(
+            self.detail_owners
+                .iter()
+                .flatten()
+                .filter_map(|o| match *o {
+                    Owner::Prefix(p) => Some(p),
+                    Owner::Host(_) => None,
+                }),
+        );
         for &p in &todo {
             if self.prefixes[p as usize].evaluated != b {
                 self.prefixes[p as usize].evaluated = b;
@@ -80,10 +85,15 @@ impl Engine {
         // Touched hosts below their evaluation floors only learn, lazily (`Host::learn_quiet`).
         todo.extend_from_slice(&self.eval_hosts);
         self.eval_hosts.clear();
-        todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
-            Owner::Host(h) => Some(h),
-            Owner::Prefix(_) => None,
-        }));
+        todo.extend(
+            self.detail_owners
+                .iter()
+                .flatten()
+                .filter_map(|o| match *o {
+                    Owner::Host(h) => Some(h),
+                    Owner::Prefix(_) => None,
+                }),
+        );
         for (i, &h) in todo.iter().enumerate() {
             if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD) {
                 // The whole entry is read: baselines and rings of both directions.
@@ -140,6 +150,22 @@ impl Engine {
                 }
             }
             let watch = (f64::from(dir.watch_packets), f64::from(dir.watch_bytes));
+            if dir.detail != NONE && self.quiet_watch(h, d, b, window) {
+                // Watched without an attack and below every limit in total: no limit can be
+                // crossed.
+                let dir = self.hosts[h as usize].dir(d);
+                let t = tally_at(&dir.ring, b).copied().unwrap_or_default();
+                let below = (t.packets as f64) < watch.0 && (t.bytes as f64) < watch.1;
+                self.close_quiet_watch(h, d, t, below);
+                let dir = self.hosts[h as usize].dir_mut(d);
+                dir.baseline
+                    .learn(b, t.packets as f64, t.bytes as f64 * 8.0, &self.baseline);
+                let g = &self.groups[group];
+                let (wp, wb) = watch_levels(g, d, &dir.baseline, &self.baseline, &self.config);
+                dir.watch_packets = wp as f32;
+                dir.watch_bytes = wb as f32;
+                continue;
+            }
             let (rates, crossing) = self.judge_host(h, d, b, window);
             let active = self.step_target(
                 Owner::Host(h),
@@ -164,6 +190,58 @@ impl Engine {
             dir.watch_packets = wp as f32;
             dir.watch_bytes = wb as f32;
         }
+    }
+
+    /// Whether host `h`'s watched direction `d` has no attack and its total rates, over the
+    /// span `judge_host` would take, stay below every limit it could cross: each static limit
+    /// (every per-class rate is a part of the total) and its baseline's levels. Then nothing can
+    /// cross, and the class rates need not be computed: a busy network's hosts hovering over
+    /// their watch levels cost a few additions per close, not a class mix.
+    fn quiet_watch(&self, h: u32, d: usize, b: u32, window: u32) -> bool {
+        let host = &self.hosts[h as usize];
+        let dir = host.dir(d);
+        if self
+            .details
+            .get(dir.detail as usize)
+            .and_then(|x| x.as_ref())
+            .is_none_or(|x| x.attack.is_some())
+        {
+            return false;
+        }
+        // The span of `Rates::compute`.
+        let bucket = tally_at(&dir.ring, b).copied().unwrap_or_default();
+        let first = if bucket.samples >= self.config.min_samples || window <= 1 {
+            b
+        } else {
+            b + 1 - window.min(b + 1)
+        };
+        let (mut packets, mut bytes, mut samples) = (0u64, 0u64, 0u64);
+        for bb in first..=b {
+            if let Some(t) = tally_at(&dir.ring, bb) {
+                packets += t.packets;
+                bytes += t.bytes;
+                samples += u64::from(t.samples);
+            }
+        }
+        let span = f64::from(b - first + 1);
+        // A margin for the rounding of the class mix's extrapolation.
+        let margin = 1.0 + 1e-9;
+        let pps = packets as f64 / span * margin;
+        let bps = bytes as f64 * 8.0 / span * margin;
+        let limits = &self.groups[host.group as usize].limits[d];
+        let below_limits = Metric::ALL.iter().all(|&m| {
+            let limit = limits[m as usize];
+            match m {
+                Metric::FlowsPerS => (samples as f64 / span) < limit,
+                m if m.is_packets() => pps < limit,
+                _ => bps / 1e6 < limit,
+            }
+        });
+        below_limits
+            && dir
+                .baseline
+                .levels(&self.baseline)
+                .is_none_or(|levels| pps < levels.pps && bps < levels.bps)
     }
 
     /// Rates, crossing of its limits (static, class, baseline) and the rates the attack

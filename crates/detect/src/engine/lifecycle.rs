@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use crate::attack::{Attack, Start, Step};
 use crate::baseline::{significantly_above_by, STATIC_EVIDENCE_NATS};
-use crate::counters::{tally_at, Rates, SLOTS};
+use crate::counters::{tally_at, Rates, Tally, SLOTS};
 use crate::event::{EventKind, Trigger, TriggerKind};
 use crate::vocab::Metric;
 use crate::AttackEvent;
@@ -241,19 +241,37 @@ impl Engine {
             }
             None => {
                 if det != NONE {
-                    let detail = self.details[det as usize].as_mut().expect("live detail");
-                    // What it carried until now is the target's ordinary traffic.
-                    detail.fingerprint.mark_before();
                     let below =
                         rates.bucket_pps < watch_packets && rates.bucket_bps / 8.0 < watch_bytes;
-                    detail.idle = if below { detail.idle + 1 } else { 0 };
-                    if detail.idle >= self.config.quiet_period_s {
-                        self.release_watch(owner, d, det);
-                    }
+                    self.age_watch(owner, d, det, below);
                 }
                 false
             }
         }
+    }
+
+    /// A watched target without an attack and nothing crossed at this close: what it carried is
+    /// its ordinary traffic, and `below` its watch levels long enough it is no longer watched.
+    fn age_watch(&mut self, owner: Owner, d: usize, det: u32, below: bool) {
+        let detail = self.details[det as usize].as_mut().expect("live detail");
+        detail.fingerprint.mark_before();
+        detail.idle = if below { detail.idle + 1 } else { 0 };
+        if detail.idle >= self.config.quiet_period_s {
+            self.release_watch(owner, d, det);
+        }
+    }
+
+    /// The close of a watched host direction whose total rates stayed below every limit it
+    /// could cross (`t` is the closing bucket's tally, `below` whether it was below the watch
+    /// levels): rates need not be computed. Does what [`Self::step_target`] does then.
+    pub(super) fn close_quiet_watch(&mut self, h: u32, d: usize, t: Tally, below: bool) {
+        let det = self.hosts[h as usize].dir(d).detail;
+        let detail = self.details[det as usize].as_mut().expect("live detail");
+        detail.fingerprint.flush();
+        // As `Rates` has them: through f64.
+        let (bps, pps) = (t.bytes as f64 * 8.0, t.packets as f64);
+        detail.fingerprint.bucket_rates(bps as u64, pps as u64);
+        self.age_watch(Owner::Host(h), d, det, below);
     }
 
     /// Whether bucket `b` alone still carried the attack of `owner` in direction `d`, whose
