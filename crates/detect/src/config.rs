@@ -407,7 +407,7 @@ pub struct DetectConfig {
     pub max_hosts: usize,
     /// Most targets watched (detailed counters + fingerprint) without an attack; targets under
     /// attack always get them; a watched host has one per direction (whether a direction is
-    /// answered needs the other). Default: 16384 (~9 KiB each).
+    /// answered needs the other). Default: 16384 (~11 KiB each).
     pub max_watched: usize,
     /// A host idle this long is forgotten even if its baseline still matters (it is forgotten
     /// after 2 × `quiet_period_s` idle once its baseline is at the floors); likewise a prefix
