@@ -888,62 +888,8 @@ fn events_serialize_with_the_public_field_names() {
 
 /// A mix of attacks for the determinism property.
 fn mixed_records() -> Vec<FlowRecord> {
-    let mut rng = Rng(41);
     let mut records = Vec::new();
-    flood(
-        &mut records,
-        ip("192.0.2.10"),
-        false,
-        T0,
-        6,
-        150_000,
-        syn(1000),
-        &mut rng,
-    );
-    flood(
-        &mut records,
-        ip("10.0.0.5"),
-        true,
-        T0 + 2000,
-        5,
-        80_000,
-        udp(40_000, 512, 1000),
-        &mut rng,
-    );
-    flood(
-        &mut records,
-        ip("2001:db8::1"),
-        false,
-        T0 + 1000,
-        4,
-        150_000,
-        udp(53, 1400, 1000),
-        &mut rng,
-    );
-    for h in 0..40u32 {
-        let host = ip(&format!("198.51.100.{}", h + 1));
-        flood(
-            &mut records,
-            host,
-            false,
-            T0,
-            8,
-            10_000,
-            udp(123, 468, 1000),
-            &mut rng,
-        );
-    }
-    // A gap, then a second attack on the same host.
-    flood(
-        &mut records,
-        ip("192.0.2.10"),
-        false,
-        T0 + 40_000,
-        3,
-        150_000,
-        syn(1000),
-        &mut rng,
-    );
+    attack_mix(&mut records, &mut Rng(41));
     by_time(records)
 }
 

@@ -15,49 +15,7 @@ use proptest::prelude::*;
 fn mixed() -> Vec<FlowRecord> {
     let mut rng = Rng(7);
     let mut records = Vec::new();
-    flood(
-        &mut records,
-        ip("192.0.2.10"),
-        false,
-        T0,
-        6,
-        150_000,
-        syn(1000),
-        &mut rng,
-    );
-    flood(
-        &mut records,
-        ip("10.0.0.5"),
-        true,
-        T0 + 2000,
-        5,
-        80_000,
-        udp(40_000, 512, 1000),
-        &mut rng,
-    );
-    flood(
-        &mut records,
-        ip("2001:db8::1"),
-        false,
-        T0 + 1000,
-        4,
-        150_000,
-        udp(53, 1400, 1000),
-        &mut rng,
-    );
-    for h in 0..40u32 {
-        let host = ip(&format!("198.51.100.{}", h + 1));
-        flood(
-            &mut records,
-            host,
-            false,
-            T0,
-            8,
-            10_000,
-            udp(123, 468, 1000),
-            &mut rng,
-        );
-    }
+    attack_mix(&mut records, &mut rng);
     for h in 0..30u32 {
         // Ordinary traffic of hosts of many /24s, some of it to each other.
         let host = ip(&format!("10.{}.{}.9", h % 7, h));
@@ -86,16 +44,6 @@ fn mixed() -> Vec<FlowRecord> {
         unmonitored.time_ms = T0 + s * 1000;
         records.push(unmonitored);
     }
-    flood(
-        &mut records,
-        ip("192.0.2.10"),
-        false,
-        T0 + 40_000,
-        3,
-        150_000,
-        syn(1000),
-        &mut rng,
-    );
     let mut records = by_time(records);
     // Late records: some arrive up to 1.5 s after their time (counted in the open bucket).
     for i in (0..records.len()).step_by(13) {

@@ -123,3 +123,64 @@ pub fn started(events: &[AttackEvent]) -> Vec<&AttackEvent> {
         .filter(|e| e.event == EventKind::AttackStarted)
         .collect()
 }
+
+/// Attacks on several targets (a SYN flood on a host attacked again after a gap, an outgoing
+/// flood, an IPv6 reflection flood, 40 NTP-reflection targets of one /24), unsorted: the shared
+/// part of the mixed inputs of the determinism and sharding properties.
+#[allow(dead_code)]
+pub fn attack_mix(records: &mut Vec<FlowRecord>, rng: &mut Rng) {
+    flood(
+        records,
+        ip("192.0.2.10"),
+        false,
+        T0,
+        6,
+        150_000,
+        syn(1000),
+        rng,
+    );
+    flood(
+        records,
+        ip("10.0.0.5"),
+        true,
+        T0 + 2000,
+        5,
+        80_000,
+        udp(40_000, 512, 1000),
+        rng,
+    );
+    flood(
+        records,
+        ip("2001:db8::1"),
+        false,
+        T0 + 1000,
+        4,
+        150_000,
+        udp(53, 1400, 1000),
+        rng,
+    );
+    for h in 0..40u32 {
+        let host = ip(&format!("198.51.100.{}", h + 1));
+        flood(
+            records,
+            host,
+            false,
+            T0,
+            8,
+            10_000,
+            udp(123, 468, 1000),
+            rng,
+        );
+    }
+    // A gap, then a second attack on the same host.
+    flood(
+        records,
+        ip("192.0.2.10"),
+        false,
+        T0 + 40_000,
+        3,
+        150_000,
+        syn(1000),
+        rng,
+    );
+}
