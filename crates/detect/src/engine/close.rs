@@ -95,6 +95,14 @@ impl Engine {
                 }),
         );
         for (i, &h) in todo.iter().enumerate() {
+            if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD / 2) {
+                // Its details were fetched below: now the fingerprints they will flush.
+                for dir in self.hosts[ahead as usize].dirs() {
+                    if let Some(Some(detail)) = self.details.get(dir.detail as usize) {
+                        detail.fingerprint.prefetch_flush();
+                    }
+                }
+            }
             if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD) {
                 // The whole entry is read: baselines and rings of both directions.
                 let host = &self.hosts[ahead as usize];
@@ -104,6 +112,10 @@ impl Engine {
                     prefetch(&dir.ring[SLOTS - 1]);
                     prefetch(&dir.baseline);
                     prefetch(&dir.detail);
+                    // The detail's fingerprint box, read a few hosts later.
+                    if let Some(Some(detail)) = self.details.get(dir.detail as usize) {
+                        prefetch(&detail.fingerprint);
+                    }
                 }
             }
             if self.hosts[h as usize].evaluated != b {

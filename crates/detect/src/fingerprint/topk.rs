@@ -145,6 +145,15 @@ impl<K: Copy + Eq + Ord + Default, const N: usize> TopK<K, N> {
         }
     }
 
+    /// Hints the CPU to fetch what an `add` reads first: the tags it scans and the counts.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        for tags in self.tags.chunks(16) {
+            crate::prefetch::prefetch(&tags[0]);
+        }
+        crate::prefetch::prefetch(&self.heap);
+    }
+
     /// Copies every key's guaranteed weight into `out`, unsorted: taken at every bucket close
     /// of a watched target, so it must cost a copy, not a sort.
     pub(crate) fn weights_into(&self, out: &mut Weights<K, N>) {
