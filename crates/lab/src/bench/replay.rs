@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use floodwall_daemon::shards::Engines;
 use floodwall_detect::{DetectConfig, Engine};
-use floodwall_wire::{Decoder, Protocol};
+use floodwall_wire::{Decoder, FlowRecord, Protocol};
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -377,38 +377,39 @@ impl Stages {
     }
 }
 
-fn stages(path: &Path, new_engine: &dyn Fn() -> Result<Engine>) -> Result<Stages> {
+/// Reads and decodes a whole capture, handing `on_batch` batches of [`BATCH`] records.
+fn read_batches(
+    path: &Path,
+    on_batch: impl FnMut(&mut Vec<FlowRecord>) -> Result<()>,
+) -> Result<()> {
     let mut decoder = Decoder::default();
     let mut records = Vec::with_capacity(2 * BATCH);
+    read_capture(
+        path,
+        CaptureMode::Telemetry,
+        &mut decoder,
+        &mut records,
+        BATCH,
+        on_batch,
+    )?;
+    Ok(())
+}
+
+fn stages(path: &Path, new_engine: &dyn Fn() -> Result<Engine>) -> Result<Stages> {
     let mut count = 0u64;
     let cpu = thread_cpu_seconds();
-    read_capture(
-        path,
-        CaptureMode::Telemetry,
-        &mut decoder,
-        &mut records,
-        BATCH,
-        |batch| {
-            count += batch.len() as u64;
-            std::hint::black_box(&batch);
-            batch.clear();
-            Ok(())
-        },
-    )?;
+    read_batches(path, |batch| {
+        count += batch.len() as u64;
+        std::hint::black_box(&batch);
+        batch.clear();
+        Ok(())
+    })?;
     let read_decode = thread_cpu_seconds() - cpu;
     let mut batches = Vec::new();
-    let mut decoder = Decoder::default();
-    read_capture(
-        path,
-        CaptureMode::Telemetry,
-        &mut decoder,
-        &mut records,
-        BATCH,
-        |batch| {
-            batches.push(std::mem::replace(batch, Vec::with_capacity(2 * BATCH)));
-            Ok(())
-        },
-    )?;
+    read_batches(path, |batch| {
+        batches.push(std::mem::replace(batch, Vec::with_capacity(2 * BATCH)));
+        Ok(())
+    })?;
     let engine_pass = |fingerprints: bool| -> Result<(f64, f64)> {
         let mut engine = new_engine()?;
         if !fingerprints {
