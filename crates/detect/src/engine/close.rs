@@ -66,15 +66,10 @@ impl Engine {
         let mut todo = std::mem::take(&mut self.scratch);
         todo.clear();
         todo.extend_from_slice(&self.touched_prefixes);
-        todo.extend(
-            self.detail_owners
-                .iter()
-                .flatten()
-                .filter_map(|o| match *o {
-                    Owner::Prefix(p) => Some(p),
-                    Owner::Host(_) => None,
-                }),
-        );
+        todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
+            Owner::Prefix(p) => Some(p),
+            Owner::Host(_) => None,
+        }));
         for &p in &todo {
             if self.prefixes[p as usize].evaluated != b {
                 self.prefixes[p as usize].evaluated = b;
@@ -85,15 +80,10 @@ impl Engine {
         // Touched hosts below their evaluation floors only learn, lazily (`Host::learn_quiet`).
         todo.extend_from_slice(&self.eval_hosts);
         self.eval_hosts.clear();
-        todo.extend(
-            self.detail_owners
-                .iter()
-                .flatten()
-                .filter_map(|o| match *o {
-                    Owner::Host(h) => Some(h),
-                    Owner::Prefix(_) => None,
-                }),
-        );
+        todo.extend(self.details.iter().flatten().filter_map(|d| match d.owner {
+            Owner::Host(h) => Some(h),
+            Owner::Prefix(_) => None,
+        }));
         for (i, &h) in todo.iter().enumerate() {
             if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD / 2) {
                 // Its details were fetched below: now the fingerprints they will flush.

@@ -81,9 +81,6 @@ pub struct Engine {
     prefixes: Vec<Prefix>,
     free_prefixes: Vec<u32>,
     details: Vec<Option<Detail>>,
-    /// The owner of each live detail, beside `details`: a close walks the owners of thousands
-    /// of watched targets without touching their kilobytes of counters.
-    detail_owners: Vec<Option<Owner>>,
     free_details: Vec<u32>,
     details_live: usize,
     attacks_live: usize,
@@ -196,7 +193,6 @@ impl Engine {
             prefixes: Vec::new(),
             free_prefixes: Vec::new(),
             details: Vec::new(),
-            detail_owners: Vec::new(),
             free_details: Vec::new(),
             details_live: 0,
             attacks_live: 0,

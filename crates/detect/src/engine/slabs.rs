@@ -127,12 +127,10 @@ impl Engine {
         let id = match self.free_details.pop() {
             Some(i) => {
                 self.details[i as usize] = Some(detail);
-                self.detail_owners[i as usize] = Some(owner);
                 i
             }
             None => {
                 self.details.push(Some(detail));
-                self.detail_owners.push(Some(owner));
                 (self.details.len() - 1) as u32
             }
         };
@@ -145,7 +143,6 @@ impl Engine {
 
     pub(super) fn free_detail(&mut self, id: u32) {
         if let Some(detail) = self.details[id as usize].take() {
-            self.detail_owners[id as usize] = None;
             match detail.owner {
                 Owner::Host(h) => self.hosts[h as usize].dir_mut(detail.dir).detail = NONE,
                 Owner::Prefix(p) => self.prefixes[p as usize].dirs[detail.dir].detail = NONE,
