@@ -287,11 +287,19 @@ impl Heavy {
     }
 }
 
+/// Packets and bytes of one class.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PacketsBytes {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 /// Per-class packets and bytes of one target in one bucket, and where its TCP and UDP go.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClassCounts {
-    pub packets: [u64; pk::N],
-    pub bytes: [u64; pk::N],
+    /// Packets and bytes per class (`pk::*`), side by side: a record adds to two to four
+    /// classes, each one 16-byte pair.
+    pub classes: [PacketsBytes; pk::N],
     /// Packets and bytes counted here: less than the target's [`Tally`] when watching started
     /// mid-bucket, so class rates are extrapolated by the ratio.
     pub covered_packets: u64,
@@ -315,8 +323,7 @@ pub(crate) struct ClassCounts {
 impl Default for ClassCounts {
     fn default() -> Self {
         ClassCounts {
-            packets: [0; pk::N],
-            bytes: [0; pk::N],
+            classes: [PacketsBytes::default(); pk::N],
             covered_packets: 0,
             covered_bytes: 0,
             evidence: 0,
@@ -346,8 +353,9 @@ impl ClassCounts {
         self.first_ms = self.first_ms.min(r.time_ms);
         self.provenance.add(r);
         let mut count = |i: usize| {
-            self.packets[i] += p;
-            self.bytes[i] += b;
+            let c = &mut self.classes[i];
+            c.packets += p;
+            c.bytes += b;
         };
         let proto = c.proto as usize;
         count(proto);
@@ -692,11 +700,9 @@ impl Mix {
         } else {
             pscale
         };
-        for (acc, v) in self.packets.iter_mut().zip(c.packets) {
-            *acc += v as f64 * pscale;
-        }
-        for (acc, v) in self.bytes.iter_mut().zip(c.bytes) {
-            *acc += v as f64 * bscale;
+        for ((p, b), v) in self.packets.iter_mut().zip(&mut self.bytes).zip(&c.classes) {
+            *p += v.packets as f64 * pscale;
+            *b += v.bytes as f64 * bscale;
         }
         self.remotes += c.remotes.mass() as f64 * pscale;
         self.tcp_local += c.tcp_local.mass() as f64 * pscale;

@@ -914,6 +914,38 @@ proptest! {
     }
 }
 
+/// The record path skips its prefetch stages while few hosts are active: both paths account
+/// alike, over attacks and many ordinary hosts (some evicted and reused between them).
+#[test]
+fn the_record_path_with_and_without_prefetching_gives_the_same_events() {
+    let mut records = mixed_records();
+    let mut rng = Rng(47);
+    for i in 0..60_000u64 {
+        let mut r = sample(proto::TCP, 800, 1000);
+        r.dst = IpAddr::from([10, 1, (rng.next() % 40) as u8, (rng.next() % 256) as u8]);
+        r.src = rng.remote();
+        r.time_ms = T0 + (i % 60) * 1000 + i % 997;
+        records.push(r);
+    }
+    let records = by_time(records);
+    let run_with = |resident: bool| {
+        let mut engine = Engine::new(config()).unwrap();
+        engine.force_cache_resident_for_test(resident);
+        let mut events = Vec::new();
+        for batch in records.chunks(4096) {
+            engine.ingest(batch, &mut events);
+        }
+        engine.finish(&mut events);
+        (events, engine.stats().clone())
+    };
+    let (prefetched, stats) = run_with(false);
+    assert!(started(&prefetched).len() >= 5);
+    assert!(stats.hosts_tracked > 5_000, "{}", stats.hosts_tracked);
+    let (resident, resident_stats) = run_with(true);
+    assert_eq!(prefetched, resident);
+    assert_eq!(format!("{stats:?}"), format!("{resident_stats:?}"));
+}
+
 #[test]
 fn hostgroup_totals_report_the_last_complete_bucket() {
     let mut rng = Rng(43);

@@ -9,7 +9,7 @@ use crate::prefetch::prefetch;
 use crate::vocab::{Metric, METRICS};
 use crate::AttackEvent;
 
-use super::entries::Owner;
+use super::entries::{Detail, Host, Owner};
 use super::ingest::PREFETCH_AHEAD;
 use super::limits::watch_levels;
 use super::{sort_events, Crossing, Engine, IN, NONE, OUT, SURGE_UNEXPLAINED};
@@ -34,6 +34,10 @@ pub(super) fn static_trigger(limits: &[f64; METRICS], rates: &Rates) -> Option<(
     best
 }
 
+/// Bytes of host entries and watched targets' details a bucket may touch for them to stay in
+/// cache (a quarter of this machine class's L3): ingest then skips its prefetch stages.
+const CACHE_RESIDENT_BYTES: usize = 8 << 20;
+
 impl Engine {
     /// Closes the open bucket: detection, lifecycle, eviction. Events come out sorted by
     /// direction and target.
@@ -50,6 +54,11 @@ impl Engine {
         }
 
         self.close_targets(b, end_ms, events);
+        let working_set = self.touched_hosts.len() * (size_of::<Host>() + size_of::<u64>())
+            + self.details_live * size_of::<Detail>();
+        self.cache_resident = self
+            .force_cache_resident
+            .unwrap_or(working_set <= CACHE_RESIDENT_BYTES);
         self.touched_hosts.clear();
         self.touched_prefixes.clear();
         sort_events(&mut events[start..]);

@@ -74,6 +74,31 @@ impl Engine {
         // prefixes and details ½ ahead, watched targets' sketches ¼ and ⅛ ahead. Each record's
         // hostgroups are looked up once, at the first stage, and kept in a small ring until the
         // record is accounted.
+        if self.cache_resident {
+            // Few targets, all in cache: prefetching would only look everything up twice.
+            for (i, r) in records.iter().enumerate() {
+                self.stats.records += 1;
+                let before = events.len();
+                let clock = if SHARD {
+                    meta.get(i).map_or(r.time_ms, |m| m.clock_ms)
+                } else {
+                    r.time_ms
+                };
+                self.advance(clock, events);
+                let s = sides_of(self, i, r);
+                self.account(r, s, (NONE, NONE));
+                if !self.early_starts.is_empty() {
+                    self.start_early(self.clock_ms, events);
+                }
+                if !self.early_confirms.is_empty() {
+                    self.confirm_early(self.clock_ms, events);
+                }
+                if SHARD && events.len() != before {
+                    marks.push((i as u32, events.len() as u32));
+                }
+            }
+            return;
+        }
         let mut sides = [(None, None); LOOKAHEAD_RING];
         // Host entries found when prefetching, `NONE` if not (yet) there; checked before use.
         let mut found = [(NONE, NONE); LOOKAHEAD_RING];

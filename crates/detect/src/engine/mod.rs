@@ -116,6 +116,11 @@ pub struct Engine {
     /// Whether watched targets' records feed their fingerprints: off only to measure what
     /// fingerprinting costs (`floodwall bench replay`).
     fingerprinting: bool,
+    /// Whether the last bucket touched so few hosts that their entries stay in cache: ingest
+    /// then skips its prefetch stages.
+    cache_resident: bool,
+    /// Forces one record path whatever the working set (tests of their equivalence).
+    force_cache_resident: Option<bool>,
     /// The part of the targets this engine holds ([`Shard::ALL`] unless sharded).
     shard: Shard,
 }
@@ -197,6 +202,8 @@ impl Engine {
             details_live: 0,
             attacks_live: 0,
             touched_hosts: Vec::new(),
+            cache_resident: false,
+            force_cache_resident: None,
             eval_hosts: Vec::new(),
             stale_prefixes: Vec::new(),
             touched_prefixes: Vec::new(),
@@ -246,6 +253,14 @@ impl Engine {
     #[doc(hidden)]
     pub fn disable_fingerprints_for_benchmark(&mut self) {
         self.fingerprinting = false;
+    }
+
+    /// Takes the record path with (`false`) or without (`true`) prefetching whatever the
+    /// working set, so tests can show both give the same events.
+    #[doc(hidden)]
+    pub fn force_cache_resident_for_test(&mut self, resident: bool) {
+        self.force_cache_resident = Some(resident);
+        self.cache_resident = resident;
     }
 
     /// The engine clock: the latest telemetry time seen (records or `tick`).
