@@ -187,6 +187,9 @@ struct Exact {
     settle_from: u64,
     /// Entries of `Sketches::pending` in use.
     pending: u8,
+    /// The first `marked` of them are already in the sketches a mark copies (see
+    /// [`FingerprintBuilder::mark_before`]).
+    marked: u8,
     /// Every record feeds every sketch (the reference the sampling is tested against).
     unsampled: bool,
 }
@@ -214,6 +217,8 @@ struct Kept {
 
 /// Kept records batched before they are added to the sampled sketches.
 const PENDING: usize = 16;
+/// Kept records before a full batch at which the sketches it is added to are prefetched.
+const FLUSH_AHEAD: usize = 4;
 
 impl Exact {
     /// One record in `stride` feeds the sampled sketches: every record for the first
@@ -246,6 +251,10 @@ struct Before {
     src_ports: Weights<u16, TOP_CAPACITY>,
     dst_ports: Weights<u16, TOP_CAPACITY>,
     tcp_flags: Weights<u8, TOP_CAPACITY>,
+    /// Whether the sketch part (sizes, weights, ports, flags) is still what the sketches hold:
+    /// no kept record has been added to them since the mark, so it was not copied yet. A
+    /// thinly fed watch is marked every second; its sketches change only every few seconds.
+    live: bool,
 }
 
 /// Records behind a profile of the traffic before an attack for it to say anything.
@@ -278,6 +287,26 @@ impl Default for Sketches {
             flag_weight: 0,
             before: Before::default(),
         }
+    }
+}
+
+impl Sketches {
+    /// Copies the sketches' part of a mark into `b`.
+    fn copy_marked_sketches(&self, b: &mut Before) {
+        b.sizes = self.sizes;
+        b.port_weight = self.port_weight;
+        b.flag_weight = self.flag_weight;
+        self.src_ports.weights_into(&mut b.src_ports);
+        self.dst_ports.weights_into(&mut b.dst_ports);
+        self.tcp_flags.weights_into(&mut b.tcp_flags);
+    }
+
+    /// Keeps the live mark before the sketches move on.
+    fn materialise_before(&mut self) {
+        let mut b = self.before;
+        self.copy_marked_sketches(&mut b);
+        b.live = false;
+        self.before = b;
     }
 }
 
@@ -382,23 +411,22 @@ impl FingerprintBuilder {
         self.s.remotes.prefetch(hll::hash_addr(addr_bits(remote)));
     }
 
-    /// Hints the CPU to fetch what the next [`Self::flush`] touches first: the kept records
-    /// and the heads of the sampled sketches (a close flushes thousands of cold fingerprints).
+    /// Hints the CPU to fetch what the next [`Self::mark_before`] touches first: the kept
+    /// records not yet marked and the heads of the sketches a mark copies (a close marks
+    /// thousands of cold fingerprints).
     #[inline]
-    pub fn prefetch_flush(&self) {
+    pub fn prefetch_mark(&self) {
         let s = &*self.s;
-        let pending = usize::from(s.exact.pending);
-        if pending == 0 {
+        let (marked, pending) = (usize::from(s.exact.marked), usize::from(s.exact.pending));
+        if marked == pending {
             return;
         }
-        for k in &s.pending[..pending] {
+        for k in &s.pending[marked..pending] {
             crate::prefetch::prefetch(k);
         }
-        s.sources.prefetch();
         s.src_ports.prefetch();
         s.dst_ports.prefetch();
         s.tcp_flags.prefetch();
-        s.exporters.prefetch();
         crate::prefetch::prefetch(&s.sizes);
         crate::prefetch::prefetch(&s.before);
     }
@@ -471,6 +499,15 @@ impl FingerprintBuilder {
             ttl: record.ttl,
         };
         e.pending += 1;
+        if usize::from(e.pending) == PENDING - FLUSH_AHEAD {
+            // A thinly fed target's sketches are cold when its batch fills: fetch them while
+            // the last few records arrive.
+            s.sources.prefetch();
+            s.exporters.prefetch();
+            s.src_ports.prefetch();
+            s.dst_ports.prefetch();
+            crate::prefetch::prefetch(&s.ttls);
+        }
         if usize::from(e.pending) == PENDING {
             self.flush();
         }
@@ -479,12 +516,45 @@ impl FingerprintBuilder {
     /// Adds the kept records still pending to the sampled sketches. The engine calls it before
     /// reading a fingerprint; readers that find records pending work on a flushed copy.
     pub fn flush(&mut self) {
+        self.flush_marked();
         let s = &mut *self.s;
         let n = usize::from(std::mem::take(&mut s.exact.pending));
+        s.exact.marked = 0;
         for k in &s.pending[..n] {
-            let (p, w) = (usize::from(k.protocol), k.weight);
+            let w = k.weight;
             s.sources.add(k.remote, k.hash, w);
             s.source_weight = s.source_weight.saturating_add(w);
+            let path = PathKey {
+                exporter: k.exporter,
+                in_if: k.in_if,
+                out_if: k.out_if,
+            };
+            s.exporters.add(path, path.tag(), w);
+            if k.ttl > 0 {
+                let b = bucket(&TTL_BOUNDS, u16::from(k.ttl));
+                s.ttls[b] = s.ttls[b].saturating_add(w);
+            }
+        }
+    }
+
+    /// Adds the kept records not yet there to the sketches a mark copies (ports, flags, sizes).
+    /// Each sketch takes the records in the same order whether flushed whole or in these two
+    /// parts, so the result is the same; a close of a watched target without an attack only
+    /// needs this part, and the others wait for a full batch.
+    fn flush_marked(&mut self) {
+        let s = &mut *self.s;
+        if s.exact.marked < s.exact.pending && s.before.live {
+            s.materialise_before();
+        }
+        self.add_marked();
+    }
+
+    /// [`Self::flush_marked`] without keeping the mark: for the next mark.
+    fn add_marked(&mut self) {
+        let s = &mut *self.s;
+        let (marked, pending) = (usize::from(s.exact.marked), usize::from(s.exact.pending));
+        for k in &s.pending[marked..pending] {
+            let (p, w) = (usize::from(k.protocol), k.weight);
             // Ports only mean something for TCP and UDP (ICMP carries type/code in `dst_port`).
             if p == P_TCP || p == P_UDP {
                 s.port_weight = s.port_weight.saturating_add(w);
@@ -495,21 +565,12 @@ impl FingerprintBuilder {
                 s.flag_weight = s.flag_weight.saturating_add(w);
                 s.tcp_flags.add(k.tcp_flags, u32::from(k.tcp_flags), w);
             }
-            let path = PathKey {
-                exporter: k.exporter,
-                in_if: k.in_if,
-                out_if: k.out_if,
-            };
-            s.exporters.add(path, path.tag(), w);
             if k.packet_len > 0 {
                 let b = bucket(&SIZE_BOUNDS, k.packet_len);
                 s.sizes[b] = s.sizes[b].saturating_add(w);
             }
-            if k.ttl > 0 {
-                let b = bucket(&TTL_BOUNDS, u16::from(k.ttl));
-                s.ttls[b] = s.ttls[b].saturating_add(w);
-            }
         }
+        s.exact.marked = s.exact.pending;
     }
 
     /// This builder with nothing pending: itself, or a flushed copy.
@@ -559,32 +620,44 @@ impl FingerprintBuilder {
 
     /// Notes the traffic so far as the target's ordinary traffic: called at bucket closes while
     /// the target is watched and not attacked.
+    ///
+    /// The exact counts are copied; the sketches' part only when a kept record is about to be
+    /// added to them before the next mark (see [`Before::live`]).
     pub fn mark_before(&mut self) {
-        self.flush();
-        let s = &mut *self.s;
-        // Nothing new since the last mark (an idle watch): the mark stands.
-        if s.before.records == s.exact.records {
+        // Nothing new since the last mark (an idle watch): the mark stands, and every kept
+        // record is in it.
+        if self.s.before.records == self.s.exact.records {
             return;
         }
+        // The last mark is superseded: its sketch part need not be kept.
+        self.add_marked();
+        let s = &mut *self.s;
         let b = &mut s.before;
         b.records = s.exact.records;
         b.packets = s.exact.packets;
         b.bytes = s.exact.bytes;
         b.protocols = s.exact.protocols;
         b.fragments = s.exact.fragments;
-        b.sizes = s.sizes;
-        b.port_weight = s.port_weight;
-        b.flag_weight = s.flag_weight;
-        s.src_ports.weights_into(&mut b.src_ports);
-        s.dst_ports.weights_into(&mut b.dst_ports);
-        s.tcp_flags.weights_into(&mut b.tcp_flags);
+        b.live = true;
+    }
+
+    /// The mark with its sketch part, copied from the sketches if still live there.
+    fn before_view(&self) -> std::borrow::Cow<'_, Before> {
+        let s = &*self.s;
+        if s.before.live {
+            let mut b = s.before;
+            s.copy_marked_sketches(&mut b);
+            std::borrow::Cow::Owned(b)
+        } else {
+            std::borrow::Cow::Borrowed(&s.before)
+        }
     }
 
     /// The target's traffic as last marked before an attack, if enough of it was seen to say
     /// anything. Ports and flags are its heaviest few; sources and TTLs are not kept.
     pub fn before(&self) -> Option<Fingerprint> {
-        // The mark flushed: nothing pending belongs to it.
-        let b = &self.s.before;
+        // The mark added every kept record to what it copied: nothing pending belongs to it.
+        let b = &*self.before_view();
         if b.records < BEFORE_MIN_RECORDS {
             return None;
         }
@@ -616,7 +689,7 @@ impl FingerprintBuilder {
     pub fn snapshot(&self) -> Fingerprint {
         let this = self.flushed();
         let s = &*this.s;
-        let b = &s.before;
+        let b = &*this.before_view();
         let protocols: [u64; 5] =
             std::array::from_fn(|i| s.exact.protocols[i].saturating_sub(b.protocols[i]));
         let sizes: [u64; SIZE_BOUNDS.len()] =

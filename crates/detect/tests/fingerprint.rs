@@ -490,3 +490,53 @@ fn the_traffic_before_an_attack_is_kept_apart() {
     assert_eq!(before.top_destination_ports[0].share, 1.0);
     assert!(b.snapshot().protocols.udp > 0.99);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// A mark is what the fingerprint showed at that moment, however many records came before
+    /// and after it (marks are copied lazily: only once the sketches move on), and marking
+    /// changes nothing else: the final snapshot's sources, exporters and totals are those of a
+    /// builder never marked.
+    #[test]
+    fn a_mark_is_the_fingerprint_at_that_moment(
+        seed in any::<u64>(),
+        gaps in proptest::collection::vec(0usize..40, 1..30),
+    ) {
+        let records = flood(seed, gaps.iter().sum::<usize>() + 20);
+        let mut marked = FingerprintBuilder::new();
+        let mut at = 0;
+        let mut last_mark = None;
+        for gap in gaps {
+            for r in &records[at..at + gap] {
+                marked.observe(r, r.src);
+            }
+            at += gap;
+            marked.mark_before();
+            if at > 0 {
+                last_mark = Some(at);
+            }
+        }
+        for r in &records[at..] {
+            marked.observe(r, r.src);
+        }
+        let before = marked.before();
+        match last_mark {
+            Some(k) if k >= 8 => {
+                let reference = build(&records[..k]).snapshot();
+                let before = before.expect("marked");
+                prop_assert_eq!(before.packets, reference.packets);
+                prop_assert_eq!(before.protocols, reference.protocols);
+                prop_assert_eq!(before.packet_sizes, reference.packet_sizes);
+                prop_assert_eq!(before.top_source_ports, reference.top_source_ports);
+                prop_assert_eq!(before.top_destination_ports, reference.top_destination_ports);
+                prop_assert_eq!(before.top_tcp_flags, reference.top_tcp_flags);
+            }
+            _ => prop_assert!(before.is_none()),
+        }
+        let (now, unmarked) = (marked.snapshot(), build(&records).snapshot());
+        prop_assert_eq!(now.top_sources, unmarked.top_sources);
+        prop_assert_eq!(now.exporters, unmarked.exporters);
+        prop_assert_eq!(now.sources_estimate, unmarked.sources_estimate);
+        prop_assert_eq!(now.ttls, unmarked.ttls);
+    }
+}

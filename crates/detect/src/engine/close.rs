@@ -95,10 +95,10 @@ impl Engine {
         }));
         for (i, &h) in todo.iter().enumerate() {
             if let Some(&ahead) = todo.get(i + PREFETCH_AHEAD / 2) {
-                // Its details were fetched below: now the fingerprints they will flush.
+                // Its details were fetched below: now the fingerprints they will mark.
                 for dir in self.hosts[ahead as usize].dirs() {
                     if let Some(Some(detail)) = self.details.get(dir.detail as usize) {
-                        detail.fingerprint.prefetch_flush();
+                        detail.fingerprint.prefetch_mark();
                     }
                 }
             }

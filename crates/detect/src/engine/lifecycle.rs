@@ -151,7 +151,10 @@ impl Engine {
             .map(|(metric, level)| self.bucket_hot(owner, d, rates, metric, level, b));
         if det != NONE {
             let detail = self.details[det as usize].as_mut().expect("live detail");
-            detail.fingerprint.flush();
+            if detail.attack.is_some() || crossing.is_some() {
+                // Read below; a watch without an attack is only marked (`age_watch`).
+                detail.fingerprint.flush();
+            }
             detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
             if let Some(attack) = detail.attack.as_mut() {
                 let sources = detail.fingerprint.distinct_remotes();
@@ -267,7 +270,6 @@ impl Engine {
     pub(super) fn close_quiet_watch(&mut self, h: u32, d: usize, t: Tally, below: bool) {
         let det = self.hosts[h as usize].dir(d).detail;
         let detail = self.details[det as usize].as_mut().expect("live detail");
-        detail.fingerprint.flush();
         // As `Rates` has them: through f64.
         let (bps, pps) = (t.bytes as f64 * 8.0, t.packets as f64);
         detail.fingerprint.bucket_rates(bps as u64, pps as u64);
