@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use floodwall_wire::FlowRecord;
 
 use crate::addrmap::Key;
-use crate::counters::{class_slot, remote_hash, tally_slot, RecordClass, Tally, SLOTS};
+use crate::counters::{class_slot, pk, remote_hash, tally_slot, RecordClass, Tally, SLOTS};
 use crate::partition::{RecordMeta, OWNS_DST, OWNS_SRC};
 use crate::prefetch::prefetch;
 use crate::AttackEvent;
@@ -233,7 +233,12 @@ impl Engine {
         if let Some(Some(detail)) = self.details.get(id as usize) {
             let slot = &detail.ring[self.open as usize % SLOTS];
             prefetch(slot);
+            prefetch(&slot.classes[pk::SYN]);
+            prefetch(&slot.classes[pk::DATA]);
             prefetch(&slot.remotes);
+            prefetch(&slot.tcp_local);
+            prefetch(&slot.tcp_remote);
+            prefetch(&slot.udp_local);
             prefetch(&slot.provenance);
             prefetch(&detail.fingerprint);
         }
