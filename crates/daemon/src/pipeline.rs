@@ -34,7 +34,7 @@ use crate::logging::log;
 use crate::shards::Engines;
 use crate::sinks::{EventsFile, Notify};
 use crate::sources::udp::CollectorStats;
-use crate::sources::{RunningSource, Source, SourceReport};
+use crate::sources::{BatchOutput, RecordBatch, RunningSource, Source, SourceReport};
 use crate::status::{ActiveAttacks, CollectorStatus, Status, StatusBoard};
 
 /// Records may arrive this late (exporter batching, network) and still count in their own
@@ -202,7 +202,9 @@ impl Pipeline {
         };
         let (tx, rx) = crossbeam_channel::bounded(batches);
         let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(batches);
-        let source = source.start(tx, recycle_rx)?;
+        // Sharded, the sources route each batch to the shards on their own threads.
+        let output = BatchOutput::new(tx, engine.router().map(std::sync::Arc::new));
+        let source = source.start(output, recycle_rx)?;
         let local_addrs = source.local_addrs();
         let stop = Arc::new(AtomicBool::new(false));
         let engine_thread = EngineThread {
@@ -306,8 +308,8 @@ struct EngineThread {
     engine: Engines,
     /// Taken when it stops.
     source: Option<Box<dyn RunningSource>>,
-    batches: crossbeam_channel::Receiver<Vec<floodwall_wire::FlowRecord>>,
-    recycle: crossbeam_channel::Sender<Vec<floodwall_wire::FlowRecord>>,
+    batches: crossbeam_channel::Receiver<RecordBatch>,
+    recycle: crossbeam_channel::Sender<RecordBatch>,
     bus: Bus,
     status: Arc<StatusBoard>,
     stop: Arc<AtomicBool>,
@@ -332,10 +334,11 @@ impl EngineThread {
         while !self.stop.load(Ordering::Relaxed) {
             match self.batches.recv_timeout(TICK) {
                 Ok(mut batch) => {
-                    records += batch.len() as u64;
-                    records_since += batch.len() as u64;
-                    self.engine.ingest(&batch, &mut events);
-                    batch.clear();
+                    records += batch.records.len() as u64;
+                    records_since += batch.records.len() as u64;
+                    self.engine
+                        .ingest_routed(&batch.records, &batch.routes, &mut events);
+                    batch.records.clear();
                     let _ = self.recycle.try_send(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -391,8 +394,9 @@ impl EngineThread {
         };
         // What the source handed over before it stopped still counts.
         while let Ok(batch) = self.batches.try_recv() {
-            records += batch.len() as u64;
-            self.engine.ingest(&batch, &mut events);
+            records += batch.records.len() as u64;
+            self.engine
+                .ingest_routed(&batch.records, &batch.routes, &mut events);
         }
         // A capture read to its end is over; live traffic is not (we stopped, it did not).
         if input_ended && !live && source.error.is_none() {

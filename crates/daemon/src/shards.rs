@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, Sender};
-use floodwall_detect::shard::{merge_baselines, Dispatcher, ShardWork};
+use floodwall_detect::shard::{merge_baselines, Dispatcher, Route, Router, ShardWork};
 use floodwall_detect::{AttackEvent, Baselines, DetectConfig, Engine, EngineStats, Shard};
 use floodwall_wire::FlowRecord;
 
@@ -64,6 +64,32 @@ impl Engines {
                 pool.dispatcher.split(records, &mut pool.works);
                 pool.round(events);
             }
+        }
+    }
+
+    /// [`Engines::ingest`] of records a source routed with [`Engines::router`] (routes of
+    /// another length are ignored, and a single engine needs none).
+    pub fn ingest_routed(
+        &mut self,
+        records: &[FlowRecord],
+        routes: &[Route],
+        events: &mut Vec<AttackEvent>,
+    ) {
+        match self {
+            Engines::One(engine) => engine.ingest(records, events),
+            Engines::Sharded(pool) => {
+                pool.dispatcher
+                    .split_routed(records, routes, &mut pool.works);
+                pool.round(events);
+            }
+        }
+    }
+
+    /// What sources route records to the shards with; `None` for a single engine.
+    pub fn router(&self) -> Option<Router> {
+        match self {
+            Engines::One(_) => None,
+            Engines::Sharded(pool) => Some(pool.dispatcher.router().clone()),
         }
     }
 

@@ -1,11 +1,12 @@
 //! The sharded engine's added work per record: the partition key of an address, and the
-//! dispatcher's split of a batch between shards (lookups, key, copy into the shard's buffer).
+//! dispatcher's split of a batch between shards (lookups, key, copy into the shard's buffer),
+//! and the same split when a collector routed the records (the routes, then the deal).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use floodwall_detect::shard::Dispatcher;
+use floodwall_detect::shard::{Dispatcher, Router};
 use floodwall_detect::{DetectConfig, Engine, Shard, ShardKey};
 use floodwall_wire::FlowRecord;
 
@@ -76,7 +77,42 @@ fn shard(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
+        // The engine thread's part when the collectors routed the batch.
+        g.bench_function(format!("split_routed_8192_records_{shards}_shards"), |b| {
+            let router = Router::new(&config, shards).expect("valid config");
+            let mut routes = Vec::new();
+            router.route_all(&records, &mut routes);
+            b.iter_batched(
+                || {
+                    let (mut dispatcher, mut works) =
+                        Dispatcher::new(&config, shards).expect("valid config");
+                    dispatcher.split_routed(&records, &routes, &mut works);
+                    for (index, work) in works.iter_mut().enumerate() {
+                        let shard = Shard {
+                            index: index as u32,
+                            count: shards,
+                        };
+                        work.run(&mut Engine::new_shard(config.clone(), shard).expect("valid"));
+                    }
+                    (dispatcher, works)
+                },
+                |(mut dispatcher, mut works)| {
+                    dispatcher.split_routed(black_box(&records), &routes, &mut works);
+                    works
+                },
+                BatchSize::LargeInput,
+            )
+        });
     }
+    // The collector's part: the routes of a batch.
+    g.bench_function("route_8192_records_2_shards", |b| {
+        let router = Router::new(&config, 2).expect("valid config");
+        let mut routes = Vec::with_capacity(N);
+        b.iter(|| {
+            router.route_all(black_box(&records), &mut routes);
+            routes.len()
+        })
+    });
     g.finish();
 }
 

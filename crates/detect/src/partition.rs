@@ -92,7 +92,7 @@ pub(crate) const OWNS_DST: u8 = 1;
 pub(crate) const OWNS_SRC: u8 = 2;
 
 /// What a shard is told of each of its records.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RecordMeta {
     /// The stream's clock with this record: the latest time seen so far, this record's included.
     pub clock_ms: u64,

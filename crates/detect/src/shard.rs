@@ -183,13 +183,80 @@ impl ShardWork {
     }
 }
 
-/// Splits batches of records between shards, keeps the stream's clock and counts, and merges
-/// the shards' events. See the module docs.
-pub struct Dispatcher {
+/// The shards of a record's monitored ends: its destination's and its source's,
+/// [`Route::NONE`] where that end is not monitored. Computed once per record, by whichever
+/// thread has the record first (a collector, in the daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub dst: u16,
+    pub src: u16,
+}
+
+impl Route {
+    /// The end is not monitored: no shard accounts it.
+    pub const NONE: u16 = u16::MAX;
+}
+
+/// Which shards a record's ends belong to: the monitored networks and the [`ShardKey`] over
+/// `count` shards. Cheap to clone and shareable, so every collector thread can route the
+/// records it decodes before handing them over, and the engine thread only deals them out.
+#[derive(Debug, Clone)]
+pub struct Router {
     networks: NetworkMap,
     prefix_length_v4: u8,
     prefix_length_v6: u8,
     count: u32,
+}
+
+impl Router {
+    pub fn new(config: &DetectConfig, count: u32) -> Result<Router, ConfigError> {
+        config.validate()?;
+        Shard { index: 0, count }.validate()?;
+        let group_nets: Vec<Vec<IpNet>> = config
+            .hostgroups
+            .iter()
+            .map(|g| g.networks.clone())
+            .collect();
+        Ok(Router {
+            networks: NetworkMap::new(&config.networks, &group_nets),
+            prefix_length_v4: config.prefix_length_v4,
+            prefix_length_v6: config.prefix_length_v6,
+            count,
+        })
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The route of one record.
+    #[inline]
+    pub fn route(&self, r: &FlowRecord) -> Route {
+        let shard_of = |addr| {
+            let key = ShardKey::of(addr, self.prefix_length_v4, self.prefix_length_v6);
+            key.shard(self.count) as u16
+        };
+        let end = |addr| match self.networks.lookup(addr) {
+            Some(_) => shard_of(addr),
+            None => Route::NONE,
+        };
+        Route {
+            dst: end(r.dst),
+            src: end(r.src),
+        }
+    }
+
+    /// Replaces `routes` with the routes of `records`, in order.
+    pub fn route_all(&self, records: &[FlowRecord], routes: &mut Vec<Route>) {
+        routes.clear();
+        routes.extend(records.iter().map(|r| self.route(r)));
+    }
+}
+
+/// Splits batches of records between shards, keeps the stream's clock and counts, and merges
+/// the shards' events. See the module docs.
+pub struct Dispatcher {
+    router: Router,
     started: bool,
     clock_ms: u64,
     records: u64,
@@ -203,18 +270,8 @@ impl Dispatcher {
         config: &DetectConfig,
         count: u32,
     ) -> Result<(Dispatcher, Vec<ShardWork>), ConfigError> {
-        config.validate()?;
-        Shard { index: 0, count }.validate()?;
-        let group_nets: Vec<Vec<IpNet>> = config
-            .hostgroups
-            .iter()
-            .map(|g| g.networks.clone())
-            .collect();
         let dispatcher = Dispatcher {
-            networks: NetworkMap::new(&config.networks, &group_nets),
-            prefix_length_v4: config.prefix_length_v4,
-            prefix_length_v6: config.prefix_length_v6,
-            count,
+            router: Router::new(config, count)?,
             started: false,
             clock_ms: 0,
             records: 0,
@@ -226,7 +283,12 @@ impl Dispatcher {
     }
 
     pub fn count(&self) -> u32 {
-        self.count
+        self.router.count
+    }
+
+    /// What collectors route records with: the same as this dispatcher's.
+    pub fn router(&self) -> &Router {
+        &self.router
     }
 
     /// The stream's clock: the latest telemetry time seen (records or ticks).
@@ -243,7 +305,34 @@ impl Dispatcher {
     /// Hands each record of `batch` to the shards of its monitored ends (`works`, one per
     /// shard, as [`Dispatcher::new`] made them).
     pub fn split(&mut self, batch: &[FlowRecord], works: &mut [ShardWork]) {
-        let n = self.count;
+        self.deal(batch, |router, _, r| router.route(r), works);
+    }
+
+    /// [`Dispatcher::split`] of a batch whose records were routed already (by the collector
+    /// that decoded them, with a [`Router`] of this dispatcher's configuration and count):
+    /// the engine thread then only keeps the clock and deals records out. Routes that do not
+    /// match the batch are ignored and the records routed here.
+    pub fn split_routed(
+        &mut self,
+        batch: &[FlowRecord],
+        routes: &[Route],
+        works: &mut [ShardWork],
+    ) {
+        if routes.len() != batch.len() {
+            self.split(batch, works);
+            return;
+        }
+        self.deal(batch, |_, i, _| routes[i], works);
+    }
+
+    #[inline(always)]
+    fn deal(
+        &mut self,
+        batch: &[FlowRecord],
+        route: impl Fn(&Router, usize, &FlowRecord) -> Route,
+        works: &mut [ShardWork],
+    ) {
+        let n = self.router.count as usize;
         for (i, r) in batch.iter().enumerate() {
             let pos = i as u32;
             if !self.started {
@@ -257,11 +346,10 @@ impl Dispatcher {
                 self.clock_ms = r.time_ms;
             }
             self.records += 1;
-            let (dst, src) = (self.networks.lookup(r.dst), self.networks.lookup(r.src));
-            let shard_of = |addr| {
-                ShardKey::of(addr, self.prefix_length_v4, self.prefix_length_v6).shard(n) as usize
-            };
-            let (d, s) = (dst.map(|_| shard_of(r.dst)), src.map(|_| shard_of(r.src)));
+            let Route { dst, src } = route(&self.router, i, r);
+            // A route from elsewhere names a shard this dispatcher has, or none.
+            let shard = |s: u16| (usize::from(s) < n).then_some(usize::from(s));
+            let (d, s) = (shard(dst), shard(src));
             let meta = |owned| RecordMeta {
                 clock_ms: self.clock_ms,
                 pos,
@@ -372,6 +460,19 @@ impl ShardedEngine {
         self.round(events);
     }
 
+    /// See [`Engine::ingest`], with the records' routes computed elsewhere (by a [`Router`]
+    /// of the same configuration and shard count, as a collector would).
+    pub fn ingest_routed(
+        &mut self,
+        records: &[FlowRecord],
+        routes: &[Route],
+        events: &mut Vec<AttackEvent>,
+    ) {
+        self.dispatcher
+            .split_routed(records, routes, &mut self.works);
+        self.round(events);
+    }
+
     /// See [`Engine::tick`].
     pub fn tick(&mut self, now_ms: u64, events: &mut Vec<AttackEvent>) {
         self.dispatcher.tick(now_ms, &mut self.works);
@@ -413,6 +514,57 @@ mod tests {
 
     fn key(a: &str) -> ShardKey {
         ShardKey::of(a.parse().unwrap(), 24, 48)
+    }
+
+    /// Records routed by a collector's router are dealt out exactly as the dispatcher would
+    /// route them itself; routes that do not fit the batch are not trusted.
+    #[test]
+    fn routed_batches_split_like_unrouted_ones() {
+        let config = DetectConfig {
+            networks: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            ..DetectConfig::default()
+        };
+        let ips = [
+            "10.0.0.1",
+            "10.9.8.7",
+            "192.0.2.1",
+            "2001:db8::5",
+            "10.200.0.9",
+        ];
+        let batch: Vec<FlowRecord> = (0..400u64)
+            .map(|i| {
+                let mut r = FlowRecord::empty("192.0.2.250".parse().unwrap());
+                r.dst = ips[(i % 5) as usize].parse().unwrap();
+                r.src = ips[(i * 7 % 5) as usize].parse().unwrap();
+                r.time_ms = 1_000_000 + i * 10;
+                r.packets = 1;
+                r
+            })
+            .collect();
+        for count in [1, 2, 3, 5] {
+            let (mut plain, mut plain_works) = Dispatcher::new(&config, count).unwrap();
+            plain.split(&batch, &mut plain_works);
+            let (mut routed, mut routed_works) = Dispatcher::new(&config, count).unwrap();
+            let router = routed.router().clone();
+            let mut routes = Vec::new();
+            router.route_all(&batch, &mut routes);
+            assert!(routes
+                .iter()
+                .any(|r| r.dst == Route::NONE || r.src == Route::NONE));
+            routed.split_routed(&batch, &routes, &mut routed_works);
+            let (mut short, mut short_works) = Dispatcher::new(&config, count).unwrap();
+            short.split_routed(&batch, &routes[1..], &mut short_works);
+            for ((a, b), c) in plain_works.iter().zip(&routed_works).zip(&short_works) {
+                assert_eq!((&a.records, &a.meta), (&b.records, &b.meta));
+                assert_eq!((&a.records, &a.meta), (&c.records, &c.meta));
+                assert_eq!(a.syncs, b.syncs);
+            }
+            assert_eq!(plain.records, routed.records);
+            assert_eq!(plain.unmonitored, routed.unmonitored);
+        }
     }
 
     /// Machines will split work by these values: they must never change.

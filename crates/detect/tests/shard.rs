@@ -5,6 +5,7 @@ mod common;
 use std::net::IpAddr;
 
 use common::*;
+use floodwall_detect::shard::Router;
 use floodwall_detect::{AttackEvent, Baselines, Engine, ShardKey, ShardedEngine};
 use floodwall_wire::FlowRecord;
 use proptest::prelude::*;
@@ -109,6 +110,26 @@ proptest! {
         points.sort_unstable();
         let (events, _) = sharded(&records, shards, &points);
         prop_assert_eq!(events, reference);
+    }
+}
+
+/// Batches routed where they were decoded (as the daemon's collectors do, each batch on its
+/// own) give the same events as the dispatcher routing them.
+#[test]
+fn batches_routed_by_collectors_give_one_engines_events() {
+    let records = mixed();
+    let (reference, one) = single(&records);
+    for n in [2, 3] {
+        let router = Router::new(&config(), n).unwrap();
+        let mut engine = ShardedEngine::new(config(), n).unwrap();
+        let (mut events, mut routes) = (Vec::new(), Vec::new());
+        for batch in records.chunks(1024) {
+            router.route_all(batch, &mut routes);
+            engine.ingest_routed(batch, &routes, &mut events);
+        }
+        engine.finish(&mut events);
+        assert_eq!(events, reference, "{n} shards");
+        assert_eq!(engine.stats(), one.stats(), "{n} shards");
     }
 }
 

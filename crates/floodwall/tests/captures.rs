@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::RecordBatch;
 use floodwall_wire::export::{ExportClock, Flow, MessageWriter, TemplateRepr};
 use floodwall_wire::packet::{EthernetRepr, PacketRepr, TransportRepr};
 use floodwall_wire::sflow::{DatagramRepr, FlowDataRepr, FlowSampleRepr, SampleRepr};
@@ -454,7 +455,7 @@ fn ipv6_listener_receives_and_counts_per_exporter_with_sequence_gaps() {
 fn port_in_use_is_named_in_the_error() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let (tx, _rx) = crossbeam_channel::bounded(1);
+    let (tx, _rx) = crossbeam_channel::bounded::<RecordBatch>(1);
     let (_rtx, rrx) = crossbeam_channel::bounded(1);
     let config = UdpSourceConfig {
         listen: vec![addr],

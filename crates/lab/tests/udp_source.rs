@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use floodwall_daemon::clock::unix_ms;
 use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::RecordBatch;
 use floodwall_lab::bench::synthetic::Workload;
 use floodwall_wire::Protocol;
 
@@ -14,7 +15,7 @@ use floodwall_wire::Protocol;
 /// gathered (~200 ms here) or the stats interval (250 ms) comes round.
 #[test]
 fn a_trickle_is_handed_over_within_milliseconds() {
-    let (output, batches) = crossbeam_channel::bounded(64);
+    let (output, batches) = crossbeam_channel::bounded::<RecordBatch>(64);
     let (_recycle, recycled) = crossbeam_channel::bounded(64);
     let source = UdpSource::start(
         &UdpSourceConfig {
@@ -57,8 +58,8 @@ fn collector(
     recv_buffer_bytes: usize,
 ) -> (
     UdpSource,
-    crossbeam_channel::Receiver<Vec<floodwall_wire::FlowRecord>>,
-    crossbeam_channel::Sender<Vec<floodwall_wire::FlowRecord>>,
+    crossbeam_channel::Receiver<RecordBatch>,
+    crossbeam_channel::Sender<RecordBatch>,
 ) {
     let (output, batches) = crossbeam_channel::bounded(4096);
     let (recycle, recycled) = crossbeam_channel::bounded(64);
@@ -110,8 +111,13 @@ fn batches_keep_every_record_in_order_per_exporter() {
         let Ok(batch) = batches.recv_timeout(Duration::from_secs(5)) else {
             break;
         };
-        largest = largest.max(batch.len());
-        records.extend(batch.iter().map(|r| (r.exporter, r.datagram, r.dst)));
+        largest = largest.max(batch.records.len());
+        records.extend(
+            batch
+                .records
+                .iter()
+                .map(|r| (r.exporter, r.datagram, r.dst)),
+        );
         let _ = recycle.try_send(batch);
         if records.len() as u64 >= expected {
             break;
@@ -162,7 +168,7 @@ fn an_oversized_datagram_is_counted_and_the_next_one_decoded() {
         let Ok(batch) = batches.recv_timeout(Duration::from_secs(5)) else {
             break;
         };
-        records += batch.len() as u32;
+        records += batch.records.len() as u32;
         if records >= 2 * good.records {
             break;
         }

@@ -7,12 +7,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::thread::JoinHandle;
 
 use anyhow::Result;
-use crossbeam_channel::{Receiver, Sender};
-use floodwall_wire::{Decoder, FlowRecord, Limits};
+use crossbeam_channel::Receiver;
+use floodwall_wire::{Decoder, Limits};
 
 use super::pcap::{read_capture_from, CaptureMode};
 use super::udp::CollectorStats;
-use super::{RunningSource, Source, SourceReport};
+use super::{BatchOutput, RecordBatch, RunningSource, Source, SourceReport};
 
 /// Records per batch handed to the engine.
 const BATCH: usize = 8192;
@@ -37,8 +37,8 @@ struct Reading {
 impl Source for Captures {
     fn start(
         self: Box<Self>,
-        output: Sender<Vec<FlowRecord>>,
-        recycle: Receiver<Vec<FlowRecord>>,
+        output: BatchOutput,
+        recycle: Receiver<RecordBatch>,
     ) -> Result<Box<dyn RunningSource>> {
         let Captures {
             inputs,
@@ -59,15 +59,14 @@ impl Source for Captures {
                         &mut decoder,
                         &mut records,
                         BATCH,
-                        |batch| {
-                            let full = std::mem::replace(
-                                batch,
-                                recycle
-                                    .try_recv()
-                                    .unwrap_or_else(|_| Vec::with_capacity(BATCH * 2)),
-                            );
+                        |records| {
+                            let mut batch = recycle
+                                .try_recv()
+                                .unwrap_or_else(|_| RecordBatch::with_capacity(BATCH * 2));
+                            batch.records.clear();
+                            std::mem::swap(&mut batch.records, records);
                             output
-                                .send(full)
+                                .send(batch)
                                 .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
                         },
                     );

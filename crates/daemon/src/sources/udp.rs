@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use crate::clock::unix_ms;
 
 use anyhow::{Context as _, Result};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use floodwall_wire::{Decoder, ExporterCounters, FlowRecord, Limits};
 use ipnet::IpNet;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use super::recvmmsg::{kernel_drops, RecvBatch, BATCH};
+use super::{BatchOutput, RecordBatch};
 
 /// Default ports; the protocol is told from each datagram, so any port takes any protocol.
 pub const DEFAULT_SFLOW_PORT: u16 = 6343;
@@ -143,9 +144,10 @@ impl UdpSource {
     /// `output`; empty vectors coming back on `recycle` are reused, so steady state allocates nothing.
     pub fn start(
         config: &UdpSourceConfig,
-        output: Sender<Vec<FlowRecord>>,
-        recycle: Receiver<Vec<FlowRecord>>,
+        output: impl Into<BatchOutput>,
+        recycle: Receiver<RecordBatch>,
     ) -> Result<UdpSource> {
+        let output = output.into();
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(SharedStats::default()));
         let mut sockets = Vec::new();
@@ -353,8 +355,8 @@ struct Listener {
     granted_buffer: usize,
     decoder: Decoder,
     allowed: Vec<IpNet>,
-    output: Sender<Vec<FlowRecord>>,
-    recycle: Receiver<Vec<FlowRecord>>,
+    output: BatchOutput,
+    recycle: Receiver<RecordBatch>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SharedStats>>,
 }
@@ -362,7 +364,7 @@ struct Listener {
 impl Listener {
     fn run(mut self) {
         let mut batch = RecvBatch::new();
-        let mut records = self.fresh_buffer();
+        let mut records = Vec::with_capacity(RECORDS_PER_BATCH * 2);
         let mut local = ListenerStats::default();
         let mut gather = Gather::new(self.granted_buffer, Instant::now());
         let mut last_publish = Instant::now();
@@ -461,25 +463,21 @@ impl Listener {
             }
         }
         if !records.is_empty() {
-            let _ = self.output.send(records);
+            let _ = self.flush(&mut records);
         }
         self.publish(&mut local);
     }
 
-    /// Sends the batch downstream and takes a recycled buffer. False when the pipeline is gone.
+    /// Sends the batch downstream (routed to the engine's shards, when it has them) and takes
+    /// a recycled buffer. False when the pipeline is gone.
     fn flush(&mut self, records: &mut Vec<FlowRecord>) -> bool {
-        let full = std::mem::replace(records, self.fresh_buffer());
-        self.output.send(full).is_ok()
-    }
-
-    fn fresh_buffer(&self) -> Vec<FlowRecord> {
-        match self.recycle.try_recv() {
-            Ok(mut buffer) => {
-                buffer.clear();
-                buffer
-            }
-            Err(_) => Vec::with_capacity(RECORDS_PER_BATCH * 2),
-        }
+        let mut batch = match self.recycle.try_recv() {
+            Ok(batch) => batch,
+            Err(_) => RecordBatch::with_capacity(RECORDS_PER_BATCH * 2),
+        };
+        batch.records.clear();
+        std::mem::swap(&mut batch.records, records);
+        self.output.send(batch).is_ok()
     }
 
     fn publish(&self, local: &mut ListenerStats) {

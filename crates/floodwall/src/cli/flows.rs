@@ -12,6 +12,7 @@ use floodwall_daemon::output::{
 };
 use floodwall_daemon::sources::pcap::read_capture;
 use floodwall_daemon::sources::udp::{default_listen_addrs, UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::RecordBatch;
 use floodwall_wire::{Decoder, ExporterCounters, FlowRecord};
 
 use super::{FlowsArgs, ListenArgs};
@@ -106,13 +107,16 @@ pub fn run(args: FlowsArgs) -> Result<()> {
         let Ok(mut batch) = rx.recv_timeout(Duration::from_millis(50)) else {
             continue;
         };
+        let batch: &mut RecordBatch = &mut batch;
         last_data = Some(Instant::now());
         if let Some(limit) = args.count {
-            batch.truncate(usize::try_from(limit - seen).unwrap_or(usize::MAX));
+            batch
+                .records
+                .truncate(usize::try_from(limit - seen).unwrap_or(usize::MAX));
         }
-        seen += batch.len() as u64;
-        print(&mut batch)?;
-        let _ = recycle_tx.try_send(batch);
+        seen += batch.records.len() as u64;
+        print(&mut batch.records)?;
+        let _ = recycle_tx.try_send(std::mem::take(batch));
         if args.count.is_some_and(|limit| seen >= limit) {
             break;
         }
@@ -120,11 +124,14 @@ pub fn run(args: FlowsArgs) -> Result<()> {
     let stats = source.stop();
     // Records the receivers flushed while stopping.
     while let Ok(mut batch) = rx.try_recv() {
+        let batch: &mut RecordBatch = &mut batch;
         if let Some(limit) = args.count {
-            batch.truncate(usize::try_from(limit.saturating_sub(seen)).unwrap_or(usize::MAX));
+            batch
+                .records
+                .truncate(usize::try_from(limit.saturating_sub(seen)).unwrap_or(usize::MAX));
         }
-        seen += batch.len() as u64;
-        print(&mut batch)?;
+        seen += batch.records.len() as u64;
+        print(&mut batch.records)?;
     }
     out.flush()?;
     if args.stats {

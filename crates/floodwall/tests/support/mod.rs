@@ -20,6 +20,7 @@ pub mod scenario;
 pub mod telemetry;
 use floodwall_daemon::sources::pcap::PcapWriter;
 use floodwall_daemon::sources::udp::{CollectorStats, UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::RecordBatch;
 use floodwall_wire::FlowRecord;
 
 /// A fresh directory for one test's files, removed when the test passes and kept (with the
@@ -233,7 +234,7 @@ impl TestCollector {
     }
 
     pub fn start_with(config: UdpSourceConfig) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<FlowRecord>>(64);
+        let (tx, rx) = crossbeam_channel::bounded::<RecordBatch>(64);
         let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(1);
         let source = UdpSource::start(&config, tx, recycle_rx).expect("starting the collector");
         let addr = source.local_addrs()[0];
@@ -243,7 +244,7 @@ impl TestCollector {
             let (records, stop) = (records.clone(), stop.clone());
             std::thread::spawn(move || loop {
                 match rx.recv_timeout(Duration::from_millis(20)) {
-                    Ok(batch) => records.lock().unwrap().extend(batch),
+                    Ok(batch) => records.lock().unwrap().extend(batch.records),
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                     Err(_) if stop.load(Ordering::SeqCst) => break,
                     Err(_) => {}

@@ -14,6 +14,7 @@ use super::procfs::{thread_cpu_times, threads_cpu_since};
 use super::sender::SendReport;
 use super::synthetic::{Workload, EXPORTER};
 use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
+use floodwall_daemon::sources::RecordBatch;
 
 /// A rung losing less than this share of its records (in percent) counts as loss-free.
 pub const LOSS_FREE_PCT: f64 = 0.1;
@@ -142,7 +143,8 @@ pub fn end_to_end(run_sender: impl FnOnce(SocketAddr) -> Result<SendReport>) -> 
         .spawn(move || {
             let mut records = 0u64;
             for batch in batches {
-                records += batch.len() as u64;
+                let batch: RecordBatch = batch;
+                records += batch.records.len() as u64;
                 let _ = recycle.try_send(batch);
             }
             records
