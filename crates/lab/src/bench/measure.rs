@@ -14,7 +14,9 @@ use super::procfs::{thread_cpu_times, threads_cpu_since};
 use super::sender::SendReport;
 use super::synthetic::{Workload, EXPORTER};
 use floodwall_daemon::sources::udp::{UdpSource, UdpSourceConfig};
-use floodwall_daemon::sources::RecordBatch;
+use floodwall_daemon::sources::{BatchOutput, RecordBatch};
+use floodwall_detect::shard::Router;
+use floodwall_detect::DetectConfig;
 
 /// A rung losing less than this share of its records (in percent) counts as loss-free.
 pub const LOSS_FREE_PCT: f64 = 0.1;
@@ -123,8 +125,22 @@ impl E2eResult {
     }
 }
 
+/// The router the daemon's collectors would use by default (one shard per core) for the
+/// synthetic workload's networks; `None` on one core (a single engine needs no routes).
+fn default_router() -> Result<Option<Router>> {
+    let shards = floodwall_daemon::shards::default_shards();
+    if shards <= 1 {
+        return Ok(None);
+    }
+    let config = DetectConfig {
+        networks: super::replay::monitored_networks(),
+        ..DetectConfig::default()
+    };
+    Ok(Some(Router::new(&config, shards)?))
+}
+
 /// Runs a collector on 127.0.0.1 with a consumer thread that counts and recycles record
-/// batches, calls `run_sender` with its address (it must return once sending is done), drains
+/// batches (routed to the engine's shards, as in the daemon), calls `run_sender` with its address (it must return once sending is done), drains
 /// the tail for [`TAIL`], stops the collector and reports.
 pub fn end_to_end(run_sender: impl FnOnce(SocketAddr) -> Result<SendReport>) -> Result<E2eResult> {
     let config = UdpSourceConfig {
@@ -136,6 +152,8 @@ pub fn end_to_end(run_sender: impl FnOnce(SocketAddr) -> Result<SendReport>) -> 
     let cpu_before = cpu_seconds(libc::RUSAGE_SELF);
     let children_before = cpu_seconds(libc::RUSAGE_CHILDREN);
     let threads_before = thread_cpu_times(std::process::id()).unwrap_or_default();
+    // Routed to one shard per core, as the daemon's collectors do by default.
+    let output = BatchOutput::new(output, default_router()?.map(std::sync::Arc::new));
     let source = UdpSource::start(&config, output, recycled)?;
     // Ends when the collector stops and drops its senders.
     let consumer = std::thread::Builder::new()
