@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use floodwall_detect::shard::{Dispatcher, Router};
+use floodwall_detect::shard::{Dispatcher, Router, ShardWork};
 use floodwall_detect::{DetectConfig, Engine, Shard, ShardKey};
 use floodwall_wire::FlowRecord;
 
@@ -34,6 +34,25 @@ fn batch() -> Vec<FlowRecord> {
         .collect()
 }
 
+/// A dispatcher whose work buffers were grown and emptied as a round leaves them: the split
+/// reuses them.
+fn warmed(
+    config: &DetectConfig,
+    shards: u32,
+    records: &[FlowRecord],
+) -> (Dispatcher, Vec<ShardWork>) {
+    let (mut dispatcher, mut works) = Dispatcher::new(config, shards).expect("valid config");
+    dispatcher.split(records, &mut works);
+    for (index, work) in works.iter_mut().enumerate() {
+        let shard = Shard {
+            index: index as u32,
+            count: shards,
+        };
+        work.run(&mut Engine::new_shard(config.clone(), shard).expect("valid"));
+    }
+    (dispatcher, works)
+}
+
 fn shard(c: &mut Criterion) {
     let records = batch();
     let mut g = c.benchmark_group("shard");
@@ -56,20 +75,7 @@ fn shard(c: &mut Criterion) {
     for shards in [2u32, 4] {
         g.bench_function(format!("split_8192_records_{shards}_shards"), |b| {
             b.iter_batched(
-                || {
-                    // Buffers grown and emptied as a round leaves them: the split reuses them.
-                    let (mut dispatcher, mut works) =
-                        Dispatcher::new(&config, shards).expect("valid config");
-                    dispatcher.split(&records, &mut works);
-                    for (index, work) in works.iter_mut().enumerate() {
-                        let shard = Shard {
-                            index: index as u32,
-                            count: shards,
-                        };
-                        work.run(&mut Engine::new_shard(config.clone(), shard).expect("valid"));
-                    }
-                    (dispatcher, works)
-                },
+                || warmed(&config, shards, &records),
                 |(mut dispatcher, mut works)| {
                     dispatcher.split(black_box(&records), &mut works);
                     works
@@ -83,19 +89,7 @@ fn shard(c: &mut Criterion) {
             let mut routes = Vec::new();
             router.route_all(&records, &mut routes);
             b.iter_batched(
-                || {
-                    let (mut dispatcher, mut works) =
-                        Dispatcher::new(&config, shards).expect("valid config");
-                    dispatcher.split_routed(&records, &routes, &mut works);
-                    for (index, work) in works.iter_mut().enumerate() {
-                        let shard = Shard {
-                            index: index as u32,
-                            count: shards,
-                        };
-                        work.run(&mut Engine::new_shard(config.clone(), shard).expect("valid"));
-                    }
-                    (dispatcher, works)
-                },
+                || warmed(&config, shards, &records),
                 |(mut dispatcher, mut works)| {
                     dispatcher.split_routed(black_box(&records), &routes, &mut works);
                     works

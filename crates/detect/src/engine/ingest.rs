@@ -79,23 +79,10 @@ impl Engine {
             for (i, r) in records.iter().enumerate() {
                 self.stats.records += 1;
                 let before = events.len();
-                let clock = if SHARD {
-                    meta.get(i).map_or(r.time_ms, |m| m.clock_ms)
-                } else {
-                    r.time_ms
-                };
-                self.advance(clock, events);
+                self.advance(clock_of::<SHARD>(meta, i, r), events);
                 let s = sides_of(self, i, r);
                 self.account(r, s, (NONE, NONE));
-                if !self.early_starts.is_empty() {
-                    self.start_early(self.clock_ms, events);
-                }
-                if !self.early_confirms.is_empty() {
-                    self.confirm_early(self.clock_ms, events);
-                }
-                if SHARD && events.len() != before {
-                    marks.push((i as u32, events.len() as u32));
-                }
+                self.after_record::<SHARD>(i, before, events, marks);
             }
             return;
         }
@@ -131,27 +118,35 @@ impl Engine {
             self.stats.records += 1;
             let evicted = self.stats.hosts_evicted;
             let before = events.len();
-            let clock = if SHARD {
-                meta.get(i).map_or(r.time_ms, |m| m.clock_ms)
-            } else {
-                r.time_ms
-            };
-            self.advance(clock, events);
+            self.advance(clock_of::<SHARD>(meta, i, r), events);
             if self.stats.hosts_evicted != evicted {
                 // Freed entries may be reused for other addresses: look up again.
                 found = [(NONE, NONE); LOOKAHEAD_RING];
             }
             self.account(r, sides[i % LOOKAHEAD_RING], found[i % LOOKAHEAD_RING]);
-            if !self.early_starts.is_empty() {
-                // Reported at the engine's clock: a late record does not date the report back.
-                self.start_early(self.clock_ms, events);
-            }
-            if !self.early_confirms.is_empty() {
-                self.confirm_early(self.clock_ms, events);
-            }
-            if SHARD && events.len() != before {
-                marks.push((i as u32, events.len() as u32));
-            }
+            self.after_record::<SHARD>(i, before, events, marks);
+        }
+    }
+
+    /// After record `i` is accounted: the attacks it started or confirmed early, reported at
+    /// the engine's clock (a late record does not date the report back); on a shard, where
+    /// the record's events end.
+    #[inline(always)]
+    fn after_record<const SHARD: bool>(
+        &mut self,
+        i: usize,
+        before: usize,
+        events: &mut Vec<AttackEvent>,
+        marks: &mut Vec<(u32, u32)>,
+    ) {
+        if !self.early_starts.is_empty() {
+            self.start_early(self.clock_ms, events);
+        }
+        if !self.early_confirms.is_empty() {
+            self.confirm_early(self.clock_ms, events);
+        }
+        if SHARD && events.len() != before {
+            marks.push((i as u32, events.len() as u32));
         }
     }
 
@@ -564,6 +559,17 @@ impl Engine {
         if self.prefixes[p as usize].dirs[OUT].detail == NONE {
             self.new_detail(Owner::Prefix(p), OUT);
         }
+    }
+}
+
+/// The clock record `i` moves the engine to: its own time, or on a shard the clock the whole
+/// stream had reached with it.
+#[inline(always)]
+fn clock_of<const SHARD: bool>(meta: &[RecordMeta], i: usize, r: &FlowRecord) -> u64 {
+    if SHARD {
+        meta.get(i).map_or(r.time_ms, |m| m.clock_ms)
+    } else {
+        r.time_ms
     }
 }
 
