@@ -57,14 +57,9 @@ impl Engines {
         Ok((engines, resumed))
     }
 
+    /// Records not routed yet: a sharded engine routes them on this thread.
     pub fn ingest(&mut self, records: &[FlowRecord], events: &mut Vec<AttackEvent>) {
-        match self {
-            Engines::One(engine) => engine.ingest(records, events),
-            Engines::Sharded(pool) => {
-                pool.dispatcher.split(records, &mut pool.works);
-                pool.round(events);
-            }
-        }
+        self.ingest_routed(records, &[], events);
     }
 
     /// [`Engines::ingest`] of records a source routed with [`Engines::router`] (routes of
