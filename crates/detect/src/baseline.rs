@@ -31,6 +31,15 @@ pub(crate) fn significantly_above(rate: f64, level: f64, samples: u64) -> bool {
 /// 1:2048 for 50 kpps over 20 kpps), ten times the limit 5.
 pub(crate) const STATIC_EVIDENCE_NATS: f64 = 4.6;
 
+/// How unlikely sampling noise must make a crossing of a watch level before a target is
+/// watched (and how far over it a watched target must be to stay busy): e^-2.3 ≈ 10 %. A watch
+/// costs a detail of kilobytes and several cache lines per record, so a target a few samples a
+/// second over its level by chance (a busy network has thousands) is not watched; a flood at its
+/// limit is watched after ~5 samples (the limit is 1 / `watch_ratio` × the level), one at ten
+/// times its limit at the first samples as before. Always weaker than an alarm's evidence, so a
+/// bucket that can start an attack has its target watched.
+pub(crate) const WATCH_EVIDENCE_NATS: f64 = 2.3;
+
 /// [`significantly_above`] at another significance, in nats.
 pub(crate) fn significantly_above_by(rate: f64, level: f64, samples: u64, nats: f64) -> bool {
     // NaN rates or levels compare false: never evidence.

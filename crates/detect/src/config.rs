@@ -397,8 +397,9 @@ pub struct DetectConfig {
     /// grew ≥ 10 %, the vectors changed or the sources changed ≥ 20 %. Default: 5 (news at
     /// most every few seconds: a webhook or a log is not flooded by a changing attack).
     pub update_interval_s: u32,
-    /// A target whose running bucket crosses `watch_ratio` × its lowest limit gets detailed
-    /// counters and a fingerprint at once (mid-bucket), so both exist when the attack starts.
+    /// A target whose running bucket crosses `watch_ratio` × its lowest limit by more than
+    /// sampling noise gets detailed counters and a fingerprint at once (mid-bucket), so both
+    /// exist when the attack starts; it is let go after `quiet_period_s` buckets not over it.
     /// In (0, 1]. Default: 0.3 (a flood ramping up to a limit within a second is watched before
     /// it gets there).
     pub watch_ratio: f64,

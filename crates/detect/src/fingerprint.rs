@@ -12,7 +12,10 @@
 //! lists, size and TTL histograms see every record until the fingerprint has settled (1,024
 //! records since it started or since an attack started on the target), then a fixed
 //! pseudo-random one in 2, 4, 8 and finally 16, weighted by the stride so that shares stay
-//! unbiased. See `Exact::stride` for the error.
+//! unbiased. See `Exact::stride` for the error. The engine's builders start as
+//! [`FingerprintBuilder::watching`]: a target watched without an attack only needs the profile
+//! of its ordinary traffic, so after 256 records they keep one in 16 at once, until an attack
+//! starts.
 //!
 //! Addresses are kept in their 128-bit form with IPv4 as IPv4-mapped IPv6, so an IPv4-mapped
 //! IPv6 remote (which must not appear on the wire, RFC 4291 §2.5.5.2) is reported as IPv4.
@@ -192,6 +195,8 @@ struct Exact {
     marked: u8,
     /// Every record feeds every sketch (the reference the sampling is tested against).
     unsampled: bool,
+    /// Built for a watch and no attack started since (see [`FingerprintBuilder::watching`]).
+    watching: bool,
 }
 
 /// What the sampled sketches need of a kept record: one cache line. Kept records are added
@@ -226,10 +231,25 @@ impl Exact {
     /// on one in [`MAX_STRIDE`]. The shares have settled by then: their standard error is at
     /// most 0.5 / √(SETTLE_RECORDS × 2.5) ≈ 1 percentage point, and each further doubling of
     /// the records halves the variance of what is added.
+    ///
+    /// A watch without an attack keeps every record for the first [`WATCH_SETTLE_RECORDS`],
+    /// then one in [`MAX_STRIDE`]: its sketches only describe ordinary traffic, for what a rule
+    /// would also drop, and a busy network's watched prefixes see hundreds of records a second.
     #[inline]
     fn stride(&self) -> u64 {
-        let n = (self.records - self.settle_from) / SETTLE_RECORDS;
-        if n == 0 || self.unsampled {
+        let since = self.records - self.settle_from;
+        if self.unsampled {
+            return 1;
+        }
+        if self.watching {
+            return if since < WATCH_SETTLE_RECORDS {
+                1
+            } else {
+                MAX_STRIDE
+            };
+        }
+        let n = since / SETTLE_RECORDS;
+        if n == 0 {
             1
         } else {
             (2u64 << n.ilog2()).min(MAX_STRIDE)
@@ -262,6 +282,9 @@ const BEFORE_MIN_RECORDS: u64 = 8;
 
 /// Records fed to every sketch after a fingerprint starts settling (see [`Exact::stride`]).
 const SETTLE_RECORDS: u64 = 1_024;
+/// Records a watch's fingerprint keeps in full before it samples at [`MAX_STRIDE`]: the ports,
+/// flags and sizes of ordinary traffic within a few points, from the first seconds on.
+const WATCH_SETTLE_RECORDS: u64 = 256;
 /// The sampling stride once settled: a long flood costs a sixteenth of the sketch work per
 /// record, and its shares stay unbiased (each kept record counts sixteen times).
 const MAX_STRIDE: u64 = 16;
@@ -393,6 +416,17 @@ fn shares<K: Copy, T>(
 impl FingerprintBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder for a watched target without an attack: after [`WATCH_SETTLE_RECORDS`] kept in
+    /// full, one record in [`MAX_STRIDE`] feeds the sampled sketches at once (not the gradual
+    /// settling of [`Self::new`]) until [`Self::settle_again`] marks the start of an attack;
+    /// from there on it settles like a new builder. The exact counts and the distinct remotes
+    /// still see every record.
+    pub fn watching() -> Self {
+        let mut builder = Self::default();
+        builder.s.exact.watching = true;
+        builder
     }
 
     /// A builder that feeds every record to every sketch, never sampling: the exact reference
@@ -589,6 +623,7 @@ impl FingerprintBuilder {
     /// the target was watched before.
     pub fn settle_again(&mut self) {
         self.s.exact.settle_from = self.s.exact.records;
+        self.s.exact.watching = false;
     }
 
     /// Records the rates of a completed bucket, for the peaks.

@@ -540,3 +540,69 @@ proptest! {
         prop_assert_eq!(now.ttls, unmarked.ttls);
     }
 }
+
+/// A watch without an attack samples one record in 16 after its first 256 (a busy network's
+/// watched prefixes see hundreds a second): the profile of its ordinary traffic (ports, flags,
+/// sizes) stays within 2 percentage points of the exact one, and the exact counts stay exact.
+/// An attack starting on it settles the fingerprint again, so the attack's first records are
+/// all kept.
+#[test]
+fn a_watch_samples_its_ordinary_traffic_within_two_points() {
+    let mut rng = Rng(71);
+    let mut watched = FingerprintBuilder::watching();
+    let mut exact = FingerprintBuilder::unsampled();
+    for i in 0..40_000u32 {
+        // A web server: HTTPS and HTTP from many clients, a little SSH; acks and data.
+        let x = rng.next() % 100;
+        let port = match x {
+            0..=64 => 443,
+            65..=94 => 80,
+            _ => 22,
+        };
+        let mut r = rec(
+            v4(0x0a00_0000 | i),
+            proto::TCP,
+            1024 + (i % 60_000) as u16,
+            port,
+            1024,
+        );
+        r.tcp_flags = if rng.next().is_multiple_of(3) {
+            tcp_flags::ACK
+        } else {
+            tcp_flags::ACK | tcp_flags::PSH
+        };
+        r.packet_len = if r.tcp_flags == tcp_flags::ACK {
+            52
+        } else {
+            1500
+        };
+        r.bytes = 1024 * u64::from(r.packet_len);
+        for fp in [&mut watched, &mut exact] {
+            fp.observe(&r, r.src);
+        }
+    }
+    watched.mark_before();
+    exact.mark_before();
+    let (w, e) = (
+        watched.before().expect("marked"),
+        exact.before().expect("marked"),
+    );
+    assert_eq!(w.packets, e.packets);
+    assert_eq!(w.protocols, e.protocols);
+    assert_eq!(w.top_destination_ports.len(), 3);
+    for (a, b) in w.top_destination_ports.iter().zip(&e.top_destination_ports) {
+        assert_eq!(a.value, b.value);
+        assert!((a.share - b.share).abs() <= 0.02, "{a:?} vs {b:?}");
+    }
+    for (a, b) in w.top_tcp_flags.iter().zip(&e.top_tcp_flags) {
+        assert_eq!(a.value, b.value);
+        assert!((a.share - b.share).abs() <= 0.02, "{a:?} vs {b:?}");
+    }
+    let (ws, es) = (
+        w.packet_sizes.expect("sizes"),
+        e.packet_sizes.expect("sizes"),
+    );
+    for (a, b) in ws.shares.iter().zip(&es.shares) {
+        assert!((a - b).abs() <= 0.02, "{ws:?} vs {es:?}");
+    }
+}

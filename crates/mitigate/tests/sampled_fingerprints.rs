@@ -99,7 +99,8 @@ fn event(fingerprint: Fingerprint) -> AttackEvent {
 /// it is watched), then `attack` after the attack started; returns the sampled and the exact
 /// fingerprint.
 fn fingerprints(before: &[FlowRecord], attack: &[FlowRecord]) -> (Fingerprint, Fingerprint) {
-    let mut sampled = FingerprintBuilder::new();
+    // As the engine builds them: for a watch, settling again when the attack starts.
+    let mut sampled = FingerprintBuilder::watching();
     let mut exact = FingerprintBuilder::unsampled();
     for fp in [&mut sampled, &mut exact] {
         for r in before {

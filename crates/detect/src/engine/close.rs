@@ -166,8 +166,7 @@ impl Engine {
                 // crossed.
                 let dir = self.hosts[h as usize].dir(d);
                 let t = tally_at(&dir.ring, b).copied().unwrap_or_default();
-                let below = (t.packets as f64) < watch.0 && (t.bytes as f64) < watch.1;
-                self.close_quiet_watch(h, d, t, below);
+                self.close_quiet_watch(h, d, b, t, watch);
                 let dir = self.hosts[h as usize].dir_mut(d);
                 dir.baseline
                     .learn(b, t.packets as f64, t.bytes as f64 * 8.0, &self.baseline);

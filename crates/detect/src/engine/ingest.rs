@@ -14,6 +14,7 @@ use crate::prefetch::prefetch;
 use crate::AttackEvent;
 
 use super::entries::{Owner, IN_RESIDUE};
+use super::limits::{over_watch, tally_evidence};
 use super::{Engine, IN, NONE, OUT};
 
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
@@ -381,9 +382,14 @@ impl Engine {
                 if dir.detail != NONE {
                     self.count_watched_host(h, dir.detail, side, t, attacked);
                 } else if t.samples >= self.watch_min_samples
-                    && (t.packets as f32 >= dir.watch_packets
-                        || t.bytes as f32 >= dir.watch_bytes
-                        || t.samples >= self.groups[group as usize].watch_samples[d])
+                    && (t.samples >= self.groups[group as usize].watch_samples[d]
+                        || ((t.packets as f32 >= dir.watch_packets
+                            || t.bytes as f32 >= dir.watch_bytes)
+                            && over_watch(
+                                (t.packets as f64, t.bytes as f64),
+                                tally_evidence(&t, r.sampling_rate),
+                                (f64::from(dir.watch_packets), f64::from(dir.watch_bytes)),
+                            )))
                     && self.details_live - self.attacks_live < self.config.max_watched
                 {
                     self.start_host_watch(h, side);
@@ -532,6 +538,11 @@ impl Engine {
             let res = &p.residue;
             if t.samples >= self.watch_min_samples
                 && (t.packets as f32 >= res.watch_packets || t.bytes as f32 >= res.watch_bytes)
+                && over_watch(
+                    (t.packets as f64, t.bytes as f64),
+                    tally_evidence(t, r.sampling_rate),
+                    (f64::from(res.watch_packets), f64::from(res.watch_bytes)),
+                )
                 && self.details_live - self.attacks_live < self.config.max_watched
             {
                 self.start_prefix_watch(prefix, side, in_residue);

@@ -13,6 +13,7 @@ use crate::AttackEvent;
 
 use super::close::static_trigger;
 use super::entries::Owner;
+use super::limits::over_watch;
 use super::{sort_events, Crossing, Engine, DIRECTIONS, IN, NONE, OUT};
 
 /// How unlikely sampling noise must make a bucket's rate above an attack's end level for the
@@ -244,9 +245,8 @@ impl Engine {
             }
             None => {
                 if det != NONE {
-                    let below =
-                        rates.bucket_pps < watch_packets && rates.bucket_bps / 8.0 < watch_bytes;
-                    self.age_watch(owner, d, det, below);
+                    let bucket = (rates.bucket_pps, rates.bucket_bps / 8.0);
+                    self.age_watch(owner, d, det, b, bucket, (watch_packets, watch_bytes));
                 }
                 false
             }
@@ -254,9 +254,22 @@ impl Engine {
     }
 
     /// A watched target without an attack and nothing crossed at this close: what it carried is
-    /// its ordinary traffic, and `below` its watch levels long enough it is no longer watched.
-    fn age_watch(&mut self, owner: Owner, d: usize, det: u32, below: bool) {
+    /// its ordinary traffic, and once bucket `b`'s packets and bytes have not been over its watch
+    /// levels by more than sampling noise for `quiet_period_s` buckets, it is no longer watched
+    /// (a target hovering at its level by chance does not keep its watch for ever).
+    fn age_watch(
+        &mut self,
+        owner: Owner,
+        d: usize,
+        det: u32,
+        b: u32,
+        bucket: (f64, f64),
+        watch: (f64, f64),
+    ) {
         let detail = self.details[det as usize].as_mut().expect("live detail");
+        let slot = &detail.ring[b as usize % SLOTS];
+        let evidence = if slot.bucket == b { slot.evidence } else { 0 };
+        let below = !over_watch(bucket, evidence, watch);
         detail.fingerprint.mark_before();
         detail.idle = if below { detail.idle + 1 } else { 0 };
         if detail.idle >= self.config.quiet_period_s {
@@ -265,15 +278,22 @@ impl Engine {
     }
 
     /// The close of a watched host direction whose total rates stayed below every limit it
-    /// could cross (`t` is the closing bucket's tally, `below` whether it was below the watch
-    /// levels): rates need not be computed. Does what [`Self::step_target`] does then.
-    pub(super) fn close_quiet_watch(&mut self, h: u32, d: usize, t: Tally, below: bool) {
+    /// could cross (`t` is bucket `b`'s tally, `watch` its watch levels): rates need not be
+    /// computed. Does what [`Self::step_target`] does then.
+    pub(super) fn close_quiet_watch(
+        &mut self,
+        h: u32,
+        d: usize,
+        b: u32,
+        t: Tally,
+        watch: (f64, f64),
+    ) {
         let det = self.hosts[h as usize].dir(d).detail;
         let detail = self.details[det as usize].as_mut().expect("live detail");
         // As `Rates` has them: through f64.
         let (bps, pps) = (t.bytes as f64 * 8.0, t.packets as f64);
         detail.fingerprint.bucket_rates(bps as u64, pps as u64);
-        self.age_watch(Owner::Host(h), d, det, below);
+        self.age_watch(Owner::Host(h), d, det, b, (pps, t.bytes as f64), watch);
     }
 
     /// Whether bucket `b` alone still carried the attack of `owner` in direction `d`, whose

@@ -2,7 +2,9 @@
 //! hostgroup) as one array per direction, the watch levels derived from them and the
 //! carpet-bombing limits, so the record path and the bucket close read numbers, not options.
 
-use crate::baseline::{Baseline, BaselineParams, Levels};
+use crate::baseline::{
+    significantly_above_by, Baseline, BaselineParams, Levels, WATCH_EVIDENCE_NATS,
+};
 use crate::config::{CarpetConfig, CarpetThresholds, Thresholds};
 use crate::counters::Tally;
 use crate::vocab::{Metric, METRICS};
@@ -207,4 +209,27 @@ pub(super) fn watch_levels(
         wb = wb.min(levels.bps / 8.0 * config.watch_ratio);
     }
     (wp, wb)
+}
+
+/// Whether a bucket's `packets` or `bytes`, measured from `evidence` sampled packets, is over the
+/// watch level by more than sampling noise (see [`WATCH_EVIDENCE_NATS`]). The point comparison
+/// comes first: most targets are below and pay nothing more.
+#[inline]
+pub(super) fn over_watch(
+    (packets, bytes): (f64, f64),
+    evidence: u64,
+    (watch_packets, watch_bytes): (f64, f64),
+) -> bool {
+    (packets >= watch_packets
+        && significantly_above_by(packets, watch_packets, evidence, WATCH_EVIDENCE_NATS))
+        || (bytes >= watch_bytes
+            && significantly_above_by(bytes, watch_bytes, evidence, WATCH_EVIDENCE_NATS))
+}
+
+/// Sampled packets behind a running bucket's tally, from one of its records' sampling rate (a
+/// target's records share their exporter's rate): one per sample, every packet of unsampled
+/// flows. Never fewer than the records.
+#[inline]
+pub(super) fn tally_evidence(t: &Tally, sampling_rate: u32) -> u64 {
+    (t.packets / u64::from(sampling_rate.max(1))).max(u64::from(t.samples))
 }

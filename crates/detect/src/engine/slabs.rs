@@ -117,7 +117,7 @@ impl Engine {
             owner,
             dir,
             ring: Default::default(),
-            fingerprint: FingerprintBuilder::new(),
+            fingerprint: FingerprintBuilder::watching(),
             attack: None,
             idle: 0,
             early_evidence: 0,
