@@ -254,13 +254,21 @@ fn each_vector_is_classified() {
             52,
         )
     });
-    // ACK/PSH floods with random flags: no single flag mix dominates.
+    // TCP with flags of every kind, none dominating: a third each with RST, SYN without ACK,
+    // and ACK (with PSH, URG at random). Random flags alone put RST on exactly half the
+    // packets, where a flood is an RST flood by a sample or two.
     attack(&mut agent, &mut rng, 13, 1_000_000.0, &|rng| {
+        let random = rng.below(64) as u8;
+        let flags = match rng.below(3) {
+            0 => random | 0x04,
+            1 => (random | 0x02) & !(0x10 | 0x04),
+            _ => (random | 0x18) & !(0x02 | 0x04),
+        };
         (
             TransportRepr::Tcp {
                 src_port: port(rng),
                 dst_port: 443,
-                flags: (rng.below(64) as u8) | 0x08,
+                flags,
             },
             60,
         )
