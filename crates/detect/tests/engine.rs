@@ -879,10 +879,11 @@ fn events_serialize_with_the_public_field_names() {
     assert_eq!(json["direction"], "incoming");
     assert_eq!(json["vectors"][0], "syn_flood");
     assert_eq!(json["trigger"]["kind"], "threshold");
-    // Reported at the record whose count crossed the 10 kpps SYN limit by more than sampling
-    // noise (the 22nd of the bucket's 150 samples, one every 6.7 ms: 22 kpps, where 21 could
-    // still be noise), not at the bucket's close; the attack still starts with its bucket.
-    assert_eq!(json["ts"], "2025-10-09T08:53:20.140Z");
+    // Reported mid-bucket, not at its close: once the count is over the 10 kpps SYN limit by
+    // more than sampling noise (22 samples would do) at a judgement, which a watched target gets
+    // each time its evidence has grown by a quarter: here at the 26th of the bucket's 150
+    // samples (one every 6.7 ms). The attack still starts with its bucket.
+    assert_eq!(json["ts"], "2025-10-09T08:53:20.166Z");
     assert_eq!(json["started_at"], "2025-10-09T08:53:20.000Z");
 }
 
@@ -1920,4 +1921,33 @@ fn hosts_within_sampling_noise_of_their_watch_level_are_seldom_watched() {
     }
     let stats = watched(records);
     assert_eq!(stats.targets_watched, 2, "{stats:?}");
+}
+
+/// A flood is watched from its first samples, not once its count for the whole second is over
+/// the watch level: the evidence its early start reports (and a rule waits for) is all it sent
+/// but the first sample, whatever part of the second that took.
+#[test]
+fn a_flood_is_watched_from_its_first_samples() {
+    let mut rng = Rng(33);
+    let mut records = Vec::new();
+    flood(
+        &mut records,
+        ip("192.0.2.70"),
+        false,
+        T0,
+        3,
+        150_000,
+        syn(1000),
+        &mut rng,
+    );
+    let events = run(config(), &records);
+    let start = &events[0];
+    assert_eq!(start.event, EventKind::AttackStarted);
+    // One sample every 1000/150 ms from the start of the second.
+    let sent = (start.ts - T0) * 150 / 1000 + 1;
+    assert!(
+        start.evidence.samples + 1 >= sent,
+        "{} of {sent} samples",
+        start.evidence.samples
+    );
 }

@@ -14,7 +14,7 @@ use crate::prefetch::prefetch;
 use crate::AttackEvent;
 
 use super::entries::{Owner, IN_RESIDUE};
-use super::limits::{over_watch, tally_evidence};
+use super::limits::{bucket_elapsed, over_watch, tally_evidence};
 use super::{Engine, IN, NONE, OUT};
 
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
@@ -383,13 +383,12 @@ impl Engine {
                     self.count_watched_host(h, dir.detail, side, t, attacked);
                 } else if t.samples >= self.watch_min_samples
                     && (t.samples >= self.groups[group as usize].watch_samples[d]
-                        || ((t.packets as f32 >= dir.watch_packets
-                            || t.bytes as f32 >= dir.watch_bytes)
-                            && over_watch(
-                                (t.packets as f64, t.bytes as f64),
-                                tally_evidence(&t, r.sampling_rate),
-                                (f64::from(dir.watch_packets), f64::from(dir.watch_bytes)),
-                            )))
+                        || over_watch(
+                            (t.packets as f64, t.bytes as f64),
+                            tally_evidence(&t, r.sampling_rate),
+                            (f64::from(dir.watch_packets), f64::from(dir.watch_bytes)),
+                            bucket_elapsed(self.clock_ms),
+                        ))
                     && self.details_live - self.attacks_live < self.config.max_watched
                 {
                     self.start_host_watch(h, side);
@@ -537,11 +536,11 @@ impl Engine {
             // Infinite watch levels when carpet detection is off.
             let res = &p.residue;
             if t.samples >= self.watch_min_samples
-                && (t.packets as f32 >= res.watch_packets || t.bytes as f32 >= res.watch_bytes)
                 && over_watch(
                     (t.packets as f64, t.bytes as f64),
                     tally_evidence(t, r.sampling_rate),
                     (f64::from(res.watch_packets), f64::from(res.watch_bytes)),
+                    bucket_elapsed(self.clock_ms),
                 )
                 && self.details_live - self.attacks_live < self.config.max_watched
             {

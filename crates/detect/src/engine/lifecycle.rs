@@ -269,7 +269,7 @@ impl Engine {
         let detail = self.details[det as usize].as_mut().expect("live detail");
         let slot = &detail.ring[b as usize % SLOTS];
         let evidence = if slot.bucket == b { slot.evidence } else { 0 };
-        let below = !over_watch(bucket, evidence, watch);
+        let below = !over_watch(bucket, evidence, watch, 1.0);
         detail.fingerprint.mark_before();
         detail.idle = if below { detail.idle + 1 } else { 0 };
         if detail.idle >= self.config.quiet_period_s {

@@ -3,10 +3,11 @@
 //! carpet-bombing limits, so the record path and the bucket close read numbers, not options.
 
 use crate::baseline::{
-    significantly_above_by, Baseline, BaselineParams, Levels, WATCH_EVIDENCE_NATS,
+    significantly_above_by, Baseline, BaselineParams, Levels, STATIC_EVIDENCE_NATS,
+    WATCH_EVIDENCE_NATS,
 };
 use crate::config::{CarpetConfig, CarpetThresholds, Thresholds};
-use crate::counters::Tally;
+use crate::counters::{Tally, INSTANT_MS};
 use crate::vocab::{Metric, METRICS};
 use crate::DetectConfig;
 
@@ -212,18 +213,34 @@ pub(super) fn watch_levels(
 }
 
 /// Whether a bucket's `packets` or `bytes`, measured from `evidence` sampled packets, is over the
-/// watch level by more than sampling noise (see [`WATCH_EVIDENCE_NATS`]). The point comparison
-/// comes first: most targets are below and pay nothing more.
+/// watch level by more than sampling noise (see [`WATCH_EVIDENCE_NATS`]); or, `elapsed` (0..=1)
+/// of the way into a running bucket, over the level's share of that time by more than a static
+/// limit's noise (see [`STATIC_EVIDENCE_NATS`]): a flood is watched from its first samples, so
+/// its evidence and fingerprint are whole when it starts, while a target's few samples of a
+/// second stay unwatched wherever they fall. At a close `elapsed` is 1.
 #[inline]
 pub(super) fn over_watch(
     (packets, bytes): (f64, f64),
     evidence: u64,
     (watch_packets, watch_bytes): (f64, f64),
+    elapsed: f64,
 ) -> bool {
-    (packets >= watch_packets
-        && significantly_above_by(packets, watch_packets, evidence, WATCH_EVIDENCE_NATS))
-        || (bytes >= watch_bytes
-            && significantly_above_by(bytes, watch_bytes, evidence, WATCH_EVIDENCE_NATS))
+    let over = |value: f64, level: f64| {
+        (value >= level && significantly_above_by(value, level, evidence, WATCH_EVIDENCE_NATS))
+            || (elapsed < 1.0 && {
+                let so_far = level * elapsed;
+                value >= so_far
+                    && significantly_above_by(value, so_far, evidence, STATIC_EVIDENCE_NATS)
+            })
+    };
+    over(packets, watch_packets) || over(bytes, watch_bytes)
+}
+
+/// How far into its bucket the clock is, for [`over_watch`]: never less than one instant (10
+/// ms), where a burst of one datagram would otherwise look like any rate.
+#[inline]
+pub(super) fn bucket_elapsed(clock_ms: u64) -> f64 {
+    (clock_ms % 1000).max(INSTANT_MS) as f64 / 1000.0
 }
 
 /// Sampled packets behind a running bucket's tally, from one of its records' sampling rate (a
