@@ -859,9 +859,9 @@ fn config_rejects_nonsense_and_unknown_fields() {
     assert!(Engine::new(ok).is_ok());
 }
 
-#[test]
-fn events_serialize_with_the_public_field_names() {
-    let mut rng = Rng(33);
+/// Three seconds of a 150 kpps SYN flood at 192.0.2.70 seen through 1:1000 sampling: 150
+/// samples a second, one every 6.7 ms from the start of each second.
+fn syn_flood_150k() -> Vec<FlowRecord> {
     let mut records = Vec::new();
     flood(
         &mut records,
@@ -871,9 +871,14 @@ fn events_serialize_with_the_public_field_names() {
         3,
         150_000,
         syn(1000),
-        &mut rng,
+        &mut Rng(33),
     );
-    let events = run(config(), &records);
+    records
+}
+
+#[test]
+fn events_serialize_with_the_public_field_names() {
+    let events = run(config(), &syn_flood_150k());
     let json = serde_json::to_value(&events[0]).unwrap();
     assert_eq!(json["event"], "attack_started");
     assert_eq!(json["direction"], "incoming");
@@ -1928,22 +1933,9 @@ fn hosts_within_sampling_noise_of_their_watch_level_are_seldom_watched() {
 /// but the first sample, whatever part of the second that took.
 #[test]
 fn a_flood_is_watched_from_its_first_samples() {
-    let mut rng = Rng(33);
-    let mut records = Vec::new();
-    flood(
-        &mut records,
-        ip("192.0.2.70"),
-        false,
-        T0,
-        3,
-        150_000,
-        syn(1000),
-        &mut rng,
-    );
-    let events = run(config(), &records);
+    let events = run(config(), &syn_flood_150k());
     let start = &events[0];
     assert_eq!(start.event, EventKind::AttackStarted);
-    // One sample every 1000/150 ms from the start of the second.
     let sent = (start.ts - T0) * 150 / 1000 + 1;
     assert!(
         start.evidence.samples + 1 >= sent,
