@@ -544,8 +544,8 @@ proptest! {
 /// A watch without an attack samples one record in 16 after its first 256 (a busy network's
 /// watched prefixes see hundreds a second): the profile of its ordinary traffic (ports, flags,
 /// sizes) stays within 2 percentage points of the exact one, and the exact counts stay exact.
-/// An attack starting on it settles the fingerprint again, so the attack's first records are
-/// all kept.
+/// (Once an attack starts, its own records settle the fingerprint as before: the rules derived
+/// from it are tested in `mitigate/tests/sampled_fingerprints.rs`.)
 #[test]
 fn a_watch_samples_its_ordinary_traffic_within_two_points() {
     let mut rng = Rng(71);
