@@ -884,11 +884,10 @@ fn events_serialize_with_the_public_field_names() {
     assert_eq!(json["direction"], "incoming");
     assert_eq!(json["vectors"][0], "syn_flood");
     assert_eq!(json["trigger"]["kind"], "threshold");
-    // Reported mid-bucket, not at its close: once the count is over the 10 kpps SYN limit by
-    // more than sampling noise (22 samples would do) at a judgement, which a watched target gets
-    // each time its evidence has grown by a quarter: here at the 26th of the bucket's 150
-    // samples (one every 6.7 ms). The attack still starts with its bucket.
-    assert_eq!(json["ts"], "2025-10-09T08:53:20.166Z");
+    // Reported at the record whose count crossed the 10 kpps SYN limit by more than sampling
+    // noise (the 22nd of the bucket's 150 samples, one every 6.7 ms: 22 kpps, where 21 could
+    // still be noise), not at the bucket's close; the attack still starts with its bucket.
+    assert_eq!(json["ts"], "2025-10-09T08:53:20.140Z");
     assert_eq!(json["started_at"], "2025-10-09T08:53:20.000Z");
 }
 

@@ -20,6 +20,10 @@ use super::{Engine, IN, NONE, OUT};
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
 pub(super) const PREFETCH_AHEAD: usize = 16;
 
+/// Sampled packets of a watched target's bucket up to which an early start is judged at every
+/// record; past them, each time the evidence has grown by a quarter.
+const EARLY_EVERY: u32 = 32;
+
 /// Records whose hostgroup lookups are in flight: more than `2 * PREFETCH_AHEAD`.
 const LOOKAHEAD_RING: usize = 64;
 
@@ -463,13 +467,19 @@ impl Engine {
         }
         // The count can only grow within the bucket: once it crosses a static
         // limit with enough evidence, waiting for the close only adds latency.
-        // Judged again as evidence grows by a quarter (ordinary traffic over the
-        // totals of the limits is judged a few times a bucket, not per record).
+        // Judged at every record up to `EARLY_EVERY` sampled packets (where one
+        // more sample decides, and heavy sampling spaces them tens of ms apart),
+        // then as evidence grows by a quarter (ordinary traffic over the totals
+        // of the limits is judged a few dozen times a bucket, not per record).
+        let step = if detail.early_evidence < EARLY_EVERY {
+            1
+        } else {
+            detail.early_evidence / 4
+        };
         if !attacked
             && t.samples >= self.config.min_samples
             && (t.packets as f64 >= g.lowest_packets[d] || t.bytes as f64 * 8.0 >= g.lowest_bits[d])
-            && (detail.early_bucket != b
-                || evidence >= detail.early_evidence + detail.early_evidence / 4)
+            && (detail.early_bucket != b || evidence >= detail.early_evidence + step)
         {
             detail.early_bucket = b;
             detail.early_evidence = evidence;
