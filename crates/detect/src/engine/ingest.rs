@@ -14,7 +14,7 @@ use crate::prefetch::prefetch;
 use crate::AttackEvent;
 
 use super::entries::{Owner, IN_RESIDUE};
-use super::limits::{bucket_elapsed, over_watch, tally_evidence};
+use super::limits::running_over_watch;
 use super::{Engine, IN, NONE, OUT};
 
 /// How many records ahead ingest prefetches host entries (map slots twice as far).
@@ -387,11 +387,11 @@ impl Engine {
                     self.count_watched_host(h, dir.detail, side, t, attacked);
                 } else if t.samples >= self.watch_min_samples
                     && (t.samples >= self.groups[group as usize].watch_samples[d]
-                        || over_watch(
-                            (t.packets as f64, t.bytes as f64),
-                            tally_evidence(&t, r.sampling_rate),
-                            (f64::from(dir.watch_packets), f64::from(dir.watch_bytes)),
-                            bucket_elapsed(self.clock_ms),
+                        || running_over_watch(
+                            &t,
+                            r.sampling_rate,
+                            (dir.watch_packets, dir.watch_bytes),
+                            self.clock_ms,
                         ))
                     && self.details_live - self.attacks_live < self.config.max_watched
                 {
@@ -546,11 +546,11 @@ impl Engine {
             // Infinite watch levels when carpet detection is off.
             let res = &p.residue;
             if t.samples >= self.watch_min_samples
-                && over_watch(
-                    (t.packets as f64, t.bytes as f64),
-                    tally_evidence(t, r.sampling_rate),
-                    (f64::from(res.watch_packets), f64::from(res.watch_bytes)),
-                    bucket_elapsed(self.clock_ms),
+                && running_over_watch(
+                    t,
+                    r.sampling_rate,
+                    (res.watch_packets, res.watch_bytes),
+                    self.clock_ms,
                 )
                 && self.details_live - self.attacks_live < self.config.max_watched
             {

@@ -239,7 +239,7 @@ pub(super) fn over_watch(
 /// How far into its bucket the clock is, for [`over_watch`]: never less than one instant (10
 /// ms), where a burst of one datagram would otherwise look like any rate.
 #[inline]
-pub(super) fn bucket_elapsed(clock_ms: u64) -> f64 {
+fn bucket_elapsed(clock_ms: u64) -> f64 {
     (clock_ms % 1000).max(INSTANT_MS) as f64 / 1000.0
 }
 
@@ -247,6 +247,24 @@ pub(super) fn bucket_elapsed(clock_ms: u64) -> f64 {
 /// target's records share their exporter's rate): one per sample, every packet of unsampled
 /// flows. Never fewer than the records.
 #[inline]
-pub(super) fn tally_evidence(t: &Tally, sampling_rate: u32) -> u64 {
+fn tally_evidence(t: &Tally, sampling_rate: u32) -> u64 {
     (t.packets / u64::from(sampling_rate.max(1))).max(u64::from(t.samples))
+}
+
+/// Whether the open bucket's tally `t` of an unwatched target, its records sampled at
+/// `sampling_rate`, is over its watch levels `(packets, bytes)` by more than sampling noise so
+/// far, the engine's clock at `clock_ms` (see [`over_watch`]).
+#[inline]
+pub(super) fn running_over_watch(
+    t: &Tally,
+    sampling_rate: u32,
+    (watch_packets, watch_bytes): (f32, f32),
+    clock_ms: u64,
+) -> bool {
+    over_watch(
+        (t.packets as f64, t.bytes as f64),
+        tally_evidence(t, sampling_rate),
+        (f64::from(watch_packets), f64::from(watch_bytes)),
+        bucket_elapsed(clock_ms),
+    )
 }
