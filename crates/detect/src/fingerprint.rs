@@ -143,6 +143,9 @@ impl PathKey {
 #[derive(Clone, Default)]
 pub struct FingerprintBuilder {
     s: Box<Sketches>,
+    /// Whether the builder is thinned: a settled watch without an attack counts one remote in
+    /// [`MAX_STRIDE`] among its distinct remotes (see [`FingerprintBuilder::watching`]).
+    thinned: bool,
 }
 
 #[derive(Clone)]
@@ -333,6 +336,15 @@ impl Sketches {
     }
 }
 
+/// Whether the remote of `hash` goes into the distinct remotes: always, or when `thinned` for
+/// one remote in [`MAX_STRIDE`], chosen by bits of its hash the registers do not use for their
+/// index (a fixed subset of all addresses, so each remote is counted for all its records or
+/// for none).
+#[inline]
+fn thin_counts(thinned: bool, hash: u64) -> bool {
+    !thinned || hash.is_multiple_of(MAX_STRIDE)
+}
+
 /// SplitMix64's finaliser: a fixed bijective scramble of a counter.
 #[inline]
 fn mix64(mut z: u64) -> u64 {
@@ -420,9 +432,11 @@ impl FingerprintBuilder {
 
     /// A builder for a watched target without an attack: after [`WATCH_SETTLE_RECORDS`] kept in
     /// full, one record in [`MAX_STRIDE`] feeds the sampled sketches at once (not the gradual
-    /// settling of [`Self::new`]) until [`Self::settle_again`] marks the start of an attack;
-    /// from there on it settles like a new builder. The exact counts and the distinct remotes
-    /// still see every record.
+    /// settling of [`Self::new`]), and the distinct remotes count one remote in [`MAX_STRIDE`]
+    /// (*thinned*), until [`Self::settle_again`] marks the start of an attack; from there on
+    /// it settles like a new builder and counts every remote. The exact counts see every
+    /// record. A busy network's watched prefixes take every record of their hosts, and each
+    /// remote counted was a miss in a 3 KiB sketch: the largest cost of such a network.
     pub fn watching() -> Self {
         let mut builder = Self::default();
         builder.s.exact.watching = true;
@@ -442,7 +456,10 @@ impl FingerprintBuilder {
     #[inline]
     pub fn prefetch(&self, remote: IpAddr) {
         crate::prefetch::prefetch(&self.s.exact);
-        self.s.remotes.prefetch(hll::hash_addr(addr_bits(remote)));
+        let hash = hll::hash_addr(addr_bits(remote));
+        if thin_counts(self.thinned, hash) {
+            self.s.remotes.prefetch(hash);
+        }
     }
 
     /// Hints the CPU to fetch what the next [`Self::mark_before`] touches first: the kept
@@ -478,12 +495,17 @@ impl FingerprintBuilder {
         let s = &mut *self.s;
         let remote = addr_bits(remote);
         let hash = hll::hash_addr(remote);
-        s.remotes.insert(hash);
+        if thin_counts(self.thinned, hash) {
+            s.remotes.insert(hash);
+        }
         let e = &mut s.exact;
         e.bytes = e.bytes.saturating_add(record.bytes);
         let w = record.packets;
         if w == 0 {
             return;
+        }
+        if e.watching && e.records - e.settle_from >= WATCH_SETTLE_RECORDS {
+            self.thinned = true;
         }
         e.packets = e.packets.saturating_add(w);
         e.records += 1;
@@ -624,6 +646,7 @@ impl FingerprintBuilder {
     pub fn settle_again(&mut self) {
         self.s.exact.settle_from = self.s.exact.records;
         self.s.exact.watching = false;
+        self.thinned = false;
     }
 
     /// Records the rates of a completed bucket, for the peaks.

@@ -605,4 +605,32 @@ fn a_watch_samples_its_ordinary_traffic_within_two_points() {
     for (a, b) in ws.shares.iter().zip(&es.shares) {
         assert!((a - b).abs() <= 0.02, "{ws:?} vs {es:?}");
     }
+    // An attack starts: from there on every record counts, exactly, and the attack's own
+    // counts are what its rule is derived from.
+    watched.settle_again();
+    exact.settle_again();
+    for i in 0..300u32 {
+        let mut r = rec(v4(0xc000_0000 | i), proto::UDP, 53, 4444, 1024);
+        r.packet_len = 1400;
+        r.bytes = 1024 * 1400;
+        for fp in [&mut watched, &mut exact] {
+            fp.observe(&r, r.src);
+        }
+    }
+    let (w, e) = (watched.snapshot(), exact.snapshot());
+    // Distinct remotes: the watch's first 256 ordinary clients, one in 16 of its other 39,744,
+    // and all the attack's 300 sources (the reference counts every remote the target ever had).
+    let expected = 256.0 + 39_744.0 / 16.0 + 300.0;
+    let off = (w.sources_estimate as f64 - expected).abs() / expected;
+    assert!(
+        off <= 0.1,
+        "{} sources, {expected} expected",
+        w.sources_estimate
+    );
+    assert!(e.sources_estimate > 38_000, "{}", e.sources_estimate);
+    assert_eq!(w.packets, 300 * 1024);
+    assert_eq!(w.packets, e.packets);
+    assert_eq!(w.bytes, e.bytes);
+    assert_eq!(w.protocols, e.protocols);
+    assert_eq!(w.top_source_ports, e.top_source_ports);
 }
