@@ -30,7 +30,7 @@ use floodwall_wire::FlowRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::vocab::Vector;
-use hll::Hll;
+use hll::{Hll, SmallHll};
 use topk::{TopK, Weights};
 
 /// One of the heaviest values of a field, with its share of the target's packets.
@@ -146,6 +146,10 @@ pub struct FingerprintBuilder {
     /// Whether the builder is thinned: a settled watch without an attack counts one remote in
     /// [`MAX_STRIDE`] among its distinct remotes (see [`FingerprintBuilder::watching`]).
     thinned: bool,
+    /// While thinned, every remote of the bucket so far (cleared by each
+    /// [`FingerprintBuilder::mark_before`]); frozen when an attack starts, whose first bucket it
+    /// then counts in full: [`FingerprintBuilder::distinct_remotes`] is at least its estimate.
+    recent: SmallHll,
 }
 
 #[derive(Clone)]
@@ -435,8 +439,10 @@ impl FingerprintBuilder {
     /// settling of [`Self::new`]), and the distinct remotes count one remote in [`MAX_STRIDE`]
     /// (*thinned*), until [`Self::settle_again`] marks the start of an attack; from there on
     /// it settles like a new builder and counts every remote. The exact counts see every
-    /// record. A busy network's watched prefixes take every record of their hosts, and each
-    /// remote counted was a miss in a 3 KiB sketch: the largest cost of such a network.
+    /// record, and so do the distinct remotes of the bucket so far (a one-line sketch, ~13 %
+    /// error), so an attack's first bucket counts all its sources. A busy network's watched
+    /// prefixes take every record of their hosts, and each remote counted was a miss in a
+    /// 3 KiB sketch: the largest cost of such a network.
     pub fn watching() -> Self {
         let mut builder = Self::default();
         builder.s.exact.watching = true;
@@ -497,6 +503,9 @@ impl FingerprintBuilder {
         let hash = hll::hash_addr(remote);
         if thin_counts(self.thinned, hash) {
             s.remotes.insert(hash);
+        }
+        if self.thinned {
+            self.recent.insert(hash);
         }
         let e = &mut s.exact;
         e.bytes = e.bytes.saturating_add(record.bytes);
@@ -657,7 +666,7 @@ impl FingerprintBuilder {
 
     /// Estimated distinct remotes (HyperLogLog, ~1.6 % standard error; O(64) to compute).
     pub fn distinct_remotes(&self) -> u64 {
-        self.s.remotes.estimate()
+        self.s.remotes.estimate().max(self.recent.estimate())
     }
 
     /// Exact scaled UDP packets from each source port of `Vector::AMPLIFICATION`, same order,
@@ -682,6 +691,8 @@ impl FingerprintBuilder {
     /// The exact counts are copied; the sketches' part only when a kept record is about to be
     /// added to them before the next mark (see [`Before::live`]).
     pub fn mark_before(&mut self) {
+        // A new bucket of ordinary traffic begins.
+        self.recent.clear();
         // Nothing new since the last mark (an idle watch): the mark stands, and every kept
         // record is in it.
         if self.s.before.records == self.s.exact.records {
@@ -758,7 +769,7 @@ impl FingerprintBuilder {
         let ported = (tcp.saturating_add(protocols[P_UDP]), total);
         let port_weight = s.port_weight.saturating_sub(b.port_weight);
         Fingerprint {
-            sources_estimate: s.remotes.estimate(),
+            sources_estimate: this.distinct_remotes(),
             top_sources: shares(s.sources.top(TOP_N), s.source_weight, (1, 1), bits_addr),
             top_source_ports: shares(
                 since(s.src_ports.top(TOP_CAPACITY), &b.src_ports),

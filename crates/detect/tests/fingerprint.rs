@@ -634,3 +634,41 @@ fn a_watch_samples_its_ordinary_traffic_within_two_points() {
     assert_eq!(w.protocols, e.protocols);
     assert_eq!(w.top_source_ports, e.top_source_ports);
 }
+
+#[test]
+fn an_attack_on_a_long_watched_target_counts_its_first_seconds_sources() {
+    let mut watched = FingerprintBuilder::watching();
+    // Hours of ordinary traffic from 4,000 clients, closed bucket by bucket: counted one in 16
+    // once the watch has settled.
+    for i in 0..4_000u32 {
+        let r = rec(v4(0x0a00_0000 | i), proto::TCP, 40_000, 443, 1024);
+        watched.observe(&r, r.src);
+        if i % 500 == 499 {
+            watched.mark_before();
+        }
+    }
+    let before = watched.distinct_remotes();
+    assert!(
+        within(before as f64, 256.0 + 3_744.0 / 16.0, 0.15),
+        "{before}"
+    );
+    // The attack's first second: 3,000 spoofed sources, judged at the bucket's close.
+    for i in 0..3_000u32 {
+        let r = rec(v4(0xc000_0000 | i), proto::UDP, 53, 4444, 1024);
+        watched.observe(&r, r.src);
+    }
+    watched.settle_again();
+    let at_start = watched.distinct_remotes();
+    assert!(within(at_start as f64, 3_000.0, 0.4), "{at_start}");
+    assert_eq!(watched.snapshot().sources_estimate, at_start);
+    // From there on every source counts in the full sketch.
+    for i in 3_000..20_000u32 {
+        let r = rec(v4(0xc000_0000 | i), proto::UDP, 53, 4444, 1024);
+        watched.observe(&r, r.src);
+    }
+    let later = watched.distinct_remotes();
+    assert!(
+        within(later as f64, 17_000.0 + 3_000.0 / 16.0 + 490.0, 0.1),
+        "{later}"
+    );
+}

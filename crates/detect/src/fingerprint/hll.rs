@@ -114,6 +114,55 @@ fn tau(mut x: f64) -> f64 {
     }
 }
 
+/// A 64-register HyperLogLog in one cache line (~13 % standard error, linear counting below
+/// 160): the distinct remotes of one bucket of a thinned watch, kept beside the builder's
+/// pointer so that counting every record costs no miss. Registers are whole bytes.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct SmallHll {
+    regs: [u8; SMALL_M],
+}
+
+const SMALL_BITS: u32 = 6;
+const SMALL_M: usize = 1 << SMALL_BITS;
+
+impl Default for SmallHll {
+    fn default() -> Self {
+        SmallHll { regs: [0; SMALL_M] }
+    }
+}
+
+impl SmallHll {
+    /// Adds a well-mixed 64-bit hash: bits 4–9 pick the register (bits 0–3 choose the big
+    /// sketch's thinned subset, the top 12 its register), the leading zeros give the rank.
+    #[inline]
+    pub(crate) fn insert(&mut self, hash: u64) {
+        let i = ((hash >> 4) as usize) & (SMALL_M - 1);
+        // The rank's bits run from the top down to bit 10: ranks past 54 are all 55.
+        let rank = ((hash | 1 << 9).leading_zeros() + 1) as u8;
+        let r = &mut self.regs[i];
+        *r = (*r).max(rank);
+    }
+
+    /// Estimated number of distinct hashes inserted.
+    pub(crate) fn estimate(&self) -> u64 {
+        let m = SMALL_M as f64;
+        let zeros = self.regs.iter().filter(|&&r| r == 0).count();
+        let sum: f64 = self.regs.iter().map(|&r| (-f64::from(r)).exp2()).sum();
+        let raw = 0.709 * m * m / sum;
+        let e = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        };
+        e.round() as u64
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.regs = [0; SMALL_M];
+    }
+}
+
 /// SplitMix64's finaliser: a fixed bijective 64-bit mix with full avalanche. Fixed (unseeded) so
 /// estimates are reproducible across runs and replays; the sketch is fixed-size, so crafted
 /// collisions can at worst skew the estimate, never grow memory.
@@ -134,6 +183,31 @@ pub(crate) fn hash_addr(bits: u128) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_small_sketch_counts_within_its_error() {
+        for n in [1u64, 10, 100, 1_000, 10_000, 100_000] {
+            let mut h = SmallHll::default();
+            for i in 0..n {
+                // Each value three times: repeats change nothing.
+                for _ in 0..3 {
+                    h.insert(mix64(i + 1));
+                }
+            }
+            let e = h.estimate() as f64;
+            let err = (e - n as f64).abs() / n as f64;
+            // Three standard errors (13 %; linear counting's at 100 is 12 %, exact at 1 and 10).
+            assert!(err <= 0.4, "{n}: {e}");
+            if n <= 10 {
+                assert!(err <= 0.1, "{n}: {e}");
+            }
+        }
+        let mut h = SmallHll::default();
+        assert_eq!(h.estimate(), 0);
+        h.insert(mix64(7));
+        h.clear();
+        assert_eq!(h.estimate(), 0);
+    }
 
     fn err(n: u64) -> f64 {
         let mut h = Hll::new();
