@@ -664,7 +664,9 @@ impl FingerprintBuilder {
         self.s.peak_pps = self.s.peak_pps.max(pps);
     }
 
-    /// Estimated distinct remotes (HyperLogLog, ~1.6 % standard error; O(64) to compute).
+    /// Estimated distinct remotes (HyperLogLog, ~1.6 % standard error; O(64) to compute): of a
+    /// thinned watch a sixteenth of them, but never fewer than its bucket's so far (or, after
+    /// an attack started, the attack's first bucket's; see [`Self::watching`]).
     pub fn distinct_remotes(&self) -> u64 {
         self.s.remotes.estimate().max(self.recent.estimate())
     }
