@@ -27,6 +27,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub mitigation: MitigationConfig,
     pub state: StateConfig,
+    pub http: crate::serve::HttpConfig,
     /// `[bgp]` and `[[bgp.peers]]`: the built-in BGP speaker. Absent: no BGP.
     pub bgp: Option<crate::act::bgp::BgpConfig>,
     /// `[exabgp]`: announce through an ExaBGP the operator runs. Default off.

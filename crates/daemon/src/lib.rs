@@ -20,6 +20,7 @@ pub mod events;
 pub mod logging;
 pub mod output;
 pub mod pipeline;
+pub mod serve;
 pub mod shards;
 pub mod sinks;
 pub mod sources;

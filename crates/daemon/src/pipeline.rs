@@ -31,6 +31,7 @@ use crate::bus::{Backpressure, Bus, BusBuilder, Message, Subscriber, Topic};
 use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::logging::log;
+use crate::serve::{HttpContext, HttpServer};
 use crate::shards::Engines;
 use crate::sinks::{EventsFile, Notify};
 use crate::sources::udp::CollectorStats;
@@ -70,6 +71,7 @@ pub struct Pipeline {
     status: Arc<StatusBoard>,
     local_addrs: Vec<SocketAddr>,
     control_socket: Option<PathBuf>,
+    http: Option<HttpServer>,
 }
 
 /// What the engine thread hands back at the end.
@@ -119,6 +121,24 @@ impl Pipeline {
         ];
         subscribers.extend(extra);
         let (calls_tx, calls) = crossbeam_channel::bounded(64);
+        let http = if config.http.enabled {
+            let counters = Arc::new(crate::serve::metrics::Counters::default());
+            subscribers.push(Box::new(crate::serve::metrics::CountOnBus(
+                counters.clone(),
+            )));
+            Some(HttpServer::start(
+                &config.http,
+                HttpContext {
+                    board: status.clone(),
+                    calls: calls_tx.clone(),
+                    counters,
+                    config: crate::serve::redacted_config(&config),
+                    limits: floodwall_detect::effective_limits(&config.detection_config()),
+                },
+            )?)
+        } else {
+            None
+        };
         let control_socket = control::serve(&config.state.dir, calls_tx, status.clone())?;
         let actions = Actions {
             planner,
@@ -139,6 +159,7 @@ impl Pipeline {
             status,
         )?;
         pipeline.control_socket = Some(control_socket);
+        pipeline.http = http;
         Ok(pipeline)
     }
 
@@ -231,12 +252,18 @@ impl Pipeline {
             status,
             local_addrs,
             control_socket: None,
+            http: None,
         })
     }
 
     /// Where the collectors listen.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// Where the HTTP API, metrics and dashboard answer (`http://127.0.0.1:9188`), if on.
+    pub fn http_url(&self) -> Option<String> {
+        self.http.as_ref().map(HttpServer::url)
     }
 
     /// The latest status snapshot, refreshed every second.
@@ -259,6 +286,10 @@ impl Pipeline {
             .map(|t| t.join())
             .ok_or_else(|| anyhow!("the pipeline was already waited for"))?
             .map_err(|_| anyhow!("the engine thread panicked"))?;
+        // Before the actions: a rule request arriving now would wait for nobody.
+        if let Some(http) = self.http.take() {
+            http.stop();
+        }
         let actions = self.actions.take().map(ActionsHandle::stop);
         if let Some(path) = &self.control_socket {
             let _ = std::fs::remove_file(path);

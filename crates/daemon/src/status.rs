@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::sources::udp::CollectorStats;
 
 /// The daemon's state at one moment.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Status {
     /// When this snapshot was taken, Unix ms.
     pub at_ms: u64,
@@ -33,13 +33,13 @@ pub struct Status {
 }
 
 /// The collectors' counters (zero for a capture replay's listeners: it has none).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CollectorStatus {
     pub listeners: Vec<ListenerStatus>,
     pub exporters: Vec<ExporterStatus>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListenerStatus {
     pub local: Option<SocketAddr>,
     pub datagrams: u64,
@@ -47,12 +47,15 @@ pub struct ListenerStatus {
     pub kernel_drops: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExporterStatus {
     pub address: IpAddr,
     pub datagrams: u64,
     pub records: u64,
     pub decode_errors: u64,
+    /// `decode_errors` by kind (`truncated`, `unknown_version`, …), kinds seen only.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub decode_errors_by_kind: std::collections::BTreeMap<String, u64>,
     pub sequence_lost: u64,
     /// Records dropped as implausible (sampling rate out of range or on probation, impossible
     /// sample pools).
@@ -80,6 +83,11 @@ impl CollectorStatus {
                     datagrams: c.datagrams,
                     records: c.records,
                     decode_errors: c.total_errors(),
+                    decode_errors_by_kind: floodwall_wire::DecodeError::ALL
+                        .iter()
+                        .filter(|k| c.error(**k) > 0)
+                        .map(|k| (k.name().to_string(), c.error(*k)))
+                        .collect(),
                     sequence_lost: c.sequence_lost,
                     implausible: c.implausible(),
                 })
@@ -89,7 +97,7 @@ impl CollectorStatus {
 }
 
 /// An attack as its latest event left it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActiveAttack {
     pub attack_id: String,
     pub target: IpNet,
@@ -145,14 +153,48 @@ impl ActiveAttacks {
 }
 
 /// The actions' side: rules held and the mitigators' channels.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MitigationStatus {
     /// Rules the plan holds (announced, queued, dry run, awaiting evidence).
     pub held: usize,
+    /// `held` by rule kind and whether it is a dry run.
+    #[serde(default)]
+    pub held_by_kind: Vec<HeldCount>,
     pub mitigators: Vec<MitigatorStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Rules held of one kind, dry run or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HeldCount {
+    pub kind: floodwall_mitigate::RuleKind,
+    pub dry_run: bool,
+    pub count: usize,
+}
+
+impl HeldCount {
+    /// Counts rules by kind and dry run, in a stable order.
+    pub fn tally<'a>(held: impl Iterator<Item = &'a floodwall_mitigate::Held>) -> Vec<HeldCount> {
+        let mut counts: Vec<HeldCount> = Vec::new();
+        for h in held {
+            let (kind, dry_run) = (h.mitigation.rule.kind(), h.mitigation.dry_run);
+            match counts
+                .iter_mut()
+                .find(|c| c.kind == kind && c.dry_run == dry_run)
+            {
+                Some(c) => c.count += 1,
+                None => counts.push(HeldCount {
+                    kind,
+                    dry_run,
+                    count: 1,
+                }),
+            }
+        }
+        counts.sort_by_key(|c| (c.kind, c.dry_run));
+        counts
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MitigatorStatus {
     pub name: String,
     /// Rules handed to it and not yet done with (its queue).
@@ -193,7 +235,7 @@ impl StatusBoard {
 }
 
 /// One subscriber's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SubscriberStats {
     pub name: String,
     pub delivered: u64,

@@ -23,7 +23,19 @@ pub enum EventKind {
 
 /// Incoming: traffic to a monitored address (it is the victim). Outgoing: traffic from a
 /// monitored address (a customer's device is attacking someone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Incoming,

@@ -7,7 +7,19 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Attack vectors, a fixed vocabulary. An attack may carry several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Vector {
     UdpFlood,
@@ -52,6 +64,53 @@ impl Vector {
 
     pub fn is_amplification(self) -> bool {
         Self::AMPLIFICATION.iter().any(|(_, v)| *v == self)
+    }
+
+    /// Every vector, in declaration order (metrics list each one, zero or not).
+    pub const ALL: [Vector; 16] = [
+        Vector::UdpFlood,
+        Vector::SynFlood,
+        Vector::AckFlood,
+        Vector::RstFlood,
+        Vector::TcpFlood,
+        Vector::IcmpFlood,
+        Vector::GreFlood,
+        Vector::FragmentFlood,
+        Vector::DnsAmplification,
+        Vector::NtpAmplification,
+        Vector::SsdpAmplification,
+        Vector::MemcachedAmplification,
+        Vector::CldapAmplification,
+        Vector::ChargenAmplification,
+        Vector::SnmpAmplification,
+        Vector::WsdAmplification,
+    ];
+
+    /// The name of the event JSON and the configuration (`syn_flood`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Vector::UdpFlood => "udp_flood",
+            Vector::SynFlood => "syn_flood",
+            Vector::AckFlood => "ack_flood",
+            Vector::RstFlood => "rst_flood",
+            Vector::TcpFlood => "tcp_flood",
+            Vector::IcmpFlood => "icmp_flood",
+            Vector::GreFlood => "gre_flood",
+            Vector::FragmentFlood => "fragment_flood",
+            Vector::DnsAmplification => "dns_amplification",
+            Vector::NtpAmplification => "ntp_amplification",
+            Vector::SsdpAmplification => "ssdp_amplification",
+            Vector::MemcachedAmplification => "memcached_amplification",
+            Vector::CldapAmplification => "cldap_amplification",
+            Vector::ChargenAmplification => "chargen_amplification",
+            Vector::SnmpAmplification => "snmp_amplification",
+            Vector::WsdAmplification => "wsd_amplification",
+        }
+    }
+
+    /// Index into [`Vector::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -153,5 +212,18 @@ impl Metric {
 impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_names_and_indices_are_the_serialized_ones() {
+        for (i, v) in Vector::ALL.iter().enumerate() {
+            assert_eq!(v.index(), i);
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
     }
 }

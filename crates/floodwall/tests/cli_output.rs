@@ -338,7 +338,7 @@ fn a_closed_stdout_ends_every_command_quietly_with_success() {
     std::fs::write(
         &daemon_config,
         format!(
-            "networks = [\"198.18.0.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n",
+            "networks = [\"198.18.0.0/24\"]\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n",
             dir.join("events.jsonl").display(),
             state.display()
         ),

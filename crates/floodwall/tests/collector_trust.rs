@@ -60,7 +60,9 @@ impl Daemon {
     fn start(dir: &Path) -> Daemon {
         let port = free_port();
         let path = dir.join("floodwall.toml");
-        let collector = format!("[collector]\nlisten = [\"127.0.0.1:{port}\"]");
+        let collector = format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]"
+        );
         std::fs::write(&path, config(dir, &collector)).unwrap();
         let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
         let child = floodwall()
@@ -333,7 +335,8 @@ fn mitigation_on_telemetry_anyone_may_send_is_refused_until_exporters_are_listed
     let port = free_port();
     let path = dir.join("floodwall.toml");
     // Listening on every address, blackhole and FlowSpec on, no allow_exporters.
-    let open = format!("[collector]\nlisten = [\"0.0.0.0:{port}\"]");
+    let open =
+        format!("[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"0.0.0.0:{port}\"]");
     std::fs::write(&path, config(&dir, &open)).unwrap();
     let checked = check_config(&path);
     let stderr = String::from_utf8_lossy(&checked.stderr);
@@ -359,13 +362,13 @@ fn mitigation_on_telemetry_anyone_may_send_is_refused_until_exporters_are_listed
     assert!(!stderr.contains("listening on"), "{stderr}");
 
     // A wildcard IPv6 listener counts as exposed too.
-    let v6 = format!("[collector]\nlisten = [\"[::]:{port}\"]");
+    let v6 = format!("[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"[::]:{port}\"]");
     std::fs::write(&path, config(&dir, &v6)).unwrap();
     assert!(!check_config(&path).status.success());
 
     // Accepting any source, knowingly: both start.
     let knowingly = format!(
-        "[collector]\nlisten = [\"0.0.0.0:{port}\"]\nallow_exporters = [\"0.0.0.0/0\", \"::/0\"]"
+        "[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"0.0.0.0:{port}\"]\nallow_exporters = [\"0.0.0.0/0\", \"::/0\"]"
     );
     std::fs::write(&path, config(&dir, &knowingly)).unwrap();
     let checked = check_config(&path);

@@ -216,7 +216,8 @@ fn run_refuses_what_check_config_rejects_with_the_same_problems() {
         dir.join("events.jsonl").display(),
         dir.join("state").display()
     );
-    let listen = format!("[collector]\nlisten = [\"127.0.0.1:{port}\"]\n");
+    let listen =
+        format!("[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n");
     for (what, text) in [
         (
             "a mitigation hostgroup naming no detection hostgroup",

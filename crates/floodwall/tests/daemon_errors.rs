@@ -19,7 +19,7 @@ fn config(dir: &std::path::Path, state: &std::path::Path, extra: &str) -> std::p
     std::fs::write(
         &path,
         format!(
-            "networks = [\"203.0.113.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n{extra}",
+            "networks = [\"203.0.113.0/24\"]\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n{extra}",
             dir.join("events.jsonl").display(),
             state.display()
         ),
@@ -139,7 +139,7 @@ fn a_collector_port_in_use_names_the_setting_to_change() {
     std::fs::write(
         &config,
         format!(
-            "networks = [\"203.0.113.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[state]\ndir = \"{}\"\n[events]\nfile = \"{}\"\n",
+            "networks = [\"203.0.113.0/24\"]\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[state]\ndir = \"{}\"\n[events]\nfile = \"{}\"\n",
             dir.join("state").display(),
             dir.join("events.jsonl").display()
         ),

@@ -527,7 +527,7 @@ fn daemon_detects_live_telemetry_and_stops_cleanly_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n[events]\nfile = \"{}\"\n\n[state]\ndir = \"{}\"\n\n[detection]\nquiet_period_s = 2\n",
+            "networks = [\"203.0.113.0/24\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n[events]\nfile = \"{}\"\n\n[state]\ndir = \"{}\"\n\n[detection]\nquiet_period_s = 2\n",
             events_file.display(),
             dir.join("state").display()
         ),

@@ -110,7 +110,7 @@ fn the_daemon_filters_in_nftables_while_the_attack_lasts_and_clears_what_a_lost_
     std::fs::write(
         &config,
         format!(
-            "networks = [\"203.0.113.0/24\"]\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n\
+            "networks = [\"203.0.113.0/24\"]\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n[events]\nfile = \"{}\"\n\
              [state]\ndir = \"{}\"\n[detection]\nquiet_period_s = 2\n[detection.carpet]\nenabled = false\n\
              [mitigation]\nmin_seconds = 1\nhold_down_seconds = 1\n[mitigation.blackhole]\nenabled = true\n\
              [mitigation.flowspec]\nenabled = true\n[nftables]\nenabled = true\ncommand = [\"ip\", \"netns\", \"exec\", \"{}\", \"nft\"]\n",

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::rule::Rule;
 
 /// One rule the network holds, why, and since when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Mitigation {
     /// Stable: `<attack_id>-blackhole`, `<attack_id>-flowspec`, or `manual-<target>-<kind>`.
     pub id: String,

@@ -90,7 +90,7 @@ impl Serialize for WithdrawReason {
 /// What became of a rule. The plan says `announced` for a rule it hands to the actions; the
 /// actions replace that with what the mitigators did (`announced` only when one put it in the
 /// network, else `queued` or `failed` with the reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// In the network: at least one mitigator sent it (a BGP peer up, ExaBGP took the command,
@@ -214,7 +214,7 @@ pub struct Decision {
 }
 
 /// One mitigator's outcome for one rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     /// `bgp`, `exabgp`, `nftables`.
     pub mitigator: String,
@@ -225,7 +225,7 @@ pub struct Delivery {
 }
 
 /// A rule in place, with what decides its end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Held {
     pub mitigation: Mitigation,
     /// The attack it answers is going on (or, after a restart, was when we stopped).

@@ -13,6 +13,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Community(pub u32);
 
+/// Written `ASN:VALUE`, as in the configuration and the event record.
+impl schemars::JsonSchema for Community {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Community".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+:[0-9]+$",
+            "description": "A standard BGP community, `ASN:VALUE` (RFC 1997)"
+        })
+    }
+}
+
 impl Community {
     /// RFC 7999 BLACKHOLE, 65535:666.
     pub const BLACKHOLE: Community = Community(0xFFFF_029A);
@@ -63,7 +78,19 @@ impl<'de> Deserialize<'de> for Community {
 }
 
 /// An inclusive range of port numbers or packet lengths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Range {
     pub first: u16,
     pub last: u16,
@@ -94,7 +121,7 @@ impl fmt::Display for Range {
 
 /// TCP flags match: `flags & mask == value` (bits as in the TCP header: FIN 0x01, SYN 0x02,
 /// RST 0x04, PSH 0x08, ACK 0x10, URG 0x20, ECE 0x40, CWR 0x80).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TcpFlags {
     pub value: u8,
     pub mask: u8,
@@ -102,7 +129,7 @@ pub struct TcpFlags {
 
 /// Which packets a filter matches. Empty lists and `None` match anything; all present
 /// conditions must hold (the semantics of a FlowSpec NLRI).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlowFilter {
     /// The attacked host or prefix; for an outgoing attack 0.0.0.0/0 or ::/0, with `source`
     /// the customer's device.
@@ -216,7 +243,7 @@ impl fmt::Display for FlowFilter {
 }
 
 /// What a router does with packets a filter matches.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum FlowAction {
     Discard,
@@ -232,7 +259,7 @@ pub enum FlowAction {
 }
 
 /// One route or filter that a mitigation holds in the network.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Rule {
     /// Remote-triggered blackhole: a route for `prefix` to a discard next hop with the BLACKHOLE
@@ -279,7 +306,19 @@ impl Rule {
 }
 
 /// The kinds of [`Rule`], by the names of the configuration, the event record and rule ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     Blackhole,

@@ -36,7 +36,7 @@ use crate::bus::{AttackRecord, Bus, Message, MitigationEvent, MitigationNotice};
 use crate::clock::unix_ms;
 use crate::events::log_line;
 use crate::logging::log;
-use crate::status::{MitigationStatus, MitigatorStatus, StatusBoard};
+use crate::status::{HeldCount, MitigationStatus, MitigatorStatus, StatusBoard};
 
 /// Which clock the plan runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -599,6 +599,7 @@ impl ActionsThread {
         let Some(board) = &self.status else { return };
         board.set_mitigation(MitigationStatus {
             held: self.planner.held().count(),
+            held_by_kind: HeldCount::tally(self.planner.held()),
             mitigators: self
                 .workers
                 .iter()

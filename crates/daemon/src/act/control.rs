@@ -47,7 +47,7 @@ pub enum Request {
 
 /// A reply: `{"ok": true, ...}` with the fields of the request's answer, or
 /// `{"ok": false, "error": "..."}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reply {
     /// `list`: every rule held.
     #[serde(default, skip_serializing_if = "Option::is_none")]

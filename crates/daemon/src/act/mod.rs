@@ -61,7 +61,9 @@ pub trait Mitigator: Send {
 }
 
 /// One session or channel of a mitigator: a BGP peer, say.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Channel {
     /// `bgp peer edge1 (192.0.2.1:179)`.
     pub name: String,
@@ -69,7 +71,9 @@ pub struct Channel {
 }
 
 /// Whether a channel can carry rules now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "state", content = "error", rename_all = "snake_case")]
 pub enum ChannelState {
     Established,

@@ -313,6 +313,13 @@ fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
     if let Err(message) = config.collector.validate() {
         found("collector", message, None);
     }
+    if let Err(message) = config.http.validate() {
+        found(
+            "http",
+            message,
+            Some("set both (PEM files) for HTTPS, or neither for plain HTTP"),
+        );
+    }
     // Only the daemon listens: `check-config` judges the file as `run` would take it (which
     // refuses the same with `require_trusted_exporters`); replay and the control client do not.
     if networks == Networks::InFile {

@@ -268,3 +268,77 @@ pub(super) fn running_over_watch(
         bucket_elapsed(clock_ms),
     )
 }
+
+/// One hostgroup's limits as the engine applies them: each field of the group, else the
+/// top-level `incoming`/`outgoing`/`carpet`, else the built-in default; a limit of 0 or less
+/// is off (absent here).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct EffectiveLimits {
+    pub hostgroup: String,
+    /// The group's networks (`default`: the monitored networks outside every group).
+    pub networks: Vec<ipnet::IpNet>,
+    /// Limits by metric name (`pps`, `mbps`, `syn_pps`, …).
+    pub incoming: std::collections::BTreeMap<String, f64>,
+    pub outgoing: std::collections::BTreeMap<String, f64>,
+    /// Carpet bombing of the group's prefixes (absent when carpet detection is off).
+    pub carpet: Option<CarpetThresholds>,
+}
+
+/// The limits of the `default` group and of every configured hostgroup.
+pub fn effective_limits(config: &DetectConfig) -> Vec<EffectiveLimits> {
+    let named = |l: [f64; METRICS]| {
+        Metric::ALL
+            .iter()
+            .filter(|m| l[**m as usize].is_finite())
+            .map(|m| (m.name().to_string(), l[*m as usize]))
+            .collect()
+    };
+    let carpet = |over: Option<&CarpetThresholds>| {
+        let c = &config.carpet;
+        let o = over.cloned().unwrap_or_default();
+        c.enabled.then(|| CarpetThresholds {
+            min_hosts: o.min_hosts.or(Some(c.min_hosts)),
+            max_host_share: o.max_host_share.or(Some(c.max_host_share)),
+            pps: o.pps.or(Some(c.pps)),
+            mbps: o.mbps.or(Some(c.mbps)),
+            baseline: o.baseline.or(Some(c.baseline)),
+            baseline_min_pps: o.baseline_min_pps.or(Some(c.baseline_min_pps)),
+            baseline_min_mbps: o.baseline_min_mbps.or(Some(c.baseline_min_mbps)),
+            max_pps: o.max_pps.or(Some(c.max_pps)),
+            max_mbps: o.max_mbps.or(Some(c.max_mbps)),
+        })
+    };
+    let mut out = vec![EffectiveLimits {
+        hostgroup: "default".into(),
+        networks: config.networks.clone(),
+        incoming: named(resolve_limits(
+            &Thresholds::builtin_incoming(),
+            &config.incoming,
+            None,
+        )),
+        outgoing: named(resolve_limits(
+            &Thresholds::builtin_outgoing(),
+            &config.outgoing,
+            None,
+        )),
+        carpet: carpet(None),
+    }];
+    for g in &config.hostgroups {
+        out.push(EffectiveLimits {
+            hostgroup: g.name.clone(),
+            networks: g.networks.clone(),
+            incoming: named(resolve_limits(
+                &Thresholds::builtin_incoming(),
+                &config.incoming,
+                Some(&g.incoming),
+            )),
+            outgoing: named(resolve_limits(
+                &Thresholds::builtin_outgoing(),
+                &config.outgoing,
+                Some(&g.outgoing),
+            )),
+            carpet: carpet(g.carpet.as_ref()),
+        });
+    }
+    out
+}

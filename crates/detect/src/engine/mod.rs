@@ -25,6 +25,7 @@ mod entries;
 mod ingest;
 mod lifecycle;
 mod limits;
+pub use limits::{effective_limits, EffectiveLimits};
 mod residue;
 mod slabs;
 mod stats;

@@ -6,7 +6,9 @@ use crate::event::Direction;
 use super::{Engine, DIRECTIONS};
 
 /// Counters about the engine itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct EngineStats {
     pub records: u64,
     /// Records that touched no monitored network.

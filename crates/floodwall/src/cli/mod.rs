@@ -18,6 +18,7 @@ mod mitigations;
 mod replay;
 mod run;
 mod simulate;
+mod token;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,6 +68,22 @@ enum Command {
     /// Check a configuration file: syntax, unknown keys, types and values, each problem with
     /// its line. Exit 0 with a one-line summary when it is valid.
     CheckConfig(CheckConfigArgs),
+    /// Make an API token: prints the token once, and the line for `[http] tokens_file` (which
+    /// keeps only its SHA-256); with --tokens-file the line is appended there.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Who or what uses it (`grafana`, `noc`): named in the file, one line per name.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// `read` (status, metrics, lists) or `write` (also announce and withdraw).
+    #[arg(long, value_name = "SCOPE", value_parser = ["read", "write"])]
+    pub scope: String,
+    /// Append the line to this tokens file (created owner-only if missing).
+    #[arg(long, value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -394,6 +411,7 @@ pub fn run() -> Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Init(args) => init::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Token(args) => token::run(args),
     }
 }
 

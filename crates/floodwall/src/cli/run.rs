@@ -38,6 +38,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         networks,
         events_path.display()
     ));
+    if let Some(url) = pipeline.http_url() {
+        log(format!(
+            "API and metrics on {url} ({url}/metrics, {url}/api/v1/openapi.json)"
+        ));
+    }
     pipeline.wait()?;
     Ok(())
 }

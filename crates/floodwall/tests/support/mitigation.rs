@@ -44,6 +44,8 @@ pub struct Options {
     pub bgp: String,
     /// No `[bgp]` at all: blackhole and FlowSpec enabled with no mitigator.
     pub without_bgp: bool,
+    /// Extra lines of `[http]` (which listens on a free port of 127.0.0.1).
+    pub http: String,
 }
 
 impl Options {
@@ -54,12 +56,13 @@ impl Options {
             mitigation: String::new(),
             bgp: String::new(),
             without_bgp: false,
+            http: String::new(),
         }
     }
 
     fn config(&self, dir: &Path, port: u16) -> String {
         let text = format!(
-            "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+            "networks = [\"203.0.113.0/24\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
              [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
              [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = false\n\n\
              [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = {confirm}\n{mitigation}\n\n\
@@ -75,6 +78,7 @@ impl Options {
             name = self.peer.name,
             address = self.peer.address,
             remote_as = self.peer.remote_as,
+            http = self.http,
         );
         match (self.without_bgp, text.find("\n[bgp]")) {
             (true, Some(at)) => text[..at].to_string(),
@@ -132,6 +136,18 @@ impl Daemon {
         wait_for(Duration::from_secs(10), "the daemon to listen", || {
             self.log().contains("listening on")
         });
+    }
+
+    /// Where the current run's HTTP API answers, as its log says.
+    pub fn http_url(&self) -> String {
+        wait_for(
+            Duration::from_secs(10),
+            "the API's address in the log",
+            || self.log().contains("API and metrics on "),
+        );
+        let log = self.log();
+        let at = log.find("API and metrics on ").unwrap() + "API and metrics on ".len();
+        log[at..].split_whitespace().next().unwrap().to_string()
     }
 
     /// The log of the current run.

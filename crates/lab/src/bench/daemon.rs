@@ -421,7 +421,7 @@ pub fn floodwall_config(setup: &Setup, port: u16, events: &Path) -> String {
     // The state (mitigation snapshot, baselines) beside the events, never the working directory.
     let state = events.parent().unwrap_or(Path::new(".")).join("state");
     format!(
-        "networks = [{networks}]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+        "networks = [{networks}]\n\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
          [events]\nfile = \"{}\"\n\n[state]\ndir = \"{}\"\n\n[detection.incoming]\npps = {}\n\
          mbps = {}\n\n[detection.carpet]\nenabled = false\n",
         events.display(),

@@ -456,7 +456,7 @@ impl FloodwallDaemon {
         std::fs::write(
             &config,
             format!(
-                "networks = [\"203.0.113.0/24\"]\n\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+                "networks = [\"203.0.113.0/24\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
                  [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
                  [detection.incoming]\npps = {THRESHOLD_PPS}\nmbps = {THRESHOLD_MBPS}\n\n[detection.carpet]\nenabled = false\n\n\
                  [mitigation]\nmin_seconds = 1\nhold_down_seconds = 1\n\n[mitigation.blackhole]\nenabled = true\n\n\

@@ -34,6 +34,7 @@ pub fn daemon_config(networks: &[IpNet], listen: SocketAddr, dir: &Path) -> Stri
     format!(
         "# Written by `floodwall demo`; removed when it exits.\n\
          networks = [{networks}]\n\n\
+         [http]\nlisten = \"127.0.0.1:0\"\n\n\
          [collector]\nlisten = [\"{listen}\"]\n\n\
          [events]\nfile = \"{events}\"\n\n\
          [state]\ndir = \"{state}\"\n\n\

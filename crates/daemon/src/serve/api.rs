@@ -1,0 +1,702 @@
+//! The routes: health, metrics and `/api/v1`, with their access rules, and the OpenAPI
+//! document generated from the same table ([`ENDPOINTS`]) and the response types' schemas.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use floodwall_mitigate::{FlowFilter, Held, RuleKind};
+use ipnet::IpNet;
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::auth::{Access, Scope, Tokens};
+use super::metrics;
+use super::HttpContext;
+use crate::act::control::{Reply, Request as Call};
+use crate::clock::unix_ms;
+use crate::status::{ActiveAttack, ExporterStatus, ListenerStatus, Status};
+
+/// How long the actions thread has to answer a rule request.
+const ACTIONS_TIMEOUT: Duration = Duration::from_secs(10);
+/// A status older than this means the engine thread stopped publishing.
+const STALE_STATUS_MS: u64 = 5_000;
+/// Request bodies are a few hundred bytes.
+const MAX_BODY: usize = 64 << 10;
+
+pub struct App {
+    context: HttpContext,
+    tokens: Tokens,
+    started_ms: u64,
+}
+
+impl App {
+    pub fn new(context: HttpContext, tokens: Tokens) -> Arc<App> {
+        Arc::new(App {
+            context,
+            tokens,
+            started_ms: unix_ms(),
+        })
+    }
+
+    fn status(&self) -> Arc<Status> {
+        self.context.board.latest()
+    }
+}
+
+/// An error as every route answers it: the status and `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+/// The body of every error.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"floodwall\""),
+            );
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// One documented route.
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// `None`: open to anyone who reaches the listener.
+    pub scope: Option<Scope>,
+    pub parameters: &'static [Parameter],
+    pub request: Option<SchemaOf>,
+    /// `None`: not JSON (the metrics' text).
+    pub response: Option<SchemaOf>,
+}
+
+pub struct Parameter {
+    pub name: &'static str,
+    /// `path` or `query`.
+    pub location: &'static str,
+    pub description: &'static str,
+    pub schema: fn() -> Value,
+}
+
+type SchemaOf = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+fn schema<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn boolean() -> Value {
+    json!({"type": "boolean"})
+}
+
+/// Every route but the fallbacks.
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness: 200 while the engine publishes its status (every second), 503 once it has not for 5 s.",
+        scope: None,
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Health>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: 200 once the pipeline runs and has published its first status, 503 before.",
+        scope: None,
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Health>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics (text format 0.0.4).",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: None,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/status",
+        summary: "The daemon's status: collectors, engine, active attacks, mitigators, bus (refreshed every second).",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Status>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/exporters",
+        summary: "Collector listeners and the exporters heard, with their counters.",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Exporters>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/attacks",
+        summary: "Attacks going on now, oldest first, optionally filtered.",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "direction",
+                location: "query",
+                description: "`incoming` or `outgoing`.",
+                schema: string,
+            },
+            Parameter {
+                name: "vector",
+                location: "query",
+                description: "Only attacks with this vector (`syn_flood`, …).",
+                schema: string,
+            },
+            Parameter {
+                name: "target",
+                location: "query",
+                description: "Only attacks whose target lies inside this address or prefix.",
+                schema: string,
+            },
+        ],
+        request: None,
+        response: Some(schema::<Vec<ActiveAttack>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/mitigations",
+        summary: "Every rule held: announced, queued, awaiting evidence or recorded in dry run.",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Vec<Held>>),
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/mitigations",
+        summary: "Announce a rule by hand, through the same guard rails as `floodwall mitigations announce` (422 with the reason when one refuses).",
+        scope: Some(Scope::Write),
+        parameters: &[],
+        request: Some(schema::<Announce>),
+        response: Some(schema::<Reply>),
+    },
+    Endpoint {
+        method: "delete",
+        path: "/api/v1/mitigations/{id}",
+        summary: "Withdraw a rule (404 when none has this id).",
+        scope: Some(Scope::Write),
+        parameters: &[Parameter {
+            name: "id",
+            location: "path",
+            description: "The rule's id, as listed (its `/` raw or as `%2F`).",
+            schema: string,
+        }],
+        request: None,
+        response: Some(schema::<Reply>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/hostgroups",
+        summary: "Hostgroups with the limits in force (group, then top level, then built-in).",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Vec<floodwall_detect::EffectiveLimits>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/config",
+        summary: "The running configuration, secrets redacted (webhook paths and queries).",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<crate::config::Config>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/openapi.json",
+        summary: "This document.",
+        scope: Some(Scope::Read),
+        parameters: &[Parameter {
+            name: "pretty",
+            location: "query",
+            description: "Indented JSON.",
+            schema: boolean,
+        }],
+        request: None,
+        response: None,
+    },
+];
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok`, `starting` or `stalled`.
+    pub status: String,
+    /// Milliseconds since the last status snapshot (absent before the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_age_ms: Option<u64>,
+}
+
+/// `/api/v1/exporters`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Exporters {
+    pub listeners: Vec<ListenerStatus>,
+    pub exporters: Vec<ExporterStatus>,
+}
+
+/// `POST /api/v1/mitigations`.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    /// The address or prefix to protect (inside the monitored networks).
+    #[schemars(with = "String")]
+    pub target: IpNet,
+    /// `blackhole` or `flowspec`.
+    pub kind: RuleKind,
+    /// Narrows a flowspec rule (its destination must be the target).
+    #[serde(default)]
+    pub filter: Option<FlowFilter>,
+    /// Hold this long, then withdraw; absent: until withdrawn.
+    #[serde(default)]
+    pub seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttackFilter {
+    direction: Option<floodwall_detect::Direction>,
+    vector: Option<floodwall_detect::Vector>,
+    target: Option<IpNet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pretty {
+    #[serde(default)]
+    pretty: bool,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let read = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/exporters", get(exporters))
+        .route("/api/v1/attacks", get(attacks))
+        .route("/api/v1/mitigations", get(mitigations))
+        .route("/api/v1/hostgroups", get(hostgroups))
+        .route("/api/v1/config", get(config))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_read));
+    let write = Router::new()
+        .route("/api/v1/mitigations", axum::routing::post(announce))
+        // Ids hold the target prefix (`manual-203.0.113.9/32-blackhole`): the slash may come
+        // raw or percent-encoded.
+        .route("/api/v1/mitigations/{*id}", delete(withdraw))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_write));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(read)
+        .merge(write)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+async fn require_read(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    guard(&app, Scope::Read, request, next).await
+}
+
+async fn require_write(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    guard(&app, Scope::Write, request, next).await
+}
+
+async fn guard(app: &App, scope: Scope, request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match app.tokens.check(authorization, scope) {
+        Access::Granted(_) => next.run(request).await,
+        Access::Unauthenticated => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a valid token is needed: `Authorization: Bearer TOKEN` (see [http] tokens_file)",
+        )
+        .into_response(),
+        Access::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: /api/v1/openapi.json lists them",
+    )
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here: /api/v1/openapi.json lists the methods"),
+    )
+}
+
+fn health(app: &App, ready: bool) -> (StatusCode, Json<Health>) {
+    let status = app.status();
+    if status.at_ms == 0 {
+        // Nothing published yet: starting (alive) but not ready.
+        let code = if ready || unix_ms().saturating_sub(app.started_ms) > STALE_STATUS_MS {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        return (
+            code,
+            Json(Health {
+                status: "starting".into(),
+                status_age_ms: None,
+            }),
+        );
+    }
+    let age = unix_ms().saturating_sub(status.at_ms);
+    let (code, word) = if age > STALE_STATUS_MS {
+        (StatusCode::SERVICE_UNAVAILABLE, "stalled")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    (
+        code,
+        Json(Health {
+            status: word.into(),
+            status_age_ms: Some(age),
+        }),
+    )
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    health(&app, false)
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    health(&app, true)
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let text = metrics::render(&app.status(), &app.context.counters, None);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<Arc<Status>> {
+    Json(app.status())
+}
+
+async fn exporters(State(app): State<Arc<App>>) -> Json<Exporters> {
+    let status = app.status();
+    Json(Exporters {
+        listeners: status.collector.listeners.clone(),
+        exporters: status.collector.exporters.clone(),
+    })
+}
+
+fn query<T: serde::de::DeserializeOwned + Default>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+async fn attacks(
+    State(app): State<Arc<App>>,
+    filter: Result<Query<AttackFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<ActiveAttack>> {
+    let filter = query(filter)?;
+    let list = app
+        .status()
+        .attacks
+        .iter()
+        .filter(|a| filter.direction.is_none_or(|d| a.direction == d))
+        .filter(|a| filter.vector.is_none_or(|v| a.vectors.contains(&v)))
+        .filter(|a| filter.target.is_none_or(|t| t.contains(&a.target)))
+        .cloned()
+        .collect();
+    Ok(Json(list))
+}
+
+/// Asks the actions thread, as the control socket does, without blocking the runtime.
+async fn ask(app: &App, request: Call) -> Result<Reply, ApiError> {
+    let calls = app.context.calls.clone();
+    tokio::task::spawn_blocking(move || {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        calls.send((request, tx)).map_err(|_| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping")
+        })?;
+        rx.recv_timeout(ACTIONS_TIMEOUT).map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the daemon's actions did not answer in time",
+            )
+        })
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request was lost"))?
+}
+
+async fn mitigations(State(app): State<Arc<App>>) -> ApiResult<Vec<Held>> {
+    let reply = ask(&app, Call::List).await?;
+    match (reply.ok, reply.mitigations) {
+        (true, Some(held)) => Ok(Json(held)),
+        _ => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            reply.error.unwrap_or_else(|| "no list".into()),
+        )),
+    }
+}
+
+async fn announce(
+    State(app): State<Arc<App>>,
+    body: Result<Json<Announce>, JsonRejection>,
+) -> Result<(StatusCode, Json<Reply>), ApiError> {
+    // 400 for JSON that does not parse, 422 for a body that is not an announcement, 415
+    // without `Content-Type: application/json`.
+    let Json(announce) =
+        body.map_err(|e: JsonRejection| ApiError::new(e.status(), e.body_text()))?;
+    let reply = ask(
+        &app,
+        Call::Announce {
+            target: announce.target,
+            kind: announce.kind,
+            filter: announce.filter,
+            seconds: announce.seconds,
+        },
+    )
+    .await?;
+    if reply.ok {
+        Ok((StatusCode::OK, Json(reply)))
+    } else {
+        // A guard rail (never, scope, max_active, …) or an invalid rule: nothing changed.
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            reply.error.unwrap_or_default(),
+        ))
+    }
+}
+
+async fn withdraw(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Reply> {
+    let reply = ask(&app, Call::Withdraw { id }).await?;
+    if reply.ok {
+        Ok(Json(reply))
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            reply.error.unwrap_or_default(),
+        ))
+    }
+}
+
+async fn hostgroups(State(app): State<Arc<App>>) -> Json<Vec<floodwall_detect::EffectiveLimits>> {
+    Json(app.context.limits.clone())
+}
+
+async fn config(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(app.context.config.clone())
+}
+
+async fn openapi(
+    pretty: Result<Query<Pretty>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let pretty = query(pretty)?.pretty;
+    let document = openapi_document();
+    let text = if pretty {
+        serde_json::to_string_pretty(&document)
+    } else {
+        serde_json::to_string(&document)
+    }
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
+/// The OpenAPI 3.0 document of [`ENDPOINTS`], schemas generated from the response types.
+pub fn openapi_document() -> Value {
+    let mut settings = SchemaSettings::openapi3();
+    settings.contract = Contract::Serialize;
+    let mut generator = settings.into_generator();
+    let error = generator.subschema_for::<ErrorBody>();
+    let mut paths = serde_json::Map::new();
+    for e in ENDPOINTS {
+        let mut responses = serde_json::Map::new();
+        let ok = match (e.response, e.path) {
+            (Some(of), _) => json!({
+                "description": "OK",
+                "content": {"application/json": {"schema": of(&mut generator)}}
+            }),
+            (None, "/metrics") => json!({
+                "description": "OK",
+                "content": {"text/plain": {"schema": {"type": "string"}}}
+            }),
+            (None, _) => json!({
+                "description": "OK",
+                "content": {"application/json": {"schema": {"type": "object"}}}
+            }),
+        };
+        responses.insert("200".into(), ok);
+        let failure = |what: &str| {
+            json!({
+                "description": what,
+                "content": {"application/json": {"schema": error.clone()}}
+            })
+        };
+        if e.scope.is_some() {
+            responses.insert("401".into(), failure("No token, or an unknown one."));
+            responses.insert(
+                "403".into(),
+                failure("The token may not do this (a read token on a change)."),
+            );
+        }
+        if e.path.starts_with("/healthz") || e.path.starts_with("/readyz") {
+            responses.insert("503".into(), failure("Not healthy or not ready."));
+        }
+        if e.method != "get" {
+            responses.insert("400".into(), failure("A body that is not JSON."));
+            responses.insert(
+                "415".into(),
+                failure("A body without `Content-Type: application/json`."),
+            );
+            responses.insert(
+                "422".into(),
+                failure("Refused by a guard rail, or not a valid rule."),
+            );
+            responses.insert("404".into(), failure("No such rule."));
+            responses.insert(
+                "503".into(),
+                failure("The daemon is stopping or its actions did not answer."),
+            );
+        }
+        let mut operation = json!({
+            "summary": e.summary,
+            "operationId": operation_id(e),
+            "responses": responses,
+        });
+        if !e.parameters.is_empty() {
+            operation["parameters"] = e
+                .parameters
+                .iter()
+                .map(|p| {
+                    json!({
+                        "name": p.name,
+                        "in": p.location,
+                        "required": p.location == "path",
+                        "description": p.description,
+                        "schema": (p.schema)(),
+                    })
+                })
+                .collect();
+        }
+        if let Some(of) = e.request {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": of(&mut generator)}}
+            });
+        }
+        match e.scope {
+            None => operation["security"] = json!([]),
+            Some(Scope::Read) => operation["security"] = json!([{"bearer": ["read"]}]),
+            Some(Scope::Write) => operation["security"] = json!([{"bearer": ["write"]}]),
+        }
+        let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
+        entry[e.method] = operation;
+    }
+    let mut schemas: serde_json::Map<String, Value> =
+        generator.take_definitions(true).into_iter().collect();
+    // ipnet describes a prefix as one of two string schemas that both accept any string, which
+    // `oneOf` then refuses: it is one string, v4 or v6.
+    if let Some(net) = schemas.get_mut("IpNet") {
+        *net = json!({
+            "type": "string",
+            "description": "An IPv4 or IPv6 address with its prefix length: `203.0.113.0/24`, `2001:db8::/48`.",
+            "example": "203.0.113.0/24"
+        });
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Floodwall",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The Floodwall daemon's HTTP API: status, attacks, mitigations, exporters, hostgroups and configuration. With `[http] tokens_file` set, every call but the health checks needs `Authorization: Bearer TOKEN`; announcing and withdrawing need a write token."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+        }
+    })
+}
+
+fn operation_id(e: &Endpoint) -> String {
+    let mut id = e.method.to_string();
+    for part in e.path.split(['/', '.', '{', '}']) {
+        if part.is_empty() || part == "api" || part == "v1" {
+            continue;
+        }
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.extend(chars);
+        }
+    }
+    id
+}

@@ -1,0 +1,554 @@
+//! The HTTP API against a running daemon: a live NTP flood detected and blackholed through a
+//! real router (gobgpd, Debian's package, on loopback), then every endpoint asked with and
+//! without tokens, rules announced and withdrawn through the API and checked in the router's
+//! RIB, the metrics checked by Prometheus's own `promtool` and against what happened, and the
+//! OpenAPI document validated and matched against the answers (scripts/check-openapi.py).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floodwall_lab::bench::mitigation::{Gobgpd, ROUTER_AS};
+use serde_json::Value;
+use support::mitigation::{floodwall, wait_for, Daemon, Flood, Options, Peer, LOCAL_AS, VICTIM};
+use support::{require_tool, test_dir};
+
+/// An answer: status, `WWW-Authenticate`, body.
+struct Answer {
+    status: u16,
+    authenticate: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    fn new(base: String) -> Client {
+        Client::with_agent(base, ureq::Agent::config_builder())
+    }
+
+    fn with_agent(
+        base: String,
+        config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    ) -> Client {
+        let agent: ureq::Agent = config
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        Client { agent, base }
+    }
+
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let response = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            ("DELETE", _) => {
+                let mut r = self.agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            ("POST", Some(body)) => {
+                let mut r = self.agent.post(&url).content_type("application/json");
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send(body)
+            }
+            ("POST", None) => {
+                let mut r = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send("{}")
+            }
+            ("PUT", _) => {
+                let mut r = self.agent.put(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send_empty()
+            }
+            _ => unreachable!("{method}"),
+        }
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let authenticate = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response.into_body().read_to_string().unwrap();
+        Answer {
+            status,
+            authenticate,
+            body,
+        }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call("GET", path, token, None)
+    }
+}
+
+/// `floodwall token`: the token on stdout, the line appended to `file`.
+fn new_token(file: &Path, name: &str, scope: &str) -> String {
+    let out = floodwall()
+        .args(["token", "--name", name, "--scope", scope, "--tokens-file"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The value of one sample of the exposition (`name{labels}` exactly as written).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("{series} not in the metrics:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+fn promtool_check(dir: &Path, metrics: &str) {
+    let promtool = require_tool("promtool");
+    let file = dir.join("metrics.txt");
+    std::fs::write(&file, metrics).unwrap();
+    let out = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn router_has(router: &Gobgpd, prefix: &str) -> bool {
+    router
+        .rib("ipv4")
+        .map(|rib| rib.to_string().contains(prefix))
+        .unwrap_or(false)
+}
+
+#[test]
+fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document() {
+    let dir = test_dir("http-api");
+    let tokens = dir.join("tokens");
+    let read = new_token(&tokens, "grafana", "read");
+    let write = new_token(&tokens, "noc", "write");
+    let router = Gobgpd::start(&dir, LOCAL_AS).expect("gobgpd (Debian package gobgpd)");
+    let mut options = Options::new(Peer {
+        name: "gobgpd".into(),
+        address: format!("127.0.0.1:{}", router.bgp_port).parse().unwrap(),
+        remote_as: ROUTER_AS,
+    });
+    options.http = format!("tokens_file = \"{}\"", tokens.display());
+    let daemon = Daemon::start(&dir, &options);
+    let api = Client::new(daemon.http_url());
+    router.wait_established(Duration::from_secs(15)).unwrap();
+
+    // Health is open; everything else needs a token.
+    assert_eq!(api.get("/healthz", None).status, 200);
+    wait_for(Duration::from_secs(10), "readiness", || {
+        api.get("/readyz", None).status == 200
+    });
+    for path in ["/api/v1/status", "/metrics", "/api/v1/openapi.json"] {
+        let none = api.get(path, None);
+        assert_eq!(none.status, 401, "{path}: {}", none.body);
+        assert!(none
+            .authenticate
+            .as_deref()
+            .is_some_and(|h| h.starts_with("Bearer")));
+        assert!(none.json()["error"].as_str().is_some());
+        assert_eq!(api.get(path, Some("fw_not-a-token")).status, 401, "{path}");
+        assert_eq!(api.get(path, Some(&read)).status, 200, "{path}");
+    }
+
+    let flood = Flood::start(&daemon);
+    wait_for(
+        Duration::from_secs(30),
+        "the attack and its blackhole",
+        || {
+            let attacks = api.get("/api/v1/attacks", Some(&read)).json();
+            attacks
+                .as_array()
+                .is_some_and(|a| a.iter().any(|a| a["target"] == VICTIM))
+                && router_has(&router, "203.0.113.7/32")
+        },
+    );
+    let attacks = api
+        .get("/api/v1/attacks?direction=incoming", Some(&read))
+        .json();
+    let attack = attacks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["target"] == VICTIM)
+        .unwrap()
+        .clone();
+    let vector = attack["vectors"][0].as_str().unwrap().to_string();
+    assert!(daemon
+        .events()
+        .iter()
+        .any(|e| e["attack_id"] == attack["attack_id"] && e["event"] == "attack_started"));
+    // Filters: another direction, a prefix that holds the target, one that does not.
+    assert_eq!(
+        api.get("/api/v1/attacks?direction=outgoing", Some(&read))
+            .json(),
+        Value::Array(Vec::new())
+    );
+    assert_eq!(
+        api.get("/api/v1/attacks?target=203.0.113.0/24", Some(&read))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.get("/api/v1/attacks?target=198.51.100.0/24", Some(&read))
+            .json(),
+        Value::Array(Vec::new())
+    );
+    let bad = api.get("/api/v1/attacks?direction=sideways", Some(&read));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.json()["error"].as_str().unwrap().contains("sideways"));
+
+    // Every GET, recorded for the document check.
+    let mut recorded = Vec::new();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/api/v1/status",
+        "/api/v1/exporters",
+        "/api/v1/attacks",
+        "/api/v1/mitigations",
+        "/api/v1/hostgroups",
+        "/api/v1/config",
+    ] {
+        let answer = api.get(path, Some(&read));
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        let file = dir.join(format!("get{}.json", path.replace('/', "_")));
+        std::fs::write(&file, &answer.body).unwrap();
+        recorded.push(("GET".to_string(), path.to_string(), "200".to_string(), file));
+    }
+    let status = api.get("/api/v1/status", Some(&read)).json();
+    assert!(status["engine"]["records"].as_u64() > Some(0), "{status}");
+    let exporters = api.get("/api/v1/exporters", Some(&read)).json();
+    assert!(exporters["exporters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["address"] == "127.0.0.1" && x["records"].as_u64() > Some(0)));
+    let held = api.get("/api/v1/mitigations", Some(&read)).json();
+    assert!(
+        held.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["mitigation"]["attack_id"] == attack["attack_id"]),
+        "{held}"
+    );
+    let groups = api.get("/api/v1/hostgroups", Some(&read)).json();
+    assert_eq!(groups[0]["hostgroup"], "default");
+    assert_eq!(groups[0]["incoming"]["pps"], 20000.0);
+
+    // Changes: a read token may not; bad requests change nothing; a good one reaches the router.
+    let manual = r#"{"target": "203.0.113.99/32", "kind": "blackhole", "seconds": 600}"#;
+    let forbidden = api.call("POST", "/api/v1/mitigations", Some(&read), Some(manual));
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert_eq!(
+        api.call("POST", "/api/v1/mitigations", None, Some(manual))
+            .status,
+        401
+    );
+    let malformed = api.call(
+        "POST",
+        "/api/v1/mitigations",
+        Some(&write),
+        Some("{\"target\": "),
+    );
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    let unknown_field = api.call(
+        "POST",
+        "/api/v1/mitigations",
+        Some(&write),
+        Some(r#"{"target": "203.0.113.99/32", "kind": "blackhole", "color": "red"}"#),
+    );
+    assert_eq!(unknown_field.status, 422, "{}", unknown_field.body);
+    let outside = api.call(
+        "POST",
+        "/api/v1/mitigations",
+        Some(&write),
+        Some(r#"{"target": "198.51.100.1/32", "kind": "blackhole"}"#),
+    );
+    assert_eq!(outside.status, 422, "{}", outside.body);
+    assert!(outside.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("not inside the monitored networks"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!router_has(&router, "203.0.113.99/32"));
+    assert!(!router_has(&router, "198.51.100.1/32"));
+
+    let announced = api.call("POST", "/api/v1/mitigations", Some(&write), Some(manual));
+    assert_eq!(announced.status, 200, "{}", announced.body);
+    let body = announced.json();
+    assert_eq!(body["status"], "announced", "{body}");
+    let id = body["mitigation"]["id"].as_str().unwrap().to_string();
+    std::fs::write(dir.join("post.json"), &announced.body).unwrap();
+    recorded.push((
+        "POST".into(),
+        "/api/v1/mitigations".into(),
+        "200".into(),
+        dir.join("post.json"),
+    ));
+    std::fs::write(dir.join("refused.json"), &outside.body).unwrap();
+    recorded.push((
+        "POST".into(),
+        "/api/v1/mitigations".into(),
+        "422".into(),
+        dir.join("refused.json"),
+    ));
+    wait_for(
+        Duration::from_secs(10),
+        "the manual blackhole in the RIB",
+        || router_has(&router, "203.0.113.99/32"),
+    );
+    let path = format!("/api/v1/mitigations/{id}");
+    assert_eq!(api.call("DELETE", &path, Some(&read), None).status, 403);
+    assert!(router_has(&router, "203.0.113.99/32"));
+    let withdrawn = api.call("DELETE", &path, Some(&write), None);
+    assert_eq!(withdrawn.status, 200, "{}", withdrawn.body);
+    wait_for(Duration::from_secs(10), "the manual blackhole gone", || {
+        !router_has(&router, "203.0.113.99/32")
+    });
+    let again = api.call("DELETE", &path, Some(&write), None);
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert_eq!(
+        api.call("PUT", "/api/v1/status", Some(&read), None).status,
+        405
+    );
+    assert_eq!(api.get("/api/v1/nothing", Some(&read)).status, 404);
+
+    // The metrics: Prometheus's own checker, and the figures against what happened.
+    let metrics = api.get("/metrics", Some(&read)).body;
+    promtool_check(&dir, &metrics);
+    let started =
+        format!("floodwall_attacks_started_total{{direction=\"incoming\",vector=\"{vector}\"}}");
+    assert!(sample(&metrics, &started) >= 1.0, "{started}");
+    let active = format!("floodwall_attacks_active{{direction=\"incoming\",vector=\"{vector}\"}}");
+    assert!(sample(&metrics, &active) >= 1.0, "{active}");
+    assert!(sample(&metrics, "floodwall_engine_records_total") > 0.0);
+    assert!(
+        sample(
+            &metrics,
+            "floodwall_exporter_records_total{exporter=\"127.0.0.1\"}"
+        ) > 0.0
+    );
+    assert!(
+        sample(
+            &metrics,
+            "floodwall_mitigations_announced_total{kind=\"blackhole\"}"
+        ) >= 2.0
+    );
+    assert!(
+        sample(
+            &metrics,
+            "floodwall_mitigations_withdrawn_total{kind=\"blackhole\"}"
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "floodwall_mitigations_active{kind=\"blackhole\",dry_run=\"false\"}"
+        ),
+        1.0
+    );
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("floodwall_mitigator_channel_up{mitigator=\"bgp\"")
+                && l.ends_with(" 1")
+        ),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "floodwall_bus_dropped_messages_total{subscriber=\"metrics\"}"
+        ),
+        0.0
+    );
+
+    // The document: valid OpenAPI, and every answer recorded matches its schema.
+    let document = api.get("/api/v1/openapi.json", Some(&read));
+    let doc_file = dir.join("openapi.json");
+    std::fs::write(&doc_file, &document.body).unwrap();
+    let mut check = Command::new("python3");
+    check
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/check-openapi.py"
+        ))
+        .arg(&doc_file);
+    for (method, path, status, file) in &recorded {
+        check.args([method, path, status]).arg(file);
+    }
+    let out = check.output().unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/check-openapi.py (pip package openapi-spec-validator): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Tokens never reach the log.
+    let log = daemon.log();
+    assert!(!log.contains(&read) && !log.contains(&write));
+    drop(flood);
+}
+
+#[test]
+fn without_a_tokens_file_reads_are_open_and_nothing_can_be_changed() {
+    let dir = test_dir("http-open");
+    let mut options = Options::new(Peer {
+        name: "nobody".into(),
+        address: "127.0.0.1:9".parse().unwrap(),
+        remote_as: ROUTER_AS,
+    });
+    options.without_bgp = true;
+    let daemon = Daemon::start(&dir, &options);
+    let api = Client::new(daemon.http_url());
+    assert_eq!(api.get("/api/v1/status", None).status, 200);
+    assert_eq!(api.get("/metrics", None).status, 200);
+    let refused = api.call(
+        "POST",
+        "/api/v1/mitigations",
+        None,
+        Some(r#"{"target": "203.0.113.99/32", "kind": "blackhole"}"#),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("tokens_file"));
+    assert_eq!(
+        api.get("/api/v1/mitigations", None).json(),
+        Value::Array(Vec::new())
+    );
+}
+
+#[test]
+fn https_serves_with_the_configured_certificate_and_only_https() {
+    let dir = test_dir("http-tls");
+    let key =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), key.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem()).unwrap();
+    let mut options = Options::new(Peer {
+        name: "nobody".into(),
+        address: "127.0.0.1:9".parse().unwrap(),
+        remote_as: ROUTER_AS,
+    });
+    options.without_bgp = true;
+    options.http = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    );
+    let daemon = Daemon::start(&dir, &options);
+    let url = daemon.http_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let root = ureq::tls::Certificate::from_der(key.cert.der()).to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![root])))
+        .build();
+    let api = Client::with_agent(url.clone(), ureq::Agent::config_builder().tls_config(tls));
+    assert_eq!(api.get("/healthz", None).status, 200);
+    assert_eq!(
+        api.get("/api/v1/status", None).json()["engine"]["records"],
+        0
+    );
+    // Plain HTTP to the same port gets no answer.
+    let plain = url.replacen("https://", "http://", 1);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    assert!(agent.get(format!("{plain}/healthz")).call().is_err());
+}
+
+#[test]
+fn a_taken_http_port_stops_the_start_with_the_setting_to_change() {
+    let dir = test_dir("http-taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = dir.join("floodwall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "networks = [\"203.0.113.0/24\"]\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+             [collector]\nlisten = [\"127.0.0.1:0\"]\n[events]\nfile = \"{}\"\n[state]\ndir = \"{}\"\n",
+            dir.join("events.jsonl").display(),
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = floodwall()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("[http] listen = 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    // Half a TLS pair is refused before anything starts.
+    std::fs::write(
+        &config,
+        "networks = [\"203.0.113.0/24\"]\n[http]\ntls_cert = \"/etc/ssl/none.pem\"\n",
+    )
+    .unwrap();
+    let out = floodwall()
+        .args(["check-config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls_key"));
+    drop(taken);
+}
