@@ -28,6 +28,7 @@ pub struct Config {
     pub mitigation: MitigationConfig,
     pub state: StateConfig,
     pub http: crate::serve::HttpConfig,
+    pub history: crate::history::HistoryConfig,
     /// `[bgp]` and `[[bgp.peers]]`: the built-in BGP speaker. Absent: no BGP.
     pub bgp: Option<crate::act::bgp::BgpConfig>,
     /// `[exabgp]`: announce through an ExaBGP the operator runs. Default off.

@@ -17,6 +17,7 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod history;
 pub mod logging;
 pub mod output;
 pub mod pipeline;

@@ -121,6 +121,22 @@ impl Pipeline {
         ];
         subscribers.extend(extra);
         let (calls_tx, calls) = crossbeam_channel::bounded(64);
+        let history = if config.history.enabled {
+            let path = config.history.path_in(&config.state.dir);
+            let counts = Arc::new(crate::serve::metrics::StoreCounts::default());
+            let recorder =
+                crate::history::Recorder::open(&path, config.history.clone(), counts.clone())?;
+            subscribers.push(Box::new(recorder));
+            Some((
+                Arc::new(crate::history::query::History::new(
+                    &path,
+                    config.history.per_second_s,
+                )),
+                counts,
+            ))
+        } else {
+            None
+        };
         let http = if config.http.enabled {
             let counters = Arc::new(crate::serve::metrics::Counters::default());
             subscribers.push(Box::new(crate::serve::metrics::CountOnBus(
@@ -132,6 +148,7 @@ impl Pipeline {
                     board: status.clone(),
                     calls: calls_tx.clone(),
                     counters,
+                    history: history.clone(),
                     config: crate::serve::redacted_config(&config),
                     limits: floodwall_detect::effective_limits(&config.detection_config()),
                 },
@@ -471,6 +488,7 @@ impl EngineThread {
             collector: CollectorStatus::from_stats(&self.source_stats()),
             engine: self.engine.stats(),
             shard_records: self.engine.shard_records(),
+            traffic: self.engine.hostgroup_rates(),
             attacks: active.list(),
             mitigation: (*self.status.mitigation()).clone(),
             bus: self.bus.stats(),

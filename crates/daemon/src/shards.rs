@@ -12,7 +12,9 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, Sender};
 use floodwall_detect::shard::{merge_baselines, Dispatcher, Route, Router, ShardWork};
-use floodwall_detect::{AttackEvent, Baselines, DetectConfig, Engine, EngineStats, Shard};
+use floodwall_detect::{
+    AttackEvent, Baselines, DetectConfig, Engine, EngineStats, HostgroupRates, Shard,
+};
 use floodwall_wire::FlowRecord;
 
 use crate::logging::log;
@@ -119,6 +121,17 @@ impl Engines {
         match self {
             Engines::One(engine) => engine.stats(),
             Engines::Sharded(pool) => pool.dispatcher.stats(pool.works.iter().map(|w| w.stats())),
+        }
+    }
+
+    /// Each hostgroup's rates of the last complete bucket, in and out (sharded: summed over
+    /// the shards as of the last round).
+    pub fn hostgroup_rates(&self) -> Vec<HostgroupRates> {
+        match self {
+            Engines::One(engine) => engine.hostgroup_rates(),
+            Engines::Sharded(pool) => {
+                HostgroupRates::merged(pool.works.iter().map(|w| w.rates().to_vec()))
+            }
         }
     }
 

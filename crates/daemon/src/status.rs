@@ -25,6 +25,9 @@ pub struct Status {
     /// one engine. A record with ends on two shards counts on both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shard_records: Vec<u64>,
+    /// Each hostgroup's traffic in and out in the last complete second (`default` first).
+    #[serde(default)]
+    pub traffic: Vec<floodwall_detect::HostgroupRates>,
     /// Attacks active now, oldest first.
     pub attacks: Vec<ActiveAttack>,
     pub mitigation: MitigationStatus,
@@ -109,8 +112,14 @@ pub struct ActiveAttack {
     pub pps: u64,
     pub peak_bps: u64,
     pub peak_pps: u64,
+    /// Estimated distinct remote addresses.
+    #[serde(default)]
+    pub sources: u64,
     /// Telemetry time, Unix ms.
     pub started_at: u64,
+    /// Its latest event's telemetry time, Unix ms.
+    #[serde(default)]
+    pub last_at: u64,
 }
 
 /// The attacks active now, kept from the engine's events (start and updates in, end out).
@@ -139,7 +148,9 @@ impl ActiveAttacks {
                     pps: e.pps,
                     peak_bps: e.peak_bps,
                     peak_pps: e.peak_pps,
+                    sources: e.sources,
                     started_at: e.started_at,
+                    last_at: e.ts,
                 },
             );
         }
@@ -153,7 +164,7 @@ impl ActiveAttacks {
 }
 
 /// The actions' side: rules held and the mitigators' channels.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MitigationStatus {
     /// Rules the plan holds (announced, queued, dry run, awaiting evidence).
     pub held: usize,
@@ -194,7 +205,7 @@ impl HeldCount {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MitigatorStatus {
     pub name: String,
     /// Rules handed to it and not yet done with (its queue).

@@ -100,6 +100,7 @@ pub struct ShardWork {
     order: Vec<Order>,
     marks: Vec<(u32, u32)>,
     stats: EngineStats,
+    rates: Vec<HostgroupRates>,
     baselines: Option<Baselines>,
 }
 
@@ -121,6 +122,11 @@ impl ShardWork {
     /// The shard's counters after its last round.
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The shard's hostgroup rates of its last complete bucket, after its last round.
+    pub fn rates(&self) -> &[HostgroupRates] {
+        &self.rates
     }
 
     /// Runs the round on the shard's engine.
@@ -155,6 +161,7 @@ impl ShardWork {
         self.syncs.clear();
         self.finish = false;
         self.stats = engine.stats();
+        self.rates = engine.hostgroup_rates();
         if self.baselines_wanted {
             self.baselines = Some(engine.baselines());
             self.baselines_wanted = false;

@@ -221,6 +221,12 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
         .unwrap()
         .clone();
     let vector = attack["vectors"][0].as_str().unwrap().to_string();
+    // The status is a snapshot of each second: the next one counts the flood.
+    wait_for(Duration::from_secs(5), "the flood in the status", || {
+        let s = api.get("/api/v1/status", Some(&read)).json();
+        s["engine"]["records"].as_u64() > Some(0)
+            && s["attacks"].as_array().is_some_and(|a| !a.is_empty())
+    });
     assert!(daemon
         .events()
         .iter()
@@ -364,14 +370,110 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
     );
     assert_eq!(api.get("/api/v1/nothing", Some(&read)).status, 404);
 
-    // The metrics: Prometheus's own checker, and the figures against what happened.
+    // The flood stops: the attack ends, and the history keeps it with its timeline and rules.
+    drop(flood);
+    let ended = format!("/api/v1/attacks?active=false&target={VICTIM}");
+    wait_for(
+        Duration::from_secs(30),
+        "the attack ended in the history",
+        || {
+            api.get(&ended, Some(&read))
+                .json()
+                .as_array()
+                .is_some_and(|a| a.iter().any(|a| a["attack_id"] == attack["attack_id"]))
+        },
+    );
+    let id = attack["attack_id"].as_str().unwrap();
+    let listed = api.get(&ended, Some(&read));
+    let summary = listed.json()[0].clone();
+    assert_eq!(summary["active"], false);
+    assert!(summary["ended_at"].as_str().is_some(), "{summary}");
+    assert!(summary["peak_pps"].as_u64() > Some(0));
+    // Its rules are withdrawn after the hold-down.
+    let detail_path = format!("/api/v1/attacks/{id}");
+    wait_for(
+        Duration::from_secs(20),
+        "the blackhole withdrawn, in the history",
+        || {
+            api.get(&detail_path, Some(&read))
+                .body
+                .contains("mitigation_withdrawn")
+        },
+    );
+    let detail = api.get(&detail_path, Some(&read));
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    let d = detail.json();
+    let timeline = d["timeline"].as_array().unwrap();
+    assert_eq!(timeline.first().unwrap()["event"], "attack_started", "{d}");
+    assert_eq!(timeline.last().unwrap()["event"], "attack_ended", "{d}");
+    assert!(timeline.iter().any(|p| p["pps"].as_u64() > Some(0)));
+    let changes: Vec<&str> = d["mitigations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "blackhole")
+        .map(|m| m["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changes,
+        ["mitigation_announced", "mitigation_withdrawn"],
+        "{d}"
+    );
+    assert!(d["latest"]["fingerprint"].is_object(), "{d}");
+    // The events file and the history say the same of the attack.
+    let events: Vec<Value> = daemon
+        .events()
+        .into_iter()
+        .filter(|e| e["attack_id"] == id)
+        .collect();
+    assert_eq!(events.len(), timeline.len());
+    assert_eq!(
+        events.last().unwrap()["ended_at"],
+        summary["ended_at"],
+        "{summary}"
+    );
+    assert_eq!(
+        api.get("/api/v1/attacks/nothing-here", Some(&read)).status,
+        404
+    );
+    let bad_time = api.get("/api/v1/attacks?since=yesterday", Some(&read));
+    assert_eq!(bad_time.status, 400, "{}", bad_time.body);
+    let traffic = api.get("/api/v1/traffic?direction=incoming", Some(&read));
+    assert_eq!(traffic.status, 200, "{}", traffic.body);
+    let series = traffic.json();
+    assert_eq!(series["step_s"], 1);
+    assert!(
+        series["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["pps"].as_u64() > Some(10_000)),
+        "{series}"
+    );
+    for (path, answer) in [
+        (format!("/api/v1/attacks/{{id}}"), &detail),
+        ("/api/v1/traffic".to_string(), &traffic),
+        ("/api/v1/attacks".to_string(), &listed),
+    ] {
+        let file = dir.join(format!("history{}.json", recorded.len()));
+        std::fs::write(&file, &answer.body).unwrap();
+        recorded.push(("GET".into(), path, "200".into(), file));
+    }
+
+    // The metrics: Prometheus's own checker, and the figures against what happened (the
+    // engine's part of them as of its last second).
+    let active = format!("floodwall_attacks_active{{direction=\"incoming\",vector=\"{vector}\"}}");
+    wait_for(
+        Duration::from_secs(5),
+        "no attack active in the metrics",
+        || sample(&api.get("/metrics", Some(&read)).body, &active) == 0.0,
+    );
     let metrics = api.get("/metrics", Some(&read)).body;
     promtool_check(&dir, &metrics);
     let started =
         format!("floodwall_attacks_started_total{{direction=\"incoming\",vector=\"{vector}\"}}");
     assert!(sample(&metrics, &started) >= 1.0, "{started}");
-    let active = format!("floodwall_attacks_active{{direction=\"incoming\",vector=\"{vector}\"}}");
-    assert!(sample(&metrics, &active) >= 1.0, "{active}");
+
     assert!(sample(&metrics, "floodwall_engine_records_total") > 0.0);
     assert!(
         sample(
@@ -396,8 +498,17 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
             &metrics,
             "floodwall_mitigations_active{kind=\"blackhole\",dry_run=\"false\"}"
         ),
-        1.0
+        0.0
     );
+    assert!(sample(&metrics, "floodwall_store_writes_total") > 0.0);
+    assert_eq!(
+        sample(&metrics, "floodwall_store_dropped_writes_total"),
+        0.0
+    );
+    assert!(sample(&metrics, "floodwall_store_size_bytes") > 0.0);
+    assert!(metrics.contains(
+        "floodwall_hostgroup_packets_per_second{hostgroup=\"default\",direction=\"incoming\"}"
+    ));
     assert!(
         metrics.lines().any(
             |l| l.starts_with("floodwall_mitigator_channel_up{mitigator=\"bgp\"")
@@ -437,7 +548,6 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
     // Tokens never reach the log.
     let log = daemon.log();
     assert!(!log.contains(&read) && !log.contains(&write));
-    drop(flood);
 }
 
 #[test]

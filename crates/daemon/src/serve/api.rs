@@ -23,7 +23,10 @@ use super::metrics;
 use super::HttpContext;
 use crate::act::control::{Reply, Request as Call};
 use crate::clock::unix_ms;
-use crate::status::{ActiveAttack, ExporterStatus, ListenerStatus, Status};
+use crate::history::query::{
+    AttackDetail, AttackQuery, AttackSummary, History, QueryError, TrafficQuery, TrafficSeries,
+};
+use crate::status::{ExporterStatus, ListenerStatus, Status};
 
 /// How long the actions thread has to answer a rule request.
 const ACTIONS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,8 +50,17 @@ impl App {
         })
     }
 
+    /// The latest snapshot, with the actions' part as they last published it (the engine
+    /// takes it in only at its next second).
     fn status(&self) -> Arc<Status> {
-        self.context.board.latest()
+        let status = self.context.board.latest();
+        let mitigation = self.context.board.mitigation();
+        if status.mitigation == *mitigation {
+            return status;
+        }
+        let mut fresher = (*status).clone();
+        fresher.mitigation = (*mitigation).clone();
+        Arc::new(fresher)
     }
 }
 
@@ -131,6 +143,10 @@ fn boolean() -> Value {
     json!({"type": "boolean"})
 }
 
+fn integer() -> Value {
+    json!({"type": "integer", "minimum": 1})
+}
+
 /// Every route but the fallbacks.
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -181,9 +197,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/api/v1/attacks",
-        summary: "Attacks going on now, oldest first, optionally filtered.",
+        summary: "Attacks, newest first: from the history (ended ones included), or the active ones when [history] is off.",
         scope: Some(Scope::Read),
         parameters: &[
+            Parameter {
+                name: "active",
+                location: "query",
+                description: "`true`: going on now; `false`: ended.",
+                schema: boolean,
+            },
             Parameter {
                 name: "direction",
                 location: "query",
@@ -197,14 +219,86 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 schema: string,
             },
             Parameter {
+                name: "hostgroup",
+                location: "query",
+                description: "Only attacks on this hostgroup.",
+                schema: string,
+            },
+            Parameter {
                 name: "target",
                 location: "query",
                 description: "Only attacks whose target lies inside this address or prefix.",
                 schema: string,
             },
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "Attacks going on at or after this time (RFC 3339 or Unix ms).",
+                schema: string,
+            },
+            Parameter {
+                name: "until",
+                location: "query",
+                description: "Attacks started before this time (RFC 3339 or Unix ms).",
+                schema: string,
+            },
+            Parameter {
+                name: "limit",
+                location: "query",
+                description: "At most this many (default 100, at most 10000).",
+                schema: integer,
+            },
         ],
         request: None,
-        response: Some(schema::<Vec<ActiveAttack>>),
+        response: Some(schema::<Vec<AttackSummary>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/attacks/{id}",
+        summary: "One attack from the history: its latest event (trigger, evidence, fingerprint, rules), its timeline and its mitigations (404 when unknown or [history] is off).",
+        scope: Some(Scope::Read),
+        parameters: &[Parameter {
+            name: "id",
+            location: "path",
+            description: "The attack's id.",
+            schema: string,
+        }],
+        request: None,
+        response: Some(schema::<AttackDetail>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/traffic",
+        summary: "A hostgroup's traffic over time, per second within [history] per_second_s and an hour, else per minute (404 when [history] is off).",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "hostgroup",
+                location: "query",
+                description: "Default `default`.",
+                schema: string,
+            },
+            Parameter {
+                name: "direction",
+                location: "query",
+                description: "`incoming` (default) or `outgoing`.",
+                schema: string,
+            },
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
+                schema: string,
+            },
+            Parameter {
+                name: "until",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default now.",
+                schema: string,
+            },
+        ],
+        request: None,
+        response: Some(schema::<TrafficSeries>),
     },
     Endpoint {
         method: "get",
@@ -308,14 +402,6 @@ pub struct Announce {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AttackFilter {
-    direction: Option<floodwall_detect::Direction>,
-    vector: Option<floodwall_detect::Vector>,
-    target: Option<IpNet>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Pretty {
     #[serde(default)]
     pretty: bool,
@@ -327,6 +413,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/exporters", get(exporters))
         .route("/api/v1/attacks", get(attacks))
+        .route("/api/v1/attacks/{*id}", get(attack))
+        .route("/api/v1/traffic", get(traffic))
         .route("/api/v1/mitigations", get(mitigations))
         .route("/api/v1/hostgroups", get(hostgroups))
         .route("/api/v1/config", get(config))
@@ -428,7 +516,12 @@ async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let text = metrics::render(&app.status(), &app.context.counters, None);
+    let store = app
+        .context
+        .history
+        .as_ref()
+        .map(|(_, counts)| counts.as_ref());
+    let text = metrics::render(&app.status(), &app.context.counters, store);
     (
         [(
             header::CONTENT_TYPE,
@@ -458,21 +551,81 @@ fn query<T: serde::de::DeserializeOwned + Default>(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            QueryError::Store(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+}
+
+/// Runs a history query off the runtime's thread.
+async fn read_history<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&History) -> Result<T, QueryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let Some((history, _)) = app.context.history.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no history here: [history] enabled = false",
+        ));
+    };
+    tokio::task::spawn_blocking(move || f(&history))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the query was lost"))?
+        .map_err(ApiError::from)
+}
+
 async fn attacks(
     State(app): State<Arc<App>>,
-    filter: Result<Query<AttackFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Vec<ActiveAttack>> {
+    filter: Result<Query<AttackQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<AttackSummary>> {
     let filter = query(filter)?;
-    let list = app
-        .status()
+    if app.context.history.is_some() {
+        return Ok(Json(read_history(&app, move |h| h.attacks(&filter)).await?));
+    }
+    // No history: the attacks going on, filtered alike.
+    if filter.since.is_some() || filter.until.is_some() || filter.active == Some(false) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no history here ([history] enabled = false): only the active attacks are known",
+        ));
+    }
+    let status = app.status();
+    let mut list: Vec<AttackSummary> = status
         .attacks
         .iter()
+        .rev()
         .filter(|a| filter.direction.is_none_or(|d| a.direction == d))
         .filter(|a| filter.vector.is_none_or(|v| a.vectors.contains(&v)))
+        .filter(|a| filter.hostgroup.as_ref().is_none_or(|g| &a.hostgroup == g))
         .filter(|a| filter.target.is_none_or(|t| t.contains(&a.target)))
-        .cloned()
+        .map(AttackSummary::from)
         .collect();
+    list.truncate(filter.limit.unwrap_or(100));
     Ok(Json(list))
+}
+
+async fn attack(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<AttackDetail> {
+    let wanted = id.clone();
+    match read_history(&app, move |h| h.attack(&wanted)).await? {
+        Some(detail) => Ok(Json(detail)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no attack {id} in the history"),
+        )),
+    }
+}
+
+async fn traffic(
+    State(app): State<Arc<App>>,
+    q: Result<Query<TrafficQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<TrafficSeries> {
+    let q = query(q)?;
+    Ok(Json(
+        read_history(&app, move |h| h.traffic(&q, unix_ms())).await?,
+    ))
 }
 
 /// Asks the actions thread, as the control socket does, without blocking the runtime.

@@ -363,6 +363,39 @@ pub fn render(status: &Status, counters: &Counters, store: Option<&StoreCounts>)
         m.sample(name, &[("shard", &i.to_string())], *records as f64);
     }
 
+    // Each hostgroup's traffic in the last complete second.
+    type RateField = fn(&floodwall_detect::HostgroupRates) -> u64;
+    let rate_families: [(&str, &str, RateField); 3] = [
+        (
+            "floodwall_hostgroup_packets_per_second",
+            "Packets per second to (incoming) or from (outgoing) each hostgroup, last complete second, scaled by sampling.",
+            |r| r.pps,
+        ),
+        (
+            "floodwall_hostgroup_bytes_per_second",
+            "Bytes per second to or from each hostgroup, last complete second, scaled by sampling.",
+            |r| r.bps / 8,
+        ),
+        (
+            "floodwall_hostgroup_records_per_second",
+            "Flow records (samples) per second to or from each hostgroup, last complete second.",
+            |r| r.flows,
+        ),
+    ];
+    for (name, help, field) in rate_families {
+        m.family(name, Type::Gauge, help);
+        for r in &status.traffic {
+            m.sample(
+                name,
+                &[
+                    ("hostgroup", &r.hostgroup),
+                    ("direction", direction_name(r.direction)),
+                ],
+                field(r) as f64,
+            );
+        }
+    }
+
     // Attacks.
     let mut active = [[0u64; 16]; 2];
     for a in &status.attacks {

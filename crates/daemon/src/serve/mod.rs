@@ -80,6 +80,11 @@ pub struct HttpContext {
     /// The actions thread's requests (list, announce, withdraw), as the control socket sends.
     pub calls: Sender<Call>,
     pub counters: Arc<metrics::Counters>,
+    /// The history and its writer's counters, when `[history]` is on.
+    pub history: Option<(
+        Arc<crate::history::query::History>,
+        Arc<metrics::StoreCounts>,
+    )>,
     /// The configuration as `/api/v1/config` shows it (secrets redacted).
     pub config: serde_json::Value,
     pub limits: Vec<floodwall_detect::EffectiveLimits>,

@@ -46,7 +46,7 @@ impl EngineStats {
 }
 
 /// Rates of one hostgroup and direction in the last complete bucket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct HostgroupRates {
     pub hostgroup: String,
     pub direction: Direction,

@@ -1,0 +1,550 @@
+//! The embedded history: attacks with their updates, mitigations, each hostgroup's traffic and
+//! the exporters' counters over time, in one SQLite database (WAL) in the state directory.
+//!
+//! A bus subscriber ([`Recorder`]) writes it on its own thread, in one transaction per burst of
+//! messages, so nothing it does can hold up detection or mitigation: a slow disk fills its bus
+//! queue (the bus drops and counts), a full one fails its writes (counted as dropped rows,
+//! logged at most once a minute). Readers ([`query`]) open their own connections; WAL lets
+//! them read while it writes, and a process killed mid-write loses at most the open
+//! transaction. Retention and a size bound are enforced once a minute.
+
+pub mod query;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use rusqlite::{params, Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::bus::{AttackRecord, Message, MitigationNotice, Subscriber, Topic};
+use crate::clock::unix_ms;
+use crate::serve::metrics::StoreCounts;
+use crate::status::Status;
+
+/// `[history]`: what the daemon remembers, for the API and the dashboard.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Whether the daemon keeps a history. Default: true.
+    pub enabled: bool,
+    /// The SQLite database. Default: `history.sqlite` in `[state] dir`.
+    pub path: Option<PathBuf>,
+    /// How long traffic is kept per second, seconds. Default: 3600 (an attack's first hour
+    /// in full detail).
+    pub per_second_s: u64,
+    /// How long traffic is kept per minute, days. Default: 30.
+    pub per_minute_days: u64,
+    /// How long attacks (with their updates and mitigations) are kept, days. Default: 365.
+    pub attacks_days: u64,
+    /// Largest size of the database, MiB: past it the oldest traffic, then the oldest ended
+    /// attacks, are deleted. Default: 1024.
+    pub max_size_mib: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            enabled: true,
+            path: None,
+            per_second_s: 3600,
+            per_minute_days: 30,
+            attacks_days: 365,
+            max_size_mib: 1024,
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// Where the database is, given the state directory.
+    pub fn path_in(&self, state_dir: &Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| state_dir.join("history.sqlite"))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.per_second_s == 0 || self.per_minute_days == 0 || self.attacks_days == 0 {
+            return Err("history retention periods must be at least 1 (set [history] enabled = false to keep nothing)".into());
+        }
+        if self.max_size_mib < 16 {
+            return Err(format!(
+                "history.max_size_mib = {} is too small to hold an attack's detail: give at least 16",
+                self.max_size_mib
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Opens (creating and migrating) the database for writing.
+pub fn open(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for the history", dir.display()))?;
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the history {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    schema::migrate(&mut conn).with_context(|| format!("history {}", path.display()))?;
+    Ok(conn)
+}
+
+/// Messages per transaction at most: a burst of attack updates is one commit.
+const BATCH: usize = 2_000;
+/// How often retention and the size bound are enforced.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// Exporter counters are kept every this many seconds.
+const EXPORTERS_EVERY_MS: u64 = 10_000;
+
+/// The bus subscriber that writes the history.
+pub struct Recorder {
+    conn: Connection,
+    path: PathBuf,
+    config: HistoryConfig,
+    counts: Arc<StoreCounts>,
+    /// Rows written in the open transaction (dropped if it cannot commit).
+    pending: u64,
+    in_transaction: bool,
+    last_housekeeping: Instant,
+    last_exporters_ms: u64,
+    /// The minute being summed from per-second traffic: (minute, rows).
+    minute: Option<(u64, Vec<MinuteSum>)>,
+}
+
+/// One hostgroup and direction's sums over the current minute.
+#[derive(Debug, Clone)]
+struct MinuteSum {
+    hostgroup: String,
+    direction: &'static str,
+    seconds: u64,
+    packets: u64,
+    bits: u64,
+    flows: u64,
+    max_pps: u64,
+    max_bps: u64,
+}
+
+impl Recorder {
+    pub fn open(path: &Path, config: HistoryConfig, counts: Arc<StoreCounts>) -> Result<Recorder> {
+        let conn = open(path)?;
+        let recorder = Recorder {
+            conn,
+            path: path.to_path_buf(),
+            config,
+            counts,
+            pending: 0,
+            in_transaction: false,
+            last_housekeeping: Instant::now(),
+            last_exporters_ms: 0,
+            minute: None,
+        };
+        recorder.report_size();
+        Ok(recorder)
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            self.conn.execute_batch("BEGIN")?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction; on failure its rows count as dropped.
+    fn commit(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        let rows = std::mem::take(&mut self.pending);
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.counts.writes.fetch_add(rows, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.counts.dropped.fetch_add(rows, Ordering::Relaxed);
+                Err(e).context("the history could not be written (disk full?)")
+            }
+        }
+    }
+
+    /// Runs one write inside the transaction; a failing statement drops its row.
+    fn write(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<usize>) -> Result<()> {
+        self.begin()?;
+        match f(&self.conn) {
+            Ok(rows) => {
+                self.pending += rows as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // The whole transaction goes (SQLite may already have rolled it back on a full
+                // disk): its rows and this one are counted as dropped.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.in_transaction = false;
+                let lost = std::mem::take(&mut self.pending) + 1;
+                self.counts.dropped.fetch_add(lost, Ordering::Relaxed);
+                Err(e).context("a history write failed (disk full?)")
+            }
+        }
+    }
+
+    fn record_attack(&mut self, record: &AttackRecord) -> Result<()> {
+        let e = &record.event;
+        let json = serde_json::to_string(record)?;
+        let vectors = e
+            .vectors
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(",");
+        let direction = direction_name(e.direction);
+        let event = event_name(e.event);
+        let target = e.target.to_string();
+        self.write(|c| {
+            let mut rows = c.execute(
+                "INSERT INTO attacks (id, target, direction, carpet_bombing, hostgroup, vectors,
+                     started_ms, ended_ms, last_ms, bps, pps, peak_bps, peak_pps, sources, latest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (id) DO UPDATE SET
+                     vectors = excluded.vectors, ended_ms = excluded.ended_ms,
+                     last_ms = excluded.last_ms, bps = excluded.bps, pps = excluded.pps,
+                     peak_bps = excluded.peak_bps, peak_pps = excluded.peak_pps,
+                     sources = excluded.sources, latest = excluded.latest",
+                params![
+                    e.attack_id,
+                    target,
+                    direction,
+                    e.carpet_bombing,
+                    e.hostgroup,
+                    vectors,
+                    e.started_at as i64,
+                    e.ended_at.map(|t| t as i64),
+                    e.ts as i64,
+                    e.bps as i64,
+                    e.pps as i64,
+                    e.peak_bps as i64,
+                    e.peak_pps as i64,
+                    e.sources as i64,
+                    json,
+                ],
+            )?;
+            rows += c.execute(
+                "INSERT INTO attack_events (attack_id, ts_ms, event, bps, pps, sources, vectors, decisions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.attack_id,
+                    e.ts as i64,
+                    event,
+                    e.bps as i64,
+                    e.pps as i64,
+                    e.sources as i64,
+                    vectors,
+                    if record.decisions.is_empty() {
+                        None
+                    } else {
+                        serde_json::to_string(&record.decisions).ok()
+                    },
+                ],
+            )?;
+            Ok(rows)
+        })
+    }
+
+    fn record_mitigation(&mut self, notice: &MitigationNotice) -> Result<()> {
+        let json = serde_json::to_string(notice)?;
+        let m = &notice.mitigation;
+        let event = serde_json::to_value(notice.event)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO mitigation_events (ts_ms, mitigation_id, attack_id, kind, target, event, notice)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    unix_ms() as i64,
+                    m.id,
+                    m.attack_id,
+                    m.rule.kind().as_str(),
+                    m.rule.target().to_string(),
+                    event,
+                    json,
+                ],
+            )
+        })
+    }
+
+    fn record_status(&mut self, status: &Status) -> Result<()> {
+        let second = status.at_ms / 1000;
+        for t in &status.traffic {
+            let direction = direction_name(t.direction);
+            let (pps, bps, flows) = (t.pps as i64, t.bps as i64, t.flows as i64);
+            let hostgroup = t.hostgroup.clone();
+            self.write(|c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO traffic_seconds (ts, hostgroup, direction, pps, bps, flows)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![second as i64, hostgroup, direction, pps, bps, flows],
+                )
+            })?;
+        }
+        self.sum_minute(second, status)?;
+        if status.at_ms >= self.last_exporters_ms + EXPORTERS_EVERY_MS {
+            self.last_exporters_ms = status.at_ms;
+            for x in &status.collector.exporters {
+                let (address, at) = (x.address.to_string(), (status.at_ms / 1000) as i64);
+                let row = (
+                    x.datagrams as i64,
+                    x.records as i64,
+                    x.decode_errors as i64,
+                    x.sequence_lost as i64,
+                    x.implausible as i64,
+                );
+                self.write(|c| {
+                    c.execute(
+                        "INSERT OR REPLACE INTO exporter_counters
+                             (ts, exporter, datagrams, records, decode_errors, sequence_lost, implausible)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![at, address, row.0, row.1, row.2, row.3, row.4],
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a second to the minute's sums; a new minute writes the last one out.
+    fn sum_minute(&mut self, second: u64, status: &Status) -> Result<()> {
+        let minute = second / 60;
+        if self.minute.as_ref().is_some_and(|(m, _)| *m != minute) {
+            if let Some((m, sums)) = self.minute.take() {
+                for s in sums {
+                    let n = s.seconds.max(1);
+                    let row = (
+                        (s.packets / n) as i64,
+                        (s.bits / n) as i64,
+                        (s.flows / n) as i64,
+                        s.max_pps as i64,
+                        s.max_bps as i64,
+                    );
+                    self.write(|c| {
+                        c.execute(
+                            "INSERT OR REPLACE INTO traffic_minutes
+                                 (ts, hostgroup, direction, pps, bps, flows, max_pps, max_bps)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            params![
+                                (m * 60) as i64,
+                                s.hostgroup,
+                                s.direction,
+                                row.0,
+                                row.1,
+                                row.2,
+                                row.3,
+                                row.4
+                            ],
+                        )
+                    })?;
+                }
+            }
+        }
+        let (_, sums) = self.minute.get_or_insert_with(|| (minute, Vec::new()));
+        for t in &status.traffic {
+            let direction = direction_name(t.direction);
+            let sum = match sums
+                .iter_mut()
+                .position(|s| s.hostgroup == t.hostgroup && s.direction == direction)
+            {
+                Some(i) => &mut sums[i],
+                None => {
+                    sums.push(MinuteSum {
+                        hostgroup: t.hostgroup.clone(),
+                        direction,
+                        seconds: 0,
+                        packets: 0,
+                        bits: 0,
+                        flows: 0,
+                        max_pps: 0,
+                        max_bps: 0,
+                    });
+                    sums.last_mut().expect("just pushed")
+                }
+            };
+            sum.seconds += 1;
+            sum.packets += t.pps;
+            sum.bits += t.bps;
+            sum.flows += t.flows;
+            sum.max_pps = sum.max_pps.max(t.pps);
+            sum.max_bps = sum.max_bps.max(t.bps);
+        }
+        Ok(())
+    }
+
+    /// Retention, then the size bound.
+    fn housekeeping(&mut self) -> Result<()> {
+        self.commit()?;
+        let now_s = (unix_ms() / 1000) as i64;
+        let day = 86_400i64;
+        let c = &self.conn;
+        c.execute(
+            "DELETE FROM traffic_seconds WHERE ts < ?1",
+            [now_s - self.config.per_second_s as i64],
+        )?;
+        let minute_cut = now_s - self.config.per_minute_days as i64 * day;
+        c.execute("DELETE FROM traffic_minutes WHERE ts < ?1", [minute_cut])?;
+        c.execute("DELETE FROM exporter_counters WHERE ts < ?1", [minute_cut])?;
+        let attack_cut_ms = (now_s - self.config.attacks_days as i64 * day) * 1000;
+        delete_attacks_before(c, attack_cut_ms)?;
+        // The size bound: the oldest detail first, attacks last.
+        let limit = self.config.max_size_mib << 20;
+        for _ in 0..64 {
+            if size_bytes(c, &self.path) <= limit {
+                break;
+            }
+            let deleted = delete_oldest(c, "traffic_seconds")?
+                + if size_bytes(c, &self.path) > limit {
+                    delete_oldest(c, "traffic_minutes")? + delete_oldest(c, "exporter_counters")?
+                } else {
+                    0
+                };
+            if deleted == 0 {
+                // The hundred oldest ended attacks at a time.
+                let hundredth: Option<i64> = c.query_row(
+                    "SELECT MAX(started_ms) FROM (SELECT started_ms FROM attacks
+                     WHERE ended_ms IS NOT NULL ORDER BY started_ms LIMIT 100)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                match hundredth {
+                    Some(start) => {
+                        delete_attacks_before(c, start + 1)?;
+                    }
+                    None => break,
+                }
+            }
+            c.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
+        c.execute_batch("PRAGMA incremental_vacuum;")?;
+        self.report_size();
+        Ok(())
+    }
+
+    fn report_size(&self) {
+        self.counts
+            .size_bytes
+            .store(size_bytes(&self.conn, &self.path), Ordering::Relaxed);
+    }
+}
+
+/// The database's pages in use plus its write-ahead log.
+fn size_bytes(conn: &Connection, path: &Path) -> u64 {
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap_or(0);
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap_or(0);
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096);
+    let wal = std::fs::metadata(format!("{}-wal", path.display()))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    ((pages - free).max(0) * page) as u64 + wal
+}
+
+/// Deletes the oldest tenth (at least one row's timestamp) of a time-keyed table.
+fn delete_oldest(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
+    let range: (Option<i64>, Option<i64>) =
+        conn.query_row(&format!("SELECT MIN(ts), MAX(ts) FROM {table}"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(min), Some(max)) = range else {
+        return Ok(0);
+    };
+    let cut = min + ((max - min) / 10).max(1);
+    conn.execute(&format!("DELETE FROM {table} WHERE ts < ?1"), [cut])
+}
+
+/// Deletes attacks that started before `cut_ms` and have ended, with their events.
+fn delete_attacks_before(conn: &Connection, cut_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM attack_events WHERE attack_id IN
+             (SELECT id FROM attacks WHERE started_ms < ?1 AND ended_ms IS NOT NULL)",
+        [cut_ms],
+    )?;
+    conn.execute(
+        "DELETE FROM mitigation_events WHERE attack_id IN
+             (SELECT id FROM attacks WHERE started_ms < ?1 AND ended_ms IS NOT NULL)",
+        [cut_ms],
+    )?;
+    conn.execute(
+        "DELETE FROM attacks WHERE started_ms < ?1 AND ended_ms IS NOT NULL",
+        [cut_ms],
+    )
+}
+
+pub(crate) fn direction_name(d: floodwall_detect::Direction) -> &'static str {
+    match d {
+        floodwall_detect::Direction::Incoming => "incoming",
+        floodwall_detect::Direction::Outgoing => "outgoing",
+    }
+}
+
+fn event_name(e: floodwall_detect::EventKind) -> &'static str {
+    match e {
+        floodwall_detect::EventKind::AttackStarted => "attack_started",
+        floodwall_detect::EventKind::AttackUpdated => "attack_updated",
+        floodwall_detect::EventKind::AttackEnded => "attack_ended",
+    }
+}
+
+impl Subscriber for Recorder {
+    fn name(&self) -> &str {
+        "history"
+    }
+
+    fn topics(&self) -> &[Topic] {
+        &[Topic::Attack, Topic::Mitigation, Topic::Status]
+    }
+
+    fn handle(&mut self, message: &Message) -> Result<()> {
+        match message {
+            Message::Attack(record) => self.record_attack(record)?,
+            Message::Mitigation(notice) => self.record_mitigation(notice)?,
+            Message::Status(status) => self.record_status(status)?,
+            Message::Detected(_) => {}
+        }
+        if self.pending as usize >= BATCH {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        self.commit()?;
+        if self.last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            self.last_housekeeping = Instant::now();
+            self.housekeeping()?;
+        } else {
+            self.report_size();
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.commit()?;
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        Ok(())
+    }
+}
