@@ -451,7 +451,7 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
         "{series}"
     );
     for (path, answer) in [
-        (format!("/api/v1/attacks/{{id}}"), &detail),
+        ("/api/v1/attacks/{id}".to_string(), &detail),
         ("/api/v1/traffic".to_string(), &traffic),
         ("/api/v1/attacks".to_string(), &listed),
     ] {
