@@ -136,6 +136,14 @@ struct MinuteSum {
 impl Recorder {
     pub fn open(path: &Path, config: HistoryConfig, counts: Arc<StoreCounts>) -> Result<Recorder> {
         let conn = open(path)?;
+        // Attacks the previous run was following when it stopped (or was killed): their end
+        // was not seen. They close at their last event, marked unfinished; one still going
+        // on is detected anew, as a new attack.
+        conn.execute(
+            "UPDATE attacks SET ended_ms = last_ms, unfinished = 1 WHERE ended_ms IS NULL",
+            [],
+        )
+        .with_context(|| format!("history {}", path.display()))?;
         let recorder = Recorder {
             conn,
             path: path.to_path_buf(),
@@ -405,18 +413,15 @@ impl Recorder {
         c.execute("DELETE FROM exporter_counters WHERE ts < ?1", [minute_cut])?;
         let attack_cut_ms = (now_s - self.config.attacks_days as i64 * day) * 1000;
         delete_attacks_before(c, attack_cut_ms)?;
-        // The size bound: the oldest detail first, attacks last.
+        // The size bound: the long tails first (per-minute traffic, exporter counters), then
+        // the oldest ended attacks; the last hour per second only when nothing else is left.
         let limit = self.config.max_size_mib << 20;
         for _ in 0..64 {
             if size_bytes(c, &self.path) <= limit {
                 break;
             }
-            let deleted = delete_oldest(c, "traffic_seconds")?
-                + if size_bytes(c, &self.path) > limit {
-                    delete_oldest(c, "traffic_minutes")? + delete_oldest(c, "exporter_counters")?
-                } else {
-                    0
-                };
+            let mut deleted =
+                delete_oldest(c, "traffic_minutes")? + delete_oldest(c, "exporter_counters")?;
             if deleted == 0 {
                 // The hundred oldest ended attacks at a time.
                 let hundredth: Option<i64> = c.query_row(
@@ -425,12 +430,12 @@ impl Recorder {
                     [],
                     |r| r.get(0),
                 )?;
-                match hundredth {
-                    Some(start) => {
-                        delete_attacks_before(c, start + 1)?;
-                    }
-                    None => break,
+                if let Some(start) = hundredth {
+                    deleted = delete_attacks_before(c, start + 1)?;
                 }
+            }
+            if deleted == 0 && delete_oldest(c, "traffic_seconds")? == 0 {
+                break;
             }
             c.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;
         }
@@ -546,5 +551,257 @@ impl Subscriber for Recorder {
         self.commit()?;
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query::{AttackQuery, History};
+    use super::*;
+    use floodwall_detect::{AttackEvent, EventKind};
+
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let path = std::env::temp_dir()
+                .join(format!("floodwall-history-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn record(kind: EventKind, id: &str, ts_ms: u64, ended: bool) -> Message {
+        let mut e: AttackEvent =
+            serde_json::from_str(include_str!("testdata/attack_started.json")).unwrap();
+        e.event = kind;
+        e.attack_id = id.into();
+        e.started_at = ts_ms - ts_ms % 1000;
+        e.ts = ts_ms;
+        e.ended_at = ended.then_some(ts_ms);
+        Message::Attack(Arc::new(AttackRecord {
+            event: e,
+            decisions: Vec::new(),
+        }))
+    }
+
+    fn recorder(dir: &Dir, config: HistoryConfig) -> (Recorder, Arc<StoreCounts>, History) {
+        let path = dir.0.join("history.sqlite");
+        let counts = Arc::new(StoreCounts::default());
+        let recorder = Recorder::open(&path, config, counts.clone()).unwrap();
+        (recorder, counts, History::new(&path, 3600))
+    }
+
+    #[test]
+    fn an_attack_is_kept_with_its_timeline_and_found_by_its_filters() {
+        let dir = Dir::new("attack");
+        let (mut r, counts, history) = recorder(&dir, HistoryConfig::default());
+        let now = unix_ms();
+        r.handle(&record(EventKind::AttackStarted, "a1", now - 3_000, false))
+            .unwrap();
+        r.handle(&record(EventKind::AttackUpdated, "a1", now - 2_000, false))
+            .unwrap();
+        r.idle().unwrap();
+        let active = history
+            .attacks(&AttackQuery {
+                active: Some(true),
+                ..AttackQuery::default()
+            })
+            .unwrap();
+        assert_eq!(active.len(), 1);
+        assert!(active[0].active);
+        r.handle(&record(EventKind::AttackEnded, "a1", now - 1_000, true))
+            .unwrap();
+        r.idle().unwrap();
+        assert_eq!(counts.writes.load(Ordering::Relaxed), 6);
+        let query = |q: AttackQuery| history.attacks(&q).unwrap().len();
+        assert_eq!(query(AttackQuery::default()), 1);
+        assert_eq!(
+            query(AttackQuery {
+                active: Some(true),
+                ..AttackQuery::default()
+            }),
+            0
+        );
+        assert_eq!(
+            query(AttackQuery {
+                vector: Some(floodwall_detect::Vector::NtpAmplification),
+                ..AttackQuery::default()
+            }),
+            1
+        );
+        assert_eq!(
+            query(AttackQuery {
+                vector: Some(floodwall_detect::Vector::SynFlood),
+                ..AttackQuery::default()
+            }),
+            0
+        );
+        assert_eq!(
+            query(AttackQuery {
+                target: Some("203.0.113.0/24".parse().unwrap()),
+                ..AttackQuery::default()
+            }),
+            1
+        );
+        assert_eq!(
+            query(AttackQuery {
+                target: Some("203.0.113.8/32".parse().unwrap()),
+                ..AttackQuery::default()
+            }),
+            0
+        );
+        // Over before `since`: not listed.
+        assert_eq!(
+            query(AttackQuery {
+                since: Some(now.to_string()),
+                ..AttackQuery::default()
+            }),
+            0
+        );
+        let detail = history.attack("a1").unwrap().unwrap();
+        let events: Vec<&str> = detail.timeline.iter().map(|p| p.event.as_str()).collect();
+        assert_eq!(events, ["attack_started", "attack_updated", "attack_ended"]);
+        assert_eq!(detail.latest["event"], "attack_ended");
+        assert!(history.attack("a2").unwrap().is_none());
+    }
+
+    #[test]
+    fn retention_and_the_size_bound_delete_the_oldest_first() {
+        let dir = Dir::new("retention");
+        let config = HistoryConfig {
+            max_size_mib: 16,
+            ..HistoryConfig::default()
+        };
+        let (mut r, counts, history) = recorder(&dir, config);
+        let now_ms = unix_ms();
+        let now = (now_ms / 1000) as i64;
+        // An attack over 400 days ago (ended), one as old still going on, one recent.
+        let old = now_ms - 400 * 86_400_000;
+        r.handle(&record(EventKind::AttackEnded, "old", old, true))
+            .unwrap();
+        r.handle(&record(EventKind::AttackUpdated, "old-active", old, false))
+            .unwrap();
+        r.handle(&record(
+            EventKind::AttackEnded,
+            "recent",
+            now_ms - 5_000,
+            true,
+        ))
+        .unwrap();
+        r.idle().unwrap();
+        // Per-second traffic from two hours ago and from now; 40 MiB of per-minute rows
+        // within their retention.
+        {
+            let c = &r.conn;
+            c.execute_batch("BEGIN").unwrap();
+            for (ts, group) in [(now - 7_200, "g"), (now - 10, "g")] {
+                c.execute(
+                    "INSERT INTO traffic_seconds VALUES (?1, ?2, 'incoming', 1, 1, 1)",
+                    params![ts, group],
+                )
+                .unwrap();
+            }
+            let padding = "x".repeat(400);
+            for i in 0..100_000i64 {
+                c.execute(
+                    "INSERT INTO traffic_minutes VALUES (?1, ?2, 'incoming', 1, 1, 1, 1, 1)",
+                    params![now - 86_400 + i / 8, format!("{padding}{i}")],
+                )
+                .unwrap();
+            }
+            c.execute_batch("COMMIT").unwrap();
+        }
+        assert!(size_bytes(&r.conn, &r.path) > 32 << 20);
+        r.housekeeping().unwrap();
+        let c = &r.conn;
+        let seconds: Vec<i64> = c
+            .prepare("SELECT ts FROM traffic_seconds")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(seconds, [now - 10]);
+        let size = size_bytes(c, &r.path);
+        assert!(size <= 16 << 20, "{size}");
+        assert_eq!(counts.size_bytes.load(Ordering::Relaxed), size);
+        // The newest per-minute rows stay, the oldest went.
+        let (min, max): (i64, i64) = c
+            .query_row("SELECT MIN(ts), MAX(ts) FROM traffic_minutes", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(max, now - 86_400 + 99_999 / 8);
+        assert!(min > now - 86_400, "{min}");
+        let ids: Vec<String> = history
+            .attacks(&AttackQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|a| a.attack_id)
+            .collect();
+        assert_eq!(ids, ["recent", "old-active"]);
+    }
+
+    #[test]
+    fn failed_writes_are_counted_as_dropped_and_later_ones_go_through() {
+        let dir = Dir::new("failing");
+        let (mut r, counts, history) = recorder(&dir, HistoryConfig::default());
+        let now = unix_ms();
+        // A database that refuses writes, as a full disk does.
+        r.conn.execute_batch("PRAGMA query_only = ON").unwrap();
+        assert!(r
+            .handle(&record(EventKind::AttackStarted, "a", now, false))
+            .is_err());
+        assert!(counts.dropped.load(Ordering::Relaxed) >= 1);
+        r.conn.execute_batch("PRAGMA query_only = OFF").unwrap();
+        r.handle(&record(EventKind::AttackUpdated, "a", now + 1_000, false))
+            .unwrap();
+        r.idle().unwrap();
+        assert_eq!(history.attacks(&AttackQuery::default()).unwrap().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::query::{AttackQuery, History};
+    use super::*;
+
+    #[test]
+    fn attacks_open_when_the_daemon_stopped_are_closed_unfinished_at_the_next_start() {
+        let dir =
+            std::env::temp_dir().join(format!("floodwall-history-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.sqlite");
+        let counts = Arc::new(StoreCounts::default());
+        let mut e: floodwall_detect::AttackEvent =
+            serde_json::from_str(include_str!("testdata/attack_started.json")).unwrap();
+        e.attack_id = "open".into();
+        e.started_at = 1_000_000;
+        e.ts = 1_005_000;
+        let message = Message::Attack(Arc::new(AttackRecord {
+            event: e,
+            decisions: Vec::new(),
+        }));
+        let mut r = Recorder::open(&path, HistoryConfig::default(), counts.clone()).unwrap();
+        r.handle(&message).unwrap();
+        r.idle().unwrap();
+        drop(r);
+        let _r = Recorder::open(&path, HistoryConfig::default(), counts).unwrap();
+        let list = History::new(&path, 3600)
+            .attacks(&AttackQuery::default())
+            .unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(!list[0].active && list[0].unfinished);
+        assert_eq!(list[0].ended_at.as_deref(), Some(list[0].last_at.as_str()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

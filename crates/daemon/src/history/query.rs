@@ -29,6 +29,9 @@ pub struct AttackSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
     pub active: bool,
+    /// The daemon stopped while it went on: it ended at or after `ended_at`.
+    #[serde(default)]
+    pub unfinished: bool,
     /// Its latest event's time.
     pub last_at: String,
     pub bps: u64,
@@ -387,6 +390,7 @@ impl From<&crate::status::ActiveAttack> for AttackSummary {
             started_at: rfc3339_ms(a.started_at),
             ended_at: None,
             active: true,
+            unfinished: false,
             last_at: rfc3339_ms(a.last_at),
             bps: a.bps,
             pps: a.pps,
@@ -416,6 +420,7 @@ fn summary(row: &Row<'_>) -> rusqlite::Result<AttackSummary> {
         started_at: rfc3339_ms(row.get::<_, i64>("started_ms")? as u64),
         ended_at: ended.map(|t| rfc3339_ms(t as u64)),
         active: ended.is_none(),
+        unfinished: row.get("unfinished")?,
         last_at: rfc3339_ms(row.get::<_, i64>("last_ms")? as u64),
         bps: row.get::<_, i64>("bps")? as u64,
         pps: row.get::<_, i64>("pps")? as u64,

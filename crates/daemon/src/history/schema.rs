@@ -22,7 +22,8 @@ const MIGRATIONS: &[&str] = &[
          peak_bps INTEGER NOT NULL,
          peak_pps INTEGER NOT NULL,
          sources INTEGER NOT NULL,
-         latest TEXT NOT NULL
+         latest TEXT NOT NULL,
+         unfinished INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX attacks_by_start ON attacks (started_ms);
      CREATE TABLE attack_events (
