@@ -489,6 +489,7 @@ impl EngineThread {
             engine: self.engine.stats(),
             shard_records: self.engine.shard_records(),
             traffic: self.engine.hostgroup_rates(),
+            top: self.engine.top_targets(),
             attacks: active.list(),
             mitigation: (*self.status.mitigation()).clone(),
             bus: self.bus.stats(),

@@ -13,7 +13,7 @@ use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, Sender};
 use floodwall_detect::shard::{merge_baselines, Dispatcher, Route, Router, ShardWork};
 use floodwall_detect::{
-    AttackEvent, Baselines, DetectConfig, Engine, EngineStats, HostgroupRates, Shard,
+    AttackEvent, Baselines, DetectConfig, Engine, EngineStats, HostgroupRates, Shard, TopTargets,
 };
 use floodwall_wire::FlowRecord;
 
@@ -132,6 +132,14 @@ impl Engines {
             Engines::Sharded(pool) => {
                 HostgroupRates::merged(pool.works.iter().map(|w| w.rates().to_vec()))
             }
+        }
+    }
+
+    /// The busiest hosts and prefixes of the last closed second (sharded: merged).
+    pub fn top_targets(&self) -> TopTargets {
+        match self {
+            Engines::One(engine) => engine.top_targets().clone(),
+            Engines::Sharded(pool) => TopTargets::merged(pool.works.iter().map(|w| w.top())),
         }
     }
 

@@ -28,6 +28,9 @@ pub struct Status {
     /// Each hostgroup's traffic in and out in the last complete second (`default` first).
     #[serde(default)]
     pub traffic: Vec<floodwall_detect::HostgroupRates>,
+    /// The busiest hosts and prefixes of the last complete second, in and out.
+    #[serde(default)]
+    pub top: floodwall_detect::TopTargets,
     /// Attacks active now, oldest first.
     pub attacks: Vec<ActiveAttack>,
     pub mitigation: MitigationStatus,

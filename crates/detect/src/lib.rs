@@ -39,7 +39,9 @@ pub mod vocab;
 
 pub use baseline::{BaselineState, Baselines};
 pub use config::{ConfigError, DetectConfig};
-pub use engine::{effective_limits, EffectiveLimits, Engine, EngineStats, HostgroupRates};
+pub use engine::{
+    effective_limits, EffectiveLimits, Engine, EngineStats, HostgroupRates, TopEntry, TopTargets,
+};
 pub use event::{AttackEvent, Direction, EventKind};
 pub use shard::{Shard, ShardKey, ShardedEngine};
 pub use vocab::{Metric, Vector};

@@ -28,7 +28,7 @@ use floodwall_wire::FlowRecord;
 use ipnet::IpNet;
 
 use crate::config::ConfigError;
-use crate::engine::{Engine, EngineStats, HostgroupRates};
+use crate::engine::{Engine, EngineStats, HostgroupRates, TopTargets};
 use crate::event::{AttackEvent, Direction, EventKind};
 use crate::networks::NetworkMap;
 use crate::partition::{RecordMeta, OWNS_DST, OWNS_SRC};
@@ -101,6 +101,7 @@ pub struct ShardWork {
     marks: Vec<(u32, u32)>,
     stats: EngineStats,
     rates: Vec<HostgroupRates>,
+    top: TopTargets,
     baselines: Option<Baselines>,
 }
 
@@ -127,6 +128,11 @@ impl ShardWork {
     /// The shard's hostgroup rates of its last complete bucket, after its last round.
     pub fn rates(&self) -> &[HostgroupRates] {
         &self.rates
+    }
+
+    /// The shard's busiest targets of its last closed second, after its last round.
+    pub fn top(&self) -> &TopTargets {
+        &self.top
     }
 
     /// Runs the round on the shard's engine.
@@ -162,6 +168,9 @@ impl ShardWork {
         self.finish = false;
         self.stats = engine.stats();
         self.rates = engine.hostgroup_rates();
+        if self.top.at_ms != engine.top_targets().at_ms {
+            self.top = engine.top_targets().clone();
+        }
         if self.baselines_wanted {
             self.baselines = Some(engine.baselines());
             self.baselines_wanted = false;

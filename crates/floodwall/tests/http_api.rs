@@ -210,6 +210,22 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
                 && router_has(&router, "203.0.113.7/32")
         },
     );
+    // The busiest targets of the last second: the victim and its /24.
+    wait_for(
+        Duration::from_secs(5),
+        "the victim among the busiest",
+        || {
+            let hosts = api.get("/api/v1/top", Some(&read)).json();
+            hosts[0]["target"] == VICTIM
+        },
+    );
+    let prefixes = api.get("/api/v1/top?kind=prefix&direction=incoming", Some(&read));
+    assert_eq!(
+        prefixes.json()[0]["target"],
+        "203.0.113.0/24",
+        "{}",
+        prefixes.body
+    );
     let attacks = api
         .get("/api/v1/attacks?direction=incoming", Some(&read))
         .json();
@@ -450,7 +466,30 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
             .any(|p| p["pps"].as_u64() > Some(10_000)),
         "{series}"
     );
+    let since = summary["started_at"].as_str().unwrap();
+    let top = api.get(&format!("/api/v1/top?since={since}"), Some(&read));
+    assert_eq!(top.status, 200, "{}", top.body);
+    assert_eq!(top.json()[0]["target"], VICTIM, "{}", top.body);
+    assert!(
+        top.json()[0]["peak_pps"].as_u64() > Some(100_000),
+        "{}",
+        top.body
+    );
+    let series = api.get("/api/v1/targets/203.0.113.7/32/series", Some(&read));
+    assert_eq!(series.status, 200, "{}", series.body);
+    assert!(
+        series.json()["points"].as_array().unwrap().len() >= 2,
+        "{}",
+        series.body
+    );
+    assert_eq!(
+        api.get("/api/v1/targets/nonsense/series", Some(&read))
+            .status,
+        400
+    );
     for (path, answer) in [
+        ("/api/v1/top".to_string(), &top),
+        ("/api/v1/targets/{target}/series".to_string(), &series),
         ("/api/v1/attacks/{id}".to_string(), &detail),
         ("/api/v1/traffic".to_string(), &traffic),
         ("/api/v1/attacks".to_string(), &listed),

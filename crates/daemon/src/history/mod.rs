@@ -118,6 +118,17 @@ pub struct Recorder {
     last_exporters_ms: u64,
     /// The minute being summed from per-second traffic: (minute, rows).
     minute: Option<(u64, Vec<MinuteSum>)>,
+    /// The busiest targets' sums over the same minute: (kind, direction, target) → sums.
+    top_minute: std::collections::HashMap<(&'static str, &'static str, String), TopSum>,
+}
+
+/// One busy target's sums over the current minute.
+#[derive(Debug, Clone, Default)]
+struct TopSum {
+    hostgroup: String,
+    packets: u64,
+    bits: u64,
+    max_pps: u64,
 }
 
 /// One hostgroup and direction's sums over the current minute.
@@ -154,6 +165,7 @@ impl Recorder {
             last_housekeeping: Instant::now(),
             last_exporters_ms: 0,
             minute: None,
+            top_minute: std::collections::HashMap::new(),
         };
         recorder.report_size();
         Ok(recorder)
@@ -307,6 +319,32 @@ impl Recorder {
                 )
             })?;
         }
+        let top = &status.top;
+        if top.at_ms > 0 {
+            let ts = (top.at_ms / 1000) as i64 - 1;
+            for (kind, prefixes) in [("host", false), ("prefix", true)] {
+                for direction in [
+                    floodwall_detect::Direction::Incoming,
+                    floodwall_detect::Direction::Outgoing,
+                ] {
+                    let d = direction_name(direction);
+                    for e in top.list(prefixes, direction) {
+                        let target = e.target.to_string();
+                        let row = (e.pps as i64, e.bps as i64);
+                        let group = e.hostgroup.clone();
+                        let t = target.clone();
+                        self.write(|c| {
+                            c.execute(
+                                "INSERT OR REPLACE INTO top_seconds
+                                     (ts, kind, direction, target, hostgroup, pps, bps)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                params![ts, kind, d, t, group, row.0, row.1],
+                            )
+                        })?;
+                    }
+                }
+            }
+        }
         self.sum_minute(second, status)?;
         if status.at_ms >= self.last_exporters_ms + EXPORTERS_EVERY_MS {
             self.last_exporters_ms = status.at_ms;
@@ -336,6 +374,7 @@ impl Recorder {
     fn sum_minute(&mut self, second: u64, status: &Status) -> Result<()> {
         let minute = second / 60;
         if self.minute.as_ref().is_some_and(|(m, _)| *m != minute) {
+            self.flush_top_minute()?;
             if let Some((m, sums)) = self.minute.take() {
                 for s in sums {
                     let n = s.seconds.max(1);
@@ -363,6 +402,23 @@ impl Recorder {
                             ],
                         )
                     })?;
+                }
+            }
+        }
+        for (kind, prefixes) in [("host", false), ("prefix", true)] {
+            for direction in [
+                floodwall_detect::Direction::Incoming,
+                floodwall_detect::Direction::Outgoing,
+            ] {
+                for e in status.top.list(prefixes, direction) {
+                    let sum = self
+                        .top_minute
+                        .entry((kind, direction_name(direction), e.target.to_string()))
+                        .or_default();
+                    sum.hostgroup.clone_from(&e.hostgroup);
+                    sum.packets += e.pps;
+                    sum.bits += e.bps;
+                    sum.max_pps = sum.max_pps.max(e.pps);
                 }
             }
         }
@@ -398,18 +454,69 @@ impl Recorder {
         Ok(())
     }
 
+    /// Writes the last minute's busiest targets: the `TOP_N` of each list by packets over
+    /// the minute (a second out of the top counts as nothing), as means over 60 s.
+    fn flush_top_minute(&mut self) -> Result<()> {
+        let Some(minute) = self.minute.as_ref().map(|(m, _)| *m) else {
+            self.top_minute.clear();
+            return Ok(());
+        };
+        let sums = std::mem::take(&mut self.top_minute);
+        let mut lists: std::collections::BTreeMap<(&str, &str), Vec<(String, TopSum)>> =
+            std::collections::BTreeMap::new();
+        for ((kind, direction, target), sum) in sums {
+            lists
+                .entry((kind, direction))
+                .or_default()
+                .push((target, sum));
+        }
+        for ((kind, direction), mut list) in lists {
+            list.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(&b.0)));
+            list.truncate(floodwall_detect::engine::TOP_N);
+            for (target, sum) in list {
+                let row = (
+                    (minute * 60) as i64,
+                    (sum.packets / 60) as i64,
+                    (sum.bits / 60) as i64,
+                    sum.max_pps as i64,
+                );
+                self.write(|c| {
+                    c.execute(
+                        "INSERT OR REPLACE INTO top_minutes
+                             (ts, kind, direction, target, hostgroup, pps, bps, max_pps)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            row.0,
+                            kind,
+                            direction,
+                            target,
+                            sum.hostgroup,
+                            row.1,
+                            row.2,
+                            row.3
+                        ],
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Retention, then the size bound.
     fn housekeeping(&mut self) -> Result<()> {
         self.commit()?;
         let now_s = (unix_ms() / 1000) as i64;
         let day = 86_400i64;
         let c = &self.conn;
-        c.execute(
-            "DELETE FROM traffic_seconds WHERE ts < ?1",
-            [now_s - self.config.per_second_s as i64],
-        )?;
+        for table in ["traffic_seconds", "top_seconds"] {
+            c.execute(
+                &format!("DELETE FROM {table} WHERE ts < ?1"),
+                [now_s - self.config.per_second_s as i64],
+            )?;
+        }
         let minute_cut = now_s - self.config.per_minute_days as i64 * day;
         c.execute("DELETE FROM traffic_minutes WHERE ts < ?1", [minute_cut])?;
+        c.execute("DELETE FROM top_minutes WHERE ts < ?1", [minute_cut])?;
         c.execute("DELETE FROM exporter_counters WHERE ts < ?1", [minute_cut])?;
         let attack_cut_ms = (now_s - self.config.attacks_days as i64 * day) * 1000;
         delete_attacks_before(c, attack_cut_ms)?;
@@ -420,8 +527,9 @@ impl Recorder {
             if size_bytes(c, &self.path) <= limit {
                 break;
             }
-            let mut deleted =
-                delete_oldest(c, "traffic_minutes")? + delete_oldest(c, "exporter_counters")?;
+            let mut deleted = delete_oldest(c, "traffic_minutes")?
+                + delete_oldest(c, "top_minutes")?
+                + delete_oldest(c, "exporter_counters")?;
             if deleted == 0 {
                 // The hundred oldest ended attacks at a time.
                 let hundredth: Option<i64> = c.query_row(
@@ -434,7 +542,9 @@ impl Recorder {
                     deleted = delete_attacks_before(c, start + 1)?;
                 }
             }
-            if deleted == 0 && delete_oldest(c, "traffic_seconds")? == 0 {
+            if deleted == 0
+                && delete_oldest(c, "traffic_seconds")? + delete_oldest(c, "top_seconds")? == 0
+            {
                 break;
             }
             c.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;

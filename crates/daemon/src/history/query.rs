@@ -128,6 +128,65 @@ pub struct TrafficPoint {
     pub flows: u64,
 }
 
+/// The busy hosts or prefixes of a time range (or of the last second).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopQuery {
+    /// `host` (default) or `prefix`.
+    pub kind: Option<TopKind>,
+    pub direction: Option<floodwall_detect::Direction>,
+    /// Without it: the last second, from the status.
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopKind {
+    Host,
+    Prefix,
+}
+
+impl TopKind {
+    fn name(self) -> &'static str {
+        match self {
+            TopKind::Host => "host",
+            TopKind::Prefix => "prefix",
+        }
+    }
+}
+
+/// One of the busiest targets of a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TopRow {
+    pub target: String,
+    pub hostgroup: String,
+    /// Mean over the range (a second out of the top counts as nothing).
+    pub pps: u64,
+    pub bps: u64,
+    /// Its busiest second (or minute's mean, for ranges kept per minute).
+    pub peak_pps: u64,
+}
+
+/// A host's or prefix's traffic over time, as far as it was among the busiest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    pub direction: Option<floodwall_detect::Direction>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// `/api/v1/targets/{target}/series`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TargetSeries {
+    pub target: String,
+    pub direction: String,
+    pub step_s: u64,
+    /// Only the seconds (minutes) it was among the busiest [`TOP_N`](floodwall_detect::engine::TOP_N).
+    pub points: Vec<TrafficPoint>,
+}
+
 /// Why a query is refused: the caller's doing, told apart from the store's failures.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -398,6 +457,125 @@ impl From<&crate::status::ActiveAttack> for AttackSummary {
             peak_pps: a.peak_pps,
             sources: a.sources,
         }
+    }
+}
+
+impl History {
+    /// The range's (since, until, per second?) from a query's times, default the last 15 min.
+    fn range(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(u64, u64, bool), QueryError> {
+        let until = until.map(parse_time).transpose()?.unwrap_or(now_ms);
+        let since = since
+            .map(parse_time)
+            .transpose()?
+            .unwrap_or(until.saturating_sub(15 * 60 * 1000));
+        if since > until {
+            return Err(QueryError::BadRequest("since is after until".into()));
+        }
+        let per_second =
+            now_ms.saturating_sub(since) <= self.per_second_s * 1000 && until - since <= 3_600_000;
+        Ok((since, until, per_second))
+    }
+
+    pub fn top(&self, q: &TopQuery, now_ms: u64) -> Result<Vec<TopRow>, QueryError> {
+        let (since, until, per_second) =
+            self.range(q.since.as_deref(), q.until.as_deref(), now_ms)?;
+        let kind = q.kind.unwrap_or(TopKind::Host).name();
+        let direction =
+            super::direction_name(q.direction.unwrap_or(floodwall_detect::Direction::Incoming));
+        let (table, scale) = if per_second {
+            ("top_seconds", 1)
+        } else {
+            ("top_minutes", 60)
+        };
+        let seconds = ((until - since) / 1000).max(1) as i64;
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT target, MAX(hostgroup), SUM(pps) * ?5, SUM(bps) * ?5, MAX(pps) FROM {table}
+                 WHERE kind = ?1 AND direction = ?2 AND ts >= ?3 AND ts <= ?4
+                 GROUP BY target ORDER BY SUM(pps) DESC, target LIMIT ?6"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![
+                        kind,
+                        direction,
+                        (since / 1000) as i64,
+                        (until / 1000) as i64,
+                        scale,
+                        floodwall_detect::engine::TOP_N as i64
+                    ],
+                    |r| {
+                        Ok(TopRow {
+                            target: r.get(0)?,
+                            hostgroup: r.get(1)?,
+                            pps: (r.get::<_, i64>(2)? / seconds) as u64,
+                            bps: (r.get::<_, i64>(3)? / seconds) as u64,
+                            peak_pps: r.get::<_, i64>(4)? as u64,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn target_series(
+        &self,
+        target: &str,
+        q: &SeriesQuery,
+        now_ms: u64,
+    ) -> Result<TargetSeries, QueryError> {
+        let net: ipnet::IpNet = target
+            .parse()
+            .or_else(|_| target.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                QueryError::BadRequest(format!("`{target}` is not an address or a prefix"))
+            })?;
+        let target = net.to_string();
+        let (since, until, per_second) =
+            self.range(q.since.as_deref(), q.until.as_deref(), now_ms)?;
+        let direction =
+            super::direction_name(q.direction.unwrap_or(floodwall_detect::Direction::Incoming));
+        let (table, step_s) = if per_second {
+            ("top_seconds", 1)
+        } else {
+            ("top_minutes", 60)
+        };
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT ts, pps, bps FROM {table}
+                 WHERE target = ?1 AND direction = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts"
+            ))?;
+            let points = stmt
+                .query_map(
+                    rusqlite::params![
+                        target,
+                        direction,
+                        (since / 1000) as i64,
+                        (until / 1000) as i64
+                    ],
+                    |r| {
+                        Ok(TrafficPoint {
+                            t: r.get::<_, i64>(0)? as u64,
+                            pps: r.get::<_, i64>(1)? as u64,
+                            bps: r.get::<_, i64>(2)? as u64,
+                            flows: 0,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(TargetSeries {
+                target: target.clone(),
+                direction: direction.to_string(),
+                step_s,
+                points,
+            })
+        })
     }
 }
 

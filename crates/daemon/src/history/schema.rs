@@ -81,6 +81,32 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (exporter, ts)
      ) WITHOUT ROWID;
      CREATE INDEX exporter_counters_by_time ON exporter_counters (ts);",
+    // 2: the busiest hosts and prefixes per second and per minute (not every host).
+    "CREATE TABLE top_seconds (
+         ts INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         direction TEXT NOT NULL,
+         target TEXT NOT NULL,
+         hostgroup TEXT NOT NULL,
+         pps INTEGER NOT NULL,
+         bps INTEGER NOT NULL,
+         PRIMARY KEY (kind, direction, ts, target)
+     ) WITHOUT ROWID;
+     CREATE INDEX top_seconds_by_target ON top_seconds (target, ts);
+     CREATE INDEX top_seconds_by_time ON top_seconds (ts);
+     CREATE TABLE top_minutes (
+         ts INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         direction TEXT NOT NULL,
+         target TEXT NOT NULL,
+         hostgroup TEXT NOT NULL,
+         pps INTEGER NOT NULL,
+         bps INTEGER NOT NULL,
+         max_pps INTEGER NOT NULL,
+         PRIMARY KEY (kind, direction, ts, target)
+     ) WITHOUT ROWID;
+     CREATE INDEX top_minutes_by_target ON top_minutes (target, ts);
+     CREATE INDEX top_minutes_by_time ON top_minutes (ts);",
 ];
 
 /// The schema version this build writes.
@@ -141,7 +167,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 6);
+        assert_eq!(tables, 8);
         // A newer schema is refused.
         conn.pragma_update(None, "user_version", (VERSION + 1) as i64)
             .unwrap();

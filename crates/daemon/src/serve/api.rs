@@ -24,7 +24,8 @@ use super::HttpContext;
 use crate::act::control::{Reply, Request as Call};
 use crate::clock::unix_ms;
 use crate::history::query::{
-    AttackDetail, AttackQuery, AttackSummary, History, QueryError, TrafficQuery, TrafficSeries,
+    AttackDetail, AttackQuery, AttackSummary, History, QueryError, SeriesQuery, TargetSeries,
+    TopKind, TopQuery, TopRow, TrafficQuery, TrafficSeries,
 };
 use crate::status::{ExporterStatus, ListenerStatus, Status};
 
@@ -302,6 +303,74 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/api/v1/top",
+        summary: "The busiest hosts or prefixes: of the last second, or over a range of the history (means; a second out of the top 10 counts as nothing).",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "kind",
+                location: "query",
+                description: "`host` (default) or `prefix`.",
+                schema: string,
+            },
+            Parameter {
+                name: "direction",
+                location: "query",
+                description: "`incoming` (default) or `outgoing`.",
+                schema: string,
+            },
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "RFC 3339 or Unix ms; absent: the last second.",
+                schema: string,
+            },
+            Parameter {
+                name: "until",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default now.",
+                schema: string,
+            },
+        ],
+        request: None,
+        response: Some(schema::<Vec<TopRow>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/targets/{target}/series",
+        summary: "A host's or prefix's traffic over time, for the seconds (minutes) it was among the busiest (404 when [history] is off).",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "target",
+                location: "path",
+                description: "An address or prefix (its `/` raw or as `%2F`).",
+                schema: string,
+            },
+            Parameter {
+                name: "direction",
+                location: "query",
+                description: "`incoming` (default) or `outgoing`.",
+                schema: string,
+            },
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
+                schema: string,
+            },
+            Parameter {
+                name: "until",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default now.",
+                schema: string,
+            },
+        ],
+        request: None,
+        response: Some(schema::<TargetSeries>),
+    },
+    Endpoint {
+        method: "get",
         path: "/api/v1/mitigations",
         summary: "Every rule held: announced, queued, awaiting evidence or recorded in dry run.",
         scope: Some(Scope::Read),
@@ -415,6 +484,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/attacks", get(attacks))
         .route("/api/v1/attacks/{*id}", get(attack))
         .route("/api/v1/traffic", get(traffic))
+        .route("/api/v1/top", get(top))
+        // `/api/v1/targets/203.0.113.0/24/series`: the target holds a slash.
+        .route("/api/v1/targets/{*rest}", get(target_series))
         .route("/api/v1/mitigations", get(mitigations))
         .route("/api/v1/hostgroups", get(hostgroups))
         .route("/api/v1/config", get(config))
@@ -625,6 +697,51 @@ async fn traffic(
     let q = query(q)?;
     Ok(Json(
         read_history(&app, move |h| h.traffic(&q, unix_ms())).await?,
+    ))
+}
+
+async fn top(
+    State(app): State<Arc<App>>,
+    q: Result<Query<TopQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<TopRow>> {
+    let q = query(q)?;
+    if q.since.is_none() && q.until.is_none() {
+        let status = app.status();
+        let prefixes = q.kind == Some(TopKind::Prefix);
+        let direction = q.direction.unwrap_or(floodwall_detect::Direction::Incoming);
+        let rows = status
+            .top
+            .list(prefixes, direction)
+            .iter()
+            .map(|e| TopRow {
+                target: e.target.to_string(),
+                hostgroup: e.hostgroup.clone(),
+                pps: e.pps,
+                bps: e.bps,
+                peak_pps: e.pps,
+            })
+            .collect();
+        return Ok(Json(rows));
+    }
+    Ok(Json(
+        read_history(&app, move |h| h.top(&q, unix_ms())).await?,
+    ))
+}
+
+async fn target_series(
+    State(app): State<Arc<App>>,
+    Path(rest): Path<String>,
+    q: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<TargetSeries> {
+    let q = query(q)?;
+    let Some(target) = rest.strip_suffix("/series").map(str::to_string) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such endpoint: /api/v1/targets/{target}/series",
+        ));
+    };
+    Ok(Json(
+        read_history(&app, move |h| h.target_series(&target, &q, unix_ms())).await?,
     ))
 }
 

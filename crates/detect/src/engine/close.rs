@@ -83,6 +83,7 @@ impl Engine {
             if self.prefixes[p as usize].evaluated != b {
                 self.prefixes[p as usize].evaluated = b;
                 self.evaluate_prefix(p, b, end_ms, events);
+                self.offer_top_prefix(p, b);
             }
         }
         todo.clear();
@@ -120,10 +121,12 @@ impl Engine {
             if self.hosts[h as usize].evaluated != b {
                 self.hosts[h as usize].evaluated = b;
                 self.evaluate_host(h, b, end_ms, events);
+                self.offer_top_host(h, b);
             }
         }
         todo.clear();
         self.scratch = todo;
+        self.finish_top(end_ms);
     }
 
     pub(super) fn evaluate_host(

@@ -25,7 +25,9 @@ mod entries;
 mod ingest;
 mod lifecycle;
 mod limits;
+mod top;
 pub use limits::{effective_limits, EffectiveLimits};
+pub use top::{TopEntry, TopTargets, TOP_N};
 mod residue;
 mod slabs;
 mod stats;
@@ -96,6 +98,9 @@ pub struct Engine {
     /// open bucket: its packets may have been the recorded top, which is recounted at the close.
     stale_prefixes: Vec<u32>,
     touched_prefixes: Vec<u32>,
+    /// The busiest targets of the bucket closing, and of the last closed one.
+    top_build: top::TopBuild,
+    top: TopTargets,
     /// Watched host directions whose open bucket already crossed a static limit at ingest:
     /// their attacks start right after the record, not at the bucket's close.
     early_starts: Vec<(u32, usize)>,
@@ -208,6 +213,8 @@ impl Engine {
             eval_hosts: Vec::new(),
             stale_prefixes: Vec::new(),
             touched_prefixes: Vec::new(),
+            top_build: top::TopBuild::default(),
+            top: TopTargets::default(),
             early_starts: Vec::new(),
             early_confirms: Vec::new(),
             scratch: Vec::new(),
