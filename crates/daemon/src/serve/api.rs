@@ -40,14 +40,21 @@ pub struct App {
     context: HttpContext,
     tokens: Tokens,
     started_ms: u64,
+    /// Turns true when the daemon stops: live streams end so the listener can close.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl App {
-    pub fn new(context: HttpContext, tokens: Tokens) -> Arc<App> {
+    pub fn new(
+        context: HttpContext,
+        tokens: Tokens,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<App> {
         Arc::new(App {
             context,
             tokens,
             started_ms: unix_ms(),
+            stopping,
         })
     }
 
@@ -421,6 +428,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/api/v1/stream",
+        summary: "Server-Sent Events: `event: status` with the status (as /api/v1/status) once a second, for the dashboard and anything live.",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: None,
+    },
+    Endpoint {
+        method: "get",
         path: "/api/v1/openapi.json",
         summary: "This document.",
         scope: Some(Scope::Read),
@@ -491,6 +507,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/hostgroups", get(hostgroups))
         .route("/api/v1/config", get(config))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/stream", get(stream))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_read));
     let write = Router::new()
         .route("/api/v1/mitigations", axum::routing::post(announce))
@@ -499,6 +516,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/mitigations/{*id}", delete(withdraw))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_write));
     Router::new()
+        .route("/", get(dashboard))
+        .route("/ui/{*file}", get(asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(read)
@@ -531,6 +550,92 @@ async fn guard(app: &App, scope: Scope, request: Request, next: Next) -> Respons
         .into_response(),
         Access::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why).into_response(),
     }
+}
+
+/// The dashboard's files, in the binary: the page itself needs no token (it holds no data; its
+/// calls to the API do).
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("ui/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("ui/app.css"),
+    ),
+    (
+        "vendor/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("ui/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("ui/vendor/uPlot.min.css"),
+    ),
+    (
+        "vendor/LICENSE-uPlot",
+        "text/plain; charset=utf-8",
+        include_bytes!("ui/vendor/LICENSE-uPlot"),
+    ),
+];
+
+/// Only this origin's scripts and styles, never framed.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("ui/index.html"),
+    )
+        .into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}
+
+/// The status once a second as Server-Sent Events, until the client goes or the daemon stops.
+async fn stream(State(app): State<Arc<App>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let events = futures_util::stream::unfold((app, true), |(app, first)| async move {
+        let mut stopping = app.stopping.clone();
+        if !first {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopping.wait_for(|stop| *stop) => return None,
+            }
+        }
+        if *stopping.borrow() {
+            return None;
+        }
+        let event = Event::default()
+            .event("status")
+            .json_data(&*app.status())
+            .unwrap_or_else(|_| Event::default().comment("unserializable status"));
+        Some((Ok::<_, std::convert::Infallible>(event), (app, false)))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -855,6 +960,10 @@ pub fn openapi_document() -> Value {
             (None, "/metrics") => json!({
                 "description": "OK",
                 "content": {"text/plain": {"schema": {"type": "string"}}}
+            }),
+            (None, "/api/v1/stream") => json!({
+                "description": "OK: a stream of `event: status` whose `data` is the status object",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}
             }),
             (None, _) => json!({
                 "description": "OK",

@@ -94,7 +94,7 @@ pub struct HttpContext {
 pub struct HttpServer {
     local: SocketAddr,
     tls: bool,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -117,8 +117,8 @@ impl HttpServer {
         })?;
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
-        let app = api::App::new(context, tokens);
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (shutdown, stopped) = tokio::sync::watch::channel(false);
+        let app = api::App::new(context, tokens, stopped.clone());
         let is_tls = tls.is_some();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -137,8 +137,9 @@ impl HttpServer {
                         }
                     };
                     let router = api::router(app);
-                    let stop = async {
-                        let _ = stopped.await;
+                    let mut stopped = stopped;
+                    let stop = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
                     };
                     let served = match tls {
                         Some(acceptor) => {
@@ -185,10 +186,18 @@ impl HttpServer {
 
     fn shutdown_now(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
+        // Open requests get a moment to finish; a client that holds on does not hold the
+        // daemon's exit.
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -196,7 +205,7 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
     }
 }
