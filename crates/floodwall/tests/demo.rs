@@ -176,6 +176,31 @@ fn demo_into_a_file_prints_plain_lines_and_ends_by_itself() {
     let mut child = demo(&dir, File::create(&out).unwrap(), &["--speed", SPEED])
         .spawn()
         .expect("running floodwall demo");
+    // The dashboard it names answers while the scenario runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let url = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(at) = text.find("dashboard: ") {
+            break text[at + "dashboard: ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dashboard line:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let page = ureq::get(&url)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(page.contains("<title>Floodwall</title>"), "{page}");
     wait_or_kill(&mut child, BOUND, "floodwall demo");
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(&out).unwrap();

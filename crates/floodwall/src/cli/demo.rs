@@ -86,6 +86,8 @@ impl Drop for TempDir {
 struct Daemon {
     child: Child,
     log: PathBuf,
+    /// The dashboard's address, as the daemon logged it.
+    dashboard: Option<String>,
 }
 
 impl Daemon {
@@ -259,7 +261,12 @@ fn first_view(setup: &Setup, daemon: &Daemon, speed: f64) -> View {
             ),
             "mitigation: blackhole + FlowSpec in dry run: shows what it would announce, announces nothing"
                 .into(),
-        ],
+        ]
+        .into_iter()
+        .chain(daemon.dashboard.as_ref().map(|url| {
+            format!("dashboard: {url}/ (open it in a browser while the demo runs)")
+        }))
+        .collect(),
         telemetry: "telemetry: starting".into(),
         total_s: plan.scenario.duration_s as f64 / speed,
         ..View::default()
@@ -517,11 +524,21 @@ fn start_daemon(config: &Path, dir: &Path) -> Result<Daemon> {
         .process_group(0)
         .spawn()
         .context("starting floodwall run")?;
-    let mut daemon = Daemon { child, log };
+    let mut daemon = Daemon {
+        child,
+        log,
+        dashboard: None,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(&daemon.log).unwrap_or_default();
-        if text.contains("listening on") {
+        // The dashboard's line follows the collector's at once.
+        const API: &str = "API and metrics on ";
+        if let Some(at) = text.find(API) {
+            daemon.dashboard = text[at + API.len()..]
+                .split_whitespace()
+                .next()
+                .map(str::to_string);
             return Ok(daemon);
         }
         if let Ok(Some(status)) = daemon.child.try_wait() {
