@@ -584,3 +584,38 @@ mod tests {
             .contains("floodwall_attacks_active{direction=\"incoming\",vector=\"syn_flood\"} 0"));
     }
 }
+
+#[cfg(test)]
+mod grafana {
+    use super::*;
+
+    /// docs/grafana/floodwall.json queries only metrics the daemon exposes.
+    #[test]
+    fn the_grafana_dashboard_asks_for_metrics_that_exist() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../docs/grafana/floodwall.json")).unwrap();
+        let exposed = render(&Status::default(), &Counters::default(), Some(&StoreCounts::default()));
+        let families: std::collections::HashSet<&str> = exposed
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let mut asked = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let mut rest = expr;
+                while let Some(at) = rest.find("floodwall_") {
+                    let name: String = rest[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(families.contains(name.as_str()), "{name} in `{expr}`");
+                    asked += 1;
+                    rest = &rest[at + name.len()..];
+                }
+            }
+        }
+        assert!(asked >= 20, "{asked}");
+    }
+}
