@@ -487,8 +487,18 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
             .status,
         400
     );
+    // The exporter's counters, kept every 10 s: the first row comes with the first status.
+    let exporter = api.get("/api/v1/exporters/127.0.0.1/series", Some(&read));
+    assert_eq!(exporter.status, 200, "{}", exporter.body);
+    let points = exporter.json()["points"].as_array().unwrap().clone();
+    assert!(
+        points.iter().any(|p| p["records"].as_u64() > Some(0)),
+        "{}",
+        exporter.body
+    );
     for (path, answer) in [
         ("/api/v1/top".to_string(), &top),
+        ("/api/v1/exporters/{address}/series".to_string(), &exporter),
         ("/api/v1/targets/{target}/series".to_string(), &series),
         ("/api/v1/attacks/{id}".to_string(), &detail),
         ("/api/v1/traffic".to_string(), &traffic),

@@ -116,6 +116,7 @@ pub struct Recorder {
     in_transaction: bool,
     last_housekeeping: Instant,
     last_exporters_ms: u64,
+    exporters_seen: std::collections::HashSet<std::net::IpAddr>,
     /// The minute being summed from per-second traffic: (minute, rows).
     minute: Option<(u64, Vec<MinuteSum>)>,
     /// The busiest targets' sums over the same minute: (kind, direction, target) → sums.
@@ -164,6 +165,7 @@ impl Recorder {
             in_transaction: false,
             last_housekeeping: Instant::now(),
             last_exporters_ms: 0,
+            exporters_seen: std::collections::HashSet::new(),
             minute: None,
             top_minute: std::collections::HashMap::new(),
         };
@@ -346,7 +348,19 @@ impl Recorder {
             }
         }
         self.sum_minute(second, status)?;
-        if status.at_ms >= self.last_exporters_ms + EXPORTERS_EVERY_MS {
+        // Every 10 s, and at once for an exporter heard for the first time.
+        let new_exporter = status
+            .collector
+            .exporters
+            .iter()
+            .any(|x| !self.exporters_seen.contains(&x.address));
+        if new_exporter || status.at_ms >= self.last_exporters_ms + EXPORTERS_EVERY_MS {
+            // Bounded: spoofed exporters churning through the decoder's table would grow it.
+            if self.exporters_seen.len() > 4_096 {
+                self.exporters_seen.clear();
+            }
+            self.exporters_seen
+                .extend(status.collector.exporters.iter().map(|x| x.address));
             self.last_exporters_ms = status.at_ms;
             for x in &status.collector.exporters {
                 let (address, at) = (x.address.to_string(), (status.at_ms / 1000) as i64);
@@ -689,8 +703,10 @@ mod tests {
     }
 
     fn record(kind: EventKind, id: &str, ts_ms: u64, ended: bool) -> Message {
-        let mut e: AttackEvent =
-            serde_json::from_str(include_str!("testdata/attack_started.json")).unwrap();
+        let mut e: AttackEvent = serde_json::from_str(include_str!(
+            "../../../../testdata/events/attack_started.json"
+        ))
+        .unwrap();
         e.event = kind;
         e.attack_id = id.into();
         e.started_at = ts_ms - ts_ms % 1000;
@@ -892,8 +908,10 @@ mod restart_tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("h.sqlite");
         let counts = Arc::new(StoreCounts::default());
-        let mut e: floodwall_detect::AttackEvent =
-            serde_json::from_str(include_str!("testdata/attack_started.json")).unwrap();
+        let mut e: floodwall_detect::AttackEvent = serde_json::from_str(include_str!(
+            "../../../../testdata/events/attack_started.json"
+        ))
+        .unwrap();
         e.attack_id = "open".into();
         e.started_at = 1_000_000;
         e.ts = 1_005_000;

@@ -187,6 +187,33 @@ pub struct TargetSeries {
     pub points: Vec<TrafficPoint>,
 }
 
+/// One exporter's counters over time (`/api/v1/exporters/{address}/series`), every 10 s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExporterSeries {
+    pub exporter: String,
+    pub points: Vec<ExporterPoint>,
+}
+
+/// The exporter's counters since the daemon started, as of `t`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ExporterPoint {
+    /// Unix seconds.
+    pub t: u64,
+    pub datagrams: u64,
+    pub records: u64,
+    pub decode_errors: u64,
+    pub sequence_lost: u64,
+    pub implausible: u64,
+}
+
+/// A time range only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
 /// Why a query is refused: the caller's doing, told apart from the store's failures.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -573,6 +600,49 @@ impl History {
                 target: target.clone(),
                 direction: direction.to_string(),
                 step_s,
+                points,
+            })
+        })
+    }
+}
+
+impl History {
+    pub fn exporter_series(
+        &self,
+        exporter: &str,
+        q: &RangeQuery,
+        now_ms: u64,
+    ) -> Result<ExporterSeries, QueryError> {
+        let address: std::net::IpAddr = exporter.parse().map_err(|_| {
+            QueryError::BadRequest(format!("`{exporter}` is not an exporter's address"))
+        })?;
+        let (since, until, _) = self.range(q.since.as_deref(), q.until.as_deref(), now_ms)?;
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT ts, datagrams, records, decode_errors, sequence_lost, implausible
+                 FROM exporter_counters WHERE exporter = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts",
+            )?;
+            let points = stmt
+                .query_map(
+                    rusqlite::params![
+                        address.to_string(),
+                        (since / 1000) as i64,
+                        (until / 1000) as i64
+                    ],
+                    |r| {
+                        Ok(ExporterPoint {
+                            t: r.get::<_, i64>(0)? as u64,
+                            datagrams: r.get::<_, i64>(1)? as u64,
+                            records: r.get::<_, i64>(2)? as u64,
+                            decode_errors: r.get::<_, i64>(3)? as u64,
+                            sequence_lost: r.get::<_, i64>(4)? as u64,
+                            implausible: r.get::<_, i64>(5)? as u64,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ExporterSeries {
+                exporter: address.to_string(),
                 points,
             })
         })

@@ -24,8 +24,8 @@ use super::HttpContext;
 use crate::act::control::{Reply, Request as Call};
 use crate::clock::unix_ms;
 use crate::history::query::{
-    AttackDetail, AttackQuery, AttackSummary, History, QueryError, SeriesQuery, TargetSeries,
-    TopKind, TopQuery, TopRow, TrafficQuery, TrafficSeries,
+    AttackDetail, AttackQuery, AttackSummary, ExporterSeries, History, QueryError, RangeQuery,
+    SeriesQuery, TargetSeries, TopKind, TopQuery, TopRow, TrafficQuery, TrafficSeries,
 };
 use crate::status::{ExporterStatus, ListenerStatus, Status};
 
@@ -201,6 +201,34 @@ pub const ENDPOINTS: &[Endpoint] = &[
         parameters: &[],
         request: None,
         response: Some(schema::<Exporters>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/exporters/{address}/series",
+        summary: "One exporter's counters over time, every 10 s (404 when [history] is off).",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "address",
+                location: "path",
+                description: "The exporter's address.",
+                schema: string,
+            },
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
+                schema: string,
+            },
+            Parameter {
+                name: "until",
+                location: "query",
+                description: "RFC 3339 or Unix ms; default now.",
+                schema: string,
+            },
+        ],
+        request: None,
+        response: Some(schema::<ExporterSeries>),
     },
     Endpoint {
         method: "get",
@@ -497,6 +525,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/status", get(status))
         .route("/api/v1/exporters", get(exporters))
+        .route("/api/v1/exporters/{address}/series", get(exporter_series))
         .route("/api/v1/attacks", get(attacks))
         .route("/api/v1/attacks/{*id}", get(attack))
         .route("/api/v1/traffic", get(traffic))
@@ -847,6 +876,17 @@ async fn target_series(
     };
     Ok(Json(
         read_history(&app, move |h| h.target_series(&target, &q, unix_ms())).await?,
+    ))
+}
+
+async fn exporter_series(
+    State(app): State<Arc<App>>,
+    Path(address): Path<String>,
+    q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ExporterSeries> {
+    let q = query(q)?;
+    Ok(Json(
+        read_history(&app, move |h| h.exporter_series(&address, &q, unix_ms())).await?,
     ))
 }
 

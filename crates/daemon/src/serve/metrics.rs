@@ -594,7 +594,11 @@ mod grafana {
     fn the_grafana_dashboard_asks_for_metrics_that_exist() {
         let dashboard: serde_json::Value =
             serde_json::from_str(include_str!("../../../../docs/grafana/floodwall.json")).unwrap();
-        let exposed = render(&Status::default(), &Counters::default(), Some(&StoreCounts::default()));
+        let exposed = render(
+            &Status::default(),
+            &Counters::default(),
+            Some(&StoreCounts::default()),
+        );
         let families: std::collections::HashSet<&str> = exposed
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))

@@ -805,3 +805,61 @@ pub fn false_alarms(args: FalseAlarmsArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct SurfacesArgs {
+    /// Rounds of (surfaces off, surfaces on), interleaved.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seconds each daemon is fed.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Ordinary sFlow samples per second in the stream (a flood joins it after 2 s).
+    #[arg(long, default_value_t = 50_000)]
+    pub background: u64,
+    /// Attacks stored in the history before the API's latency is measured.
+    #[arg(long, default_value_t = 10_000)]
+    pub attacks: usize,
+    /// Requests per endpoint.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Write the result as a Markdown section to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Directory for the daemons' files; kept after the run.
+    /// Default: $TMPDIR/floodwall-bench-surfaces.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The floodwall binary to run as the daemon. Default: this one.
+    #[arg(long, value_name = "PATH")]
+    pub daemon: Option<PathBuf>,
+}
+
+pub fn surfaces(args: SurfacesArgs) -> Result<()> {
+    use floodwall_lab::bench::surfaces::{markdown, run, Options};
+    let options = Options {
+        floodwall: match args.daemon {
+            Some(path) => path,
+            None => std::env::current_exe()?,
+        },
+        work_dir: args
+            .work_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("floodwall-bench-surfaces")),
+        rounds: args.rounds.max(1),
+        seconds: args.seconds,
+        background: args.background,
+        attacks: args.attacks,
+        requests: args.requests.max(1),
+    };
+    let result = run(&options)?;
+    let command = format!(
+        "floodwall bench surfaces --rounds {} --seconds {} --background {} --attacks {} --requests {}",
+        options.rounds, options.seconds, options.background, options.attacks, options.requests
+    );
+    let section = markdown(&result, &command);
+    print!("{section}");
+    if let Some(out) = args.out {
+        std::fs::write(&out, &section).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}

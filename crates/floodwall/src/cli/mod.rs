@@ -366,6 +366,10 @@ pub enum BenchCommand {
     /// Mitigation latency: attack_started to the blackhole route in a real gobgpd's RIB, with
     /// Floodwall's built-in BGP speaker peered on loopback.
     Mitigation(bench::MitigationArgs),
+    /// What the operator's surfaces cost: the daemon's CPU per million records with the HTTP
+    /// listener (a live dashboard, a metrics scrape) and the history on against off, and the
+    /// API's latency with 10,000 attacks in the history.
+    Surfaces(bench::SurfacesArgs),
     /// False alarms on busy networks: hours of simulated hosting, eyeball and CDN traffic with a
     /// few attacks, replayed through the decoder and engine (default configuration) from
     /// start-up; prints false alarms per hour and which attacks were found.
@@ -404,6 +408,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Send(args)) => bench::send(args),
         Command::Bench(BenchCommand::Compare(args)) => bench::compare(args),
         Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
+        Command::Bench(BenchCommand::Surfaces(args)) => bench::surfaces(args),
         Command::Bench(BenchCommand::FalseAlarms(args)) => bench::false_alarms(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),

@@ -18,6 +18,7 @@ pub mod replay;
 pub mod report;
 pub mod sender;
 pub mod stream;
+pub mod surfaces;
 pub mod synthetic;
 
 use std::fmt;
