@@ -176,11 +176,11 @@ fn a_full_disk_costs_history_rows_not_detection() {
     let daemon = Namespaced::start(&config, &history, "2m", &log);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_for(Duration::from_secs(10), "the daemon's API", || {
-        read_log().contains("API and metrics on ")
+        floodwall_daemon::serve::url_in_log(&read_log()).is_some()
     });
-    let text = read_log();
-    let at = text.find("API and metrics on ").unwrap() + "API and metrics on ".len();
-    let api = text[at..].split_whitespace().next().unwrap().to_string();
+    let api = floodwall_daemon::serve::url_in_log(&read_log())
+        .unwrap()
+        .to_string();
     // Fill the rest of its disk.
     let fill = daemon.exec(&[
         "dd",

@@ -519,9 +519,25 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
     );
     let metrics = api.get("/metrics", Some(&read)).body;
     promtool_check(&dir, &metrics);
+    // The scenario's truth: one NTP reflection flood at the victim, nothing else.
+    assert_eq!(vector, "ntp_amplification");
     let started =
-        format!("floodwall_attacks_started_total{{direction=\"incoming\",vector=\"{vector}\"}}");
-    assert!(sample(&metrics, &started) >= 1.0, "{started}");
+        "floodwall_attacks_started_total{direction=\"incoming\",vector=\"ntp_amplification\"}";
+    assert_eq!(sample(&metrics, started), 1.0, "{started}");
+    let all_started: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("floodwall_attacks_started_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(all_started, 1.0, "{metrics}");
+    // Every record decoded reached the engine.
+    assert_eq!(
+        sample(&metrics, "floodwall_engine_records_total"),
+        sample(
+            &metrics,
+            "floodwall_exporter_records_total{exporter=\"127.0.0.1\"}"
+        )
+    );
 
     assert!(sample(&metrics, "floodwall_engine_records_total") > 0.0);
     assert!(

@@ -155,6 +155,27 @@ fn integer() -> Value {
     json!({"type": "integer", "minimum": 1})
 }
 
+const SINCE: Parameter = Parameter {
+    name: "since",
+    location: "query",
+    description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
+    schema: string,
+};
+
+const UNTIL: Parameter = Parameter {
+    name: "until",
+    location: "query",
+    description: "RFC 3339 or Unix ms; default now.",
+    schema: string,
+};
+
+const DIRECTION: Parameter = Parameter {
+    name: "direction",
+    location: "query",
+    description: "`incoming` (default) or `outgoing`.",
+    schema: string,
+};
+
 /// Every route but the fallbacks.
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -214,18 +235,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 description: "The exporter's address.",
                 schema: string,
             },
-            Parameter {
-                name: "since",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
-                schema: string,
-            },
-            Parameter {
-                name: "until",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default now.",
-                schema: string,
-            },
+            SINCE,
+            UNTIL,
         ],
         request: None,
         response: Some(schema::<ExporterSeries>),
@@ -314,24 +325,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 description: "Default `default`.",
                 schema: string,
             },
-            Parameter {
-                name: "direction",
-                location: "query",
-                description: "`incoming` (default) or `outgoing`.",
-                schema: string,
-            },
-            Parameter {
-                name: "since",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
-                schema: string,
-            },
-            Parameter {
-                name: "until",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default now.",
-                schema: string,
-            },
+            DIRECTION,
+            SINCE,
+            UNTIL,
         ],
         request: None,
         response: Some(schema::<TrafficSeries>),
@@ -348,24 +344,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 description: "`host` (default) or `prefix`.",
                 schema: string,
             },
-            Parameter {
-                name: "direction",
-                location: "query",
-                description: "`incoming` (default) or `outgoing`.",
-                schema: string,
-            },
+            DIRECTION,
             Parameter {
                 name: "since",
                 location: "query",
                 description: "RFC 3339 or Unix ms; absent: the last second.",
                 schema: string,
             },
-            Parameter {
-                name: "until",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default now.",
-                schema: string,
-            },
+            UNTIL,
         ],
         request: None,
         response: Some(schema::<Vec<TopRow>>),
@@ -382,24 +368,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 description: "An address or prefix (its `/` raw or as `%2F`).",
                 schema: string,
             },
-            Parameter {
-                name: "direction",
-                location: "query",
-                description: "`incoming` (default) or `outgoing`.",
-                schema: string,
-            },
-            Parameter {
-                name: "since",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default 15 minutes before `until`.",
-                schema: string,
-            },
-            Parameter {
-                name: "until",
-                location: "query",
-                description: "RFC 3339 or Unix ms; default now.",
-                schema: string,
-            },
+            DIRECTION,
+            SINCE,
+            UNTIL,
         ],
         request: None,
         response: Some(schema::<TargetSeries>),

@@ -51,6 +51,16 @@ pub struct HttpConfig {
 /// The port Floodwall serves on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9188;
 
+/// How `floodwall run` logs where it serves: `API and metrics on http://127.0.0.1:9188 (...)`.
+/// The demo, the benchmarks and the tests find the address (port 0 picks one) in that line.
+pub const LOG_LINE: &str = "API and metrics on ";
+
+/// The address a daemon's log says it serves on, once it has said it.
+pub fn url_in_log(log: &str) -> Option<&str> {
+    let at = log.find(LOG_LINE)? + LOG_LINE.len();
+    log[at..].split_whitespace().next()
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {

@@ -533,12 +533,8 @@ fn start_daemon(config: &Path, dir: &Path) -> Result<Daemon> {
     loop {
         let text = std::fs::read_to_string(&daemon.log).unwrap_or_default();
         // The dashboard's line follows the collector's at once.
-        const API: &str = "API and metrics on ";
-        if let Some(at) = text.find(API) {
-            daemon.dashboard = text[at + API.len()..]
-                .split_whitespace()
-                .next()
-                .map(str::to_string);
+        if let Some(url) = floodwall_daemon::serve::url_in_log(&text) {
+            daemon.dashboard = Some(url.to_string());
             return Ok(daemon);
         }
         if let Ok(Some(status)) = daemon.child.try_wait() {

@@ -40,7 +40,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     ));
     if let Some(url) = pipeline.http_url() {
         log(format!(
-            "API and metrics on {url} ({url}/metrics, {url}/api/v1/openapi.json)"
+            "{}{url} ({url}/metrics, {url}/api/v1/openapi.json)",
+            floodwall_daemon::serve::LOG_LINE
         ));
     }
     pipeline.wait()?;

@@ -143,11 +143,11 @@ impl Daemon {
         wait_for(
             Duration::from_secs(10),
             "the API's address in the log",
-            || self.log().contains("API and metrics on "),
+            || floodwall_daemon::serve::url_in_log(&self.log()).is_some(),
         );
-        let log = self.log();
-        let at = log.find("API and metrics on ").unwrap() + "API and metrics on ".len();
-        log[at..].split_whitespace().next().unwrap().to_string()
+        floodwall_daemon::serve::url_in_log(&self.log())
+            .unwrap()
+            .to_string()
     }
 
     /// The log of the current run.

@@ -127,12 +127,8 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = std::fs::read_to_string(&daemon.log).unwrap_or_default();
-            const API: &str = "API and metrics on ";
-            if let Some(at) = text.find(API) {
-                daemon.url = text[at + API.len()..]
-                    .split_whitespace()
-                    .next()
-                    .map(str::to_string);
+            if let Some(url) = floodwall_daemon::serve::url_in_log(&text) {
+                daemon.url = Some(url.to_string());
                 break;
             }
             if !surfaces && text.contains("listening on") {
