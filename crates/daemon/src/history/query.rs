@@ -404,27 +404,11 @@ impl History {
     }
 
     pub fn traffic(&self, q: &TrafficQuery, now_ms: u64) -> Result<TrafficSeries, QueryError> {
-        let until = q
-            .until
-            .as_deref()
-            .map(parse_time)
-            .transpose()?
-            .unwrap_or(now_ms);
-        let since = q
-            .since
-            .as_deref()
-            .map(parse_time)
-            .transpose()?
-            .unwrap_or(until.saturating_sub(15 * 60 * 1000));
-        if since > until {
-            return Err(QueryError::BadRequest("since is after until".into()));
-        }
+        let (since, until, per_second) =
+            self.range(q.since.as_deref(), q.until.as_deref(), now_ms)?;
         let hostgroup = q.hostgroup.clone().unwrap_or_else(|| "default".into());
         let direction =
             super::direction_name(q.direction.unwrap_or(floodwall_detect::Direction::Incoming));
-        // Per second while the range is still kept per second (and not too long to draw).
-        let per_second =
-            now_ms.saturating_sub(since) <= self.per_second_s * 1000 && until - since <= 3_600_000;
         let (table, step_s) = if per_second {
             ("traffic_seconds", 1)
         } else {
@@ -488,7 +472,8 @@ impl From<&crate::status::ActiveAttack> for AttackSummary {
 }
 
 impl History {
-    /// The range's (since, until, per second?) from a query's times, default the last 15 min.
+    /// The range's (since, until, per second?) from a query's times, default the last 15 min:
+    /// per second while the range is still kept per second (and not too long to draw).
     fn range(
         &self,
         since: Option<&str>,

@@ -58,11 +58,8 @@ function si(n, unit) {
 const bps = n => si(n, 'bps');
 const pps = n => si(n, 'pps');
 const pct = x => (x === undefined || x === null) ? '–' : (100 * x).toFixed(1) + ' %';
-function when(t) {
-  if (!t) return '–';
-  const d = typeof t === 'number' ? new Date(t) : new Date(t);
-  return d.toLocaleString();
-}
+// Unix ms or RFC 3339, in the browser's time zone.
+const when = t => t ? new Date(t).toLocaleString() : '–';
 const targetLink = t => h('a', { href: '#/search/' + encodeURIComponent(t), class: 'target' }, t);
 const attackLink = (id, text) => h('a', { href: '#/attacks/' + encodeURIComponent(id), class: 'target' }, text);
 const status = s => h('span', { class: 'status-' + s }, String(s).replace('_', ' '));
