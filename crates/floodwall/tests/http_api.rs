@@ -643,6 +643,14 @@ fn without_a_tokens_file_reads_are_open_and_nothing_can_be_changed() {
         api.get("/api/v1/mitigations", None).json(),
         Value::Array(Vec::new())
     );
+    // Open reads answer addresses only: a page rebinding its own name to 127.0.0.1 is refused.
+    let rebound = api
+        .agent
+        .get(format!("{}/api/v1/status", api.base))
+        .header("Host", "attacker.example")
+        .call()
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
 }
 
 #[test]

@@ -525,7 +525,38 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(app.clone(), require_host))
         .with_state(app)
+}
+
+/// Without tokens, only requests addressed to an IP literal or `localhost`: a page of another
+/// site that rebinds its own name to 127.0.0.1 (DNS rebinding) reaches the listener from the
+/// operator's browser, but with its own name in `Host`. With tokens, the token guards.
+async fn require_host(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if app.tokens.configured() {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    match host {
+        Some(host) if !host_is_literal(host) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "without [http] tokens_file this listener answers requests to an IP address or localhost only",
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// `127.0.0.1:9188`, `[::1]:9188`, `localhost`, …: an address, not a name someone else owns.
+fn host_is_literal(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(name, _)| name),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 async fn require_read(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
@@ -1089,4 +1120,33 @@ fn operation_id(e: &Endpoint) -> String {
         }
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_addresses_and_localhost_are_literal_hosts() {
+        for host in [
+            "127.0.0.1:9188",
+            "127.0.0.1",
+            "[::1]:9188",
+            "[::1]",
+            "localhost:9188",
+            "LOCALHOST",
+            "192.0.2.7",
+        ] {
+            assert!(host_is_literal(host), "{host}");
+        }
+        for host in [
+            "attacker.example",
+            "attacker.example:9188",
+            "127.0.0.1.nip.io:9188",
+            "",
+            "[::1",
+        ] {
+            assert!(!host_is_literal(host), "{host}");
+        }
+    }
 }

@@ -40,7 +40,8 @@ pub struct HttpConfig {
     /// API tokens, by SHA-256, one per line: `NAME read|write sha256:HEX` (`floodwall token`
     /// makes them). With it every call but `/healthz` and `/readyz` needs a token, and
     /// announcing or withdrawing a `write` one; the file is re-read when it changes. Default:
-    /// none — reads are open to whoever reaches the listener and nothing can be changed.
+    /// none — reads are open to whoever reaches the listener (requests to an IP address or
+    /// `localhost` only: no DNS rebinding) and nothing can be changed.
     pub tokens_file: Option<PathBuf>,
     /// PEM certificate chain: with `tls_key`, the listener speaks HTTPS only. Default: none.
     pub tls_cert: Option<PathBuf>,
