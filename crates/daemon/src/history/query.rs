@@ -415,28 +415,7 @@ impl History {
             ("traffic_minutes", 60)
         };
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT ts, pps, bps, flows FROM {table}
-                 WHERE hostgroup = ?1 AND direction = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts"
-            ))?;
-            let points = stmt
-                .query_map(
-                    rusqlite::params![
-                        hostgroup,
-                        direction,
-                        (since / 1000) as i64,
-                        (until / 1000) as i64
-                    ],
-                    |r| {
-                        Ok(TrafficPoint {
-                            t: r.get::<_, i64>(0)? as u64,
-                            pps: r.get::<_, i64>(1)? as u64,
-                            bps: r.get::<_, i64>(2)? as u64,
-                            flows: r.get::<_, i64>(3)? as u64,
-                        })
-                    },
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let points = points(c, table, "hostgroup", &hostgroup, direction, since, until)?;
             Ok(TrafficSeries {
                 hostgroup: hostgroup.clone(),
                 direction: direction.to_string(),
@@ -559,28 +538,7 @@ impl History {
             ("top_minutes", 60)
         };
         self.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT ts, pps, bps FROM {table}
-                 WHERE target = ?1 AND direction = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts"
-            ))?;
-            let points = stmt
-                .query_map(
-                    rusqlite::params![
-                        target,
-                        direction,
-                        (since / 1000) as i64,
-                        (until / 1000) as i64
-                    ],
-                    |r| {
-                        Ok(TrafficPoint {
-                            t: r.get::<_, i64>(0)? as u64,
-                            pps: r.get::<_, i64>(1)? as u64,
-                            bps: r.get::<_, i64>(2)? as u64,
-                            flows: 0,
-                        })
-                    },
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let points = points(c, table, "target", &target, direction, since, until)?;
             Ok(TargetSeries {
                 target: target.clone(),
                 direction: direction.to_string(),
@@ -632,6 +590,45 @@ impl History {
             })
         })
     }
+}
+
+/// The points of one hostgroup's (`key_column` `hostgroup`) or one target's (`target`) traffic
+/// in one direction, from a per-second or per-minute table; the top tables keep no flows.
+fn points(
+    c: &Connection,
+    table: &str,
+    key_column: &str,
+    key: &str,
+    direction: &str,
+    since_ms: u64,
+    until_ms: u64,
+) -> rusqlite::Result<Vec<TrafficPoint>> {
+    let flows = if table.starts_with("traffic_") {
+        "flows"
+    } else {
+        "0"
+    };
+    let mut stmt = c.prepare(&format!(
+        "SELECT ts, pps, bps, {flows} FROM {table}
+         WHERE {key_column} = ?1 AND direction = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts"
+    ))?;
+    let points = stmt.query_map(
+        rusqlite::params![
+            key,
+            direction,
+            (since_ms / 1000) as i64,
+            (until_ms / 1000) as i64
+        ],
+        |r| {
+            Ok(TrafficPoint {
+                t: r.get::<_, i64>(0)? as u64,
+                pps: r.get::<_, i64>(1)? as u64,
+                bps: r.get::<_, i64>(2)? as u64,
+                flows: r.get::<_, i64>(3)? as u64,
+            })
+        },
+    )?;
+    points.collect()
 }
 
 fn split(list: &str) -> Vec<String> {
