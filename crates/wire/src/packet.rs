@@ -62,6 +62,7 @@ mod field {
     pub mod tcp {
         pub const SOURCE_PORT: usize = 0;
         pub const DESTINATION_PORT: usize = 2;
+        pub const SEQ_NUMBER: usize = 4;
         pub const DATA_OFFSET: usize = 12;
         pub const FLAGS: usize = 13;
         pub const HEADER_LEN: usize = 20;
@@ -234,6 +235,7 @@ view! {
     pub struct TcpPacket, min_len = field::tcp::HEADER_LEN, error = HeaderError;
     pub fn src_port -> u16 = field::tcp::SOURCE_PORT;
     pub fn dst_port -> u16 = field::tcp::DESTINATION_PORT;
+    pub fn seq_number -> u32 = field::tcp::SEQ_NUMBER;
     fn data_offset -> u8 = field::tcp::DATA_OFFSET;
     /// The flags byte (`tcp_flags::*`; NS lives in the data-offset byte and is not reported).
     pub fn flags -> u8 = field::tcp::FLAGS;
@@ -291,6 +293,9 @@ pub struct Headers {
     /// 0 unless the TCP/UDP header is complete; ICMP: `type << 8 | code`.
     pub dst_port: u16,
     pub tcp_flags: u8,
+    /// The TCP sequence number equals the IPv4 destination address: the Mirai scanner's
+    /// stateless probe (`attack/scanner.c` sets `seq = daddr`).
+    pub seq_is_dst: bool,
     pub fragment: bool,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
@@ -311,6 +316,7 @@ impl Headers {
             src_port: 0,
             dst_port: 0,
             tcp_flags: 0,
+            seq_is_dst: false,
             fragment,
             ttl,
             ip_len,
@@ -327,6 +333,7 @@ impl Headers {
         rec.src_port = self.src_port;
         rec.dst_port = self.dst_port;
         rec.tcp_flags = self.tcp_flags;
+        rec.seq_is_dst = self.seq_is_dst;
         rec.fragment = self.fragment;
         rec.ttl = self.ttl;
         rec.packet_len = self.ip_len;
@@ -479,6 +486,8 @@ fn parse_l4(headers: &mut Headers, payload: &[u8], base: Option<usize>) {
             headers.src_port = tcp.src_port();
             headers.dst_port = tcp.dst_port();
             headers.tcp_flags = tcp.flags();
+            headers.seq_is_dst =
+                matches!(headers.dst, IpAddr::V4(dst) if u32::from(dst) == tcp.seq_number());
             tcp.header_len().max(field::tcp::HEADER_LEN)
         }
         proto::UDP => {

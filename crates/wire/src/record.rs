@@ -40,6 +40,9 @@ pub struct FlowRecord {
     pub dst_port: u16,
     /// Cumulative TCP flags (`tcp_flags::*`), 0 when not TCP or not exported.
     pub tcp_flags: u8,
+    /// A sampled TCP header whose sequence number equals the destination address: the Mirai
+    /// family's stateless scan probe. False when no header was sampled (flows).
+    pub seq_is_dst: bool,
     /// Bytes, scaled by `sampling_rate`.
     pub bytes: u64,
     /// Packets, scaled by `sampling_rate`.
@@ -73,6 +76,7 @@ impl FlowRecord {
             src_port: 0,
             dst_port: 0,
             tcp_flags: 0,
+            seq_is_dst: false,
             bytes: 0,
             packets: 0,
             sampling_rate: 1,

@@ -575,6 +575,7 @@ fn sampled_headers(src: IpAddr, dst: IpAddr, length: u32, ports_flags: [u32; 4])
         src_port: u16::try_from(src_port).unwrap_or(0),
         dst_port: u16::try_from(dst_port).unwrap_or(0),
         tcp_flags: u8::try_from(tcp_flags).unwrap_or(0),
+        seq_is_dst: false,
         fragment: false,
         ttl: 0,
         ip_len: u16::try_from(length).unwrap_or(u16::MAX),

@@ -196,6 +196,7 @@ fn golden_ipv4_agent_flow_and_counter_sample() {
             src_port: 53,
             dst_port: 54321,
             tcp_flags: 0,
+            seq_is_dst: false,
             bytes: 1522 * 1024,
             packets: 1024,
             sampling_rate: 1024,
@@ -239,6 +240,7 @@ fn golden_ipv6_agent_expanded_sample() {
             src_port: 12345,
             dst_port: 80,
             tcp_flags: tcp_flags::SYN,
+            seq_is_dst: false,
             bytes: 60 * 2000, // frame length 0: the IP length is accounted
             packets: 2000,
             sampling_rate: 2000,

@@ -152,6 +152,7 @@ impl Plan {
             src_port,
             dst_port,
             tcp_flags: values.get(Slot::TcpFlags) as u8,
+            seq_is_dst: false,
             bytes: values.get(self.bytes).saturating_mul(rate),
             packets: values.get(self.packets).saturating_mul(rate),
             sampling_rate,

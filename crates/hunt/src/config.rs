@@ -1,0 +1,81 @@
+//! `[hunt]`: finding infected hosts, cutting them off from their C2, grouping attacks into
+//! campaigns.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Ports the Mirai family and its descendants probe (telnet first, then exploit ports: SSH,
+/// HTTP admin pages, Android ADB, Huawei HG532, Realtek SDK, TR-069).
+pub const DEFAULT_SCAN_PORTS: [u16; 12] = [
+    23, 2323, 22, 80, 81, 8080, 5555, 7547, 37215, 52869, 60001, 9527,
+];
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HuntConfig {
+    /// Look for infected hosts and campaigns. Default true: it reads the telemetry already
+    /// collected and contacts nothing.
+    pub enabled: bool,
+    /// Hosts never listed as infected: your own vulnerability scanners, honeypots,
+    /// measurement probes. Default: none.
+    pub ignore: Vec<IpNet>,
+    /// Destination ports a scan is counted on. Default: 23, 2323, 22, 80, 81, 8080, 5555,
+    /// 7547, 37215, 52869, 60001, 9527.
+    pub scan_ports: Vec<u16>,
+    /// How far back scanning evidence reaches, seconds. Default 600: at 1:1000 sampling a
+    /// 160 probes/s scanner gives a sample every ~6 s.
+    pub scan_window_seconds: u64,
+    /// A host is scanning when it probed at least this many distinct destinations within the
+    /// window (estimated from the samples, with 99 % confidence). Default 200.
+    pub scan_min_destinations: u64,
+    /// Threat-intel files of C2 endpoints: plain lists (IP, IP:port, CIDR, domain per line),
+    /// abuse.ch-style CSV or JSON. Re-read when they change. Default: none.
+    pub c2_feeds: Vec<String>,
+    /// Announce each C2 address of the feeds as a null route through the BGP speaker (and
+    /// ExaBGP), so infected customers cannot reach it. Default false.
+    pub c2_null_route: bool,
+    /// Community on C2 null routes, so routers can tell them from attack blackholes (which
+    /// carry RFC 7999's 65535:666). Default 64512:666, a private value: set your own.
+    pub c2_community: String,
+    /// At most this many C2 null routes at once; the rest are refused and counted. Default
+    /// 10,000.
+    pub c2_max_routes: usize,
+    /// Write the feeds' C2 domains as a DNS RPZ zone to this file (atomically, on change), for
+    /// Unbound, BIND or Knot Resolver to answer NXDOMAIN. Default: none.
+    pub rpz_file: Option<std::path::PathBuf>,
+    /// The RPZ zone's name. Default `rpz.floodwall.`.
+    pub rpz_zone: String,
+    /// A host is listed when its confidence reaches this. Default 0.5: beaconing alone (0.3)
+    /// lists no one.
+    pub min_confidence: f64,
+    /// Hosts followed at once (scanning sketches, beacons, listed hosts): bounded memory.
+    /// Default 100,000.
+    pub max_hosts: usize,
+    /// An attack joins a campaign when at least this share of its sources (or the campaign's,
+    /// whichever set is smaller) is in the campaign. Default 0.15.
+    pub campaign_overlap: f64,
+    /// Campaigns kept (the least recently seen go first). Default 100,000.
+    pub max_campaigns: usize,
+}
+
+impl Default for HuntConfig {
+    fn default() -> Self {
+        HuntConfig {
+            enabled: true,
+            ignore: Vec::new(),
+            scan_ports: DEFAULT_SCAN_PORTS.to_vec(),
+            scan_window_seconds: 600,
+            scan_min_destinations: 200,
+            c2_feeds: Vec::new(),
+            c2_null_route: false,
+            c2_community: "64512:666".into(),
+            c2_max_routes: 10_000,
+            rpz_file: None,
+            rpz_zone: "rpz.floodwall.".into(),
+            min_confidence: 0.5,
+            max_hosts: 100_000,
+            campaign_overlap: 0.15,
+            max_campaigns: 100_000,
+        }
+    }
+}
