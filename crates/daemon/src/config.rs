@@ -29,6 +29,8 @@ pub struct Config {
     pub state: StateConfig,
     pub http: crate::serve::HttpConfig,
     pub history: crate::history::HistoryConfig,
+    /// `[hunt]`: infected hosts in the monitored networks, C2 lists, campaigns.
+    pub hunt: floodwall_hunt::HuntConfig,
     /// `[bgp]` and `[[bgp.peers]]`: the built-in BGP speaker. Absent: no BGP.
     pub bgp: Option<crate::act::bgp::BgpConfig>,
     /// `[exabgp]`: announce through an ExaBGP the operator runs. Default off.

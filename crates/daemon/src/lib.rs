@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod history;
+pub mod hunt;
 pub mod logging;
 pub mod output;
 pub mod pipeline;

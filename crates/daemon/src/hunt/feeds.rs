@@ -1,0 +1,1 @@
+//! C2 feeds: loading and reloading (being written).
