@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use floodwall_detect::AttackEvent;
+use floodwall_hunt::{HuntEvent, InfectedHost};
 use floodwall_mitigate::{Decision, Delivery, Mitigation};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,12 @@ pub enum Message {
     Mitigation(Arc<MitigationNotice>),
     /// The periodic snapshot of collectors, engine, attacks and mitigators.
     Status(Arc<Status>),
+    /// A host listed as infected (or its reasons changed), a campaign formed or grown: the
+    /// events file's `infected_host` and `campaign` lines.
+    Hunt(Arc<HuntEvent>),
+    /// The current records of listed hosts whose evidence grew since the last such message
+    /// (about once a minute): what reports read, not an event line.
+    Infected(Arc<Vec<InfectedHost>>),
 }
 
 /// The kinds of [`Message`], for subscriptions.
@@ -47,6 +54,8 @@ pub enum Topic {
     Attack,
     Mitigation,
     Status,
+    Hunt,
+    Infected,
 }
 
 impl Message {
@@ -56,6 +65,8 @@ impl Message {
             Message::Attack(_) => Topic::Attack,
             Message::Mitigation(_) => Topic::Mitigation,
             Message::Status(_) => Topic::Status,
+            Message::Hunt(_) => Topic::Hunt,
+            Message::Infected(_) => Topic::Infected,
         }
     }
 }

@@ -58,3 +58,34 @@ pub fn log_line(event: &AttackEvent) -> String {
     let _ = write_row(&mut row, event);
     String::from_utf8_lossy(&row).trim_end().to_string()
 }
+
+/// One readable line for an `infected_host` or `campaign` event (the replay table, logs).
+pub fn hunt_line(event: &floodwall_hunt::HuntEvent) -> String {
+    use floodwall_hunt::HuntEvent;
+    match event {
+        HuntEvent::InfectedHost { ts, host } => {
+            let reasons: Vec<&str> = host.reasons.iter().map(|r| r.kind.as_str()).collect();
+            format!(
+                "{:<25} infected  out  {:<23} confidence {:.2}: {} (hostgroup {})",
+                rfc3339_ms(*ts),
+                host.host.to_string(),
+                host.confidence,
+                reasons.join(", "),
+                host.hostgroup
+            )
+        }
+        HuntEvent::Campaign { ts, campaign: c } => format!(
+            "{:<25} campaign  in   {:<23} {}: attack {} (overlap {:.0} %), {} attacks, ~{} sources",
+            rfc3339_ms(*ts),
+            c.campaign,
+            match c.change {
+                floodwall_hunt::CampaignChange::Formed => "formed",
+                floodwall_hunt::CampaignChange::Grown => "grown",
+            },
+            c.attack_id,
+            100.0 * c.overlap,
+            c.attack_count,
+            c.sources
+        ),
+    }
+}

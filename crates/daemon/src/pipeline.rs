@@ -72,6 +72,8 @@ pub struct Pipeline {
     local_addrs: Vec<SocketAddr>,
     control_socket: Option<PathBuf>,
     http: Option<HttpServer>,
+    hunt: Option<crate::hunt::HuntWorker>,
+    hunt_view: Arc<crate::hunt::HuntView>,
 }
 
 /// What the engine thread hands back at the end.
@@ -115,6 +117,7 @@ impl Pipeline {
             ));
         }
         let status = Arc::new(StatusBoard::default());
+        let hunt_view = Arc::new(crate::hunt::HuntView::default());
         let mut subscribers: Vec<Box<dyn Subscriber>> = vec![
             Box::new(events_file),
             Box::new(Notify::new(outputs.notifiers)),
@@ -151,6 +154,7 @@ impl Pipeline {
                     history: history.clone(),
                     config: crate::serve::redacted_config(&config),
                     limits: floodwall_detect::effective_limits(&config.detection_config()),
+                    hunt: hunt_view.clone(),
                 },
             )?)
         } else {
@@ -174,6 +178,7 @@ impl Pipeline {
             calls,
             subscribers,
             status,
+            hunt_view,
         )?;
         pipeline.control_socket = Some(control_socket);
         pipeline.http = http;
@@ -209,6 +214,7 @@ impl Pipeline {
             crossbeam_channel::never(),
             vec![output],
             status,
+            Arc::new(crate::hunt::HuntView::default()),
         )
     }
 
@@ -222,6 +228,7 @@ impl Pipeline {
         calls: crossbeam_channel::Receiver<control::Call>,
         subscribers: Vec<Box<dyn Subscriber>>,
         status: Arc<StatusBoard>,
+        hunt_view: Arc<crate::hunt::HuntView>,
     ) -> Result<Pipeline> {
         let mut bus = BusBuilder::new(match mode {
             Mode::Live => Backpressure::Drop,
@@ -245,6 +252,25 @@ impl Pipeline {
         let source = source.start(output, recycle_rx)?;
         let local_addrs = source.local_addrs();
         let stop = Arc::new(AtomicBool::new(false));
+        let (hunt_link, hunt) = if config.hunt.enabled {
+            let (link, worker) = crate::hunt::start(
+                &config,
+                mode == Mode::Replay,
+                bus.clone(),
+                recycle_tx.clone(),
+                hunt_view.clone(),
+            )?;
+            (Some(link), Some(worker))
+        } else {
+            (None, None)
+        };
+        let campaigns = config.hunt.enabled.then(|| {
+            crate::hunt::CampaignBook::open(
+                &config,
+                (mode == Mode::Live).then_some(config.state.dir.as_path()),
+                hunt_view.clone(),
+            )
+        });
         let engine_thread = EngineThread {
             mode,
             engine,
@@ -255,6 +281,8 @@ impl Pipeline {
             status: status.clone(),
             stop: stop.clone(),
             state_dir: config.state.dir.clone(),
+            hunt: hunt_link,
+            campaigns,
         };
         let engine = std::thread::Builder::new()
             .name("engine".into())
@@ -270,7 +298,14 @@ impl Pipeline {
             local_addrs,
             control_socket: None,
             http: None,
+            hunt,
+            hunt_view,
         })
+    }
+
+    /// What hunting found so far (infected hosts, campaigns), as of the last second.
+    pub fn hunt(&self) -> Arc<crate::hunt::HuntView> {
+        self.hunt_view.clone()
     }
 
     /// Where the collectors listen.
@@ -303,6 +338,10 @@ impl Pipeline {
             .map(|t| t.join())
             .ok_or_else(|| anyhow!("the pipeline was already waited for"))?
             .map_err(|_| anyhow!("the engine thread panicked"))?;
+        // The engine dropped its end: the hunt reads what it was handed and publishes the rest.
+        if let Some(hunt) = self.hunt.take() {
+            hunt.join();
+        }
         // Before the actions: a rule request arriving now would wait for nobody.
         if let Some(http) = self.http.take() {
             http.stop();
@@ -362,9 +401,22 @@ struct EngineThread {
     status: Arc<StatusBoard>,
     stop: Arc<AtomicBool>,
     state_dir: PathBuf,
+    hunt: Option<crate::hunt::HuntLink>,
+    campaigns: Option<crate::hunt::CampaignBook>,
 }
 
 impl EngineThread {
+    /// A batch the engine has read: to the hunt, which recycles it, or back to the source.
+    fn done_with(&self, mut batch: RecordBatch) {
+        match &self.hunt {
+            Some(hunt) => hunt.records(batch),
+            None => {
+                batch.records.clear();
+                let _ = self.recycle.try_send(batch);
+            }
+        }
+    }
+
     fn run(mut self) -> EngineEnd {
         let live = self.mode == Mode::Live;
         let started_ms = unix_ms();
@@ -381,13 +433,12 @@ impl EngineThread {
         let mut baselines_writer: Option<JoinHandle<()>> = None;
         while !self.stop.load(Ordering::Relaxed) {
             match self.batches.recv_timeout(TICK) {
-                Ok(mut batch) => {
+                Ok(batch) => {
                     records += batch.records.len() as u64;
                     records_since += batch.records.len() as u64;
                     self.engine
                         .ingest_routed(&batch.records, &batch.routes, &mut events);
-                    batch.records.clear();
-                    let _ = self.recycle.try_send(batch);
+                    self.done_with(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -403,6 +454,9 @@ impl EngineThread {
             attacks_started += self.publish(&mut events, &mut active);
             if !live {
                 continue;
+            }
+            if let Some(campaigns) = &mut self.campaigns {
+                campaigns.save(false);
             }
             if last_baselines.elapsed() >= BASELINES_EVERY
                 && baselines_writer.as_ref().is_none_or(|w| w.is_finished())
@@ -445,12 +499,16 @@ impl EngineThread {
             records += batch.records.len() as u64;
             self.engine
                 .ingest_routed(&batch.records, &batch.routes, &mut events);
+            self.done_with(batch);
         }
         // A capture read to its end is over; live traffic is not (we stopped, it did not).
         if input_ended && !live && source.error.is_none() {
             self.engine.finish(&mut events);
         }
         attacks_started += self.publish(&mut events, &mut active);
+        if let Some(campaigns) = &mut self.campaigns {
+            campaigns.save(true);
+        }
         if let Some(writer) = baselines_writer {
             let _ = writer.join();
         }
@@ -463,17 +521,23 @@ impl EngineThread {
     }
 
     /// Puts the events on the bus; returns how many attacks started.
-    fn publish(&self, events: &mut Vec<AttackEvent>, active: &mut ActiveAttacks) -> u64 {
+    fn publish(&mut self, events: &mut Vec<AttackEvent>, active: &mut ActiveAttacks) -> u64 {
         if events.is_empty() {
             return 0;
+        }
+        if let Some(campaigns) = &mut self.campaigns {
+            campaigns.follow(events, &self.bus);
         }
         active.follow(events);
         let started = events
             .iter()
             .filter(|e| e.event == EventKind::AttackStarted)
             .count() as u64;
-        self.bus
-            .publish(Message::Detected(Arc::new(std::mem::take(events))));
+        let events = Arc::new(std::mem::take(events));
+        if let Some(hunt) = &self.hunt {
+            hunt.attacks(events.clone());
+        }
+        self.bus.publish(Message::Detected(events));
         started
     }
 

@@ -42,14 +42,15 @@ impl Subscriber for EventsFile {
     }
 
     fn topics(&self) -> &[Topic] {
-        &[Topic::Attack]
+        &[Topic::Attack, Topic::Hunt]
     }
 
     fn handle(&mut self, message: &Message) -> Result<()> {
-        let Message::Attack(record) = message else {
-            return Ok(());
+        let mut line = match message {
+            Message::Attack(record) => serde_json::to_vec(record.as_ref())?,
+            Message::Hunt(event) => serde_json::to_vec(event.as_ref())?,
+            _ => return Ok(()),
         };
-        let mut line = serde_json::to_vec(record.as_ref())?;
         line.push(b'\n');
         self.out
             .write_all(&line)
@@ -83,13 +84,14 @@ impl Subscriber for Notify {
     }
 
     fn topics(&self) -> &[Topic] {
-        &[Topic::Attack, Topic::Mitigation]
+        &[Topic::Attack, Topic::Mitigation, Topic::Hunt]
     }
 
     fn handle(&mut self, message: &Message) -> Result<()> {
         let notice = match message {
             Message::Attack(record) => serde_json::to_value(record.as_ref())?,
             Message::Mitigation(notice) => serde_json::to_value(notice.as_ref())?,
+            Message::Hunt(event) => serde_json::to_value(event.as_ref())?,
             _ => return Ok(()),
         };
         for notifier in &mut self.notifiers {

@@ -364,6 +364,11 @@ impl Attack {
             evidence: self.evidence(),
             fingerprint: fingerprint.snapshot(),
             before: self.before.clone(),
+            campaign: None,
+            source_sketch: fingerprint
+                .sources_sketch()
+                .cloned()
+                .map(std::sync::Arc::new),
         }
     }
 }

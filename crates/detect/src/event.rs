@@ -158,6 +158,12 @@ pub struct AttackEvent {
     /// there was some: what a rule would also drop. In memory only, for the planner.
     #[serde(skip)]
     pub before: Option<Fingerprint>,
+    /// The campaign (attacks from one bot pool) this attack joined, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    /// The attack's sources so far (incoming attacks), for attribution to a campaign.
+    #[serde(skip)]
+    pub source_sketch: Option<std::sync::Arc<crate::fingerprint::SourceSketch>>,
 }
 
 impl AttackEvent {

@@ -21,7 +21,10 @@
 //! IPv6 remote (which must not appear on the wire, RFC 4291 §2.5.5.2) is reported as IPv4.
 
 mod hll;
+mod sources;
 mod topk;
+
+pub use sources::{SourceSketch, ENCODED_LEN as SOURCE_SKETCH_LEN};
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -150,6 +153,9 @@ pub struct FingerprintBuilder {
     /// [`FingerprintBuilder::mark_before`]); frozen when an attack starts, whose first bucket it
     /// then counts in full: [`FingerprintBuilder::distinct_remotes`] is at least its estimate.
     recent: SmallHll,
+    /// The sources of the target's incoming attack, from its start ([`Self::begin_sources`]):
+    /// every record's remote, unthinned, for attributing the attack to a bot pool.
+    attack_sources: Option<Box<SourceSketch>>,
 }
 
 #[derive(Clone)]
@@ -507,6 +513,9 @@ impl FingerprintBuilder {
         if self.thinned {
             self.recent.insert(hash);
         }
+        if let Some(sources) = &mut self.attack_sources {
+            sources.insert_source(hash, remote);
+        }
         let e = &mut s.exact;
         e.bytes = e.bytes.saturating_add(record.bytes);
         let w = record.packets;
@@ -662,6 +671,17 @@ impl FingerprintBuilder {
     pub fn bucket_rates(&mut self, bps: u64, pps: u64) {
         self.s.peak_bps = self.s.peak_bps.max(bps);
         self.s.peak_pps = self.s.peak_pps.max(pps);
+    }
+
+    /// Starts summarising the remotes of every record from now on (the sources of an attack
+    /// that starts: see [`SourceSketch`]).
+    pub fn begin_sources(&mut self) {
+        self.attack_sources = Some(Box::default());
+    }
+
+    /// The sources summarised since [`Self::begin_sources`].
+    pub fn sources_sketch(&self) -> Option<&SourceSketch> {
+        self.attack_sources.as_deref()
     }
 
     /// Estimated distinct remotes (HyperLogLog, ~1.6 % standard error; O(64) to compute): of a

@@ -26,7 +26,7 @@ pub mod counters;
 pub mod engine;
 pub mod event;
 pub mod fingerprint;
-mod networks;
+pub mod networks;
 mod partition;
 // SAFETY: the crate's only unsafe code, two hints that cannot change results: a cache prefetch
 // intrinsic (never faults, no architectural effect) and an madvise over the spare capacity of a

@@ -26,7 +26,7 @@ impl<T: Copy + Ord> Ranges<T> {
 
 /// Monitored networks and hostgroups, IPv4 and IPv6.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct NetworkMap {
+pub struct NetworkMap {
     v4: Ranges<u32>,
     v6: Ranges<u128>,
 }

@@ -1,1 +1,1 @@
-//! (being written)
+//! RPZ (being written on branch hunt-c2).

@@ -31,6 +31,8 @@ pub fn event(kind: EventKind, id: &str, target: &str, fingerprint: Fingerprint) 
         evidence: confirmed(),
         fingerprint,
         before: None,
+        campaign: None,
+        source_sketch: None,
     }
 }
 

@@ -92,6 +92,8 @@ fn event(fingerprint: Fingerprint) -> AttackEvent {
         },
         fingerprint,
         before: None,
+        campaign: None,
+        source_sketch: None,
     }
 }
 

@@ -793,6 +793,8 @@ mod tests {
             },
             fingerprint: Fingerprint::default(),
             before: None,
+            campaign: None,
+            source_sketch: None,
         }
     }
 

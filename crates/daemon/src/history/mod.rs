@@ -221,6 +221,63 @@ impl Recorder {
         }
     }
 
+    /// An `infected_host` or `campaign` line: kept as it was, and an infected host's record
+    /// as the current one.
+    fn record_hunt(&mut self, event: &floodwall_hunt::HuntEvent) -> Result<()> {
+        let json = serde_json::to_string(event)?;
+        let (kind, subject) = match event {
+            floodwall_hunt::HuntEvent::InfectedHost { host, .. } => {
+                self.record_infected(host)?;
+                ("infected_host", host.host.to_string())
+            }
+            floodwall_hunt::HuntEvent::Campaign { campaign, .. } => {
+                ("campaign", campaign.campaign.clone())
+            }
+        };
+        let ts = event.ts() as i64;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO hunt_events (ts_ms, kind, subject, event) VALUES (?1, ?2, ?3, ?4)",
+                params![ts, kind, subject, json],
+            )
+        })
+    }
+
+    /// The current record of an infected host (what reports list).
+    fn record_infected(&mut self, host: &floodwall_hunt::InfectedHost) -> Result<()> {
+        let json = serde_json::to_string(host)?;
+        let reasons = host
+            .reasons
+            .iter()
+            .map(|r| r.kind.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let (addr, prefix) = (host.host.to_string(), host.prefix.map(|p| p.to_string()));
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO infected_hosts (host, hostgroup, prefix, first_ms, last_ms,
+                     confidence, reasons, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (host) DO UPDATE SET
+                     hostgroup = excluded.hostgroup, prefix = excluded.prefix,
+                     first_ms = MIN(first_ms, excluded.first_ms),
+                     last_ms = MAX(last_ms, excluded.last_ms),
+                     confidence = excluded.confidence, reasons = excluded.reasons,
+                     record = excluded.record",
+                params![
+                    addr,
+                    host.hostgroup,
+                    prefix,
+                    host.first_seen as i64,
+                    host.last_seen as i64,
+                    host.confidence,
+                    reasons,
+                    json
+                ],
+            )
+        })
+    }
+
     fn record_attack(&mut self, record: &AttackRecord) -> Result<()> {
         let e = &record.event;
         let json = serde_json::to_string(record)?;
@@ -534,6 +591,11 @@ impl Recorder {
         c.execute("DELETE FROM exporter_counters WHERE ts < ?1", [minute_cut])?;
         let attack_cut_ms = (now_s - self.config.attacks_days as i64 * day) * 1000;
         delete_attacks_before(c, attack_cut_ms)?;
+        c.execute(
+            "DELETE FROM infected_hosts WHERE last_ms < ?1",
+            [attack_cut_ms],
+        )?;
+        c.execute("DELETE FROM hunt_events WHERE ts_ms < ?1", [attack_cut_ms])?;
         // The size bound: the long tails first (per-minute traffic, exporter counters), then
         // the oldest ended attacks; the last hour per second only when nothing else is left.
         let limit = self.config.max_size_mib << 20;
@@ -644,7 +706,13 @@ impl Subscriber for Recorder {
     }
 
     fn topics(&self) -> &[Topic] {
-        &[Topic::Attack, Topic::Mitigation, Topic::Status]
+        &[
+            Topic::Attack,
+            Topic::Mitigation,
+            Topic::Status,
+            Topic::Hunt,
+            Topic::Infected,
+        ]
     }
 
     fn handle(&mut self, message: &Message) -> Result<()> {
@@ -653,6 +721,12 @@ impl Subscriber for Recorder {
             Message::Mitigation(notice) => self.record_mitigation(notice)?,
             Message::Status(status) => self.record_status(status)?,
             Message::Detected(_) => {}
+            Message::Hunt(event) => self.record_hunt(event)?,
+            Message::Infected(hosts) => {
+                for host in hosts.iter() {
+                    self.record_infected(host)?;
+                }
+            }
         }
         if self.pending as usize >= BATCH {
             self.commit()?;

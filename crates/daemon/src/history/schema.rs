@@ -107,6 +107,25 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX top_minutes_by_target ON top_minutes (target, ts);
      CREATE INDEX top_minutes_by_time ON top_minutes (ts);",
+    "CREATE TABLE infected_hosts (
+         host TEXT PRIMARY KEY,
+         hostgroup TEXT NOT NULL,
+         prefix TEXT,
+         first_ms INTEGER NOT NULL,
+         last_ms INTEGER NOT NULL,
+         confidence REAL NOT NULL,
+         reasons TEXT NOT NULL,
+         record TEXT NOT NULL
+     );
+     CREATE INDEX infected_hosts_by_last ON infected_hosts (last_ms);
+     CREATE TABLE hunt_events (
+         ts_ms INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         subject TEXT NOT NULL,
+         event TEXT NOT NULL
+     );
+     CREATE INDEX hunt_events_by_time ON hunt_events (ts_ms);
+     CREATE INDEX hunt_events_by_subject ON hunt_events (subject, ts_ms);",
 ];
 
 /// The schema version this build writes.

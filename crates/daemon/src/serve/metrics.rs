@@ -119,7 +119,8 @@ impl Counters {
                 };
                 self.count_change(notice.mitigation.rule.kind(), change);
             }
-            Message::Detected(_) | Message::Status(_) => {}
+            Message::Detected(_) | Message::Status(_) | Message::Hunt(_) | Message::Infected(_) => {
+            }
         }
     }
 }

@@ -99,6 +99,8 @@ pub struct HttpContext {
     /// The configuration as `/api/v1/config` shows it (secrets redacted).
     pub config: serde_json::Value,
     pub limits: Vec<floodwall_detect::EffectiveLimits>,
+    /// Infected hosts and campaigns, as the hunt thread last published them.
+    pub hunt: Arc<crate::hunt::HuntView>,
 }
 
 /// The running listener.

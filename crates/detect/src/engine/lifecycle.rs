@@ -203,6 +203,9 @@ impl Engine {
                     detail.fingerprint.bucket_rates(bucket_bps, bucket_pps);
                 }
                 let detail = self.details[det as usize].as_mut().expect("live detail");
+                if d == IN {
+                    detail.fingerprint.begin_sources();
+                }
                 let slot = &detail.ring[b as usize % SLOTS];
                 let first_ms = if slot.bucket == b {
                     slot.first_ms

@@ -80,7 +80,7 @@ impl Hll {
     }
 }
 
-fn sigma(mut x: f64) -> f64 {
+pub(super) fn sigma(mut x: f64) -> f64 {
     if x == 1.0 {
         return f64::INFINITY;
     }
@@ -97,7 +97,7 @@ fn sigma(mut x: f64) -> f64 {
     }
 }
 
-fn tau(mut x: f64) -> f64 {
+pub(super) fn tau(mut x: f64) -> f64 {
     if x == 0.0 || x == 1.0 {
         return 0.0;
     }

@@ -60,6 +60,16 @@ impl Print {
         Ok(())
     }
 
+    fn write_hunt(&mut self, event: &floodwall_hunt::HuntEvent) -> Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut self.out, event)?;
+            self.out.write_all(b"\n")?;
+            return Ok(());
+        }
+        writeln!(self.out, "{}", floodwall_daemon::events::hunt_line(event))?;
+        Ok(())
+    }
+
     fn keep(&self, result: Result<()>) {
         if let Err(e) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
@@ -81,16 +91,19 @@ impl Subscriber for Print {
     }
 
     fn topics(&self) -> &[Topic] {
-        &[Topic::Attack]
+        &[Topic::Attack, Topic::Hunt]
     }
 
     fn handle(&mut self, message: &Message) -> Result<()> {
-        if let Message::Attack(record) = message {
-            if !self.broken() {
-                let result = self.write(record);
-                self.keep(result);
-            }
+        if self.broken() {
+            return Ok(());
         }
+        let result = match message {
+            Message::Attack(record) => self.write(record),
+            Message::Hunt(event) => self.write_hunt(event),
+            _ => Ok(()),
+        };
+        self.keep(result);
         Ok(())
     }
 
