@@ -17,6 +17,7 @@ pub mod config;
 pub mod event;
 pub mod feed;
 pub mod hosts;
+pub mod report;
 pub mod rpz;
 
 pub use config::HuntConfig;

@@ -659,3 +659,49 @@ fn summary(row: &Row<'_>) -> rusqlite::Result<AttackSummary> {
         sources: row.get::<_, i64>("sources")? as u64,
     })
 }
+
+/// `GET /api/v1/infected` and `floodwall report infected`: hosts listed as infected.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfectedQuery {
+    /// Seen since (RFC 3339 or Unix ms); default: the last 24 hours.
+    pub since: Option<String>,
+    /// Only this hostgroup.
+    pub hostgroup: Option<String>,
+    /// Default 1,000, at most 100,000.
+    pub limit: Option<usize>,
+}
+
+impl History {
+    /// Infected hosts seen since the query's time (their current records), most recent first.
+    pub fn infected(
+        &self,
+        q: &InfectedQuery,
+        now_ms: u64,
+    ) -> Result<Vec<floodwall_hunt::InfectedHost>, QueryError> {
+        let limit = q.limit.unwrap_or(1_000).min(100_000);
+        let since = match q.since.as_deref() {
+            Some(text) => parse_time(text)?,
+            None => now_ms.saturating_sub(86_400_000),
+        };
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT record FROM infected_hosts WHERE last_ms >= ?1
+                 AND (?2 IS NULL OR hostgroup = ?2) ORDER BY last_ms DESC, host LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![since as i64, q.hostgroup, limit as i64],
+                |r| r.get::<_, String>(0),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let json = row?;
+                let host = serde_json::from_str(&json).map_err(|e| {
+                    QueryError::Store(anyhow::anyhow!("an infected host's record: {e}"))
+                })?;
+                out.push(host);
+            }
+            Ok(out)
+        })
+    }
+}

@@ -24,8 +24,8 @@ use super::HttpContext;
 use crate::act::control::{Reply, Request as Call};
 use crate::clock::unix_ms;
 use crate::history::query::{
-    AttackDetail, AttackQuery, AttackSummary, ExporterSeries, History, QueryError, RangeQuery,
-    SeriesQuery, TargetSeries, TopKind, TopQuery, TopRow, TrafficQuery, TrafficSeries,
+    AttackDetail, AttackQuery, AttackSummary, ExporterSeries, History, InfectedQuery, QueryError,
+    RangeQuery, SeriesQuery, TargetSeries, TopKind, TopQuery, TopRow, TrafficQuery, TrafficSeries,
 };
 use crate::status::{ExporterStatus, ListenerStatus, Status};
 
@@ -436,6 +436,80 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/api/v1/infected",
+        summary: "Hosts of the monitored networks listed as infected (outgoing attacks, scanning, C2 contacts, beaconing), with their evidence, most recently seen first: from the history, else those listed since the daemon started.",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "Seen since (RFC 3339 or Unix ms); default: the last 24 hours.",
+                schema: string,
+            },
+            Parameter {
+                name: "hostgroup",
+                location: "query",
+                description: "Only this hostgroup.",
+                schema: string,
+            },
+            Parameter {
+                name: "limit",
+                location: "query",
+                description: "At most this many hosts (default 1,000).",
+                schema: integer,
+            },
+        ],
+        request: None,
+        response: Some(schema::<Vec<floodwall_hunt::InfectedHost>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/infected/report",
+        summary: "The abuse report: one row per infected host and reason (Shadowserver-like fields), as `floodwall report infected` writes it; `format=csv` for CSV.",
+        scope: Some(Scope::Read),
+        parameters: &[
+            Parameter {
+                name: "since",
+                location: "query",
+                description: "Seen since (RFC 3339 or Unix ms); default: the last 24 hours.",
+                schema: string,
+            },
+            Parameter {
+                name: "hostgroup",
+                location: "query",
+                description: "Only this hostgroup.",
+                schema: string,
+            },
+            Parameter {
+                name: "format",
+                location: "query",
+                description: "`json` (default) or `csv`.",
+                schema: string,
+            },
+        ],
+        request: None,
+        response: Some(schema::<Vec<floodwall_hunt::report::ReportRow>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/campaigns",
+        summary: "Campaigns: attacks whose sources overlap (one bot pool), with their estimated combined size, targets and vectors, most recently seen first.",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<Vec<floodwall_hunt::campaign::CampaignSummary>>),
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/hunt",
+        summary: "The hunt's counters and C2 feeds: records read, probes, C2 contacts, hosts followed and listed.",
+        scope: Some(Scope::Read),
+        parameters: &[],
+        request: None,
+        response: Some(schema::<HuntCounters>),
+    },
+    Endpoint {
+        method: "get",
         path: "/api/v1/openapi.json",
         summary: "This document.",
         scope: Some(Scope::Read),
@@ -449,6 +523,26 @@ pub const ENDPOINTS: &[Endpoint] = &[
         response: None,
     },
 ];
+
+/// `GET /api/v1/hunt`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HuntCounters {
+    #[schemars(with = "Value")]
+    pub stats: floodwall_hunt::hosts::HuntStats,
+    pub records_skipped: u64,
+    pub c2_entries: usize,
+    pub c2_domains: usize,
+    pub campaigns: usize,
+}
+
+/// `GET /api/v1/infected/report`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    since: Option<String>,
+    hostgroup: Option<String>,
+    format: Option<String>,
+}
 
 /// `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -506,6 +600,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/mitigations", get(mitigations))
         .route("/api/v1/hostgroups", get(hostgroups))
         .route("/api/v1/config", get(config))
+        .route("/api/v1/infected", get(infected))
+        .route("/api/v1/infected/report", get(infected_report))
+        .route("/api/v1/campaigns", get(campaigns))
+        .route("/api/v1/hunt", get(hunt))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/stream", get(stream))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_read));
@@ -729,7 +827,8 @@ async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
         .history
         .as_ref()
         .map(|(_, counts)| counts.as_ref());
-    let text = metrics::render(&app.status(), &app.context.counters, store);
+    let hunt = app.context.hunt.snapshot();
+    let text = metrics::render(&app.status(), &app.context.counters, store, Some(&hunt));
     (
         [(
             header::CONTENT_TYPE,
@@ -769,6 +868,93 @@ impl From<QueryError> for ApiError {
 }
 
 /// Runs a history query off the runtime's thread.
+/// Infected hosts: the history's, else the hunt's current list (filtered alike).
+async fn infected_hosts(
+    app: &Arc<App>,
+    filter: InfectedQuery,
+) -> Result<Vec<floodwall_hunt::InfectedHost>, ApiError> {
+    if app.context.history.is_some() {
+        return read_history(app, move |h| h.infected(&filter, unix_ms())).await;
+    }
+    let since = match filter.since.as_deref() {
+        Some(text) => crate::history::query::parse_time(text).map_err(ApiError::from)?,
+        None => unix_ms().saturating_sub(86_400_000),
+    };
+    let mut list = app.context.hunt.snapshot().infected;
+    list.retain(|h| {
+        h.last_seen >= since && filter.hostgroup.as_ref().is_none_or(|g| &h.hostgroup == g)
+    });
+    list.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.host.cmp(&b.host)));
+    list.truncate(filter.limit.unwrap_or(1_000).min(100_000));
+    Ok(list)
+}
+
+async fn infected(
+    State(app): State<Arc<App>>,
+    filter: Result<Query<InfectedQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Vec<floodwall_hunt::InfectedHost>> {
+    let filter = query(filter)?;
+    Ok(Json(infected_hosts(&app, filter).await?))
+}
+
+async fn infected_report(
+    State(app): State<Arc<App>>,
+    filter: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let filter = query(filter)?;
+    let csv = match filter.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("format `{other}`: give json or csv"),
+            ))
+        }
+    };
+    let hosts = infected_hosts(
+        &app,
+        InfectedQuery {
+            since: filter.since,
+            hostgroup: filter.hostgroup,
+            limit: Some(100_000),
+        },
+    )
+    .await?;
+    let rows = floodwall_hunt::report::rows(&hosts);
+    if !csv {
+        return Ok(Json(rows).into_response());
+    }
+    let mut body = Vec::new();
+    floodwall_hunt::report::write_csv(&mut body, &rows)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+async fn campaigns(
+    State(app): State<Arc<App>>,
+) -> ApiResult<Vec<floodwall_hunt::campaign::CampaignSummary>> {
+    Ok(Json(app.context.hunt.snapshot().campaigns))
+}
+
+async fn hunt(State(app): State<Arc<App>>) -> ApiResult<HuntCounters> {
+    let s = app.context.hunt.snapshot();
+    Ok(Json(HuntCounters {
+        stats: s.stats,
+        records_skipped: s.records_skipped,
+        c2_entries: s.c2_entries,
+        c2_domains: s.c2_domains,
+        campaigns: s.campaigns.len(),
+    }))
+}
+
 async fn read_history<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&History) -> Result<T, QueryError> + Send + 'static,

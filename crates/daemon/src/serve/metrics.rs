@@ -202,7 +202,12 @@ fn escape_into(out: &mut String, value: &str) {
 }
 
 /// The whole exposition for one scrape.
-pub fn render(status: &Status, counters: &Counters, store: Option<&StoreCounts>) -> String {
+pub fn render(
+    status: &Status,
+    counters: &Counters,
+    store: Option<&StoreCounts>,
+    hunt: Option<&crate::hunt::HuntSnapshot>,
+) -> String {
     let mut m = Exposition {
         text: String::with_capacity(16 << 10),
     };
@@ -546,7 +551,75 @@ pub fn render(status: &Status, counters: &Counters, store: Option<&StoreCounts>)
             store.size_bytes.load(Ordering::Relaxed) as f64,
         );
     }
+    if let Some(hunt) = hunt {
+        hunt_families(&mut m, hunt);
+    }
     m.text
+}
+
+/// Hunting: what it read and found.
+fn hunt_families(m: &mut Exposition, hunt: &crate::hunt::HuntSnapshot) {
+    let s = &hunt.stats;
+    let counters: [(&str, &str, u64); 5] = [
+        (
+            "floodwall_hunt_records_total",
+            "Records the hunt read.",
+            s.records,
+        ),
+        (
+            "floodwall_hunt_scan_probes_total",
+            "Bare TCP SYNs from monitored hosts to the scan ports.",
+            s.probes,
+        ),
+        (
+            "floodwall_hunt_mirai_probes_total",
+            "Probes whose TCP sequence number is their destination address (Mirai).",
+            s.mirai_probes,
+        ),
+        (
+            "floodwall_hunt_c2_contacts_total",
+            "Records from monitored hosts to endpoints of the C2 feeds.",
+            s.c2_contacts,
+        ),
+        (
+            "floodwall_hunt_skipped_batches_total",
+            "Record batches the hunt could not take in time (overload; detection went on).",
+            hunt.records_skipped,
+        ),
+    ];
+    for (name, help, value) in counters {
+        m.single(name, Type::Counter, help, value as f64);
+    }
+    let gauges: [(&str, &str, f64); 5] = [
+        (
+            "floodwall_hunt_hosts",
+            "Hosts the hunt follows (bounded by hunt.max_hosts).",
+            s.hosts as f64,
+        ),
+        (
+            "floodwall_infected_hosts",
+            "Hosts listed as infected now.",
+            s.listed as f64,
+        ),
+        (
+            "floodwall_c2_feed_entries",
+            "Addresses and prefixes in the C2 feeds loaded.",
+            hunt.c2_entries as f64,
+        ),
+        (
+            "floodwall_c2_feed_domains",
+            "Domains in the C2 feeds loaded.",
+            hunt.c2_domains as f64,
+        ),
+        (
+            "floodwall_campaigns",
+            "Campaigns known (attacks sharing a bot pool).",
+            hunt.campaigns.len() as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        m.single(name, Type::Gauge, help, value);
+    }
 }
 
 /// The history store's counters, shared with the store's thread.
@@ -570,7 +643,12 @@ mod tests {
 
     #[test]
     fn every_family_has_help_and_type_before_its_samples() {
-        let text = render(&Status::default(), &Counters::default(), None);
+        let text = render(
+            &Status::default(),
+            &Counters::default(),
+            None,
+            Some(&Default::default()),
+        );
         let mut declared = std::collections::HashSet::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -599,6 +677,7 @@ mod grafana {
             &Status::default(),
             &Counters::default(),
             Some(&StoreCounts::default()),
+            Some(&Default::default()),
         );
         let families: std::collections::HashSet<&str> = exposed
             .lines()
