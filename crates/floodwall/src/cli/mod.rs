@@ -13,6 +13,7 @@ mod bench;
 mod check_config;
 mod demo;
 mod flows;
+mod hunt;
 mod init;
 mod mitigations;
 mod replay;
@@ -71,6 +72,65 @@ enum Command {
     /// Make an API token: prints the token once, and the line for `[http] tokens_file` (which
     /// keeps only its SHA-256); with --tokens-file the line is appended there.
     Token(TokenArgs),
+    /// Reports for abuse teams: `report infected` lists the hosts of the monitored networks
+    /// found behaving as bots, one row per host and reason (Shadowserver-like fields).
+    Report(ReportArgs),
+    /// The campaigns: attacks whose sources overlap (one bot pool), with their estimated
+    /// combined size, targets and vectors, from the daemon's state directory.
+    Campaigns(CampaignsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub report: ReportKind,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportKind {
+    /// Infected hosts from the daemon's history: outgoing attacks, scanning, C2 contacts,
+    /// beaconing, with their evidence.
+    Infected(InfectedReportArgs),
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct InfectedReportArgs {
+    /// The daemon's configuration, for its `[state] dir` and `[history] path`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The daemon's state directory (overrides the configuration's).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Hosts seen since: RFC 3339, Unix milliseconds, or a duration back from now (`24h`,
+    /// `7d`, `30m`).
+    #[arg(long, value_name = "TIME", default_value = "24h")]
+    pub since: String,
+    /// Only this hostgroup.
+    #[arg(long, value_name = "NAME")]
+    pub hostgroup: Option<String>,
+    /// `csv` (the default) or `json`.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ReportFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct CampaignsArgs {
+    /// The daemon's configuration, for its `[state] dir`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The daemon's state directory (overrides the configuration's).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// JSON (an array) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -417,6 +477,10 @@ pub fn run() -> Result<()> {
         Command::Init(args) => init::run(args),
         Command::CheckConfig(args) => check_config::run(args),
         Command::Token(args) => token::run(args),
+        Command::Report(args) => match args.report {
+            ReportKind::Infected(args) => hunt::report_infected(args),
+        },
+        Command::Campaigns(args) => hunt::campaigns(args),
     }
 }
 
