@@ -422,6 +422,14 @@ fn add_vectors(into: &mut Vec<Vector>, from: &[Vector]) {
     into.sort();
 }
 
+/// The body with its checksum appended, as [`Campaigns::encode`] ends it: lets a fuzzer reach
+/// the parser behind the checksum.
+pub fn seal(body: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    out.extend_from_slice(&checksum(body).to_le_bytes());
+    out
+}
+
 /// FNV-1a over the bytes: catches a cut-off or edited file (not an adversary: the state dir is
 /// the operator's).
 fn checksum(bytes: &[u8]) -> u64 {
