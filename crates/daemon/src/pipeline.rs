@@ -252,6 +252,28 @@ impl Pipeline {
         let source = source.start(output, recycle_rx)?;
         let local_addrs = source.local_addrs();
         let stop = Arc::new(AtomicBool::new(false));
+        // The campaigns: live, on the hunt thread (comparing with every stored pool takes
+        // milliseconds); in a replay, on the engine thread, so that attack lines carry their
+        // campaign deterministically.
+        let mut campaigns = config.hunt.enabled.then(|| {
+            crate::hunt::CampaignBook::open(
+                &config,
+                (mode == Mode::Live).then_some(config.state.dir.as_path()),
+                hunt_view.clone(),
+            )
+        });
+        let mut campaign_tags = None;
+        let hunt_campaigns = match (mode, campaigns.take()) {
+            (Mode::Live, Some(book)) => {
+                let tags = Arc::new(crate::hunt::CampaignTags::default());
+                campaign_tags = Some(tags.clone());
+                Some((book, tags))
+            }
+            (_, book) => {
+                campaigns = book;
+                None
+            }
+        };
         let (hunt_link, hunt) = if config.hunt.enabled {
             let (link, worker) = crate::hunt::start(
                 &config,
@@ -259,18 +281,12 @@ impl Pipeline {
                 bus.clone(),
                 recycle_tx.clone(),
                 hunt_view.clone(),
+                hunt_campaigns,
             )?;
             (Some(link), Some(worker))
         } else {
             (None, None)
         };
-        let campaigns = config.hunt.enabled.then(|| {
-            crate::hunt::CampaignBook::open(
-                &config,
-                (mode == Mode::Live).then_some(config.state.dir.as_path()),
-                hunt_view.clone(),
-            )
-        });
         let engine_thread = EngineThread {
             mode,
             engine,
@@ -283,6 +299,7 @@ impl Pipeline {
             state_dir: config.state.dir.clone(),
             hunt: hunt_link,
             campaigns,
+            campaign_tags,
         };
         let engine = std::thread::Builder::new()
             .name("engine".into())
@@ -402,7 +419,10 @@ struct EngineThread {
     stop: Arc<AtomicBool>,
     state_dir: PathBuf,
     hunt: Option<crate::hunt::HuntLink>,
+    /// Replay: the campaigns, kept here.
     campaigns: Option<crate::hunt::CampaignBook>,
+    /// Live: the campaigns the hunt thread found for active attacks.
+    campaign_tags: Option<Arc<crate::hunt::CampaignTags>>,
 }
 
 impl EngineThread {
@@ -526,7 +546,10 @@ impl EngineThread {
             return 0;
         }
         if let Some(campaigns) = &mut self.campaigns {
-            campaigns.follow(events, &self.bus);
+            campaigns.follow(events, &self.bus, None);
+        }
+        if let Some(tags) = &self.campaign_tags {
+            tags.fill(events);
         }
         active.follow(events);
         let started = events

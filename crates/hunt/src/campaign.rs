@@ -48,8 +48,11 @@ pub struct Campaigns {
     overlap: f64,
     max: usize,
     pools: Vec<Pool>,
-    /// Active attacks (and recently ended ones) to their pool index.
+    /// Active attacks to their pool index.
     attacks: HashMap<String, usize>,
+    /// Distinct sources of each active single attack when it was last compared: it is compared
+    /// again once they grew by a quarter (comparing is a pass over every pool).
+    compared_at: HashMap<String, u64>,
     /// Campaigns formed so far: the next id's number.
     formed: u64,
     /// Attacks left out as spoofed.
@@ -122,6 +125,7 @@ impl Campaigns {
             max: max.max(1),
             pools: Vec::new(),
             attacks: HashMap::new(),
+            compared_at: HashMap::new(),
             formed: 0,
             spoofed: 0,
         }
@@ -154,8 +158,15 @@ impl Campaigns {
         }
         if ended {
             self.attacks.remove(&event.attack_id);
+            self.compared_at.remove(&event.attack_id);
         }
         outcome
+    }
+
+    /// The campaign of an active attack, once it is in one.
+    pub fn campaign_of(&self, attack_id: &str) -> Option<&str> {
+        let pool = &self.pools[*self.attacks.get(attack_id)?];
+        (!pool.id.is_empty()).then_some(pool.id.as_str())
     }
 
     fn follow(&mut self, event: &AttackEvent) -> Option<CampaignEvent> {
@@ -183,6 +194,12 @@ impl Campaigns {
             }
             pool.sketch = sketch.clone();
             // Still alone: does it belong with an earlier pool now that more sources are in?
+            let distinct = sketch.distinct();
+            let last = self.compared_at.get(&event.attack_id).copied().unwrap_or(0);
+            if distinct < last + last / 4 && event.event != EventKind::AttackEnded {
+                return None;
+            }
+            self.compared_at.insert(event.attack_id.clone(), distinct);
             let best = self.best_match(sketch, Some(p))?;
             let (q, overlap) = best;
             self.pools.swap_remove(p);
@@ -190,6 +207,8 @@ impl Campaigns {
             let q = if q == self.pools.len() { p } else { q };
             return Some(self.join(q, event, overlap));
         }
+        self.compared_at
+            .insert(event.attack_id.clone(), sketch.distinct());
         match self.best_match(sketch, None) {
             Some((q, overlap)) => Some(self.join(q, event, overlap)),
             None => {

@@ -299,9 +299,12 @@ impl Hunter {
             if scan_port {
                 self.scan_record(r, group, syn && r.tcp_flags & tcp_flags::ACK == 0);
             }
+            // A bare SYN to a scan port is a probe, not a check-in: scanners would flood the
+            // beacon table with one-off pairs.
+            let probe = scan_port && syn && r.tcp_flags & tcp_flags::ACK == 0;
             if outbound
                 && r.sampling_rate <= BEACON_MAX_SAMPLING
-                && (syn
+                && ((syn && !probe)
                     || (r.protocol == proto::UDP && r.packets <= 20 * u64::from(r.sampling_rate)))
             {
                 self.beacon_start(r, group);
@@ -979,7 +982,16 @@ mod tests {
             h.observe(&[r]);
         }
         let found = listed(&mut h);
+        // Listed once, as soon as three samples made it certain; the evidence grows on.
         assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0]
+                .reason(ReasonKind::Scanning)
+                .unwrap()
+                .destinations_sampled,
+            Some(3)
+        );
+        let found = [h.record_of(host(7)).unwrap()];
         let scan = found[0].reason(ReasonKind::Scanning).expect("scanning");
         assert_eq!(scan.destinations_sampled, Some(6));
         assert!(scan.destinations_estimated.unwrap() >= 1_000, "{scan:?}");

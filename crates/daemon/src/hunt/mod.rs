@@ -73,12 +73,54 @@ enum Input {
     Attacks(Arc<Vec<AttackEvent>>),
 }
 
+/// Which campaign each active attack is in, as the hunt thread found (live): the engine thread
+/// reads it to fill in the `campaign` of the attack's next events.
+#[derive(Debug, Default)]
+pub struct CampaignTags(Mutex<std::collections::HashMap<String, String>>);
+
+impl CampaignTags {
+    /// Fills in the campaign of events whose attack is in one.
+    pub fn fill(&self, events: &mut [AttackEvent]) {
+        let tags = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if tags.is_empty() {
+            return;
+        }
+        for e in events {
+            if let Some(c) = tags.get(&e.attack_id) {
+                e.campaign = Some(c.clone());
+            }
+        }
+    }
+
+    fn follow(&self, events: &[AttackEvent], campaigns: &Campaigns) {
+        let mut tags = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for e in events {
+            if e.event == floodwall_detect::EventKind::AttackEnded {
+                tags.remove(&e.attack_id);
+            } else if let Some(c) = campaigns.campaign_of(&e.attack_id) {
+                tags.insert(e.attack_id.clone(), c.to_string());
+            }
+        }
+    }
+
+    fn formed(&self, attacks: &[String], campaigns: &Campaigns) {
+        let mut tags = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for id in attacks {
+            if let Some(c) = campaigns.campaign_of(id) {
+                tags.insert(id.clone(), c.to_string());
+            }
+        }
+    }
+}
+
 /// The engine thread's end of the hunt: hands batches and events over.
 pub struct HuntLink {
     tx: Sender<Input>,
     recycle: Sender<RecordBatch>,
     wait: bool,
     skipped: Arc<AtomicU64>,
+    /// Live, the hunt thread keeps the campaigns: incoming attacks' events go there too.
+    campaigns: bool,
 }
 
 impl HuntLink {
@@ -107,12 +149,13 @@ impl HuntLink {
         }
     }
 
-    /// The engine's events, for outgoing attacks.
+    /// The engine's events: outgoing attacks (infected hosts) and, live, attacks with their
+    /// sources (campaigns).
     pub fn attacks(&self, events: Arc<Vec<AttackEvent>>) {
-        if !events
-            .iter()
-            .any(|e| e.direction == floodwall_detect::Direction::Outgoing)
-        {
+        if !events.iter().any(|e| {
+            e.direction == floodwall_detect::Direction::Outgoing
+                || (self.campaigns && e.source_sketch.is_some())
+        }) {
             return;
         }
         // Events are few: wait for room even live, they must not be lost.
@@ -134,13 +177,16 @@ impl HuntWorker {
     }
 }
 
-/// Starts the hunt thread. `wait`: replay (no record is skipped).
+/// Starts the hunt thread. `wait`: replay (no record is skipped). `campaigns`: the thread
+/// keeps them (live: comparing an attack with 100,000 stored pools takes milliseconds, which
+/// the engine thread must not wait for), tagging attacks in `tags`.
 pub fn start(
     config: &Config,
     wait: bool,
     bus: Bus,
     recycle: Sender<RecordBatch>,
     view: Arc<HuntView>,
+    campaigns: Option<(CampaignBook, Arc<CampaignTags>)>,
 ) -> Result<(HuntLink, HuntWorker)> {
     let feeds = if config.hunt.c2_feeds.is_empty() && config.hunt.rpz_file.is_none() {
         None
@@ -150,7 +196,9 @@ pub fn start(
     let hunter = Hunter::new(&config.hunt, &config.detection_config());
     let (tx, rx) = crossbeam_channel::bounded(if wait { 4 } else { QUEUE });
     let skipped = Arc::new(AtomicU64::new(0));
+    let keeps_campaigns = campaigns.is_some();
     let thread = HuntThread {
+        campaigns,
         hunter,
         rx,
         recycle: recycle.clone(),
@@ -170,12 +218,14 @@ pub fn start(
             recycle,
             wait,
             skipped,
+            campaigns: keeps_campaigns,
         },
         HuntWorker { thread },
     ))
 }
 
 struct HuntThread {
+    campaigns: Option<(CampaignBook, Arc<CampaignTags>)>,
     hunter: Hunter,
     rx: Receiver<Input>,
     recycle: Sender<RecordBatch>,
@@ -203,6 +253,10 @@ impl HuntThread {
                     for e in events.iter() {
                         self.hunter.attack(e);
                     }
+                    if let Some((book, tags)) = &mut self.campaigns {
+                        let mut copy = (*events).clone();
+                        book.follow(&mut copy, &self.bus, Some(tags));
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -214,6 +268,9 @@ impl HuntThread {
                 self.refresh_view();
                 last_view = Instant::now();
             }
+            if let Some((book, _)) = &mut self.campaigns {
+                book.save(false);
+            }
             if self.live && last_updated.elapsed() >= UPDATED_EVERY {
                 self.publish_updated();
                 last_updated = Instant::now();
@@ -223,6 +280,9 @@ impl HuntThread {
         self.publish();
         self.publish_updated();
         self.refresh_view();
+        if let Some((book, _)) = &mut self.campaigns {
+            book.save(true);
+        }
         if let Some(feeds) = self.feeds.take() {
             feeds.stop();
         }
@@ -304,8 +364,9 @@ impl CampaignBook {
         book
     }
 
-    /// Follows the events (filling in their campaign); campaign changes go on the bus.
-    pub fn follow(&mut self, events: &mut [AttackEvent], bus: &Bus) {
+    /// Follows the events (filling in their campaign); campaign changes go on the bus, and
+    /// into `tags` for the engine thread when it does not keep the campaigns itself.
+    pub fn follow(&mut self, events: &mut [AttackEvent], bus: &Bus, tags: Option<&CampaignTags>) {
         let mut grew = false;
         for e in events.iter_mut() {
             if e.source_sketch.is_none() {
@@ -314,11 +375,17 @@ impl CampaignBook {
             self.changed = true;
             if let Some(change) = self.campaigns.observe(e) {
                 grew = true;
+                if let Some(tags) = tags {
+                    tags.formed(&change.attacks, &self.campaigns);
+                }
                 bus.publish(Message::Hunt(Arc::new(HuntEvent::Campaign {
                     ts: e.ts,
                     campaign: change,
                 })));
             }
+        }
+        if let Some(tags) = tags {
+            tags.follow(events, &self.campaigns);
         }
         if grew {
             self.refresh_view();

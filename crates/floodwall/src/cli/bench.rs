@@ -863,3 +863,70 @@ pub fn surfaces(args: SurfacesArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct HuntArgs {
+    /// Distinct destinations probed in all (one probe each).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub destinations: u64,
+    /// Scanning hosts the probes come from (beyond `[hunt] max_hosts` = 100,000, eviction runs).
+    #[arg(long, default_value_t = 200_000)]
+    pub scanners: u64,
+    /// Campaigns' signatures stored.
+    #[arg(long, default_value_t = 100_000)]
+    pub campaigns: u64,
+    /// Distinct sources of each stored attack.
+    #[arg(long, default_value_t = 500)]
+    pub sources: u64,
+    /// Write the result as a Markdown section to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Run one part in this process and print its JSON (the parent runs each in a child).
+    #[arg(long, hide = true, value_parser = ["scan", "campaigns"])]
+    pub part: Option<String>,
+}
+
+pub fn hunt(args: HuntArgs) -> Result<()> {
+    use floodwall_lab::bench::hunt;
+    let dir = std::env::temp_dir().join("floodwall-bench-hunt");
+    match args.part.as_deref() {
+        Some("scan") => {
+            let r = hunt::scan(args.destinations, args.scanners.max(1));
+            println!("{}", serde_json::to_string(&r)?);
+            return Ok(());
+        }
+        Some(_) => {
+            let r = hunt::campaigns(args.campaigns.max(1), args.sources.max(1), &dir)?;
+            println!("{}", serde_json::to_string(&r)?);
+            return Ok(());
+        }
+        None => {}
+    }
+    let me = std::env::current_exe()?;
+    let common = |part: &str| {
+        vec![
+            "--part".to_string(),
+            part.to_string(),
+            "--destinations".into(),
+            args.destinations.to_string(),
+            "--scanners".into(),
+            args.scanners.to_string(),
+            "--campaigns".into(),
+            args.campaigns.to_string(),
+            "--sources".into(),
+            args.sources.to_string(),
+        ]
+    };
+    let scan: hunt::ScanResult = hunt::child(&me, &common("scan"))?;
+    let campaigns: hunt::CampaignResult = hunt::child(&me, &common("campaigns"))?;
+    let command = format!(
+        "floodwall bench hunt --destinations {} --scanners {} --campaigns {} --sources {}",
+        args.destinations, args.scanners, args.campaigns, args.sources
+    );
+    let section = hunt::markdown(&scan, &campaigns, &command);
+    print!("{section}");
+    if let Some(out) = args.out {
+        std::fs::write(&out, &section).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}

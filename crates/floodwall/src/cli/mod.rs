@@ -430,6 +430,10 @@ pub enum BenchCommand {
     /// listener (a live dashboard, a metrics scrape) and the history on against off, and the
     /// API's latency with 10,000 attacks in the history.
     Surfaces(bench::SurfacesArgs),
+    /// Hunting at its bounds: scanners probing 10 M distinct destinations through the
+    /// infected-host hunter, and 100,000 stored campaigns' signatures compared against new
+    /// attacks; time and peak RSS of each (a child process per part).
+    Hunt(bench::HuntArgs),
     /// False alarms on busy networks: hours of simulated hosting, eyeball and CDN traffic with a
     /// few attacks, replayed through the decoder and engine (default configuration) from
     /// start-up; prints false alarms per hour and which attacks were found.
@@ -469,6 +473,7 @@ pub fn run() -> Result<()> {
         Command::Bench(BenchCommand::Compare(args)) => bench::compare(args),
         Command::Bench(BenchCommand::Mitigation(args)) => bench::mitigation(args),
         Command::Bench(BenchCommand::Surfaces(args)) => bench::surfaces(args),
+        Command::Bench(BenchCommand::Hunt(args)) => bench::hunt(args),
         Command::Bench(BenchCommand::FalseAlarms(args)) => bench::false_alarms(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Mitigations(args) => mitigations::run(args),

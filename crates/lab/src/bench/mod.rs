@@ -11,6 +11,7 @@ pub mod compare;
 pub mod daemon;
 pub mod false_alarms;
 mod hash;
+pub mod hunt;
 pub mod measure;
 pub mod mitigation;
 pub mod procfs;
