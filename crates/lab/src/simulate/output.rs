@@ -249,6 +249,13 @@ fn write_header(p: &Packet, out: &mut Vec<u8>) {
     if p.protocol == 47 {
         write_gre_payload(p, &mut out[headers..]);
     }
+    // Mirai's scanner sets the sequence number to the destination address (`tcph->seq =
+    // iph->daddr`): what tells its probes from other SYNs in a sampled header.
+    if p.seq_dst && p.protocol == 6 {
+        if let Some(seq) = out.get_mut(24..28) {
+            seq.copy_from_slice(&p.dst.octets());
+        }
+    }
     // The header says the packet's real length, not the bytes copied.
     if out.len() >= 20 {
         out[2..4].copy_from_slice(&p.size.max(headers as u16).to_be_bytes());
