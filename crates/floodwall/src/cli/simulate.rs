@@ -99,12 +99,16 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         };
         let summary = simulate::run(&plan, &mut sink)?;
         sink.writer.finish()?;
+        let config = simulate::write_hunt_files(&plan.scenario, path)?;
         eprintln!(
-            "simulate: {} samples in {} datagrams ({:.1} MB of telemetry) in {:.1} s; replay with: floodwall replay{} {}",
+            "simulate: {} samples in {} datagrams ({:.1} MB of telemetry) in {:.1} s; replay with: floodwall replay{}{} {}",
             summary.samples,
             summary.datagrams,
             summary.bytes as f64 / 1e6,
             started.elapsed().as_secs_f64(),
+            config
+                .map(|c| format!(" --config {}", c.display()))
+                .unwrap_or_default(),
             plan.scenario
                 .telemetry
                 .networks

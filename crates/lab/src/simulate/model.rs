@@ -173,7 +173,15 @@ pub fn permute_below(x: u64, n: u64, key: u64) -> u64 {
     }
 }
 
-/// A bot pool ready to hand out member addresses.
+/// FNV-1a of a name: pools of one seed but different names are different pools.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A bot pool ready to hand out member addresses: a pure function of its own seed and name,
+/// not the scenario's seed, so a pool is the same population whatever the scenario's seed.
 #[derive(Debug, Clone)]
 pub struct PoolModel {
     pub name: String,
@@ -189,7 +197,7 @@ impl PoolModel {
             name: pool.name.clone(),
             size: u64::from(pool.size),
             prefixes: pool.prefixes.clone(),
-            key: mix64(pool.seed ^ 0xb075_0000 ^ mix64(pool.name.len() as u64)),
+            key: mix64(pool.seed ^ 0xb075_0000 ^ mix64(name_hash(&pool.name))),
             exclude: exclude.to_vec(),
         }
     }

@@ -506,6 +506,9 @@ pub enum Required {
     /// Only the sources its per-source `[[truth.expect]]` requires as outgoing attacks; its
     /// other sources may be listed (they are infected too) or not.
     Expected,
+    /// Infected, so it may be listed (with these reasons), but its evidence alone is below
+    /// the default confidence (beaconing to an endpoint no feed knows).
+    Optional,
 }
 
 /// `[[truth.infected]]`: hosts of a traffic or periodic component that must be listed as
@@ -882,6 +885,9 @@ impl Scenario {
             }
             if inf.required == Required::Expected {
                 bail!("required = \"expected\" is for outgoing attacks");
+            }
+            if p.role == Role::Benign {
+                bail!("the component is benign: its hosts are innocent");
             }
             return Ok(());
         }
