@@ -201,8 +201,7 @@ pub fn write_hunt_files(scenario: &Scenario, capture: &Path) -> Result<Option<st
             text.push_str(line);
             text.push('\n');
         }
-        std::fs::write(&path, text)
-            .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
         // The configuration names it absolutely: replays run from anywhere.
         Some(std::path::absolute(&path).unwrap_or(path))
     };

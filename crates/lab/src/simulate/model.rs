@@ -1295,9 +1295,18 @@ impl PeriodicModel {
         let rtt_us = 15_000 + hash(self.key ^ 0x277, h, u64::from(u32::from(*peer.ip()))) % 80_000;
         let ttl_in = source_ttl(hash(self.key, u64::from(u32::from(*peer.ip())), 5));
         let ephemeral = 32_768 + (mix64(c ^ 0x90) % 28_232) as u16;
-        let keep = |i: u64| sampling <= 1 || unit(hash(self.key ^ 0x5a, h, (n << 12) | i)) < 1.0 / f64::from(sampling);
+        let keep = |i: u64| {
+            sampling <= 1
+                || unit(hash(self.key ^ 0x5a, h, (n << 12) | i)) < 1.0 / f64::from(sampling)
+        };
         let mut i = 0u64;
-        let mut push = |out: &mut Vec<Packet>, dt_us: u64, outgoing: bool, protocol: u8, local: u16, flags: u8, size: u16| {
+        let mut push = |out: &mut Vec<Packet>,
+                        dt_us: u64,
+                        outgoing: bool,
+                        protocol: u8,
+                        local: u16,
+                        flags: u8,
+                        size: u16| {
             let kept = keep(i);
             i += 1;
             if !kept {
@@ -1406,13 +1415,15 @@ impl PeriodicQueue {
             p.check_in(h, n, at_us, plan.sampling, &mut self.scratch);
             for packet in self.scratch.drain(..) {
                 self.counter += 1;
-                self.due.push(std::cmp::Reverse((packet.time_us, self.counter)));
+                self.due
+                    .push(std::cmp::Reverse((packet.time_us, self.counter)));
                 self.packets.insert(self.counter, packet);
             }
             let t = self.times[c][h as usize] + p.interval(h, n);
             self.times[c][h as usize] = t;
             if t < p.end {
-                self.next.push(std::cmp::Reverse((plan.us_at(t), c, h, n + 1)));
+                self.next
+                    .push(std::cmp::Reverse((plan.us_at(t), c, h, n + 1)));
             }
         }
     }

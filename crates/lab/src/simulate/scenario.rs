@@ -776,7 +776,10 @@ impl Scenario {
                 bail!("pools[{i}]: duplicate name {:?}", pool.name);
             }
             if pool.size == 0 || pool.size > MAX_SOURCES {
-                bail!("pools[{i}] ({}): size between 1 and {MAX_SOURCES}", pool.name);
+                bail!(
+                    "pools[{i}] ({}): size between 1 and {MAX_SOURCES}",
+                    pool.name
+                );
             }
             let room: u64 = pool
                 .prefixes
@@ -1110,7 +1113,10 @@ impl Periodic {
         if !(1..=1000).contains(&self.packets) || !(40..=1500).contains(&self.size) {
             bail!("packets: 1..=1000; size: 40..=1500");
         }
-        let end = self.start_s + self.duration_s.unwrap_or(f64::from(scenario.duration_s) - self.start_s);
+        let end = self.start_s
+            + self
+                .duration_s
+                .unwrap_or(f64::from(scenario.duration_s) - self.start_s);
         if !(self.start_s >= 0.0 && end > self.start_s && end <= f64::from(scenario.duration_s)) {
             bail!("start_s/duration_s: must lie inside the scenario");
         }
@@ -1192,7 +1198,9 @@ impl Traffic {
             if self.direction != Direction::Outgoing || n == 0 || n > MAX_SOURCES {
                 bail!("destinations: outgoing traffic only, 1..={MAX_SOURCES}");
             }
-            if !(self.destination_sigma.is_finite() && (0.0..=3.0).contains(&self.destination_sigma)) {
+            if !(self.destination_sigma.is_finite()
+                && (0.0..=3.0).contains(&self.destination_sigma))
+            {
                 bail!("destination_sigma: must be in 0..=3");
             }
         }

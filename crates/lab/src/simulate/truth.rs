@@ -684,7 +684,12 @@ impl Plan {
 /// attack joined) and hunting lines.
 #[derive(Debug, Clone, Default)]
 pub struct Replayed {
+    /// Attack events as the detect crate reads them (for [`Detected::from_events`]).
     pub attacks: Vec<AttackEvent>,
+    /// The same lines, read for what campaigns need only.
+    pub attack_refs: Vec<AttackRef>,
+    /// Attack lines the detect crate could not read, with the reason.
+    pub unreadable: Vec<String>,
     /// Attack id → the campaign its events last named.
     pub attack_campaign: std::collections::HashMap<String, String>,
     pub hunt: Vec<HuntEvent>,
@@ -713,9 +718,13 @@ impl Replayed {
                     {
                         out.attack_campaign.insert(id.to_string(), c.to_string());
                     }
-                    let event: AttackEvent = serde_json::from_value(value)
+                    let r: AttackRef = serde_json::from_value(value.clone())
                         .map_err(|e| anyhow::anyhow!("line {}: {e}: {line}", n + 1))?;
-                    out.attacks.push(event);
+                    out.attack_refs.push(r);
+                    match serde_json::from_value::<AttackEvent>(value) {
+                        Ok(event) => out.attacks.push(event),
+                        Err(e) => out.unreadable.push(format!("line {}: {e}", n + 1)),
+                    }
                 }
                 _ => {}
             }
@@ -731,6 +740,26 @@ impl Replayed {
             }
         }
         Ok(out)
+    }
+}
+
+/// What the campaign check needs of an attack line.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AttackRef {
+    pub attack_id: String,
+    pub direction: floodwall_detect::Direction,
+    pub target: IpNet,
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    pub ts: String,
+}
+
+impl AttackRef {
+    fn span_ms(&self) -> (u64, u64) {
+        let t = |s: &str| floodwall_detect::time::parse_rfc3339_ms(s).unwrap_or(0);
+        let end = self.ended_at.as_deref().unwrap_or(&self.ts);
+        (t(&self.started_at), t(end))
     }
 }
 
@@ -835,13 +864,14 @@ impl ResolvedTruth {
         // The attack ids reported on an expectation's target while it ran.
         let ids = |a: &CampaignAttack| -> Vec<String> {
             let mut ids: Vec<String> = out
-                .attacks
+                .attack_refs
                 .iter()
                 .filter(|e| {
+                    let (started, ended) = e.span_ms();
                     e.direction == floodwall_detect::Direction::Incoming
                         && e.target == a.target
-                        && e.started_at < a.end_ms + END_SLACK_MS
-                        && e.ended_at.unwrap_or(e.ts) + END_SLACK_MS > a.start_ms
+                        && started < a.end_ms + END_SLACK_MS
+                        && ended + END_SLACK_MS > a.start_ms
                 })
                 .map(|e| e.attack_id.clone())
                 .collect();
@@ -862,9 +892,10 @@ impl ResolvedTruth {
             }
             for id in found {
                 match (out.attack_campaign.get(&id), &campaign) {
-                    (None, _) => {
-                        problems.push(format!("{what}: {} (attack {id}) in no campaign", a.traffic))
-                    }
+                    (None, _) => problems.push(format!(
+                        "{what}: {} (attack {id}) in no campaign",
+                        a.traffic
+                    )),
                     (Some(got), None) => campaign = Some(got.clone()),
                     (Some(got), Some(first)) if got != first => problems.push(format!(
                         "{what}: {} (attack {id}) in campaign {got}, the others in {first}",
