@@ -89,6 +89,16 @@ fn mirai_scanning_customer_is_reported_only_above_the_outgoing_syn_limit() {
     assert_matches_truth("mirai-scan", Options::default());
 }
 
+/// The hunting scenarios' attacks (their hunting is judged by `hunting.rs`): the scanners,
+/// CGNAT addresses, busy servers and periodic traffic raise nothing; the campaign scenario's
+/// five floods are each found.
+#[test]
+fn hunting_scenarios_raise_exactly_their_attacks() {
+    assert_matches_truth("hunt-scan", Options::default());
+    assert_matches_truth("hunt-c2", Options::default());
+    assert_matches_truth("campaigns", Options::default());
+}
+
 /// Every built-in scenario parses, and the peaks its file writes down are the traffic's.
 #[test]
 fn written_truth_matches_the_traffic() {
