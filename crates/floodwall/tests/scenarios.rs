@@ -1044,3 +1044,93 @@ separate = ["b-1"]"#,
 fn check_with(truth: &simulate::ResolvedTruth, lines: &[String]) -> Vec<String> {
     truth.check_hunt(&simulate::Replayed::parse(&lines.join("\n")).unwrap())
 }
+
+/// `floodwall simulate --packets`: the packets themselves as Ethernet frames, read back by the
+/// raw-packet capture reader with the Mirai probes' seq = dst intact; it needs `--sampling 1`.
+#[test]
+fn raw_packet_captures_carry_the_mirai_signature() {
+    use floodwall_daemon::sources::pcap::{read_capture, CaptureMode};
+    let dir = std::env::temp_dir().join(format!("floodwall-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("scan.toml");
+    let text = small_scenario(
+        "",
+        r#"[[traffic]]
+name = "scanner"
+kind = "attack"
+direction = "outgoing"
+target = "0.0.0.0/0"
+start_s = 0
+duration_s = 5
+peak_pps = 200
+protocol = "tcp"
+sizes = [{ size = 40, share = 1.0 }]
+tcp_flags = "SYN"
+src_ports = "per-source"
+dst_ports = 23
+sources = 1
+source_prefix = "198.18.2.9/32"
+tcp_seq = "dst"
+
+[[traffic]]
+name = "web"
+kind = "benign"
+direction = "outgoing"
+target = "0.0.0.0/0"
+start_s = 0
+duration_s = 5
+peak_pps = 200
+protocol = "tcp"
+sizes = [{ size = 40, share = 1.0 }]
+tcp_flags = "SYN"
+dst_ports = 443
+sources = 1
+source_prefix = "198.18.2.10/32"
+"#,
+    );
+    std::fs::write(&scenario, text).unwrap();
+    let pcap = dir.join("scan.pcap");
+    let out = floodwall()
+        .args(["simulate", "--scenario"])
+        .arg(&scenario)
+        .arg("--packets")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records = Vec::new();
+    let mut all = Vec::new();
+    let stats = read_capture(
+        &pcap,
+        CaptureMode::Packets,
+        &mut Decoder::default(),
+        &mut records,
+        1024,
+        |batch| {
+            all.append(batch);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(stats.raw_packets, all.len() as u64);
+    assert!((1800..2200).contains(&all.len()), "{}", all.len());
+    for r in &all {
+        let scanner = r.src.to_string() == "198.18.2.9";
+        assert_eq!(r.seq_is_dst, scanner, "{r:?}");
+        assert_eq!(r.dst_port, if scanner { 23 } else { 443 });
+    }
+    let sampled = floodwall()
+        .args(["simulate", "--scenario"])
+        .arg(&scenario)
+        .args(["--sampling", "10", "--packets"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(!sampled.status.success());
+    assert!(String::from_utf8_lossy(&sampled.stderr).contains("--sampling 1"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 
 pub use model::{Options, Plan};
-pub use output::{collector_port, Encoder, Sink};
+pub use output::{collector_port, write_frame, Encoder, Sink};
 pub use scenario::{Format, Scenario};
 pub use truth::{Detected, Replayed, ResolvedTruth};
 
