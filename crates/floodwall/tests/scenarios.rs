@@ -951,6 +951,30 @@ fn hunting_truth_checker_judges_listings_and_campaigns() {
         p.len() == 1 && p[0].contains("innocent") && p[0].contains("(ntp)"),
         "{p:?}"
     );
+    // Benign components are innocent by definition; an infected host the allow-list hides
+    // could never be found.
+    let hunt_scan = simulate::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "hunt-scan")
+        .unwrap()
+        .1;
+    let benign = hunt_scan.replace("traffic = \"fork-scanner\"", "traffic = \"cgnat-1\"");
+    let err = simulate::Scenario::parse(&benign, "h.toml").unwrap_err();
+    assert!(format!("{err:#}").contains("outgoing attack"), "{err:#}");
+    let hidden = hunt_scan.replace(
+        "ignore = [\"198.18.40.5/32\"]",
+        "ignore = [\"198.18.40.5/32\", \"198.18.10.0/24\"]",
+    );
+    let scenario = simulate::Scenario::parse(&hidden, "h.toml").unwrap();
+    let err = Plan::new(scenario, &Options::default())
+        .unwrap()
+        .truth()
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("ignore"), "{err:#}");
+    // A typo in [hunt] is an error with the key.
+    let typo = hunt_scan.replace("ignore = [", "ignored = [");
+    let err = simulate::Scenario::parse(&typo, "h.toml").unwrap_err();
+    assert!(format!("{err:#}").contains("ignored"), "{err:#}");
     // Campaigns, on the pool scenario's truth with a campaign entry.
     let text = pool_scenario("").replace(
         "[truth]",

@@ -863,8 +863,8 @@ impl Scenario {
             }
         }
         if let Some(tr) = self.traffic(&inf.traffic) {
-            if tr.direction != Direction::Outgoing {
-                bail!("an infected host is a monitored source: the traffic must be outgoing");
+            if tr.direction != Direction::Outgoing || tr.kind != Kind::Attack {
+                bail!("an infected host is a monitored source of malicious traffic: the traffic must be an outgoing attack");
             }
             if tr.sources > MAX_PER_SOURCE_TRUTH {
                 bail!("at most {MAX_PER_SOURCE_TRUTH} sources");

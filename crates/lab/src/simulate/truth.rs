@@ -533,7 +533,7 @@ impl Plan {
             networks,
             others_allowed: self.scenario.truth.others_allowed,
             notes: self.scenario.truth.notes.clone(),
-            hunt: self.hunt_truth(&expect),
+            hunt: self.hunt_truth(&expect)?,
             expect,
         })
     }
@@ -569,16 +569,22 @@ impl Plan {
         })
     }
 
-    fn hunt_truth(&self, expect: &[Expectation]) -> Option<HuntTruth> {
+    fn hunt_truth(&self, expect: &[Expectation]) -> Result<Option<HuntTruth>> {
         if !self.scenario.hunt_judged() {
-            return None;
+            return Ok(None);
         }
+        let ignore = self.scenario.hunt_config()?.ignore;
         let mut roles = std::collections::HashMap::new();
         for t in &self.traffic {
             if t.direction == Direction::Outgoing {
                 for host in self.component_hosts(&t.name) {
                     roles.entry(host).or_insert_with(|| t.name.clone());
                 }
+            } else if t.target.prefix_len() == 32 {
+                // A server receiving it (and answering).
+                roles
+                    .entry(t.target.network())
+                    .or_insert_with(|| t.name.clone());
             }
         }
         for p in &self.periodic {
@@ -594,6 +600,15 @@ impl Plan {
             };
             let by_ms = inf.by_s.map(|s| self.start_ms + (s * 1000.0) as u64);
             for host in hosts {
+                if ignore
+                    .iter()
+                    .any(|n| n.contains(&std::net::IpAddr::V4(host)))
+                {
+                    anyhow::bail!(
+                        "truth.infected ({}): {host} is in [hunt] ignore: it can never be listed",
+                        inf.traffic
+                    );
+                }
                 let required = match inf.required {
                     Required::All => true,
                     Required::Optional => false,
@@ -648,11 +663,11 @@ impl Plan {
                 tolerance: c.tolerance,
             });
         }
-        Some(HuntTruth {
+        Ok(Some(HuntTruth {
             infected,
             campaigns,
             roles,
-        })
+        }))
     }
 
     /// Expected distinct sources of `names` together that sampling shows at least once: each
