@@ -355,8 +355,9 @@ pub struct Traffic {
     /// Share of packets with a forged random source address and a random TTL.
     #[serde(default)]
     pub spoofed: f64,
-    /// Benign only: the answering direction (a server's data for incoming requests and ACKs, a
-    /// client's ACKs for a download), from each packet's destination back to its source.
+    /// The answering direction (a server's data for incoming requests and ACKs, a client's ACKs
+    /// for a download, the SYN-ACKs and resets a scan draws), from each packet's destination
+    /// back to its source: benign traffic and outgoing attacks.
     #[serde(default)]
     pub reply: Option<Reply>,
 }
@@ -1205,8 +1206,8 @@ impl Traffic {
             }
         }
         if let Some(reply) = &self.reply {
-            if self.kind != Kind::Benign {
-                bail!("reply: only benign traffic is answered (an attack's backscatter is not modelled)");
+            if self.kind != Kind::Benign && self.direction != Direction::Outgoing {
+                bail!("reply: only benign traffic and outgoing attacks (a scan's SYN-ACKs and resets) are answered (an incoming attack's backscatter is not modelled)");
             }
             if !(reply.ratio.is_finite() && reply.ratio > 0.0 && reply.ratio <= 100.0) {
                 bail!("reply.ratio: must be in (0, 100]");
