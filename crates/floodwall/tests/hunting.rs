@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use floodwall_hunt::HuntEvent;
-use floodwall_lab::simulate::{self, Detected, Options, Plan, Replayed};
+use floodwall_lab::simulate::{self, Detected, Format, Options, Plan, Replayed};
 
 fn floodwall() -> Command {
     Command::new(env!("CARGO_BIN_EXE_floodwall"))
@@ -31,15 +31,18 @@ fn workdir(name: &str) -> PathBuf {
 
 /// Simulates, replays and checks one scenario: every departure from its truth, attacks and
 /// hunting together.
-fn replay_and_check(name: &str) -> Vec<String> {
+fn replay_and_check(name: &str, format: Option<Format>) -> Vec<String> {
     let started = Instant::now();
     let dir = workdir(name);
     let pcap = dir.join(format!("{name}.pcap"));
-    let out = floodwall()
+    let mut simulate = floodwall();
+    simulate
         .args(["simulate", "--scenario", name, "--pcap"])
-        .arg(&pcap)
-        .output()
-        .unwrap();
+        .arg(&pcap);
+    if let Some(f) = format {
+        simulate.args(["--format", f.name()]);
+    }
+    let out = simulate.output().unwrap();
     assert!(
         out.status.success(),
         "{name}: {}",
@@ -64,7 +67,11 @@ fn replay_and_check(name: &str) -> Vec<String> {
     let text = String::from_utf8(out.stdout).unwrap();
     let replayed = Replayed::parse(&text).unwrap();
     assert!(replayed.unreadable.is_empty(), "{:?}", replayed.unreadable);
-    let plan = Plan::new(scenario, &Options::default()).unwrap();
+    let options = Options {
+        format,
+        ..Options::default()
+    };
+    let plan = Plan::new(scenario, &options).unwrap();
     let truth = plan.truth().unwrap();
     let detected = Detected::from_events(&replayed.attacks);
     let mut problems = truth.check(&detected);
@@ -83,7 +90,8 @@ fn replay_and_check(name: &str) -> Vec<String> {
         .filter(|e| matches!(e, HuntEvent::Campaign { .. }))
         .count();
     eprintln!(
-        "{name}: {} attacks, {} hunting lines ({} hosts listed, {campaigns} campaign lines), {} problems, {:.1} s",
+        "{name} {}: {} attacks, {} hunting lines ({} hosts listed, {campaigns} campaign lines), {} problems, {:.1} s",
+        plan.format.name(),
         detected.len(),
         replayed.hunt.len(),
         listed.len(),
@@ -101,7 +109,7 @@ fn replay_and_check(name: &str) -> Vec<String> {
 }
 
 fn assert_hunt_matches_truth(name: &str) {
-    let problems = replay_and_check(name);
+    let problems = replay_and_check(name, None);
     assert!(
         problems.is_empty(),
         "{name}: {} departures from the truth:\n  {}",
@@ -122,7 +130,15 @@ fn slow_scanners_are_found_among_nat_gateways_servers_and_an_allow_listed_scanne
 /// monitoring agents, a CGNAT address and a busy server are not.
 #[test]
 fn c2_check_ins_are_found_from_unsampled_flows_and_a_feed() {
-    assert_hunt_matches_truth("hunt-c2");
+    let mut problems = replay_and_check("hunt-c2", None);
+    let ipfix = replay_and_check("hunt-c2", Some(Format::Ipfix));
+    problems.extend(ipfix.into_iter().map(|p| format!("ipfix: {p}")));
+    assert!(
+        problems.is_empty(),
+        "hunt-c2: {} departures from the truth:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
 }
 
 /// Two attacks of one pool form one campaign of about their true combined size; the attack

@@ -853,6 +853,9 @@ fn periodic_check_ins_keep_their_period_and_shape() {
     assert_eq!(ntp.len(), 2 * requests);
     // Time order, as the encoders need.
     assert!(packets.windows(2).all(|w| w[0].time_us <= w[1].time_us));
+    // Pure functions of the seed: the same packets again.
+    let again = packets_of(&periodic_scenario(1, 600));
+    assert_eq!(format!("{again:?}"), format!("{packets:?}"));
     // 1:10 sampling keeps about a tenth, the same packets' subset.
     let sampled = packets_of(&periodic_scenario(10, 600));
     let ratio = sampled.len() as f64 / packets.len() as f64;
@@ -939,6 +942,14 @@ fn hunting_truth_checker_judges_listings_and_campaigns() {
     assert!(check(&[host("198.18.2.21", &["c2_contact", "beaconing"])]).is_empty());
     let p = check(&[]);
     assert!(p.len() == 1 && p[0].contains("not listed"), "{p:?}");
+    // One line when listed, one per change of reasons: a repeat is a departure.
+    let p = check(&[
+        host("198.18.2.21", &["c2_contact"]),
+        host("198.18.2.21", &["c2_contact"]),
+    ]);
+    assert!(p.len() == 1 && p[0].contains("repeats"), "{p:?}");
+    let p = check(&[host("192.0.2.7", &["scanning"])]);
+    assert!(p.iter().any(|p| p.contains("outside")), "{p:?}");
     let p = check(&[host("198.18.2.21", &["scanning", "c2_contact"])]);
     assert!(p.len() == 1 && p[0].contains("scanning"), "{p:?}");
     // The keepalive host is infected in fact, but this truth does not name it: innocent here.

@@ -784,6 +784,8 @@ struct Listing {
     /// Each reason and the time of the first line that had it.
     reasons: std::collections::BTreeMap<ReasonKind, u64>,
     lines: usize,
+    /// The reasons of the latest line.
+    last: Option<std::collections::BTreeSet<ReasonKind>>,
 }
 
 impl ResolvedTruth {
@@ -808,6 +810,31 @@ impl ResolvedTruth {
             if let HuntEvent::InfectedHost { ts, host } = e {
                 let l = listed.entry(host.host).or_default();
                 l.lines += 1;
+                // The contract: a line when first listed, one each time the reasons change.
+                let kinds: std::collections::BTreeSet<ReasonKind> =
+                    host.reasons.iter().map(|r| r.kind).collect();
+                if l.last.as_ref() == Some(&kinds) {
+                    problems.push(format!(
+                        "{}: line at {} repeats the reasons {kinds:?} of the one before",
+                        host.host,
+                        rfc3339_ms(*ts)
+                    ));
+                }
+                l.last = Some(kinds);
+                let monitored = self.networks.iter().any(|n| n.contains(&host.host));
+                let prefix_ok = host.prefix.is_none_or(|p| p.contains(&host.host));
+                if !monitored || !prefix_ok {
+                    problems.push(format!(
+                        "{}: listed with prefix {:?}, outside it or the monitored networks",
+                        host.host, host.prefix
+                    ));
+                }
+                if host.reasons.is_empty() || !(0.0..=1.0).contains(&host.confidence) {
+                    problems.push(format!(
+                        "{}: listed with no reason or a confidence {} outside 0-1",
+                        host.host, host.confidence
+                    ));
+                }
                 for r in &host.reasons {
                     let at = l.reasons.entry(r.kind).or_insert(*ts);
                     *at = (*at).min(*ts);
@@ -960,6 +987,16 @@ impl ResolvedTruth {
                             c.union_sources,
                             c.tolerance * 100.0,
                             c.union_sampled
+                        ));
+                    }
+                    if (event.attack_count as usize) < c.attacks.len()
+                        || event.direction != floodwall_detect::Direction::Incoming
+                    {
+                        problems.push(format!(
+                            "{what}: {id}'s last line counts {} {:?} attacks, the truth {} incoming",
+                            event.attack_count,
+                            event.direction,
+                            c.attacks.len()
                         ));
                     }
                     if event.change == CampaignChange::Formed && c.attacks.len() > 2 {
