@@ -853,6 +853,23 @@ fn periodic_check_ins_keep_their_period_and_shape() {
     assert_eq!(ntp.len(), 2 * requests);
     // Time order, as the encoders need.
     assert!(packets.windows(2).all(|w| w[0].time_us <= w[1].time_us));
+    // `all_peers`: each poll goes to every server, each pair exactly a period apart.
+    let all = packets_of(
+        &periodic_scenario(1, 600)
+            .replace("local_port = 123", "local_port = 123\nall_peers = true"),
+    );
+    let mut polls: BTreeMap<(std::net::Ipv4Addr, std::net::Ipv4Addr), Vec<u64>> = BTreeMap::new();
+    for p in all.iter().filter(|p| p.protocol == 17 && p.outgoing) {
+        polls.entry((p.src, p.dst)).or_default().push(p.time_us);
+    }
+    assert_eq!(polls.len(), 100);
+    for times in polls.values() {
+        assert!((9..=10).contains(&times.len()), "{times:?}");
+        assert!(
+            times.windows(2).all(|w| w[1] - w[0] == 64_000_000),
+            "{times:?}"
+        );
+    }
     // Pure functions of the seed: the same packets again.
     let again = packets_of(&periodic_scenario(1, 600));
     assert_eq!(format!("{again:?}"), format!("{packets:?}"));

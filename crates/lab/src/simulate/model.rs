@@ -1220,6 +1220,7 @@ pub struct PeriodicModel {
     pub role: Role,
     pub hosts: Vec<Ipv4Addr>,
     pub peers: Vec<std::net::SocketAddrV4>,
+    all_peers: bool,
     pub period_s: f64,
     pub jitter: f64,
     connection: Connection,
@@ -1247,6 +1248,7 @@ impl PeriodicModel {
             role: p.role,
             hosts,
             peers: p.peers.clone(),
+            all_peers: p.all_peers,
             period_s: p.period_s,
             jitter: p.jitter,
             connection: p.connection,
@@ -1288,16 +1290,39 @@ impl PeriodicModel {
     /// Every packet of check-in `n` of host `h` at `at_us` (Unix µs), each with whether
     /// 1-in-`sampling` sampling keeps it.
     fn check_in(&self, h: u64, n: u64, at_us: u64, sampling: u32, out: &mut Vec<Packet>) {
+        if self.all_peers {
+            for p in 0..self.peers.len() as u64 {
+                // A few milliseconds apart, as a client polls its servers in turn.
+                let at = at_us + p * (1_000 + hash(self.key ^ 0xa11, h, p) % 4_000);
+                self.check_in_to(h, n, p, at, sampling, out);
+            }
+        } else {
+            let p = hash(self.key, h, n) % self.peers.len() as u64;
+            self.check_in_to(h, n, p, at_us, sampling, out);
+        }
+    }
+
+    /// Check-in `n` of host `h` to peer number `p`.
+    fn check_in_to(
+        &self,
+        h: u64,
+        n: u64,
+        p: u64,
+        at_us: u64,
+        sampling: u32,
+        out: &mut Vec<Packet>,
+    ) {
         let host = self.hosts[h as usize];
-        let c = hash(self.key, h, n);
-        let peer = self.peers[(c % self.peers.len() as u64) as usize];
+        let c = hash(self.key ^ mix64(p), h, n);
+        let peer = self.peers[p as usize];
         // Round trip 15–95 ms, stable per host and peer.
         let rtt_us = 15_000 + hash(self.key ^ 0x277, h, u64::from(u32::from(*peer.ip()))) % 80_000;
         let ttl_in = source_ttl(hash(self.key, u64::from(u32::from(*peer.ip())), 5));
         let ephemeral = 32_768 + (mix64(c ^ 0x90) % 28_232) as u16;
         let keep = |i: u64| {
             sampling <= 1
-                || unit(hash(self.key ^ 0x5a, h, (n << 12) | i)) < 1.0 / f64::from(sampling)
+                || unit(hash(self.key ^ 0x5a ^ mix64(p + 1), h, (n << 12) | i))
+                    < 1.0 / f64::from(sampling)
         };
         let mut i = 0u64;
         let mut push = |out: &mut Vec<Packet>,

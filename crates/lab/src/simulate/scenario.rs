@@ -117,8 +117,12 @@ pub struct Periodic {
     pub host_prefix: Option<Ipv4Net>,
     #[serde(default)]
     pub host_count: u32,
-    /// Remote endpoints `IP:port`; each check-in goes to one (by a hash of host and check-in).
+    /// Remote endpoints `IP:port`; each check-in goes to one (by a hash of host and check-in),
+    /// or to every one with `all_peers`.
     pub peers: Vec<std::net::SocketAddrV4>,
+    /// Each check-in contacts every peer in turn (an NTP client polling each of its servers).
+    #[serde(default)]
+    pub all_peers: bool,
     pub period_s: f64,
     /// Each interval is `period_s × (1 + jitter × u)`, u uniform in [-1, 1].
     #[serde(default)]
