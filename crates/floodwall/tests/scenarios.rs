@@ -1081,7 +1081,20 @@ separate = ["b-1"]"#,
         campaign(union),
     ];
     let p = check_with(&truth, &joined);
-    assert!(p.len() == 1 && p[0].contains("b-1"), "{p:?}");
+    assert!(p.len() == 2 && p.iter().all(|p| p.contains("b-1")), "{p:?}");
+    // A campaign the truth does not expect is a false one.
+    let other = [
+        good[0].clone(),
+        good[1].clone(),
+        attack("198.18.0.12", Some("c2")),
+        attack("198.18.0.99", Some("c2")),
+        campaign(union),
+    ];
+    let p = check_with(&truth, &other);
+    assert!(
+        p.len() == 1 && p[0].contains("false campaign c2") && p[0].contains("unexpected attack"),
+        "{p:?}"
+    );
     // Attack lines or the campaign's own list of attacks may name the campaign: without
     // either, the second attack is in none.
     let apart = [

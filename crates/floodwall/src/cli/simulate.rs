@@ -90,6 +90,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let started = Instant::now();
     if let Some(path) = &args.pcap {
         describe(&path.display().to_string());
+        // Before the capture: a replay reading it as it is written (a FIFO) needs it first.
+        let config = simulate::write_hunt_files(&plan.scenario, path)?;
         let file = File::create(path)
             .with_context(|| format!("cannot create capture {}", path.display()))?;
         let mut sink = PcapSink {
@@ -99,7 +101,6 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         };
         let summary = simulate::run(&plan, &mut sink)?;
         sink.writer.finish()?;
-        let config = simulate::write_hunt_files(&plan.scenario, path)?;
         eprintln!(
             "simulate: {} samples in {} datagrams ({:.1} MB of telemetry) in {:.1} s; replay with: floodwall replay{}{} {}",
             summary.samples,
@@ -127,6 +128,7 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             );
         }
         describe(&path.display().to_string());
+        let config = simulate::write_hunt_files(&plan.scenario, path)?;
         let file = File::create(path)
             .with_context(|| format!("cannot create capture {}", path.display()))?;
         let mut writer = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
@@ -139,7 +141,6 @@ pub fn run(args: SimulateArgs) -> Result<()> {
             Ok(())
         })?;
         writer.finish()?;
-        let config = simulate::write_hunt_files(&plan.scenario, path)?;
         eprintln!(
             "simulate: {packets} packets in {:.1} s; replay with: floodwall replay --capture-mode packets{}{} {}",
             started.elapsed().as_secs_f64(),

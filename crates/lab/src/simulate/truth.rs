@@ -798,7 +798,8 @@ impl ResolvedTruth {
     ///   allow-listed scanner…); hosts of a component that are infected but not required may be.
     /// * **campaigns**: the attacks of `traffics` (found by target and time) share one campaign
     ///   id; `separate` attacks are in none or another, `no_campaign` ones in none; the last
-    ///   `campaign` line of the campaign estimates the union of sources within `tolerance`.
+    ///   `campaign` line of the campaign estimates the union of sources within `tolerance`; no
+    ///   other campaign forms (one grouping attacks not all of one expected campaign is false).
     pub fn check_hunt(&self, out: &Replayed) -> Vec<String> {
         let Some(hunt) = &self.hunt else {
             return Vec::new();
@@ -898,7 +899,53 @@ impl ResolvedTruth {
         for c in &hunt.campaigns {
             problems.extend(self.check_campaign(c, out));
         }
+        problems.extend(self.false_campaigns(hunt, out));
         problems
+    }
+
+    /// The traffic component an attack line is about: the expectation on its target it
+    /// overlaps in time.
+    fn traffic_of(&self, attack: &AttackRef) -> Option<&str> {
+        let (started, ended) = attack.span_ms();
+        let outgoing = attack.direction == floodwall_detect::Direction::Outgoing;
+        self.expect
+            .iter()
+            .find(|e| {
+                e.target == attack.target
+                    && (e.direction == Direction::Outgoing) == outgoing
+                    && started < e.end_ms + END_SLACK_MS
+                    && ended + END_SLACK_MS > e.start_ms
+            })
+            .map(|e| e.traffic.as_str())
+    }
+
+    /// Campaigns the truth does not expect: every campaign's attacks must all belong to the
+    /// `traffics` of one `[[truth.campaign]]` (none: no campaign may form).
+    fn false_campaigns(&self, hunt: &HuntTruth, out: &Replayed) -> Vec<String> {
+        let mut by_campaign: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        for (id, campaign) in &out.attack_campaign {
+            let name = out
+                .attack_refs
+                .iter()
+                .find(|a| &a.attack_id == id)
+                .and_then(|a| self.traffic_of(a))
+                .map_or_else(|| format!("unexpected attack {id}"), str::to_string);
+            by_campaign.entry(campaign).or_default().insert(name);
+        }
+        by_campaign
+            .into_iter()
+            .filter(|(_, names)| {
+                !hunt.campaigns.iter().any(|c| {
+                    names
+                        .iter()
+                        .all(|n| c.attacks.iter().any(|a| &a.traffic == n))
+                })
+            })
+            .map(|(campaign, names)| {
+                format!("false campaign {campaign}: groups the attacks of {names:?}")
+            })
+            .collect()
     }
 
     fn check_campaign(&self, c: &CampaignExpectation, out: &Replayed) -> Vec<String> {
