@@ -198,6 +198,11 @@ pub struct SimulateArgs {
     /// Write the telemetry as a pcap of UDP datagrams.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Write the packets themselves as a pcap of Ethernet frames (each one's first 128 bytes),
+    /// as a mirror port shows them: for `floodwall replay --capture-mode packets`, which
+    /// counts each frame as one packet, so it needs `--sampling 1`.
+    #[arg(long, value_name = "FILE")]
+    pub packets: Option<PathBuf>,
     /// Send the telemetry to a collector on loopback (127.0.0.0/8 or [::1] only).
     #[arg(long, value_name = "ADDR:PORT")]
     pub send: Option<SocketAddr>,

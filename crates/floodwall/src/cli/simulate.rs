@@ -42,8 +42,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let Some(name) = &args.scenario else {
         bail!("give --scenario NAME_OR_FILE (see --list)");
     };
-    if args.pcap.is_none() && args.send.is_none() && !args.truth {
-        bail!("nothing to do: give --pcap FILE, --send 127.0.0.1:PORT or --truth");
+    if args.pcap.is_none() && args.packets.is_none() && args.send.is_none() && !args.truth {
+        bail!("nothing to do: give --pcap FILE, --packets FILE, --send 127.0.0.1:PORT or --truth");
     }
     if let Some(target) = args.send {
         require_loopback(target)?;
@@ -90,6 +90,8 @@ pub fn run(args: SimulateArgs) -> Result<()> {
     let started = Instant::now();
     if let Some(path) = &args.pcap {
         describe(&path.display().to_string());
+        // Before the capture: a replay reading it as it is written (a FIFO) needs it first.
+        let config = simulate::write_hunt_files(&plan.scenario, path)?;
         let file = File::create(path)
             .with_context(|| format!("cannot create capture {}", path.display()))?;
         let mut sink = PcapSink {
@@ -100,11 +102,51 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         let summary = simulate::run(&plan, &mut sink)?;
         sink.writer.finish()?;
         eprintln!(
-            "simulate: {} samples in {} datagrams ({:.1} MB of telemetry) in {:.1} s; replay with: floodwall replay{} {}",
+            "simulate: {} samples in {} datagrams ({:.1} MB of telemetry) in {:.1} s; replay with: floodwall replay{}{} {}",
             summary.samples,
             summary.datagrams,
             summary.bytes as f64 / 1e6,
             started.elapsed().as_secs_f64(),
+            config
+                .map(|c| format!(" --config {}", c.display()))
+                .unwrap_or_default(),
+            plan.scenario
+                .telemetry
+                .networks
+                .iter()
+                .map(|n| format!(" --network {n}"))
+                .collect::<String>(),
+            path.display()
+        );
+    }
+    if let Some(path) = &args.packets {
+        if plan.sampling != 1 {
+            bail!(
+                "--packets writes every packet generated, and a replay counts each frame as one \
+                 packet: give --sampling 1 (the scenario samples 1:{})",
+                plan.sampling
+            );
+        }
+        describe(&path.display().to_string());
+        let config = simulate::write_hunt_files(&plan.scenario, path)?;
+        let file = File::create(path)
+            .with_context(|| format!("cannot create capture {}", path.display()))?;
+        let mut writer = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
+        let (mut scratch, mut frame) = (Vec::new(), Vec::new());
+        let packets = simulate::model::generate(&plan, |step| {
+            if let simulate::model::Step::Packet(p) = step {
+                simulate::write_frame(p, &mut scratch, &mut frame);
+                writer.frame(p.time_us, &frame)?;
+            }
+            Ok(())
+        })?;
+        writer.finish()?;
+        eprintln!(
+            "simulate: {packets} packets in {:.1} s; replay with: floodwall replay --capture-mode packets{}{} {}",
+            started.elapsed().as_secs_f64(),
+            config
+                .map(|c| format!(" --config {}", c.display()))
+                .unwrap_or_default(),
             plan.scenario
                 .telemetry
                 .networks

@@ -17,12 +17,12 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 
 pub use model::{Options, Plan};
-pub use output::{collector_port, Encoder, Sink};
+pub use output::{collector_port, write_frame, Encoder, Sink};
 pub use scenario::{Format, Scenario};
-pub use truth::{Detected, ResolvedTruth};
+pub use truth::{Detected, Replayed, ResolvedTruth};
 
 /// The built-in scenarios, embedded so `--scenario NAME` works anywhere.
-pub const BUILTIN: [(&str, &str); 20] = [
+pub const BUILTIN: [(&str, &str); 23] = [
     ("demo", include_str!("../../../../scenarios/demo.toml")),
     (
         "busy-day",
@@ -93,6 +93,18 @@ pub const BUILTIN: [(&str, &str); 20] = [
         include_str!("../../../../scenarios/cdn-attacks.toml"),
     ),
     (
+        "hunt-scan",
+        include_str!("../../../../scenarios/hunt-scan.toml"),
+    ),
+    (
+        "hunt-c2",
+        include_str!("../../../../scenarios/hunt-c2.toml"),
+    ),
+    (
+        "campaigns",
+        include_str!("../../../../scenarios/campaigns.toml"),
+    ),
+    (
         "record-15t",
         include_str!("../../../../scenarios/record-15t.toml"),
     ),
@@ -126,6 +138,77 @@ impl Sink for crate::bench::sender::PacedSender {
             self, ts_us, bytes,
         )?)
     }
+}
+
+/// The C2 feed of a scenario, one entry a line: the peers (`IP:port`) of its `role = "c2"`
+/// periodic components, then its `c2_feed` lines.
+pub fn c2_feed(scenario: &Scenario) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for p in &scenario.periodic {
+        if p.role == scenario::Role::C2 {
+            for peer in &p.peers {
+                let line = peer.to_string();
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+        }
+    }
+    lines.extend(scenario.c2_feed.iter().cloned());
+    lines
+}
+
+/// The replay configuration a scenario's hunting is judged with: its `[hunt]` keys and, when it
+/// has a C2 feed, `c2_feeds` naming `feed` (written by [`write_hunt_files`]). TOML text.
+pub fn hunt_config_text(scenario: &Scenario, feed: Option<&Path>) -> Result<String> {
+    let mut hunt = scenario.hunt.clone().unwrap_or_default();
+    if let Some(feed) = feed {
+        let mut feeds = match hunt.remove("c2_feeds") {
+            Some(toml::Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
+        feeds.push(toml::Value::String(feed.display().to_string()));
+        hunt.insert("c2_feeds".into(), toml::Value::Array(feeds));
+    }
+    let mut root = toml::Table::new();
+    root.insert("hunt".into(), toml::Value::Table(hunt));
+    Ok(format!(
+        "# Written by `floodwall simulate` for scenario {}: the default configuration plus the\n# scenario's [hunt] keys.\n{}",
+        scenario.name,
+        toml::to_string(&root).map_err(|e| anyhow!("hunt configuration: {e}"))?
+    ))
+}
+
+/// Beside a capture `X`: `X.c2.txt` (the scenario's C2 feed, when it has one) and
+/// `X.hunt.toml` (for `floodwall replay --config`), when the scenario has hunting keys, a
+/// feed or hunting truth. Returns the configuration's path.
+pub fn write_hunt_files(scenario: &Scenario, capture: &Path) -> Result<Option<std::path::PathBuf>> {
+    let feed = c2_feed(scenario);
+    if scenario.hunt.is_none() && feed.is_empty() && !scenario.hunt_judged() {
+        return Ok(None);
+    }
+    let with_suffix = |suffix: &str| {
+        let mut name = capture.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    let feed_path = if feed.is_empty() {
+        None
+    } else {
+        let path = with_suffix(".c2.txt");
+        let mut text = format!("# C2 endpoints of scenario {}\n", scenario.name);
+        for line in &feed {
+            text.push_str(line);
+            text.push('\n');
+        }
+        std::fs::write(&path, text).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+        // The configuration names it absolutely: replays run from anywhere.
+        Some(std::path::absolute(&path).unwrap_or(path))
+    };
+    let config = with_suffix(".hunt.toml");
+    std::fs::write(&config, hunt_config_text(scenario, feed_path.as_deref())?)
+        .map_err(|e| anyhow!("cannot write {}: {e}", config.display()))?;
+    Ok(Some(config))
 }
 
 /// What one run produced.

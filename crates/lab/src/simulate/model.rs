@@ -16,8 +16,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 
 use super::scenario::{
-    default_mix, parse_flags, Background, Direction, Flags, Format, Kind, MixEntry, NamedPorts,
-    Ports, Protocol, Reply, Scenario, Size, Traffic, DEFAULT_DIURNAL,
+    default_mix, parse_flags, Background, Connection, Direction, Flags, Format, Kind, MixEntry,
+    NamedPorts, Periodic, Pool, Ports, Protocol, Reply, Role, Scenario, Size, TcpSeq, Traffic,
+    DEFAULT_DIURNAL,
 };
 
 /// Time slice of the generator: sample counts are drawn per slice, and no sFlow datagram or
@@ -126,6 +127,9 @@ fn public_address(i: u64, key: u64, exclude: &[Ipv4Net]) -> Ipv4Addr {
 /// gets); `i` must be below half the prefix size.
 fn prefix_address(prefix: Ipv4Net, i: u64, key: u64) -> Ipv4Addr {
     let bits = 32 - u32::from(prefix.prefix_len());
+    if bits == 0 {
+        return prefix.network();
+    }
     let base = u32::from(prefix.network());
     let mut v = i;
     for _ in 0..64 {
@@ -150,6 +154,75 @@ fn dense_prefix_address(prefix: Ipv4Net, i: u64, key: u64) -> Ipv4Addr {
         if (1..=254).contains(&v) {
             return Ipv4Addr::from(base | v as u32);
         }
+    }
+}
+
+/// A keyed permutation of 0..n (cycle-walking the next power of two): `x < n` in, a distinct
+/// `< n` out for each distinct `x`.
+pub fn permute_below(x: u64, n: u64, key: u64) -> u64 {
+    if n <= 1 {
+        return 0;
+    }
+    let bits = 64 - (n - 1).leading_zeros();
+    let mut v = x;
+    loop {
+        v = permute(v, bits, key);
+        if v < n {
+            return v;
+        }
+    }
+}
+
+/// FNV-1a of a name: pools of one seed but different names are different pools.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A bot pool ready to hand out member addresses: a pure function of its own seed and name,
+/// not the scenario's seed, so a pool is the same population whatever the scenario's seed.
+#[derive(Debug, Clone)]
+pub struct PoolModel {
+    pub name: String,
+    pub size: u64,
+    prefixes: Vec<Ipv4Net>,
+    key: u64,
+    exclude: Vec<Ipv4Net>,
+}
+
+impl PoolModel {
+    fn new(pool: &Pool, exclude: &[Ipv4Net]) -> Self {
+        PoolModel {
+            name: pool.name.clone(),
+            size: u64::from(pool.size),
+            prefixes: pool.prefixes.clone(),
+            key: mix64(pool.seed ^ 0xb075_0000 ^ mix64(name_hash(&pool.name))),
+            exclude: exclude.to_vec(),
+        }
+    }
+
+    /// Member `j`'s address: distinct members, distinct addresses inside `prefixes`; spread
+    /// over routed public space without them (where two of a large pool may, rarely, share
+    /// one: the truth counts addresses, not members).
+    pub fn address(&self, j: u64) -> Ipv4Addr {
+        if self.prefixes.is_empty() {
+            return public_address(j, self.key, &self.exclude);
+        }
+        let room: u64 = self
+            .prefixes
+            .iter()
+            .map(|p| 1u64 << (32 - p.prefix_len()))
+            .sum();
+        let mut at = permute_below(j, room, self.key);
+        for p in &self.prefixes {
+            let n = 1u64 << (32 - p.prefix_len());
+            if at < n {
+                return Ipv4Addr::from(u32::from(p.network()) | at as u32);
+            }
+            at -= n;
+        }
+        Ipv4Addr::from(u32::from(self.prefixes[0].network()))
     }
 }
 
@@ -414,6 +487,8 @@ pub struct Packet {
     pub gre_eth: bool,
     /// Seen on the customer-facing side (outgoing) rather than the uplink.
     pub outgoing: bool,
+    /// TCP: the sequence number is the destination address (a Mirai probe); else 0.
+    pub seq_dst: bool,
 }
 
 /// The always-on traffic of some monitored hosts (one `[[background]]`).
@@ -607,6 +682,7 @@ impl BackgroundModel {
             size,
             gre_eth: false,
             outgoing: m.direction == Direction::Outgoing,
+            seq_dst: false,
         }
     }
 }
@@ -661,6 +737,11 @@ pub struct TrafficModel {
     key: u64,
     exclude: Vec<Ipv4Net>,
     pub composition: Composition,
+    /// The pool the sources are a share of.
+    pub pool: Option<PoolModel>,
+    /// `destinations`: the remote servers' popularity.
+    destinations: Option<WeightedAliasIndex<f64>>,
+    seq_dst: bool,
 }
 
 /// Smooth 0 → 1 on [0, 1], flat at both ends: a logistic-like ramp.
@@ -670,7 +751,14 @@ fn smoothstep(u: f64) -> f64 {
 }
 
 impl TrafficModel {
-    fn new(t: &Traffic, index: usize, scale: f64, seed: u64, networks: &[Ipv4Net]) -> Result<Self> {
+    fn new(
+        t: &Traffic,
+        index: usize,
+        scale: f64,
+        seed: u64,
+        networks: &[Ipv4Net],
+        pool: Option<PoolModel>,
+    ) -> Result<Self> {
         let key = mix64(seed ^ mix64(0x7aff_0000 + index as u64));
         let sizes = Sizes::new(&t.sizes)?;
         let peak_pps = match (t.peak_pps, t.peak_bps) {
@@ -688,6 +776,18 @@ impl TrafficModel {
             .collect();
         let alias = WeightedAliasIndex::new(weights)
             .map_err(|e| anyhow!("{}: source weights: {e}", t.name))?;
+        let destinations = match t.destinations {
+            Some(n) => {
+                let weights: Vec<f64> = (0..u64::from(n))
+                    .map(|i| Self::weight_of(key ^ 0xde57, i, t.destination_sigma, 1e9))
+                    .collect();
+                Some(
+                    WeightedAliasIndex::new(weights)
+                        .map_err(|e| anyhow!("{}: destination weights: {e}", t.name))?,
+                )
+            }
+            None => None,
+        };
         let plateau_mid =
             (t.start_s + t.ramp_up_s + t.start_s + t.duration_s - t.ramp_down_s) / 2.0;
         Ok(TrafficModel {
@@ -718,6 +818,9 @@ impl TrafficModel {
             key,
             exclude: networks.to_vec(),
             composition,
+            pool,
+            destinations,
+            seq_dst: t.tcp_seq == Some(TcpSeq::Dst),
         })
     }
 
@@ -741,10 +844,31 @@ impl TrafficModel {
     }
 
     pub fn source_address(&self, i: u64) -> Ipv4Addr {
+        if let Some(pool) = &self.pool {
+            return pool.address(self.pool_member(i));
+        }
         match self.source_prefix {
             Some(prefix) => prefix_address(prefix, i, self.key ^ 0x50),
             None => public_address(i, self.key ^ 0x50, &self.exclude),
         }
+    }
+
+    /// Source `i`'s member number in its pool: a keyed permutation of the pool, so the first
+    /// `sources` of it are a random subset chosen by this component's own key.
+    pub fn pool_member(&self, i: u64) -> u64 {
+        self.pool
+            .as_ref()
+            .map_or(i, |pool| permute_below(i, pool.size, self.key ^ 0x9001))
+    }
+
+    /// The addresses of every real source (the forged ones of `spoofed` excluded).
+    pub fn source_set(&self) -> std::collections::HashSet<Ipv4Addr> {
+        (0..self.sources).map(|i| self.source_address(i)).collect()
+    }
+
+    /// Whether some packets carry forged sources.
+    pub fn spoofs(&self) -> bool {
+        self.spoofed > 0.0
     }
 
     /// The rate factor of second `s` (churn dips; the peak second is exact).
@@ -802,6 +926,10 @@ impl TrafficModel {
 
     /// A destination address: the target host, or any address of the target prefix.
     fn pick_target(&self, rng: &mut ChaCha8Rng) -> Ipv4Addr {
+        if let Some(destinations) = &self.destinations {
+            let d = destinations.sample(rng) as u64;
+            return public_address(d, self.key ^ 0xd5, &self.exclude);
+        }
         if self.target.prefix_len() == 32 {
             self.target.network()
         } else {
@@ -854,6 +982,7 @@ impl TrafficModel {
             size,
             gre_eth: false,
             outgoing,
+            seq_dst: false,
         }
     }
 
@@ -901,6 +1030,7 @@ impl TrafficModel {
             size,
             gre_eth,
             outgoing: self.direction == Direction::Outgoing,
+            seq_dst: self.seq_dst && self.protocol == Protocol::Tcp,
         }
     }
 }
@@ -972,6 +1102,8 @@ pub struct Plan {
     pub traffic: Vec<TrafficModel>,
     /// Answers of benign components, generated after everything else.
     pub replies: Vec<ReplyModel>,
+    /// Periodic connections (check-ins, beacons, NTP), packet by packet.
+    pub periodic: Vec<PeriodicModel>,
 }
 
 impl Plan {
@@ -998,8 +1130,21 @@ impl Plan {
             .traffic
             .iter()
             .enumerate()
-            .map(|(i, t)| TrafficModel::new(t, i, scale, seed, &networks))
+            .map(|(i, t)| {
+                let pool = t
+                    .pool
+                    .as_deref()
+                    .and_then(|name| scenario.pool(name))
+                    .map(|p| PoolModel::new(p, &networks));
+                TrafficModel::new(t, i, scale, seed, &networks, pool)
+            })
             .collect::<Result<Vec<_>>>()?;
+        let periodic = scenario
+            .periodic
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PeriodicModel::new(p, i, seed, f64::from(scenario.duration_s)))
+            .collect();
         let replies = scenario
             .traffic
             .iter()
@@ -1016,12 +1161,18 @@ impl Plan {
             backgrounds,
             traffic,
             replies,
+            periodic,
             scenario,
         })
     }
 
     pub fn duration_s(&self) -> u64 {
         u64::from(self.scenario.duration_s)
+    }
+
+    /// Unix microseconds of scenario time `t` seconds.
+    pub fn us_at(&self, t: f64) -> u64 {
+        self.start_ms * 1000 + (t * 1e6).max(0.0) as u64
     }
 
     /// Expected packets in slice `k` (0-based, of `SLICE_MS`) of each component, in this order:
@@ -1061,6 +1212,258 @@ impl Plan {
     }
 }
 
+/// One `[[periodic]]` component: each host contacts one of the peers every period (± jitter),
+/// from a random phase. Every packet of every check-in is a pure function of (key, host,
+/// check-in number), and so is whether sampling keeps it.
+pub struct PeriodicModel {
+    pub name: String,
+    pub role: Role,
+    pub hosts: Vec<Ipv4Addr>,
+    pub peers: Vec<std::net::SocketAddrV4>,
+    all_peers: bool,
+    pub period_s: f64,
+    pub jitter: f64,
+    connection: Connection,
+    packets: u32,
+    size: u16,
+    local_port: Option<u16>,
+    pub start: f64,
+    pub end: f64,
+    key: u64,
+}
+
+impl PeriodicModel {
+    fn new(p: &Periodic, index: usize, seed: u64, duration_s: f64) -> Self {
+        let key = mix64(seed ^ mix64(0x9e71_0000 + index as u64));
+        let hosts = if p.hosts.is_empty() {
+            let prefix = p.host_prefix.unwrap_or_default();
+            (0..u64::from(p.host_count))
+                .map(|i| prefix_address(prefix, i, key ^ 0x40))
+                .collect()
+        } else {
+            p.hosts.clone()
+        };
+        PeriodicModel {
+            name: p.name.clone(),
+            role: p.role,
+            hosts,
+            peers: p.peers.clone(),
+            all_peers: p.all_peers,
+            period_s: p.period_s,
+            jitter: p.jitter,
+            connection: p.connection,
+            packets: p.packets,
+            size: p.size,
+            local_port: p.local_port,
+            start: p.start_s,
+            end: p.duration_s.map_or(duration_s, |d| p.start_s + d),
+            key,
+        }
+    }
+
+    /// Scenario seconds of host `h`'s first check-in.
+    fn first(&self, h: u64) -> f64 {
+        self.start + self.period_s * unit(hash(self.key, h, 0xfa5e))
+    }
+
+    /// Seconds from check-in `n` to the next.
+    pub fn interval(&self, h: u64, n: u64) -> f64 {
+        let u = 2.0 * unit(hash(self.key ^ 0x1e7, h, n)) - 1.0;
+        self.period_s * (1.0 + self.jitter * u)
+    }
+
+    /// The times (scenario seconds) of host `h`'s check-ins.
+    pub fn check_ins(&self, h: u64) -> impl Iterator<Item = f64> + '_ {
+        let mut t = self.first(h);
+        let mut n = 0;
+        std::iter::from_fn(move || {
+            if t >= self.end {
+                return None;
+            }
+            let now = t;
+            t += self.interval(h, n);
+            n += 1;
+            Some(now)
+        })
+    }
+
+    /// Every packet of check-in `n` of host `h` at `at_us` (Unix µs), each with whether
+    /// 1-in-`sampling` sampling keeps it.
+    fn check_in(&self, h: u64, n: u64, at_us: u64, sampling: u32, out: &mut Vec<Packet>) {
+        if self.all_peers {
+            for p in 0..self.peers.len() as u64 {
+                // A few milliseconds apart, as a client polls its servers in turn.
+                let at = at_us + p * (1_000 + hash(self.key ^ 0xa11, h, p) % 4_000);
+                self.check_in_to(h, n, p, at, sampling, out);
+            }
+        } else {
+            let p = hash(self.key, h, n) % self.peers.len() as u64;
+            self.check_in_to(h, n, p, at_us, sampling, out);
+        }
+    }
+
+    /// Check-in `n` of host `h` to peer number `p`.
+    fn check_in_to(
+        &self,
+        h: u64,
+        n: u64,
+        p: u64,
+        at_us: u64,
+        sampling: u32,
+        out: &mut Vec<Packet>,
+    ) {
+        let host = self.hosts[h as usize];
+        let c = hash(self.key ^ mix64(p), h, n);
+        let peer = self.peers[p as usize];
+        // Round trip 15–95 ms, stable per host and peer.
+        let rtt_us = 15_000 + hash(self.key ^ 0x277, h, u64::from(u32::from(*peer.ip()))) % 80_000;
+        let ttl_in = source_ttl(hash(self.key, u64::from(u32::from(*peer.ip())), 5));
+        let ephemeral = 32_768 + (mix64(c ^ 0x90) % 28_232) as u16;
+        let keep = |i: u64| {
+            sampling <= 1
+                || unit(hash(self.key ^ 0x5a ^ mix64(p + 1), h, (n << 12) | i))
+                    < 1.0 / f64::from(sampling)
+        };
+        let mut i = 0u64;
+        let mut push = |out: &mut Vec<Packet>,
+                        dt_us: u64,
+                        outgoing: bool,
+                        protocol: u8,
+                        local: u16,
+                        flags: u8,
+                        size: u16| {
+            let kept = keep(i);
+            i += 1;
+            if !kept {
+                return;
+            }
+            let (src, dst, src_port, dst_port, ttl) = if outgoing {
+                (host, *peer.ip(), local, peer.port(), 63)
+            } else {
+                (*peer.ip(), host, peer.port(), local, ttl_in)
+            };
+            out.push(Packet {
+                time_us: at_us + dt_us,
+                src,
+                dst,
+                protocol,
+                src_port,
+                dst_port,
+                tcp_flags: flags,
+                ttl,
+                size,
+                gre_eth: false,
+                outgoing,
+                seq_dst: false,
+            });
+        };
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        const PSH_ACK: u8 = 0x18;
+        const FIN_ACK: u8 = 0x11;
+        match self.connection {
+            Connection::Short => {
+                push(out, 0, true, 6, ephemeral, SYN, 60);
+                push(out, rtt_us, false, 6, ephemeral, SYN | ACK, 60);
+                push(out, rtt_us + 200, true, 6, ephemeral, ACK, 52);
+                let mut t = rtt_us + 400;
+                for _ in 0..self.packets {
+                    push(out, t, true, 6, ephemeral, PSH_ACK, self.size);
+                    push(out, t + rtt_us, false, 6, ephemeral, PSH_ACK, self.size);
+                    t += rtt_us + 1_000;
+                }
+                push(out, t, true, 6, ephemeral, FIN_ACK, 52);
+                push(out, t + rtt_us, false, 6, ephemeral, FIN_ACK, 52);
+                push(out, t + rtt_us + 200, true, 6, ephemeral, ACK, 52);
+            }
+            Connection::Persistent => {
+                let port = 32_768 + (hash(self.key, h, 0x9e75) % 28_232) as u16;
+                push(out, 0, true, 6, port, ACK, 52);
+                push(out, rtt_us, false, 6, port, ACK, 52);
+            }
+            Connection::Udp => {
+                let port = self.local_port.unwrap_or(ephemeral);
+                push(out, 0, true, 17, port, 0, self.size);
+                push(out, rtt_us, false, 17, port, 0, self.size);
+            }
+        }
+    }
+}
+
+/// The periodic components' packets in time order, check-in by check-in: a heap of each
+/// host's next check-in, and a heap of the packets generated but not yet due.
+struct PeriodicQueue {
+    /// (time µs, component, host, check-in number, next check-in's scenario seconds).
+    next: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, u64, u64)>>,
+    /// Scenario seconds of each (component, host)'s next check-in.
+    times: Vec<Vec<f64>>,
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+    packets: std::collections::HashMap<u64, Packet>,
+    counter: u64,
+    scratch: Vec<Packet>,
+}
+
+impl PeriodicQueue {
+    fn new(plan: &Plan) -> Self {
+        let mut next = std::collections::BinaryHeap::new();
+        let mut times = Vec::new();
+        for (c, p) in plan.periodic.iter().enumerate() {
+            let mut per = Vec::new();
+            for h in 0..p.hosts.len() as u64 {
+                let t = p.first(h);
+                per.push(t);
+                if t < p.end {
+                    next.push(std::cmp::Reverse((plan.us_at(t), c, h, 0)));
+                }
+            }
+            times.push(per);
+        }
+        PeriodicQueue {
+            next,
+            times,
+            due: std::collections::BinaryHeap::new(),
+            packets: std::collections::HashMap::new(),
+            counter: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Generates the check-ins starting before `until_us`.
+    fn advance(&mut self, plan: &Plan, until_us: u64) {
+        while let Some(&std::cmp::Reverse((at_us, c, h, n))) = self.next.peek() {
+            if at_us >= until_us {
+                break;
+            }
+            self.next.pop();
+            let p = &plan.periodic[c];
+            self.scratch.clear();
+            p.check_in(h, n, at_us, plan.sampling, &mut self.scratch);
+            for packet in self.scratch.drain(..) {
+                self.counter += 1;
+                self.due
+                    .push(std::cmp::Reverse((packet.time_us, self.counter)));
+                self.packets.insert(self.counter, packet);
+            }
+            let t = self.times[c][h as usize] + p.interval(h, n);
+            self.times[c][h as usize] = t;
+            if t < p.end {
+                self.next
+                    .push(std::cmp::Reverse((plan.us_at(t), c, h, n + 1)));
+            }
+        }
+    }
+
+    /// The next packet due at or before `until_us`.
+    fn pop_until(&mut self, until_us: u64) -> Option<Packet> {
+        let &std::cmp::Reverse((t, id)) = self.due.peek()?;
+        if t > until_us {
+            return None;
+        }
+        self.due.pop();
+        self.packets.remove(&id)
+    }
+}
+
 /// What the generator hands on: a sampled packet, or the end of a slice (Unix microseconds).
 pub enum Step<'a> {
     Packet(&'a Packet),
@@ -1078,7 +1481,10 @@ pub fn generate(plan: &Plan, mut on: impl FnMut(Step<'_>) -> Result<()>) -> Resu
     let mut expected = Vec::new();
     let mut counts: Vec<u64> = Vec::new();
     let mut total = 0u64;
+    let mut periodic = PeriodicQueue::new(plan);
     for k in 0..plan.duration_s() * SLICES_PER_SECOND {
+        let slice_end_us = plan.start_ms * 1000 + (k + 1) * SLICE_MS * 1000;
+        periodic.advance(plan, slice_end_us);
         plan.slice_packets(k, &mut expected);
         counts.clear();
         for &packets in &expected {
@@ -1108,6 +1514,10 @@ pub fn generate(plan: &Plan, mut on: impl FnMut(Step<'_>) -> Result<()>) -> Resu
             counts[c] -= 1;
             left -= 1;
             let time_us = slice_start_us + (2 * i + 1) * SLICE_MS * 1000 / (2 * n_total);
+            while let Some(p) = periodic.pop_until(time_us) {
+                on(Step::Packet(&p))?;
+                total += 1;
+            }
             let first = plan.first_traffic();
             let p = if c < first {
                 match plan.backgrounds.get(c) {
@@ -1122,8 +1532,12 @@ pub fn generate(plan: &Plan, mut on: impl FnMut(Step<'_>) -> Result<()>) -> Resu
             };
             on(Step::Packet(&p))?;
         }
+        while let Some(p) = periodic.pop_until(slice_end_us - 1) {
+            on(Step::Packet(&p))?;
+            total += 1;
+        }
         total += n_total;
-        on(Step::SliceEnd(slice_start_us + SLICE_MS * 1000))?;
+        on(Step::SliceEnd(slice_end_us))?;
     }
     Ok(total)
 }

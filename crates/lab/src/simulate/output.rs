@@ -214,6 +214,17 @@ impl SflowEncoder {
     }
 }
 
+/// Packet `p` as an Ethernet frame carrying the first [`HEADER_BYTES`] of its IPv4 packet (the
+/// IP total length says its real size): for raw-packet captures, where each frame is one 1:1
+/// record (`floodwall replay --capture-mode packets`). `scratch` is reused.
+pub fn write_frame(p: &Packet, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    scratch.clear();
+    write_header(p, scratch);
+    out.extend_from_slice(scratch);
+}
+
 /// The first [`HEADER_BYTES`] of packet `p` as an IPv4 packet, its total length saying the real
 /// size. GRE packets carry the Mirai `greip` / `greeth` inner headers.
 fn write_header(p: &Packet, out: &mut Vec<u8>) {
@@ -248,6 +259,13 @@ fn write_header(p: &Packet, out: &mut Vec<u8>) {
     repr.emit(out);
     if p.protocol == 47 {
         write_gre_payload(p, &mut out[headers..]);
+    }
+    // Mirai's scanner sets the sequence number to the destination address (`tcph->seq =
+    // iph->daddr`): what tells its probes from other SYNs in a sampled header.
+    if p.seq_dst && p.protocol == 6 {
+        if let Some(seq) = out.get_mut(24..28) {
+            seq.copy_from_slice(&p.dst.octets());
+        }
     }
     // The header says the packet's real length, not the bytes copied.
     if out.len() >= 20 {

@@ -46,7 +46,110 @@ pub struct Scenario {
     pub backgrounds: Vec<Background>,
     #[serde(default)]
     pub traffic: Vec<Traffic>,
+    /// Bot pools: populations of infected devices that attacks draw a share of their sources
+    /// from (`pool`, `pool_share` of a traffic component), so attacks of one pool share bots.
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    /// Periodic connections of monitored hosts: C2 check-ins, beacons, NTP, monitoring agents.
+    #[serde(default)]
+    pub periodic: Vec<Periodic>,
+    /// `[hunt]` keys for the replay's configuration (`ignore`, `scan_window_seconds`, …),
+    /// passed through as written; checked against the configuration's `[hunt]` when loaded.
+    #[serde(default)]
+    pub hunt: Option<toml::Table>,
+    /// Extra lines of the C2 feed written beside the capture (IP, IP:port, CIDR, domain), after
+    /// the endpoints of the `role = "c2"` periodic components: the entries nobody contacts.
+    #[serde(default)]
+    pub c2_feed: Vec<String>,
     pub truth: Truth,
+}
+
+/// `[[pools]]`: a bot pool. Member `j`'s address is a pure function of (seed, j): spread over
+/// `prefixes` (a permutation of their addresses) or, without them, over routed, non-bogon
+/// IPv4 space outside the monitored networks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: String,
+    pub size: u32,
+    #[serde(default)]
+    pub prefixes: Vec<Ipv4Net>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// What a periodic component is, for the truth: `c2` (its peers go into the scenario's C2
+/// feed), `beacon` (malware beaconing to an endpoint no feed knows) or `benign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    C2,
+    Beacon,
+    Benign,
+}
+
+/// How one check-in looks on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    /// A short TCP connection: SYN, SYN-ACK, ACK, `packets` data packets each way, FIN each
+    /// way; a new source port each time.
+    Short,
+    /// One long-lived TCP connection: a keepalive (ACK out, ACK back) each period, on one
+    /// source port.
+    Persistent,
+    /// A UDP request and its answer (NTP, a DNS query), a new source port each time unless
+    /// `local_port` is given.
+    Udp,
+}
+
+/// `[[periodic]]`: hosts of the monitored networks that each contact one of `peers` every
+/// `period_s` (± `jitter` × period, uniformly), from a random phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Periodic {
+    pub name: String,
+    pub role: Role,
+    /// The hosts: listed, or `host_count` of them drawn from `host_prefix`.
+    #[serde(default)]
+    pub hosts: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub host_prefix: Option<Ipv4Net>,
+    #[serde(default)]
+    pub host_count: u32,
+    /// Remote endpoints `IP:port`; each check-in goes to one (by a hash of host and check-in),
+    /// or to every one with `all_peers`.
+    pub peers: Vec<std::net::SocketAddrV4>,
+    /// Each check-in contacts every peer in turn (an NTP client polling each of its servers).
+    #[serde(default)]
+    pub all_peers: bool,
+    pub period_s: f64,
+    /// Each interval is `period_s × (1 + jitter × u)`, u uniform in [-1, 1].
+    #[serde(default)]
+    pub jitter: f64,
+    pub connection: Connection,
+    /// Data packets each way per check-in (short connections). Default 2.
+    #[serde(default = "two")]
+    pub packets: u32,
+    /// IP length of the data packets. Default 200.
+    #[serde(default = "data_size")]
+    pub size: u16,
+    /// UDP: the host's own port (123 for NTP daemons); default a new random port each time.
+    #[serde(default)]
+    pub local_port: Option<u16>,
+    #[serde(default)]
+    pub start_s: f64,
+    /// Default: to the end of the scenario.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+}
+
+fn two() -> u32 {
+    2
+}
+
+fn data_size() -> u16 {
+    200
 }
 
 fn default_start() -> u64 {
@@ -220,7 +323,26 @@ pub struct Traffic {
     /// carry IP/UDP (`greip`).
     #[serde(default)]
     pub gre_eth_share: f64,
+    /// Distinct sources; with `pool`, leave it out (the pool share decides).
+    #[serde(default)]
     pub sources: u32,
+    /// Sources are a share of this `[[pools]]` pool: a deterministic random subset of
+    /// `round(size × pool_share)` of its members, chosen by this component's own key.
+    #[serde(default)]
+    pub pool: Option<String>,
+    #[serde(default)]
+    pub pool_share: Option<f64>,
+    /// Remote servers of outgoing traffic: with `destinations = N`, each packet goes to one of N
+    /// public servers (lognormal popularity, `destination_sigma`), as a NAT gateway's clients'
+    /// traffic does, rather than to a uniformly random address of `target`.
+    #[serde(default)]
+    pub destinations: Option<u32>,
+    #[serde(default = "default_destination_sigma")]
+    pub destination_sigma: f64,
+    /// TCP sequence numbers: `"dst"` makes each one the IPv4 destination address, the probe
+    /// signature of the Mirai family's scanner (visible in sFlow raw headers only).
+    #[serde(default)]
+    pub tcp_seq: Option<TcpSeq>,
     /// Sources drawn from this prefix (outgoing: the infected customers, inside a monitored
     /// network); default: addresses spread over public IPv4 space.
     #[serde(default)]
@@ -237,8 +359,9 @@ pub struct Traffic {
     /// Share of packets with a forged random source address and a random TTL.
     #[serde(default)]
     pub spoofed: f64,
-    /// Benign only: the answering direction (a server's data for incoming requests and ACKs, a
-    /// client's ACKs for a download), from each packet's destination back to its source.
+    /// The answering direction (a server's data for incoming requests and ACKs, a client's ACKs
+    /// for a download, the SYN-ACKs and resets a scan draws), from each packet's destination
+    /// back to its source: benign traffic and outgoing attacks.
     #[serde(default)]
     pub reply: Option<Reply>,
 }
@@ -253,6 +376,18 @@ pub struct Reply {
     /// Required for TCP, refused otherwise.
     #[serde(default)]
     pub tcp_flags: Option<Flags>,
+}
+
+fn default_destination_sigma() -> f64 {
+    1.5
+}
+
+/// `tcp_seq` of a traffic component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpSeq {
+    /// The sequence number is the destination address (Mirai's `iph->daddr`).
+    Dst,
 }
 
 fn random_high() -> Ports {
@@ -355,6 +490,68 @@ pub struct Truth {
     /// Why the truth is what it is, where that is not obvious.
     #[serde(default)]
     pub notes: Option<String>,
+    /// Hunting is judged: every `infected_host` must be one of `infected`, and every host
+    /// listed there must be found. Implied by `infected` or `campaign` entries. Without it the
+    /// hunting lines of a replay are not looked at.
+    #[serde(default)]
+    pub hunt: bool,
+    #[serde(default)]
+    pub infected: Vec<InfectedTruth>,
+    #[serde(default)]
+    pub campaign: Vec<CampaignTruth>,
+}
+
+/// Which sources of a component must be listed as infected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Required {
+    /// Every host of the component (or `host`).
+    #[default]
+    All,
+    /// Only the sources its per-source `[[truth.expect]]` requires as outgoing attacks; its
+    /// other sources may be listed (they are infected too) or not.
+    Expected,
+    /// Infected, so it may be listed (with these reasons), but its evidence alone is below
+    /// the default confidence (beaconing to an endpoint no feed knows).
+    Optional,
+}
+
+/// `[[truth.infected]]`: hosts of a traffic or periodic component that must be listed as
+/// infected with at least `reasons` (and no reason outside `reasons` and `also`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfectedTruth {
+    pub traffic: String,
+    /// One of the component's hosts; default: all of them.
+    #[serde(default)]
+    pub host: Option<Ipv4Addr>,
+    pub reasons: Vec<floodwall_hunt::ReasonKind>,
+    #[serde(default)]
+    pub also: Vec<floodwall_hunt::ReasonKind>,
+    #[serde(default)]
+    pub required: Required,
+    /// Listed (with all `reasons`) by this scenario second; default: by the end.
+    #[serde(default)]
+    pub by_s: Option<f64>,
+}
+
+/// `[[truth.campaign]]`: the attacks of `traffics` share one campaign, whose estimated
+/// `sources` are within `tolerance` of the true union of their sources; the attacks of
+/// `separate` are not in it, and those of `no_campaign` are in none at all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignTruth {
+    pub traffics: Vec<String>,
+    #[serde(default)]
+    pub separate: Vec<String>,
+    #[serde(default)]
+    pub no_campaign: Vec<String>,
+    #[serde(default = "ten_percent")]
+    pub tolerance: f64,
+}
+
+fn ten_percent() -> f64 {
+    0.10
 }
 
 /// One expected detection, tied to the traffic component it is about. Target, direction, times
@@ -427,8 +624,11 @@ pub fn parse_flags(text: &str) -> Result<u8> {
 impl Scenario {
     /// Parses scenario text; `origin` names it in errors (`file:line:column: message`).
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
-        let scenario: Scenario = toml::from_str(text)
+        let mut scenario: Scenario = toml::from_str(text)
             .map_err(|e| floodwall_daemon::config::located(&e, text, origin))?;
+        scenario
+            .resolve_pools()
+            .map_err(|e| anyhow!("{origin}: {e:#}"))?;
         scenario
             .validate()
             .map_err(|e| anyhow!("{origin}: {e:#}"))?;
@@ -452,6 +652,62 @@ impl Scenario {
                 }
             }),
         }
+    }
+
+    /// Pool components' `sources`: their share of the pool, rounded.
+    fn resolve_pools(&mut self) -> Result<()> {
+        for (i, tr) in self.traffic.iter_mut().enumerate() {
+            let Some(name) = &tr.pool else {
+                if tr.pool_share.is_some() {
+                    bail!("traffic[{i}] ({}): pool_share needs pool", tr.name);
+                }
+                continue;
+            };
+            let pool = self
+                .pools
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| anyhow!("traffic[{i}] ({}): no pool named {name:?}", tr.name))?;
+            let share = tr.pool_share.unwrap_or(1.0);
+            if !(share > 0.0 && share <= 1.0) {
+                bail!("traffic[{i}] ({}): pool_share must be in (0, 1]", tr.name);
+            }
+            if tr.sources != 0 {
+                bail!(
+                    "traffic[{i}] ({}): give pool (and pool_share) or sources, not both",
+                    tr.name
+                );
+            }
+            if tr.source_prefix.is_some() {
+                bail!(
+                    "traffic[{i}] ({}): a pool's members are its own addresses: no source_prefix",
+                    tr.name
+                );
+            }
+            tr.sources = ((f64::from(pool.size) * share).round() as u32).max(1);
+        }
+        Ok(())
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn periodic(&self, name: &str) -> Option<&Periodic> {
+        self.periodic.iter().find(|p| p.name == name)
+    }
+
+    /// Whether hunting is judged (see [`Truth::hunt`]).
+    pub fn hunt_judged(&self) -> bool {
+        self.truth.hunt || !self.truth.infected.is_empty() || !self.truth.campaign.is_empty()
+    }
+
+    /// The scenario's `[hunt]` keys as the replay configuration's `[hunt]`.
+    pub fn hunt_config(&self) -> Result<floodwall_hunt::HuntConfig> {
+        let table = self.hunt.clone().unwrap_or_default();
+        toml::Value::Table(table)
+            .try_into::<floodwall_hunt::HuntConfig>()
+            .map_err(|e| anyhow!("hunt: {e}"))
     }
 
     pub fn traffic(&self, name: &str) -> Option<&Traffic> {
@@ -515,7 +771,135 @@ impl Scenario {
             self.validate_expect(e)
                 .map_err(|err| anyhow!("truth.expect[{i}] ({}): {err:#}", e.traffic))?;
         }
+        self.validate_hunting()
+    }
+
+    fn validate_hunting(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            if !names.insert(pool.name.as_str()) {
+                bail!("pools[{i}]: duplicate name {:?}", pool.name);
+            }
+            if pool.size == 0 || pool.size > MAX_SOURCES {
+                bail!(
+                    "pools[{i}] ({}): size between 1 and {MAX_SOURCES}",
+                    pool.name
+                );
+            }
+            let room: u64 = pool
+                .prefixes
+                .iter()
+                .map(|p| 1u64 << (32 - p.prefix_len()))
+                .sum();
+            if !pool.prefixes.is_empty() && u64::from(pool.size) > room {
+                bail!(
+                    "pools[{i}] ({}): size exceeds the addresses of prefixes",
+                    pool.name
+                );
+            }
+            for p in &pool.prefixes {
+                if self.monitored(IpAddr::V4(p.network())) {
+                    bail!(
+                        "pools[{i}] ({}): prefixes: bots are outside the monitored networks",
+                        pool.name
+                    );
+                }
+            }
+        }
+        for (i, p) in self.periodic.iter().enumerate() {
+            if !names.insert(p.name.as_str()) || self.traffic(&p.name).is_some() {
+                bail!("periodic[{i}]: duplicate name {:?}", p.name);
+            }
+            p.validate(self)
+                .map_err(|e| anyhow!("periodic[{i}] ({}): {e:#}", p.name))?;
+        }
+        self.hunt_config()?;
+        for (i, line) in self.c2_feed.iter().enumerate() {
+            if line.trim().is_empty() || line.contains('\n') {
+                bail!("c2_feed[{i}]: one non-empty entry per line");
+            }
+        }
+        for (i, inf) in self.truth.infected.iter().enumerate() {
+            self.validate_infected(inf)
+                .map_err(|e| anyhow!("truth.infected[{i}] ({}): {e:#}", inf.traffic))?;
+        }
+        for (i, c) in self.truth.campaign.iter().enumerate() {
+            if c.traffics.len() < 2 {
+                bail!("truth.campaign[{i}]: traffics: at least two attacks make a campaign");
+            }
+            if !(c.tolerance > 0.0 && c.tolerance < 1.0) {
+                bail!("truth.campaign[{i}]: tolerance must be in (0, 1)");
+            }
+            for name in c.traffics.iter().chain(&c.separate).chain(&c.no_campaign) {
+                let tr = self
+                    .traffic(name)
+                    .ok_or_else(|| anyhow!("truth.campaign[{i}]: no traffic named {name:?}"))?;
+                if tr.direction != Direction::Incoming || tr.kind != Kind::Attack {
+                    bail!("truth.campaign[{i}]: {name:?} is not an incoming attack");
+                }
+                let expected = self
+                    .truth
+                    .expect
+                    .iter()
+                    .any(|e| &e.traffic == name && !e.carpet_bombing);
+                if !expected {
+                    bail!("truth.campaign[{i}]: {name:?} needs a [[truth.expect]] on its host (campaigns are of reported attacks)");
+                }
+            }
+            for name in &c.traffics {
+                let tr = self.traffic(name).map(|t| (t.spoofed, t.sources));
+                if let Some((spoofed, sources)) = tr {
+                    if spoofed > 0.0 || sources > MAX_SOURCES {
+                        bail!("truth.campaign[{i}]: {name:?}: a campaign's sources must be known (no spoofing)");
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    fn validate_infected(&self, inf: &InfectedTruth) -> Result<()> {
+        if inf.reasons.is_empty() {
+            bail!("reasons: at least one");
+        }
+        if let Some(by) = inf.by_s {
+            if !(by > 0.0 && by <= f64::from(self.duration_s)) {
+                bail!("by_s: inside the scenario");
+            }
+        }
+        if let Some(tr) = self.traffic(&inf.traffic) {
+            if tr.direction != Direction::Outgoing || tr.kind != Kind::Attack {
+                bail!("an infected host is a monitored source of malicious traffic: the traffic must be an outgoing attack");
+            }
+            if tr.sources > MAX_PER_SOURCE_TRUTH {
+                bail!("at most {MAX_PER_SOURCE_TRUTH} sources");
+            }
+            if inf.required == Required::Expected
+                && !self
+                    .truth
+                    .expect
+                    .iter()
+                    .any(|e| e.traffic == tr.name && e.per_source)
+            {
+                bail!("required = \"expected\" needs a per-source [[truth.expect]]");
+            }
+            return Ok(());
+        }
+        if let Some(p) = self.periodic(&inf.traffic) {
+            if let Some(host) = inf.host {
+                if !p.hosts.is_empty() && !p.hosts.contains(&host) {
+                    bail!("host: not one of the component's hosts");
+                }
+            }
+            if inf.required == Required::Expected {
+                bail!("required = \"expected\" is for outgoing attacks");
+            }
+            if p.role == Role::Benign {
+                bail!("the component is benign: its hosts are innocent");
+            }
+            return Ok(());
+        }
+        bail!("no traffic or periodic component of that name")
     }
 
     fn validate_expect(&self, e: &Expect) -> Result<()> {
@@ -694,6 +1078,60 @@ impl Background {
     }
 }
 
+impl Periodic {
+    fn validate(&self, scenario: &Scenario) -> Result<()> {
+        match (&self.host_prefix, self.hosts.is_empty()) {
+            (None, false) if self.host_count == 0 => {}
+            (Some(prefix), true) => {
+                let room = 1u64 << (32 - prefix.prefix_len());
+                if self.host_count == 0 || u64::from(self.host_count) > (room / 2).max(1) {
+                    bail!("host_count: between 1 and half the addresses of host_prefix");
+                }
+            }
+            _ => bail!("give hosts = [..], or host_prefix and host_count"),
+        }
+        let hosts_monitored = self
+            .hosts
+            .iter()
+            .map(|h| IpAddr::V4(*h))
+            .chain(self.host_prefix.map(|p| IpAddr::V4(p.network())))
+            .all(|a| scenario.monitored(a));
+        if !hosts_monitored {
+            bail!("hosts: inside the monitored networks");
+        }
+        if self.peers.is_empty() {
+            bail!("peers: at least one IP:port");
+        }
+        if self
+            .peers
+            .iter()
+            .any(|p| scenario.monitored(IpAddr::V4(*p.ip())))
+        {
+            bail!("peers: outside the monitored networks");
+        }
+        if !(self.period_s.is_finite() && self.period_s >= 1.0) {
+            bail!("period_s: at least 1");
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            bail!("jitter: must be in [0, 1)");
+        }
+        if !(1..=1000).contains(&self.packets) || !(40..=1500).contains(&self.size) {
+            bail!("packets: 1..=1000; size: 40..=1500");
+        }
+        let end = self.start_s
+            + self
+                .duration_s
+                .unwrap_or(f64::from(scenario.duration_s) - self.start_s);
+        if !(self.start_s >= 0.0 && end > self.start_s && end <= f64::from(scenario.duration_s)) {
+            bail!("start_s/duration_s: must lie inside the scenario");
+        }
+        if self.local_port.is_some() && self.connection != Connection::Udp {
+            bail!("local_port: for udp connections only");
+        }
+        Ok(())
+    }
+}
+
 impl Traffic {
     fn validate(&self, scenario: &Scenario) -> Result<()> {
         let end = self.start_s + self.duration_s;
@@ -754,13 +1192,26 @@ impl Traffic {
         }
         if let Some(prefix) = self.source_prefix {
             let room = 1u64 << (32 - prefix.prefix_len());
-            if u64::from(self.sources) > room / 2 {
-                bail!("sources: at most half the addresses of source_prefix");
+            if u64::from(self.sources) > (room / 2).max(1) {
+                bail!("sources: at most half the addresses of source_prefix (one of a /32)");
+            }
+        }
+        if self.tcp_seq.is_some() && self.protocol != Protocol::Tcp {
+            bail!("tcp_seq: only for TCP");
+        }
+        if let Some(n) = self.destinations {
+            if self.direction != Direction::Outgoing || n == 0 || n > MAX_SOURCES {
+                bail!("destinations: outgoing traffic only, 1..={MAX_SOURCES}");
+            }
+            if !(self.destination_sigma.is_finite()
+                && (0.0..=3.0).contains(&self.destination_sigma))
+            {
+                bail!("destination_sigma: must be in 0..=3");
             }
         }
         if let Some(reply) = &self.reply {
-            if self.kind != Kind::Benign {
-                bail!("reply: only benign traffic is answered (an attack's backscatter is not modelled)");
+            if self.kind != Kind::Benign && self.direction != Direction::Outgoing {
+                bail!("reply: only benign traffic and outgoing attacks (a scan's SYN-ACKs and resets) are answered (an incoming attack's backscatter is not modelled)");
             }
             if !(reply.ratio.is_finite() && reply.ratio > 0.0 && reply.ratio <= 100.0) {
                 bail!("reply.ratio: must be in (0, 100]");

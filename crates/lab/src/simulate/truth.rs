@@ -48,7 +48,8 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::Serialize;
 
 use super::model::{Composition, Plan, SLICES_PER_SECOND};
-use super::scenario::Direction;
+use super::scenario::{Direction, Required};
+use floodwall_hunt::{CampaignChange, HuntEvent, ReasonKind};
 
 /// How long after the crossing second's start an attack may be reported as starting.
 pub const START_SLACK_MS: u64 = 2000;
@@ -104,6 +105,62 @@ pub struct ResolvedTruth {
     pub others_allowed: bool,
     pub notes: Option<String>,
     pub expect: Vec<Expectation>,
+    /// Hunting truth, when the scenario has some (see [`Truth::hunt`](super::scenario::Truth)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hunt: Option<HuntTruth>,
+}
+
+/// What hunting must say about a scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct HuntTruth {
+    /// Hosts that may be listed as infected; every other host is innocent.
+    pub infected: Vec<InfectedExpectation>,
+    pub campaigns: Vec<CampaignExpectation>,
+    /// What each host of the scenario's components is, to name an innocent host listed.
+    #[serde(skip)]
+    pub roles: std::collections::HashMap<Ipv4Addr, String>,
+}
+
+/// One infected host.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfectedExpectation {
+    pub traffic: String,
+    pub host: Ipv4Addr,
+    pub reasons: Vec<ReasonKind>,
+    /// Reasons it may also be listed with.
+    pub also: Vec<ReasonKind>,
+    /// False: infected, so it may be listed, but too quiet to be required.
+    pub required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(skip)]
+    pub by_ms: Option<u64>,
+}
+
+/// One incoming attack of a campaign truth: where and when.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignAttack {
+    pub traffic: String,
+    pub target: IpNet,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Distinct real sources (0 for a spoofed flood's forged ones).
+    pub sources: u64,
+}
+
+/// Attacks that must share one campaign, and those that must not join it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignExpectation {
+    pub attacks: Vec<CampaignAttack>,
+    pub separate: Vec<CampaignAttack>,
+    pub no_campaign: Vec<CampaignAttack>,
+    /// Distinct sources of `attacks` together: the true union.
+    pub union_sources: u64,
+    /// Sources shared by every pair of `attacks`, in order (a, b, shared).
+    pub shared: Vec<(String, String, u64)>,
+    /// The union's sources that sampling is expected to show at least once.
+    pub union_sampled: f64,
+    pub tolerance: f64,
 }
 
 /// Expected rates of one second towards (or from) a target, by the classes the engine counts.
@@ -476,8 +533,529 @@ impl Plan {
             networks,
             others_allowed: self.scenario.truth.others_allowed,
             notes: self.scenario.truth.notes.clone(),
+            hunt: self.hunt_truth(&expect)?,
             expect,
         })
+    }
+
+    /// The hosts of a component (traffic sources, or periodic hosts), by name.
+    fn component_hosts(&self, name: &str) -> Vec<Ipv4Addr> {
+        if let Some(t) = self.traffic.iter().find(|t| t.name == name) {
+            if t.sources <= u64::from(super::scenario::MAX_PER_SOURCE_TRUTH) {
+                return (0..t.sources).map(|i| t.source_address(i)).collect();
+            }
+            return Vec::new();
+        }
+        self.periodic
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.hosts.clone())
+            .unwrap_or_default()
+    }
+
+    fn campaign_attack(&self, name: &str, expect: &[Expectation]) -> Option<CampaignAttack> {
+        let t = self.traffic.iter().find(|t| t.name == name)?;
+        let e = expect.iter().find(|e| e.traffic == name)?;
+        Some(CampaignAttack {
+            traffic: name.to_string(),
+            target: e.target,
+            start_ms: e.start_ms,
+            end_ms: e.end_ms,
+            sources: if t.spoofs() {
+                0
+            } else {
+                t.source_set().len() as u64
+            },
+        })
+    }
+
+    fn hunt_truth(&self, expect: &[Expectation]) -> Result<Option<HuntTruth>> {
+        if !self.scenario.hunt_judged() {
+            return Ok(None);
+        }
+        let ignore = self.scenario.hunt_config()?.ignore;
+        let mut roles = std::collections::HashMap::new();
+        for t in &self.traffic {
+            if t.direction == Direction::Outgoing {
+                for host in self.component_hosts(&t.name) {
+                    roles.entry(host).or_insert_with(|| t.name.clone());
+                }
+            } else if t.target.prefix_len() == 32 {
+                // A server receiving it (and answering).
+                roles
+                    .entry(t.target.network())
+                    .or_insert_with(|| t.name.clone());
+            }
+        }
+        for p in &self.periodic {
+            for host in &p.hosts {
+                roles.entry(*host).or_insert_with(|| p.name.clone());
+            }
+        }
+        let mut infected = Vec::new();
+        for inf in &self.scenario.truth.infected {
+            let hosts = match inf.host {
+                Some(h) => vec![h],
+                None => self.component_hosts(&inf.traffic),
+            };
+            let by_ms = inf.by_s.map(|s| self.start_ms + (s * 1000.0) as u64);
+            for host in hosts {
+                if ignore
+                    .iter()
+                    .any(|n| n.contains(&std::net::IpAddr::V4(host)))
+                {
+                    anyhow::bail!(
+                        "truth.infected ({}): {host} is in [hunt] ignore: it can never be listed",
+                        inf.traffic
+                    );
+                }
+                let required = match inf.required {
+                    Required::All => true,
+                    Required::Optional => false,
+                    Required::Expected => expect.iter().any(|e| {
+                        e.traffic == inf.traffic
+                            && e.required
+                            && e.target == IpNet::V4(Ipv4Net::from(host))
+                    }),
+                };
+                infected.push(InfectedExpectation {
+                    traffic: inf.traffic.clone(),
+                    host,
+                    reasons: inf.reasons.clone(),
+                    also: inf.also.clone(),
+                    required,
+                    by: by_ms.map(rfc3339_ms),
+                    by_ms,
+                });
+            }
+        }
+        let mut campaigns = Vec::new();
+        for c in &self.scenario.truth.campaign {
+            let attacks = |names: &[String]| -> Vec<CampaignAttack> {
+                names
+                    .iter()
+                    .filter_map(|n| self.campaign_attack(n, expect))
+                    .collect()
+            };
+            let sets: Vec<(String, std::collections::HashSet<Ipv4Addr>)> = c
+                .traffics
+                .iter()
+                .filter_map(|n| self.traffic.iter().find(|t| &t.name == n))
+                .map(|t| (t.name.clone(), t.source_set()))
+                .collect();
+            let mut union = std::collections::HashSet::new();
+            for (_, set) in &sets {
+                union.extend(set.iter().copied());
+            }
+            let mut shared = Vec::new();
+            for (i, (a, sa)) in sets.iter().enumerate() {
+                for (b, sb) in &sets[i + 1..] {
+                    shared.push((a.clone(), b.clone(), sa.intersection(sb).count() as u64));
+                }
+            }
+            campaigns.push(CampaignExpectation {
+                attacks: attacks(&c.traffics),
+                separate: attacks(&c.separate),
+                no_campaign: attacks(&c.no_campaign),
+                union_sources: union.len() as u64,
+                shared,
+                union_sampled: self.sampled_union(&c.traffics),
+                tolerance: c.tolerance,
+            });
+        }
+        Ok(Some(HuntTruth {
+            infected,
+            campaigns,
+            roles,
+        }))
+    }
+
+    /// Expected distinct sources of `names` together that sampling shows at least once: each
+    /// source's packets over all the components, P(seen) = 1 − e^(−packets / N).
+    fn sampled_union(&self, names: &[String]) -> f64 {
+        let mut packets: std::collections::HashMap<Ipv4Addr, f64> =
+            std::collections::HashMap::new();
+        for t in self.traffic.iter().filter(|t| names.contains(&t.name)) {
+            let total: f64 = (0..self.duration_s() * SLICES_PER_SECOND)
+                .map(|k| {
+                    let mid = (k as f64 + 0.5) / SLICES_PER_SECOND as f64;
+                    t.rate(mid) / SLICES_PER_SECOND as f64
+                })
+                .sum();
+            let weights: f64 = (0..t.sources).map(|i| t.weight(i)).sum();
+            for i in 0..t.sources {
+                *packets.entry(t.source_address(i)).or_default() +=
+                    total * t.weight(i) / weights.max(f64::MIN_POSITIVE);
+            }
+        }
+        packets
+            .values()
+            .map(|p| 1.0 - (-p / f64::from(self.sampling)).exp())
+            .sum()
+    }
+}
+
+/// What `floodwall replay --json` printed, parsed: attack events (with the campaign each
+/// attack joined) and hunting lines.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// Attack events as the detect crate reads them (for [`Detected::from_events`]).
+    pub attacks: Vec<AttackEvent>,
+    /// The same lines, read for what campaigns need only.
+    pub attack_refs: Vec<AttackRef>,
+    /// Attack lines the detect crate could not read, with the reason.
+    pub unreadable: Vec<String>,
+    /// Attack id → the campaign its events last named.
+    pub attack_campaign: std::collections::HashMap<String, String>,
+    pub hunt: Vec<HuntEvent>,
+}
+
+impl Replayed {
+    /// Parses JSON lines; lines of other kinds are skipped, malformed ones are errors.
+    pub fn parse(text: &str) -> Result<Replayed> {
+        let mut out = Replayed::default();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| anyhow::anyhow!("line {}: {e}: {line}", n + 1))?;
+            let kind = value["event"].as_str().unwrap_or_default().to_string();
+            match kind.as_str() {
+                "infected_host" | "campaign" => {
+                    let event: HuntEvent = serde_json::from_value(value)
+                        .map_err(|e| anyhow::anyhow!("line {}: {e}: {line}", n + 1))?;
+                    out.hunt.push(event);
+                }
+                k if k.starts_with("attack_") => {
+                    if let (Some(id), Some(c)) =
+                        (value["attack_id"].as_str(), value["campaign"].as_str())
+                    {
+                        out.attack_campaign.insert(id.to_string(), c.to_string());
+                    }
+                    let r: AttackRef = serde_json::from_value(value.clone())
+                        .map_err(|e| anyhow::anyhow!("line {}: {e}: {line}", n + 1))?;
+                    out.attack_refs.push(r);
+                    match serde_json::from_value::<AttackEvent>(value) {
+                        Ok(event) => out.attacks.push(event),
+                        Err(e) => out.unreadable.push(format!("line {}: {e}", n + 1)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Campaign lines name their attacks too.
+        for e in &out.hunt {
+            if let HuntEvent::Campaign { campaign, .. } = e {
+                for id in campaign.attacks.iter().chain([&campaign.attack_id]) {
+                    out.attack_campaign
+                        .entry(id.clone())
+                        .or_insert_with(|| campaign.campaign.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the campaign check needs of an attack line.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AttackRef {
+    pub attack_id: String,
+    pub direction: floodwall_detect::Direction,
+    pub target: IpNet,
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    pub ts: String,
+}
+
+impl AttackRef {
+    fn span_ms(&self) -> (u64, u64) {
+        let t = |s: &str| floodwall_detect::time::parse_rfc3339_ms(s).unwrap_or(0);
+        let end = self.ended_at.as_deref().unwrap_or(&self.ts);
+        (t(&self.started_at), t(end))
+    }
+}
+
+/// A host's listing, folded over its `infected_host` lines.
+#[derive(Debug, Clone, Default)]
+struct Listing {
+    /// Each reason and the time of the first line that had it.
+    reasons: std::collections::BTreeMap<ReasonKind, u64>,
+    lines: usize,
+    /// The reasons of the latest line.
+    last: Option<std::collections::BTreeSet<ReasonKind>>,
+}
+
+impl ResolvedTruth {
+    /// Every way the hunting lines depart from the hunting truth, one line each; empty when
+    /// they match or the scenario has no hunting truth. The rules:
+    ///
+    /// * **infected**: every required host is listed, with each of its reasons (by `by_s` when
+    ///   given), and with no reason outside its `reasons` and `also`.
+    /// * **innocent**: no other host is listed (busy servers, NAT gateways, NTP clients, the
+    ///   allow-listed scanner…); hosts of a component that are infected but not required may be.
+    /// * **campaigns**: the attacks of `traffics` (found by target and time) share one campaign
+    ///   id; `separate` attacks are in none or another, `no_campaign` ones in none; the last
+    ///   `campaign` line of the campaign estimates the union of sources within `tolerance`; no
+    ///   other campaign forms (one grouping attacks not all of one expected campaign is false).
+    pub fn check_hunt(&self, out: &Replayed) -> Vec<String> {
+        let Some(hunt) = &self.hunt else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        let mut listed: std::collections::BTreeMap<std::net::IpAddr, Listing> =
+            std::collections::BTreeMap::new();
+        for e in &out.hunt {
+            if let HuntEvent::InfectedHost { ts, host } = e {
+                let l = listed.entry(host.host).or_default();
+                l.lines += 1;
+                // The contract: a line when first listed, one each time the reasons change.
+                let kinds: std::collections::BTreeSet<ReasonKind> =
+                    host.reasons.iter().map(|r| r.kind).collect();
+                if l.last.as_ref() == Some(&kinds) {
+                    problems.push(format!(
+                        "{}: line at {} repeats the reasons {kinds:?} of the one before",
+                        host.host,
+                        rfc3339_ms(*ts)
+                    ));
+                }
+                l.last = Some(kinds);
+                let monitored = self.networks.iter().any(|n| n.contains(&host.host));
+                let prefix_ok = host.prefix.is_none_or(|p| p.contains(&host.host));
+                if !monitored || !prefix_ok {
+                    problems.push(format!(
+                        "{}: listed with prefix {:?}, outside it or the monitored networks",
+                        host.host, host.prefix
+                    ));
+                }
+                if host.reasons.is_empty() || !(0.0..=1.0).contains(&host.confidence) {
+                    problems.push(format!(
+                        "{}: listed with no reason or a confidence {} outside 0-1",
+                        host.host, host.confidence
+                    ));
+                }
+                for r in &host.reasons {
+                    let at = l.reasons.entry(r.kind).or_insert(*ts);
+                    *at = (*at).min(*ts);
+                }
+            }
+        }
+        for (host, l) in &listed {
+            let entries: Vec<&InfectedExpectation> = hunt
+                .infected
+                .iter()
+                .filter(|e| std::net::IpAddr::V4(e.host) == *host)
+                .collect();
+            let kinds: Vec<&str> = l.reasons.keys().map(|k| k.as_str()).collect();
+            if entries.is_empty() {
+                let what = match host {
+                    std::net::IpAddr::V4(v4) => hunt
+                        .roles
+                        .get(v4)
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                problems.push(format!(
+                    "innocent host {host}{what} listed as infected: {kinds:?}"
+                ));
+                continue;
+            }
+            for kind in l.reasons.keys() {
+                let allowed = entries
+                    .iter()
+                    .any(|e| e.reasons.contains(kind) || e.also.contains(kind));
+                if !allowed {
+                    problems.push(format!(
+                        "{host} ({}): listed with reason {kind}, not in its truth",
+                        entries[0].traffic
+                    ));
+                }
+            }
+        }
+        for e in hunt.infected.iter().filter(|e| e.required) {
+            let what = format!("{} {}", e.traffic, e.host);
+            let Some(l) = listed.get(&std::net::IpAddr::V4(e.host)) else {
+                problems.push(format!("{what}: not listed as infected ({:?})", e.reasons));
+                continue;
+            };
+            for kind in &e.reasons {
+                match l.reasons.get(kind) {
+                    None => problems.push(format!(
+                        "{what}: listed without reason {kind} ({:?})",
+                        l.reasons.keys().collect::<Vec<_>>()
+                    )),
+                    Some(&at) if e.by_ms.is_some_and(|by| at > by) => problems.push(format!(
+                        "{what}: reason {kind} first at {}, after {}",
+                        rfc3339_ms(at),
+                        e.by.as_deref().unwrap_or_default()
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        for c in &hunt.campaigns {
+            problems.extend(self.check_campaign(c, out));
+        }
+        problems.extend(self.false_campaigns(hunt, out));
+        problems
+    }
+
+    /// The traffic component an attack line is about: the expectation on its target it
+    /// overlaps in time.
+    fn traffic_of(&self, attack: &AttackRef) -> Option<&str> {
+        let (started, ended) = attack.span_ms();
+        let outgoing = attack.direction == floodwall_detect::Direction::Outgoing;
+        self.expect
+            .iter()
+            .find(|e| {
+                e.target == attack.target
+                    && (e.direction == Direction::Outgoing) == outgoing
+                    && started < e.end_ms + END_SLACK_MS
+                    && ended + END_SLACK_MS > e.start_ms
+            })
+            .map(|e| e.traffic.as_str())
+    }
+
+    /// Campaigns the truth does not expect: every campaign's attacks must all belong to the
+    /// `traffics` of one `[[truth.campaign]]` (none: no campaign may form).
+    fn false_campaigns(&self, hunt: &HuntTruth, out: &Replayed) -> Vec<String> {
+        let mut by_campaign: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        for (id, campaign) in &out.attack_campaign {
+            let name = out
+                .attack_refs
+                .iter()
+                .find(|a| &a.attack_id == id)
+                .and_then(|a| self.traffic_of(a))
+                .map_or_else(|| format!("unexpected attack {id}"), str::to_string);
+            by_campaign.entry(campaign).or_default().insert(name);
+        }
+        by_campaign
+            .into_iter()
+            .filter(|(_, names)| {
+                !hunt.campaigns.iter().any(|c| {
+                    names
+                        .iter()
+                        .all(|n| c.attacks.iter().any(|a| &a.traffic == n))
+                })
+            })
+            .map(|(campaign, names)| {
+                format!("false campaign {campaign}: groups the attacks of {names:?}")
+            })
+            .collect()
+    }
+
+    fn check_campaign(&self, c: &CampaignExpectation, out: &Replayed) -> Vec<String> {
+        let mut problems = Vec::new();
+        // The attack ids reported on an expectation's target while it ran.
+        let ids = |a: &CampaignAttack| -> Vec<String> {
+            let mut ids: Vec<String> = out
+                .attack_refs
+                .iter()
+                .filter(|e| {
+                    let (started, ended) = e.span_ms();
+                    e.direction == floodwall_detect::Direction::Incoming
+                        && e.target == a.target
+                        && started < a.end_ms + END_SLACK_MS
+                        && ended + END_SLACK_MS > a.start_ms
+                })
+                .map(|e| e.attack_id.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let names: Vec<&str> = c.attacks.iter().map(|a| a.traffic.as_str()).collect();
+        let what = format!("campaign of {names:?}");
+        let mut campaign: Option<String> = None;
+        for a in &c.attacks {
+            let found = ids(a);
+            if found.is_empty() {
+                problems.push(format!(
+                    "{what}: {} ({}) not reported as an attack",
+                    a.traffic, a.target
+                ));
+            }
+            for id in found {
+                match (out.attack_campaign.get(&id), &campaign) {
+                    (None, _) => problems.push(format!(
+                        "{what}: {} (attack {id}) in no campaign",
+                        a.traffic
+                    )),
+                    (Some(got), None) => campaign = Some(got.clone()),
+                    (Some(got), Some(first)) if got != first => problems.push(format!(
+                        "{what}: {} (attack {id}) in campaign {got}, the others in {first}",
+                        a.traffic
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        for (list, none) in [(&c.separate, false), (&c.no_campaign, true)] {
+            for a in list.iter() {
+                for id in ids(a) {
+                    match out.attack_campaign.get(&id) {
+                        Some(got) if none || Some(got) == campaign.as_ref() => {
+                            problems.push(format!(
+                                "{} (attack {id}): in campaign {got}, must be in {}",
+                                a.traffic,
+                                if none { "none" } else { "none or another" }
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if let Some(id) = &campaign {
+            let last = out
+                .hunt
+                .iter()
+                .filter_map(|e| match e {
+                    HuntEvent::Campaign { ts, campaign } if &campaign.campaign == id => {
+                        Some((*ts, campaign))
+                    }
+                    _ => None,
+                })
+                .max_by_key(|(ts, c)| (*ts, c.attack_count));
+            match last {
+                None => problems.push(format!("{what}: no campaign line for {id}")),
+                Some((_, event)) => {
+                    let truth = c.union_sources as f64;
+                    let off = relative(event.sources as f64, truth);
+                    if off > c.tolerance {
+                        problems.push(format!(
+                            "{what}: {id} estimates {} sources, {:.1} % off the true union {} (tolerance {:.0} %; ~{:.0} of them sampled at least once)",
+                            event.sources,
+                            off * 100.0,
+                            c.union_sources,
+                            c.tolerance * 100.0,
+                            c.union_sampled
+                        ));
+                    }
+                    if (event.attack_count as usize) < c.attacks.len()
+                        || event.direction != floodwall_detect::Direction::Incoming
+                    {
+                        problems.push(format!(
+                            "{what}: {id}'s last line counts {} {:?} attacks, the truth {} incoming",
+                            event.attack_count,
+                            event.direction,
+                            c.attacks.len()
+                        ));
+                    }
+                    if event.change == CampaignChange::Formed && c.attacks.len() > 2 {
+                        problems.push(format!(
+                            "{what}: {id}'s last line says formed, yet {} attacks joined",
+                            c.attacks.len()
+                        ));
+                    }
+                }
+            }
+        }
+        problems
     }
 }
 
