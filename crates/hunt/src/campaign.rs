@@ -40,6 +40,8 @@ struct Pool {
     targets: Vec<IpNet>,
     vectors: Vec<Vector>,
     sketch: SourceSketch,
+    /// Distinct sources in the last campaign line.
+    reported: u64,
 }
 
 /// The pools and which attack is in which.
@@ -50,6 +52,8 @@ pub struct Campaigns {
     pools: Vec<Pool>,
     /// Active attacks to their pool index.
     attacks: HashMap<String, usize>,
+    /// The overlap with which each active attack joined its campaign.
+    joined: HashMap<String, f64>,
     /// Distinct sources of each active single attack when it was last compared: it is compared
     /// again once they grew by a quarter (comparing is a pass over every pool).
     compared_at: HashMap<String, u64>,
@@ -126,6 +130,7 @@ impl Campaigns {
             pools: Vec::new(),
             attacks: HashMap::new(),
             compared_at: HashMap::new(),
+            joined: HashMap::new(),
             formed: 0,
             spoofed: 0,
         }
@@ -159,6 +164,7 @@ impl Campaigns {
         if ended {
             self.attacks.remove(&event.attack_id);
             self.compared_at.remove(&event.attack_id);
+            self.joined.remove(&event.attack_id);
         }
         outcome
     }
@@ -190,7 +196,16 @@ impl Campaigns {
             add_vectors(&mut pool.vectors, &event.vectors);
             if !single {
                 pool.sketch.merge(sketch);
-                return None;
+                // The sources go on arriving after the attack joined: say so when the
+                // campaign's size grew by a tenth, and at the end of each member attack.
+                let sources = pool.sketch.distinct();
+                let grew = sources > pool.reported + pool.reported / 10
+                    || (event.event == EventKind::AttackEnded && sources > pool.reported);
+                if !grew {
+                    return None;
+                }
+                let overlap = self.joined.get(&event.attack_id).copied().unwrap_or(1.0);
+                return Some(self.line(p, &event.attack_id, CampaignChange::Grown, overlap));
             }
             pool.sketch = sketch.clone();
             // Still alone: does it belong with an earlier pool now that more sources are in?
@@ -223,6 +238,7 @@ impl Campaigns {
                     targets: vec![event.target],
                     vectors: event.vectors.clone(),
                     sketch: sketch.clone(),
+                    reported: 0,
                 });
                 self.attacks
                     .insert(event.attack_id.clone(), self.pools.len() - 1);
@@ -274,15 +290,28 @@ impl Campaigns {
         pool.first_seen = pool.first_seen.min(event.started_at);
         pool.last_seen = pool.last_seen.max(event.ts);
         self.attacks.insert(event.attack_id.clone(), q);
-        let pool = &self.pools[q];
+        self.joined.insert(event.attack_id.clone(), overlap);
+        self.line(q, &event.attack_id, change, overlap)
+    }
+
+    /// The campaign line of pool `q` about `attack_id`.
+    fn line(
+        &mut self,
+        q: usize,
+        attack_id: &str,
+        change: CampaignChange,
+        overlap: f64,
+    ) -> CampaignEvent {
+        let pool = &mut self.pools[q];
+        pool.reported = pool.sketch.distinct();
         CampaignEvent {
             campaign: pool.id.clone(),
             change,
-            attack_id: event.attack_id.clone(),
+            attack_id: attack_id.to_string(),
             overlap: (overlap * 1000.0).round() / 1000.0,
             attack_count: pool.attack_count,
             attacks: pool.attacks.iter().cloned().collect(),
-            sources: pool.sketch.distinct(),
+            sources: pool.reported,
             first_seen: pool.first_seen,
             last_seen: pool.last_seen,
             targets: pool.targets.clone(),
@@ -413,6 +442,7 @@ impl Campaigns {
                     attacks: meta.attacks.into(),
                     targets: meta.targets,
                     vectors: meta.vectors,
+                    reported: sketch.distinct(),
                     sketch,
                 });
             }

@@ -167,6 +167,8 @@ struct Host {
     attack: Option<Box<AttackSeen>>,
     /// The reason kinds last reported; empty while not listed.
     listed: Vec<ReasonKind>,
+    /// In [`Hunter::updated`].
+    updated: bool,
     first_seen: u64,
     last_seen: u64,
     dirty: bool,
@@ -559,6 +561,8 @@ impl Hunter {
         if event.event == EventKind::AttackEnded {
             seen.last_ms = seen.last_ms.max(event.ended_at.unwrap_or(at));
         }
+        // Judged at the event's time: records may have been read ahead of it.
+        self.judge(addr, at.min(self.now_ms));
     }
 
     /// Judges the hosts with new evidence at telemetry time `now_ms`; listings and changes
@@ -568,41 +572,7 @@ impl Hunter {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         for addr in &dirty {
-            let Some(host) = self.hosts.get_mut(addr) else {
-                continue;
-            };
-            host.dirty = false;
-            if let Some(scan) = host.scan.as_mut() {
-                if let Some(found) = scan_reason(scan, self.min_destinations) {
-                    let better = scan.found.as_ref().is_none_or(|old| {
-                        found.confidence >= old.confidence || old.last_seen < found.first_seen
-                    });
-                    if better {
-                        scan.found = Some(found);
-                    } else if let Some(old) = scan.found.as_mut() {
-                        old.last_seen = old.last_seen.max(found.last_seen);
-                    }
-                }
-            }
-            let record = self.record_of(*addr);
-            let Some(record) = record else {
-                continue;
-            };
-            if record.confidence < self.min_confidence {
-                continue;
-            }
-            let kinds: Vec<ReasonKind> = record.reasons.iter().map(|r| r.kind).collect();
-            let host = self.hosts.get_mut(addr).expect("present");
-            if !host.listed.is_empty() && !self.updated.contains(addr) {
-                self.updated.push(*addr);
-            }
-            if host.listed != kinds {
-                host.listed = kinds;
-                self.events.push(HuntEvent::InfectedHost {
-                    ts: self.now_ms,
-                    host: record,
-                });
-            }
+            self.judge(*addr, self.now_ms);
         }
         dirty.clear();
         self.dirty = dirty;
@@ -617,10 +587,52 @@ impl Hunter {
     pub fn take_updated(&mut self) -> Vec<InfectedHost> {
         let mut addrs = std::mem::take(&mut self.updated);
         addrs.sort_unstable();
+        for a in &addrs {
+            if let Some(h) = self.hosts.get_mut(a) {
+                h.updated = false;
+            }
+        }
         addrs
             .into_iter()
             .filter_map(|a| self.record_of(a))
             .collect()
+    }
+
+    /// Judges one host's evidence at `ts`: a listing, or a change of its reasons, is an event.
+    fn judge(&mut self, addr: IpAddr, ts: u64) {
+        let Some(host) = self.hosts.get_mut(&addr) else {
+            return;
+        };
+        host.dirty = false;
+        if let Some(scan) = host.scan.as_mut() {
+            if let Some(found) = scan_reason(scan, self.min_destinations) {
+                let better = scan.found.as_ref().is_none_or(|old| {
+                    found.confidence >= old.confidence || old.last_seen < found.first_seen
+                });
+                if better {
+                    scan.found = Some(found);
+                } else if let Some(old) = scan.found.as_mut() {
+                    old.last_seen = old.last_seen.max(found.last_seen);
+                }
+            }
+        }
+        let Some(record) = self.record_of(addr) else {
+            return;
+        };
+        if record.confidence < self.min_confidence {
+            return;
+        }
+        let kinds: Vec<ReasonKind> = record.reasons.iter().map(|r| r.kind).collect();
+        let host = self.hosts.get_mut(&addr).expect("present");
+        if !host.listed.is_empty() && !host.updated {
+            host.updated = true;
+            self.updated.push(addr);
+        }
+        if host.listed != kinds {
+            host.listed = kinds;
+            self.events
+                .push(HuntEvent::InfectedHost { ts, host: record });
+        }
     }
 
     /// Listed hosts silent for [`FORGET_AFTER_MS`], and unlisted evidence older than the
