@@ -45,6 +45,10 @@ pub struct HuntConfig {
     pub rpz_file: Option<std::path::PathBuf>,
     /// The RPZ zone's name. Default `rpz.floodwall.`.
     pub rpz_zone: String,
+    /// How often `http://` and `https://` entries of `c2_feeds` are fetched again, seconds (at
+    /// least 60). Fetched copies are kept in the state directory, so a restart or an
+    /// unreachable server keeps the last list. Default 3600.
+    pub c2_refresh_seconds: u64,
     /// A host is listed when its confidence reaches this. Default 0.5: beaconing alone (0.3)
     /// lists no one.
     pub min_confidence: f64,
@@ -72,10 +76,47 @@ impl Default for HuntConfig {
             c2_max_routes: 10_000,
             rpz_file: None,
             rpz_zone: "rpz.floodwall.".into(),
+            c2_refresh_seconds: 3600,
             min_confidence: 0.5,
             max_hosts: 100_000,
             campaign_overlap: 0.15,
             max_campaigns: 100_000,
         }
+    }
+}
+
+impl HuntConfig {
+    /// The C2 settings that can be wrong: the community, the zone name, the refresh period,
+    /// the feed locations. The message names the key.
+    pub fn validate_c2(&self) -> Result<(), String> {
+        if self.c2_community.split_once(':').is_none_or(|(a, v)| {
+            a.trim().parse::<u16>().is_err() || v.trim().parse::<u16>().is_err()
+        }) {
+            return Err(format!(
+                "hunt.c2_community = {:?} is not a BGP community: write ASN:VALUE, e.g. 64512:666",
+                self.c2_community
+            ));
+        }
+        if let Err(e) = crate::rpz::zone_name(&self.rpz_zone) {
+            return Err(format!("hunt.{e}"));
+        }
+        if self.c2_refresh_seconds < 60 {
+            return Err(
+                "hunt.c2_refresh_seconds must be at least 60 (be kind to feed servers)".into(),
+            );
+        }
+        for (i, feed) in self.c2_feeds.iter().enumerate() {
+            if feed.trim().is_empty() {
+                return Err(format!("hunt.c2_feeds[{i}] is empty"));
+            }
+            if let Some((scheme, _)) = feed.split_once("://") {
+                if scheme != "http" && scheme != "https" {
+                    return Err(format!(
+                        "hunt.c2_feeds[{i}] = {feed:?}: only http:// and https:// URLs, or file paths"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -2,3 +2,4 @@
 //! bus, the C2 feeds read from files (and reloaded), the RPZ zone written, C2 null routes.
 
 pub mod feeds;
+pub mod routes;
