@@ -28,9 +28,15 @@ pub struct HuntConfig {
     /// A host is scanning when it probed at least this many distinct destinations within the
     /// window (estimated from the samples, with 99 % confidence). Default 200.
     pub scan_min_destinations: u64,
-    /// Threat-intel files of C2 endpoints: plain lists (IP, IP:port, CIDR, domain per line),
-    /// abuse.ch-style CSV or JSON. Re-read when they change. Default: none.
+    /// Threat-intel feeds of C2 endpoints: plain lists (IP, IP:port, CIDR, domain per line),
+    /// abuse.ch-style CSV or JSON (Feodo Tracker, ThreatFox). File paths, re-read when they
+    /// change; or `http://`/`https://` URLs, the only thing in `[hunt]` that contacts another
+    /// host. A feed that breaks keeps its last list. Default: none.
     pub c2_feeds: Vec<String>,
+    /// How often `http://` and `https://` entries of `c2_feeds` are fetched again, seconds (at
+    /// least 60). Fetched copies are kept in the state directory, so a restart or an
+    /// unreachable server keeps the last list. Default 3600.
+    pub c2_refresh_seconds: u64,
     /// Announce each C2 address of the feeds as a null route through the BGP speaker (and
     /// ExaBGP), so infected customers cannot reach it. Default false.
     pub c2_null_route: bool,
@@ -45,10 +51,6 @@ pub struct HuntConfig {
     pub rpz_file: Option<std::path::PathBuf>,
     /// The RPZ zone's name. Default `rpz.floodwall.`.
     pub rpz_zone: String,
-    /// How often `http://` and `https://` entries of `c2_feeds` are fetched again, seconds (at
-    /// least 60). Fetched copies are kept in the state directory, so a restart or an
-    /// unreachable server keeps the last list. Default 3600.
-    pub c2_refresh_seconds: u64,
     /// A host is listed when its confidence reaches this. Default 0.5: beaconing alone (0.3)
     /// lists no one.
     pub min_confidence: f64,
