@@ -637,7 +637,7 @@ impl C2List {
             domains.extend(feed.domains);
         }
         // Stable sort + dedup keeps the first feed's entry of equal ones.
-        entries.sort_by(|a, b| (a.net, a.port).cmp(&(b.net, b.port)));
+        entries.sort_by_key(|a| (a.net, a.port));
         entries.dedup_by(|b, a| a.net == b.net && a.port == b.port);
         domains.sort_by(|a, b| a.name.cmp(&b.name));
         domains.dedup_by(|b, a| a.name == b.name);
@@ -1020,7 +1020,8 @@ mod tests {
     #[test]
     fn empty_lists_and_long_lines() {
         let empty = C2List::default();
-        assert!(empty.is_empty() && empty.len() == 0);
+        assert!(empty.is_empty());
+        assert_eq!(empty.len(), 0);
         assert!(empty.lookup(ip("1.1.1.1"), 1).is_none());
         let long = format!("{}\n198.51.100.1\n", "a".repeat(MAX_LINE + 1));
         let parsed = C2List::parse("x", &long).unwrap();

@@ -180,6 +180,9 @@ fn fnv() -> impl std::hash::Hasher {
     Fnv(0xcbf2_9ce4_8422_2325)
 }
 
+/// What a list holds, to tell a change: its (address, port) pairs and domain names.
+type ListKey = (Vec<(ipnet::IpNet, Option<u16>)>, Vec<String>);
+
 /// The watcher thread's state.
 struct Watching {
     feeds: Vec<Feed>,
@@ -191,7 +194,7 @@ struct Watching {
     agent: ureq::Agent,
     /// What was published last: (addresses as (net, port), domain names), to publish only
     /// changes.
-    published: Option<(Vec<(ipnet::IpNet, Option<u16>)>, Vec<String>)>,
+    published: Option<ListKey>,
     /// The domains the zone file holds, once written.
     zone_written: Option<Vec<String>>,
     serial: u32,
@@ -253,11 +256,9 @@ impl Watching {
     }
 
     fn run(mut self, stop: Receiver<()>) {
-        loop {
-            match stop.recv_timeout(POLL) {
-                Err(RecvTimeoutError::Timeout) => self.poll(false),
-                _ => break,
-            }
+        // A stop message or the handle dropped ends it.
+        while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(POLL) {
+            self.poll(false);
         }
     }
 
