@@ -628,6 +628,18 @@ impl C2List {
         }
     }
 
+    /// A list of these entries and domains (tests, and lists built by hand).
+    pub fn from_entries(entries: Vec<C2Entry>, domains: Vec<C2Domain>) -> C2List {
+        C2List::from_feeds(vec![ParsedFeed {
+            entries,
+            domains,
+            rejected: 0,
+            skipped: 0,
+            examples: Vec::new(),
+            format: FeedFormat::Plain,
+        }])
+    }
+
     /// Merges parsed feeds; a duplicate keeps the first feed's entry.
     pub fn from_feeds(feeds: Vec<ParsedFeed>) -> C2List {
         let mut entries: Vec<C2Entry> = Vec::new();

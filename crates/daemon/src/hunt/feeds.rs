@@ -66,18 +66,54 @@ struct Feed {
     last_error: Option<String>,
 }
 
-/// The running watcher.
+/// The running watcher: a handle on it. Every `start` with the same state directory and C2
+/// settings shares one thread (the hunt thread matches traffic and the mitigators announce
+/// routes from the same list, and the zone has one writer); it stops with its last handle.
 pub struct FeedWatcher {
-    handle: FeedHandle,
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    running: Arc<Running>,
 }
+
+struct Running {
+    handle: FeedHandle,
+    stop: Mutex<Option<Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The watchers running, by what they watch.
+static RUNNING: Mutex<Vec<(String, std::sync::Weak<Running>)>> = Mutex::new(Vec::new());
 
 impl FeedWatcher {
     /// Loads the feeds once (so the first list is there when this returns), writes the RPZ zone
     /// if configured, and goes on watching on its own thread. A feed missing or broken at start
-    /// is logged and watched for; only an unusable configuration is an error.
+    /// is logged and watched for; only an unusable configuration is an error. A watcher already
+    /// running for the same state directory and settings is shared, not started twice.
     pub fn start(config: &HuntConfig, state_dir: &Path) -> Result<FeedWatcher> {
+        let key = format!(
+            "{}|{:?}|{:?}|{}|{}",
+            state_dir.display(),
+            config.c2_feeds,
+            config.rpz_file,
+            config.rpz_zone,
+            config.c2_refresh_seconds
+        );
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Some(shared) = running
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, weak)| weak.upgrade())
+        {
+            return Ok(FeedWatcher { running: shared });
+        }
         let mut state = Watching::new(config, state_dir)?;
         state.poll(true);
         let handle = state.handle.clone();
@@ -85,39 +121,29 @@ impl FeedWatcher {
         let thread = std::thread::Builder::new()
             .name("c2-feeds".into())
             .spawn(move || state.run(stop))?;
-        Ok(FeedWatcher {
+        let shared = Arc::new(Running {
             handle,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+        });
+        running.push((key, Arc::downgrade(&shared)));
+        Ok(FeedWatcher { running: shared })
     }
 
     /// The current list and its generation.
     pub fn current(&self) -> (u64, Arc<C2List>) {
-        self.handle.current()
+        self.running.handle.current()
     }
 
     /// A cheap handle another thread can poll.
     pub fn handle(&self) -> FeedHandle {
-        self.handle.clone()
+        self.running.handle.clone()
     }
 
-    /// Stops the thread (a fetch in progress finishes first, at most its timeout).
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.stop = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for FeedWatcher {
-    fn drop(&mut self) {
-        self.shut();
+    /// Lets go of the watcher; the last handle stops the thread (a fetch in progress finishes
+    /// first, at most its timeout).
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
@@ -528,6 +554,18 @@ mod tests {
             ..HuntConfig::default()
         };
         let watcher = FeedWatcher::start(&config, &dir).unwrap();
+        // A second start with the same settings (the hunt thread beside the mitigators) shares
+        // the thread; one with other settings does not.
+        let again = FeedWatcher::start(&config, &dir).unwrap();
+        assert!(Arc::ptr_eq(&watcher.running, &again.running));
+        let other = HuntConfig {
+            rpz_file: None,
+            ..config.clone()
+        };
+        let other = FeedWatcher::start(&other, &dir).unwrap();
+        assert!(!Arc::ptr_eq(&watcher.running, &other.running));
+        other.stop();
+        again.stop();
         let (generation, list) = watcher.current();
         assert_eq!(generation, 1);
         assert_eq!(list.len(), 2);
