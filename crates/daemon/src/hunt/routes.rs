@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use floodwall_hunt::feed::C2List;
@@ -219,7 +220,14 @@ pub struct C2Carrier {
     generation: u64,
     /// What this mitigator holds of the C2 routes, by prefix.
     held: BTreeMap<IpNet, Mitigation>,
+    /// Some routes failed (ExaBGP not reading its pipe yet): try them again then.
+    retry_at: Option<Instant>,
+    /// Failures already logged for this generation (logged once, retried quietly).
+    failures_logged: bool,
 }
+
+/// How long failed C2 routes wait before they are tried again.
+const RETRY: Duration = Duration::from_secs(5);
 
 impl C2Carrier {
     pub fn new(inner: Box<dyn Mitigator>, source: Arc<C2Source>) -> C2Carrier {
@@ -228,17 +236,24 @@ impl C2Carrier {
             source,
             generation: 0,
             held: BTreeMap::new(),
+            retry_at: None,
+            failures_logged: false,
         }
     }
 
     /// Follows the latest list: withdraws what left, announces what came.
     fn follow(&mut self) {
         let (generation, routes) = self.source.routes();
-        if generation == self.generation || self.source.guard.dry_run {
+        let retry_due = self.retry_at.is_some_and(|at| Instant::now() >= at);
+        if (generation == self.generation && !retry_due) || self.source.guard.dry_run {
             self.generation = generation;
             return;
         }
+        if generation != self.generation {
+            self.failures_logged = false;
+        }
         self.generation = generation;
+        self.retry_at = None;
         let name = self.inner.name().to_string();
         let (mut withdrawn, mut announced, mut failed) = (0, 0, 0);
         let gone: Vec<IpNet> = self
@@ -251,9 +266,16 @@ impl C2Carrier {
             if let Some(m) = self.held.remove(&net) {
                 match self.inner.withdraw(&m) {
                     Ok(()) => withdrawn += 1,
-                    Err(e) => log(format!(
-                        "error: {name}: C2 null route {net} not withdrawn: {e:#}"
-                    )),
+                    Err(e) => {
+                        failed += 1;
+                        if !self.failures_logged {
+                            log(format!(
+                                "error: {name}: C2 null route {net} not withdrawn: {e:#}"
+                            ));
+                        }
+                        // Still in the network as far as we know: withdrawn again later.
+                        self.held.insert(net, m);
+                    }
                 }
             }
         }
@@ -271,7 +293,7 @@ impl C2Carrier {
                 }
                 Err(e) => {
                     failed += 1;
-                    if failed <= 3 {
+                    if failed <= 3 && !self.failures_logged {
                         log(format!(
                             "error: {name}: C2 null route {net} not announced: {e:#}"
                         ));
@@ -279,8 +301,16 @@ impl C2Carrier {
                 }
             }
         }
+        if failed > 0 {
+            self.retry_at = Some(Instant::now() + RETRY);
+        }
+        if announced == 0 && withdrawn == 0 && (failed == 0 || self.failures_logged) {
+            return;
+        }
+        self.failures_logged |= failed > 0;
         log(format!(
-            "C2 null routes through {name} (list {generation}): {announced} announced, {withdrawn} withdrawn, {failed} failed; {} held, community {}",
+            "C2 null routes through {name} (list {generation}): {announced} announced, {withdrawn} withdrawn, {failed} failed{}; {} held, community {}",
+            if failed > 0 { " (tried again every 5 s)" } else { "" },
             self.held.len(),
             self.source.guard.community
         ));
