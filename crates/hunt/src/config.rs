@@ -122,3 +122,36 @@ impl HuntConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c2_settings_are_checked_and_named() {
+        assert_eq!(HuntConfig::default().validate_c2(), Ok(()));
+        let bad = |edit: fn(&mut HuntConfig), key: &str| {
+            let mut config = HuntConfig::default();
+            edit(&mut config);
+            let e = config.validate_c2().unwrap_err();
+            assert!(e.contains(key), "{e}");
+        };
+        bad(|c| c.c2_community = "666".into(), "hunt.c2_community");
+        bad(|c| c.c2_community = "65536:1".into(), "hunt.c2_community");
+        bad(|c| c.rpz_zone = "bad zone".into(), "rpz_zone");
+        bad(|c| c.c2_refresh_seconds = 5, "hunt.c2_refresh_seconds");
+        bad(
+            |c| c.c2_feeds = vec!["ftp://x/y".into()],
+            "hunt.c2_feeds[0]",
+        );
+        bad(|c| c.c2_feeds = vec![" ".into()], "hunt.c2_feeds[0]");
+        let ok = HuntConfig {
+            c2_feeds: vec![
+                "/etc/floodwall/c2.txt".into(),
+                "https://feodotracker.abuse.ch/downloads/ipblocklist.csv".into(),
+            ],
+            ..HuntConfig::default()
+        };
+        assert_eq!(ok.validate_c2(), Ok(()));
+    }
+}

@@ -124,6 +124,9 @@ pub struct Outputs {
     /// The C2 feeds' current list, when `[hunt] c2_feeds` names any: for whoever matches
     /// traffic against it. The watcher itself lives as long as the notifiers.
     pub c2_feeds: Option<crate::hunt::feeds::FeedHandle>,
+    /// The C2 null routes, when `c2_null_route` asks: their counts (routes, refused) for the
+    /// status and metrics.
+    pub c2_routes: Option<std::sync::Arc<crate::hunt::routes::C2Source>>,
 }
 
 /// The mitigators and notifiers the configuration asks for, started (a BGP session comes up
@@ -163,6 +166,7 @@ pub fn build(config: &Config) -> Result<Outputs> {
             .mitigators
             .push(carry_c2(Box::new(exabgp::ExaBgp::new(&config.exabgp)?)));
     }
+    outputs.c2_routes = c2_routes.clone();
     if c2_routes.is_some() && config.bgp.is_none() && !config.exabgp.enabled {
         crate::logging::log(
             "warning: hunt.c2_null_route is on but neither [bgp] nor [exabgp] is configured: \
