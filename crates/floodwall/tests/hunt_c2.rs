@@ -2,7 +2,8 @@
 //! c2_feeds` (a plain list edited while the daemon runs) announcing C2 null routes to gobgpd
 //! with the C2 community, refusing what the guard rails forbid, following edits; and the RPZ
 //! zone it writes, loaded by Debian's Unbound (respip module) on loopback: listed domains and
-//! their subdomains get NXDOMAIN, others resolve, and an edit reaches Unbound after a reload.
+//! their subdomains get NXDOMAIN, others resolve, and an edit reaches Unbound after a reload;
+//! and a feed given as a URL, fetched from a loopback HTTP server and kept for when it is down.
 
 mod support;
 
@@ -295,4 +296,70 @@ fn unbound_answers_nxdomain_for_the_c2_domains_of_the_rpz_zone_and_follows_edits
     expect("cnc.evil.example", NOERROR);
     expect("www.cnc.evil.example", NOERROR);
     expect("good.example", NOERROR);
+}
+
+/// A feed given as a URL is fetched (here from Python's http.server on loopback, the only
+/// server this test talks to), kept in the state directory, and the kept copy serves the next
+/// start while the server is down.
+#[test]
+fn a_url_feed_is_fetched_cached_and_survives_its_server_going_away() {
+    use floodwall_daemon::hunt::feeds::FeedWatcher;
+
+    let dir = test_dir("hunt-c2-url");
+    let served = dir.join("www");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(
+        served.join("ipblocklist.json"),
+        r#"[{"ip_address": "198.51.100.7", "port": 443, "malware": "QakBot"}]"#,
+    )
+    .unwrap();
+    let port = bgp_support::free_port(Ipv4Addr::LOCALHOST);
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(port.to_string())
+        .current_dir(&served)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let url = format!("http://127.0.0.1:{port}/ipblocklist.json");
+    wait_until(Duration::from_secs(10), "http.server to answer", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let state = dir.join("state");
+    let hunt = floodwall_hunt::HuntConfig {
+        c2_feeds: vec![url.clone()],
+        ..floodwall_hunt::HuntConfig::default()
+    };
+    let watcher = FeedWatcher::start(&hunt, &state).unwrap();
+    let (_, list) = watcher.current();
+    let hit = list
+        .lookup("198.51.100.7".parse().unwrap(), 443)
+        .expect("the fetched entry");
+    assert_eq!(hit.feed, url);
+    assert_eq!(hit.malware.as_deref(), Some("QakBot"));
+    watcher.stop();
+    let cached: Vec<_> = std::fs::read_dir(state.join("c2-feeds"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.len() == 1 && cached[0].ends_with("-ipblocklist.json"),
+        "{cached:?}"
+    );
+
+    // Our own server, by its PID.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let watcher = FeedWatcher::start(&hunt, &state).unwrap();
+    assert!(watcher
+        .current()
+        .1
+        .lookup("198.51.100.7".parse().unwrap(), 443)
+        .is_some());
+    watcher.stop();
 }
