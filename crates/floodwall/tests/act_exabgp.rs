@@ -41,12 +41,17 @@ struct Peers {
 
 impl Peers {
     fn start() -> Peers {
+        Peers::start_named("")
+    }
+
+    /// `name` keeps the directory and pipe apart from other tests' in the same process.
+    fn start_named(name: &str) -> Peers {
         assert!(
             rustix::process::geteuid().is_root(),
             "the ExaBGP test runs exabgp and gobgpd as nobody: run it as root"
         );
         let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("floodwall-exabgp-{pid}"));
+        let dir = std::env::temp_dir().join(format!("floodwall-exabgp{name}-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("run")).unwrap();
         for d in [&dir, &dir.join("run")] {
@@ -54,7 +59,7 @@ impl Peers {
         }
         // A pipe name of our own, under ExaBGP's `--root`: the system's /run/exabgp is left
         // alone (ExaBGP takes the first directory holding both FIFOs).
-        let pipename = format!("fwtest{pid}");
+        let pipename = format!("fwtest{name}{pid}");
         let pipe = dir.join("run").join(format!("{pipename}.in"));
         mkfifo(&pipe);
         mkfifo(&dir.join("run").join(format!("{pipename}.out")));
@@ -431,4 +436,68 @@ fn a_pipe_nobody_reads_fails_at_once_and_is_counted() {
     };
     assert!(ExaBgp::new(&missing).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The C2 null routes ride on the ExaBGP adapter: announced with the C2 community (no
+/// BLACKHOLE), IPv4 and IPv6, following the feed file, withdrawn at shutdown. ExaBGP reads its
+/// pipe only once it is up: the first announcements fail and must be tried again.
+#[test]
+fn exabgp_carries_the_c2_null_routes_of_a_feed_and_follows_it() {
+    use floodwall_daemon::hunt::feeds::FeedWatcher;
+    use floodwall_daemon::hunt::routes::{C2Carrier, C2Guard, C2Source};
+
+    let peers = Peers::start_named("c2");
+    let feed = peers.dir.join("c2.txt");
+    std::fs::write(&feed, "198.51.100.7:443\n2001:db8:c2::1\n203.0.113.9\n").unwrap();
+    let hunt = floodwall_hunt::HuntConfig {
+        c2_feeds: vec![feed.display().to_string()],
+        c2_null_route: true,
+        ..floodwall_hunt::HuntConfig::default()
+    };
+    let watcher = FeedWatcher::start(&hunt, &peers.dir).unwrap();
+    let guard = C2Guard {
+        never: vec![],
+        networks: vec!["203.0.113.0/24".parse().unwrap()],
+        max_routes: 100,
+        community: community("64512:666"),
+        next_hop_v4: "192.0.2.1".parse().unwrap(),
+        next_hop_v6: "100::1".parse().unwrap(),
+        dry_run: false,
+    };
+    let exa = ExaBgp::new(&ExaBgpConfig {
+        enabled: true,
+        pipe: peers.pipe.clone(),
+        ..ExaBgpConfig::default()
+    })
+    .unwrap();
+    let mut carrier = C2Carrier::new(Box::new(exa), C2Source::new(watcher.handle(), guard));
+    // What the worker does every 100 ms: look at its mitigator.
+    let settle = |carrier: &mut C2Carrier, wanted: &[(&str, usize)]| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            carrier.delivered();
+            let ribs: Vec<_> = wanted.iter().map(|(f, _)| peers.rib(f)).collect();
+            if ribs.iter().zip(wanted).all(|(rib, (_, n))| rib.len() == *n) {
+                return ribs;
+            }
+            assert!(Instant::now() < deadline, "{ribs:?}, wanted {wanted:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let ribs = settle(&mut carrier, &[("ipv4", 1), ("ipv6", 1)]);
+    let v4 = ribs[0]["198.51.100.7/32"].to_string();
+    // 64512:666 is 0xFC00029A; RFC 7999's 65535:666 (0xFFFF029A) must not be there.
+    assert!(v4.contains(&0xFC00_029Au32.to_string()), "{v4}");
+    assert!(!v4.contains(&0xFFFF_029Au32.to_string()), "{v4}");
+    assert!(v4.contains("192.0.2.1"), "{v4}");
+    assert!(ribs[1].contains_key("2001:db8:c2::1/128"), "{:?}", ribs[1]);
+
+    // The feed changes: the IPv6 address leaves, another IPv4 one comes.
+    std::fs::write(&feed, "198.51.100.7:443\n198.51.100.8\n").unwrap();
+    let ribs = settle(&mut carrier, &[("ipv4", 2), ("ipv6", 0)]);
+    assert!(ribs[0].contains_key("198.51.100.8/32"), "{:?}", ribs[0]);
+
+    carrier.shutdown(false).unwrap();
+    peers.wait_for(&[("ipv4", 0), ("ipv6", 0)]);
+    watcher.stop();
 }

@@ -28,9 +28,15 @@ pub struct HuntConfig {
     /// A host is scanning when it probed at least this many distinct destinations within the
     /// window (estimated from the samples, with 99 % confidence). Default 200.
     pub scan_min_destinations: u64,
-    /// Threat-intel files of C2 endpoints: plain lists (IP, IP:port, CIDR, domain per line),
-    /// abuse.ch-style CSV or JSON. Re-read when they change. Default: none.
+    /// Threat-intel feeds of C2 endpoints: plain lists (IP, IP:port, CIDR, domain per line),
+    /// abuse.ch-style CSV or JSON (Feodo Tracker, ThreatFox). File paths, re-read when they
+    /// change; or `http://`/`https://` URLs, the only thing in `[hunt]` that contacts another
+    /// host. A feed that breaks keeps its last list. Default: none.
     pub c2_feeds: Vec<String>,
+    /// How often `http://` and `https://` entries of `c2_feeds` are fetched again, seconds (at
+    /// least 60). Fetched copies are kept in the state directory, so a restart or an
+    /// unreachable server keeps the last list. Default 3600.
+    pub c2_refresh_seconds: u64,
     /// Announce each C2 address of the feeds as a null route through the BGP speaker (and
     /// ExaBGP), so infected customers cannot reach it. Default false.
     pub c2_null_route: bool,
@@ -72,10 +78,80 @@ impl Default for HuntConfig {
             c2_max_routes: 10_000,
             rpz_file: None,
             rpz_zone: "rpz.floodwall.".into(),
+            c2_refresh_seconds: 3600,
             min_confidence: 0.5,
             max_hosts: 100_000,
             campaign_overlap: 0.15,
             max_campaigns: 100_000,
         }
+    }
+}
+
+impl HuntConfig {
+    /// The C2 settings that can be wrong: the community, the zone name, the refresh period,
+    /// the feed locations. The message names the key.
+    pub fn validate_c2(&self) -> Result<(), String> {
+        if self.c2_community.split_once(':').is_none_or(|(a, v)| {
+            a.trim().parse::<u16>().is_err() || v.trim().parse::<u16>().is_err()
+        }) {
+            return Err(format!(
+                "hunt.c2_community = {:?} is not a BGP community: write ASN:VALUE, e.g. 64512:666",
+                self.c2_community
+            ));
+        }
+        if let Err(e) = crate::rpz::zone_name(&self.rpz_zone) {
+            return Err(format!("hunt.{e}"));
+        }
+        if self.c2_refresh_seconds < 60 {
+            return Err(
+                "hunt.c2_refresh_seconds must be at least 60 (be kind to feed servers)".into(),
+            );
+        }
+        for (i, feed) in self.c2_feeds.iter().enumerate() {
+            if feed.trim().is_empty() {
+                return Err(format!("hunt.c2_feeds[{i}] is empty"));
+            }
+            if let Some((scheme, _)) = feed.split_once("://") {
+                if scheme != "http" && scheme != "https" {
+                    return Err(format!(
+                        "hunt.c2_feeds[{i}] = {feed:?}: only http:// and https:// URLs, or file paths"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c2_settings_are_checked_and_named() {
+        assert_eq!(HuntConfig::default().validate_c2(), Ok(()));
+        let bad = |edit: fn(&mut HuntConfig), key: &str| {
+            let mut config = HuntConfig::default();
+            edit(&mut config);
+            let e = config.validate_c2().unwrap_err();
+            assert!(e.contains(key), "{e}");
+        };
+        bad(|c| c.c2_community = "666".into(), "hunt.c2_community");
+        bad(|c| c.c2_community = "65536:1".into(), "hunt.c2_community");
+        bad(|c| c.rpz_zone = "bad zone".into(), "rpz_zone");
+        bad(|c| c.c2_refresh_seconds = 5, "hunt.c2_refresh_seconds");
+        bad(
+            |c| c.c2_feeds = vec!["ftp://x/y".into()],
+            "hunt.c2_feeds[0]",
+        );
+        bad(|c| c.c2_feeds = vec![" ".into()], "hunt.c2_feeds[0]");
+        let ok = HuntConfig {
+            c2_feeds: vec![
+                "/etc/floodwall/c2.txt".into(),
+                "https://feodotracker.abuse.ch/downloads/ipblocklist.csv".into(),
+            ],
+            ..HuntConfig::default()
+        };
+        assert_eq!(ok.validate_c2(), Ok(()));
     }
 }

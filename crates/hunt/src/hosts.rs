@@ -287,8 +287,9 @@ impl Hunter {
             let tcp = r.protocol == proto::TCP;
             let syn = tcp && r.tcp_flags & tcp_flags::SYN != 0;
             let scan_port = tcp && self.scan_port(r.dst_port);
-            // Most records are none of it: data packets of established flows.
-            if !(c2 || syn || (scan_port && !self.hosts.is_empty())) {
+            // Most records are none of it: sampled data packets of established flows.
+            let unsampled = r.sampling_rate <= BEACON_MAX_SAMPLING;
+            if !(c2 || syn || unsampled || (scan_port && !self.hosts.is_empty())) {
                 continue;
             }
             let Some(group) = self.networks.lookup(r.src) else {
@@ -304,11 +305,7 @@ impl Hunter {
             // A bare SYN to a scan port is a probe, not a check-in: scanners would flood the
             // beacon table with one-off pairs.
             let probe = scan_port && syn && r.tcp_flags & tcp_flags::ACK == 0;
-            if outbound
-                && r.sampling_rate <= BEACON_MAX_SAMPLING
-                && ((syn && !probe)
-                    || (r.protocol == proto::UDP && r.packets <= 20 * u64::from(r.sampling_rate)))
-            {
+            if outbound && r.sampling_rate <= BEACON_MAX_SAMPLING && check_in(r, syn, probe) {
                 self.beacon_start(r, group);
             }
         }
@@ -745,6 +742,20 @@ impl Hunter {
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<HuntEvent> {
         std::mem::take(&mut self.events)
+    }
+}
+
+/// Whether a record may be a check-in: a new TCP connection (not a scan probe), a heartbeat
+/// on a kept connection (a packet or two of a few bytes: Mirai's bots send two every 60 s), or
+/// a small UDP exchange. Bulk transfers, exported in periodic slices by the exporter's active
+/// timeout, are not.
+fn check_in(r: &FlowRecord, syn: bool, probe: bool) -> bool {
+    let rate = u64::from(r.sampling_rate.max(1));
+    let (packets, bytes) = (r.packets / rate, r.bytes / rate);
+    match r.protocol {
+        proto::TCP => (syn && !probe) || (packets <= 3 && bytes <= 200 * packets.max(1)),
+        proto::UDP => packets <= 20,
+        _ => false,
     }
 }
 

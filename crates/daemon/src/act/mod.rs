@@ -121,21 +121,57 @@ pub mod worker;
 pub struct Outputs {
     pub mitigators: Vec<Box<dyn Mitigator>>,
     pub notifiers: Vec<Box<dyn Notifier>>,
+    /// The C2 feeds' current list, when `[hunt] c2_feeds` names any: for whoever matches
+    /// traffic against it. The watcher itself lives as long as the notifiers.
+    pub c2_feeds: Option<crate::hunt::feeds::FeedHandle>,
+    /// The C2 null routes, when `c2_null_route` asks: their counts (routes, refused) for the
+    /// status and metrics.
+    pub c2_routes: Option<std::sync::Arc<crate::hunt::routes::C2Source>>,
 }
 
 /// The mitigators and notifiers the configuration asks for, started (a BGP session comes up
 /// in the background; routes wait for it).
 pub fn build(config: &Config) -> Result<Outputs> {
+    use crate::hunt::{feeds, routes};
     let mut outputs = Outputs::default();
+    // The C2 feeds: read (and the RPZ zone written) whenever some are configured; their
+    // routes ride on the mitigators that carry blackholes when `c2_null_route` asks.
+    let mut c2_routes = None;
+    if !config.hunt.c2_feeds.is_empty() {
+        let watcher = feeds::FeedWatcher::start(&config.hunt, &config.state.dir)?;
+        if config.hunt.c2_null_route {
+            c2_routes = Some(routes::C2Source::new(
+                watcher.handle(),
+                routes::C2Guard::from_config(config)?,
+            ));
+        }
+        outputs.c2_feeds = Some(watcher.handle());
+        outputs
+            .notifiers
+            .push(Box::new(feeds::FeedsOwner::new(watcher)));
+    }
+    let carry_c2 = |m: Box<dyn Mitigator>| -> Box<dyn Mitigator> {
+        match &c2_routes {
+            Some(source) => Box::new(routes::C2Carrier::new(m, source.clone())),
+            None => m,
+        }
+    };
     if let Some(bgp_config) = &config.bgp {
         outputs
             .mitigators
-            .push(Box::new(bgp::BgpMitigator::start(bgp_config)?));
+            .push(carry_c2(Box::new(bgp::BgpMitigator::start(bgp_config)?)));
     }
     if config.exabgp.enabled {
         outputs
             .mitigators
-            .push(Box::new(exabgp::ExaBgp::new(&config.exabgp)?));
+            .push(carry_c2(Box::new(exabgp::ExaBgp::new(&config.exabgp)?)));
+    }
+    outputs.c2_routes = c2_routes.clone();
+    if c2_routes.is_some() && config.bgp.is_none() && !config.exabgp.enabled {
+        crate::logging::log(
+            "warning: hunt.c2_null_route is on but neither [bgp] nor [exabgp] is configured: \
+             no C2 null route will be announced",
+        );
     }
     if config.nftables.enabled {
         outputs

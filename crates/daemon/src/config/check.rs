@@ -313,6 +313,9 @@ fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
     if let Err(message) = config.collector.validate() {
         found("collector", message, None);
     }
+    if let Err(message) = config.hunt.validate_c2() {
+        found("hunt", message, None);
+    }
     if let Err(message) = config.history.validate() {
         found("history", message, None);
     }

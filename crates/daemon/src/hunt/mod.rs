@@ -8,6 +8,7 @@
 //! records under overload, detection never waits for it. A replay waits and misses nothing.
 
 pub mod feeds;
+pub mod routes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,10 +189,15 @@ pub fn start(
     view: Arc<HuntView>,
     campaigns: Option<(CampaignBook, Arc<CampaignTags>)>,
 ) -> Result<(HuntLink, HuntWorker)> {
-    let feeds = if config.hunt.c2_feeds.is_empty() && config.hunt.rpz_file.is_none() {
+    // A replay matches the feeds but writes no zone: the running daemon owns it.
+    let mut hunt_config = config.hunt.clone();
+    if wait {
+        hunt_config.rpz_file = None;
+    }
+    let feeds = if hunt_config.c2_feeds.is_empty() && hunt_config.rpz_file.is_none() {
         None
     } else {
-        Some(FeedWatcher::start(&config.hunt, &config.state.dir)?)
+        Some(FeedWatcher::start(&hunt_config, &config.state.dir)?)
     };
     let hunter = Hunter::new(&config.hunt, &config.detection_config());
     let (tx, rx) = crossbeam_channel::bounded(if wait { 4 } else { QUEUE });

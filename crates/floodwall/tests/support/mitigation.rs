@@ -46,6 +46,8 @@ pub struct Options {
     pub without_bgp: bool,
     /// Extra lines of `[http]` (which listens on a free port of 127.0.0.1).
     pub http: String,
+    /// Lines of `[hunt]`, if any.
+    pub hunt: String,
 }
 
 impl Options {
@@ -57,6 +59,7 @@ impl Options {
             bgp: String::new(),
             without_bgp: false,
             http: String::new(),
+            hunt: String::new(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Options {
              [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = {confirm}\n{mitigation}\n\n\
              [mitigation.blackhole]\nenabled = true\ncommunities = [\"65535:666\", \"65001:666\"]\n\n\
              [mitigation.flowspec]\nenabled = true\n\n\
+             [hunt]\n{hunt}\n\n\
              [bgp]\nlocal_as = {LOCAL_AS}\nrouter_id = \"192.0.2.253\"\n{bgp}\n\n\
              [[bgp.peers]]\nname = \"{name}\"\naddress = \"{address}\"\nremote_as = {remote_as}\n",
             events = dir.join("events.jsonl").display(),
@@ -79,6 +83,7 @@ impl Options {
             address = self.peer.address,
             remote_as = self.peer.remote_as,
             http = self.http,
+            hunt = self.hunt,
         );
         match (self.without_bgp, text.find("\n[bgp]")) {
             (true, Some(at)) => text[..at].to_string(),
