@@ -12,6 +12,7 @@
 //   {"step":"filtered","hash":...,"rows":n}   the filter applied (and one that matches nothing)
 //   {"step":"report","name":...,"text":...}   the "Download CSV" file, as saved
 //   {"step":"host","reasons":{...}}           a host's page: each reason's evidence (dt -> dd)
+//   {"step":"crafted_host",...}               C2 contact and beaconing, from a crafted answer
 //   {"step":"campaigns","rows":[...]}         the Campaigns table
 //   {"step":"campaign_link","campaign":...}   an attack of it shows the campaign, linked back
 //   {"step":"done","errors":[...]}
@@ -153,6 +154,33 @@ async function hunt(page) {
     return [s.dataset.reason, kv];
   })));
   say({ step: 'host', title: await page.title(), reasons });
+
+  // What no scenario here produces (a C2 feed's contact, beaconing, Mirai's signature), from a crafted
+  // answer: their evidence shows, and markup in it stays text.
+  const t = new Date().toISOString();
+  const fixture = [{
+    host: '198.18.9.9', prefix: '198.18.0.0/15', hostgroup: 'default', first_seen: t, last_seen: t, confidence: 0.93,
+    reasons: [
+      { kind: 'c2_contact', first_seen: t, last_seen: t, confidence: 0.9, samples: 4, packets: 4000, peers: ['203.0.113.66'], ports: [23],
+        indicators: [{ value: '203.0.113.66:23', feed: '<img src=x onerror="window.pwned=1">', malware: 'mirai' }] },
+      { kind: 'scanning', first_seen: t, last_seen: t, confidence: 0.99, samples: 9, packets: 9000, peers: ['100.64.1.2'], ports: [23, 2323],
+        destinations_sampled: 9, destinations_estimated: 3900, mirai_signature: 7 },
+      { kind: 'beaconing', first_seen: t, last_seen: t, confidence: 0.3, samples: 12, peers: ['192.0.2.80'], ports: [443], period_s: 60.2, jitter: 0.031 },
+    ],
+  }];
+  await page.route(/\/api\/v1\/infected\?/, route => route.fulfill({ json: fixture }));
+  await page.goto(url + '/#/infected/198.18.9.9');
+  await page.waitForSelector('#reasons section[data-reason="beaconing"]', { timeout: 10000 });
+  const crafted = await page.$$eval('#reasons section', sections => Object.fromEntries(sections.map(s => {
+    const kv = {};
+    for (const dt of s.querySelectorAll('dt')) kv[dt.textContent] = dt.nextElementSibling.textContent;
+    kv.indicators = [...s.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(td => td.textContent));
+    return [s.dataset.reason, kv];
+  })));
+  const images = await page.$$eval('main img', imgs => imgs.length);
+  const pwned = await page.evaluate(() => window.pwned === 1);
+  await page.unroute(/\/api\/v1\/infected\?/);
+  say({ step: 'crafted_host', reasons: crafted, images, pwned });
 
   // Campaigns, from the menu.
   await page.focus('nav a[data-nav="campaigns"]');

@@ -402,6 +402,35 @@ fn an_operator_finds_the_infected_hosts_and_the_campaign_on_the_dashboard() {
         "{host}"
     );
 
+    // C2 contacts (the feed entries matched), beaconing (period, jitter) and Mirai's signature,
+    // from a crafted answer whose feed name is markup: shown as text, never run.
+    let crafted = browser.next("crafted_host");
+    let c2 = &crafted["reasons"]["c2_contact"];
+    assert_eq!(
+        c2["indicators"],
+        serde_json::json!([[
+            "203.0.113.66:23",
+            "<img src=x onerror=\"window.pwned=1\">",
+            "mirai"
+        ]]),
+        "{crafted}"
+    );
+    assert_eq!(c2["C2 endpoints"], "203.0.113.66", "{crafted}");
+    let beacon = &crafted["reasons"]["beaconing"];
+    assert_eq!(beacon["Beacon period"], "60.2 s", "{crafted}");
+    assert_eq!(
+        beacon["Jitter"], "3.1 % (standard deviation / mean)",
+        "{crafted}"
+    );
+    assert_eq!(beacon["Peer"], "192.0.2.80", "{crafted}");
+    assert_eq!(
+        crafted["reasons"]["scanning"]["Mirai signature"],
+        "7 probes with TCP sequence = destination",
+        "{crafted}"
+    );
+    assert_eq!(crafted["images"], 0, "{crafted}");
+    assert_eq!(crafted["pwned"], false, "{crafted}");
+
     // The campaigns: its attacks, sources, targets, vectors.
     let page = browser.next("campaigns");
     assert_eq!(
