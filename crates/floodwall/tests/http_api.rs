@@ -3,6 +3,9 @@
 //! without tokens, rules announced and withdrawn through the API and checked in the router's
 //! RIB, the metrics checked by Prometheus's own `promtool` and against what happened, and the
 //! OpenAPI document validated and matched against the answers (scripts/check-openapi.py).
+//! Hunting likewise: Mirai-style scanners of the monitored networks listed as infected, the
+//! abuse report (JSON and CSV), the hunt's counters and metrics, and a botnet's carpet attacks
+//! grouped into one campaign.
 
 mod support;
 
@@ -13,7 +16,9 @@ use std::time::Duration;
 
 use floodwall_lab::bench::mitigation::{Gobgpd, ROUTER_AS};
 use serde_json::Value;
-use support::mitigation::{floodwall, wait_for, Daemon, Flood, Options, Peer, LOCAL_AS, VICTIM};
+use support::mitigation::{
+    floodwall, wait_for, Daemon, Flood, Options, Peer, Simulation, LOCAL_AS, VICTIM,
+};
 use support::{require_tool, test_dir};
 
 /// An answer: status, `WWW-Authenticate`, body.
@@ -152,6 +157,34 @@ fn promtool_check(dir: &Path, metrics: &str) {
     assert!(
         out.status.success(),
         "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs scripts/check-openapi.py on the document and the answers recorded (method, path as
+/// documented, status, file).
+fn check_openapi(
+    dir: &Path,
+    document: &str,
+    recorded: &[(String, String, String, std::path::PathBuf)],
+) {
+    let doc_file = dir.join("openapi.json");
+    std::fs::write(&doc_file, document).unwrap();
+    let mut check = Command::new("python3");
+    check
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/check-openapi.py"
+        ))
+        .arg(&doc_file);
+    for (method, path, status, file) in recorded {
+        check.args([method, path, status]).arg(file);
+    }
+    let out = check.output().unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/check-openapi.py (pip package openapi-spec-validator): {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -591,25 +624,7 @@ fn the_api_with_tokens_mitigates_through_a_real_router_and_matches_its_document(
 
     // The document: valid OpenAPI, and every answer recorded matches its schema.
     let document = api.get("/api/v1/openapi.json", Some(&read));
-    let doc_file = dir.join("openapi.json");
-    std::fs::write(&doc_file, &document.body).unwrap();
-    let mut check = Command::new("python3");
-    check
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/check-openapi.py"
-        ))
-        .arg(&doc_file);
-    for (method, path, status, file) in &recorded {
-        check.args([method, path, status]).arg(file);
-    }
-    let out = check.output().unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/check-openapi.py (pip package openapi-spec-validator): {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    check_openapi(&dir, &document.body, &recorded);
     // Tokens never reach the log.
     let log = daemon.log();
     assert!(!log.contains(&read) && !log.contains(&write));
@@ -734,4 +749,375 @@ fn a_taken_http_port_stops_the_start_with_the_setting_to_change() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls_key"));
     drop(taken);
+}
+
+/// The abuse report's CSV columns, in order (Shadowserver-like).
+const REPORT_HEADER: &str = "timestamp,ip,port,hostgroup,prefix,tag,infection,confidence,first_seen,dst_ip,dst_port,count,attack_id,evidence";
+
+/// The reasons an infected host of `/api/v1/infected` is listed for.
+fn reasons(host: &Value) -> Vec<String> {
+    let mut kinds: Vec<String> = host["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// The host of the list whose address starts with `prefix` (`198.18.1.`).
+fn host_in<'a>(list: &'a Value, prefix: &str) -> Option<&'a Value> {
+    list.as_array()?
+        .iter()
+        .find(|h| h["host"].as_str().is_some_and(|a| a.starts_with(prefix)))
+}
+
+#[test]
+fn the_hunt_lists_scanners_reports_them_and_groups_a_botnets_attacks() {
+    let dir = test_dir("http-hunt");
+    let mut options = Options::new(Peer {
+        name: "nobody".into(),
+        address: "127.0.0.1:9".parse().unwrap(),
+        remote_as: ROUTER_AS,
+    });
+    options.without_bgp = true;
+    options.networks = vec!["198.18.0.0/15".into()];
+    options.carpet = true;
+    let daemon = Daemon::start(&dir, &options);
+    let api = Client::new(daemon.http_url());
+    wait_for(Duration::from_secs(10), "readiness", || {
+        api.get("/readyz", None).status == 200
+    });
+    // Nothing yet: empty lists, and a report of its header alone.
+    assert_eq!(
+        api.get("/api/v1/infected", None).json(),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        api.get("/api/v1/campaigns", None).json(),
+        Value::Array(vec![])
+    );
+    let empty = api.get("/api/v1/infected/report?format=csv", None);
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.body.trim_end(), REPORT_HEADER);
+
+    // Mirai telnet scanning from two customers (brief §6.1): the original scanner at ~160
+    // probes/s (1 sample in 6 s at 1:1000) and a fork at 40,000/s, which also crosses the
+    // outgoing SYN limit. Twice as fast as life.
+    let scan = Simulation::start(&daemon, "mirai-scan", 2.0);
+    wait_for(
+        Duration::from_secs(90),
+        "both scanners listed as infected",
+        || {
+            let list = api.get("/api/v1/infected", None).json();
+            host_in(&list, "198.18.1.").is_some_and(|h| reasons(h).contains(&"scanning".into()))
+                && host_in(&list, "198.18.3.")
+                    .is_some_and(|h| reasons(h) == ["outgoing_attack", "scanning"])
+        },
+    );
+    drop(scan);
+    let infected = api.get("/api/v1/infected", None);
+    let list = infected.json();
+    let slow = host_in(&list, "198.18.1.").unwrap().clone();
+    let fast = host_in(&list, "198.18.3.").unwrap().clone();
+    // The slow scanner is no flood: it is listed for scanning only.
+    assert_eq!(reasons(&slow), ["scanning"], "{slow}");
+    for host in [&slow, &fast] {
+        assert_eq!(host["hostgroup"], "default", "{host}");
+        assert_eq!(host["prefix"], "198.18.0.0/15", "{host}");
+        assert!(host["confidence"].as_f64() >= Some(0.5), "{host}");
+        let scanning = host["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "scanning")
+            .unwrap();
+        // Telnet first. (The simulator's probes do not carry Mirai's signature, sequence
+        // number = destination: the finding rests on the spread of destinations alone.)
+        assert_eq!(scanning["ports"][0], 23, "{scanning}");
+        assert!(
+            scanning["destinations_sampled"].as_u64() >= Some(2),
+            "{scanning}"
+        );
+        assert!(
+            scanning["destinations_estimated"].as_u64()
+                >= scanning["destinations_sampled"].as_u64(),
+            "{scanning}"
+        );
+        assert!(
+            !scanning["peers"].as_array().unwrap().is_empty(),
+            "{scanning}"
+        );
+    }
+    let attack_reason = fast["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "outgoing_attack")
+        .unwrap()
+        .clone();
+    let attack_id = attack_reason["attack_id"].as_str().unwrap().to_string();
+    assert!(
+        attack_reason["vectors"]
+            .as_array()
+            .unwrap()
+            .contains(&"syn_flood".into()),
+        "{attack_reason}"
+    );
+    // That attack is the engine's: the attacks list has it, outgoing, from the fast scanner.
+    let outgoing = api.get("/api/v1/attacks?direction=outgoing", None).json();
+    assert!(
+        outgoing
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["attack_id"] == attack_id.as_str()
+                && a["target"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(fast["host"].as_str().unwrap())),
+        "{outgoing}"
+    );
+    // No customer but the two scanners is listed.
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    // Filters.
+    assert_eq!(
+        api.get("/api/v1/infected?hostgroup=nobody", None).json(),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        api.get("/api/v1/infected?limit=1", None)
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let future = unix_ms() + 3_600_000;
+    assert_eq!(
+        api.get(&format!("/api/v1/infected?since={future}"), None)
+            .json(),
+        Value::Array(vec![])
+    );
+    let bad = api.get("/api/v1/infected?since=yesterday", None);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // The abuse report: one row per host and reason, as JSON and as CSV.
+    let report = api.get("/api/v1/infected/report", None);
+    assert_eq!(report.status, 200, "{}", report.body);
+    let rows = report.json();
+    let rows = rows.as_array().unwrap();
+    let mut tags: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["ip"].as_str().unwrap().to_string(),
+                r["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    tags.sort();
+    let (slow_ip, fast_ip) = (
+        slow["host"].as_str().unwrap(),
+        fast["host"].as_str().unwrap(),
+    );
+    let mut expected = vec![
+        (slow_ip.to_string(), "scanning".to_string()),
+        (fast_ip.to_string(), "outgoing_attack".to_string()),
+        (fast_ip.to_string(), "scanning".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(tags, expected, "{}", report.body);
+    let csv = api.get("/api/v1/infected/report?format=csv", None);
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    let mut lines = csv.body.lines();
+    assert_eq!(lines.next(), Some(REPORT_HEADER));
+    let csv_rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(csv_rows.len(), 3, "{}", csv.body);
+    for row in &csv_rows {
+        assert!(row.len() >= 14, "{row:?}");
+        assert_eq!(row[3], "default", "{row:?}");
+        assert_eq!(row[4], "198.18.0.0/15", "{row:?}");
+    }
+    let attack_row = csv_rows
+        .iter()
+        .find(|r| r[5] == "outgoing_attack")
+        .expect("the outgoing attack's row");
+    assert_eq!(attack_row[1], fast_ip);
+    assert_eq!(attack_row[12], attack_id);
+    let scan_row = csv_rows
+        .iter()
+        .find(|r| r[1] == slow_ip)
+        .expect("the slow scanner's row");
+    assert_eq!(scan_row[5], "scanning");
+    assert!(scan_row[11].parse::<u64>().unwrap() >= 2, "{scan_row:?}");
+    let xml = api.get("/api/v1/infected/report?format=xml", None);
+    assert_eq!(xml.status, 400, "{}", xml.body);
+    assert!(
+        xml.json()["error"].as_str().unwrap().contains("xml"),
+        "{}",
+        xml.body
+    );
+    let filtered = api.get("/api/v1/infected/report?format=csv&hostgroup=nobody", None);
+    assert_eq!(filtered.body.trim_end(), REPORT_HEADER);
+
+    // The hunt's counters: every probe it read (its view is refreshed each second).
+    wait_for(Duration::from_secs(5), "the hunt's counters", || {
+        api.get("/api/v1/hunt", None).json()["stats"]["listed"] == 2
+    });
+    let hunt = api.get("/api/v1/hunt", None);
+    assert_eq!(hunt.status, 200, "{}", hunt.body);
+    let counters = hunt.json();
+    let stats = &counters["stats"];
+    assert!(stats["records"].as_u64() > Some(0), "{counters}");
+    assert!(stats["probes"].as_u64() >= Some(100), "{counters}");
+    assert!(
+        stats["mirai_probes"].as_u64() <= stats["probes"].as_u64(),
+        "{counters}"
+    );
+    assert_eq!(stats["listed"], 2, "{counters}");
+    assert_eq!(stats["c2_contacts"], 0, "{counters}");
+    assert_eq!(counters["c2_entries"], 0, "{counters}");
+
+    // A botnet's carpet over a /22: four /24 carpets from one bot pool make one campaign.
+    Simulation::start(&daemon, "carpet-22", 4.0).finish(Duration::from_secs(120));
+    wait_for(Duration::from_secs(60), "a campaign", || {
+        api.get("/api/v1/campaigns", None)
+            .json()
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    });
+    let campaigns = api.get("/api/v1/campaigns", None);
+    let campaign = campaigns.json()[0].clone();
+    let id = campaign["campaign"].as_str().unwrap().to_string();
+    assert_eq!(
+        campaigns.json().as_array().unwrap().len(),
+        1,
+        "{}",
+        campaigns.body
+    );
+    assert!(campaign["attack_count"].as_u64() >= Some(2), "{campaign}");
+    assert_eq!(campaign["direction"], "incoming", "{campaign}");
+    assert!(campaign["sources"].as_u64() >= Some(50), "{campaign}");
+    assert!(
+        campaign["vectors"]
+            .as_array()
+            .unwrap()
+            .contains(&"udp_flood".into()),
+        "{campaign}"
+    );
+    for target in campaign["targets"].as_array().unwrap() {
+        assert!(
+            target.as_str().unwrap().starts_with("198.18."),
+            "{campaign}"
+        );
+    }
+    // Its attacks carry its id once they joined: their last event (the end) does.
+    let members: Vec<String> = campaign["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    wait_for(
+        Duration::from_secs(60),
+        "the campaign's attacks ended, with its id",
+        || {
+            members.iter().all(|a| {
+                let d = api.get(&format!("/api/v1/attacks/{a}"), None);
+                d.status == 200 && d.json()["summary"]["active"] == false
+            })
+        },
+    );
+    let mut detail = None;
+    for a in &members {
+        let d = api.get(&format!("/api/v1/attacks/{a}"), None);
+        assert_eq!(
+            d.json()["latest"]["campaign"],
+            id.as_str(),
+            "{a}: {}",
+            d.body
+        );
+        detail = Some(d);
+    }
+    assert!(
+        daemon
+            .events()
+            .iter()
+            .any(|e| e["event"] == "attack_ended" && e["campaign"] == id.as_str()),
+        "no attack event names {id}"
+    );
+    let hunt_after = api.get("/api/v1/hunt", None);
+    assert_eq!(hunt_after.json()["campaigns"], 1, "{}", hunt_after.body);
+
+    // The metrics: Prometheus's checker, and the hunt's families as the API says.
+    let metrics = api.get("/metrics", None).body;
+    promtool_check(&dir, &metrics);
+    assert_eq!(sample(&metrics, "floodwall_infected_hosts"), 2.0);
+    assert_eq!(sample(&metrics, "floodwall_campaigns"), 1.0);
+    assert!(sample(&metrics, "floodwall_hunt_records_total") > 0.0);
+    assert!(
+        sample(&metrics, "floodwall_hunt_scan_probes_total")
+            >= counters["stats"]["probes"].as_f64().unwrap()
+    );
+    assert_eq!(
+        sample(&metrics, "floodwall_hunt_mirai_probes_total"),
+        counters["stats"]["mirai_probes"].as_f64().unwrap()
+    );
+    assert!(sample(&metrics, "floodwall_hunt_hosts") >= 2.0);
+    assert_eq!(sample(&metrics, "floodwall_hunt_c2_contacts_total"), 0.0);
+    assert_eq!(sample(&metrics, "floodwall_c2_feed_entries"), 0.0);
+    assert_eq!(sample(&metrics, "floodwall_c2_feed_domains"), 0.0);
+    assert_eq!(
+        sample(&metrics, "floodwall_hunt_skipped_batches_total"),
+        0.0
+    );
+    for family in [
+        "floodwall_hunt_records_total",
+        "floodwall_infected_hosts",
+        "floodwall_campaigns",
+        "floodwall_c2_feed_entries",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "{family} undeclared"
+        );
+    }
+
+    // The document still validates, and the hunt's answers (the 400 included) match it.
+    let mut recorded = Vec::new();
+    for (path, answer) in [
+        ("/api/v1/infected", &infected),
+        ("/api/v1/infected/report", &report),
+        ("/api/v1/infected/report", &xml),
+        ("/api/v1/campaigns", &campaigns),
+        ("/api/v1/hunt", &hunt_after),
+        ("/api/v1/attacks/{id}", detail.as_ref().unwrap()),
+    ] {
+        let file = dir.join(format!("hunt{}.json", recorded.len()));
+        std::fs::write(&file, &answer.body).unwrap();
+        recorded.push((
+            "GET".to_string(),
+            path.to_string(),
+            answer.status.to_string(),
+            file,
+        ));
+    }
+    let document = api.get("/api/v1/openapi.json", None);
+    assert_eq!(document.status, 200);
+    let doc: Value = document.json();
+    assert!(
+        doc["paths"]["/api/v1/infected/report"]["get"]["responses"]["200"]["content"]["text/csv"]
+            .is_object(),
+        "the CSV answer is documented"
+    );
+    check_openapi(&dir, &document.body, &recorded);
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -867,7 +867,6 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// Runs a history query off the runtime's thread.
 /// Infected hosts: the history's, else the hunt's current list (filtered alike).
 async fn infected_hosts(
     app: &Arc<App>,
@@ -955,6 +954,7 @@ async fn hunt(State(app): State<Arc<App>>) -> ApiResult<HuntCounters> {
     }))
 }
 
+/// Runs a history query off the runtime's thread.
 async fn read_history<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&History) -> Result<T, QueryError> + Send + 'static,
@@ -1180,7 +1180,7 @@ pub fn openapi_document() -> Value {
     let mut paths = serde_json::Map::new();
     for e in ENDPOINTS {
         let mut responses = serde_json::Map::new();
-        let ok = match (e.response, e.path) {
+        let mut ok = match (e.response, e.path) {
             (Some(of), _) => json!({
                 "description": "OK",
                 "content": {"application/json": {"schema": of(&mut generator)}}
@@ -1198,6 +1198,10 @@ pub fn openapi_document() -> Value {
                 "content": {"application/json": {"schema": {"type": "object"}}}
             }),
         };
+        if e.path == "/api/v1/infected/report" {
+            // `format=csv`: the same rows as CSV.
+            ok["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+        }
         responses.insert("200".into(), ok);
         let failure = |what: &str| {
             json!({
@@ -1210,6 +1214,12 @@ pub fn openapi_document() -> Value {
             responses.insert(
                 "403".into(),
                 failure("The token may not do this (a read token on a change)."),
+            );
+        }
+        if e.method == "get" && e.parameters.iter().any(|p| p.location == "query") {
+            responses.insert(
+                "400".into(),
+                failure("A query parameter that does not parse, or an unknown one."),
             );
         }
         if e.path.starts_with("/healthz") || e.path.starts_with("/readyz") {

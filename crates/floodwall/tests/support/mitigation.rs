@@ -48,6 +48,10 @@ pub struct Options {
     pub http: String,
     /// Lines of `[hunt]`, if any.
     pub hunt: String,
+    /// `networks`; default the flood's 203.0.113.0/24.
+    pub networks: Vec<String>,
+    /// Carpet detection (`[detection.carpet]`); default off.
+    pub carpet: bool,
 }
 
 impl Options {
@@ -60,14 +64,16 @@ impl Options {
             without_bgp: false,
             http: String::new(),
             hunt: String::new(),
+            networks: vec!["203.0.113.0/24".into()],
+            carpet: false,
         }
     }
 
     fn config(&self, dir: &Path, port: u16) -> String {
         let text = format!(
-            "networks = [\"203.0.113.0/24\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+            "networks = {networks:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n[collector]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
              [events]\nfile = \"{events}\"\n\n[state]\ndir = \"{state}\"\n\n\
-             [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = false\n\n\
+             [detection]\nquiet_period_s = 2\n\n[detection.carpet]\nenabled = {carpet}\n\n\
              [mitigation]\nmin_seconds = 1\nhold_down_seconds = 2\nrestart_confirm_seconds = {confirm}\n{mitigation}\n\n\
              [mitigation.blackhole]\nenabled = true\ncommunities = [\"65535:666\", \"65001:666\"]\n\n\
              [mitigation.flowspec]\nenabled = true\n\n\
@@ -84,6 +90,8 @@ impl Options {
             remote_as = self.peer.remote_as,
             http = self.http,
             hunt = self.hunt,
+            networks = self.networks,
+            carpet = self.carpet,
         );
         match (self.without_bgp, text.find("\n[bgp]")) {
             (true, Some(at)) => text[..at].to_string(),
@@ -232,6 +240,40 @@ impl Flood {
 }
 
 impl Drop for Flood {
+    fn drop(&mut self) {
+        // Our own sender, by its PID.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A built-in scenario (`floodwall simulate --list`) sent live to the daemon's collector,
+/// `speed` times faster; dropping it stops the sender.
+pub struct Simulation(Child);
+
+impl Simulation {
+    pub fn start(daemon: &Daemon, scenario: &str, speed: f64) -> Simulation {
+        Simulation(
+            floodwall()
+                .args(["simulate", "--scenario", scenario, "--speed"])
+                .arg(speed.to_string())
+                .arg("--send")
+                .arg(format!("127.0.0.1:{}", daemon.port))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting floodwall simulate"),
+        )
+    }
+
+    /// Waits for the whole scenario to be sent.
+    pub fn finish(mut self, timeout: Duration) {
+        wait_or_kill(&mut self.0, timeout, "floodwall simulate --send");
+        assert!(self.0.wait().unwrap().success());
+    }
+}
+
+impl Drop for Simulation {
     fn drop(&mut self) {
         // Our own sender, by its PID.
         let _ = self.0.kill();

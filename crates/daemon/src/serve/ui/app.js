@@ -364,7 +364,10 @@ async function attackPage(id) {
       h('dt', {}, 'Sources'), h('dd', {}, '≈ ' + (fp.sources_estimate || s.sources).toLocaleString()),
       h('dt', {}, 'Trigger'), h('dd', {}, latest.trigger ? `${latest.trigger.metric} ${si(latest.trigger.value, '')} over ${latest.trigger.kind} ${si(latest.trigger.limit, '')}` : '–'),
       h('dt', {}, 'Evidence'), h('dd', {}, latest.evidence ? `${latest.evidence.samples} samples in ${latest.evidence.datagrams} datagrams` : '–'),
-      h('dt', {}, 'Attack id'), h('dd', { class: 'mono' }, s.attack_id)),
+      h('dt', {}, 'Attack id'), h('dd', { class: 'mono' }, s.attack_id),
+      latest.campaign ? [h('dt', {}, 'Campaign'), h('dd', { id: 'attack-campaign' },
+        h('a', { href: '#/campaigns/' + encodeURIComponent(latest.campaign), class: 'target' }, latest.campaign),
+        ' (its sources overlap other attacks\')')] : null),
     h('h2', {}, 'Timeline'), chartEl,
     h('h2', {}, 'Rules'), rules,
     h('h2', {}, 'Mitigations in place'), held,
@@ -546,6 +549,208 @@ async function searchPage(target) {
   }
 }
 
+// ---- Hunting: infected hosts and campaigns ------------------------------------------------------
+
+const REASONS = {
+  outgoing_attack: 'outgoing attack',
+  scanning: 'scanning',
+  c2_contact: 'C2 contact',
+  beaconing: 'beaconing',
+};
+const reasonChip = kind => h('span', { class: 'tag reason reason-' + kind, 'data-reason': kind }, REASONS[kind] || kind);
+
+// The "since" choices; the hash keeps the choice (`7d`), the API gets Unix ms.
+const SINCE = [['1h', 'Last hour', 3600e3], ['6h', 'Last 6 hours', 6 * 3600e3], ['24h', 'Last 24 hours', 86400e3],
+  ['7d', 'Last 7 days', 7 * 86400e3], ['30d', 'Last 30 days', 30 * 86400e3]];
+function sinceMs(choice) {
+  const preset = SINCE.find(s => s[0] === choice);
+  return preset ? String(Date.now() - preset[2]) : choice;
+}
+
+// The API's query for the infected hosts' filter held in the hash.
+function huntQuery(params) {
+  const q = new URLSearchParams();
+  if (params.get('hostgroup')) q.set('hostgroup', params.get('hostgroup'));
+  q.set('since', sinceMs(params.get('since') || '24h'));
+  return q;
+}
+
+// Saves an API answer as a file: through fetch, so a token travels as a header (never in a
+// URL), then as a Blob.
+async function download(path, filename) {
+  const headers = state.token ? { Authorization: 'Bearer ' + state.token } : {};
+  const response = await fetch(path, { headers });
+  if (response.status === 401) {
+    askToken();
+    throw new Error('a token is needed');
+  }
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error || response.statusText);
+  }
+  const blob = await response.blob();
+  const href = URL.createObjectURL(blob);
+  const a = h('a', { href, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
+}
+
+async function infectedPage(params) {
+  const form = h('form', { class: 'filters', id: 'infected-filter', 'aria-label': 'Filter the infected hosts' },
+    h('label', {}, 'Hostgroup', h('select', { name: 'hostgroup' }, h('option', { value: '' }, 'all'))),
+    h('label', {}, 'Seen', h('select', { name: 'since' }, SINCE.map(([v, text]) => h('option', { value: v }, text)))),
+    h('button', { type: 'submit' }, 'Filter'));
+  form.elements.since.value = params.get('since') || '24h';
+  form.addEventListener('submit', e => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const el of form.elements) if (el.name && el.value && !(el.name === 'since' && el.value === '24h')) q.set(el.name, el.value);
+    location.hash = '#/infected' + (q.toString() ? '?' + q : '');
+  });
+  const report = h('a', { id: 'download-csv', href: '/api/v1/infected/report?format=csv', download: 'floodwall-infected.csv' }, 'Download CSV');
+  const reportStatus = h('span', { id: 'download-status', role: 'status', 'aria-live': 'polite' });
+  report.addEventListener('click', async e => {
+    e.preventDefault();
+    const q = huntQuery(params);
+    q.set('format', 'csv');
+    const day = new Date().toISOString().slice(0, 10);
+    reportStatus.textContent = '';
+    try {
+      await download('/api/v1/infected/report?' + q, `floodwall-infected-${day}.csv`);
+    } catch (err) {
+      reportStatus.textContent = 'Not downloaded: ' + err.message;
+      reportStatus.className = 'error';
+    }
+  });
+  // `data-filter`: which filter this list answers (a newer one replaces it).
+  const out = h('div', { class: 'panel', id: 'infected-list', 'data-filter': params.toString(), 'aria-busy': 'true' }, h('p', { class: 'empty' }, 'Loading…'));
+  view('Infected hosts',
+    h('p', { class: 'intro' }, 'Hosts of the monitored networks that behave as bots: they attack outwards, scan for victims, talk to known C2 servers or beacon. One row of the abuse report per host and reason: ',
+      report, ' ', reportStatus),
+    form, out);
+  api('/api/v1/hostgroups').then(groups => {
+    for (const g of groups) form.elements.hostgroup.append(h('option', { value: g.hostgroup }, g.hostgroup));
+    form.elements.hostgroup.value = params.get('hostgroup') || '';
+  }).catch(() => {});
+  const q = huntQuery(params);
+  q.set('limit', '1000');
+  try {
+    const hosts = await api('/api/v1/infected?' + q);
+    const keep = params.get('since') ? '?since=' + encodeURIComponent(params.get('since')) : '';
+    out.replaceChildren(table([
+      { title: 'Host', cell: x => h('a', { href: '#/infected/' + encodeURIComponent(x.host) + keep, class: 'target' }, x.host) },
+      { title: 'Hostgroup', cell: x => x.hostgroup },
+      { title: 'Prefix', cell: x => x.prefix ? h('span', { class: 'mono' }, x.prefix) : '–' },
+      { title: 'Reasons', cell: x => x.reasons.map(r => reasonChip(r.kind)) },
+      { title: 'Confidence', num: true, cell: x => pct(x.confidence) },
+      { title: 'First seen', cell: x => when(x.first_seen) },
+      { title: 'Last seen', cell: x => when(x.last_seen) },
+    ], hosts, 'No infected host in this time.'));
+  } catch (e) {
+    out.replaceChildren(h('p', { class: 'error' }, e.message));
+  }
+  out.removeAttribute('aria-busy');
+}
+
+// One reason's evidence: only the fields its kind has.
+function reasonEvidence(r) {
+  const rows = [];
+  const add = (label, value) => { if (value !== undefined && value !== null && value !== '' && !(Array.isArray(value) && !value.length)) rows.push(h('dt', {}, label), h('dd', {}, value)); };
+  add('Confidence', pct(r.confidence));
+  add('First seen', when(r.first_seen));
+  add('Last seen', when(r.last_seen));
+  add('Records', r.samples.toLocaleString());
+  if (r.packets) add('Packets (scaled by sampling)', r.packets.toLocaleString());
+  if (r.attack_id) add('Attack', attackLink(r.attack_id, r.attack_id));
+  add('Vectors', (r.vectors || []).map(v => h('span', { class: 'tag' }, v)));
+  if (r.destinations_sampled !== undefined) add('Destinations sampled', r.destinations_sampled.toLocaleString());
+  if (r.destinations_estimated !== undefined) add('Destinations estimated', '≥ ' + r.destinations_estimated.toLocaleString() + ' (99 % lower bound)');
+  if (r.mirai_signature !== undefined) add('Mirai signature', r.mirai_signature.toLocaleString() + ' probes with TCP sequence = destination');
+  if (r.period_s !== undefined) add('Beacon period', r.period_s.toFixed(1) + ' s');
+  if (r.jitter !== undefined) add('Jitter', pct(r.jitter) + ' (standard deviation / mean)');
+  const peersLabel = { scanning: 'Destinations (a few)', outgoing_attack: 'Attack targets', c2_contact: 'C2 endpoints', beaconing: 'Peer' }[r.kind] || 'Peers';
+  add(peersLabel, (r.peers || []).map(p => h('span', { class: 'tag mono' }, p)));
+  add('Ports', (r.ports || []).map(p => h('span', { class: 'tag mono' }, String(p))));
+  const parts = [h('dl', { class: 'kv' }, rows)];
+  if ((r.indicators || []).length) {
+    parts.push(h('h3', {}, 'Feed entries matched'), table([
+      { title: 'Indicator', cell: i => h('span', { class: 'mono' }, i.value) },
+      { title: 'Feed', cell: i => i.feed },
+      { title: 'Malware', cell: i => i.malware || '–' },
+    ], r.indicators, 'None.'));
+  }
+  return h('section', { class: 'panel reason-evidence', 'data-reason': r.kind, 'aria-labelledby': 'reason-' + r.kind },
+    h('h2', { id: 'reason-' + r.kind }, reasonChip(r.kind)), parts);
+}
+
+async function infectedHostPage(host, params) {
+  view('Infected host ' + host, h('p', { class: 'empty' }, 'Loading…'));
+  const q = huntQuery(params);
+  q.set('limit', '100000');
+  let found;
+  try {
+    found = (await api('/api/v1/infected?' + q)).find(x => x.host === host);
+  } catch (e) {
+    view('Infected host ' + host, h('p', { class: 'error' }, e.message));
+    return;
+  }
+  const back = h('p', {}, h('a', { href: '#/infected' + (params.toString() ? '?' + params : '') }, '← All infected hosts'));
+  if (!found) {
+    view('Infected host ' + host, back, h('p', { class: 'empty' }, 'Not listed as infected in this time.'));
+    return;
+  }
+  view('Infected host ' + host, back,
+    h('dl', { class: 'kv panel', id: 'infected-host' },
+      h('dt', {}, 'Host'), h('dd', {}, targetLink(found.host)),
+      h('dt', {}, 'Hostgroup'), h('dd', {}, found.hostgroup),
+      h('dt', {}, 'Prefix'), h('dd', { class: 'mono' }, found.prefix || '–'),
+      h('dt', {}, 'Reasons'), h('dd', {}, found.reasons.map(r => reasonChip(r.kind))),
+      h('dt', {}, 'Confidence'), h('dd', {}, pct(found.confidence)),
+      h('dt', {}, 'First seen'), h('dd', {}, when(found.first_seen)),
+      h('dt', {}, 'Last seen'), h('dd', {}, when(found.last_seen))),
+    h('div', { id: 'reasons' }, found.reasons.map(reasonEvidence)));
+}
+
+async function campaignsPage(selected) {
+  const out = h('div', { class: 'panel', id: 'campaign-list' }, h('p', { class: 'empty' }, 'Loading…'));
+  view('Campaigns',
+    h('p', { class: 'intro' }, 'Attacks whose sources overlap: one bot pool coming back. Sources are estimated over all of a campaign\'s attacks together.'),
+    out);
+  try {
+    const list = await api('/api/v1/campaigns');
+    const attacks = c => {
+      const links = c.attacks.map(id => h('li', {}, attackLink(id, id)));
+      const more = c.attack_count > c.attacks.length ? h('li', { class: 'empty' }, `and ${(c.attack_count - c.attacks.length).toLocaleString()} earlier`) : null;
+      const items = h('ul', { class: 'plain nowrap' }, links, more);
+      if (c.attacks.length <= 4) return items;
+      return h('details', {}, h('summary', {}, `${c.attack_count.toLocaleString()} attacks`), items);
+    };
+    out.replaceChildren(table([
+      { title: 'Campaign', cell: c => h('span', { class: 'mono nowrap', id: 'campaign-' + c.campaign }, c.campaign) },
+      { title: 'Attacks', cell: attacks },
+      { title: 'Sources (estimated)', num: true, cell: c => '≈ ' + c.sources.toLocaleString() },
+      { title: 'Targets', cell: c => c.targets.map(t => h('span', { class: 'tag' }, targetLink(t))) },
+      { title: 'Vectors', cell: c => c.vectors.map(v => h('span', { class: 'tag' }, v)) },
+      { title: 'Direction', cell: c => c.direction },
+      { title: 'First seen', cell: c => when(c.first_seen) },
+      { title: 'Last seen', cell: c => when(c.last_seen) },
+    ], list.map(c => Object.assign({ rowClass: c.campaign === selected ? 'selected' : '' }, c)), 'No campaign: no two attacks shared their sources yet.'));
+    if (selected) {
+      const row = out.querySelector('tr.selected');
+      if (row) {
+        row.setAttribute('aria-current', 'true');
+        row.scrollIntoView({ block: 'center' });
+      } else {
+        out.prepend(h('p', { class: 'error' }, `Campaign ${selected} is no longer kept.`));
+      }
+    }
+  } catch (e) {
+    out.replaceChildren(h('p', { class: 'error' }, e.message));
+  }
+}
+
 // ---- Routing -----------------------------------------------------------------------------------
 
 function route() {
@@ -567,6 +772,9 @@ function route() {
   else if (page === 'exporters') exportersPage();
   else if (page === 'hostgroups') hostgroupsPage();
   else if (page === 'search' && rest) searchPage(rest);
+  else if (page === 'infected' && rest) infectedHostPage(rest, params);
+  else if (page === 'infected') infectedPage(params);
+  else if (page === 'campaigns') campaignsPage(rest);
   else overview();
   document.getElementById('view').focus({ preventScroll: true });
 }
