@@ -19,8 +19,9 @@ pub struct HuntConfig {
     /// Hosts never listed as infected: your own vulnerability scanners, honeypots,
     /// measurement probes. Default: none.
     pub ignore: Vec<IpNet>,
-    /// Destination ports a scan is counted on. Default: 23, 2323, 22, 80, 81, 8080, 5555,
-    /// 7547, 37215, 52869, 60001, 9527.
+    /// Destination ports a scan is counted on: telnet and the IoT exploit ports the Mirai
+    /// family probes, and SSH and HTTP (which need more evidence: much legitimate traffic goes
+    /// there). Default `[23, 2323, 22, 80, 81, 8080, 5555, 7547, 37215, 52869, 60001, 9527]`.
     pub scan_ports: Vec<u16>,
     /// How far back scanning evidence reaches, seconds. Default 600: at 1:1000 sampling a
     /// 160 probes/s scanner gives a sample every ~6 s.
@@ -44,23 +45,23 @@ pub struct HuntConfig {
     /// carry RFC 7999's 65535:666). Default 64512:666, a private value: set your own.
     pub c2_community: String,
     /// At most this many C2 null routes at once; the rest are refused and counted. Default
-    /// 10,000.
+    /// 10000.
     pub c2_max_routes: usize,
     /// Write the feeds' C2 domains as a DNS RPZ zone to this file (atomically, on change), for
     /// Unbound, BIND or Knot Resolver to answer NXDOMAIN. Default: none.
     pub rpz_file: Option<std::path::PathBuf>,
-    /// The RPZ zone's name. Default `rpz.floodwall.`.
+    /// The RPZ zone's name (its trailing dot may be left out). Default `rpz.floodwall`.
     pub rpz_zone: String,
     /// A host is listed when its confidence reaches this. Default 0.5: beaconing alone (0.3)
     /// lists no one.
     pub min_confidence: f64,
     /// Hosts followed at once (scanning sketches, beacons, listed hosts): bounded memory.
-    /// Default 100,000.
+    /// Default 100000.
     pub max_hosts: usize,
     /// An attack joins a campaign when at least this share of its sources (or the campaign's,
     /// whichever set is smaller) is in the campaign. Default 0.15.
     pub campaign_overlap: f64,
-    /// Campaigns kept (the least recently seen go first). Default 100,000.
+    /// Campaigns kept (the least recently seen go first). Default 100000.
     pub max_campaigns: usize,
 }
 
@@ -77,7 +78,7 @@ impl Default for HuntConfig {
             c2_community: "64512:666".into(),
             c2_max_routes: 10_000,
             rpz_file: None,
-            rpz_zone: "rpz.floodwall.".into(),
+            rpz_zone: "rpz.floodwall".into(),
             c2_refresh_seconds: 3600,
             min_confidence: 0.5,
             max_hosts: 100_000,

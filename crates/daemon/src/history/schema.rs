@@ -186,7 +186,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 8);
+        assert_eq!(tables, 10);
         // A newer schema is refused.
         conn.pragma_update(None, "user_version", (VERSION + 1) as i64)
             .unwrap();
