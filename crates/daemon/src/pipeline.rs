@@ -155,6 +155,7 @@ impl Pipeline {
                     config: crate::serve::redacted_config(&config),
                     limits: floodwall_detect::effective_limits(&config.detection_config()),
                     hunt: hunt_view.clone(),
+                    c2_routes: outputs.c2_routes.clone(),
                 },
             )?)
         } else {

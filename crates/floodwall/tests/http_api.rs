@@ -971,7 +971,9 @@ fn the_hunt_lists_scanners_reports_them_and_groups_a_botnets_attacks() {
     let counters = hunt.json();
     let stats = &counters["stats"];
     assert!(stats["records"].as_u64() > Some(0), "{counters}");
-    assert!(stats["probes"].as_u64() >= Some(100), "{counters}");
+    // Listing a scanner takes three probes; the scenario's probes carry Mirai's signature.
+    assert!(stats["probes"].as_u64() >= Some(3), "{counters}");
+    assert!(stats["mirai_probes"].as_u64() > Some(0), "{counters}");
     assert!(
         stats["mirai_probes"].as_u64() <= stats["probes"].as_u64(),
         "{counters}"

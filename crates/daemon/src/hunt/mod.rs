@@ -49,6 +49,9 @@ pub struct HuntSnapshot {
     /// Entries and domains of the C2 feeds loaded.
     pub c2_entries: usize,
     pub c2_domains: usize,
+    /// C2 null routes of the current list that passed the guard rails, and those refused.
+    pub c2_routes: u64,
+    pub c2_routes_refused: u64,
     pub infected: Vec<InfectedHost>,
     pub campaigns: Vec<CampaignSummary>,
 }

@@ -60,6 +60,16 @@ impl App {
 
     /// The latest snapshot, with the actions' part as they last published it (the engine
     /// takes it in only at its next second).
+    /// The hunt's snapshot with the C2 routes' counts.
+    fn hunt(&self) -> crate::hunt::HuntSnapshot {
+        let mut hunt = self.context.hunt.snapshot();
+        if let Some(c2) = &self.context.c2_routes {
+            hunt.c2_routes = c2.counts.routes.load(std::sync::atomic::Ordering::Relaxed);
+            hunt.c2_routes_refused = c2.counts.refused.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        hunt
+    }
+
     fn status(&self) -> Arc<Status> {
         let status = self.context.board.latest();
         let mitigation = self.context.board.mitigation();
@@ -532,6 +542,9 @@ pub struct HuntCounters {
     pub records_skipped: u64,
     pub c2_entries: usize,
     pub c2_domains: usize,
+    /// C2 null routes of the current list that passed the guard rails, and those refused.
+    pub c2_routes: u64,
+    pub c2_routes_refused: u64,
     pub campaigns: usize,
 }
 
@@ -827,7 +840,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> impl IntoResponse {
         .history
         .as_ref()
         .map(|(_, counts)| counts.as_ref());
-    let hunt = app.context.hunt.snapshot();
+    let hunt = app.hunt();
     let text = metrics::render(&app.status(), &app.context.counters, store, Some(&hunt));
     (
         [(
@@ -944,12 +957,14 @@ async fn campaigns(
 }
 
 async fn hunt(State(app): State<Arc<App>>) -> ApiResult<HuntCounters> {
-    let s = app.context.hunt.snapshot();
+    let s = app.hunt();
     Ok(Json(HuntCounters {
         stats: s.stats,
         records_skipped: s.records_skipped,
         c2_entries: s.c2_entries,
         c2_domains: s.c2_domains,
+        c2_routes: s.c2_routes,
+        c2_routes_refused: s.c2_routes_refused,
         campaigns: s.campaigns.len(),
     }))
 }

@@ -590,7 +590,7 @@ fn hunt_families(m: &mut Exposition, hunt: &crate::hunt::HuntSnapshot) {
     for (name, help, value) in counters {
         m.single(name, Type::Counter, help, value as f64);
     }
-    let gauges: [(&str, &str, f64); 5] = [
+    let gauges: [(&str, &str, f64); 7] = [
         (
             "floodwall_hunt_hosts",
             "Hosts the hunt follows (bounded by hunt.max_hosts).",
@@ -610,6 +610,16 @@ fn hunt_families(m: &mut Exposition, hunt: &crate::hunt::HuntSnapshot) {
             "floodwall_c2_feed_domains",
             "Domains in the C2 feeds loaded.",
             hunt.c2_domains as f64,
+        ),
+        (
+            "floodwall_c2_null_routes",
+            "C2 null routes of the current feeds that passed the guard rails.",
+            hunt.c2_routes as f64,
+        ),
+        (
+            "floodwall_c2_null_routes_refused",
+            "C2 feed entries the guard rails refused as null routes (too broad, never, our own networks, over c2_max_routes).",
+            hunt.c2_routes_refused as f64,
         ),
         (
             "floodwall_campaigns",

@@ -3,9 +3,9 @@
 //! - **Scanning**: scanners inside the monitored networks probing 10 M distinct destinations
 //!   in all (and more scanning hosts than `max_hosts`, so eviction runs), through the hunter
 //!   as the hunt thread feeds it: records per second and peak RSS.
-//! - **Campaigns**: 100,000 attacks from disjoint bot pools stored (each a pool with its
-//!   source sketch, as in the state directory), then new attacks compared against all of
-//!   them: milliseconds per comparison, the campaigns file's size, peak RSS.
+//! - **Campaigns**: 100,000 campaigns of disjoint bot pools, as a daemon keeps them in its
+//!   state directory, read back, then new attacks compared against all of them: milliseconds
+//!   per comparison, the file's size, peak RSS.
 //!
 //! Each part runs in a child process of its own (`--part`), so each peak RSS is its own.
 
@@ -152,15 +152,48 @@ fn attack(id: u64, sources: u64) -> AttackEvent {
     }
 }
 
-/// The campaigns part: `stored` attacks of `sources` sources each from disjoint pools, then
-/// 20 new attacks compared against them all.
+/// A campaigns file of `stored` pools from disjoint bot pools, `sources` each: what a daemon
+/// that has seen that many attacks keeps in its state directory.
+fn stored_file(stored: u64, sources: u64) -> Vec<u8> {
+    let mut body = b"FWCAMP1\n".to_vec();
+    body.extend_from_slice(&stored.to_le_bytes());
+    body.extend_from_slice(&stored.to_le_bytes());
+    for id in 0..stored {
+        let meta = serde_json::json!({
+            "id": format!("campaign-{}", id + 1),
+            "direction": "incoming",
+            "first_seen": 1_765_000_000_000u64 + id,
+            "last_seen": 1_765_000_000_000u64 + id,
+            "attack_count": 2,
+            "attacks": [format!("{id}-a"), format!("{id}-b")],
+            "targets": [format!("198.51.100.{}/32", id % 256)],
+            "vectors": ["udp_flood"],
+        })
+        .to_string();
+        body.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        body.extend_from_slice(meta.as_bytes());
+        let mut sketch = SourceSketch::new();
+        for s in 0..sources {
+            sketch.insert_addr(public(id * 1_000_003 + s));
+        }
+        sketch.encode(&mut body);
+    }
+    floodwall_hunt::campaign::seal(&body)
+}
+
+/// The campaigns part: `stored` campaigns of `sources` sources each (disjoint pools) loaded
+/// from a state file, then 20 new attacks compared against them all.
 pub fn campaigns(stored: u64, sources: u64, dir: &Path) -> Result<CampaignResult> {
     let baseline = rss_mib();
-    let mut book = Campaigns::new(0.15, stored as usize);
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("campaigns.bin");
+    std::fs::write(&path, stored_file(stored, sources))?;
+    let file_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
     let started = Instant::now();
-    for id in 0..stored {
-        book.observe(&mut attack(id, sources));
-    }
+    let bytes = std::fs::read(&path)?;
+    let mut book = Campaigns::decode(&bytes, 0.15, stored as usize + 100)
+        .map_err(|e| anyhow!("reading the campaigns back: {e}"))?;
+    drop(bytes);
     let store_seconds = started.elapsed().as_secs_f64();
     let mut times = Vec::new();
     for id in 0..20 {
@@ -170,12 +203,8 @@ pub fn campaigns(stored: u64, sources: u64, dir: &Path) -> Result<CampaignResult
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("campaigns.bin");
-    std::fs::write(&path, book.encode())?;
-    let file_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;
     Ok(CampaignResult {
-        stored: book.pools() as u64,
+        stored: book.list().len() as u64,
         sources_per_attack: sources,
         store_seconds,
         compare_ms_median: times[times.len() / 2],
@@ -210,8 +239,9 @@ pub fn markdown(scan: &ScanResult, campaigns: &CampaignResult, command: &str) ->
          | scanning | {} probes to {} distinct destinations from {} scanners (1:1, every probe a \
          new address; {} hosts followed at the end, {} evicted, {} listed) | {:.1} s, {:.2} M records/s \
          | {:.0} MiB | {:.0} MiB |\n\
-         | campaigns | {} attacks stored ({} sources each, disjoint pools), then new attacks \
-         compared against all: median {:.1} ms, max {:.1} ms; file {:.0} MiB | {:.1} s to store \
+         | campaigns | {} campaigns stored ({} sources each, disjoint pools) read from their \
+         state file ({:.0} MiB), then new attacks compared against all: median {:.1} ms, max \
+         {:.1} ms | {:.1} s to read \
          | {:.0} MiB | {:.0} MiB |\n",
         scan.records,
         scan.distinct_destinations,
@@ -225,9 +255,9 @@ pub fn markdown(scan: &ScanResult, campaigns: &CampaignResult, command: &str) ->
         scan.baseline_rss_mib,
         campaigns.stored,
         campaigns.sources_per_attack,
+        campaigns.file_mib,
         campaigns.compare_ms_median,
         campaigns.compare_ms_max,
-        campaigns.file_mib,
         campaigns.store_seconds,
         campaigns.peak_rss_mib,
         campaigns.baseline_rss_mib,
