@@ -753,7 +753,8 @@ fn check_in(r: &FlowRecord, syn: bool, probe: bool) -> bool {
     let rate = u64::from(r.sampling_rate.max(1));
     let (packets, bytes) = (r.packets / rate, r.bytes / rate);
     match r.protocol {
-        proto::TCP => (syn && !probe) || (packets <= 3 && bytes <= 200 * packets.max(1)),
+        proto::TCP if syn => !probe,
+        proto::TCP => packets <= 3 && bytes <= 200 * packets.max(1),
         proto::UDP => packets <= 20,
         _ => false,
     }

@@ -870,7 +870,7 @@ pub struct HuntArgs {
     #[arg(long, default_value_t = 10_000_000)]
     pub destinations: u64,
     /// Scanning hosts the probes come from (beyond `[hunt] max_hosts` = 100,000, eviction runs).
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub scanners: u64,
     /// Campaigns' signatures stored.
     #[arg(long, default_value_t = 100_000)]
