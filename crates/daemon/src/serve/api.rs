@@ -187,6 +187,20 @@ const DIRECTION: Parameter = Parameter {
 };
 
 /// Every route but the fallbacks.
+/// The infected-host queries' filters (the list and the report).
+const INFECTED_SINCE: Parameter = Parameter {
+    name: "since",
+    location: "query",
+    description: "Seen since (RFC 3339 or Unix ms); default: the last 24 hours.",
+    schema: string,
+};
+const INFECTED_HOSTGROUP: Parameter = Parameter {
+    name: "hostgroup",
+    location: "query",
+    description: "Only this hostgroup.",
+    schema: string,
+};
+
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
@@ -450,18 +464,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Hosts of the monitored networks listed as infected (outgoing attacks, scanning, C2 contacts, beaconing), with their evidence, most recently seen first: from the history, else those listed since the daemon started.",
         scope: Some(Scope::Read),
         parameters: &[
-            Parameter {
-                name: "since",
-                location: "query",
-                description: "Seen since (RFC 3339 or Unix ms); default: the last 24 hours.",
-                schema: string,
-            },
-            Parameter {
-                name: "hostgroup",
-                location: "query",
-                description: "Only this hostgroup.",
-                schema: string,
-            },
+            INFECTED_SINCE,
+            INFECTED_HOSTGROUP,
             Parameter {
                 name: "limit",
                 location: "query",
@@ -478,18 +482,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "The abuse report: one row per infected host and reason (Shadowserver-like fields), as `floodwall report infected` writes it; `format=csv` for CSV.",
         scope: Some(Scope::Read),
         parameters: &[
-            Parameter {
-                name: "since",
-                location: "query",
-                description: "Seen since (RFC 3339 or Unix ms); default: the last 24 hours.",
-                schema: string,
-            },
-            Parameter {
-                name: "hostgroup",
-                location: "query",
-                description: "Only this hostgroup.",
-                schema: string,
-            },
+            INFECTED_SINCE,
+            INFECTED_HOSTGROUP,
             Parameter {
                 name: "format",
                 location: "query",
