@@ -309,7 +309,7 @@ fn indicator(text: &str) -> Option<Indicator> {
 /// `com` alone would blank a whole TLD).
 pub fn domain(text: &str) -> Option<String> {
     let name = text.trim().strip_suffix('.').unwrap_or(text.trim());
-    if !crate::rpz::valid_hostname(name) {
+    if !valid_hostname(name) {
         return None;
     }
     let mut labels = name.rsplit('.');
@@ -753,6 +753,22 @@ impl C2List {
     pub fn domains(&self) -> impl Iterator<Item = &C2Domain> {
         self.domains.iter()
     }
+}
+
+/// A hostname (RFC 952/1123): labels of letters, digits and hyphens, 1–63 bytes, not starting
+/// or ending with a hyphen, 253 bytes at most in all (no trailing dot here).
+pub fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[cfg(test)]

@@ -8,23 +8,7 @@
 //! here, whoever built it: a label that is no hostname label (`_`, spaces, `;`, a `$INCLUDE`
 //! smuggled into a feed) would change what the zone file means.
 
-use crate::feed::C2Domain;
-
-/// A hostname (RFC 952/1123): labels of letters, digits and hyphens, 1–63 bytes, not starting
-/// or ending with a hyphen, 253 bytes at most in all (no trailing dot here).
-pub fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
+use crate::feed::{valid_hostname, C2Domain};
 
 /// A rendered zone.
 #[derive(Debug, Clone, PartialEq, Eq)]

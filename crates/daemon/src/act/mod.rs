@@ -107,6 +107,7 @@ pub trait Notifier: Send {
 }
 
 pub mod actions;
+pub mod c2_routes;
 pub mod control;
 pub mod exabgp;
 pub mod nftables;
@@ -126,13 +127,14 @@ pub struct Outputs {
     pub c2_feeds: Option<crate::hunt::feeds::FeedHandle>,
     /// The C2 null routes, when `c2_null_route` asks: their counts (routes, refused) for the
     /// status and metrics.
-    pub c2_routes: Option<std::sync::Arc<crate::hunt::routes::C2Source>>,
+    pub c2_routes: Option<std::sync::Arc<crate::act::c2_routes::C2Source>>,
 }
 
 /// The mitigators and notifiers the configuration asks for, started (a BGP session comes up
 /// in the background; routes wait for it).
 pub fn build(config: &Config) -> Result<Outputs> {
-    use crate::hunt::{feeds, routes};
+    use crate::hunt::feeds;
+    use c2_routes as routes;
     let mut outputs = Outputs::default();
     // The C2 feeds: read (and the RPZ zone written) whenever some are configured; their
     // routes ride on the mitigators that carry blackholes when `c2_null_route` asks.
@@ -148,7 +150,7 @@ pub fn build(config: &Config) -> Result<Outputs> {
         outputs.c2_feeds = Some(watcher.handle());
         outputs
             .notifiers
-            .push(Box::new(feeds::FeedsOwner::new(watcher)));
+            .push(Box::new(routes::FeedsOwner::new(watcher)));
     }
     let carry_c2 = |m: Box<dyn Mitigator>| -> Box<dyn Mitigator> {
         match &c2_routes {

@@ -147,31 +147,6 @@ impl FeedWatcher {
     }
 }
 
-/// Keeps the watcher running for the daemon's lifetime: it sits among the notifiers, which the
-/// bus closes last (after the actions withdrew their routes), and stops it then.
-pub struct FeedsOwner(Option<FeedWatcher>);
-
-impl FeedsOwner {
-    pub fn new(watcher: FeedWatcher) -> FeedsOwner {
-        FeedsOwner(Some(watcher))
-    }
-}
-
-impl crate::act::Notifier for FeedsOwner {
-    fn name(&self) -> &str {
-        "c2-feeds"
-    }
-
-    fn notify(&mut self, _notice: &serde_json::Value) {}
-
-    fn close(&mut self, _timeout: Duration) -> bool {
-        if let Some(watcher) = self.0.take() {
-            watcher.stop();
-        }
-        true
-    }
-}
-
 /// A file name for a URL's cached copy: readable, and unique by a hash of the whole URL.
 fn cache_name(url: &str) -> String {
     use std::hash::Hasher as _;

@@ -8,7 +8,6 @@
 //! records under overload, detection never waits for it. A replay waits and misses nothing.
 
 pub mod feeds;
-pub mod routes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

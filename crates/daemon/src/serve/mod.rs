@@ -102,7 +102,7 @@ pub struct HttpContext {
     /// Infected hosts and campaigns, as the hunt thread last published them.
     pub hunt: Arc<crate::hunt::HuntView>,
     /// The C2 null routes, when `[hunt] c2_feeds` names any.
-    pub c2_routes: Option<Arc<crate::hunt::routes::C2Source>>,
+    pub c2_routes: Option<Arc<crate::act::c2_routes::C2Source>>,
 }
 
 /// The running listener.
