@@ -443,8 +443,8 @@ fn a_pipe_nobody_reads_fails_at_once_and_is_counted() {
 /// pipe only once it is up: the first announcements fail and must be tried again.
 #[test]
 fn exabgp_carries_the_c2_null_routes_of_a_feed_and_follows_it() {
+    use floodwall_daemon::act::c2_routes::{C2Carrier, C2Guard, C2Source};
     use floodwall_daemon::hunt::feeds::FeedWatcher;
-    use floodwall_daemon::hunt::routes::{C2Carrier, C2Guard, C2Source};
 
     let peers = Peers::start_named("c2");
     let feed = peers.dir.join("c2.txt");

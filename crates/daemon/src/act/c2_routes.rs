@@ -358,6 +358,31 @@ impl Mitigator for C2Carrier {
     }
 }
 
+/// Keeps the watcher running for the daemon's lifetime: it sits among the notifiers, which the
+/// bus closes last (after the actions withdrew their routes), and stops it then.
+pub struct FeedsOwner(Option<crate::hunt::feeds::FeedWatcher>);
+
+impl FeedsOwner {
+    pub fn new(watcher: crate::hunt::feeds::FeedWatcher) -> FeedsOwner {
+        FeedsOwner(Some(watcher))
+    }
+}
+
+impl Notifier for FeedsOwner {
+    fn name(&self) -> &str {
+        "c2-feeds"
+    }
+
+    fn notify(&mut self, _notice: &serde_json::Value) {}
+
+    fn close(&mut self, _timeout: std::time::Duration) -> bool {
+        if let Some(watcher) = self.0.take() {
+            watcher.stop();
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,30 +425,5 @@ mod tests {
             m.rule.to_string(),
             "blackhole 100.64.0.1/32 next-hop 192.0.2.1 communities 64512:666"
         );
-    }
-}
-
-/// Keeps the watcher running for the daemon's lifetime: it sits among the notifiers, which the
-/// bus closes last (after the actions withdrew their routes), and stops it then.
-pub struct FeedsOwner(Option<crate::hunt::feeds::FeedWatcher>);
-
-impl FeedsOwner {
-    pub fn new(watcher: crate::hunt::feeds::FeedWatcher) -> FeedsOwner {
-        FeedsOwner(Some(watcher))
-    }
-}
-
-impl Notifier for FeedsOwner {
-    fn name(&self) -> &str {
-        "c2-feeds"
-    }
-
-    fn notify(&mut self, _notice: &serde_json::Value) {}
-
-    fn close(&mut self, _timeout: std::time::Duration) -> bool {
-        if let Some(watcher) = self.0.take() {
-            watcher.stop();
-        }
-        true
     }
 }
