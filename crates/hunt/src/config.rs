@@ -91,6 +91,31 @@ impl Default for HuntConfig {
 impl HuntConfig {
     /// The C2 settings that can be wrong: the community, the zone name, the refresh period,
     /// the feed locations. The message names the key.
+    /// What serde cannot check: shares in range, windows and bounds not zero, then the C2 keys.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.campaign_overlap > 0.0 && self.campaign_overlap <= 1.0) {
+            return Err(format!(
+                "hunt.campaign_overlap = {} must be in (0, 1]: the share of the smaller source set found in the other",
+                self.campaign_overlap
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return Err(format!(
+                "hunt.min_confidence = {} must be in [0, 1]",
+                self.min_confidence
+            ));
+        }
+        if self.scan_window_seconds == 0 || self.scan_min_destinations == 0 {
+            return Err(
+                "hunt.scan_window_seconds and hunt.scan_min_destinations must be at least 1".into(),
+            );
+        }
+        if self.max_hosts == 0 || self.max_campaigns == 0 {
+            return Err("hunt.max_hosts and hunt.max_campaigns must be at least 1 (set hunt.enabled = false to hunt nothing)".into());
+        }
+        self.validate_c2()
+    }
+
     pub fn validate_c2(&self) -> Result<(), String> {
         if self.c2_community.split_once(':').is_none_or(|(a, v)| {
             a.trim().parse::<u16>().is_err() || v.trim().parse::<u16>().is_err()
@@ -138,6 +163,18 @@ mod tests {
             assert!(e.contains(key), "{e}");
         };
         bad(|c| c.c2_community = "666".into(), "hunt.c2_community");
+        let invalid = |edit: fn(&mut HuntConfig), key: &str| {
+            let mut config = HuntConfig::default();
+            edit(&mut config);
+            let e = config.validate().unwrap_err();
+            assert!(e.contains(key), "{e}");
+        };
+        assert_eq!(HuntConfig::default().validate(), Ok(()));
+        invalid(|c| c.campaign_overlap = 0.0, "hunt.campaign_overlap");
+        invalid(|c| c.campaign_overlap = 1.5, "hunt.campaign_overlap");
+        invalid(|c| c.min_confidence = -0.1, "hunt.min_confidence");
+        invalid(|c| c.scan_window_seconds = 0, "hunt.scan_window_seconds");
+        invalid(|c| c.max_hosts = 0, "hunt.max_hosts");
         bad(|c| c.c2_community = "65536:1".into(), "hunt.c2_community");
         bad(|c| c.rpz_zone = "bad zone".into(), "rpz_zone");
         bad(|c| c.c2_refresh_seconds = 5, "hunt.c2_refresh_seconds");

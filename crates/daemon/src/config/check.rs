@@ -313,7 +313,7 @@ fn semantic(config: &Config, networks: Networks) -> Vec<Semantic> {
     if let Err(message) = config.collector.validate() {
         found("collector", message, None);
     }
-    if let Err(message) = config.hunt.validate_c2() {
+    if let Err(message) = config.hunt.validate() {
         found("hunt", message, None);
     }
     if let Err(message) = config.history.validate() {
