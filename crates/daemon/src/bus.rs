@@ -340,6 +340,9 @@ impl Bus {
     /// Other clones of the bus must be dropped first, or their queues stay open.
     pub fn close(self) -> Vec<(String, anyhow::Error)> {
         let Ok(inner) = Arc::try_unwrap(self.inner) else {
+            // Another handle still publishes: the subscribers cannot be waited for, and what
+            // is queued may be lost. A pipeline drops every other handle first.
+            log("the bus was closed while still shared: its subscribers were not drained");
             return Vec::new();
         };
         drop(inner.subscriptions);

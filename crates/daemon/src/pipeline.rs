@@ -74,6 +74,9 @@ pub struct Pipeline {
     http: Option<HttpServer>,
     hunt: Option<crate::hunt::HuntWorker>,
     hunt_view: Arc<crate::hunt::HuntView>,
+    /// Replay: hunting's lines, held until the attack records are out. Taken before the bus
+    /// closes: a bus still shared cannot wait for its subscribers.
+    hunt_out: Option<crate::hunt::HuntOut>,
 }
 
 /// What the engine thread hands back at the end.
@@ -275,11 +278,12 @@ impl Pipeline {
                 None
             }
         };
+        let hunt_out = crate::hunt::HuntOut::new(bus.clone(), mode == Mode::Replay);
         let (hunt_link, hunt) = if config.hunt.enabled {
             let (link, worker) = crate::hunt::start(
                 &config,
                 mode == Mode::Replay,
-                bus.clone(),
+                hunt_out.clone(),
                 recycle_tx.clone(),
                 hunt_view.clone(),
                 hunt_campaigns,
@@ -301,6 +305,7 @@ impl Pipeline {
             hunt: hunt_link,
             campaigns,
             campaign_tags,
+            hunt_out: hunt_out.clone(),
         };
         let engine = std::thread::Builder::new()
             .name("engine".into())
@@ -318,6 +323,7 @@ impl Pipeline {
             http: None,
             hunt,
             hunt_view,
+            hunt_out: Some(hunt_out),
         })
     }
 
@@ -365,6 +371,10 @@ impl Pipeline {
             http.stop();
         }
         let actions = self.actions.take().map(ActionsHandle::stop);
+        // A replay's hunting lines come after its attack records, in time order.
+        if let Some(out) = self.hunt_out.take() {
+            out.release();
+        }
         if let Some(path) = &self.control_socket {
             let _ = std::fs::remove_file(path);
         }
@@ -424,6 +434,7 @@ struct EngineThread {
     campaigns: Option<crate::hunt::CampaignBook>,
     /// Live: the campaigns the hunt thread found for active attacks.
     campaign_tags: Option<Arc<crate::hunt::CampaignTags>>,
+    hunt_out: crate::hunt::HuntOut,
 }
 
 impl EngineThread {
@@ -547,7 +558,7 @@ impl EngineThread {
             return 0;
         }
         if let Some(campaigns) = &mut self.campaigns {
-            campaigns.follow(events, &self.bus, None);
+            campaigns.follow(events, &self.hunt_out, None);
         }
         if let Some(tags) = &self.campaign_tags {
             tags.fill(events);

@@ -55,6 +55,45 @@ pub struct HuntSnapshot {
     pub campaigns: Vec<CampaignSummary>,
 }
 
+/// Where hunting's lines go: the bus at once (live), or held until the replay's attack
+/// records are all out (the pipeline publishes them then, by time), so that a replay prints
+/// the same lines in the same order every time, whatever the threads' pace.
+#[derive(Clone)]
+pub struct HuntOut {
+    bus: Bus,
+    held: Option<Arc<Mutex<Vec<HuntEvent>>>>,
+}
+
+impl HuntOut {
+    pub fn new(bus: Bus, hold: bool) -> HuntOut {
+        HuntOut {
+            bus,
+            held: hold.then(Default::default),
+        }
+    }
+
+    fn send(&self, event: HuntEvent) {
+        match &self.held {
+            Some(held) => held.lock().unwrap_or_else(|e| e.into_inner()).push(event),
+            None => self.bus.publish(Message::Hunt(Arc::new(event))),
+        }
+    }
+
+    /// Publishes what was held, by time.
+    pub fn release(&self) {
+        let Some(held) = &self.held else {
+            return;
+        };
+        let mut events = std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner()));
+        // Two threads hold lines here (the hunt's, the engine's campaigns): equal times are
+        // ordered by the lines themselves.
+        events.sort_by_cached_key(|e| (e.ts(), serde_json::to_string(e).unwrap_or_default()));
+        for event in events {
+            self.bus.publish(Message::Hunt(Arc::new(event)));
+        }
+    }
+}
+
 /// Shared between the hunt thread, the engine thread (campaigns) and the readers.
 #[derive(Debug, Default)]
 pub struct HuntView {
@@ -186,7 +225,7 @@ impl HuntWorker {
 pub fn start(
     config: &Config,
     wait: bool,
-    bus: Bus,
+    out: HuntOut,
     recycle: Sender<RecordBatch>,
     view: Arc<HuntView>,
     campaigns: Option<(CampaignBook, Arc<CampaignTags>)>,
@@ -210,7 +249,7 @@ pub fn start(
         hunter,
         rx,
         recycle: recycle.clone(),
-        bus,
+        out,
         feeds,
         generation: None,
         view,
@@ -237,7 +276,7 @@ struct HuntThread {
     hunter: Hunter,
     rx: Receiver<Input>,
     recycle: Sender<RecordBatch>,
-    bus: Bus,
+    out: HuntOut,
     feeds: Option<FeedWatcher>,
     generation: Option<u64>,
     view: Arc<HuntView>,
@@ -263,7 +302,7 @@ impl HuntThread {
                     }
                     if let Some((book, tags)) = &mut self.campaigns {
                         let mut copy = (*events).clone();
-                        book.follow(&mut copy, &self.bus, Some(tags));
+                        book.follow(&mut copy, &self.out, Some(tags));
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -316,14 +355,14 @@ impl HuntThread {
 
     fn publish(&mut self) {
         for event in self.hunter.take_events() {
-            self.bus.publish(Message::Hunt(Arc::new(event)));
+            self.out.send(event);
         }
     }
 
     fn publish_updated(&mut self) {
         let updated = self.hunter.take_updated();
         if !updated.is_empty() {
-            self.bus.publish(Message::Infected(Arc::new(updated)));
+            self.out.bus.publish(Message::Infected(Arc::new(updated)));
         }
     }
 
@@ -374,7 +413,12 @@ impl CampaignBook {
 
     /// Follows the events (filling in their campaign); campaign changes go on the bus, and
     /// into `tags` for the engine thread when it does not keep the campaigns itself.
-    pub fn follow(&mut self, events: &mut [AttackEvent], bus: &Bus, tags: Option<&CampaignTags>) {
+    pub fn follow(
+        &mut self,
+        events: &mut [AttackEvent],
+        out: &HuntOut,
+        tags: Option<&CampaignTags>,
+    ) {
         let mut grew = false;
         for e in events.iter_mut() {
             if e.source_sketch.is_none() {
@@ -386,10 +430,10 @@ impl CampaignBook {
                 if let Some(tags) = tags {
                     tags.formed(&change.attacks, &self.campaigns);
                 }
-                bus.publish(Message::Hunt(Arc::new(HuntEvent::Campaign {
+                out.send(HuntEvent::Campaign {
                     ts: e.ts,
                     campaign: change,
-                })));
+                });
             }
         }
         if let Some(tags) = tags {
