@@ -439,8 +439,8 @@ struct EngineThread {
 
 impl EngineThread {
     /// A batch the engine has read: to the hunt, which recycles it, or back to the source.
-    fn done_with(&self, mut batch: RecordBatch) {
-        match &self.hunt {
+    fn done_with(&mut self, mut batch: RecordBatch) {
+        match &mut self.hunt {
             Some(hunt) => hunt.records(batch),
             None => {
                 batch.records.clear();
@@ -538,6 +538,9 @@ impl EngineThread {
             self.engine.finish(&mut events);
         }
         attacks_started += self.publish(&mut events, &mut active);
+        if let Some(hunt) = self.hunt.take() {
+            hunt.close();
+        }
         if let Some(campaigns) = &mut self.campaigns {
             campaigns.save(true);
         }
@@ -569,7 +572,7 @@ impl EngineThread {
             .filter(|e| e.event == EventKind::AttackStarted)
             .count() as u64;
         let events = Arc::new(std::mem::take(events));
-        if let Some(hunt) = &self.hunt {
+        if let Some(hunt) = &mut self.hunt {
             hunt.attacks(events.clone());
         }
         self.bus.publish(Message::Detected(events));

@@ -163,12 +163,19 @@ pub struct HuntLink {
     skipped: Arc<AtomicU64>,
     /// Live, the hunt thread keeps the campaigns: incoming attacks' events go there too.
     campaigns: bool,
+    /// Live, events that found the queue full, sent before anything else once it has room:
+    /// the engine thread never waits for the hunt, and events are not lost to a burst.
+    pending: std::collections::VecDeque<Arc<Vec<AttackEvent>>>,
 }
+
+/// Event batches kept for a hunt thread that cannot keep up; beyond, the oldest are dropped.
+const PENDING_EVENTS: usize = 4_096;
 
 impl HuntLink {
     /// Hands a batch the engine has read to the hunt thread, which recycles it; live, a full
     /// queue recycles it at once (counted).
-    pub fn records(&self, batch: RecordBatch) {
+    pub fn records(&mut self, batch: RecordBatch) {
+        self.flush_pending();
         if self.wait {
             if let Err(e) = self.tx.send(Input::Records(batch)) {
                 self.give_back(e.0);
@@ -193,15 +200,47 @@ impl HuntLink {
 
     /// The engine's events: outgoing attacks (infected hosts) and, live, attacks with their
     /// sources (campaigns).
-    pub fn attacks(&self, events: Arc<Vec<AttackEvent>>) {
+    pub fn attacks(&mut self, events: Arc<Vec<AttackEvent>>) {
         if !events.iter().any(|e| {
             e.direction == floodwall_detect::Direction::Outgoing
                 || (self.campaigns && e.source_sketch.is_some())
         }) {
             return;
         }
-        // Events are few: wait for room even live, they must not be lost.
-        let _ = self.tx.send(Input::Attacks(events));
+        if self.wait {
+            let _ = self.tx.send(Input::Attacks(events));
+            return;
+        }
+        if self.pending.len() == PENDING_EVENTS {
+            self.pending.pop_front();
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pending.push_back(events);
+        self.flush_pending();
+    }
+
+    /// The engine is done: the events kept back go too (waiting for room), then the hunt
+    /// thread sees its input end.
+    pub fn close(mut self) {
+        while let Some(events) = self.pending.pop_front() {
+            if self.tx.send(Input::Attacks(events)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sends the events kept back, in order, while the queue has room.
+    fn flush_pending(&mut self) {
+        while let Some(events) = self.pending.pop_front() {
+            match self.tx.try_send(Input::Attacks(events)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(Input::Attacks(events))) => {
+                    self.pending.push_front(events);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -266,6 +305,7 @@ pub fn start(
             wait,
             skipped,
             campaigns: keeps_campaigns,
+            pending: Default::default(),
         },
         HuntWorker { thread },
     ))
