@@ -140,6 +140,7 @@ fn records_and_snapshots_read_back_as_written() {
             // Kept in memory only: not written, not read.
             event: AttackEvent {
                 before: None,
+                source_sketch: None,
                 ..event
             },
             mitigations,
