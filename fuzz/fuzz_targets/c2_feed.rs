@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
         let (name, rest) = line.split_once(' ').unwrap();
         assert_eq!(rest, "CNAME .");
         let bare = name.strip_prefix("*.").unwrap_or(name);
-        assert!(floodwall_hunt::rpz::valid_hostname(bare), "{line}");
+        assert!(floodwall_hunt::feed::valid_hostname(bare), "{line}");
     }
 });
