@@ -372,6 +372,13 @@ fn addr_bits(ip: IpAddr) -> u128 {
     }
 }
 
+/// The engine's well-mixed 64-bit hash of an address (as its sketches use it): for other
+/// sketches of addresses, so that one hash serves all.
+#[inline]
+pub fn hash_ip(ip: IpAddr) -> u64 {
+    hll::hash_addr(addr_bits(ip))
+}
+
 #[inline]
 fn bits_addr(bits: u128) -> IpAddr {
     Ipv6Addr::from(bits).to_canonical()

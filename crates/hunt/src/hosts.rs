@@ -403,7 +403,7 @@ impl Hunter {
             .rate_sum
             .saturating_add(u64::from(r.sampling_rate.max(1)));
         scan.mirai += u64::from(r.seq_is_dst);
-        let h = addr_hash(r.dst);
+        let h = floodwall_detect::fingerprint::hash_ip(r.dst) as u32;
         scan.all.insert(h);
         if STRONG_PORTS.contains(&r.dst_port) {
             scan.strong.insert(h);
@@ -926,18 +926,6 @@ fn erfc(x: f64) -> f64 {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-fn addr_hash(addr: IpAddr) -> u32 {
-    let bits = match addr {
-        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
-        IpAddr::V6(a) => u128::from(a),
-    };
-    let mut z = (bits as u64) ^ (bits >> 64) as u64;
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) as u32
 }
 
 #[cfg(test)]
